@@ -1,0 +1,31 @@
+// The network as the cluster logic sees it: best-effort publish to everybody, and a
+// reliable request/response to one peer. libp2p is one implementation
+// (src/network/libp2p-transport.ts); an in-memory network is another (src/testing).
+
+export interface TransportEvents {
+  /** A best-effort message published by `from` on `topic`. */
+  onMessage(topic: string, from: string, data: Uint8Array): void;
+  /** A direct request from `from`; the returned bytes are the reply. */
+  onRequest(from: string, data: Uint8Array): Promise<Uint8Array>;
+  /** A connection to `peer` opened (first one) or closed (last one). */
+  onPeerConnected(peer: string): void;
+  onPeerDisconnected(peer: string): void;
+}
+
+export interface Transport {
+  /** This node's id (the libp2p peer id in production). */
+  readonly localId: string;
+  setHandlers(handlers: TransportEvents): void;
+  /** Best effort: a message to a frozen or unsubscribed peer is simply lost. */
+  publish(topic: string, data: Uint8Array): void;
+  /** Reliable request to one peer; rejects on timeout or if the peer is unreachable. */
+  request(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** Peers with an open connection now. */
+  connectedPeers(): string[];
+  /** Ask the transport to connect to a peer it has learned addresses for. */
+  dial(peer: string, addrs: string[]): Promise<void>;
+  /** Round trip time to the peer, or rejects after `timeoutMs`. */
+  ping(peer: string, timeoutMs: number): Promise<number>;
+  /** Addresses other nodes can reach this one at. */
+  addresses(): string[];
+}

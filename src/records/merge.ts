@@ -1,0 +1,107 @@
+// The merge rules of every replicated record. Each merge picks the greater of two
+// records under a total order, so it is commutative, associative and idempotent
+// (merge.test.ts checks this with generated records). Keep these functions pure.
+import { canonicalJson } from './canonical.js';
+import { compareStamps } from './hlc.js';
+import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, SubtaskRecord } from './types.js';
+import { isTerminal, subtaskKey } from './types.js';
+
+export class MergeInvariantError extends Error {}
+
+function assertSameKey(a: string, b: string, what: string): void {
+  if (a !== b) throw new MergeInvariantError(`cannot merge ${what} ${a} with ${b}`);
+}
+
+function compareCanonical(a: unknown, b: unknown): number {
+  const ca = canonicalJson(a);
+  const cb = canonicalJson(b);
+  return ca === cb ? 0 : ca < cb ? -1 : 1;
+}
+
+/** Last writer wins; a tombstone is just a write with `deleted: true`. */
+export function mergeJob(a: JobRecord, b: JobRecord): JobRecord {
+  assertSameKey(a.name, b.name, 'job');
+  const byStamp = compareStamps(a.stamp, b.stamp);
+  if (byStamp !== 0) return byStamp > 0 ? a : b;
+  return compareCanonical(a, b) >= 0 ? a : b;
+}
+
+const STATUS_RANK = { pending: 0, running: 1, succeeded: 2, failed: 2, cancelled: 2 } as const;
+
+/**
+ * Order of subtask states: higher attempt first; within an attempt the status only
+ * moves forward (pending < running < terminal); among terminal states the owner's
+ * own report outranks another node's verdict (node-lost, cancelled), because the owner
+ * knows what really happened. Stamp and content break the remaining ties.
+ */
+export function compareSubtasks(a: SubtaskRecord, b: SubtaskRecord): number {
+  if (a.attempt !== b.attempt) return a.attempt - b.attempt;
+  const rank = STATUS_RANK[a.status] - STATUS_RANK[b.status];
+  if (rank !== 0) return rank;
+  const ownA = isTerminal(a.status) && a.reporter === a.nodeId ? 1 : 0;
+  const ownB = isTerminal(b.status) && b.reporter === b.nodeId ? 1 : 0;
+  if (ownA !== ownB) return ownA - ownB;
+  const byStamp = compareStamps(a.stamp, b.stamp);
+  if (byStamp !== 0) return byStamp;
+  return compareCanonical(a, b);
+}
+
+export function mergeSubtask(a: SubtaskRecord, b: SubtaskRecord): SubtaskRecord {
+  assertSameKey(subtaskKey(a.instanceId, a.nodeId), subtaskKey(b.instanceId, b.nodeId), 'subtask');
+  return compareSubtasks(a, b) >= 0 ? a : b;
+}
+
+/**
+ * An instance's creation is immutable; if two leaders created the same instance id
+ * (guarantee 7), the earliest creation wins everywhere. A cancel request is sticky.
+ */
+export function mergeInstance(a: InstanceRecord, b: InstanceRecord): InstanceRecord {
+  assertSameKey(a.id, b.id, 'instance');
+  const cancelRequestedAtMs = minOrNull(a.cancelRequestedAtMs, b.cancelRequestedAtMs);
+  const base = pickCreation(a, b);
+  if (base.cancelRequestedAtMs === cancelRequestedAtMs) return base;
+  return { ...base, cancelRequestedAtMs };
+}
+
+function pickCreation(a: InstanceRecord, b: InstanceRecord): InstanceRecord {
+  const byStamp = compareStamps(a.stamp, b.stamp);
+  if (byStamp !== 0) return byStamp < 0 ? a : b;
+  const byContent = compareCanonical({ ...a, cancelRequestedAtMs: null }, { ...b, cancelRequestedAtMs: null });
+  return byContent <= 0 ? a : b;
+}
+
+function minOrNull(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
+}
+
+/** A member record is written only by its node: the newest incarnation, then the newest stamp, wins. */
+export function mergeMember(a: MemberRecord, b: MemberRecord): MemberRecord {
+  assertSameKey(a.nodeId, b.nodeId, 'member');
+  if (a.incarnation !== b.incarnation) return a.incarnation > b.incarnation ? a : b;
+  const byStamp = compareStamps(a.stamp, b.stamp);
+  if (byStamp !== 0) return byStamp > 0 ? a : b;
+  return compareCanonical(a, b) >= 0 ? a : b;
+}
+
+export function recordKey(r: AnyRecord): string {
+  switch (r.kind) {
+    case 'job':
+      return `job:${r.record.name}`;
+    case 'instance':
+      return `instance:${r.record.id}`;
+    case 'subtask':
+      return `subtask:${subtaskKey(r.record.instanceId, r.record.nodeId)}`;
+    case 'member':
+      return `member:${r.record.nodeId}`;
+  }
+}
+
+export function mergeRecord(a: AnyRecord, b: AnyRecord): AnyRecord {
+  if (a.kind === 'job' && b.kind === 'job') return { kind: 'job', record: mergeJob(a.record, b.record) };
+  if (a.kind === 'instance' && b.kind === 'instance') return { kind: 'instance', record: mergeInstance(a.record, b.record) };
+  if (a.kind === 'subtask' && b.kind === 'subtask') return { kind: 'subtask', record: mergeSubtask(a.record, b.record) };
+  if (a.kind === 'member' && b.kind === 'member') return { kind: 'member', record: mergeMember(a.record, b.record) };
+  throw new MergeInvariantError(`cannot merge a ${a.kind} with a ${b.kind}`);
+}

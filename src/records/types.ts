@@ -1,0 +1,123 @@
+// The replicated records that make up chorus's state. Every record carries a hybrid
+// logical clock stamp; merge rules for each kind live in merge.ts.
+
+/** Hybrid logical clock stamp: wall time (ms), a counter for events in the same ms, and the writer. */
+export interface Stamp {
+  wallMs: number;
+  counter: number;
+  nodeId: string;
+}
+
+export type JobType = 'broadcast' | 'standalone';
+export type Concurrency = 'allow' | 'forbid';
+
+export type Schedule =
+  | { kind: 'cron'; expr: string; tz: string | null }
+  | { kind: 'every'; intervalMs: number }
+  | { kind: 'at'; atMs: number };
+
+/** What a job does; copied into every instance so a later edit does not change a running one. */
+export interface JobSpec {
+  cmd: string;
+  type: JobType;
+  schedule: Schedule | null;
+  /** A node is eligible when every tag here matches one of its own tags. */
+  tags: Record<string, string>;
+  timeoutMs: number | null;
+  retries: number;
+  concurrency: Concurrency;
+  pre: string | null;
+  post: string | null;
+}
+
+/** A stored job: a last-writer-wins register keyed by name. Deletion is a tombstone. */
+export interface JobRecord {
+  name: string;
+  spec: JobSpec;
+  enabled: boolean;
+  deleted: boolean;
+  createdAtMs: number;
+  stamp: Stamp;
+}
+
+export type SubtaskStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type TerminalStatus = 'succeeded' | 'failed' | 'cancelled';
+export type FailureReason = 'exit-code' | 'timeout' | 'node-lost' | 'interrupted' | 'cancelled';
+
+export interface AttemptSummary {
+  attempt: number;
+  status: SubtaskStatus;
+  reason: FailureReason | null;
+  exitCode: number | null;
+  startedAtMs: number | null;
+  finishedAtMs: number | null;
+}
+
+/**
+ * One node's share of an instance. Identity is (instanceId, nodeId); nodeId is fixed at
+ * creation and no merge or code path ever changes it (DESIGN.md, guarantee 1).
+ */
+export interface SubtaskRecord {
+  instanceId: string;
+  nodeId: string;
+  attempt: number;
+  status: SubtaskStatus;
+  reason: FailureReason | null;
+  exitCode: number | null;
+  startedAtMs: number | null;
+  finishedAtMs: number | null;
+  /** Earliest time the owner may start this attempt (retry backoff). */
+  notBeforeMs: number | null;
+  /** Earlier attempts, oldest first, bounded. */
+  history: AttemptSummary[];
+  /** Node that wrote this state: the owner, or the leader for `node-lost`/`cancelled` verdicts. */
+  reporter: string;
+  stamp: Stamp;
+}
+
+export type InstanceTrigger = 'manual' | 'schedule' | 'adhoc';
+export type InstanceStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** A run of a job. Its status is derived from its subtasks (see status.ts). */
+export interface InstanceRecord {
+  id: string;
+  job: string;
+  spec: JobSpec;
+  trigger: InstanceTrigger;
+  scheduledAtMs: number | null;
+  createdAtMs: number;
+  /** Sorted node ids, fixed at creation (guarantee 4). */
+  targets: string[];
+  /** Why the instance could not start at all (for example: no node matched its tags). */
+  failure: string | null;
+  cancelRequestedAtMs: number | null;
+  stamp: Stamp;
+}
+
+/** A node's self-description, written only by that node. */
+export interface MemberRecord {
+  nodeId: string;
+  name: string;
+  tags: Record<string, string>;
+  addrs: string[];
+  /** Bumped at every start of the daemon: a restarted node is a new incarnation. */
+  incarnation: number;
+  left: boolean;
+  stamp: Stamp;
+}
+
+export type AnyRecord =
+  | { kind: 'job'; record: JobRecord }
+  | { kind: 'instance'; record: InstanceRecord }
+  | { kind: 'subtask'; record: SubtaskRecord }
+  | { kind: 'member'; record: MemberRecord };
+
+export const TERMINAL: ReadonlySet<SubtaskStatus> = new Set(['succeeded', 'failed', 'cancelled']);
+
+export function isTerminal(status: SubtaskStatus): status is TerminalStatus {
+  return TERMINAL.has(status);
+}
+
+export function subtaskKey(instanceId: string, nodeId: string): string {
+  return `${instanceId}/${nodeId}`;
+}

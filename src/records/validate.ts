@@ -1,0 +1,107 @@
+// Schemas for records that come from outside the process (the network, the data
+// file). A record that does not match is rejected before it reaches a merge.
+import { z } from 'zod';
+import type { AnyRecord } from './types.js';
+
+const MAX_ID = 200;
+const MAX_TEXT = 16 * 1024;
+const MAX_TARGETS = 10_000;
+const MAX_HISTORY = 100;
+
+const id = z.string().min(1).max(MAX_ID);
+const ms = z.number().int().nonnegative();
+const tags = z.record(z.string().max(MAX_ID), z.string().max(MAX_ID));
+
+export const stampSchema = z.object({ wallMs: ms, counter: z.number().int().nonnegative(), nodeId: id });
+
+export const scheduleSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('cron'), expr: z.string().min(1).max(MAX_ID), tz: z.string().max(MAX_ID).nullable() }),
+  z.object({ kind: z.literal('every'), intervalMs: z.number().int().positive() }),
+  z.object({ kind: z.literal('at'), atMs: ms }),
+]);
+
+export const jobSpecSchema = z.object({
+  cmd: z.string().min(1).max(MAX_TEXT),
+  type: z.enum(['broadcast', 'standalone']),
+  schedule: scheduleSchema.nullable(),
+  tags,
+  timeoutMs: z.number().int().positive().nullable(),
+  retries: z.number().int().min(0).max(100),
+  concurrency: z.enum(['allow', 'forbid']),
+  pre: z.string().min(1).max(MAX_TEXT).nullable(),
+  post: z.string().min(1).max(MAX_TEXT).nullable(),
+});
+
+export const jobRecordSchema = z.object({
+  name: id,
+  spec: jobSpecSchema,
+  enabled: z.boolean(),
+  deleted: z.boolean(),
+  createdAtMs: ms,
+  stamp: stampSchema,
+});
+
+const subtaskStatus = z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled']);
+const reason = z.enum(['exit-code', 'timeout', 'node-lost', 'interrupted', 'cancelled']).nullable();
+
+const attemptSummarySchema = z.object({
+  attempt: z.number().int().positive(),
+  status: subtaskStatus,
+  reason,
+  exitCode: z.number().int().nullable(),
+  startedAtMs: ms.nullable(),
+  finishedAtMs: ms.nullable(),
+});
+
+export const subtaskRecordSchema = z.object({
+  instanceId: id,
+  nodeId: id,
+  attempt: z.number().int().positive(),
+  status: subtaskStatus,
+  reason,
+  exitCode: z.number().int().nullable(),
+  startedAtMs: ms.nullable(),
+  finishedAtMs: ms.nullable(),
+  notBeforeMs: ms.nullable(),
+  history: z.array(attemptSummarySchema).max(MAX_HISTORY),
+  reporter: id,
+  stamp: stampSchema,
+});
+
+export const instanceRecordSchema = z.object({
+  id,
+  job: id,
+  spec: jobSpecSchema,
+  trigger: z.enum(['manual', 'schedule', 'adhoc']),
+  scheduledAtMs: ms.nullable(),
+  createdAtMs: ms,
+  targets: z.array(id).max(MAX_TARGETS),
+  failure: z.string().max(MAX_TEXT).nullable(),
+  cancelRequestedAtMs: ms.nullable(),
+  stamp: stampSchema,
+});
+
+export const memberRecordSchema = z.object({
+  nodeId: id,
+  name: z.string().max(MAX_ID),
+  tags,
+  addrs: z.array(z.string().max(1000)).max(64),
+  incarnation: z.number().int().nonnegative(),
+  left: z.boolean(),
+  stamp: stampSchema,
+});
+
+export const anyRecordSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('job'), record: jobRecordSchema }),
+  z.object({ kind: z.literal('instance'), record: instanceRecordSchema }),
+  z.object({ kind: z.literal('subtask'), record: subtaskRecordSchema }),
+  z.object({ kind: z.literal('member'), record: memberRecordSchema }),
+]);
+
+export type ParseResult = { ok: true; record: AnyRecord } | { ok: false; error: string };
+
+export function parseRecord(value: unknown): ParseResult {
+  const parsed = anyRecordSchema.safeParse(value);
+  if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
+  return { ok: true, record: parsed.data as AnyRecord };
+}
