@@ -1,7 +1,37 @@
 // Every chorus command, listed explicitly: oclif loads this map instead of scanning
 // folders, which keeps start-up fast and lets the single executable bundle them.
+import Daemon from './daemon.js';
+import InstanceCancel from './instance/cancel.js';
+import InstanceList from './instance/list.js';
+import InstanceLogs from './instance/logs.js';
+import InstanceShow from './instance/show.js';
+import InstanceWait from './instance/wait.js';
+import JobAdd from './job/add.js';
+import JobDisable from './job/disable.js';
+import JobEnable from './job/enable.js';
+import JobList from './job/list.js';
+import JobRm from './job/rm.js';
+import JobRun from './job/run.js';
+import JobShow from './job/show.js';
+import Nodes from './nodes.js';
+import Run from './run.js';
 import Status from './status.js';
 
 export const COMMANDS = {
+  daemon: Daemon,
   status: Status,
+  nodes: Nodes,
+  run: Run,
+  'job:add': JobAdd,
+  'job:list': JobList,
+  'job:show': JobShow,
+  'job:rm': JobRm,
+  'job:enable': JobEnable,
+  'job:disable': JobDisable,
+  'job:run': JobRun,
+  'instance:list': InstanceList,
+  'instance:show': InstanceShow,
+  'instance:wait': InstanceWait,
+  'instance:logs': InstanceLogs,
+  'instance:cancel': InstanceCancel,
 };

@@ -1,8 +1,14 @@
-import { Command } from '@oclif/core';
+import type { StatusView } from '../src/api/control-plane.js';
+import { ClientCommand } from '../src/cli/base.js';
+import { formatStatus } from '../src/cli/format.js';
 
-export default class Status extends Command {
-  static override description = 'Show this node.';
+export default class Status extends ClientCommand {
+  static override description = 'Show this node: id, leader, members, addresses.';
+
   async run(): Promise<void> {
-    this.log('not yet');
+    const { flags } = await this.parse(Status);
+    this.jsonMode = flags.json;
+    const status = await (await this.client(flags)).request<StatusView>('GET', '/v1/status');
+    this.output(status, () => formatStatus(status));
   }
 }

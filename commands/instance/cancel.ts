@@ -1,0 +1,16 @@
+import { Args } from '@oclif/core';
+import type { InstanceView } from '../../src/api/views.js';
+import { ClientCommand } from '../../src/cli/base.js';
+import { formatInstance } from '../../src/cli/format.js';
+
+export default class InstanceCancel extends ClientCommand {
+  static override description = 'Cancel an instance: running subtasks are killed (whole process group), pending ones never start.';
+  static override args = { id: Args.string({ required: true }) };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(InstanceCancel);
+    this.jsonMode = flags.json;
+    const view = await (await this.client(flags)).request<InstanceView>('POST', `/v1/instances/${encodeURIComponent(args.id)}/cancel`);
+    this.output(view, () => `cancel requested\n${formatInstance(view)}`);
+  }
+}

@@ -1,0 +1,20 @@
+import { Flags } from '@oclif/core';
+import type { InstanceView } from '../../src/api/views.js';
+import { ClientCommand } from '../../src/cli/base.js';
+import { formatInstanceList } from '../../src/cli/format.js';
+
+export default class InstanceList extends ClientCommand {
+  static override description = 'List instances, newest first.';
+  static override flags = {
+    job: Flags.string({ description: 'only instances of this job' }),
+    limit: Flags.integer({ default: 50, min: 1, max: 10_000, description: 'at most this many' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(InstanceList);
+    this.jsonMode = flags.json;
+    const query = new URLSearchParams({ limit: String(flags.limit), ...(flags.job ? { job: flags.job } : {}) });
+    const views = await (await this.client(flags)).request<InstanceView[]>('GET', `/v1/instances?${query}`);
+    this.output(views, () => formatInstanceList(views));
+  }
+}

@@ -1,0 +1,18 @@
+import { Args, Flags } from '@oclif/core';
+import type { LogView } from '../../src/api/control-plane.js';
+import { ClientCommand } from '../../src/cli/base.js';
+import { formatLogs } from '../../src/cli/format.js';
+
+export default class InstanceLogs extends ClientCommand {
+  static override description = 'Print the captured output (last 64 KiB of stdout and stderr) of an instance, per node and attempt.';
+  static override args = { id: Args.string({ required: true }) };
+  static override flags = { node: Flags.string({ description: 'only this node id' }) };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(InstanceLogs);
+    this.jsonMode = flags.json;
+    const query = flags.node ? `?node=${encodeURIComponent(flags.node)}` : '';
+    const logs = await (await this.client(flags)).request<LogView[]>('GET', `/v1/instances/${encodeURIComponent(args.id)}/logs${query}`);
+    this.output(logs, () => formatLogs(logs));
+  }
+}

@@ -1,0 +1,21 @@
+import { Args, Flags } from '@oclif/core';
+import type { InstanceView } from '../../src/api/views.js';
+import { ClientCommand, followInstance } from '../../src/cli/base.js';
+import { durationFlag } from '../../src/cli/job-spec.js';
+
+export default class InstanceWait extends ClientCommand {
+  static override description = 'Wait until an instance ends. Exit 0 if every subtask succeeded, 1 if not, 124 on --timeout.';
+  static override args = { id: Args.string({ required: true }) };
+  static override flags = {
+    timeout: Flags.string({ description: 'give up after this long (exit 124)' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(InstanceWait);
+    this.jsonMode = flags.json;
+    const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
+    const client = await this.client(flags);
+    const view = await client.request<InstanceView>('GET', `/v1/instances/${encodeURIComponent(args.id)}`);
+    this.finish(await followInstance(this, client, view, { wait: true, timeoutMs, json: flags.json }));
+  }
+}

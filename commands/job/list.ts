@@ -1,0 +1,14 @@
+import type { JobView } from '../../src/api/views.js';
+import { ClientCommand } from '../../src/cli/base.js';
+import { formatJobList } from '../../src/cli/format.js';
+
+export default class JobList extends ClientCommand {
+  static override description = 'List jobs.';
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(JobList);
+    this.jsonMode = flags.json;
+    const jobs = await (await this.client(flags)).request<JobView[]>('GET', '/v1/jobs');
+    this.output(jobs, () => formatJobList(jobs));
+  }
+}

@@ -1,0 +1,14 @@
+import { Args } from '@oclif/core';
+import { ClientCommand } from '../../src/cli/base.js';
+
+export default class JobRm extends ClientCommand {
+  static override description = 'Remove a job. Its past instances stay until retention removes them.';
+  static override args = { name: Args.string({ required: true }) };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(JobRm);
+    this.jsonMode = flags.json;
+    const result = await (await this.client(flags)).request<{ removed: string }>('DELETE', `/v1/jobs/${encodeURIComponent(args.name)}`);
+    this.output(result, () => `removed ${args.name}`);
+  }
+}

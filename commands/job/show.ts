@@ -1,0 +1,16 @@
+import { Args } from '@oclif/core';
+import type { JobView } from '../../src/api/views.js';
+import { ClientCommand } from '../../src/cli/base.js';
+import { formatJob } from '../../src/cli/format.js';
+
+export default class JobShow extends ClientCommand {
+  static override description = 'Show a job.';
+  static override args = { name: Args.string({ required: true }) };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(JobShow);
+    this.jsonMode = flags.json;
+    const job = await (await this.client(flags)).request<JobView>('GET', `/v1/jobs/${encodeURIComponent(args.name)}`);
+    this.output(job, () => formatJob(job));
+  }
+}

@@ -1,0 +1,14 @@
+import type { NodeView } from '../src/api/views.js';
+import { ClientCommand } from '../src/cli/base.js';
+import { formatNodes } from '../src/cli/format.js';
+
+export default class Nodes extends ClientCommand {
+  static override description = 'List the cluster members as this node sees them (alive, suspect, dead, left) and the leader.';
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Nodes);
+    this.jsonMode = flags.json;
+    const nodes = await (await this.client(flags)).request<NodeView[]>('GET', '/v1/nodes');
+    this.output(nodes, () => formatNodes(nodes));
+  }
+}

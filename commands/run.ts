@@ -1,0 +1,45 @@
+import { Flags } from '@oclif/core';
+import type { InstanceView } from '../src/api/views.js';
+import { ClientCommand, followInstance } from '../src/cli/base.js';
+import { badInput, durationFlag, parseTags } from '../src/cli/job-spec.js';
+import type { JobSpec } from '../src/records/types.js';
+
+export default class Run extends ClientCommand {
+  static override description = 'Run a command once on every eligible node now (an ad-hoc broadcast, no stored job).';
+  static override examples = ['<%= config.bin %> run --wait -- uname -a', '<%= config.bin %> run --tag role=web --wait --timeout 5m -- systemctl reload nginx'];
+  static override strict = false;
+  static override flags = {
+    tag: Flags.string({ multiple: true, description: 'only nodes with this tag (KEY=VALUE, repeatable, all must match)' }),
+    wait: Flags.boolean({ description: 'wait until every node finished; exit 0 only if all succeeded' }),
+    timeout: Flags.string({ description: 'with --wait: give up waiting after this long (exit 124)' }),
+    'cmd-timeout': Flags.string({ description: 'kill the command on a node after this long (reason timeout)' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags, argv } = await this.parse(Run);
+    this.jsonMode = flags.json;
+    const words = argv as string[];
+    if (words.length === 0) throw badInput('nothing to run: put the command after --, e.g. chorus run --wait -- uname -a');
+    const spec: JobSpec = {
+      // One word is a shell line (`-- 'df -h | tail -1'`); several are quoted word by word.
+      cmd: words.length === 1 ? (words[0] as string) : words.map(shellQuote).join(' '),
+      type: 'broadcast',
+      schedule: null,
+      tags: parseTags(flags.tag),
+      timeoutMs: flags['cmd-timeout'] === undefined ? null : durationFlag('cmd-timeout', flags['cmd-timeout']),
+      retries: 0,
+      concurrency: 'allow',
+      pre: null,
+      post: null,
+    };
+    const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
+    const client = await this.client(flags);
+    const view = await client.request<InstanceView>('POST', '/v1/run', { spec });
+    this.finish(await followInstance(this, client, view, { wait: flags.wait, timeoutMs, json: flags.json }));
+  }
+}
+
+/** One word of argv quoted so the shell passes it through unchanged. */
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_\-./:=@%+,]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

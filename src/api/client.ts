@@ -1,0 +1,128 @@
+// The one HTTP client of the control API, used by every CLI command. It finds the
+// daemon from a data directory (node.json + api-token) or from --api/--token, and
+// turns every failure into a message and an exit code of the CLI contract.
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { dataPaths, type NodeInfo } from '../daemon/paths.js';
+
+export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, timedOut: 124 } as const;
+
+export class ClientError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly code = 'error',
+  ) {
+    super(message);
+  }
+}
+
+export interface Endpoint {
+  api: string;
+  token: string;
+  /** Where the endpoint came from, for error messages. */
+  source: string;
+}
+
+export interface EndpointFlags {
+  dataDir?: string;
+  api?: string;
+  token?: string;
+}
+
+export function defaultDataDir(): string {
+  return process.env.CHORUS_DATA_DIR ?? join(homedir(), '.chorus');
+}
+
+export async function resolveEndpoint(flags: EndpointFlags): Promise<Endpoint> {
+  const api = flags.api ?? process.env.CHORUS_API;
+  if (api !== undefined && flags.dataDir === undefined) {
+    const token = flags.token ?? process.env.CHORUS_TOKEN;
+    if (!token) throw new ClientError(`--api ${api} needs a token: pass --token or set CHORUS_TOKEN`, EXIT.badInput);
+    return { api: normaliseApi(api), token, source: `--api ${api}` };
+  }
+  const dataDir = resolve(flags.dataDir ?? defaultDataDir());
+  const paths = dataPaths(dataDir);
+  let info: NodeInfo;
+  try {
+    info = JSON.parse(await readFile(paths.nodeInfo, 'utf8')) as NodeInfo;
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ClientError(
+      missing
+        ? `no chorus daemon has started in ${dataDir} (there is no node.json). Start one with: chorus daemon --data-dir ${dataDir}`
+        : `cannot read ${paths.nodeInfo}: ${(err as Error).message}`,
+      EXIT.unreachable,
+    );
+  }
+  let token = flags.token ?? process.env.CHORUS_TOKEN;
+  if (!token) {
+    try {
+      token = (await readFile(paths.token, 'utf8')).trim();
+    } catch (err) {
+      throw new ClientError(`cannot read the API token ${paths.token}: ${(err as Error).message}`, EXIT.unreachable);
+    }
+  }
+  return { api: normaliseApi(flags.api ?? info.api), token, source: `--data-dir ${dataDir}` };
+}
+
+function normaliseApi(api: string): string {
+  const withScheme = /^https?:\/\//.test(api) ? api : `http://${api}`;
+  return withScheme.replace(/\/+$/, '');
+}
+
+interface ErrorBody {
+  error?: string;
+  message?: string;
+}
+
+export class ChorusClient {
+  constructor(readonly endpoint: Endpoint) {}
+
+  async request<T>(method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.endpoint.api}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.endpoint.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw this.unreachable(err as Error);
+    }
+    const text = await response.text();
+    const parsed = parseJson(text);
+    if (response.ok) return parsed as T;
+    throw errorFromResponse(response.status, (parsed ?? {}) as ErrorBody, this.endpoint);
+  }
+
+  private unreachable(err: Error): ClientError {
+    const cause = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? err.name;
+    return new ClientError(
+      `cannot reach the chorus daemon at ${this.endpoint.api} (${cause}), found from ${this.endpoint.source}. ` +
+        'Is `chorus daemon` running for that data directory?',
+      EXIT.unreachable,
+      'unreachable',
+    );
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+function errorFromResponse(status: number, body: ErrorBody, endpoint: Endpoint): ClientError {
+  const message = body.message ?? `the daemon answered HTTP ${status}`;
+  const code = body.error ?? `http-${status}`;
+  if (status === 401) {
+    return new ClientError(`the daemon at ${endpoint.api} refused the API token (${message}); check --token or the data directory`, EXIT.badInput, code);
+  }
+  if (status === 400 || status === 404 || status === 413) return new ClientError(message, EXIT.badInput, code);
+  return new ClientError(message, EXIT.failed, code);
+}

@@ -1,0 +1,58 @@
+// What the control API can ask of a node. The daemon implements it; the HTTP server
+// only parses, authenticates and maps errors.
+import type { JobSpec } from '../records/types.js';
+import type { InstanceView, JobView, NodeView } from './views.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface StatusView {
+  nodeId: string;
+  name: string;
+  tags: Record<string, string>;
+  version: string;
+  leader: string | null;
+  isLeader: boolean;
+  members: number;
+  aliveMembers: number;
+  multiaddrs: string[];
+  api: string;
+  dataDir: string;
+  uptimeMs: number;
+  runningSubtasks: number;
+  records: number;
+}
+
+export interface LogView {
+  nodeId: string;
+  attempt: number;
+  stdout: string;
+  stderr: string;
+  stdoutDroppedBytes: number;
+  stderrDroppedBytes: number;
+}
+
+export interface ControlPlane {
+  status(): StatusView;
+  nodes(): NodeView[];
+  listJobs(): JobView[];
+  getJob(name: string): JobView;
+  putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView>;
+  removeJob(name: string): Promise<void>;
+  setJobEnabled(name: string, enabled: boolean): Promise<JobView>;
+  runJob(name: string): Promise<InstanceView>;
+  runAdhoc(spec: JobSpec): Promise<InstanceView>;
+  listInstances(filter: { job?: string; limit: number }): InstanceView[];
+  getInstance(id: string): InstanceView;
+  /** Resolves with the instance as soon as its view differs from `version`, or after `waitMs`. */
+  watchInstance(id: string, version: string | null, waitMs: number): Promise<InstanceView>;
+  cancelInstance(id: string): Promise<InstanceView>;
+  logs(id: string, nodeId: string | null): Promise<LogView[]>;
+}

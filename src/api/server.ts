@@ -1,0 +1,137 @@
+// The control API: HTTP on 127.0.0.1 with a bearer token. Thin on purpose: it checks
+// the token, validates input (400 with what is wrong) and calls the ControlPlane.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { jobSpecSchema } from '../records/validate.js';
+import { ApiError, type ControlPlane } from './control-plane.js';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_WAIT_MS = 30_000;
+
+const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(false) });
+const runBody = z.object({ spec: jobSpecSchema });
+
+type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams) => Promise<unknown>;
+
+export class ApiServer {
+  private server: Server | null = null;
+  private readonly routes: { method: string; pattern: RegExp; handler: Handler }[] = [];
+
+  constructor(
+    private readonly plane: ControlPlane,
+    private readonly token: string,
+  ) {
+    this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
+    this.route('GET', /^\/v1\/nodes$/, async () => this.plane.nodes());
+    this.route('GET', /^\/v1\/jobs$/, async () => this.plane.listJobs());
+    this.route('GET', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => this.plane.getJob(name as string));
+    this.route('PUT', /^\/v1\/jobs\/([^/]+)$/, async (req, [name]) => {
+      const body = parse(putJobBody, await readJson(req));
+      return this.plane.putJob(name as string, body.spec, body.replace);
+    });
+    this.route('DELETE', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => {
+      await this.plane.removeJob(name as string);
+      return { removed: name };
+    });
+    this.route('POST', /^\/v1\/jobs\/([^/]+)\/(enable|disable)$/, async (_r, [name, action]) =>
+      this.plane.setJobEnabled(name as string, action === 'enable'),
+    );
+    this.route('POST', /^\/v1\/jobs\/([^/]+)\/run$/, async (_r, [name]) => this.plane.runJob(name as string));
+    this.route('POST', /^\/v1\/run$/, async (req) => this.plane.runAdhoc(parse(runBody, await readJson(req)).spec));
+    this.route('GET', /^\/v1\/instances$/, async (_r, _p, q) =>
+      this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) }),
+    );
+    this.route('GET', /^\/v1\/instances\/([^/]+)$/, async (_r, [id], q) => {
+      const waitMs = intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS);
+      if (waitMs === 0) return this.plane.getInstance(id as string);
+      return this.plane.watchInstance(id as string, q.get('version'), waitMs);
+    });
+    this.route('POST', /^\/v1\/instances\/([^/]+)\/cancel$/, async (_r, [id]) => this.plane.cancelInstance(id as string));
+    this.route('GET', /^\/v1\/instances\/([^/]+)\/logs$/, async (_r, [id], q) => this.plane.logs(id as string, q.get('node')));
+  }
+
+  private route(method: string, pattern: RegExp, handler: Handler): void {
+    this.routes.push({ method, pattern, handler });
+  }
+
+  async listen(host: string, port: number): Promise<string> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    const addr = server.address() as AddressInfo;
+    return `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (!this.authorized(req)) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token');
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const path = url.pathname;
+      const matches = this.routes.filter((r) => r.pattern.test(path));
+      if (matches.length === 0) throw new ApiError(404, 'not-found', `no such endpoint: ${path}`);
+      const route = matches.find((r) => r.method === req.method);
+      if (!route) throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed on ${path}`);
+      const params = (route.pattern.exec(path) ?? []).slice(1).map((p) => decodeURIComponent(p));
+      send(res, 200, await route.handler(req, params, url.searchParams));
+    } catch (err) {
+      if (err instanceof ApiError) return send(res, err.status, { error: err.code, message: err.message });
+      send(res, 500, { error: 'internal', message: (err as Error).message });
+    }
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const header = req.headers.authorization ?? '';
+    const presented = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    const expected = Buffer.from(this.token);
+    return presented.length === expected.length && timingSafeEqual(presented, expected);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new ApiError(413, 'too-large', `request body over ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+  } catch {
+    throw new ApiError(400, 'bad-request', 'the request body is not valid JSON');
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ApiError(400, 'bad-request', z.prettifyError(result.error));
+  return result.data;
+}
+
+function intParam(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = q.get(name);
+  if (raw === null) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ApiError(400, 'bad-request', `query parameter ${name} must be an integer from ${min} to ${max}, not "${raw}"`);
+  }
+  return value;
+}

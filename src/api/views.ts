@@ -1,0 +1,138 @@
+// The one shape of jobs, instances and members on the wire (API and --json), and the
+// conversion from records to it. Times are ISO 8601 strings.
+import type { MemberInfo } from '../cluster/view.js';
+import { deriveInstanceProgress } from '../records/status.js';
+import type { AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
+import { nextFireAfter } from '../scheduler/schedule.js';
+
+export interface AttemptView {
+  attempt: number;
+  status: SubtaskStatus;
+  reason: FailureReason | null;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface SubtaskView extends AttemptView {
+  nodeId: string;
+  nodeName: string | null;
+  shardIndex: number;
+  /** When a retry may start (backoff), for a pending attempt after the first. */
+  notBefore: string | null;
+  history: AttemptView[];
+}
+
+export interface InstanceView {
+  id: string;
+  job: string;
+  status: InstanceStatus;
+  trigger: InstanceRecord['trigger'];
+  cmd: string;
+  type: JobSpec['type'];
+  scheduledAt: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  failure: string | null;
+  cancelRequested: boolean;
+  targets: string[];
+  counts: Record<SubtaskStatus, number>;
+  subtasks: SubtaskView[];
+}
+
+export interface JobView {
+  name: string;
+  cmd: string;
+  type: JobSpec['type'];
+  schedule: JobSpec['schedule'];
+  scheduleText: string | null;
+  nextRunAt: string | null;
+  tags: Record<string, string>;
+  timeoutMs: number | null;
+  retries: number;
+  concurrency: JobSpec['concurrency'];
+  pre: string | null;
+  post: string | null;
+  enabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type NodeView = MemberInfo & { lastSeen: string | null };
+
+export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());
+
+function attemptView(a: AttemptSummary): AttemptView {
+  return { attempt: a.attempt, status: a.status, reason: a.reason, exitCode: a.exitCode, startedAt: iso(a.startedAtMs), finishedAt: iso(a.finishedAtMs) };
+}
+
+export function instanceView(
+  instance: InstanceRecord,
+  subtasks: ReadonlyMap<string, SubtaskRecord>,
+  nameOf: (nodeId: string) => string | null,
+): InstanceView {
+  const progress = deriveInstanceProgress(instance, subtasks);
+  return {
+    id: instance.id,
+    job: instance.job,
+    status: progress.status,
+    trigger: instance.trigger,
+    cmd: instance.spec.cmd,
+    type: instance.spec.type,
+    scheduledAt: iso(instance.scheduledAtMs),
+    createdAt: iso(instance.createdAtMs) as string,
+    startedAt: iso(progress.startedAtMs),
+    finishedAt: iso(progress.finishedAtMs),
+    failure: instance.failure,
+    cancelRequested: instance.cancelRequestedAtMs !== null,
+    targets: instance.targets,
+    counts: progress.counts,
+    subtasks: instance.targets.map((nodeId, shardIndex) => {
+      const s = subtasks.get(nodeId);
+      const current = s ?? { attempt: 1, status: 'pending' as const, reason: null, exitCode: null, startedAtMs: null, finishedAtMs: null };
+      return {
+        nodeId,
+        nodeName: nameOf(nodeId),
+        shardIndex,
+        ...attemptView(current),
+        notBefore: iso(s?.notBeforeMs),
+        history: (s?.history ?? []).map(attemptView),
+      };
+    }),
+  };
+}
+
+export function describeSchedule(schedule: JobSpec['schedule']): string | null {
+  if (schedule === null) return null;
+  switch (schedule.kind) {
+    case 'cron':
+      return `cron "${schedule.expr}"${schedule.tz ? ` (${schedule.tz})` : ''}`;
+    case 'every':
+      return `every ${schedule.intervalMs}ms`;
+    case 'at':
+      return `at ${iso(schedule.atMs)}`;
+  }
+}
+
+export function jobView(job: JobRecord, nowMs: number): JobView {
+  const { spec } = job;
+  const next = job.enabled && spec.schedule ? nextFireAfter(spec.schedule, job.createdAtMs, nowMs) : null;
+  return {
+    name: job.name,
+    cmd: spec.cmd,
+    type: spec.type,
+    schedule: spec.schedule,
+    scheduleText: describeSchedule(spec.schedule),
+    nextRunAt: iso(next),
+    tags: spec.tags,
+    timeoutMs: spec.timeoutMs,
+    retries: spec.retries,
+    concurrency: spec.concurrency,
+    pre: spec.pre,
+    post: spec.post,
+    enabled: job.enabled,
+    createdAt: iso(job.createdAtMs) as string,
+    updatedAt: iso(job.stamp.wallMs) as string,
+  };
+}

@@ -1,0 +1,89 @@
+// The base of every client command: finds the daemon (--data-dir, or --api/--token),
+// prints one JSON document with --json, and turns errors into the contract's exit codes.
+import { Command, Flags, Errors } from '@oclif/core';
+import { ChorusClient, ClientError, EXIT, resolveEndpoint } from '../api/client.js';
+import type { InstanceView } from '../api/views.js';
+import { formatInstance } from './format.js';
+import { exitCodeFor, waitForInstance } from './wait.js';
+
+export const endpointFlags = {
+  'data-dir': Flags.string({
+    description: 'data directory of the local daemon [default: $CHORUS_DATA_DIR or ~/.chorus]',
+    env: 'CHORUS_DATA_DIR',
+    helpGroup: 'DAEMON',
+  }),
+  api: Flags.string({ description: 'API URL of a daemon, instead of --data-dir', env: 'CHORUS_API', helpGroup: 'DAEMON' }),
+  token: Flags.string({ description: 'API token, with --api', env: 'CHORUS_TOKEN', helpGroup: 'DAEMON' }),
+};
+
+export const jsonFlag = {
+  json: Flags.boolean({ description: 'print exactly one JSON document on stdout' }),
+};
+
+export abstract class ClientCommand extends Command {
+  static override baseFlags = { ...endpointFlags, ...jsonFlag };
+
+  protected jsonMode = false;
+  private clientInstance: ChorusClient | null = null;
+
+  protected async client(flags: { 'data-dir'?: string; api?: string; token?: string }): Promise<ChorusClient> {
+    if (!this.clientInstance) {
+      this.clientInstance = new ChorusClient(await resolveEndpoint({ dataDir: flags['data-dir'], api: flags.api, token: flags.token }));
+    }
+    return this.clientInstance;
+  }
+
+  /** Prints data: as JSON with --json, otherwise as the given human text. */
+  protected output(data: unknown, human: () => string): void {
+    if (this.jsonMode) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+    else process.stdout.write(`${human()}\n`);
+  }
+
+  protected progress(line: string): void {
+    process.stderr.write(`${line}\n`);
+  }
+
+  followOutput = (data: unknown, human: () => string): void => this.output(data, human);
+  followProgress = (line: string): void => this.progress(line);
+
+  /** Ends the command with an exit code after output was printed. */
+  protected finish(exitCode: number): void {
+    if (exitCode !== 0) this.exit(exitCode);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    if (err instanceof Errors.ExitError) throw err;
+    if (err instanceof ClientError) return this.fail(err.message, err.exitCode, err.code);
+    // oclif's own parse errors (unknown flag, missing argument, bad option value) are bad input.
+    if (err.oclif?.exit !== undefined && err.oclif.exit !== 0) return this.fail(err.message, EXIT.badInput, 'bad-input');
+    return this.fail(err.stack ?? err.message, EXIT.failed, 'internal');
+  }
+
+  private fail(message: string, exitCode: number, code: string): never {
+    if (this.jsonMode || this.argv.includes('--json')) {
+      process.stdout.write(`${JSON.stringify({ error: code, message, exitCode })}\n`);
+    } else {
+      process.stderr.write(`Error: ${message}\n`);
+    }
+    this.exit(exitCode);
+  }
+}
+
+/** Prints a started instance; with `wait`, follows it to its end and exits with its outcome. */
+export async function followInstance(
+  command: ClientCommand & { followOutput: (data: unknown, human: () => string) => void; followProgress: (line: string) => void },
+  client: ChorusClient,
+  view: InstanceView,
+  options: { wait: boolean; timeoutMs: number | null; json: boolean },
+): Promise<number> {
+  if (!options.wait) {
+    command.followOutput(view, () => `started instance ${view.id} of ${view.job} on ${view.targets.length} node(s)\n${formatInstance(view)}`);
+    return view.status === 'failed' ? EXIT.failed : EXIT.ok;
+  }
+  const showProgress = !options.json || process.stderr.isTTY;
+  if (showProgress) command.followProgress(`instance ${view.id} of ${view.job} on ${view.targets.length} node(s)`);
+  const result = await waitForInstance(client, view, options.timeoutMs, showProgress ? (l) => command.followProgress(l) : null);
+  command.followOutput(result.view, () => formatInstance(result.view));
+  if (result.timedOut) command.followProgress(`timed out waiting; instance ${view.id} is still ${result.view.status}`);
+  return exitCodeFor(result);
+}

@@ -1,0 +1,32 @@
+// What the rest of the daemon needs to know about the cluster: who is a member, in
+// which state, and who leads. The membership protocol (membership.ts) maintains it.
+
+export type MemberState = 'alive' | 'suspect' | 'dead' | 'left';
+
+export interface MemberInfo {
+  nodeId: string;
+  name: string;
+  tags: Record<string, string>;
+  addrs: string[];
+  incarnation: number;
+  state: MemberState;
+  leader: boolean;
+  /** Local time this node last heard from the member (itself: now). */
+  lastSeenMs: number | null;
+}
+
+export interface MembershipView {
+  readonly selfId: string;
+  members(): MemberInfo[];
+  stateOf(nodeId: string): MemberState | undefined;
+  leaderId(): string | null;
+}
+
+/** A member that will not run anything any more: its pending or running work is lost. */
+export function isGone(state: MemberState | undefined): boolean {
+  return state === 'dead' || state === 'left';
+}
+
+export function matchesTags(memberTags: Record<string, string>, wanted: Record<string, string>): boolean {
+  return Object.entries(wanted).every(([key, value]) => memberTags[key] === value);
+}

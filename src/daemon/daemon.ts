@@ -1,0 +1,370 @@
+// One chorus node: wires the store, journal, network, membership, leader, worker and
+// control API together, in one place, with a start/stop lifecycle.
+import { mkdir, readFile, stat, chmod } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import { defaultConfig, type ChorusConfig } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import { CHORUS_VERSION } from '../core/version.js';
+import { ApiServer } from '../api/server.js';
+import { ApiError, type ControlPlane, type LogView, type StatusView } from '../api/control-plane.js';
+import { instanceView, jobView, type InstanceView, type JobView, type NodeView, iso } from '../api/views.js';
+import type { MembershipView } from '../cluster/view.js';
+import { SoloMembership } from '../cluster/solo.js';
+import { Libp2pTransport } from '../network/libp2p-transport.js';
+import { loadOrCreatePrivateKey } from '../network/peer-key.js';
+import { HybridClock } from '../records/hlc.js';
+import { ADHOC_JOB, JOB_NAME_PATTERN } from '../records/ids.js';
+import { deriveInstanceProgress, isInstanceFinished } from '../records/status.js';
+import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord } from '../records/types.js';
+import { ConcurrencyForbiddenError, Leader } from '../scheduler/leader.js';
+import { validateCron, ScheduleError } from '../scheduler/schedule.js';
+import { DataDirLock } from '../store/lock.js';
+import { Journal } from '../store/journal.js';
+import { RecordStore } from '../store/record-store.js';
+import { writeFileDurable } from '../store/durable-file.js';
+import { Worker } from '../worker/worker.js';
+import { dataPaths, type NodeInfo } from './paths.js';
+import { versionOf } from '../api/version-of.js';
+
+export interface DaemonOptions {
+  dataDir: string;
+  listen: string[];
+  join: string[];
+  apiHost: string;
+  apiPort: number;
+  name: string | null;
+  tags: Record<string, string>;
+  mdns: boolean;
+  /** Pre-shared key file: only nodes with the same key can connect (libp2p private network). */
+  swarmKeyFile: string | null;
+  log: Logger;
+  config?: Partial<ChorusConfig>;
+  clock?: Clock;
+}
+
+const TOPICS = ['chorus/records/1', 'chorus/heartbeat/1'];
+
+export class ChorusDaemon implements ControlPlane {
+  private readonly startedAtMs: number;
+  private readonly watchers = new Map<string, Set<() => void>>();
+  private apiUrl = '';
+  private lock: DataDirLock | null = null;
+
+  private constructor(
+    private readonly options: DaemonOptions,
+    private readonly config: ChorusConfig,
+    private readonly clock: Clock,
+    private readonly store: RecordStore,
+    private readonly journal: Journal,
+    private readonly transport: Libp2pTransport,
+    private readonly hlc: HybridClock,
+    private readonly membership: MembershipView,
+    private readonly leader: Leader,
+    private readonly worker: Worker,
+    private readonly api: ApiServer,
+    private readonly self: MemberRecord,
+  ) {
+    this.startedAtMs = clock.now();
+  }
+
+  static async start(options: DaemonOptions): Promise<ChorusDaemon> {
+    const config = { ...defaultConfig, ...options.config };
+    const clock = options.clock ?? systemClock;
+    const paths = dataPaths(options.dataDir);
+    await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+    const lock = DataDirLock.acquire(options.dataDir);
+    try {
+      const store = new RecordStore({ dataDir: options.dataDir, flushDelayMs: config.storeFlushDelayMs });
+      await store.load();
+      const journal = new Journal(paths.journal);
+      journal.open();
+      const privateKey = await loadOrCreatePrivateKey(options.dataDir);
+      const transport = await Libp2pTransport.create({ privateKey, listen: options.listen, mdns: options.mdns, topics: TOPICS });
+      await transport.start();
+      const nodeId = transport.localId;
+      const hlc = new HybridClock(clock, nodeId);
+      for (const r of store.all()) hlc.observe(r.record.stamp);
+      const previous = store.member(nodeId);
+      const self: MemberRecord = {
+        nodeId,
+        name: options.name ?? hostname(),
+        tags: options.tags,
+        addrs: transport.addresses(),
+        incarnation: (previous?.incarnation ?? 0) + 1,
+        left: false,
+        stamp: hlc.tick(),
+      };
+      const log = options.log.child({ node: nodeId.slice(-8) });
+      const membership = new SoloMembership(() => self);
+      const commit = (records: AnyRecord[]) => void store.apply(records);
+      const leader = new Leader({ clock, config, store, hlc, view: membership, commit, log });
+      const worker = new Worker({ clock, config, store, journal, hlc, selfId: nodeId, dataDir: options.dataDir, commit, log });
+      const token = await loadOrCreateToken(paths.token);
+      let daemon: ChorusDaemon | undefined;
+      const api = new ApiServer(
+        new Proxy({} as ControlPlane, { get: (_t, prop) => (daemon as unknown as Record<string | symbol, unknown>)[prop] && ((daemon as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[prop] as (...a: unknown[]) => unknown).bind(daemon) }),
+        token,
+      );
+      daemon = new ChorusDaemon(options, config, clock, store, journal, transport, hlc, membership, leader, worker, api, self);
+      daemon.lock = lock;
+      await daemon.run();
+      return daemon;
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  private async run(): Promise<void> {
+    this.store.apply([{ kind: 'member', record: this.self }]);
+    this.store.onChange((records) => this.notifyWatchers(records));
+    this.worker.start();
+    this.leader.start();
+    this.apiUrl = await this.api.listen(this.options.apiHost, this.options.apiPort);
+    await this.store.flush();
+    const info: NodeInfo = {
+      nodeId: this.self.nodeId,
+      name: this.self.name,
+      multiaddrs: this.transport.addresses(),
+      api: this.apiUrl,
+      pid: process.pid,
+      version: CHORUS_VERSION,
+      startedAt: iso(this.startedAtMs) as string,
+    };
+    await writeFileDurable(dataPaths(this.options.dataDir).nodeInfo, `${JSON.stringify(info, null, 2)}\n`);
+    this.options.log.info({ nodeId: info.nodeId, api: info.api, multiaddrs: info.multiaddrs }, 'chorus daemon ready');
+  }
+
+  get nodeId(): string {
+    return this.self.nodeId;
+  }
+
+  get api_url(): string {
+    return this.apiUrl;
+  }
+
+  /** Graceful stop: no new attempts, running ones are cancelled, state flushed, lock released. */
+  async stop(): Promise<void> {
+    this.leader.stop();
+    await this.worker.stop(true);
+    await this.api.close();
+    await this.store.close();
+    await this.transport.stop();
+    this.journal.close();
+    this.lock?.release();
+  }
+
+  // ---- ControlPlane -------------------------------------------------------------
+
+  status(): StatusView {
+    const members = this.membership.members();
+    return {
+      nodeId: this.self.nodeId,
+      name: this.self.name,
+      tags: this.self.tags,
+      version: CHORUS_VERSION,
+      leader: this.membership.leaderId(),
+      isLeader: this.membership.leaderId() === this.self.nodeId,
+      members: members.length,
+      aliveMembers: members.filter((m) => m.state === 'alive').length,
+      multiaddrs: this.transport.addresses(),
+      api: this.apiUrl,
+      dataDir: this.options.dataDir,
+      uptimeMs: this.clock.now() - this.startedAtMs,
+      runningSubtasks: this.worker.runningCount(),
+      records: this.store.size(),
+    };
+  }
+
+  nodes(): NodeView[] {
+    return this.membership
+      .members()
+      .sort((a, b) => a.nodeId.localeCompare(b.nodeId))
+      .map((m) => ({ ...m, lastSeen: iso(m.lastSeenMs) }));
+  }
+
+  listJobs(): JobView[] {
+    const nowMs = this.clock.now();
+    return this.store
+      .jobs()
+      .filter((j) => !j.deleted)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((j) => jobView(j, nowMs));
+  }
+
+  getJob(name: string): JobView {
+    return jobView(this.liveJob(name), this.clock.now());
+  }
+
+  private liveJob(name: string): JobRecord {
+    const job = this.store.job(name);
+    if (!job || job.deleted) throw new ApiError(404, 'unknown-job', `there is no job named "${name}" (see: chorus job list)`);
+    return job;
+  }
+
+  async putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView> {
+    if (!JOB_NAME_PATTERN.test(name)) {
+      throw new ApiError(400, 'bad-request', `bad job name "${name}": use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit`);
+    }
+    validateSpec(spec);
+    const existing = this.store.job(name);
+    if (existing && !existing.deleted && !replace) {
+      throw new ApiError(409, 'job-exists', `a job named "${name}" already exists; remove it first or add with --replace`);
+    }
+    const keep = existing && !existing.deleted;
+    const job: JobRecord = {
+      name,
+      spec,
+      enabled: keep ? existing.enabled : true,
+      deleted: false,
+      createdAtMs: keep ? existing.createdAtMs : this.clock.now(),
+      stamp: this.hlc.tick(),
+    };
+    await this.commitAcknowledged([{ kind: 'job', record: job }]);
+    return jobView(job, this.clock.now());
+  }
+
+  async removeJob(name: string): Promise<void> {
+    const job = this.liveJob(name);
+    await this.commitAcknowledged([{ kind: 'job', record: { ...job, deleted: true, stamp: this.hlc.tick() } }]);
+  }
+
+  async setJobEnabled(name: string, enabled: boolean): Promise<JobView> {
+    const job = { ...this.liveJob(name), enabled, stamp: this.hlc.tick() };
+    await this.commitAcknowledged([{ kind: 'job', record: job }]);
+    return jobView(job, this.clock.now());
+  }
+
+  async runJob(name: string): Promise<InstanceView> {
+    const job = this.liveJob(name);
+    try {
+      this.leader.assertMayStart(job);
+    } catch (err) {
+      if (err instanceof ConcurrencyForbiddenError) throw new ApiError(409, 'concurrency-forbid', err.message);
+      throw err;
+    }
+    const instance = this.leader.createInstance(job.name, job.spec, 'manual');
+    await this.acknowledge();
+    return this.viewOf(instance);
+  }
+
+  async runAdhoc(spec: JobSpec): Promise<InstanceView> {
+    validateSpec(spec);
+    if (spec.schedule !== null) throw new ApiError(400, 'bad-request', 'an ad-hoc run cannot have a schedule');
+    const instance = this.leader.createInstance(ADHOC_JOB, spec, 'adhoc');
+    await this.acknowledge();
+    return this.viewOf(instance);
+  }
+
+  listInstances(filter: { job?: string; limit: number }): InstanceView[] {
+    if (filter.job !== undefined && filter.job !== ADHOC_JOB) {
+      const job = this.store.job(filter.job);
+      const hasInstances = this.store.instances().some((i) => i.job === filter.job);
+      if (!job && !hasInstances) throw new ApiError(404, 'unknown-job', `there is no job named "${filter.job}" (see: chorus job list)`);
+    }
+    return this.store
+      .instances()
+      .filter((i) => filter.job === undefined || i.job === filter.job)
+      .sort((a, b) => b.createdAtMs - a.createdAtMs || a.id.localeCompare(b.id))
+      .slice(0, filter.limit)
+      .map((i) => this.viewOf(i));
+  }
+
+  getInstance(id: string): InstanceView {
+    return this.viewOf(this.instanceRecord(id));
+  }
+
+  private instanceRecord(id: string): InstanceRecord {
+    const instance = this.store.instance(id);
+    if (!instance) throw new ApiError(404, 'unknown-instance', `there is no instance with id "${id}" (see: chorus instance list)`);
+    return instance;
+  }
+
+  async watchInstance(id: string, version: string | null, waitMs: number): Promise<InstanceView> {
+    const current = this.getInstance(id);
+    if (version === null || versionOf(current) !== version || isInstanceFinished(current.status)) return current;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, waitMs);
+      const watchers = this.watchers.get(id) ?? new Set();
+      this.watchers.set(id, watchers);
+      watchers.add(done);
+      function done() {
+        clearTimeout(timer);
+        watchers.delete(done);
+        resolve();
+      }
+    });
+    return this.getInstance(id);
+  }
+
+  async cancelInstance(id: string): Promise<InstanceView> {
+    const instance = this.instanceRecord(id);
+    if (instance.cancelRequestedAtMs === null) {
+      const status = deriveInstanceProgress(instance, this.store.subtasksOf(id)).status;
+      if (!isInstanceFinished(status)) {
+        await this.commitAcknowledged([{ kind: 'instance', record: { ...instance, cancelRequestedAtMs: this.clock.now() } }]);
+      }
+    }
+    return this.getInstance(id);
+  }
+
+  async logs(id: string, nodeId: string | null): Promise<LogView[]> {
+    const instance = this.instanceRecord(id);
+    if (nodeId !== null && !instance.targets.includes(nodeId)) {
+      throw new ApiError(404, 'unknown-node', `node ${nodeId} is not a target of instance ${id}; targets: ${instance.targets.join(', ')}`);
+    }
+    const logs = await this.worker.readLogs(id);
+    return logs.filter((l) => nodeId === null || l.nodeId === nodeId).map(({ instanceId: _i, ...rest }) => rest);
+  }
+
+  // ---- internals ------------------------------------------------------------------
+
+  private viewOf(instance: InstanceRecord): InstanceView {
+    return instanceView(instance, this.store.subtasksOf(instance.id), (nodeId) => this.store.member(nodeId)?.name ?? null);
+  }
+
+  /** Applies records and answers only once they are on disk here (guarantee 8). */
+  private async commitAcknowledged(records: AnyRecord[]): Promise<void> {
+    this.store.apply(records);
+    await this.acknowledge();
+  }
+
+  private async acknowledge(): Promise<void> {
+    await this.store.flush();
+  }
+
+  private notifyWatchers(records: AnyRecord[]): void {
+    for (const r of records) {
+      const id = r.kind === 'instance' ? r.record.id : r.kind === 'subtask' ? r.record.instanceId : null;
+      if (id === null) continue;
+      for (const wake of this.watchers.get(id) ?? []) wake();
+    }
+  }
+}
+
+function validateSpec(spec: JobSpec): void {
+  if (spec.schedule?.kind === 'cron') {
+    try {
+      validateCron(spec.schedule.expr, spec.schedule.tz);
+    } catch (err) {
+      if (err instanceof ScheduleError) throw new ApiError(400, 'bad-request', err.message);
+      throw err;
+    }
+  }
+}
+
+async function loadOrCreateToken(path: string): Promise<string> {
+  try {
+    const token = (await readFile(path, 'utf8')).trim();
+    if ((await stat(path)).mode & 0o077) await chmod(path, 0o600);
+    if (token.length >= 32) return token;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(32).toString('hex');
+  await writeFileDurable(path, `${token}\n`, 0o600);
+  return token;
+}

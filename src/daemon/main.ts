@@ -1,0 +1,36 @@
+// Runs a daemon in the foreground until SIGTERM or SIGINT, then leaves gracefully.
+import { createLogger } from '../core/log.js';
+import { DataFileError } from '../store/durable-file.js';
+import { DataDirLockedError } from '../store/lock.js';
+import { ChorusDaemon, type DaemonOptions } from './daemon.js';
+
+export class DaemonStartError extends Error {}
+
+export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel?: string }): Promise<void> {
+  const log = createLogger({ level: options.logLevel });
+  let daemon: ChorusDaemon;
+  try {
+    daemon = await ChorusDaemon.start({ ...options, log });
+  } catch (err) {
+    if (err instanceof DataDirLockedError || err instanceof DataFileError) throw new DaemonStartError(err.message);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new DaemonStartError(`an address is already in use (${(err as Error).message}); pick another --api or --listen port`);
+    if (code === 'EACCES') throw new DaemonStartError(`permission denied: ${(err as Error).message}`);
+    throw err;
+  }
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'leaving the cluster');
+      daemon
+        .stop()
+        .catch((err) => log.error({ err }, 'error while stopping'))
+        .finally(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  log.info('stopped');
+}

@@ -1,0 +1,21 @@
+// Files in a node's data directory, named in one place.
+import { join } from 'node:path';
+
+export const dataPaths = (dataDir: string) => ({
+  nodeInfo: join(dataDir, 'node.json'),
+  token: join(dataDir, 'api-token'),
+  journal: join(dataDir, 'journal.log'),
+  state: join(dataDir, 'state.json'),
+  logs: join(dataDir, 'logs'),
+});
+
+/** What `node.json` holds: how clients and other nodes find this daemon. */
+export interface NodeInfo {
+  nodeId: string;
+  name: string;
+  multiaddrs: string[];
+  api: string;
+  pid: number;
+  version: string;
+  startedAt: string;
+}

@@ -1,0 +1,301 @@
+// Tests for the executor: outcomes, env, bounded output, and that timeouts and cancels
+// kill the whole process group. Timing is only ever asserted through polled deadlines.
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCommand, TailBuffer, type ExecutionRequest, type ExecutionResult } from './executor.js';
+
+const DEADLINE_MS = 10_000;
+
+let dir: string;
+/** Every pid a test learns about; whatever is still alive is killed after the test. */
+let pids: number[];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'chorus-executor-'));
+  pids = [];
+});
+
+afterEach(async () => {
+  for (const pid of pids) killQuietly(pid);
+  await waitFor(() => pids.every((pid) => !isAlive(pid)), 'test processes to die');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function killQuietly(pid: number): void {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** A zombie counts as dead: it is waiting to be reaped, not running. */
+function isAlive(pid: number): boolean {
+  const statPath = `/proc/${pid}/stat`;
+  if (existsSync('/proc/self/stat')) {
+    try {
+      const stat = readFileSync(statPath, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    } catch {
+      return false;
+    }
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(cond: () => boolean, what: string, deadlineMs = DEADLINE_MS): Promise<void> {
+  const giveUpAt = Date.now() + deadlineMs;
+  while (!cond()) {
+    if (Date.now() > giveUpAt) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Live (non-zombie) members of a process group, from /proc; empty where there is no /proc. */
+function liveGroupMembers(pgid: number): number[] {
+  if (!existsSync('/proc/self/stat')) return [];
+  const members: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    // Fields after "(comm)": state ppid pgrp ...
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') members.push(Number(entry));
+  }
+  return members;
+}
+
+function hasCompleteLine(file: string): boolean {
+  return existsSync(file) && readFileSync(file, 'utf8').endsWith('\n');
+}
+
+/**
+ * Runs a command that writes its grandchild's pid and then must be stopped by the
+ * timeout. On a loaded machine 200 ms may pass before the shell got that far, so
+ * retry with longer timeouts until the grandchild really existed when it fired.
+ */
+async function runIntoTimeout(
+  cmdFor: (pidFile: string) => string,
+  extra: Partial<ExecutionRequest>,
+): Promise<{ result: ExecutionResult; grandchild: number; pgid: number }> {
+  for (const [i, timeoutMs] of [200, 1000, 5000].entries()) {
+    const pidFile = join(dir, `grandchild-${i}.pid`);
+    let pgid = 0;
+    const result = await runCommand(
+      request(cmdFor(pidFile), { ...extra, timeoutMs, onSpawn: (pid) => pids.push((pgid = pid)) }),
+    );
+    if (hasCompleteLine(pidFile)) return { result, grandchild: pidFrom(pidFile), pgid };
+  }
+  throw new Error('the command never wrote its pid file before the timeout');
+}
+
+/** Reads a pid the command wrote to a file, and registers it for cleanup. */
+function pidFrom(file: string): number {
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  expect(Number.isInteger(pid) && pid > 0).toBe(true);
+  pids.push(pid);
+  return pid;
+}
+
+function request(cmd: string, extra: Partial<ExecutionRequest> = {}): ExecutionRequest {
+  return {
+    cmd,
+    env: {},
+    timeoutMs: null,
+    onSpawn: (pid) => pids.push(pid),
+    ...extra,
+  };
+}
+
+describe('runCommand outcomes', () => {
+  it('reports success with both streams captured', async () => {
+    const before = Date.now();
+    const r = await runCommand(request('echo out; echo err >&2'));
+    expect(r).toMatchObject({
+      status: 'succeeded',
+      reason: null,
+      exitCode: 0,
+      signal: null,
+      stdout: 'out\n',
+      stderr: 'err\n',
+      stdoutDroppedBytes: 0,
+      stderrDroppedBytes: 0,
+      spawnError: null,
+    });
+    expect(r.startedAtMs).toBeGreaterThanOrEqual(before);
+    expect(r.finishedAtMs).toBeGreaterThanOrEqual(r.startedAtMs);
+  });
+
+  it('reports a non-zero exit as failed with its code', async () => {
+    const r = await runCommand(request('echo nope >&2; exit 3', { timeoutMs: 30_000 }));
+    expect(r).toMatchObject({ status: 'failed', reason: 'exit-code', exitCode: 3, signal: null, stderr: 'nope\n' });
+  });
+
+  it('reports death by an outside signal as an exit-code failure with the signal', async () => {
+    const r = await runCommand(request('kill -KILL $$'));
+    expect(r).toMatchObject({ status: 'failed', reason: 'exit-code', exitCode: null, signal: 'SIGKILL' });
+  });
+
+  it('passes CHORUS_* variables over the inherited environment', async () => {
+    const env = {
+      CHORUS_JOB: 'backup',
+      CHORUS_INSTANCE_ID: 'inst-1',
+      CHORUS_NODE_ID: 'node-a',
+      CHORUS_ATTEMPT: '2',
+      CHORUS_SHARD_INDEX: '1',
+      CHORUS_SHARD_TOTAL: '3',
+    };
+    const cmd =
+      'echo "$CHORUS_JOB|$CHORUS_INSTANCE_ID|$CHORUS_NODE_ID|$CHORUS_ATTEMPT|$CHORUS_SHARD_INDEX|$CHORUS_SHARD_TOTAL"; ' +
+      'test -n "$PATH"';
+    const r = await runCommand(request(cmd, { env }));
+    expect(r.status).toBe('succeeded');
+    expect(r.stdout).toBe('backup|inst-1|node-a|2|1|3\n');
+  });
+
+  it('runs in the given cwd', async () => {
+    const r = await runCommand(request('pwd -P', { cwd: dir }));
+    expect(r.stdout.trim()).toBe(realpathSync(dir));
+  });
+
+  it('reports a missing cwd as a spawn error without rejecting', async () => {
+    const r = await runCommand(request('echo hi', { cwd: join(dir, 'missing') }));
+    expect(r).toMatchObject({ status: 'failed', reason: 'exit-code', exitCode: null, signal: null, stdout: '' });
+    expect(r.spawnError).toContain('missing');
+  });
+});
+
+describe('stdin', () => {
+  it('writes the given data to stdin and closes it', async () => {
+    const json = JSON.stringify({ instanceId: 'i-1', status: 'succeeded' });
+    const r = await runCommand(request('cat', { stdin: json }));
+    expect(r).toMatchObject({ status: 'succeeded', stdout: json });
+  });
+
+  it('gives an empty, closed stdin when none is given', async () => {
+    const r = await runCommand(request('cat; echo done'));
+    expect(r).toMatchObject({ status: 'succeeded', stdout: 'done\n' });
+  });
+
+  it('survives a child that exits without reading a large stdin', async () => {
+    const r = await runCommand(request('exit 0', { stdin: 'x'.repeat(4 * 1024 * 1024) }));
+    expect(r.status).toBe('succeeded');
+  });
+});
+
+describe('timeout and cancel', () => {
+  it('kills the whole process group on timeout', async () => {
+    const { result, grandchild, pgid } = await runIntoTimeout(
+      (pidFile) => `sleep 30 & echo $! > ${pidFile}; wait`,
+      {},
+    );
+    expect(result).toMatchObject({ status: 'failed', reason: 'timeout', spawnError: null });
+    await waitFor(() => !isAlive(grandchild), 'the grandchild to die');
+    await waitFor(() => liveGroupMembers(pgid).length === 0, 'the process group to be empty');
+  });
+
+  it('escalates to SIGKILL when the group ignores SIGTERM', async () => {
+    // An ignored signal stays ignored in children, so sleep ignores SIGTERM too.
+    const { result, grandchild, pgid } = await runIntoTimeout(
+      (pidFile) => `trap '' TERM; sleep 30 & echo $! > ${pidFile}; wait; wait`,
+      { killGraceMs: 300 },
+    );
+    expect(result).toMatchObject({ status: 'failed', reason: 'timeout', exitCode: null, signal: 'SIGKILL' });
+    await waitFor(() => !isAlive(grandchild), 'the grandchild to die');
+    await waitFor(() => liveGroupMembers(pgid).length === 0, 'the process group to be empty');
+  });
+
+  it('cancels through the abort signal and kills the group', async () => {
+    const pidFile = join(dir, 'grandchild.pid');
+    const abort = new AbortController();
+    const running = runCommand(request(`sleep 30 & echo $! > ${pidFile}; wait`, { signal: abort.signal }));
+    await waitFor(() => hasCompleteLine(pidFile), 'the pid file');
+    const grandchild = pidFrom(pidFile);
+    abort.abort();
+    const r = await running;
+    expect(r).toMatchObject({ status: 'cancelled', reason: 'cancelled', spawnError: null });
+    await waitFor(() => !isAlive(grandchild), 'the grandchild to die');
+  });
+
+  it('does not start a command whose signal is already aborted', async () => {
+    const marker = join(dir, 'ran');
+    const abort = new AbortController();
+    abort.abort();
+    const r = await runCommand(request(`touch ${marker}`, { signal: abort.signal }));
+    expect(r).toMatchObject({ status: 'cancelled', reason: 'cancelled', exitCode: null });
+    expect(pids).toEqual([]);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('does not hang on a background process that keeps the pipes open', async () => {
+    const pidFile = join(dir, 'background.pid');
+    const before = Date.now();
+    const r = await runCommand(request(`sleep 30 & echo $! > ${pidFile}; echo started`));
+    // Far below the 30 s the background sleep holds stdout open.
+    expect(Date.now() - before).toBeLessThan(DEADLINE_MS);
+    expect(r).toMatchObject({ status: 'succeeded', stdout: 'started\n' });
+    pidFrom(pidFile); // killed by afterEach
+  });
+});
+
+describe('bounded output', () => {
+  it('keeps only the tail of several MB of output', async () => {
+    // seq 1 1000000 writes 6888896 bytes, ending in "999999\n1000000\n".
+    const totalBytes = 6_888_896;
+    const r = await runCommand(request('seq 1 1000000; echo small >&2'));
+    expect(r.status).toBe('succeeded');
+    expect(Buffer.byteLength(r.stdout)).toBe(65_536);
+    expect(r.stdoutDroppedBytes).toBe(totalBytes - 65_536);
+    expect(r.stdout.endsWith('999999\n1000000\n')).toBe(true);
+    expect(r).toMatchObject({ stderr: 'small\n', stderrDroppedBytes: 0 });
+  });
+
+  it('honours maxOutputBytes per stream', async () => {
+    const r = await runCommand(request('printf 0123456789; printf abcdefghij >&2', { maxOutputBytes: 4 }));
+    expect(r).toMatchObject({ stdout: '6789', stdoutDroppedBytes: 6, stderr: 'ghij', stderrDroppedBytes: 6 });
+  });
+
+  it('drops a multibyte character cut at the start of the tail', async () => {
+    // "ééé" is c3 a9 c3 a9 c3 a9; the last 5 bytes start inside the first é.
+    const r = await runCommand(request("printf '\\303\\251\\303\\251\\303\\251'", { maxOutputBytes: 5 }));
+    expect(r).toMatchObject({ stdout: 'éé', stdoutDroppedBytes: 2 });
+  });
+});
+
+describe('TailBuffer', () => {
+  it('never holds more than twice its bound', () => {
+    const maxBytes = 1000;
+    const tail = new TailBuffer(maxBytes);
+    let written = 0;
+    for (let i = 0; i < 5000; i++) {
+      const chunk = Buffer.alloc(1 + (i % 700), 97 + (i % 26));
+      tail.push(chunk);
+      written += chunk.length;
+      expect(tail.bytesHeld).toBeLessThanOrEqual(2 * maxBytes);
+    }
+    const { text, droppedBytes } = tail.finish();
+    expect(text.length).toBe(maxBytes);
+    expect(droppedBytes).toBe(written - maxBytes);
+  });
+
+  it('keeps nothing with a zero bound', () => {
+    const tail = new TailBuffer(0);
+    tail.push(Buffer.from('hello'));
+    expect(tail.finish()).toEqual({ text: '', droppedBytes: 5 });
+  });
+});

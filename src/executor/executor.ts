@@ -1,0 +1,281 @@
+// Runs one job command on this host in its own process group and reports exactly how
+// it ended: exit code or signal, timeout, cancellation, and a bounded tail of its output.
+
+import { execa } from 'execa';
+import type { Readable } from 'node:stream';
+
+export interface ExecutionRequest {
+  /** Shell command line, run with /bin/sh -c. */
+  cmd: string;
+  /** Extra variables (the CHORUS_* set), merged over process.env. */
+  env: Record<string, string>;
+  /** null = no timeout. */
+  timeoutMs: number | null;
+  /** Tail kept per stream; default 64 KiB. */
+  maxOutputBytes?: number;
+  /** Written to the child's stdin, which is then closed; without it stdin is ignored. */
+  stdin?: string;
+  cwd?: string;
+  /** Abort = cancel: the whole process group is killed and the result is 'cancelled'. */
+  signal?: AbortSignal;
+  /** SIGTERM to the group, then SIGKILL after this if anything is still alive. */
+  killGraceMs?: number;
+  onSpawn?: (pid: number) => void;
+}
+
+export interface ExecutionResult {
+  status: 'succeeded' | 'failed' | 'cancelled';
+  /** null when succeeded. */
+  reason: 'exit-code' | 'timeout' | 'cancelled' | null;
+  /** The child's exit code as the OS reported it; null when it died by a signal or never started. */
+  exitCode: number | null;
+  /** Signal name if the child was killed by a signal. */
+  signal: string | null;
+  /** The last maxOutputBytes bytes as utf8, without a multibyte character cut at the start. */
+  stdout: string;
+  stderr: string;
+  /** Bytes dropped from the front (the bound, plus any cut character's leftover bytes). */
+  stdoutDroppedBytes: number;
+  stderrDroppedBytes: number;
+  startedAtMs: number;
+  finishedAtMs: number;
+  /** Why the command could not start (for example: cwd missing); null when it started. */
+  spawnError: string | null;
+}
+
+export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
+export const DEFAULT_KILL_GRACE_MS = 2000;
+/**
+ * After the shell exits, how long to wait for its pipes to reach EOF. A background
+ * process (or one that escaped the group) can hold them open indefinitely; without
+ * this cap the result and the daemon's event loop would wait for it.
+ */
+const PIPE_DRAIN_GRACE_MS = 500;
+
+type KillReason = 'timeout' | 'cancelled';
+
+interface Exit {
+  code: number | null;
+  signal: string | null;
+  atMs: number;
+}
+
+/** Keeps the last maxBytes of a stream while holding at most ~2x maxBytes. */
+export class TailBuffer {
+  private chunks: Buffer[] = [];
+  private heldBytes = 0;
+  private seenBytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** Bytes currently in memory (for tests of the bound). */
+  get bytesHeld(): number {
+    return this.heldBytes;
+  }
+
+  push(chunk: Buffer): void {
+    this.seenBytes += chunk.length;
+    this.chunks.push(chunk);
+    this.heldBytes += chunk.length;
+    // Trimming only at 2x keeps the copying amortised O(1) per byte written.
+    if (this.heldBytes > 2 * this.maxBytes) this.trimTo(this.maxBytes);
+  }
+
+  /** The kept tail as text, and how many bytes of the stream are not in it. */
+  finish(): { text: string; droppedBytes: number } {
+    this.trimTo(this.maxBytes);
+    let tail = Buffer.concat(this.chunks, this.heldBytes);
+    if (this.seenBytes > tail.length) tail = tail.subarray(utf8ContinuationPrefix(tail));
+    return { text: tail.toString('utf8'), droppedBytes: this.seenBytes - tail.length };
+  }
+
+  private trimTo(keepBytes: number): void {
+    while (this.chunks.length > 0 && this.heldBytes - this.chunks[0]!.length >= keepBytes) {
+      this.heldBytes -= this.chunks.shift()!.length;
+    }
+    const excessBytes = this.heldBytes - keepBytes;
+    if (excessBytes > 0) {
+      // Copy, so the dropped front of the chunk is not kept alive by a view into it.
+      this.chunks[0] = Buffer.from(this.chunks[0]!.subarray(excessBytes));
+      this.heldBytes = keepBytes;
+    }
+  }
+}
+
+/** Number of leading utf8 continuation bytes (the rest of a character cut off in front). */
+function utf8ContinuationPrefix(buf: Buffer): number {
+  let n = 0;
+  while (n < 3 && n < buf.length && (buf[n]! & 0xc0) === 0x80) n++;
+  return n;
+}
+
+/** Signals the process group; false when no member is left. */
+function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: the whole group is gone
+  }
+}
+
+/** SIGTERM the group now, SIGKILL it after killGraceMs if any member survived. */
+function killGroup(pgid: number, killGraceMs: number): void {
+  if (!signalGroup(pgid, 'SIGTERM')) return;
+  // Not unref'd: a short-lived caller must still deliver the SIGKILL before exiting.
+  setTimeout(() => {
+    if (signalGroup(pgid, 0)) signalGroup(pgid, 'SIGKILL');
+  }, killGraceMs);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export async function runCommand(req: ExecutionRequest): Promise<ExecutionResult> {
+  const startedAtMs = Date.now();
+  const stdout = new TailBuffer(req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES);
+  const stderr = new TailBuffer(req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES);
+  const finish = (exit: Exit, killReason: KillReason | null, spawnError: string | null) =>
+    buildResult({ startedAtMs, exit, killReason, spawnError, stdout, stderr });
+  if (req.signal?.aborted) {
+    return finish({ code: null, signal: null, atMs: startedAtMs }, 'cancelled', null);
+  }
+  try {
+    return await execute(req, stdout, stderr, finish);
+  } catch (err) {
+    // Options execa rejects synchronously, or anything unexpected: the promise never rejects.
+    return finish({ code: null, signal: null, atMs: Date.now() }, null, errorText(err));
+  }
+}
+
+type Finish = (exit: Exit, killReason: KillReason | null, spawnError: string | null) => ExecutionResult;
+
+async function execute(
+  req: ExecutionRequest,
+  stdout: TailBuffer,
+  stderr: TailBuffer,
+  finish: Finish,
+): Promise<ExecutionResult> {
+  const subprocess = execa('/bin/sh', ['-c', req.cmd], {
+    env: req.env,
+    cwd: req.cwd,
+    // Own process group (setsid), so a kill reaches everything the command started.
+    detached: true,
+    // We read the streams ourselves into bounded tails; execa's buffering is unbounded.
+    buffer: false,
+    reject: false,
+    stripFinalNewline: false,
+    ...(req.stdin === undefined ? { stdin: 'ignore' as const } : { input: req.stdin }),
+  });
+  // Listeners go on synchronously so no event can be missed.
+  const exited = waitForExit(subprocess);
+  const closed = new Promise<void>((resolve) => subprocess.once('close', () => resolve()));
+  collect(subprocess.stdout, stdout);
+  collect(subprocess.stderr, stderr);
+  const pid = subprocess.pid;
+  if (pid === undefined) {
+    // Spawning failed (missing cwd, no /bin/sh); execa's result carries a readable reason.
+    const failure = await subprocess;
+    const message = failure.originalMessage ?? failure.shortMessage ?? 'the command did not start';
+    return finish({ code: null, signal: null, atMs: Date.now() }, null, message);
+  }
+  void subprocess.catch(() => undefined); // reject: false, but never let it go unhandled
+  try {
+    req.onSpawn?.(pid);
+  } catch {
+    // A throwing callback must not leave the child running unsupervised.
+  }
+  const { killReason, exit } = await superviseUntilExit(req, pid, exited);
+  await drainPipes(subprocess, closed);
+  return finish(exit, killReason, null);
+}
+
+function waitForExit(subprocess: NodeJS.EventEmitter): Promise<Exit> {
+  return new Promise((resolve) => {
+    subprocess.once('exit', (code: number | null, signal: NodeJS.Signals | null) =>
+      resolve({ code, signal, atMs: Date.now() }),
+    );
+  });
+}
+
+function collect(stream: Readable | null | undefined, tail: TailBuffer): void {
+  stream?.on('data', (chunk: Buffer | string) => tail.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)));
+}
+
+/** Applies the timeout and the abort signal until the shell exits; the first kill reason wins. */
+async function superviseUntilExit(
+  req: ExecutionRequest,
+  pid: number,
+  exited: Promise<Exit>,
+): Promise<{ killReason: KillReason | null; exit: Exit }> {
+  let reason: KillReason | null = null;
+  const kill = (why: KillReason) => {
+    if (reason !== null) return;
+    reason = why;
+    killGroup(pid, req.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+  };
+  const timer = req.timeoutMs === null ? undefined : setTimeout(() => kill('timeout'), req.timeoutMs);
+  const onAbort = () => kill('cancelled');
+  req.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const exit = await exited;
+    return { killReason: reason, exit };
+  } finally {
+    clearTimeout(timer);
+    req.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Waits for the pipes to reach EOF, but not for a leftover process that holds them open. */
+async function drainPipes(
+  subprocess: { stdout?: Readable | null; stderr?: Readable | null },
+  closed: Promise<void>,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, PIPE_DRAIN_GRACE_MS);
+  });
+  await Promise.race([closed, graceOver]);
+  clearTimeout(timer);
+  // Destroying our read ends releases the handles that would otherwise keep Node alive.
+  subprocess.stdout?.destroy();
+  subprocess.stderr?.destroy();
+}
+
+function buildResult(parts: {
+  startedAtMs: number;
+  exit: Exit;
+  killReason: KillReason | null;
+  spawnError: string | null;
+  stdout: TailBuffer;
+  stderr: TailBuffer;
+}): ExecutionResult {
+  const { exit, killReason, spawnError } = parts;
+  const out = parts.stdout.finish();
+  const err = parts.stderr.finish();
+  return {
+    ...outcome(exit, killReason, spawnError),
+    exitCode: exit.code,
+    signal: exit.signal,
+    stdout: out.text,
+    stderr: err.text,
+    stdoutDroppedBytes: out.droppedBytes,
+    stderrDroppedBytes: err.droppedBytes,
+    startedAtMs: parts.startedAtMs,
+    finishedAtMs: exit.atMs,
+    spawnError,
+  };
+}
+
+function outcome(
+  exit: Exit,
+  killReason: KillReason | null,
+  spawnError: string | null,
+): Pick<ExecutionResult, 'status' | 'reason'> {
+  if (spawnError !== null) return { status: 'failed', reason: 'exit-code' };
+  if (killReason === 'cancelled') return { status: 'cancelled', reason: 'cancelled' };
+  if (killReason === 'timeout') return { status: 'failed', reason: 'timeout' };
+  if (exit.code === 0) return { status: 'succeeded', reason: null };
+  return { status: 'failed', reason: 'exit-code' };
+}

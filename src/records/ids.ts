@@ -1,0 +1,14 @@
+// Instance ids. A scheduled fire's id is derived from (job, its creation, fire time),
+// so two leaders that fire the same schedule create the same instance (guarantee 7).
+import { createHash, randomBytes } from 'node:crypto';
+
+export function scheduledInstanceId(jobName: string, jobCreatedAtMs: number, fireAtMs: number): string {
+  return createHash('sha256').update(`${jobName}\0${jobCreatedAtMs}\0${fireAtMs}`).digest('hex').slice(0, 16);
+}
+
+export function randomInstanceId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+export const JOB_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const ADHOC_JOB = '(ad hoc)';

@@ -1,0 +1,225 @@
+// The leader's duties: fire schedules, create instances with their subtasks, and give
+// the `node-lost` verdict for subtasks of members that died or left. Every node runs
+// this; only the current leader acts. A brief double leader is harmless: scheduled
+// instance ids are deterministic and merge into one.
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { every } from '../core/clock.js';
+import type { ChorusConfig } from '../core/config.js';
+import type { MembershipView } from '../cluster/view.js';
+import { isGone, matchesTags } from '../cluster/view.js';
+import type { HybridClock } from '../records/hlc.js';
+import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
+import { deriveInstanceProgress, isInstanceFinished } from '../records/status.js';
+import type { AnyRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SubtaskRecord } from '../records/types.js';
+import { isTerminal } from '../records/types.js';
+import type { RecordStore } from '../store/record-store.js';
+import type { Logger } from '../core/log.js';
+import { latestFireBetween, nextFireAfter } from './schedule.js';
+
+export interface LeaderDeps {
+  clock: Clock;
+  config: ChorusConfig;
+  store: RecordStore;
+  hlc: HybridClock;
+  view: MembershipView;
+  /** Applies records locally and sends them to the cluster. */
+  commit: (records: AnyRecord[]) => void;
+  log: Logger;
+}
+
+export class ConcurrencyForbiddenError extends Error {}
+
+export class Leader {
+  private timer: TimerHandle | null = null;
+  /** Per job: stamp of the definition seen and the next time its schedule is due. */
+  private readonly due = new Map<string, { stampKey: string; nextMs: number | null }>();
+  private wasLeader = false;
+
+  constructor(private readonly deps: LeaderDeps) {}
+
+  start(): void {
+    this.timer = every(this.deps.clock, this.deps.config.leaderTickMs, () => this.tick());
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  isLeader(): boolean {
+    return this.deps.view.leaderId() === this.deps.view.selfId;
+  }
+
+  tick(): void {
+    const leading = this.isLeader();
+    if (leading && !this.wasLeader) this.due.clear(); // re-check every schedule for missed fires
+    this.wasLeader = leading;
+    if (!leading) return;
+    this.fireDueSchedules();
+    this.markLostSubtasks();
+  }
+
+  /** Creates an instance now (manual run, ad-hoc run or scheduled fire) with one subtask per target. */
+  createInstance(job: string, spec: JobSpec, trigger: InstanceTrigger, fire?: { jobCreatedAtMs: number; atMs: number }): InstanceRecord {
+    const nowMs = this.deps.clock.now();
+    const id = fire ? scheduledInstanceId(job, fire.jobCreatedAtMs, fire.atMs) : randomInstanceId();
+    const { targets, failure } = this.chooseTargets(id, spec);
+    const stamp = this.deps.hlc.tick();
+    const instance: InstanceRecord = {
+      id,
+      job,
+      spec,
+      trigger,
+      scheduledAtMs: fire?.atMs ?? null,
+      createdAtMs: nowMs,
+      targets,
+      failure,
+      cancelRequestedAtMs: null,
+      stamp,
+    };
+    const subtasks: AnyRecord[] = targets.map((nodeId) => ({
+      kind: 'subtask',
+      record: newSubtask(id, nodeId, stamp),
+    }));
+    this.deps.commit([{ kind: 'instance', record: instance }, ...subtasks]);
+    this.deps.log.info({ instance: id, job, trigger, targets: targets.length, failure }, 'instance created');
+    return instance;
+  }
+
+  /** Refuses a run of a `forbid` job while another instance of it is unfinished. */
+  assertMayStart(job: JobRecord): void {
+    if (job.spec.concurrency !== 'forbid') return;
+    const running = this.unfinishedInstanceOf(job.name);
+    if (running) {
+      throw new ConcurrencyForbiddenError(
+        `job ${job.name} is still running (instance ${running.id}) and its concurrency is forbid; wait for it or cancel it`,
+      );
+    }
+  }
+
+  private unfinishedInstanceOf(jobName: string): InstanceRecord | undefined {
+    const { store } = this.deps;
+    return store
+      .instances()
+      .find((i) => i.job === jobName && !isInstanceFinished(deriveInstanceProgress(i, store.subtasksOf(i.id)).status));
+  }
+
+  private chooseTargets(instanceId: string, spec: JobSpec): { targets: string[]; failure: string | null } {
+    const eligible = this.deps.view
+      .members()
+      .filter((m) => m.state === 'alive' && matchesTags(m.tags, spec.tags))
+      .map((m) => m.nodeId)
+      .sort();
+    if (eligible.length === 0) {
+      const tags = Object.entries(spec.tags).map(([k, v]) => `${k}=${v}`);
+      const failure = tags.length > 0 ? `no alive node matches the tags ${tags.join(', ')}` : 'no alive node to run on';
+      return { targets: [], failure };
+    }
+    if (spec.type === 'broadcast') return { targets: eligible, failure: null };
+    return { targets: [this.leastBusy(instanceId, eligible)], failure: null };
+  }
+
+  /** A standalone job goes to the eligible node with the fewest unfinished subtasks. */
+  private leastBusy(instanceId: string, eligible: string[]): string {
+    const load = new Map(eligible.map((id) => [id, 0]));
+    for (const instance of this.deps.store.instances()) {
+      for (const [nodeId, subtask] of this.deps.store.subtasksOf(instance.id)) {
+        if (!isTerminal(subtask.status) && load.has(nodeId)) load.set(nodeId, (load.get(nodeId) ?? 0) + 1);
+      }
+    }
+    const spread = (id: string) => hashString(`${instanceId}/${id}`);
+    return [...eligible].sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || spread(a) - spread(b))[0] as string;
+  }
+
+  private fireDueSchedules(): void {
+    const nowMs = this.deps.clock.now();
+    for (const job of this.deps.store.jobs()) {
+      if (job.deleted || !job.enabled || job.spec.schedule === null) {
+        this.due.delete(job.name);
+        continue;
+      }
+      const stampKey = `${job.stamp.wallMs}.${job.stamp.counter}.${job.stamp.nodeId}`;
+      let entry = this.due.get(job.name);
+      if (!entry || entry.stampKey !== stampKey) {
+        entry = { stampKey, nextMs: nowMs }; // check at once for a missed fire
+        this.due.set(job.name, entry);
+      }
+      if (entry.nextMs === null || entry.nextMs > nowMs) continue;
+      this.fireIfMissing(job, nowMs);
+      entry.nextMs = nextFireAfter(job.spec.schedule, job.createdAtMs, nowMs);
+    }
+  }
+
+  /** Fires the latest due time of the job's schedule unless an instance for it exists (misfire policy: run once). */
+  private fireIfMissing(job: JobRecord, nowMs: number): void {
+    const schedule = job.spec.schedule;
+    if (schedule === null) return;
+    const afterMs = Math.max(job.createdAtMs - 1, nowMs - this.deps.config.misfireGraceMs);
+    const fireMs = latestFireBetween(schedule, job.createdAtMs, afterMs, nowMs);
+    if (fireMs === null) return;
+    const id = scheduledInstanceId(job.name, job.createdAtMs, fireMs);
+    if (this.deps.store.instance(id)) return;
+    const running = job.spec.concurrency === 'forbid' ? this.unfinishedInstanceOf(job.name) : undefined;
+    if (running) {
+      this.deps.log.warn({ job: job.name, running: running.id, fireAt: new Date(fireMs).toISOString() }, 'fire skipped: concurrency forbid');
+      return;
+    }
+    this.createInstance(job.name, job.spec, 'schedule', { jobCreatedAtMs: job.createdAtMs, atMs: fireMs });
+  }
+
+  /** Subtasks whose owner died or left before finishing: failed, reason node-lost, still the owner's. */
+  private markLostSubtasks(): void {
+    const { store, view } = this.deps;
+    const lost: AnyRecord[] = [];
+    for (const instance of store.instances()) {
+      const subtasks = store.subtasksOf(instance.id);
+      for (const nodeId of instance.targets) {
+        if (!isGone(view.stateOf(nodeId))) continue;
+        const subtask = subtasks.get(nodeId);
+        if (subtask && isTerminal(subtask.status)) continue;
+        const base = subtask ?? newSubtask(instance.id, nodeId, this.deps.hlc.tick());
+        lost.push({ kind: 'subtask', record: this.nodeLost(base) });
+      }
+    }
+    if (lost.length > 0) {
+      this.deps.commit(lost);
+      for (const r of lost) if (r.kind === 'subtask') this.deps.log.warn({ instance: r.record.instanceId, node: r.record.nodeId }, 'subtask node-lost');
+    }
+  }
+
+  private nodeLost(subtask: SubtaskRecord): SubtaskRecord {
+    return {
+      ...subtask,
+      status: 'failed',
+      reason: 'node-lost',
+      exitCode: null,
+      finishedAtMs: this.deps.clock.now(),
+      notBeforeMs: null,
+      reporter: this.deps.view.selfId,
+      stamp: this.deps.hlc.tick(),
+    };
+  }
+}
+
+export function newSubtask(instanceId: string, nodeId: string, stamp: SubtaskRecord['stamp']): SubtaskRecord {
+  return {
+    instanceId,
+    nodeId,
+    attempt: 1,
+    status: 'pending',
+    reason: null,
+    exitCode: null,
+    startedAtMs: null,
+    finishedAtMs: null,
+    notBeforeMs: null,
+    history: [],
+    reporter: stamp.nodeId,
+    stamp,
+  };
+}
+
+function hashString(text: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  return h >>> 0;
+}

@@ -1,0 +1,183 @@
+// The node's copy of the replicated state: every record merged in memory, indexed for
+// the queries the daemon makes, and persisted with lowdb in batched, durable writes.
+import { Low } from 'lowdb';
+import { join } from 'node:path';
+import { canonicalJson } from '../records/canonical.js';
+import { mergeRecord, recordKey } from '../records/merge.js';
+import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, SubtaskRecord } from '../records/types.js';
+import { parseRecord } from '../records/validate.js';
+import { DataFileError, DurableJsonFile } from './durable-file.js';
+
+interface RecordOfKind {
+  job: JobRecord;
+  instance: InstanceRecord;
+  subtask: SubtaskRecord;
+  member: MemberRecord;
+}
+
+interface StateFile {
+  version: 1;
+  records: AnyRecord[];
+}
+
+export interface StoreOptions {
+  dataDir: string;
+  /** Changes within this window go to disk in one write. Trades write load for ack latency. */
+  flushDelayMs: number;
+}
+
+export type ChangeListener = (records: AnyRecord[]) => void;
+
+export class RecordStore {
+  private readonly records = new Map<string, AnyRecord>();
+  private readonly subtasksByInstance = new Map<string, Map<string, SubtaskRecord>>();
+  private readonly db: Low<StateFile>;
+  private readonly listeners: ChangeListener[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private dirty = false;
+
+  constructor(private readonly options: StoreOptions) {
+    this.db = new Low<StateFile>(new DurableJsonFile(join(options.dataDir, 'state.json')), { version: 1, records: [] });
+  }
+
+  get path(): string {
+    return join(this.options.dataDir, 'state.json');
+  }
+
+  async load(): Promise<void> {
+    await this.db.read();
+    const file = this.db.data;
+    if (file.version !== 1 || !Array.isArray(file.records)) {
+      throw new DataFileError(this.path, 'it is not a chorus state file (expected {"version":1,"records":[...]})');
+    }
+    for (const [index, raw] of file.records.entries()) {
+      const parsed = parseRecord(raw);
+      if (!parsed.ok) throw new DataFileError(this.path, `record ${index} is malformed: ${parsed.error}`);
+      this.mergeOne(parsed.record);
+    }
+  }
+
+  onChange(listener: ChangeListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Merges records in; returns those that changed the state (after merge). */
+  apply(incoming: AnyRecord[]): AnyRecord[] {
+    const changed: AnyRecord[] = [];
+    for (const record of incoming) {
+      const merged = this.mergeOne(record);
+      if (merged) changed.push(merged);
+    }
+    if (changed.length > 0) {
+      this.scheduleFlush();
+      for (const listener of this.listeners) listener(changed);
+    }
+    return changed;
+  }
+
+  private mergeOne(record: AnyRecord): AnyRecord | null {
+    const key = recordKey(record);
+    const current = this.records.get(key);
+    const merged = current ? mergeRecord(current, record) : record;
+    if (current === merged || (current && sameRecord(current, merged))) return null;
+    this.records.set(key, merged);
+    if (merged.kind === 'subtask') this.indexSubtask(merged.record);
+    return merged;
+  }
+
+  private indexSubtask(subtask: SubtaskRecord): void {
+    let byNode = this.subtasksByInstance.get(subtask.instanceId);
+    if (!byNode) this.subtasksByInstance.set(subtask.instanceId, (byNode = new Map()));
+    byNode.set(subtask.nodeId, subtask);
+  }
+
+  private scheduleFlush(): void {
+    this.dirty = true;
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => void this.flush().catch(() => undefined), this.options.flushDelayMs);
+  }
+
+  /** Resolves once every change applied so far is on disk. */
+  flush(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (!this.dirty) return this.flushing;
+    this.dirty = false;
+    const snapshot: StateFile = { version: 1, records: [...this.records.values()] };
+    this.flushing = this.flushing.catch(() => undefined).then(() => {
+      this.db.data = snapshot;
+      return this.db.write();
+    });
+    return this.flushing;
+  }
+
+  get(key: string): AnyRecord | undefined {
+    return this.records.get(key);
+  }
+
+  all(): AnyRecord[] {
+    return [...this.records.values()];
+  }
+
+  size(): number {
+    return this.records.size;
+  }
+
+  job(name: string): JobRecord | undefined {
+    const r = this.records.get(`job:${name}`);
+    return r?.kind === 'job' ? r.record : undefined;
+  }
+
+  jobs(): JobRecord[] {
+    return this.ofKind('job');
+  }
+
+  instance(id: string): InstanceRecord | undefined {
+    const r = this.records.get(`instance:${id}`);
+    return r?.kind === 'instance' ? r.record : undefined;
+  }
+
+  instances(): InstanceRecord[] {
+    return this.ofKind('instance');
+  }
+
+  subtasksOf(instanceId: string): ReadonlyMap<string, SubtaskRecord> {
+    return this.subtasksByInstance.get(instanceId) ?? new Map();
+  }
+
+  subtask(instanceId: string, nodeId: string): SubtaskRecord | undefined {
+    return this.subtasksByInstance.get(instanceId)?.get(nodeId);
+  }
+
+  members(): MemberRecord[] {
+    return this.ofKind('member');
+  }
+
+  member(nodeId: string): MemberRecord | undefined {
+    const r = this.records.get(`member:${nodeId}`);
+    return r?.kind === 'member' ? r.record : undefined;
+  }
+
+  private ofKind<K extends keyof RecordOfKind>(kind: K): RecordOfKind[K][] {
+    const out: unknown[] = [];
+    for (const r of this.records.values()) if (r.kind === kind) out.push(r.record);
+    return out as RecordOfKind[K][];
+  }
+
+  /** Removes an instance and its subtasks (retention). Not replicated: every node prunes by the same rule. */
+  removeInstance(id: string): void {
+    this.records.delete(`instance:${id}`);
+    for (const nodeId of this.subtasksByInstance.get(id)?.keys() ?? []) this.records.delete(`subtask:${id}/${nodeId}`);
+    this.subtasksByInstance.delete(id);
+    this.scheduleFlush();
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+  }
+}
+
+function sameRecord(a: AnyRecord, b: AnyRecord): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}

@@ -1,0 +1,308 @@
+// Runs this node's own subtasks, and only those (guarantee 2). Every attempt is
+// journalled and fsynced before its command is spawned, and never started twice
+// (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { every } from '../core/clock.js';
+import type { ChorusConfig } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import type { ExecutionResult } from '../executor/executor.js';
+import { runCommand } from '../executor/executor.js';
+import type { HybridClock } from '../records/hlc.js';
+import type { AnyRecord, FailureReason, InstanceRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
+import { isTerminal } from '../records/types.js';
+import type { Journal, JournalEnd } from '../store/journal.js';
+import type { RecordStore } from '../store/record-store.js';
+
+export interface WorkerDeps {
+  clock: Clock;
+  config: ChorusConfig;
+  store: RecordStore;
+  journal: Journal;
+  hlc: HybridClock;
+  selfId: string;
+  dataDir: string;
+  commit: (records: AnyRecord[]) => void;
+  log: Logger;
+}
+
+export interface AttemptOutcome {
+  status: TerminalStatus;
+  reason: FailureReason | null;
+  exitCode: number | null;
+  startedAtMs: number | null;
+  finishedAtMs: number;
+}
+
+export interface SubtaskLog {
+  instanceId: string;
+  nodeId: string;
+  attempt: number;
+  stdout: string;
+  stderr: string;
+  stdoutDroppedBytes: number;
+  stderrDroppedBytes: number;
+}
+
+export class Worker {
+  /** Instances in which this node's subtask is not yet terminal. */
+  private readonly open = new Set<string>();
+  private readonly running = new Map<string, AbortController>();
+  private readonly wakeups = new Map<string, TimerHandle>();
+  private timer: TimerHandle | null = null;
+  private scanQueued = false;
+  private stopped = false;
+
+  constructor(private readonly deps: WorkerDeps) {}
+
+  /** Reconciles the journal with the store (crash recovery), then starts running subtasks. */
+  start(): void {
+    this.recoverFromJournal();
+    for (const instance of this.deps.store.instances()) this.track(instance.id);
+    this.deps.store.onChange((records) => this.onChange(records));
+    this.timer = every(this.deps.clock, this.deps.config.workerTickMs, () => this.scan());
+    this.queueScan();
+  }
+
+  /** Stops starting new attempts. Running ones are cancelled only if `cancelRunning`. */
+  async stop(cancelRunning: boolean): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    for (const w of this.wakeups.values()) w.cancel();
+    if (cancelRunning) for (const abort of this.running.values()) abort.abort();
+    const deadline = this.deps.clock.now() + this.deps.config.killGraceMs + 2000;
+    while (this.running.size > 0 && this.deps.clock.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  runningCount(): number {
+    return this.running.size;
+  }
+
+  private onChange(records: AnyRecord[]): void {
+    let relevant = false;
+    for (const r of records) {
+      if (r.kind === 'subtask' && r.record.nodeId === this.deps.selfId) relevant = this.track(r.record.instanceId) || relevant;
+      if (r.kind === 'instance' && r.record.targets.includes(this.deps.selfId)) relevant = this.track(r.record.id) || relevant;
+    }
+    if (relevant) this.queueScan();
+  }
+
+  private track(instanceId: string): boolean {
+    const subtask = this.deps.store.subtask(instanceId, this.deps.selfId);
+    if (subtask && !isTerminal(subtask.status)) {
+      this.open.add(instanceId);
+      return true;
+    }
+    this.open.delete(instanceId);
+    return false;
+  }
+
+  private queueScan(): void {
+    if (this.scanQueued) return;
+    this.scanQueued = true;
+    queueMicrotask(() => {
+      this.scanQueued = false;
+      this.scan();
+    });
+  }
+
+  private scan(): void {
+    if (this.stopped) return;
+    for (const instanceId of this.open) {
+      const instance = this.deps.store.instance(instanceId);
+      const subtask = this.deps.store.subtask(instanceId, this.deps.selfId);
+      if (!instance || !subtask) continue;
+      this.consider(instance, subtask);
+    }
+  }
+
+  private consider(instance: InstanceRecord, subtask: SubtaskRecord): void {
+    if (isTerminal(subtask.status)) return void this.open.delete(instance.id);
+    if (subtask.nodeId !== this.deps.selfId) throw new Error(`invariant: asked to run ${instance.id} owned by ${subtask.nodeId}`);
+    const key = `${instance.id}#${subtask.attempt}`;
+    const cancelled = instance.cancelRequestedAtMs !== null;
+    if (this.running.has(key)) {
+      if (cancelled) this.running.get(key)?.abort();
+      return;
+    }
+    if (this.deps.journal.hasStarted(instance.id, subtask.attempt)) {
+      // Started before, but the process is not ours any more: a crash or a lost result.
+      this.recoverAttempt(instance, subtask);
+      return;
+    }
+    if (subtask.status !== 'pending') return; // running elsewhere? only after a restart, handled above
+    if (cancelled) return this.report(subtask, this.ownerTerminal(subtask, cancelledOutcome(this.deps.clock.now())));
+    const waitMs = (subtask.notBeforeMs ?? 0) - this.deps.clock.now();
+    if (waitMs > 0) return this.wakeUpIn(instance.id, waitMs);
+    if (this.running.size >= this.deps.config.maxConcurrentSubtasks) return;
+    void this.execute(instance, subtask, key);
+  }
+
+  private wakeUpIn(instanceId: string, waitMs: number): void {
+    if (this.wakeups.has(instanceId)) return;
+    this.wakeups.set(
+      instanceId,
+      this.deps.clock.setTimer(waitMs, () => {
+        this.wakeups.delete(instanceId);
+        this.queueScan();
+      }),
+    );
+  }
+
+  private async execute(instance: InstanceRecord, subtask: SubtaskRecord, key: string): Promise<void> {
+    const { clock, journal, selfId } = this.deps;
+    const abort = new AbortController();
+    this.running.set(key, abort);
+    try {
+      const startedAtMs = clock.now();
+      journal.recordStart(instance.id, subtask.attempt, startedAtMs); // fsynced before the spawn
+      this.report(subtask, { ...subtask, status: 'running', startedAtMs, reporter: selfId, stamp: this.deps.hlc.tick() });
+      const shardIndex = instance.targets.indexOf(selfId);
+      const result = await runCommand({
+        cmd: instance.spec.cmd,
+        env: {
+          CHORUS_JOB: instance.job,
+          CHORUS_INSTANCE_ID: instance.id,
+          CHORUS_NODE_ID: selfId,
+          CHORUS_ATTEMPT: String(subtask.attempt),
+          CHORUS_SHARD_INDEX: String(shardIndex),
+          CHORUS_SHARD_TOTAL: String(instance.targets.length),
+        },
+        timeoutMs: instance.spec.timeoutMs,
+        maxOutputBytes: this.deps.config.maxOutputBytes,
+        killGraceMs: this.deps.config.killGraceMs,
+        signal: abort.signal,
+      });
+      await this.saveLog(instance.id, subtask.attempt, result);
+      const outcome = outcomeOf(result, startedAtMs, clock.now());
+      journal.recordEnd({ instanceId: instance.id, attempt: subtask.attempt, atMs: outcome.finishedAtMs, ...outcome });
+      this.finishAttempt(instance.id, subtask.attempt, outcome);
+    } catch (err) {
+      this.deps.log.error({ err, instance: instance.id }, 'subtask execution failed');
+    } finally {
+      this.running.delete(key);
+      this.queueScan();
+    }
+  }
+
+  /** Records an attempt's end: terminal, or a new pending attempt on this node if retries remain. */
+  private finishAttempt(instanceId: string, attempt: number, outcome: AttemptOutcome): void {
+    const instance = this.deps.store.instance(instanceId);
+    const current = this.deps.store.subtask(instanceId, this.deps.selfId);
+    if (!instance || !current || current.attempt !== attempt) return;
+    const final = this.ownerTerminal(current, outcome);
+    const retriable = outcome.status === 'failed' && (outcome.reason === 'exit-code' || outcome.reason === 'timeout');
+    const mayRetry = retriable && attempt <= instance.spec.retries && instance.cancelRequestedAtMs === null && !this.stopped;
+    if (!mayRetry) return this.report(current, final);
+    const backoffMs = Math.min(this.deps.config.retryBackoffBaseMs * 2 ** (attempt - 1), this.deps.config.retryBackoffMaxMs);
+    const history = [...current.history, summary(final)].slice(-this.deps.config.maxAttemptHistory);
+    this.report(current, {
+      ...current,
+      attempt: attempt + 1,
+      status: 'pending',
+      reason: null,
+      exitCode: null,
+      startedAtMs: null,
+      finishedAtMs: null,
+      notBeforeMs: outcome.finishedAtMs + backoffMs,
+      history,
+      reporter: this.deps.selfId,
+      stamp: this.deps.hlc.tick(),
+    });
+  }
+
+  /** After a restart: a started attempt either has a journalled end (re-apply it) or was interrupted. */
+  private recoverAttempt(instance: InstanceRecord, subtask: SubtaskRecord): void {
+    const end = this.deps.journal.endOf(instance.id, subtask.attempt);
+    if (end) return this.finishAttempt(instance.id, subtask.attempt, outcomeFromJournal(end));
+    const nowMs = this.deps.clock.now();
+    const startedAtMs = subtask.startedAtMs ?? nowMs;
+    const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs, finishedAtMs: nowMs };
+    this.deps.journal.recordEnd({ instanceId: instance.id, attempt: subtask.attempt, atMs: nowMs, ...outcome });
+    this.deps.log.warn({ instance: instance.id, attempt: subtask.attempt }, 'subtask interrupted by a restart; not run again');
+    this.report(subtask, this.ownerTerminal(subtask, outcome));
+  }
+
+  private recoverFromJournal(): void {
+    for (const start of this.deps.journal.unfinished()) {
+      const instance = this.deps.store.instance(start.instanceId);
+      const subtask = this.deps.store.subtask(start.instanceId, this.deps.selfId);
+      if (instance && subtask && subtask.attempt === start.attempt && !isTerminal(subtask.status)) this.recoverAttempt(instance, subtask);
+    }
+    for (const end of this.deps.journal.finished()) {
+      const subtask = this.deps.store.subtask(end.instanceId, this.deps.selfId);
+      if (subtask && subtask.attempt === end.attempt && !isTerminal(subtask.status)) this.finishAttempt(end.instanceId, end.attempt, outcomeFromJournal(end));
+    }
+  }
+
+  private ownerTerminal(subtask: SubtaskRecord, outcome: AttemptOutcome): SubtaskRecord {
+    return {
+      ...subtask,
+      status: outcome.status,
+      reason: outcome.reason,
+      exitCode: outcome.exitCode,
+      startedAtMs: outcome.startedAtMs,
+      finishedAtMs: outcome.finishedAtMs,
+      notBeforeMs: null,
+      reporter: this.deps.selfId,
+      stamp: this.deps.hlc.tick(),
+    };
+  }
+
+  private report(previous: SubtaskRecord, next: SubtaskRecord): void {
+    if (next.nodeId !== previous.nodeId) throw new Error(`invariant: subtask of ${previous.nodeId} rewritten as ${next.nodeId}`);
+    this.deps.commit([{ kind: 'subtask', record: next }]);
+  }
+
+  private logPath(instanceId: string, attempt: number): string {
+    return join(this.deps.dataDir, 'logs', instanceId, `${attempt}.json`);
+  }
+
+  private async saveLog(instanceId: string, attempt: number, result: ExecutionResult): Promise<void> {
+    const log: SubtaskLog = {
+      instanceId,
+      nodeId: this.deps.selfId,
+      attempt,
+      stdout: result.stdout,
+      stderr: result.spawnError ? `${result.stderr}${result.spawnError}\n` : result.stderr,
+      stdoutDroppedBytes: result.stdoutDroppedBytes,
+      stderrDroppedBytes: result.stderrDroppedBytes,
+    };
+    await mkdir(join(this.deps.dataDir, 'logs', instanceId), { recursive: true });
+    await writeFile(this.logPath(instanceId, attempt), JSON.stringify(log));
+  }
+
+  /** Output of every attempt this node ran for the instance, oldest first. */
+  async readLogs(instanceId: string): Promise<SubtaskLog[]> {
+    const dir = join(this.deps.dataDir, 'logs', instanceId);
+    let files: string[];
+    try {
+      files = await readdir(dir);
+    } catch {
+      return [];
+    }
+    const attempts = files.map((f) => Number.parseInt(f, 10)).filter(Number.isInteger).sort((a, b) => a - b);
+    return Promise.all(attempts.map(async (a) => JSON.parse(await readFile(this.logPath(instanceId, a), 'utf8')) as SubtaskLog));
+  }
+
+  async deleteLogs(instanceId: string): Promise<void> {
+    await rm(join(this.deps.dataDir, 'logs', instanceId), { recursive: true, force: true });
+  }
+}
+
+function outcomeOf(result: ExecutionResult, startedAtMs: number, finishedAtMs: number): AttemptOutcome {
+  return { status: result.status, reason: result.reason, exitCode: result.exitCode, startedAtMs, finishedAtMs };
+}
+
+function cancelledOutcome(nowMs: number): AttemptOutcome {
+  return { status: 'cancelled', reason: 'cancelled', exitCode: null, startedAtMs: null, finishedAtMs: nowMs };
+}
+
+function summary(s: SubtaskRecord) {
+  return { attempt: s.attempt, status: s.status, reason: s.reason, exitCode: s.exitCode, startedAtMs: s.startedAtMs, finishedAtMs: s.finishedAtMs };
+}
+
+function outcomeFromJournal(end: JournalEnd): AttemptOutcome {
+  return { status: end.status, reason: end.reason, exitCode: end.exitCode, startedAtMs: end.startedAtMs, finishedAtMs: end.atMs };
+}
