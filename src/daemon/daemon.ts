@@ -52,6 +52,7 @@ export class ChorusDaemon implements ControlPlane {
   private readonly watchers = new Map<string, Set<() => void>>();
   private apiUrl = '';
   private lock: DataDirLock | null = null;
+  private readonly api: ApiServer;
 
   private constructor(
     private readonly options: DaemonOptions,
@@ -64,10 +65,11 @@ export class ChorusDaemon implements ControlPlane {
     private readonly membership: MembershipView,
     private readonly leader: Leader,
     private readonly worker: Worker,
-    private readonly api: ApiServer,
+    token: string,
     private readonly self: MemberRecord,
   ) {
     this.startedAtMs = clock.now();
+    this.api = new ApiServer(this, token);
   }
 
   static async start(options: DaemonOptions): Promise<ChorusDaemon> {
@@ -103,12 +105,7 @@ export class ChorusDaemon implements ControlPlane {
       const leader = new Leader({ clock, config, store, hlc, view: membership, commit, log });
       const worker = new Worker({ clock, config, store, journal, hlc, selfId: nodeId, dataDir: options.dataDir, commit, log });
       const token = await loadOrCreateToken(paths.token);
-      let daemon: ChorusDaemon | undefined;
-      const api = new ApiServer(
-        new Proxy({} as ControlPlane, { get: (_t, prop) => (daemon as unknown as Record<string | symbol, unknown>)[prop] && ((daemon as unknown as Record<string | symbol, (...a: unknown[]) => unknown>)[prop] as (...a: unknown[]) => unknown).bind(daemon) }),
-        token,
-      );
-      daemon = new ChorusDaemon(options, config, clock, store, journal, transport, hlc, membership, leader, worker, api, self);
+      const daemon = new ChorusDaemon(options, config, clock, store, journal, transport, hlc, membership, leader, worker, token, self);
       daemon.lock = lock;
       await daemon.run();
       return daemon;

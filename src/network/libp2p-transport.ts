@@ -222,7 +222,7 @@ export class Libp2pTransport implements Transport {
     } catch (err) {
       stream?.abort(err instanceof Error ? err : new Error(String(err)));
       if (err instanceof RemoteHandlerError) throw err;
-      if (signal.aborted) throw new Error(`request to ${peer} timed out after ${timeoutMs} ms`);
+      if (signal.aborted) throw new Error(`request to ${peer} timed out after ${timeoutMs} ms`, { cause: err });
       throw new Error(`request to ${peer} failed: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -335,7 +335,7 @@ export class Libp2pTransport implements Transport {
     try {
       return await this.node.services.ping.ping(peerIdFromString(peer), { signal });
     } catch (err) {
-      if (signal.aborted) throw new Error(`ping to ${peer} timed out after ${timeoutMs} ms`);
+      if (signal.aborted) throw new Error(`ping to ${peer} timed out after ${timeoutMs} ms`, { cause: err });
       throw err;
     }
   }

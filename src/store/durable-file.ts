@@ -52,11 +52,15 @@ export class DurableJsonFile<T> implements Adapter<T> {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw new DataFileError(this.path, (err as Error).message);
     }
+    let value: unknown;
     try {
-      return JSON.parse(text) as T;
+      value = JSON.parse(text);
     } catch (err) {
       throw new DataFileError(this.path, `not valid JSON: ${(err as Error).message}`);
     }
+    // lowdb treats a falsy read as "no file" and would later overwrite it: refuse it here.
+    if (value === null || typeof value !== 'object') throw new DataFileError(this.path, `expected a JSON object, found ${text.trim().slice(0, 40)}`);
+    return value as T;
   }
 
   /** Writes are serialised: a later write never lands before an earlier one. */

@@ -46,6 +46,11 @@ export class Journal {
     }
     for (const line of text.split('\n')) this.load(line);
     this.fd = openSync(this.path, 'a', 0o644);
+    // A torn last write has no newline: end it, or the next entry would be glued to it and lost.
+    if (text !== '' && !text.endsWith('\n')) {
+      writeSync(this.fd, '\n');
+      fsyncSync(this.fd);
+    }
   }
 
   private load(line: string): void {

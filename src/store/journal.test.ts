@@ -1,0 +1,164 @@
+// The start-of-execution journal (guarantee 3): a start is on disk before recordStart
+// returns, is never accepted twice, survives a reopen, and a torn tail costs nothing.
+import { appendFileSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Journal } from './journal.js';
+
+let dir: string;
+let path: string;
+const journals: Journal[] = [];
+
+function openJournal(): Journal {
+  const journal = new Journal(path);
+  journals.push(journal);
+  journal.open();
+  return journal;
+}
+
+function lines(): string[] {
+  return readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'chorus-journal-'));
+  path = join(dir, 'journal.log');
+});
+
+afterEach(async () => {
+  for (const journal of journals.splice(0)) journal.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('Journal', () => {
+  it('recordStart is on disk when it returns, and a reopen sees it', () => {
+    const journal = openJournal();
+    expect(journal.hasStarted('i1', 1)).toBe(false);
+    journal.recordStart('i1', 1, 1000);
+    expect(journal.hasStarted('i1', 1)).toBe(true);
+    // Read the file directly while the journal is still open: no buffering.
+    expect(lines().map((l) => JSON.parse(l) as unknown)).toEqual([{ type: 'start', instanceId: 'i1', attempt: 1, atMs: 1000 }]);
+    journal.close();
+
+    const reopened = openJournal();
+    expect(reopened.hasStarted('i1', 1)).toBe(true);
+    expect(reopened.hasStarted('i1', 2)).toBe(false);
+    expect(reopened.hasStarted('i2', 1)).toBe(false);
+    expect(reopened.skippedLines).toBe(0);
+  });
+
+  it('refuses a second start of the same (instance, attempt), also after a reopen', () => {
+    const journal = openJournal();
+    journal.recordStart('i1', 1, 1000);
+    expect(() => journal.recordStart('i1', 1, 2000)).toThrow(/attempt 1 of i1 was already started/);
+    // Another attempt, or another instance, is fine.
+    journal.recordStart('i1', 2, 3000);
+    journal.recordStart('i2', 1, 3000);
+    journal.close();
+    expect(lines()).toHaveLength(3);
+
+    const reopened = openJournal();
+    expect(() => reopened.recordStart('i1', 1, 4000)).toThrow(/already started/);
+    expect(() => reopened.recordStart('i1', 2, 4000)).toThrow(/already started/);
+    // The refused starts were not written.
+    expect(lines()).toHaveLength(3);
+  });
+
+  it('unfinished() and finished() survive a reopen', () => {
+    const journal = openJournal();
+    journal.recordStart('i1', 1, 1000);
+    journal.recordStart('i2', 1, 1000);
+    journal.recordStart('i2', 2, 1500);
+    journal.recordEnd({ instanceId: 'i1', attempt: 1, atMs: 1100, status: 'succeeded', reason: null, exitCode: 0, startedAtMs: 1000 });
+    journal.recordEnd({ instanceId: 'i2', attempt: 1, atMs: 1200, status: 'failed', reason: 'exit-code', exitCode: 7, startedAtMs: 1000 });
+    journal.close();
+
+    const reopened = openJournal();
+    expect(reopened.unfinished()).toEqual([{ type: 'start', instanceId: 'i2', attempt: 2, atMs: 1500 }]);
+    const finished = reopened.finished().sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+    expect(finished).toEqual([
+      { type: 'end', instanceId: 'i1', attempt: 1, atMs: 1100, status: 'succeeded', reason: null, exitCode: 0, startedAtMs: 1000 },
+      { type: 'end', instanceId: 'i2', attempt: 1, atMs: 1200, status: 'failed', reason: 'exit-code', exitCode: 7, startedAtMs: 1000 },
+    ]);
+    expect(reopened.endOf('i2', 1)?.exitCode).toBe(7);
+    expect(reopened.endOf('i2', 2)).toBeUndefined();
+  });
+
+  it('skips and counts a torn last line, and later appends are not lost with it', () => {
+    const journal = openJournal();
+    journal.recordStart('i1', 1, 1000);
+    journal.close();
+    // A crash in the middle of a write: half a line, no newline.
+    appendFileSync(path, '{"type":"start","instanceId":"i2","att');
+
+    const reopened = openJournal();
+    expect(reopened.skippedLines).toBe(1);
+    expect(reopened.hasStarted('i1', 1)).toBe(true);
+    expect(reopened.hasStarted('i2', 1)).toBe(false);
+    // The next start must stay readable: it must not be glued to the torn line.
+    reopened.recordStart('i3', 1, 2000);
+    reopened.close();
+
+    const third = openJournal();
+    expect(third.hasStarted('i1', 1)).toBe(true);
+    expect(third.hasStarted('i3', 1)).toBe(true);
+    expect(third.skippedLines).toBe(1);
+    expect(third.unfinished().map((s) => s.instanceId).sort()).toEqual(['i1', 'i3']);
+  });
+
+  it('counts lines that parse but are not entries', () => {
+    appendFileSync(path, `${JSON.stringify({ type: 'start', instanceId: 'i1', attempt: 1, atMs: 1 })}\n{"type":"bogus"}\nnull\n\n`);
+    const journal = openJournal();
+    expect(journal.hasStarted('i1', 1)).toBe(true);
+    expect(journal.skippedLines).toBe(2);
+  });
+
+  it('compact keeps only entries of kept instances, and the journal keeps working', async () => {
+    const journal = openJournal();
+    journal.recordStart('keep', 1, 1000);
+    journal.recordEnd({ instanceId: 'keep', attempt: 1, atMs: 1100, status: 'failed', reason: 'timeout', exitCode: null, startedAtMs: 1000 });
+    journal.recordStart('keep', 2, 1200);
+    journal.recordStart('drop', 1, 1000);
+    journal.recordEnd({ instanceId: 'drop', attempt: 1, atMs: 1100, status: 'succeeded', reason: null, exitCode: 0, startedAtMs: 1000 });
+    journal.recordStart('drop2', 1, 1000);
+
+    const removed = await journal.compact((id) => id === 'keep');
+    expect(removed).toBe(3);
+    expect(journal.hasStarted('drop', 1)).toBe(false);
+    expect(journal.hasStarted('keep', 2)).toBe(true);
+    const onDisk = lines().map((l) => JSON.parse(l) as { instanceId: string });
+    expect(onDisk).toHaveLength(3);
+    expect(onDisk.every((e) => e.instanceId === 'keep')).toBe(true);
+
+    // Still works: appends go to the compacted file and survive a reopen.
+    journal.recordStart('new', 1, 5000);
+    expect(() => journal.recordStart('keep', 2, 5000)).toThrow(/already started/);
+    journal.close();
+    expect(lines()).toHaveLength(4);
+
+    const reopened = openJournal();
+    expect(reopened.skippedLines).toBe(0);
+    expect(reopened.hasStarted('new', 1)).toBe(true);
+    expect(reopened.hasStarted('keep', 1)).toBe(true);
+    expect(reopened.hasStarted('drop', 1)).toBe(false);
+    expect(reopened.unfinished().map((s) => `${s.instanceId}#${s.attempt}`).sort()).toEqual(['keep#2', 'new#1']);
+    expect(reopened.finished().map((e) => e.instanceId)).toEqual(['keep']);
+  });
+
+  it('compacting everything away leaves an empty, usable journal', async () => {
+    const journal = openJournal();
+    journal.recordStart('a', 1, 1);
+    expect(await journal.compact(() => false)).toBe(1);
+    expect(readFileSync(path, 'utf8')).toBe('');
+    journal.recordStart('a', 1, 2);
+    journal.close();
+    expect(openJournal().hasStarted('a', 1)).toBe(true);
+  });
+
+  it('refuses to write when not open', () => {
+    const journal = new Journal(path);
+    expect(() => journal.recordStart('i1', 1, 1)).toThrow(/not open/);
+  });
+});

@@ -1,0 +1,396 @@
+// The record store: merging and change reports, the indexes the daemon queries, and
+// durable, batched persistence that refuses (and never overwrites) a corrupt file.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord, Stamp, SubtaskRecord } from '../records/types.js';
+import { DataFileError, DurableJsonFile } from './durable-file.js';
+import { RecordStore } from './record-store.js';
+
+const spec: JobSpec = {
+  cmd: 'echo hi',
+  type: 'broadcast',
+  schedule: null,
+  tags: {},
+  timeoutMs: null,
+  retries: 0,
+  concurrency: 'allow',
+  pre: null,
+  post: null,
+};
+
+const stamp = (wallMs: number, counter = 0, nodeId = 'n1'): Stamp => ({ wallMs, counter, nodeId });
+
+function job(name: string, wallMs = 1000, extra: Partial<JobRecord> = {}): AnyRecord {
+  return { kind: 'job', record: { name, spec, enabled: true, deleted: false, createdAtMs: 1000, stamp: stamp(wallMs), ...extra } };
+}
+
+function instance(id: string, targets: string[] = ['n1', 'n2'], extra: Partial<InstanceRecord> = {}): AnyRecord {
+  return {
+    kind: 'instance',
+    record: {
+      id,
+      job: 'backup',
+      spec,
+      trigger: 'manual',
+      scheduledAtMs: null,
+      createdAtMs: 1000,
+      targets,
+      failure: null,
+      cancelRequestedAtMs: null,
+      stamp: stamp(1000),
+      ...extra,
+    },
+  };
+}
+
+function subtask(instanceId: string, nodeId: string, extra: Partial<SubtaskRecord> = {}): AnyRecord {
+  return {
+    kind: 'subtask',
+    record: {
+      instanceId,
+      nodeId,
+      attempt: 1,
+      status: 'pending',
+      reason: null,
+      exitCode: null,
+      startedAtMs: null,
+      finishedAtMs: null,
+      notBeforeMs: null,
+      history: [],
+      reporter: 'n1',
+      stamp: stamp(1000),
+      ...extra,
+    },
+  };
+}
+
+function member(nodeId: string, incarnation = 1, extra: Partial<MemberRecord> = {}): AnyRecord {
+  return { kind: 'member', record: { nodeId, name: nodeId, tags: {}, addrs: [], incarnation, left: false, stamp: stamp(1000, 0, nodeId), ...extra } };
+}
+
+async function readState(path: string): Promise<{ version: number; records: AnyRecord[] }> {
+  return JSON.parse(await readFile(path, 'utf8')) as { version: number; records: AnyRecord[] };
+}
+
+/** Polls `check` until it returns true or the deadline passes (no fixed sleeps). */
+async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+let dir: string;
+const stores: RecordStore[] = [];
+
+function newStore(flushDelayMs = 60_000): RecordStore {
+  const store = new RecordStore({ dataDir: dir, flushDelayMs });
+  stores.push(store);
+  return store;
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'chorus-store-'));
+});
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const store of stores.splice(0)) await store.close().catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('apply and onChange', () => {
+  it('reports only the records that changed the state', async () => {
+    const store = newStore();
+    await store.load();
+    const reports: AnyRecord[][] = [];
+    store.onChange((records) => reports.push(records));
+
+    const first = store.apply([job('backup', 1000), member('n1')]);
+    expect(first.map((r) => r.kind)).toEqual(['job', 'member']);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toEqual(first);
+
+    // The same record again: nothing changed, nothing reported.
+    expect(store.apply([job('backup', 1000)])).toEqual([]);
+    // An older write of the same job loses the merge: nothing reported.
+    expect(store.apply([job('backup', 999, { enabled: false })])).toEqual([]);
+    // A duplicate that is a different object but equal content: nothing reported.
+    expect(store.apply([structuredClone(member('n1'))])).toEqual([]);
+    expect(reports).toHaveLength(1);
+    expect(store.job('backup')?.enabled).toBe(true);
+
+    // A newer write wins and is reported, alone, with its merged value.
+    const newer = store.apply([job('backup', 2000, { enabled: false }), job('backup', 500)]);
+    expect(newer).toHaveLength(1);
+    expect(newer[0]).toMatchObject({ kind: 'job', record: { name: 'backup', enabled: false, stamp: { wallMs: 2000 } } });
+    expect(reports).toHaveLength(2);
+    expect(store.job('backup')?.stamp.wallMs).toBe(2000);
+  });
+
+  it('reports the merged record, not the incoming one', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([instance('i1', ['n1'], { cancelRequestedAtMs: 5000 })]);
+    // A later creation with an earlier cancel: the earliest creation wins, the earliest cancel sticks.
+    const changed = store.apply([instance('i1', ['n1'], { stamp: stamp(2000), cancelRequestedAtMs: 3000 })]);
+    expect(changed).toHaveLength(1);
+    expect(changed[0]).toMatchObject({ kind: 'instance', record: { stamp: { wallMs: 1000 }, cancelRequestedAtMs: 3000 } });
+    expect(store.instance('i1')?.cancelRequestedAtMs).toBe(3000);
+  });
+
+  it('does not call listeners when nothing changed', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([subtask('i1', 'n1', { status: 'running' })]);
+    const listener = vi.fn();
+    store.onChange(listener);
+    // A pending state of the same attempt is behind running: ignored.
+    expect(store.apply([subtask('i1', 'n1', { status: 'pending', stamp: stamp(9999) })])).toEqual([]);
+    expect(store.apply([])).toEqual([]);
+    expect(listener).not.toHaveBeenCalled();
+    expect(store.subtask('i1', 'n1')?.status).toBe('running');
+  });
+});
+
+describe('indexes', () => {
+  it('answers jobs, instances, subtasks and members', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([
+      job('backup'),
+      job('report'),
+      instance('i1', ['n1', 'n2']),
+      instance('i2', ['n3']),
+      subtask('i1', 'n1'),
+      subtask('i1', 'n2', { reporter: 'n2' }),
+      subtask('i2', 'n3', { reporter: 'n3' }),
+      member('n1'),
+      member('n2'),
+    ]);
+
+    expect(store.size()).toBe(9);
+    expect(store.job('backup')?.name).toBe('backup');
+    expect(store.job('nope')).toBeUndefined();
+    expect(store.jobs().map((j) => j.name).sort()).toEqual(['backup', 'report']);
+    expect(store.instance('i1')?.targets).toEqual(['n1', 'n2']);
+    expect(store.instance('i3')).toBeUndefined();
+    expect(store.instances().map((i) => i.id).sort()).toEqual(['i1', 'i2']);
+    expect([...store.subtasksOf('i1').keys()].sort()).toEqual(['n1', 'n2']);
+    expect([...store.subtasksOf('i2').keys()]).toEqual(['n3']);
+    expect(store.subtasksOf('missing').size).toBe(0);
+    expect(store.subtask('i1', 'n2')?.reporter).toBe('n2');
+    expect(store.subtask('i2', 'n1')).toBeUndefined();
+    expect(store.members().map((m) => m.nodeId).sort()).toEqual(['n1', 'n2']);
+    expect(store.member('n2')?.incarnation).toBe(1);
+    expect(store.get('job:backup')?.kind).toBe('job');
+    expect(store.get('subtask:i1/n1')?.kind).toBe('subtask');
+  });
+
+  it('keeps the subtask index on the merged (winning) state', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([subtask('i1', 'n1', { status: 'running', startedAtMs: 1500 })]);
+    store.apply([subtask('i1', 'n1', { status: 'succeeded', exitCode: 0, startedAtMs: 1500, finishedAtMs: 1600, stamp: stamp(1600) })]);
+    expect(store.subtasksOf('i1').get('n1')?.status).toBe('succeeded');
+    // A stale running report arriving late does not move it back.
+    store.apply([subtask('i1', 'n1', { status: 'running', stamp: stamp(1700) })]);
+    expect(store.subtask('i1', 'n1')?.status).toBe('succeeded');
+    expect(store.subtasksOf('i1').get('n1')?.exitCode).toBe(0);
+    // A member with a newer incarnation replaces the old one.
+    store.apply([member('n2', 1, { name: 'old' }), member('n2', 2, { name: 'new', stamp: stamp(10, 0, 'n2') })]);
+    expect(store.member('n2')).toMatchObject({ incarnation: 2, name: 'new' });
+  });
+
+  it('removeInstance removes the instance and its subtasks, and persists that', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([instance('i1'), subtask('i1', 'n1'), subtask('i1', 'n2'), instance('i2', ['n1']), subtask('i2', 'n1'), job('backup')]);
+    store.removeInstance('i1');
+    expect(store.instance('i1')).toBeUndefined();
+    expect(store.subtasksOf('i1').size).toBe(0);
+    expect(store.subtask('i1', 'n1')).toBeUndefined();
+    expect(store.get('subtask:i1/n2')).toBeUndefined();
+    expect(store.instances().map((i) => i.id)).toEqual(['i2']);
+    expect(store.subtask('i2', 'n1')).toBeDefined();
+    expect(store.size()).toBe(3);
+
+    await store.flush();
+    const keys = (await readState(store.path)).records.map((r) => `${r.kind}:${'id' in r.record ? r.record.id : 'name' in r.record ? r.record.name : ''}`);
+    expect(keys).not.toContain('instance:i1');
+    expect((await readState(store.path)).records).toHaveLength(3);
+
+    const reloaded = newStore();
+    await reloaded.load();
+    expect(reloaded.instance('i1')).toBeUndefined();
+    expect(reloaded.subtasksOf('i1').size).toBe(0);
+    expect(reloaded.subtasksOf('i2').size).toBe(1);
+  });
+});
+
+describe('persistence', () => {
+  it('flush() resolves only once the data is on disk', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([job('backup'), subtask('i1', 'n1')]);
+    await store.flush();
+    // Read straight after the promise resolved: no waiting.
+    const state = await readState(store.path);
+    expect(state.version).toBe(1);
+    expect(state.records).toHaveLength(2);
+    expect(state.records).toContainEqual(job('backup'));
+    expect(state.records).toContainEqual(subtask('i1', 'n1'));
+    // No temporary file is left behind.
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(dir)).toEqual(['state.json']);
+  });
+
+  it('a flush covers changes applied while an earlier write is in flight', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([job('a')]);
+    const first = store.flush();
+    store.apply([job('b')]);
+    const second = store.flush();
+    await first;
+    expect((await readState(store.path)).records.map((r) => (r.record as JobRecord).name)).toContain('a');
+    await second;
+    expect((await readState(store.path)).records.map((r) => (r.record as JobRecord).name).sort()).toEqual(['a', 'b']);
+  });
+
+  it('batches many applies into few writes', async () => {
+    const write = vi.spyOn(DurableJsonFile.prototype, 'write');
+    const store = newStore(60_000);
+    await store.load();
+    for (let i = 0; i < 200; i++) {
+      store.apply([job(`job-${i}`)]);
+      if (i % 50 === 0) await Promise.resolve();
+    }
+    expect(write).toHaveBeenCalledTimes(0);
+    await store.flush();
+    expect(write).toHaveBeenCalledTimes(1);
+    expect((await readState(store.path)).records).toHaveLength(200);
+    // Nothing new: flushing again writes nothing.
+    await store.flush();
+    expect(write).toHaveBeenCalledTimes(1);
+  });
+
+  it('writes a batch on its own after the flush delay', async () => {
+    const write = vi.spyOn(DurableJsonFile.prototype, 'write');
+    const store = newStore(30);
+    await store.load();
+    for (let i = 0; i < 100; i++) store.apply([job(`job-${i}`)]);
+    await waitFor(async () => {
+      try {
+        return (await readState(store.path)).records.length === 100;
+      } catch {
+        return false;
+      }
+    }, 'the batched write');
+    // All hundred changes were applied synchronously inside one delay window: one write.
+    expect(write).toHaveBeenCalledTimes(1);
+  });
+
+  it('reload from disk reproduces the state', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([
+      job('backup', 2000, { enabled: false }),
+      job('gone', 2000, { deleted: true }),
+      instance('i1', ['n1', 'n2'], { cancelRequestedAtMs: 4000 }),
+      subtask('i1', 'n1', { status: 'failed', reason: 'exit-code', exitCode: 3, startedAtMs: 1100, finishedAtMs: 1200 }),
+      subtask('i1', 'n2', { attempt: 2, status: 'running', reporter: 'n2', history: [{ attempt: 1, status: 'failed', reason: 'timeout', exitCode: null, startedAtMs: 1, finishedAtMs: 2 }] }),
+      member('n1', 3, { tags: { role: 'web' }, addrs: ['/ip4/127.0.0.1/tcp/1'] }),
+    ]);
+    await store.close();
+
+    const reloaded = newStore();
+    await reloaded.load();
+    const sortByKey = (records: AnyRecord[]) => [...records].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    expect(sortByKey(reloaded.all())).toEqual(sortByKey(store.all()));
+    expect(reloaded.size()).toBe(6);
+    expect(reloaded.job('backup')?.enabled).toBe(false);
+    expect(reloaded.subtask('i1', 'n2')?.attempt).toBe(2);
+    expect([...reloaded.subtasksOf('i1').keys()].sort()).toEqual(['n1', 'n2']);
+    expect(reloaded.member('n1')?.tags).toEqual({ role: 'web' });
+    // Loading reports nothing as a change and writes nothing.
+    const before = await readFile(store.path, 'utf8');
+    await reloaded.flush();
+    expect(await readFile(store.path, 'utf8')).toBe(before);
+  });
+
+  it('a missing file loads as empty state', async () => {
+    const store = newStore();
+    await store.load();
+    expect(store.size()).toBe(0);
+  });
+
+  it('NODE_ENV=test does not turn the store into memory', async () => {
+    const previous = process.env.NODE_ENV;
+    process.env.NODE_ENV = 'test';
+    try {
+      const store = newStore();
+      await store.load();
+      store.apply([job('backup')]);
+      await store.flush();
+      expect((await readState(join(dir, 'state.json'))).records).toEqual([job('backup')]);
+    } finally {
+      if (previous === undefined) delete process.env.NODE_ENV;
+      else process.env.NODE_ENV = previous;
+    }
+  });
+});
+
+describe('a corrupt state file', () => {
+  const validJob = job('backup');
+  const cases: [string, string][] = [
+    ['bad JSON', '{"version":1,"records":[{"kind":"job"'],
+    ['an empty file', ''],
+    ['JSON null', 'null'],
+    ['a bare number', '0'],
+    ['an array', '[]'],
+    ['the wrong version', JSON.stringify({ version: 2, records: [] })],
+    ['records that are not a list', JSON.stringify({ version: 1, records: {} })],
+    ['a record of an unknown kind', JSON.stringify({ version: 1, records: [{ kind: 'nope', record: {} }] })],
+    [
+      'a malformed record after a good one',
+      JSON.stringify({ version: 1, records: [validJob, { kind: 'subtask', record: { instanceId: 'i1', nodeId: '', attempt: 0 } }] }),
+    ],
+  ];
+
+  it.each(cases)('%s: load() throws DataFileError naming the file and leaves it untouched', async (_what, content) => {
+    const path = join(dir, 'state.json');
+    await writeFile(path, content);
+    const bytes = await readFile(path);
+    const write = vi.spyOn(DurableJsonFile.prototype, 'write');
+
+    const store = newStore(0);
+    const error = await store.load().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(DataFileError);
+    expect((error as DataFileError).path).toBe(path);
+    expect((error as DataFileError).message).toContain(path);
+    expect((error as DataFileError).message).toMatch(/left it untouched/);
+
+    // Nothing the store does afterwards rewrites the file.
+    await store.close();
+    expect(write).not.toHaveBeenCalled();
+    expect((await readFile(path)).equals(bytes)).toBe(true);
+  });
+
+  it('names the malformed record', async () => {
+    const path = join(dir, 'state.json');
+    await writeFile(path, JSON.stringify({ version: 1, records: [validJob, { kind: 'job', record: { name: 'x' } }] }));
+    await expect(newStore().load()).rejects.toThrow(/record 1 is malformed/);
+  });
+
+  it('says when the file is not JSON', async () => {
+    await writeFile(join(dir, 'state.json'), 'garbage{');
+    await expect(newStore().load()).rejects.toThrow(/not valid JSON/);
+  });
+});
