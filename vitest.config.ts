@@ -8,5 +8,7 @@ export default defineConfig({
     // Multi-process tests start real daemons; running several files at once on a
     // 2-core machine only makes each of them slower and flakier.
     fileParallelism: false,
+    // The cluster tests run the built CLI: fail at once, clearly, when dist/ is missing.
+    globalSetup: ['cluster-tests/global-setup.ts'],
   },
 });

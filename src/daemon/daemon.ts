@@ -11,21 +11,20 @@ import { CHORUS_VERSION } from '../core/version.js';
 import { ApiServer } from '../api/server.js';
 import { ApiError, type ControlPlane, type LogView, type StatusView } from '../api/control-plane.js';
 import { instanceView, jobView, type InstanceView, type JobView, type NodeView, iso } from '../api/views.js';
-import type { MembershipView } from '../cluster/view.js';
-import { SoloMembership } from '../cluster/solo.js';
 import { Libp2pTransport } from '../network/libp2p-transport.js';
 import { loadOrCreatePrivateKey } from '../network/peer-key.js';
 import { HybridClock } from '../records/hlc.js';
 import { ADHOC_JOB, JOB_NAME_PATTERN } from '../records/ids.js';
 import { deriveInstanceProgress, isInstanceFinished } from '../records/status.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord } from '../records/types.js';
-import { ConcurrencyForbiddenError, Leader } from '../scheduler/leader.js';
 import { validateCron, ScheduleError } from '../scheduler/schedule.js';
 import { DataDirLock } from '../store/lock.js';
 import { Journal } from '../store/journal.js';
 import { RecordStore } from '../store/record-store.js';
 import { writeFileDurable } from '../store/durable-file.js';
-import { Worker } from '../worker/worker.js';
+import { ChorusNode, TOPICS } from './node.js';
+import { WriteNotReplicatedError } from '../cluster/replicator.js';
+import { RpcError } from '../cluster/rpc.js';
 import { dataPaths, type NodeInfo } from './paths.js';
 import { versionOf } from '../api/version-of.js';
 
@@ -45,28 +44,23 @@ export interface DaemonOptions {
   clock?: Clock;
 }
 
-const TOPICS = ['chorus/records/1', 'chorus/heartbeat/1'];
 
 export class ChorusDaemon implements ControlPlane {
   private readonly startedAtMs: number;
   private readonly watchers = new Map<string, Set<() => void>>();
   private apiUrl = '';
   private lock: DataDirLock | null = null;
+  private stopping = false;
   private readonly api: ApiServer;
 
   private constructor(
     private readonly options: DaemonOptions,
-    private readonly config: ChorusConfig,
     private readonly clock: Clock,
     private readonly store: RecordStore,
     private readonly journal: Journal,
     private readonly transport: Libp2pTransport,
-    private readonly hlc: HybridClock,
-    private readonly membership: MembershipView,
-    private readonly leader: Leader,
-    private readonly worker: Worker,
+    private readonly node: ChorusNode,
     token: string,
-    private readonly self: MemberRecord,
   ) {
     this.startedAtMs = clock.now();
     this.api = new ApiServer(this, token);
@@ -100,12 +94,9 @@ export class ChorusDaemon implements ControlPlane {
         stamp: hlc.tick(),
       };
       const log = options.log.child({ node: nodeId.slice(-8) });
-      const membership = new SoloMembership(() => self);
-      const commit = (records: AnyRecord[]) => void store.apply(records);
-      const leader = new Leader({ clock, config, store, hlc, view: membership, commit, log });
-      const worker = new Worker({ clock, config, store, journal, hlc, selfId: nodeId, dataDir: options.dataDir, commit, log });
+      const node = new ChorusNode({ transport, clock, config, store, journal, hlc, self, dataDir: options.dataDir, log, random: Math.random });
       const token = await loadOrCreateToken(paths.token);
-      const daemon = new ChorusDaemon(options, config, clock, store, journal, transport, hlc, membership, leader, worker, token, self);
+      const daemon = new ChorusDaemon(options, clock, store, journal, transport, node, token);
       daemon.lock = lock;
       await daemon.run();
       return daemon;
@@ -116,15 +107,14 @@ export class ChorusDaemon implements ControlPlane {
   }
 
   private async run(): Promise<void> {
-    this.store.apply([{ kind: 'member', record: this.self }]);
     this.store.onChange((records) => this.notifyWatchers(records));
-    this.worker.start();
-    this.leader.start();
+    this.node.start();
+    for (const address of this.options.join) void this.joinThrough(address);
     this.apiUrl = await this.api.listen(this.options.apiHost, this.options.apiPort);
     await this.store.flush();
     const info: NodeInfo = {
-      nodeId: this.self.nodeId,
-      name: this.self.name,
+      nodeId: this.node.id,
+      name: this.selfRecord().name,
       multiaddrs: this.transport.addresses(),
       api: this.apiUrl,
       pid: process.pid,
@@ -135,18 +125,28 @@ export class ChorusDaemon implements ControlPlane {
     this.options.log.info({ nodeId: info.nodeId, api: info.api, multiaddrs: info.multiaddrs }, 'chorus daemon ready');
   }
 
-  get nodeId(): string {
-    return this.self.nodeId;
+  /** Dials a --join address until it answers (the member may start after us). */
+  private async joinThrough(address: string): Promise<void> {
+    for (let attempt = 0; !this.stopping; attempt++) {
+      try {
+        const peer = await this.transport.dialAddr(address);
+        this.options.log.info({ address, peer }, 'joined through member');
+        return;
+      } catch (err) {
+        if (attempt === 0) this.options.log.warn({ address, err: (err as Error).message }, 'cannot reach --join address yet; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 5000)));
+      }
+    }
   }
 
-  get api_url(): string {
-    return this.apiUrl;
+  private selfRecord(): MemberRecord {
+    return this.store.member(this.node.id) as MemberRecord;
   }
 
-  /** Graceful stop: no new attempts, running ones are cancelled, state flushed, lock released. */
+  /** Graceful stop: leave the cluster, cancel running attempts, flush state, release the lock. */
   async stop(): Promise<void> {
-    this.leader.stop();
-    await this.worker.stop(true);
+    this.stopping = true;
+    await this.node.leave();
     await this.api.close();
     await this.store.close();
     await this.transport.stop();
@@ -157,27 +157,28 @@ export class ChorusDaemon implements ControlPlane {
   // ---- ControlPlane -------------------------------------------------------------
 
   status(): StatusView {
-    const members = this.membership.members();
+    const members = this.node.membership.members();
+    const self = this.selfRecord();
     return {
-      nodeId: this.self.nodeId,
-      name: this.self.name,
-      tags: this.self.tags,
+      nodeId: self.nodeId,
+      name: self.name,
+      tags: self.tags,
       version: CHORUS_VERSION,
-      leader: this.membership.leaderId(),
-      isLeader: this.membership.leaderId() === this.self.nodeId,
+      leader: this.node.membership.leaderId(),
+      isLeader: this.node.membership.leaderId() === self.nodeId,
       members: members.length,
       aliveMembers: members.filter((m) => m.state === 'alive').length,
       multiaddrs: this.transport.addresses(),
       api: this.apiUrl,
       dataDir: this.options.dataDir,
       uptimeMs: this.clock.now() - this.startedAtMs,
-      runningSubtasks: this.worker.runningCount(),
+      runningSubtasks: this.node.worker.runningCount(),
       records: this.store.size(),
     };
   }
 
   nodes(): NodeView[] {
-    return this.membership
+    return this.node.membership
       .members()
       .sort((a, b) => a.nodeId.localeCompare(b.nodeId))
       .map((m) => ({ ...m, lastSeen: iso(m.lastSeenMs) }));
@@ -218,7 +219,7 @@ export class ChorusDaemon implements ControlPlane {
       enabled: keep ? existing.enabled : true,
       deleted: false,
       createdAtMs: keep ? existing.createdAtMs : this.clock.now(),
-      stamp: this.hlc.tick(),
+      stamp: this.node.hlc.tick(),
     };
     await this.commitAcknowledged([{ kind: 'job', record: job }]);
     return jobView(job, this.clock.now());
@@ -226,34 +227,39 @@ export class ChorusDaemon implements ControlPlane {
 
   async removeJob(name: string): Promise<void> {
     const job = this.liveJob(name);
-    await this.commitAcknowledged([{ kind: 'job', record: { ...job, deleted: true, stamp: this.hlc.tick() } }]);
+    await this.commitAcknowledged([{ kind: 'job', record: { ...job, deleted: true, stamp: this.node.hlc.tick() } }]);
   }
 
   async setJobEnabled(name: string, enabled: boolean): Promise<JobView> {
-    const job = { ...this.liveJob(name), enabled, stamp: this.hlc.tick() };
+    const job = { ...this.liveJob(name), enabled, stamp: this.node.hlc.tick() };
     await this.commitAcknowledged([{ kind: 'job', record: job }]);
     return jobView(job, this.clock.now());
   }
 
   async runJob(name: string): Promise<InstanceView> {
     const job = this.liveJob(name);
-    try {
-      this.leader.assertMayStart(job);
-    } catch (err) {
-      if (err instanceof ConcurrencyForbiddenError) throw new ApiError(409, 'concurrency-forbid', err.message);
-      throw err;
-    }
-    const instance = this.leader.createInstance(job.name, job.spec, 'manual');
-    await this.acknowledge();
-    return this.viewOf(instance);
+    return this.viewOf(await this.requestInstance(job.name, job.spec, 'manual'));
   }
 
   async runAdhoc(spec: JobSpec): Promise<InstanceView> {
     validateSpec(spec);
     if (spec.schedule !== null) throw new ApiError(400, 'bad-request', 'an ad-hoc run cannot have a schedule');
-    const instance = this.leader.createInstance(ADHOC_JOB, spec, 'adhoc');
-    await this.acknowledge();
-    return this.viewOf(instance);
+    return this.viewOf(await this.requestInstance(ADHOC_JOB, spec, 'adhoc'));
+  }
+
+  private async requestInstance(job: string, spec: JobSpec, trigger: 'manual' | 'adhoc'): Promise<InstanceRecord> {
+    try {
+      if (trigger === 'manual') {
+        const stored = this.store.job(job);
+        if (stored && this.node.membership.leaderId() === this.node.id) this.node.leader.assertMayStart(stored);
+      }
+      return await this.node.requestInstance(job, spec, trigger);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'concurrency-forbid') throw new ApiError(409, 'concurrency-forbid', (err as Error).message);
+      if (code === 'no-leader' || err instanceof RpcError) throw new ApiError(503, 'no-leader', (err as Error).message);
+      throw err;
+    }
   }
 
   listInstances(filter: { job?: string; limit: number }): InstanceView[] {
@@ -313,8 +319,18 @@ export class ChorusDaemon implements ControlPlane {
     if (nodeId !== null && !instance.targets.includes(nodeId)) {
       throw new ApiError(404, 'unknown-node', `node ${nodeId} is not a target of instance ${id}; targets: ${instance.targets.join(', ')}`);
     }
-    const logs = await this.worker.readLogs(id);
-    return logs.filter((l) => nodeId === null || l.nodeId === nodeId).map(({ instanceId: _i, ...rest }) => rest);
+    const nodes = nodeId === null ? instance.targets : [nodeId];
+    const out: LogView[] = [];
+    for (const target of nodes) {
+      try {
+        const logs = await this.node.logsFrom(target, id);
+        out.push(...logs.map(({ instanceId: _i, ...rest }) => rest));
+      } catch (err) {
+        if (nodeId !== null) throw new ApiError(502, 'logs-unavailable', `cannot fetch logs from node ${target}: ${(err as Error).message}`);
+        out.push({ nodeId: target, attempt: 0, stdout: '', stderr: `(logs unavailable: ${(err as Error).message})`, stdoutDroppedBytes: 0, stderrDroppedBytes: 0 });
+      }
+    }
+    return out;
   }
 
   // ---- internals ------------------------------------------------------------------
@@ -323,14 +339,17 @@ export class ChorusDaemon implements ControlPlane {
     return instanceView(instance, this.store.subtasksOf(instance.id), (nodeId) => this.store.member(nodeId)?.name ?? null);
   }
 
-  /** Applies records and answers only once they are on disk here (guarantee 8). */
+  /** Applies records and answers only once they are on disk here and on another member (guarantee 8). */
   private async commitAcknowledged(records: AnyRecord[]): Promise<void> {
-    this.store.apply(records);
-    await this.acknowledge();
-  }
-
-  private async acknowledge(): Promise<void> {
-    await this.store.flush();
+    this.node.commit(records);
+    try {
+      await this.node.acknowledge(records);
+    } catch (err) {
+      if (err instanceof WriteNotReplicatedError) {
+        throw new ApiError(503, 'not-replicated', `the change is saved on this node but no other member confirmed it yet: ${err.message}`);
+      }
+      throw err;
+    }
   }
 
   private notifyWatchers(records: AnyRecord[]): void {

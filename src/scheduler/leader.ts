@@ -27,7 +27,9 @@ export interface LeaderDeps {
   log: Logger;
 }
 
-export class ConcurrencyForbiddenError extends Error {}
+export class ConcurrencyForbiddenError extends Error {
+  readonly code = 'concurrency-forbid';
+}
 
 export class Leader {
   private timer: TimerHandle | null = null;

@@ -14,7 +14,7 @@ export function validateCron(expr: string, tz: string | null): void {
   }
   if (tz !== null && !isTimeZone(tz)) throw new ScheduleError(`unknown time zone "${tz}"; use an IANA name like Europe/Berlin or UTC`);
   try {
-    new Cron(expr, { paused: true, timezone: tz ?? undefined });
+    new Cron(expr, { paused: true, timezone: tz ?? 'UTC' });
   } catch (err) {
     throw new ScheduleError(`bad cron expression "${expr}": ${(err as Error).message}`);
   }
@@ -29,8 +29,9 @@ function isTimeZone(tz: string): boolean {
   }
 }
 
+/** No zone means UTC, never the process's local zone: every node must compute the same fire times (guarantee 7). */
 function cronOf(schedule: Extract<Schedule, { kind: 'cron' }>): Cron {
-  return new Cron(schedule.expr, { paused: true, timezone: schedule.tz ?? undefined });
+  return new Cron(schedule.expr, { paused: true, timezone: schedule.tz ?? 'UTC' });
 }
 
 /** The latest fire time in (afterMs, nowMs], or null if none. */

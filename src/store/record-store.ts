@@ -1,5 +1,6 @@
 // The node's copy of the replicated state: every record merged in memory, indexed for
 // the queries the daemon makes, and persisted with lowdb in batched, durable writes.
+import { createHash } from 'node:crypto';
 import { Low } from 'lowdb';
 import { join } from 'node:path';
 import { canonicalJson } from '../records/canonical.js';
@@ -21,7 +22,8 @@ interface StateFile {
 }
 
 export interface StoreOptions {
-  dataDir: string;
+  /** null keeps the records in memory only (simulations); a daemon always has a directory. */
+  dataDir: string | null;
   /** Changes within this window go to disk in one write. Trades write load for ack latency. */
   flushDelayMs: number;
 }
@@ -31,21 +33,24 @@ export type ChangeListener = (records: AnyRecord[]) => void;
 export class RecordStore {
   private readonly records = new Map<string, AnyRecord>();
   private readonly subtasksByInstance = new Map<string, Map<string, SubtaskRecord>>();
-  private readonly db: Low<StateFile>;
+  /** Fingerprint of each record's content, for anti-entropy digests. */
+  private readonly versions = new Map<string, string>();
+  private readonly db: Low<StateFile> | null;
   private readonly listeners: ChangeListener[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private dirty = false;
 
   constructor(private readonly options: StoreOptions) {
-    this.db = new Low<StateFile>(new DurableJsonFile(join(options.dataDir, 'state.json')), { version: 1, records: [] });
+    this.db = options.dataDir === null ? null : new Low<StateFile>(new DurableJsonFile(this.path), { version: 1, records: [] });
   }
 
   get path(): string {
-    return join(this.options.dataDir, 'state.json');
+    return join(this.options.dataDir ?? '(memory)', 'state.json');
   }
 
   async load(): Promise<void> {
+    if (!this.db) return;
     await this.db.read();
     const file = this.db.data;
     if (file.version !== 1 || !Array.isArray(file.records)) {
@@ -80,8 +85,11 @@ export class RecordStore {
     const key = recordKey(record);
     const current = this.records.get(key);
     const merged = current ? mergeRecord(current, record) : record;
-    if (current === merged || (current && sameRecord(current, merged))) return null;
+    if (current === merged) return null;
+    const version = fingerprint(canonicalJson(merged));
+    if (current && this.versions.get(key) === version) return null;
     this.records.set(key, merged);
+    this.versions.set(key, version);
     if (merged.kind === 'subtask') this.indexSubtask(merged.record);
     return merged;
   }
@@ -93,6 +101,7 @@ export class RecordStore {
   }
 
   private scheduleFlush(): void {
+    if (!this.db) return;
     this.dirty = true;
     if (this.flushTimer) return;
     this.flushTimer = setTimeout(() => void this.flush().catch(() => undefined), this.options.flushDelayMs);
@@ -102,14 +111,19 @@ export class RecordStore {
   flush(): Promise<void> {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    if (!this.dirty) return this.flushing;
+    if (!this.dirty || !this.db) return this.flushing;
     this.dirty = false;
+    const db = this.db;
     const snapshot: StateFile = { version: 1, records: [...this.records.values()] };
     this.flushing = this.flushing.catch(() => undefined).then(() => {
-      this.db.data = snapshot;
-      return this.db.write();
+      db.data = snapshot;
+      return db.write();
     });
     return this.flushing;
+  }
+
+  versionOf(key: string): string | undefined {
+    return this.versions.get(key);
   }
 
   get(key: string): AnyRecord | undefined {
@@ -167,8 +181,10 @@ export class RecordStore {
 
   /** Removes an instance and its subtasks (retention). Not replicated: every node prunes by the same rule. */
   removeInstance(id: string): void {
-    this.records.delete(`instance:${id}`);
-    for (const nodeId of this.subtasksByInstance.get(id)?.keys() ?? []) this.records.delete(`subtask:${id}/${nodeId}`);
+    for (const key of [`instance:${id}`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
+      this.records.delete(key);
+      this.versions.delete(key);
+    }
     this.subtasksByInstance.delete(id);
     this.scheduleFlush();
   }
@@ -178,6 +194,7 @@ export class RecordStore {
   }
 }
 
-function sameRecord(a: AnyRecord, b: AnyRecord): boolean {
-  return canonicalJson(a) === canonicalJson(b);
+/** A short hash of a record's canonical JSON. */
+function fingerprint(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }

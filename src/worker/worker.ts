@@ -22,9 +22,12 @@ export interface WorkerDeps {
   journal: Journal;
   hlc: HybridClock;
   selfId: string;
-  dataDir: string;
+  /** Where subtask output is kept; null keeps it in memory (simulations). */
+  dataDir: string | null;
   commit: (records: AnyRecord[]) => void;
   log: Logger;
+  /** Runs a command; the simulator passes a fake one. */
+  runCommand?: typeof runCommand;
 }
 
 export interface AttemptOutcome {
@@ -159,7 +162,7 @@ export class Worker {
       journal.recordStart(instance.id, subtask.attempt, startedAtMs); // fsynced before the spawn
       this.report(subtask, { ...subtask, status: 'running', startedAtMs, reporter: selfId, stamp: this.deps.hlc.tick() });
       const shardIndex = instance.targets.indexOf(selfId);
-      const result = await runCommand({
+      const result = await (this.deps.runCommand ?? runCommand)({
         cmd: instance.spec.cmd,
         env: {
           CHORUS_JOB: instance.job,
@@ -255,8 +258,10 @@ export class Worker {
     this.deps.commit([{ kind: 'subtask', record: next }]);
   }
 
-  private logPath(instanceId: string, attempt: number): string {
-    return join(this.deps.dataDir, 'logs', instanceId, `${attempt}.json`);
+  private readonly memoryLogs = new Map<string, SubtaskLog[]>();
+
+  private logDir(instanceId: string): string {
+    return join(this.deps.dataDir as string, 'logs', instanceId);
   }
 
   private async saveLog(instanceId: string, attempt: number, result: ExecutionResult): Promise<void> {
@@ -269,13 +274,18 @@ export class Worker {
       stdoutDroppedBytes: result.stdoutDroppedBytes,
       stderrDroppedBytes: result.stderrDroppedBytes,
     };
-    await mkdir(join(this.deps.dataDir, 'logs', instanceId), { recursive: true });
-    await writeFile(this.logPath(instanceId, attempt), JSON.stringify(log));
+    if (this.deps.dataDir === null) {
+      this.memoryLogs.set(instanceId, [...(this.memoryLogs.get(instanceId) ?? []), log]);
+      return;
+    }
+    await mkdir(this.logDir(instanceId), { recursive: true });
+    await writeFile(join(this.logDir(instanceId), `${attempt}.json`), JSON.stringify(log));
   }
 
   /** Output of every attempt this node ran for the instance, oldest first. */
   async readLogs(instanceId: string): Promise<SubtaskLog[]> {
-    const dir = join(this.deps.dataDir, 'logs', instanceId);
+    if (this.deps.dataDir === null) return this.memoryLogs.get(instanceId) ?? [];
+    const dir = this.logDir(instanceId);
     let files: string[];
     try {
       files = await readdir(dir);
@@ -283,11 +293,12 @@ export class Worker {
       return [];
     }
     const attempts = files.map((f) => Number.parseInt(f, 10)).filter(Number.isInteger).sort((a, b) => a - b);
-    return Promise.all(attempts.map(async (a) => JSON.parse(await readFile(this.logPath(instanceId, a), 'utf8')) as SubtaskLog));
+    return Promise.all(attempts.map(async (a) => JSON.parse(await readFile(join(dir, `${a}.json`), 'utf8')) as SubtaskLog));
   }
 
   async deleteLogs(instanceId: string): Promise<void> {
-    await rm(join(this.deps.dataDir, 'logs', instanceId), { recursive: true, force: true });
+    this.memoryLogs.delete(instanceId);
+    if (this.deps.dataDir !== null) await rm(this.logDir(instanceId), { recursive: true, force: true });
   }
 }
 

@@ -1,0 +1,476 @@
+// End-to-end tests of one real `chorus daemon` process, driven only through the CLI
+// (bin/run.js), checking its output and exit codes against the contract in DESIGN.md.
+import { existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { LogView, StatusView } from '../src/api/control-plane.js';
+import type { InstanceView, JobView, NodeView } from '../src/api/views.js';
+import {
+  cli,
+  expectStable,
+  isProcessGroupAlive,
+  readNodeInfo,
+  readPidFile,
+  startDaemon,
+  tempDir,
+  trackProcessGroup,
+  useProcessCleanup,
+  waitFor,
+  type CliResult,
+  type DaemonHandle,
+} from './harness.js';
+
+useProcessCleanup();
+
+const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, timedOut: 124 };
+
+/** A single-quoted shell word (for paths inside --cmd). */
+const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+function expectExit(r: CliResult, code: number): void {
+  expect(r.exitCode, r.context).toBe(code);
+}
+
+/** Runs a CLI command that must succeed and returns its JSON document. */
+async function ok<T>(d: DaemonHandle, args: string[], timeoutMs?: number): Promise<T> {
+  const r = await d.cli([...args, '--json'], { timeoutMs });
+  expectExit(r, EXIT.ok);
+  return r.json<T>();
+}
+
+/** Waits until the process group (from a `echo $$ > FILE` pid file) has no live member. */
+async function expectGroupGone(pgid: number, what: string): Promise<void> {
+  await waitFor(() => !isProcessGroupAlive(pgid), { timeoutMs: 15_000, what: `${what} (process group ${pgid}) to be gone` });
+}
+
+/** Reads the pid file a job wrote, waits for it, and makes sure its group dies with the test. */
+async function jobProcessGroup(pidFile: string): Promise<number> {
+  const pgid = await waitFor(() => readPidFile(pidFile), { timeoutMs: 20_000, what: `the job to write ${pidFile}` });
+  trackProcessGroup(pgid);
+  return pgid;
+}
+
+describe('one daemon, driven through the CLI', () => {
+  let d: DaemonHandle;
+
+  beforeAll(async () => {
+    d = await startDaemon({ name: 'solo', tags: ['role=test'] });
+  });
+
+  it('status and nodes show this node as the one alive leader', async () => {
+    const status = await ok<StatusView>(d, ['status']);
+    expect(status.nodeId).toBe(d.info.nodeId);
+    expect(status).toMatchObject({ name: 'solo', isLeader: true, leader: d.info.nodeId, members: 1, aliveMembers: 1, api: d.info.api });
+    expect(status.tags).toEqual({ role: 'test' });
+
+    const nodes = await ok<NodeView[]>(d, ['nodes']);
+    expect(nodes).toHaveLength(1);
+    expect(nodes[0]).toMatchObject({ nodeId: d.info.nodeId, name: 'solo', state: 'alive', leader: true, tags: { role: 'test' } });
+
+    // The human forms name the node too.
+    const human = await d.cli(['status']);
+    expectExit(human, EXIT.ok);
+    expect(human.stdout).toContain(d.info.nodeId);
+  });
+
+  it('job run --wait runs a broadcast once on the node, with the CHORUS_* variables', async () => {
+    const cmd = 'echo hi-$CHORUS_NODE_ID; echo "env job=$CHORUS_JOB id=$CHORUS_INSTANCE_ID attempt=$CHORUS_ATTEMPT shard=$CHORUS_SHARD_INDEX/$CHORUS_SHARD_TOTAL"';
+    const job = await ok<JobView>(d, ['job', 'add', 'hello', '--cmd', cmd]);
+    expect(job).toMatchObject({ name: 'hello', cmd, type: 'broadcast', schedule: null, enabled: true, retries: 0 });
+    expect((await ok<JobView>(d, ['job', 'show', 'hello']))).toMatchObject({ name: 'hello', cmd });
+    expect((await ok<JobView[]>(d, ['job', 'list'])).map((j) => j.name)).toContain('hello');
+
+    const run = await d.cli(['job', 'run', 'hello', '--wait', '--json']);
+    expectExit(run, EXIT.ok);
+    const instance = run.json<InstanceView>();
+    expect(instance).toMatchObject({ job: 'hello', status: 'succeeded', trigger: 'manual', targets: [d.nodeId] });
+    expect(instance.subtasks).toHaveLength(1);
+    const [subtask] = instance.subtasks;
+    expect(subtask).toMatchObject({ nodeId: d.nodeId, status: 'succeeded', attempt: 1, exitCode: 0, reason: null, shardIndex: 0 });
+    expect(subtask?.startedAt).toEqual(expect.any(String));
+    expect(subtask?.finishedAt).toEqual(expect.any(String));
+    expect(Date.parse(subtask?.finishedAt as string)).toBeGreaterThanOrEqual(Date.parse(subtask?.startedAt as string));
+
+    const logs = await ok<LogView[]>(d, ['instance', 'logs', instance.id]);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({ nodeId: d.nodeId, attempt: 1 });
+    expect(logs[0]?.stdout).toContain(`hi-${d.nodeId}\n`);
+    expect(logs[0]?.stdout).toContain(`env job=hello id=${instance.id} attempt=1 shard=0/1\n`);
+    expect(await ok<LogView[]>(d, ['instance', 'logs', instance.id, '--node', d.nodeId])).toEqual(logs);
+
+    const list = await ok<InstanceView[]>(d, ['instance', 'list', '--job', 'hello']);
+    expect(list.map((i) => i.id)).toContain(instance.id);
+    expect(list.every((i) => i.job === 'hello')).toBe(true);
+
+    expect(await ok<InstanceView>(d, ['instance', 'show', instance.id])).toEqual(instance);
+    const human = await d.cli(['instance', 'show', instance.id]);
+    expectExit(human, EXIT.ok);
+    expect(human.stdout).toContain(instance.id);
+  });
+
+  it('a failing command makes --wait exit 1 with reason exit-code and its exit code', async () => {
+    await ok(d, ['job', 'add', 'fail7', '--cmd', 'echo about-to-fail >&2; exit 7']);
+    const run = await d.cli(['job', 'run', 'fail7', '--wait', '--json']);
+    expectExit(run, EXIT.failed);
+    const instance = run.json<InstanceView>();
+    expect(instance.status).toBe('failed');
+    expect(instance.subtasks).toEqual([expect.objectContaining({ nodeId: d.nodeId, status: 'failed', reason: 'exit-code', exitCode: 7, attempt: 1 })]);
+    const logs = await ok<LogView[]>(d, ['instance', 'logs', instance.id]);
+    expect(logs[0]?.stderr).toContain('about-to-fail');
+  });
+
+  it('--timeout kills the command: reason timeout, and its process group is gone', async () => {
+    const work = await tempDir('chorus-work-');
+    const pidFile = join(work, 'pid');
+    await ok(d, ['job', 'add', 'slow', '--cmd', `echo $$ > ${sq(pidFile)}; sleep 30`, '--timeout', '500ms']);
+    const run = await d.cli(['job', 'run', 'slow', '--wait', '--json']);
+    expectExit(run, EXIT.failed);
+    const instance = run.json<InstanceView>();
+    expect(instance.status).toBe('failed');
+    expect(instance.subtasks).toEqual([expect.objectContaining({ nodeId: d.nodeId, status: 'failed', reason: 'timeout', attempt: 1 })]);
+    // The shell writes its pid (= the group id) before it starts sleep; if the timeout
+    // came even before that, no sleep was ever started.
+    const pgid = await readPidFile(pidFile);
+    if (pgid !== null) {
+      trackProcessGroup(pgid);
+      await expectGroupGone(pgid, 'the timed-out sleep');
+    }
+  });
+
+  it('--retries: a failed attempt is retried on the same node until it succeeds', async () => {
+    const work = await tempDir('chorus-work-');
+    const counter = join(work, 'count');
+    const attempts = join(work, 'attempts');
+    const cmd = `echo "$CHORUS_ATTEMPT" >> ${sq(attempts)}; n=$(( $(cat ${sq(counter)} 2>/dev/null || echo 0) + 1 )); echo $n > ${sq(counter)}; echo "try $n"; test $n -ge 3`;
+    await ok(d, ['job', 'add', 'flaky', '--cmd', cmd, '--retries', '2']);
+    const run = await d.cli(['job', 'run', 'flaky', '--wait', '--json']);
+    expectExit(run, EXIT.ok);
+    const instance = run.json<InstanceView>();
+    expect(instance.status).toBe('succeeded');
+    const [subtask] = instance.subtasks;
+    expect(subtask).toMatchObject({ nodeId: d.nodeId, status: 'succeeded', attempt: 3, exitCode: 0, reason: null });
+    expect(subtask?.history.map((h) => [h.attempt, h.status, h.reason, h.exitCode])).toEqual([
+      [1, 'failed', 'exit-code', 1],
+      [2, 'failed', 'exit-code', 1],
+    ]);
+    expect(await readFile(attempts, 'utf8')).toBe('1\n2\n3\n');
+    const logs = await ok<LogView[]>(d, ['instance', 'logs', instance.id]);
+    expect(logs.map((l) => [l.attempt, l.stdout])).toEqual([
+      [1, 'try 1\n'],
+      [2, 'try 2\n'],
+      [3, 'try 3\n'],
+    ]);
+  });
+
+  it('--retries runs out: the last failure stands, after exactly 1 + retries attempts', async () => {
+    const work = await tempDir('chorus-work-');
+    const attempts = join(work, 'attempts');
+    await ok(d, ['job', 'add', 'hopeless', '--cmd', `echo "$CHORUS_ATTEMPT" >> ${sq(attempts)}; exit 3`, '--retries', '1']);
+    const run = await d.cli(['job', 'run', 'hopeless', '--wait', '--json']);
+    expectExit(run, EXIT.failed);
+    const [subtask] = run.json<InstanceView>().subtasks;
+    expect(subtask).toMatchObject({ status: 'failed', reason: 'exit-code', exitCode: 3, attempt: 2 });
+    expect(subtask?.history).toHaveLength(1);
+    expect(await readFile(attempts, 'utf8')).toBe('1\n2\n');
+  });
+
+  it('run -- CMD runs an ad-hoc broadcast', async () => {
+    const run = await d.cli(['run', '--wait', '--json', '--', 'sh', '-c', 'echo adhoc-$CHORUS_SHARD_INDEX-$CHORUS_SHARD_TOTAL']);
+    expectExit(run, EXIT.ok);
+    const instance = run.json<InstanceView>();
+    expect(instance).toMatchObject({ status: 'succeeded', trigger: 'adhoc', targets: [d.nodeId] });
+    const logs = await ok<LogView[]>(d, ['instance', 'logs', instance.id]);
+    expect(logs[0]?.stdout).toBe('adhoc-0-1\n');
+
+    // One word after -- is a shell line.
+    const line = await d.cli(['run', '--wait', '--json', '--', 'echo one && echo two']);
+    expectExit(line, EXIT.ok);
+    expect((await ok<LogView[]>(d, ['instance', 'logs', line.json<InstanceView>().id]))[0]?.stdout).toBe('one\ntwo\n');
+
+    // A failing ad-hoc command fails the run.
+    const bad = await d.cli(['run', '--wait', '--json', '--', 'sh', '-c', 'exit 5']);
+    expectExit(bad, EXIT.failed);
+    expect(bad.json<InstanceView>().subtasks[0]).toMatchObject({ status: 'failed', reason: 'exit-code', exitCode: 5 });
+
+    const nothing = await d.cli(['run', '--wait']);
+    expectExit(nothing, EXIT.badInput);
+    expect(nothing.stderr).toMatch(/nothing to run/);
+  });
+
+  it('instance wait --timeout exits 124; cancel kills the process group and ends the instance cancelled', async () => {
+    const work = await tempDir('chorus-work-');
+    const pidFile = join(work, 'pid');
+    await ok(d, ['job', 'add', 'long', '--cmd', `echo $$ > ${sq(pidFile)}; sleep 30`]);
+    const started = await d.cli(['job', 'run', 'long', '--json']);
+    expectExit(started, EXIT.ok);
+    const { id } = started.json<InstanceView>();
+    const pgid = await jobProcessGroup(pidFile);
+
+    const waited = await d.cli(['instance', 'wait', id, '--timeout', '300ms']);
+    expectExit(waited, EXIT.timedOut);
+    expect(waited.stderr).toMatch(/timed out/);
+    const waitedJson = await d.cli(['instance', 'wait', id, '--timeout', '300ms', '--json']);
+    expectExit(waitedJson, EXIT.timedOut);
+    expect(waitedJson.json<InstanceView>()).toMatchObject({ id, status: 'running' });
+    expect(isProcessGroupAlive(pgid)).toBe(true); // waiting gave up, the instance goes on
+
+    const cancel = await d.cli(['instance', 'cancel', id, '--json']);
+    expectExit(cancel, EXIT.ok);
+    expect(cancel.json<InstanceView>()).toMatchObject({ id, cancelRequested: true });
+
+    const ended = await d.cli(['instance', 'wait', id, '--timeout', '20s', '--json'], { timeoutMs: 40_000 });
+    expectExit(ended, EXIT.failed);
+    const instance = ended.json<InstanceView>();
+    expect(instance.status).toBe('cancelled');
+    expect(instance.subtasks).toEqual([expect.objectContaining({ nodeId: d.nodeId, status: 'cancelled', reason: 'cancelled', attempt: 1 })]);
+    await expectGroupGone(pgid, 'the cancelled sleep');
+
+    // Cancelling a finished instance changes nothing.
+    const again = await d.cli(['instance', 'cancel', id, '--json']);
+    expectExit(again, EXIT.ok);
+    expect(again.json<InstanceView>().status).toBe('cancelled');
+  });
+
+  describe('bad input: exit 2 and a message that says what is wrong', () => {
+    const cases: { what: string; args: string[]; message: RegExp }[] = [
+      { what: 'bad cron', args: ['job', 'add', 'badcron', '--cmd', 'true', '--cron', 'not a cron'], message: /cron/ },
+      { what: 'out-of-range cron field', args: ['job', 'add', 'badcron2', '--cmd', 'true', '--cron', '99 * * * *'], message: /cron/ },
+      { what: 'bad duration (--timeout)', args: ['job', 'add', 'baddur', '--cmd', 'true', '--timeout', '5'], message: /--timeout.*duration/ },
+      { what: 'bad duration (--every)', args: ['job', 'add', 'baddur2', '--cmd', 'true', '--every', 'soon'], message: /--every.*duration/ },
+      { what: 'zero duration (job run --timeout)', args: ['job', 'run', 'hello', '--wait', '--timeout', '0s'], message: /--timeout/ },
+      { what: 'bad duration (instance wait --timeout)', args: ['instance', 'wait', 'abc', '--timeout', 'forever'], message: /--timeout.*duration/ },
+      { what: 'unknown job (job run)', args: ['job', 'run', 'nope'], message: /no job named "nope"/ },
+      { what: 'unknown job (job show)', args: ['job', 'show', 'nope'], message: /no job named "nope"/ },
+      { what: 'unknown job (job rm)', args: ['job', 'rm', 'nope'], message: /no job named "nope"/ },
+      { what: 'unknown job (job disable)', args: ['job', 'disable', 'nope'], message: /no job named "nope"/ },
+      { what: 'unknown job (instance list --job)', args: ['instance', 'list', '--job', 'nope'], message: /no job named "nope"/ },
+      { what: 'unknown instance', args: ['instance', 'show', 'ffffffffffffffff'], message: /no instance with id "ffffffffffffffff"/ },
+      { what: 'unknown flag', args: ['status', '--frobnicate'], message: /frobnicate/ },
+      { what: 'missing --cmd', args: ['job', 'add', 'nocmd'], message: /cmd/ },
+      { what: 'bad job name', args: ['job', 'add', 'bad name!', '--cmd', 'true'], message: /bad job name/ },
+      { what: 'bad --tag', args: ['job', 'add', 'badtag', '--cmd', 'true', '--tag', 'novalue'], message: /--tag novalue/ },
+      { what: 'two schedules', args: ['job', 'add', 'twosched', '--cmd', 'true', '--every', '1m', '--cron', '* * * * *'], message: /only one of/ },
+    ];
+
+    it.each(cases)('$what', async ({ args, message }) => {
+      const r = await d.cli(args);
+      expectExit(r, EXIT.badInput);
+      expect(r.stderr, r.context).toMatch(message);
+      expect(r.stdout, r.context).toBe('');
+    });
+
+    it('with --json, every such error is exactly one JSON document on stdout', async () => {
+      for (const { args, message } of cases.filter((_, i) => i % 3 === 0)) {
+        const r = await d.cli([...args, '--json']);
+        expectExit(r, EXIT.badInput);
+        const doc = r.json<{ error: string; message: string; exitCode: number }>();
+        expect(doc, r.context).toMatchObject({ exitCode: EXIT.badInput, error: expect.any(String) });
+        expect(doc.message, r.context).toMatch(message);
+      }
+    });
+
+    it('none of the refused jobs was created', async () => {
+      const names = (await ok<JobView[]>(d, ['job', 'list'])).map((j) => j.name);
+      for (const name of ['badcron', 'badcron2', 'baddur', 'baddur2', 'nocmd', 'badtag', 'twosched']) expect(names).not.toContain(name);
+    });
+
+    it('a job name that exists already is refused', async () => {
+      await ok(d, ['job', 'add', 'dup', '--cmd', 'true']);
+      const r = await d.cli(['job', 'add', 'dup', '--cmd', 'false']);
+      expect(r.exitCode, r.context).not.toBe(EXIT.ok);
+      expect(r.stderr).toMatch(/already exists/);
+      expect((await ok<JobView>(d, ['job', 'show', 'dup'])).cmd).toBe('true');
+    });
+  });
+
+  describe('--api and --token instead of --data-dir', () => {
+    it('the right token works, from flags or from CHORUS_API / CHORUS_TOKEN', async () => {
+      const token = (await readFile(join(d.dataDir, 'api-token'), 'utf8')).trim();
+      const byFlags = await cli(['status', '--api', d.info.api, '--token', token, '--json']);
+      expectExit(byFlags, EXIT.ok);
+      expect(byFlags.json<StatusView>().nodeId).toBe(d.nodeId);
+      const byEnv = await cli(['status', '--json'], { env: { CHORUS_API: d.info.api, CHORUS_TOKEN: token } });
+      expectExit(byEnv, EXIT.ok);
+      expect(byEnv.json<StatusView>().nodeId).toBe(d.nodeId);
+    });
+
+    it('a wrong token is bad input (2), and says the token was refused', async () => {
+      const r = await cli(['status', '--api', d.info.api, '--token', 'wrong-token']);
+      expectExit(r, EXIT.badInput);
+      expect(r.stderr).toMatch(/refused the API token/);
+      const j = await cli(['status', '--api', d.info.api, '--token', 'wrong-token', '--json']);
+      expectExit(j, EXIT.badInput);
+      expect(j.json()).toMatchObject({ error: 'unauthorized', exitCode: EXIT.badInput });
+    });
+
+    it('--api without a token is bad input (2)', async () => {
+      const r = await cli(['status', '--api', d.info.api]);
+      expectExit(r, EXIT.badInput);
+      expect(r.stderr).toMatch(/needs a token/);
+    });
+  });
+});
+
+describe('daemon lifecycle', () => {
+  it('no daemon ever started in the data directory (no node.json): exit 3', async () => {
+    const empty = await tempDir('chorus-empty-');
+    const r = await cli(['status'], { dataDir: empty });
+    expectExit(r, EXIT.unreachable);
+    expect(r.stderr).toMatch(/no chorus daemon has started/);
+    expect(r.stderr).toContain('node.json');
+    const j = await cli(['job', 'list', '--json'], { dataDir: empty });
+    expectExit(j, EXIT.unreachable);
+    expect(j.json()).toMatchObject({ exitCode: EXIT.unreachable });
+  });
+
+  it('SIGTERM exits 0; the stopped daemon, whose node.json remains, is unreachable (3)', async () => {
+    const d = await startDaemon();
+    const exit = await d.stop();
+    expect(exit, d.logs()).toEqual({ exitCode: 0, signal: null });
+    expect(existsSync(join(d.dataDir, 'node.json'))).toBe(true);
+
+    const r = await d.cli(['status']);
+    expectExit(r, EXIT.unreachable);
+    expect(r.stderr).toMatch(/cannot reach the chorus daemon/);
+    const j = await d.cli(['job', 'run', 'x', '--wait', '--json']);
+    expectExit(j, EXIT.unreachable);
+    expect(j.json()).toMatchObject({ error: 'unreachable', exitCode: EXIT.unreachable });
+  });
+
+  it('a second daemon on the same data directory exits non-zero, naming the pid of the first', async () => {
+    const d = await startDaemon();
+    const second = await cli(['daemon', '--data-dir', d.dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'], { timeoutMs: 30_000 });
+    expect(second.timedOut, second.context).toBe(false);
+    expect(second.exitCode, second.context).not.toBe(0);
+    expect(second.stderr).toContain(`pid ${d.pid}`);
+    // The first one is untouched and still answers.
+    expect(d.running).toBe(true);
+    expect((await readNodeInfo(d.dataDir))?.pid).toBe(d.pid);
+    expect((await ok<StatusView>(d, ['status'])).nodeId).toBe(d.nodeId);
+  });
+
+  it('SIGTERM while a subtask runs: exit 0, and the subtask process group is killed', async () => {
+    const d = await startDaemon();
+    const work = await tempDir('chorus-work-');
+    const pidFile = join(work, 'pid');
+    await ok(d, ['job', 'add', 'busy', '--cmd', `echo $$ > ${sq(pidFile)}; sleep 30`]);
+    const started = await d.cli(['job', 'run', 'busy', '--json']);
+    expectExit(started, EXIT.ok);
+    const pgid = await jobProcessGroup(pidFile);
+    const exit = await d.stop(30_000);
+    expect(exit, d.logs()).toEqual({ exitCode: 0, signal: null });
+    await expectGroupGone(pgid, 'the running sleep of a stopped daemon');
+  });
+});
+
+describe('schedules', () => {
+  let d: DaemonHandle;
+
+  beforeAll(async () => {
+    d = await startDaemon({ name: 'clock' });
+  });
+
+  const scheduled = async (job: string) =>
+    (await ok<InstanceView[]>(d, ['instance', 'list', '--job', job, '--limit', '1000'])).filter((i) => i.trigger === 'schedule');
+
+  it('--every 1s fires; disable stops it, enable resumes it, rm stops it for good', async () => {
+    const job = await ok<JobView>(d, ['job', 'add', 'tick', '--cmd', 'echo tick', '--every', '1s']);
+    expect(job).toMatchObject({ schedule: { kind: 'every', intervalMs: 1000 }, enabled: true });
+    expect(job.nextRunAt).toEqual(expect.any(String));
+
+    const fired = await waitFor(async () => {
+      const list = await scheduled('tick');
+      return list.filter((i) => i.status === 'succeeded').length >= 2 ? list : null;
+    }, { timeoutMs: 30_000, intervalMs: 300, what: 'two succeeded scheduled instances of tick' });
+    expect(new Set(fired.map((i) => i.id)).size).toBe(fired.length);
+    expect(fired.every((i) => i.scheduledAt !== null)).toBe(true);
+
+    const disabled = await ok<JobView>(d, ['job', 'disable', 'tick']);
+    expect(disabled).toMatchObject({ enabled: false, nextRunAt: null });
+    const stopped = await expectStable(async () => (await scheduled('tick')).length, {
+      durationMs: 3000,
+      intervalMs: 500,
+      what: 'number of scheduled instances of the disabled job',
+    });
+
+    // A disabled job still runs on demand.
+    const manual = await d.cli(['job', 'run', 'tick', '--wait', '--json']);
+    expectExit(manual, EXIT.ok);
+    expect(manual.json<InstanceView>()).toMatchObject({ trigger: 'manual', status: 'succeeded' });
+
+    await ok(d, ['job', 'enable', 'tick']);
+    await waitFor(async () => (await scheduled('tick')).length > stopped, { timeoutMs: 20_000, intervalMs: 300, what: 'tick to fire again after enable' });
+
+    const rm = await d.cli(['job', 'rm', 'tick', '--json']);
+    expectExit(rm, EXIT.ok);
+    expect(rm.json()).toEqual({ removed: 'tick' });
+    await expectStable(async () => (await scheduled('tick')).length, { durationMs: 2500, intervalMs: 500, what: 'scheduled instances of the removed job' });
+    expectExit(await d.cli(['job', 'show', 'tick']), EXIT.badInput);
+  });
+
+  it('--cron with 6 fields (seconds first) fires every second, on whole seconds', async () => {
+    const job = await ok<JobView>(d, ['job', 'add', 'crontick', '--cmd', 'echo cron', '--cron', '*/1 * * * * *']);
+    expect(job.schedule).toMatchObject({ kind: 'cron', expr: '*/1 * * * * *' });
+    const fired = await waitFor(async () => {
+      const list = await scheduled('crontick');
+      return list.length >= 2 ? list : null;
+    }, { timeoutMs: 30_000, intervalMs: 300, what: 'two scheduled instances of crontick' });
+    expect(new Set(fired.map((i) => i.scheduledAt)).size).toBe(fired.length);
+    for (const i of fired) expect(Date.parse(i.scheduledAt as string) % 1000).toBe(0);
+    await ok(d, ['job', 'disable', 'crontick']);
+  });
+});
+
+describe('crash in the middle of a subtask (guarantee 3)', () => {
+  it('after SIGKILL and restart, the subtask is failed/interrupted and its command never runs again', async () => {
+    const work = await tempDir('chorus-work-');
+    const history = join(work, 'history');
+    const marker = join(work, 'started');
+    const pidFile = join(work, 'pid');
+    const first = await startDaemon({ name: 'crashy' });
+    // Retries are allowed, so only guarantee 3 keeps the command from running again.
+    const cmd = `echo "$CHORUS_INSTANCE_ID $CHORUS_ATTEMPT" >> ${sq(history)}; echo $$ > ${sq(pidFile)}; touch ${sq(marker)}; sleep 30`;
+    await ok(first, ['job', 'add', 'crashy', '--cmd', cmd, '--retries', '2']);
+    const started = await first.cli(['job', 'run', 'crashy', '--json']);
+    expectExit(started, EXIT.ok);
+    const { id } = started.json<InstanceView>();
+
+    await waitFor(() => existsSync(marker), { timeoutMs: 20_000, what: 'the job to start (marker file)' });
+    // The orphaned sleep keeps running in its own process group; kill it with the test.
+    await jobProcessGroup(pidFile);
+
+    first.kill('SIGKILL');
+    expect(await first.waitForExit()).toEqual({ exitCode: null, signal: 'SIGKILL' });
+    const down = await first.cli(['instance', 'show', id]);
+    expectExit(down, EXIT.unreachable);
+    await rm(marker);
+
+    const second = await startDaemon({ dataDir: first.dataDir, name: 'crashy' });
+    expect(second.nodeId).toBe(first.nodeId);
+    expect(second.pid).not.toBe(first.pid);
+
+    const waited = await second.cli(['instance', 'wait', id, '--timeout', '20s', '--json'], { timeoutMs: 40_000 });
+    expectExit(waited, EXIT.failed);
+    const instance = waited.json<InstanceView>();
+    expect(instance.status).toBe('failed');
+    expect(instance.subtasks).toEqual([
+      expect.objectContaining({ nodeId: first.nodeId, status: 'failed', reason: 'interrupted', attempt: 1, exitCode: null }),
+    ]);
+
+    // A few worker ticks (500 ms each) later, nothing has changed: ran exactly once.
+    const snapshot = async () => {
+      const view = await ok<InstanceView>(second, ['instance', 'show', id]);
+      return {
+        history: await readFile(history, 'utf8'),
+        marker: existsSync(marker),
+        subtasks: view.subtasks.map((s) => [s.nodeId, s.status, s.reason, s.attempt]),
+      };
+    };
+    const stable = await expectStable(snapshot, { durationMs: 2500, intervalMs: 500, what: 'the interrupted instance and the history file' });
+    expect(stable.history).toBe(`${id} 1\n`);
+    expect(stable.marker).toBe(false);
+
+    expect(await second.stop(), second.logs()).toEqual({ exitCode: 0, signal: null });
+  });
+});

@@ -1,0 +1,49 @@
+// Typed request/response on top of the transport: one JSON request, one JSON reply,
+// dispatched by `type`. Used for anti-entropy, acknowledged writes, run forwarding
+// and fetching logs from the node that ran a subtask.
+import type { Transport } from '../core/transport.js';
+
+export type RpcHandler = (from: string, body: unknown) => Promise<unknown>;
+
+export class RpcError extends Error {
+  constructor(
+    message: string,
+    /** Machine-readable reason, carried across the network (e.g. concurrency-forbid). */
+    readonly code: string = 'rpc-error',
+  ) {
+    super(message);
+  }
+}
+
+export class Rpc {
+  private readonly handlers = new Map<string, RpcHandler>();
+
+  constructor(private readonly transport: Transport) {}
+
+  handle(type: string, handler: RpcHandler): void {
+    if (this.handlers.has(type)) throw new Error(`rpc handler for ${type} registered twice`);
+    this.handlers.set(type, handler);
+  }
+
+  async call(peer: string, type: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    const reply = await this.transport.request(peer, new TextEncoder().encode(JSON.stringify({ type, body })), timeoutMs);
+    const parsed = JSON.parse(new TextDecoder().decode(reply)) as { ok: boolean; body?: unknown; error?: string; code?: string };
+    if (!parsed.ok) throw new RpcError(parsed.error ?? `${type} failed on ${peer}`, parsed.code);
+    return parsed.body;
+  }
+
+  /** The transport's request handler. Errors become an error reply, never a crash. */
+  async onRequest(from: string, data: Uint8Array): Promise<Uint8Array> {
+    let reply: { ok: boolean; body?: unknown; error?: string; code?: string };
+    try {
+      const request = JSON.parse(new TextDecoder().decode(data)) as { type?: unknown; body?: unknown };
+      const handler = typeof request.type === 'string' ? this.handlers.get(request.type) : undefined;
+      if (!handler) throw new RpcError(`unknown request type ${String(request.type)}`);
+      reply = { ok: true, body: await handler(from, request.body) };
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      reply = { ok: false, error: (err as Error).message, code: typeof code === 'string' ? code : undefined };
+    }
+    return new TextEncoder().encode(JSON.stringify(reply));
+  }
+}

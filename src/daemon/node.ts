@@ -1,0 +1,228 @@
+// The heart of a chorus node without any I/O of its own: membership, replication,
+// leader and worker over a Transport and a Clock. The daemon gives it libp2p, the
+// real clock and files; the simulator gives it an in-memory network and a fake clock.
+import type { Clock } from '../core/clock.js';
+import type { ChorusConfig } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import type { Transport } from '../core/transport.js';
+import { Membership, HEARTBEAT_TOPIC } from '../cluster/membership.js';
+import { Replicator, RECORDS_TOPIC, WriteNotReplicatedError } from '../cluster/replicator.js';
+import { Rpc } from '../cluster/rpc.js';
+import type { HybridClock } from '../records/hlc.js';
+import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord } from '../records/types.js';
+import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
+import { Leader } from '../scheduler/leader.js';
+import type { Journal } from '../store/journal.js';
+import type { RecordStore } from '../store/record-store.js';
+import { Worker, type SubtaskLog } from '../worker/worker.js';
+import type { runCommand } from '../executor/executor.js';
+
+export const TOPICS = [RECORDS_TOPIC, HEARTBEAT_TOPIC];
+
+export interface NodeDeps {
+  transport: Transport;
+  clock: Clock;
+  config: ChorusConfig;
+  store: RecordStore;
+  journal: Journal;
+  hlc: HybridClock;
+  self: MemberRecord;
+  dataDir: string | null;
+  log: Logger;
+  random: () => number;
+  runCommand?: typeof runCommand;
+}
+
+export class NotLeaderError extends Error {
+  readonly code = 'no-leader';
+}
+
+export class ChorusNode {
+  readonly rpc: Rpc;
+  readonly membership: Membership;
+  readonly replicator: Replicator;
+  readonly leader: Leader;
+  readonly worker: Worker;
+  private self: MemberRecord;
+  private started = false;
+
+  constructor(private readonly deps: NodeDeps) {
+    this.self = deps.self;
+    const { transport, clock, config, store, hlc, log } = deps;
+    this.rpc = new Rpc(transport);
+    this.membership = new Membership({
+      transport,
+      clock,
+      config,
+      store,
+      self: () => this.self,
+      log,
+      onChange: () => this.onMembershipChange(),
+    });
+    this.replicator = new Replicator({
+      transport,
+      clock,
+      config,
+      store,
+      rpc: this.rpc,
+      log,
+      random: deps.random,
+      heardFrom: (peer) => this.membership.heardFrom(peer),
+    });
+    const commit = (records: AnyRecord[]) => this.commit(records);
+    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log });
+    this.worker = new Worker({
+      clock,
+      config,
+      store,
+      journal: deps.journal,
+      hlc,
+      selfId: transport.localId,
+      dataDir: deps.dataDir,
+      commit,
+      log,
+      runCommand: deps.runCommand,
+    });
+    // Later local stamps must order after every stamp we have seen.
+    store.onChange((records) => {
+      for (const r of records) hlc.observe(r.record.stamp);
+    });
+    this.rpc.handle('run', (from, body) => this.onRunRequest(from, body));
+    this.rpc.handle('logs', async (_from, body) => this.worker.readLogs(String((body as { instanceId?: unknown })?.instanceId)));
+  }
+
+  get id(): string {
+    return this.deps.transport.localId;
+  }
+
+  get hlc(): HybridClock {
+    return this.deps.hlc;
+  }
+
+  start(): void {
+    const { transport } = this.deps;
+    transport.setHandlers({
+      onMessage: (topic, from, data) => {
+        if (!this.started) return;
+        if (topic === HEARTBEAT_TOPIC) this.membership.onHeartbeat(from, data);
+        else if (topic === RECORDS_TOPIC) this.replicator.onGossip(from, data);
+      },
+      onRequest: (from, data) => this.rpc.onRequest(from, data),
+      onPeerConnected: (peer) => {
+        if (!this.started) return;
+        this.membership.onPeerConnected(peer);
+        void this.replicator.syncWith(peer);
+      },
+      onPeerDisconnected: (peer) => {
+        if (this.started) this.membership.onPeerDisconnected(peer);
+      },
+    });
+    this.started = true;
+    this.commit([{ kind: 'member', record: this.self }]);
+    this.membership.start();
+    this.replicator.start();
+    this.worker.start();
+    this.leader.start();
+  }
+
+  /** Connects to a member through one of its addresses (`--join`). */
+  async join(peer: string, addrs: string[]): Promise<void> {
+    await this.deps.transport.dial(peer, addrs);
+  }
+
+  /** Leaves gracefully: others see `left` at once; running subtasks are cancelled. */
+  async leave(): Promise<void> {
+    this.leader.stop();
+    this.self = { ...this.self, left: true, stamp: this.deps.hlc.tick() };
+    this.commit([{ kind: 'member', record: this.self }]);
+    this.membership.leave();
+    await this.worker.stop(true);
+    await this.acknowledge([{ kind: 'member', record: this.self }]).catch(() => undefined);
+    this.stop();
+  }
+
+  stop(): void {
+    this.started = false;
+    this.leader.stop();
+    this.membership.stop();
+    this.replicator.stop();
+    void this.worker.stop(false);
+  }
+
+  /** Applies records written here and sends them to the cluster. */
+  commit(records: AnyRecord[]): AnyRecord[] {
+    const changed = this.deps.store.apply(records);
+    if (changed.length > 0 && this.started) this.replicator.publish(changed);
+    return changed;
+  }
+
+  /**
+   * Guarantee 8: resolves once the records are on disk here and on at least one other
+   * alive member, when there is one.
+   */
+  async acknowledge(records: AnyRecord[]): Promise<void> {
+    await this.deps.store.flush();
+    const connected = new Set(this.deps.transport.connectedPeers());
+    const others = this.membership
+      .members()
+      .filter((m) => m.nodeId !== this.id && m.state === 'alive' && connected.has(m.nodeId))
+      .map((m) => m.nodeId);
+    if (others.length === 0) return;
+    if (!this.membership.members().some((m) => m.nodeId !== this.id && m.state === 'alive')) return;
+    await this.replicator.replicateTo(others, records);
+  }
+
+  /** Creates an instance on the leader (here, or by asking it) and returns it once known here. */
+  async requestInstance(job: string, spec: JobSpec, trigger: InstanceTrigger): Promise<InstanceRecord> {
+    const leaderId = this.membership.leaderId();
+    if (leaderId === null) throw new NotLeaderError('the cluster has no leader right now; try again in a moment');
+    if (leaderId === this.id) return this.createAndAcknowledge(job, spec, trigger);
+    const reply = (await this.rpc.call(leaderId, 'run', { job, spec, trigger }, this.deps.config.requestTimeoutMs)) as {
+      records?: unknown;
+      instanceId?: unknown;
+    };
+    const parsed = instanceRecordSchema.safeParse((reply.records as { record?: unknown }[] | undefined)?.[0]?.record);
+    if (!parsed.success) throw new Error(`the leader ${leaderId} answered without an instance`);
+    this.deps.store.apply((reply.records as AnyRecord[]).filter((r) => r && typeof r === 'object'));
+    return parsed.data as InstanceRecord;
+  }
+
+  private async createAndAcknowledge(job: string, spec: JobSpec, trigger: InstanceTrigger): Promise<InstanceRecord> {
+    const instance = this.leader.createInstance(job, spec, trigger);
+    const records: AnyRecord[] = [{ kind: 'instance', record: instance }];
+    for (const subtask of this.deps.store.subtasksOf(instance.id).values()) records.push({ kind: 'subtask', record: subtask });
+    try {
+      await this.acknowledge(records);
+    } catch (err) {
+      if (!(err instanceof WriteNotReplicatedError)) throw err;
+      this.deps.log.warn({ instance: instance.id, err: err.message }, 'instance not yet replicated');
+    }
+    return instance;
+  }
+
+  private async onRunRequest(from: string, body: unknown): Promise<unknown> {
+    const { job, spec, trigger } = (body ?? {}) as { job?: unknown; spec?: unknown; trigger?: unknown };
+    const parsedSpec = jobSpecSchema.safeParse(spec);
+    if (typeof job !== 'string' || !parsedSpec.success || (trigger !== 'manual' && trigger !== 'adhoc')) {
+      throw new Error('malformed run request');
+    }
+    if (this.membership.leaderId() !== this.id) throw new NotLeaderError(`not the leader (${this.membership.leaderId() ?? 'none'} is)`);
+    const storedJob = this.deps.store.job(job);
+    if (storedJob && trigger === 'manual') this.leader.assertMayStart(storedJob);
+    const instance = await this.createAndAcknowledge(job, parsedSpec.data as JobSpec, trigger);
+    this.deps.log.debug({ from, instance: instance.id }, 'run requested by a member');
+    const records: AnyRecord[] = [{ kind: 'instance', record: instance }];
+    for (const subtask of this.deps.store.subtasksOf(instance.id).values()) records.push({ kind: 'subtask', record: subtask });
+    return { records };
+  }
+
+  /** Output of a subtask, read on the node that ran it. */
+  async logsFrom(nodeId: string, instanceId: string): Promise<SubtaskLog[]> {
+    if (nodeId === this.id) return this.worker.readLogs(instanceId);
+    return (await this.rpc.call(nodeId, 'logs', { instanceId }, this.deps.config.requestTimeoutMs)) as SubtaskLog[];
+  }
+
+  private onMembershipChange(): void {
+    if (this.started) this.leader.tick();
+  }
+}

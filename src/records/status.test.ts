@@ -1,0 +1,194 @@
+// An instance's status, derived from its subtasks: every node holding the same records
+// must report the same status, counts and times.
+import { describe, expect, it } from 'vitest';
+import { deriveInstanceProgress, isInstanceFinished } from './status.js';
+import type { InstanceRecord, JobSpec, SubtaskRecord, SubtaskStatus } from './types.js';
+
+const spec: JobSpec = {
+  cmd: 'true',
+  type: 'broadcast',
+  schedule: null,
+  tags: {},
+  timeoutMs: null,
+  retries: 0,
+  concurrency: 'allow',
+  pre: null,
+  post: null,
+};
+
+function instance(targets: string[], extra: Partial<InstanceRecord> = {}): InstanceRecord {
+  return {
+    id: 'i1',
+    job: 'backup',
+    spec,
+    trigger: 'manual',
+    scheduledAtMs: null,
+    createdAtMs: 1_000,
+    targets,
+    failure: null,
+    cancelRequestedAtMs: null,
+    stamp: { wallMs: 1_000, counter: 0, nodeId: 'n1' },
+    ...extra,
+  };
+}
+
+function subtask(nodeId: string, status: SubtaskStatus, extra: Partial<SubtaskRecord> = {}): SubtaskRecord {
+  const started = status === 'pending' ? null : 2_000;
+  const finished = status === 'pending' || status === 'running' ? null : 3_000;
+  return {
+    instanceId: 'i1',
+    nodeId,
+    attempt: 1,
+    status,
+    reason: status === 'failed' ? 'exit-code' : status === 'cancelled' ? 'cancelled' : null,
+    exitCode: status === 'succeeded' ? 0 : status === 'failed' ? 1 : null,
+    startedAtMs: started,
+    finishedAtMs: finished,
+    notBeforeMs: null,
+    history: [],
+    reporter: nodeId,
+    stamp: { wallMs: 2_000, counter: 0, nodeId },
+    ...extra,
+  };
+}
+
+function byNode(...subtasks: SubtaskRecord[]): Map<string, SubtaskRecord> {
+  return new Map(subtasks.map((s) => [s.nodeId, s]));
+}
+
+const TARGETS = ['n1', 'n2', 'n3'];
+
+describe('deriveInstanceProgress', () => {
+  it('is pending while every subtask is pending', () => {
+    const p = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'pending'), subtask('n2', 'pending'), subtask('n3', 'pending')));
+    expect(p).toEqual({
+      status: 'pending',
+      startedAtMs: null,
+      finishedAtMs: null,
+      counts: { pending: 3, running: 0, succeeded: 0, failed: 0, cancelled: 0 },
+    });
+  });
+
+  it('counts a target with no subtask record yet as pending', () => {
+    const none = deriveInstanceProgress(instance(TARGETS), new Map());
+    expect(none.status).toBe('pending');
+    expect(none.counts.pending).toBe(3);
+
+    // Two done, one not yet known: still running, not succeeded.
+    const partial = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'succeeded'), subtask('n2', 'succeeded')));
+    expect(partial.status).toBe('running');
+    expect(partial.counts).toEqual({ pending: 1, running: 0, succeeded: 2, failed: 0, cancelled: 0 });
+    expect(partial.finishedAtMs).toBeNull();
+  });
+
+  it('ignores subtasks of nodes that are not targets', () => {
+    const p = deriveInstanceProgress(instance(['n1']), byNode(subtask('n1', 'succeeded'), subtask('intruder', 'failed')));
+    expect(p.status).toBe('succeeded');
+    expect(p.counts).toEqual({ pending: 0, running: 0, succeeded: 1, failed: 0, cancelled: 0 });
+  });
+
+  it('is running as soon as one subtask runs or has finished', () => {
+    const running = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'running'), subtask('n2', 'pending'), subtask('n3', 'pending')));
+    expect(running.status).toBe('running');
+    expect(running.startedAtMs).toBe(2_000);
+    expect(running.finishedAtMs).toBeNull();
+
+    const oneFailed = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'failed'), subtask('n2', 'pending'), subtask('n3', 'running')));
+    expect(oneFailed.status).toBe('running');
+    expect(oneFailed.counts).toEqual({ pending: 1, running: 1, succeeded: 0, failed: 1, cancelled: 0 });
+  });
+
+  it('succeeds only when every target succeeded', () => {
+    const p = deriveInstanceProgress(
+      instance(TARGETS),
+      byNode(
+        subtask('n1', 'succeeded', { startedAtMs: 2_500, finishedAtMs: 2_600 }),
+        subtask('n2', 'succeeded', { startedAtMs: 2_100, finishedAtMs: 4_000 }),
+        subtask('n3', 'succeeded', { startedAtMs: 2_200, finishedAtMs: 3_000 }),
+      ),
+    );
+    expect(p).toEqual({
+      status: 'succeeded',
+      startedAtMs: 2_100,
+      finishedAtMs: 4_000,
+      counts: { pending: 0, running: 0, succeeded: 3, failed: 0, cancelled: 0 },
+    });
+    expect(isInstanceFinished(p.status)).toBe(true);
+  });
+
+  it('fails when every subtask ended and one failed', () => {
+    const p = deriveInstanceProgress(
+      instance(TARGETS),
+      byNode(subtask('n1', 'succeeded'), subtask('n2', 'failed', { reason: 'node-lost', reporter: 'n1' }), subtask('n3', 'succeeded')),
+    );
+    expect(p.status).toBe('failed');
+    expect(p.finishedAtMs).toBe(3_000);
+  });
+
+  it('a cancelled subtask without a cancel request makes the instance failed, not cancelled', () => {
+    const p = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'succeeded'), subtask('n2', 'cancelled'), subtask('n3', 'succeeded')));
+    expect(p.status).toBe('failed');
+  });
+
+  it('is cancelled when a cancel was requested and a subtask was cancelled', () => {
+    const cancelRequested = instance(TARGETS, { cancelRequestedAtMs: 2_500 });
+    const p = deriveInstanceProgress(
+      cancelRequested,
+      byNode(subtask('n1', 'succeeded'), subtask('n2', 'cancelled', { reporter: 'n1' }), subtask('n3', 'failed')),
+    );
+    expect(p.status).toBe('cancelled');
+    expect(p.counts).toEqual({ pending: 0, running: 0, succeeded: 1, failed: 1, cancelled: 1 });
+    expect(isInstanceFinished(p.status)).toBe(true);
+  });
+
+  it('stays running after a cancel request until every subtask has ended', () => {
+    const cancelRequested = instance(TARGETS, { cancelRequestedAtMs: 2_500 });
+    const p = deriveInstanceProgress(cancelRequested, byNode(subtask('n1', 'cancelled'), subtask('n2', 'running'), subtask('n3', 'cancelled')));
+    expect(p.status).toBe('running');
+    expect(p.finishedAtMs).toBeNull();
+    expect(isInstanceFinished(p.status)).toBe(false);
+  });
+
+  it('a cancel request that came too late (everything succeeded) leaves it succeeded', () => {
+    const p = deriveInstanceProgress(instance(['n1'], { cancelRequestedAtMs: 9_000 }), byNode(subtask('n1', 'succeeded')));
+    expect(p.status).toBe('succeeded');
+  });
+
+  it('a cancel request where nothing was cancelled but something failed is failed', () => {
+    const p = deriveInstanceProgress(instance(['n1', 'n2'], { cancelRequestedAtMs: 2_500 }), byNode(subtask('n1', 'succeeded'), subtask('n2', 'failed')));
+    expect(p.status).toBe('failed');
+  });
+
+  it('is failed when the instance could not start (failure set), whatever its subtasks say', () => {
+    const p = deriveInstanceProgress(instance(['n1'], { failure: 'no node matched the tags role=db' }), byNode(subtask('n1', 'succeeded')));
+    expect(p.status).toBe('failed');
+    expect(isInstanceFinished(p.status)).toBe(true);
+  });
+
+  it('is failed with no targets, finishing at its creation', () => {
+    const p = deriveInstanceProgress(instance([], { createdAtMs: 1_234 }), new Map());
+    expect(p).toEqual({
+      status: 'failed',
+      startedAtMs: null,
+      finishedAtMs: 1_234,
+      counts: { pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 },
+    });
+  });
+
+  it('takes the start time from the first attempt when a retry is running', () => {
+    const retry = subtask('n1', 'running', {
+      attempt: 2,
+      startedAtMs: 5_000,
+      history: [{ attempt: 1, status: 'failed', reason: 'exit-code', exitCode: 1, startedAtMs: 2_000, finishedAtMs: 2_500 }],
+    });
+    const p = deriveInstanceProgress(instance(['n1']), byNode(retry));
+    expect(p.status).toBe('running');
+    expect(p.startedAtMs).toBe(2_000);
+  });
+});
+
+describe('isInstanceFinished', () => {
+  it('is true only for terminal statuses', () => {
+    expect(['pending', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => isInstanceFinished(s as never))).toEqual([false, false, true, true, true]);
+  });
+});
