@@ -1,6 +1,6 @@
 // One daemon owns one data directory: a lock file holding the owner's pid. A lock
 // left by a process that no longer exists is taken over.
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export class DataDirLockedError extends Error {
@@ -35,21 +35,25 @@ export class DataDirLock {
   }
 }
 
+/** Creates the lock with our pid already inside (write a temp file, then link it into place), so nobody ever sees an empty lock. */
 function tryCreate(path: string): boolean {
-  let fd: number;
-  try {
-    fd = openSync(path, 'wx', 0o644);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
+  const tmpPath = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmpPath, 'w', 0o644);
   try {
     writeSync(fd, `${process.pid}\n`);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  return true;
+  try {
+    linkSync(tmpPath, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    unlinkSync(tmpPath);
+  }
 }
 
 function readPid(path: string): number | null {

@@ -115,9 +115,14 @@ export class RecordStore {
     this.dirty = false;
     const db = this.db;
     const snapshot: StateFile = { version: 1, records: [...this.records.values()] };
-    this.flushing = this.flushing.catch(() => undefined).then(() => {
+    this.flushing = this.flushing.catch(() => undefined).then(async () => {
       db.data = snapshot;
-      return db.write();
+      try {
+        await db.write();
+      } catch (err) {
+        this.dirty = true; // the next flush writes these changes again
+        throw err;
+      }
     });
     return this.flushing;
   }
