@@ -37,6 +37,8 @@ export default class Daemon extends Command {
         swarmKeyFile: flags['swarm-key'] ?? null,
         logLevel: flags['log-level'],
       });
+      // Everything is stopped and flushed; do not wait for libraries' idle timers.
+      process.exit(0);
     } catch (err) {
       if (err instanceof DaemonStartError) {
         process.stderr.write(`Error: ${err.message}\n`);

@@ -13,6 +13,7 @@ import { ApiError, type ControlPlane, type LogView, type StatusView } from '../a
 import { instanceView, jobView, type InstanceView, type JobView, type NodeView, iso } from '../api/views.js';
 import { Libp2pTransport } from '../network/libp2p-transport.js';
 import { loadOrCreatePrivateKey } from '../network/peer-key.js';
+import { readSwarmKey } from '../network/swarm-key.js';
 import { HybridClock } from '../records/hlc.js';
 import { ADHOC_JOB, JOB_NAME_PATTERN } from '../records/ids.js';
 import { deriveInstanceProgress, isInstanceFinished } from '../records/status.js';
@@ -78,7 +79,8 @@ export class ChorusDaemon implements ControlPlane {
       const journal = new Journal(paths.journal);
       journal.open();
       const privateKey = await loadOrCreatePrivateKey(options.dataDir);
-      const transport = await Libp2pTransport.create({ privateKey, listen: options.listen, mdns: options.mdns, topics: TOPICS });
+      const swarmKey = options.swarmKeyFile === null ? undefined : await readSwarmKey(options.swarmKeyFile);
+      const transport = await Libp2pTransport.create({ privateKey, listen: options.listen, mdns: options.mdns, swarmKey, topics: TOPICS });
       await transport.start();
       const nodeId = transport.localId;
       const hlc = new HybridClock(clock, nodeId);

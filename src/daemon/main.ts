@@ -2,6 +2,7 @@
 import { createLogger } from '../core/log.js';
 import { DataFileError } from '../store/durable-file.js';
 import { DataDirLockedError } from '../store/lock.js';
+import { SwarmKeyError } from '../network/swarm-key.js';
 import { ChorusDaemon, type DaemonOptions } from './daemon.js';
 
 export class DaemonStartError extends Error {}
@@ -12,7 +13,7 @@ export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel
   try {
     daemon = await ChorusDaemon.start({ ...options, log });
   } catch (err) {
-    if (err instanceof DataDirLockedError || err instanceof DataFileError) throw new DaemonStartError(err.message);
+    if (err instanceof DataDirLockedError || err instanceof DataFileError || err instanceof SwarmKeyError) throw new DaemonStartError(err.message);
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new DaemonStartError(`an address is already in use (${(err as Error).message}); pick another --api or --listen port`);
     if (code === 'EACCES') throw new DaemonStartError(`permission denied: ${(err as Error).message}`);

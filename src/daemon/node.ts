@@ -31,6 +31,8 @@ export interface NodeDeps {
   log: Logger;
   random: () => number;
   runCommand?: typeof runCommand;
+  /** Id of a manual or ad-hoc instance (default: random bytes); the simulator passes a seeded one. */
+  newInstanceId?: () => string;
 }
 
 export class NotLeaderError extends Error {
@@ -70,7 +72,7 @@ export class ChorusNode {
       heardFrom: (peer) => this.membership.heardFrom(peer),
     });
     const commit = (records: AnyRecord[]) => this.commit(records);
-    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log });
+    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, newInstanceId: deps.newInstanceId });
     this.worker = new Worker({
       clock,
       config,

@@ -1,6 +1,7 @@
 // The production Transport: gossipsub for best-effort broadcast, a length-prefixed
 // request/response stream protocol for reliable point-to-point calls, over libp2p.
 
+import { preSharedKey } from '@libp2p/pnet';
 import { gossipsub, StrictSign } from '@libp2p/gossipsub';
 import type { GossipSub, Message } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
@@ -69,6 +70,8 @@ export interface Libp2pTransportOptions {
   listen?: string[];
   /** Find peers on the LAN by multicast DNS and dial them. */
   mdns?: boolean;
+  /** Contents of a swarm key file: only nodes with the same key can connect (libp2p private network). */
+  swarmKey?: Uint8Array;
   /** Gossip topics this node subscribes to at start. */
   topics: string[];
   config?: Partial<Libp2pTransportConfig>;
@@ -126,6 +129,7 @@ export class Libp2pTransport implements Transport {
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       peerDiscovery: opts.mdns === true ? [mdns()] : [],
+      ...(opts.swarmKey ? { connectionProtector: preSharedKey({ psk: opts.swarmKey }) } : {}),
       connectionManager: {
         // Many daemons share one host in tests and small deployments: the default
         // per-host rate limit (5 connections/s) and caps would refuse their dials.

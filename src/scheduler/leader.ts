@@ -25,6 +25,8 @@ export interface LeaderDeps {
   /** Applies records locally and sends them to the cluster. */
   commit: (records: AnyRecord[]) => void;
   log: Logger;
+  /** Id of a manual or ad-hoc instance; the simulator passes a seeded one so a run replays exactly. */
+  newInstanceId?: () => string;
 }
 
 export class ConcurrencyForbiddenError extends Error {
@@ -64,7 +66,7 @@ export class Leader {
   /** Creates an instance now (manual run, ad-hoc run or scheduled fire) with one subtask per target. */
   createInstance(job: string, spec: JobSpec, trigger: InstanceTrigger, fire?: { jobCreatedAtMs: number; atMs: number }): InstanceRecord {
     const nowMs = this.deps.clock.now();
-    const id = fire ? scheduledInstanceId(job, fire.jobCreatedAtMs, fire.atMs) : randomInstanceId();
+    const id = fire ? scheduledInstanceId(job, fire.jobCreatedAtMs, fire.atMs) : (this.deps.newInstanceId ?? randomInstanceId)();
     const { targets, failure } = this.chooseTargets(id, spec);
     const stamp = this.deps.hlc.tick();
     const instance: InstanceRecord = {

@@ -75,7 +75,8 @@ export class Worker {
     for (const w of this.wakeups.values()) w.cancel();
     if (cancelRunning) for (const abort of this.running.values()) abort.abort();
     const deadline = this.deps.clock.now() + this.deps.config.killGraceMs + 2000;
-    while (this.running.size > 0 && this.deps.clock.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // Poll on the injected clock: with a fake clock, real timers would let virtual time run on unseen.
+    while (this.running.size > 0 && this.deps.clock.now() < deadline) await new Promise<void>((r) => this.deps.clock.setTimer(20, r));
   }
 
   runningCount(): number {
