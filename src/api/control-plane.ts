@@ -32,6 +32,7 @@ export interface StatusView {
 
 export interface LogView {
   nodeId: string;
+  step?: 'pre' | 'post';
   attempt: number;
   stdout: string;
   stderr: string;

@@ -1,8 +1,8 @@
 // The one shape of jobs, instances and members on the wire (API and --json), and the
 // conversion from records to it. Times are ISO 8601 strings.
 import type { MemberInfo } from '../cluster/view.js';
-import { deriveInstanceProgress } from '../records/status.js';
-import type { AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
+import { deriveInstanceProgress, type InstanceSteps } from '../records/status.js';
+import type { AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
 import { nextFireAfter } from '../scheduler/schedule.js';
 
 export interface AttemptView {
@@ -39,6 +39,14 @@ export interface InstanceView {
   targets: string[];
   counts: Record<SubtaskStatus, number>;
   subtasks: SubtaskView[];
+  /** The job's --pre and --post commands for this instance, run once on the leader. */
+  pre: StepView | null;
+  post: StepView | null;
+}
+
+export interface StepView extends AttemptView {
+  cmd: string;
+  nodeId: string | null;
 }
 
 export interface JobView {
@@ -70,9 +78,10 @@ function attemptView(a: AttemptSummary): AttemptView {
 export function instanceView(
   instance: InstanceRecord,
   subtasks: ReadonlyMap<string, SubtaskRecord>,
+  steps: InstanceSteps,
   nameOf: (nodeId: string) => string | null,
 ): InstanceView {
-  const progress = deriveInstanceProgress(instance, subtasks);
+  const progress = deriveInstanceProgress(instance, subtasks, steps);
   return {
     id: instance.id,
     job: instance.job,
@@ -88,6 +97,8 @@ export function instanceView(
     cancelRequested: instance.cancelRequestedAtMs !== null,
     targets: instance.targets,
     counts: progress.counts,
+    pre: stepView(instance.spec.pre, steps.pre),
+    post: stepView(instance.spec.post, steps.post),
     subtasks: instance.targets.map((nodeId, shardIndex) => {
       const s = subtasks.get(nodeId);
       const current = s ?? { attempt: 1, status: 'pending' as const, reason: null, exitCode: null, startedAtMs: null, finishedAtMs: null };
@@ -101,6 +112,12 @@ export function instanceView(
       };
     }),
   };
+}
+
+function stepView(cmd: string | null, step: StepRecord | undefined): StepView | null {
+  if (cmd === null) return null;
+  if (!step) return { cmd, nodeId: null, attempt: 1, status: 'pending', reason: null, exitCode: null, startedAt: null, finishedAt: null };
+  return { cmd, nodeId: step.nodeId, ...attemptView(step) };
 }
 
 export function describeSchedule(schedule: JobSpec['schedule']): string | null {

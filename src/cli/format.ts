@@ -30,6 +30,11 @@ export function formatInstance(view: InstanceView): string {
       (view.finishedAt ? `  finished: ${view.finishedAt}` : ''),
   ];
   if (view.failure) lines.push(`  failure: ${view.failure}`);
+  for (const [name, step] of [['pre', view.pre], ['post', view.post]] as const) {
+    if (!step) continue;
+    const outcome = `${step.status}${step.reason ? ` (${step.reason}${step.exitCode !== null ? ` ${step.exitCode}` : ''})` : ''}`;
+    lines.push(`  ${name} step: ${outcome}${step.nodeId ? ` on ${shortId(step.nodeId)}` : ''}  [${step.cmd}]`);
+  }
   if (view.cancelRequested) lines.push('  cancel requested');
   if (view.subtasks.length > 0) {
     const t = table(['NODE', 'NAME', 'STATUS', 'ATTEMPT', 'EXIT', 'REASON', 'TIME']);
@@ -101,7 +106,7 @@ export function formatLogs(logs: LogView[]): string {
   if (logs.length === 0) return 'no output recorded on this node for that instance';
   const out: string[] = [];
   for (const log of logs) {
-    out.push(`==> node ${log.nodeId} attempt ${log.attempt} <==`);
+    out.push(log.step ? `==> ${log.step} step on node ${log.nodeId} <==` : `==> node ${log.nodeId} attempt ${log.attempt} <==`);
     if (log.stdoutDroppedBytes > 0) out.push(`[first ${log.stdoutDroppedBytes} bytes of stdout dropped]`);
     if (log.stdout) out.push(log.stdout.replace(/\n$/, ''));
     if (log.stderr) {

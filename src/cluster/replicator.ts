@@ -197,7 +197,8 @@ export function authorised(record: AnyRecord, from: string, direct: boolean): bo
     case 'instance':
       // Any member may request a cancel; the creation itself cannot change by merge.
       return true;
-    case 'subtask': {
+    case 'subtask':
+    case 'step': {
       const s = record.record;
       if (direct && s.reporter !== from) return false;
       if (s.reporter === s.nodeId) return true;

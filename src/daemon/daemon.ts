@@ -16,7 +16,7 @@ import { loadOrCreatePrivateKey } from '../network/peer-key.js';
 import { readSwarmKey } from '../network/swarm-key.js';
 import { HybridClock } from '../records/hlc.js';
 import { ADHOC_JOB, JOB_NAME_PATTERN } from '../records/ids.js';
-import { deriveInstanceProgress, isInstanceFinished } from '../records/status.js';
+import { isInstanceFinished } from '../records/status.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord } from '../records/types.js';
 import { validateCron, ScheduleError } from '../scheduler/schedule.js';
 import { DataDirLock } from '../store/lock.js';
@@ -308,7 +308,7 @@ export class ChorusDaemon implements ControlPlane {
   async cancelInstance(id: string): Promise<InstanceView> {
     const instance = this.instanceRecord(id);
     if (instance.cancelRequestedAtMs === null) {
-      const status = deriveInstanceProgress(instance, this.store.subtasksOf(id)).status;
+      const status = this.store.progressOf(instance).status;
       if (!isInstanceFinished(status)) {
         await this.commitAcknowledged([{ kind: 'instance', record: { ...instance, cancelRequestedAtMs: this.clock.now() } }]);
       }
@@ -318,10 +318,12 @@ export class ChorusDaemon implements ControlPlane {
 
   async logs(id: string, nodeId: string | null): Promise<LogView[]> {
     const instance = this.instanceRecord(id);
-    if (nodeId !== null && !instance.targets.includes(nodeId)) {
+    if (nodeId !== null && !instance.targets.includes(nodeId) && !Object.values(this.store.stepsOf(id)).some((s) => s?.nodeId === nodeId)) {
       throw new ApiError(404, 'unknown-node', `node ${nodeId} is not a target of instance ${id}; targets: ${instance.targets.join(', ')}`);
     }
-    const nodes = nodeId === null ? instance.targets : [nodeId];
+    const stepRunners = Object.values(this.store.stepsOf(id)).map((step) => step?.nodeId);
+    const everyNode = [...new Set([...instance.targets, ...stepRunners.filter((n): n is string => n !== undefined)])];
+    const nodes = nodeId === null ? everyNode : [nodeId];
     const out: LogView[] = [];
     for (const target of nodes) {
       try {
@@ -338,7 +340,7 @@ export class ChorusDaemon implements ControlPlane {
   // ---- internals ------------------------------------------------------------------
 
   private viewOf(instance: InstanceRecord): InstanceView {
-    return instanceView(instance, this.store.subtasksOf(instance.id), (nodeId) => this.store.member(nodeId)?.name ?? null);
+    return instanceView(instance, this.store.subtasksOf(instance.id), this.store.stepsOf(instance.id), (nodeId) => this.store.member(nodeId)?.name ?? null);
   }
 
   /** Applies records and answers only once they are on disk here and on another member (guarantee 8). */

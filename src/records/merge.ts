@@ -3,7 +3,7 @@
 // (merge.test.ts checks this with generated records). Keep these functions pure.
 import { canonicalJson } from './canonical.js';
 import { compareStamps } from './hlc.js';
-import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, SubtaskRecord } from './types.js';
+import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, StepRecord, SubtaskRecord } from './types.js';
 import { isTerminal, subtaskKey } from './types.js';
 
 export class MergeInvariantError extends Error {}
@@ -51,6 +51,12 @@ export function mergeSubtask(a: SubtaskRecord, b: SubtaskRecord): SubtaskRecord 
   return compareSubtasks(a, b) >= 0 ? a : b;
 }
 
+/** A pre/post step merges like a subtask; its runner is fixed like a subtask's owner. */
+export function mergeStep(a: StepRecord, b: StepRecord): StepRecord {
+  assertSameKey(`${a.instanceId}/${a.step}/${a.nodeId}`, `${b.instanceId}/${b.step}/${b.nodeId}`, 'step');
+  return compareSubtasks(a, b) >= 0 ? a : b;
+}
+
 /**
  * An instance's creation is immutable; if two leaders created the same instance id
  * (guarantee 7), the earliest creation wins everywhere. A cancel request is sticky.
@@ -93,6 +99,8 @@ export function recordKey(r: AnyRecord): string {
       return `instance:${r.record.id}`;
     case 'subtask':
       return `subtask:${subtaskKey(r.record.instanceId, r.record.nodeId)}`;
+    case 'step':
+      return `step:${r.record.instanceId}/${r.record.step}`;
     case 'member':
       return `member:${r.record.nodeId}`;
   }
@@ -102,6 +110,7 @@ export function mergeRecord(a: AnyRecord, b: AnyRecord): AnyRecord {
   if (a.kind === 'job' && b.kind === 'job') return { kind: 'job', record: mergeJob(a.record, b.record) };
   if (a.kind === 'instance' && b.kind === 'instance') return { kind: 'instance', record: mergeInstance(a.record, b.record) };
   if (a.kind === 'subtask' && b.kind === 'subtask') return { kind: 'subtask', record: mergeSubtask(a.record, b.record) };
+  if (a.kind === 'step' && b.kind === 'step') return { kind: 'step', record: mergeStep(a.record, b.record) };
   if (a.kind === 'member' && b.kind === 'member') return { kind: 'member', record: mergeMember(a.record, b.record) };
   throw new MergeInvariantError(`cannot merge a ${a.kind} with a ${b.kind}`);
 }

@@ -1,6 +1,6 @@
 // An instance's status is derived from its subtasks rather than stored, so every node
 // that holds the same records reports the same status, with nothing to reconcile.
-import type { InstanceRecord, InstanceStatus, SubtaskRecord } from './types.js';
+import type { InstanceRecord, InstanceStatus, StepName, StepRecord, SubtaskRecord } from './types.js';
 import { isTerminal } from './types.js';
 
 export interface InstanceProgress {
@@ -10,9 +10,12 @@ export interface InstanceProgress {
   counts: Record<'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled', number>;
 }
 
+export type InstanceSteps = Partial<Record<StepName, StepRecord>>;
+
 export function deriveInstanceProgress(
   instance: InstanceRecord,
   subtasksByNode: ReadonlyMap<string, SubtaskRecord>,
+  steps: InstanceSteps = {},
 ): InstanceProgress {
   const counts = { pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
   let startedAtMs: number | null = null;
@@ -28,7 +31,11 @@ export function deriveInstanceProgress(
       finishedAtMs = Math.max(finishedAtMs ?? 0, subtask.finishedAtMs);
     }
   }
-  const status = statusFrom(instance, counts);
+  for (const step of [steps.pre, steps.post]) {
+    if (step?.startedAtMs != null) startedAtMs = Math.min(startedAtMs ?? Infinity, step.startedAtMs);
+    if (step && isTerminal(step.status) && step.finishedAtMs != null) finishedAtMs = Math.max(finishedAtMs ?? 0, step.finishedAtMs);
+  }
+  const status = withSteps(instance, steps, statusFrom(instance, counts));
   const terminal = status === 'succeeded' || status === 'failed' || status === 'cancelled';
   if (terminal && finishedAtMs === null) finishedAtMs = instance.createdAtMs;
   return { status, startedAtMs, finishedAtMs: terminal ? finishedAtMs : null, counts };
@@ -45,6 +52,22 @@ function statusFrom(instance: InstanceRecord, counts: InstanceProgress['counts']
   }
   if (counts.pending === total) return 'pending';
   return 'running';
+}
+
+/** A `--pre` step gates the subtasks; a `--post` step runs after them and can fail the instance. */
+function withSteps(instance: InstanceRecord, steps: InstanceSteps, fromSubtasks: InstanceStatus): InstanceStatus {
+  if (instance.spec.pre !== null && instance.failure === null) {
+    const pre = steps.pre;
+    if (!pre || pre.status === 'pending') return 'pending';
+    if (pre.status === 'running') return 'running';
+    if (pre.status === 'cancelled') return 'cancelled';
+    if (pre.status === 'failed') return 'failed';
+  }
+  if (instance.spec.post === null || !isInstanceFinished(fromSubtasks) || instance.failure !== null) return fromSubtasks;
+  if (fromSubtasks === 'cancelled') return fromSubtasks;
+  const post = steps.post;
+  if (!post || !isTerminal(post.status)) return 'running';
+  return post.status === 'succeeded' ? fromSubtasks : 'failed';
 }
 
 export function isInstanceFinished(status: InstanceStatus): boolean {

@@ -75,6 +75,16 @@ export interface SubtaskRecord {
   stamp: Stamp;
 }
 
+export type StepName = 'pre' | 'post';
+
+/**
+ * A job's `--pre` or `--post` command for one instance, run once by `nodeId` (the leader
+ * that created it). Same fields and lattice as a subtask; keyed (instanceId, step).
+ */
+export interface StepRecord extends SubtaskRecord {
+  step: StepName;
+}
+
 export type InstanceTrigger = 'manual' | 'schedule' | 'adhoc';
 export type InstanceStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -110,6 +120,7 @@ export type AnyRecord =
   | { kind: 'job'; record: JobRecord }
   | { kind: 'instance'; record: InstanceRecord }
   | { kind: 'subtask'; record: SubtaskRecord }
+  | { kind: 'step'; record: StepRecord }
   | { kind: 'member'; record: MemberRecord };
 
 export const TERMINAL: ReadonlySet<SubtaskStatus> = new Set(['succeeded', 'failed', 'cancelled']);

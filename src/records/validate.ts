@@ -68,6 +68,8 @@ export const subtaskRecordSchema = z.object({
   stamp: stampSchema,
 });
 
+export const stepRecordSchema = subtaskRecordSchema.extend({ step: z.enum(['pre', 'post']) });
+
 export const instanceRecordSchema = z.object({
   id,
   job: id,
@@ -95,6 +97,7 @@ export const anyRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('job'), record: jobRecordSchema }),
   z.object({ kind: z.literal('instance'), record: instanceRecordSchema }),
   z.object({ kind: z.literal('subtask'), record: subtaskRecordSchema }),
+  z.object({ kind: z.literal('step'), record: stepRecordSchema }),
   z.object({ kind: z.literal('member'), record: memberRecordSchema }),
 ]);
 

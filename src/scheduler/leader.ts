@@ -9,7 +9,7 @@ import type { MembershipView } from '../cluster/view.js';
 import { isGone, matchesTags } from '../cluster/view.js';
 import type { HybridClock } from '../records/hlc.js';
 import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
-import { deriveInstanceProgress, isInstanceFinished } from '../records/status.js';
+import { isInstanceFinished } from '../records/status.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SubtaskRecord } from '../records/types.js';
 import { isTerminal } from '../records/types.js';
 import type { RecordStore } from '../store/record-store.js';
@@ -38,6 +38,7 @@ export class Leader {
   /** Per job: stamp of the definition seen and the next time its schedule is due. */
   private readonly due = new Map<string, { stampKey: string; nextMs: number | null }>();
   private wasLeader = false;
+  private readonly finished = new Set<string>();
 
   constructor(private readonly deps: LeaderDeps) {}
 
@@ -60,7 +61,7 @@ export class Leader {
     this.wasLeader = leading;
     if (!leading) return;
     this.fireDueSchedules();
-    this.markLostSubtasks();
+    this.advanceInstances();
   }
 
   /** Creates an instance now (manual run, ad-hoc run or scheduled fire) with one subtask per target. */
@@ -81,11 +82,12 @@ export class Leader {
       cancelRequestedAtMs: null,
       stamp,
     };
-    const subtasks: AnyRecord[] = targets.map((nodeId) => ({
-      kind: 'subtask',
-      record: newSubtask(id, nodeId, stamp),
-    }));
-    this.deps.commit([{ kind: 'instance', record: instance }, ...subtasks]);
+    // With a --pre step, the subtasks are created only once it has succeeded.
+    const first: AnyRecord[] =
+      spec.pre !== null && targets.length > 0
+        ? [{ kind: 'step', record: { ...newSubtask(id, this.deps.view.selfId, stamp), step: 'pre' } }]
+        : targets.map((nodeId) => ({ kind: 'subtask', record: newSubtask(id, nodeId, stamp) }));
+    this.deps.commit([{ kind: 'instance', record: instance }, ...first]);
     this.deps.log.info({ instance: id, job, trigger, targets: targets.length, failure }, 'instance created');
     return instance;
   }
@@ -105,7 +107,7 @@ export class Leader {
     const { store } = this.deps;
     return store
       .instances()
-      .find((i) => i.job === jobName && !isInstanceFinished(deriveInstanceProgress(i, store.subtasksOf(i.id)).status));
+      .find((i) => i.job === jobName && !isInstanceFinished(store.progressOf(i).status));
   }
 
   private chooseTargets(instanceId: string, spec: JobSpec): { targets: string[]; failure: string | null } {
@@ -171,24 +173,59 @@ export class Leader {
     this.createInstance(job.name, job.spec, 'schedule', { jobCreatedAtMs: job.createdAtMs, atMs: fireMs });
   }
 
-  /** Subtasks whose owner died or left before finishing: failed, reason node-lost, still the owner's. */
-  private markLostSubtasks(): void {
+  /**
+   * Moves unfinished instances on: subtasks after a successful --pre step, the --post step
+   * once every subtask ended, and the `node-lost` verdict for work whose owner died or
+   * left. A new leader does the same for instances its predecessor created.
+   */
+  private advanceInstances(): void {
+    const { store } = this.deps;
+    const writes: AnyRecord[] = [];
+    for (const instance of store.instances()) {
+      if (this.finished.has(instance.id)) continue;
+      if (isInstanceFinished(store.progressOf(instance).status)) {
+        this.finished.add(instance.id); // a finished instance stays finished
+        continue;
+      }
+      writes.push(...this.lostWork(instance), ...this.nextSteps(instance));
+    }
+    if (writes.length > 0) this.deps.commit(writes);
+  }
+
+  private lostWork(instance: InstanceRecord): AnyRecord[] {
     const { store, view } = this.deps;
     const lost: AnyRecord[] = [];
-    for (const instance of store.instances()) {
-      const subtasks = store.subtasksOf(instance.id);
-      for (const nodeId of instance.targets) {
-        if (!isGone(view.stateOf(nodeId))) continue;
-        const subtask = subtasks.get(nodeId);
-        if (subtask && isTerminal(subtask.status)) continue;
-        const base = subtask ?? newSubtask(instance.id, nodeId, this.deps.hlc.tick());
-        lost.push({ kind: 'subtask', record: this.nodeLost(base) });
+    const subtasks = store.subtasksOf(instance.id);
+    const preDone = instance.spec.pre === null || store.step(instance.id, 'pre')?.status === 'succeeded';
+    for (const nodeId of preDone ? instance.targets : []) {
+      const subtask = subtasks.get(nodeId);
+      if (!isGone(view.stateOf(nodeId)) || (subtask && isTerminal(subtask.status))) continue;
+      lost.push({ kind: 'subtask', record: this.nodeLost(subtask ?? newSubtask(instance.id, nodeId, this.deps.hlc.tick())) });
+      this.deps.log.warn({ instance: instance.id, node: nodeId }, 'subtask node-lost');
+    }
+    for (const step of Object.values(store.stepsOf(instance.id))) {
+      if (!step || isTerminal(step.status) || !isGone(view.stateOf(step.nodeId))) continue;
+      lost.push({ kind: 'step', record: { ...this.nodeLost(step), step: step.step } });
+      this.deps.log.warn({ instance: instance.id, step: step.step, node: step.nodeId }, 'step node-lost');
+    }
+    return lost;
+  }
+
+  private nextSteps(instance: InstanceRecord): AnyRecord[] {
+    const { store } = this.deps;
+    const subtasks = store.subtasksOf(instance.id);
+    if (store.step(instance.id, 'pre')?.status === 'succeeded') {
+      const missing = instance.targets.filter((nodeId) => !subtasks.has(nodeId));
+      if (missing.length > 0) {
+        const stamp = this.deps.hlc.tick();
+        return missing.map((nodeId) => ({ kind: 'subtask', record: newSubtask(instance.id, nodeId, stamp) }));
       }
     }
-    if (lost.length > 0) {
-      this.deps.commit(lost);
-      for (const r of lost) if (r.kind === 'subtask') this.deps.log.warn({ instance: r.record.instanceId, node: r.record.nodeId }, 'subtask node-lost');
+    const allEnded = instance.targets.length > 0 && instance.targets.every((n) => isTerminal(subtasks.get(n)?.status ?? 'pending'));
+    if (instance.spec.post !== null && allEnded && instance.cancelRequestedAtMs === null && !store.step(instance.id, 'post')) {
+      return [{ kind: 'step', record: { ...newSubtask(instance.id, this.deps.view.selfId, this.deps.hlc.tick()), step: 'post' } }];
     }
+    return [];
   }
 
   private nodeLost(subtask: SubtaskRecord): SubtaskRecord {

@@ -5,14 +5,16 @@ import { Low } from 'lowdb';
 import { join } from 'node:path';
 import { canonicalJson } from '../records/canonical.js';
 import { mergeRecord, recordKey } from '../records/merge.js';
-import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
+import { deriveInstanceProgress, type InstanceProgress, type InstanceSteps } from '../records/status.js';
 import { DataFileError, DurableJsonFile } from './durable-file.js';
 
 interface RecordOfKind {
   job: JobRecord;
   instance: InstanceRecord;
   subtask: SubtaskRecord;
+  step: StepRecord;
   member: MemberRecord;
 }
 
@@ -165,6 +167,20 @@ export class RecordStore {
     return this.subtasksByInstance.get(instanceId) ?? new Map();
   }
 
+  step(instanceId: string, step: StepName): StepRecord | undefined {
+    const r = this.records.get(`step:${instanceId}/${step}`);
+    return r?.kind === 'step' ? r.record : undefined;
+  }
+
+  stepsOf(instanceId: string): InstanceSteps {
+    return { pre: this.step(instanceId, 'pre'), post: this.step(instanceId, 'post') };
+  }
+
+  /** The instance's derived status, from its subtasks and steps. */
+  progressOf(instance: InstanceRecord): InstanceProgress {
+    return deriveInstanceProgress(instance, this.subtasksOf(instance.id), this.stepsOf(instance.id));
+  }
+
   subtask(instanceId: string, nodeId: string): SubtaskRecord | undefined {
     return this.subtasksByInstance.get(instanceId)?.get(nodeId);
   }
@@ -186,7 +202,7 @@ export class RecordStore {
 
   /** Removes an instance and its subtasks (retention). Not replicated: every node prunes by the same rule. */
   removeInstance(id: string): void {
-    for (const key of [`instance:${id}`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
+    for (const key of [`instance:${id}`, `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
       this.records.delete(key);
       this.versions.delete(key);
     }

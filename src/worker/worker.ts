@@ -10,7 +10,7 @@ import type { Logger } from '../core/log.js';
 import type { ExecutionResult } from '../executor/executor.js';
 import { runCommand } from '../executor/executor.js';
 import type { HybridClock } from '../records/hlc.js';
-import type { AnyRecord, FailureReason, InstanceRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
+import type { AnyRecord, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
 import { isTerminal } from '../records/types.js';
 import type { Journal, JournalEnd } from '../store/journal.js';
 import type { RecordStore } from '../store/record-store.js';
@@ -38,9 +38,18 @@ export interface AttemptOutcome {
   finishedAtMs: number;
 }
 
+/** Work this node owns: its subtask of an instance, or a --pre/--post step it runs as leader. */
+type Task = SubtaskRecord | StepRecord;
+
+const stepOf = (task: Task): StepName | null => ('step' in task ? task.step : null);
+/** The journal's name for a task: the instance id, with `:pre` or `:post` for steps. */
+const journalId = (instanceId: string, step: StepName | null) => (step ? `${instanceId}:${step}` : instanceId);
+
 export interface SubtaskLog {
   instanceId: string;
   nodeId: string;
+  /** Set for the output of a --pre or --post step. */
+  step?: StepName;
   attempt: number;
   stdout: string;
   stderr: string;
@@ -86,20 +95,33 @@ export class Worker {
   private onChange(records: AnyRecord[]): void {
     let relevant = false;
     for (const r of records) {
-      if (r.kind === 'subtask' && r.record.nodeId === this.deps.selfId) relevant = this.track(r.record.instanceId) || relevant;
+      if ((r.kind === 'subtask' || r.kind === 'step') && r.record.nodeId === this.deps.selfId) relevant = this.track(r.record.instanceId) || relevant;
       if (r.kind === 'instance' && r.record.targets.includes(this.deps.selfId)) relevant = this.track(r.record.id) || relevant;
     }
     if (relevant) this.queueScan();
   }
 
   private track(instanceId: string): boolean {
-    const subtask = this.deps.store.subtask(instanceId, this.deps.selfId);
-    if (subtask && !isTerminal(subtask.status)) {
+    if (this.tasksOf(instanceId).some((t) => !isTerminal(t.status))) {
       this.open.add(instanceId);
       return true;
     }
     this.open.delete(instanceId);
     return false;
+  }
+
+  /** This node's own tasks in an instance (guarantee 2: nothing owned by another node). */
+  private tasksOf(instanceId: string): Task[] {
+    const { store, selfId } = this.deps;
+    const tasks: Task[] = [];
+    const subtask = store.subtask(instanceId, selfId);
+    if (subtask) tasks.push(subtask);
+    for (const step of [store.step(instanceId, 'pre'), store.step(instanceId, 'post')]) if (step?.nodeId === selfId) tasks.push(step);
+    return tasks;
+  }
+
+  private currentTask(instanceId: string, step: StepName | null): Task | undefined {
+    return step ? this.deps.store.step(instanceId, step) : this.deps.store.subtask(instanceId, this.deps.selfId);
   }
 
   private queueScan(): void {
@@ -115,22 +137,24 @@ export class Worker {
     if (this.stopped) return;
     for (const instanceId of this.open) {
       const instance = this.deps.store.instance(instanceId);
-      const subtask = this.deps.store.subtask(instanceId, this.deps.selfId);
-      if (!instance || !subtask) continue;
-      this.consider(instance, subtask);
+      if (!instance) continue;
+      const tasks = this.tasksOf(instanceId);
+      if (tasks.every((t) => isTerminal(t.status))) this.open.delete(instanceId);
+      for (const task of tasks) this.consider(instance, task);
     }
   }
 
-  private consider(instance: InstanceRecord, subtask: SubtaskRecord): void {
-    if (isTerminal(subtask.status)) return void this.open.delete(instance.id);
+  private consider(instance: InstanceRecord, subtask: Task): void {
+    if (isTerminal(subtask.status)) return;
     if (subtask.nodeId !== this.deps.selfId) throw new Error(`invariant: asked to run ${instance.id} owned by ${subtask.nodeId}`);
-    const key = `${instance.id}#${subtask.attempt}`;
+    const id = journalId(instance.id, stepOf(subtask));
+    const key = `${id}#${subtask.attempt}`;
     const cancelled = instance.cancelRequestedAtMs !== null;
     if (this.running.has(key)) {
       if (cancelled) this.running.get(key)?.abort();
       return;
     }
-    if (this.deps.journal.hasStarted(instance.id, subtask.attempt)) {
+    if (this.deps.journal.hasStarted(id, subtask.attempt)) {
       // Started before, but the process is not ours any more: a crash or a lost result.
       this.recoverAttempt(instance, subtask);
       return;
@@ -138,34 +162,38 @@ export class Worker {
     if (subtask.status !== 'pending') return; // running elsewhere? only after a restart, handled above
     if (cancelled) return this.report(subtask, this.ownerTerminal(subtask, cancelledOutcome(this.deps.clock.now())));
     const waitMs = (subtask.notBeforeMs ?? 0) - this.deps.clock.now();
-    if (waitMs > 0) return this.wakeUpIn(instance.id, waitMs);
+    if (waitMs > 0) return this.wakeUpIn(key, waitMs);
     if (this.running.size >= this.deps.config.maxConcurrentSubtasks) return;
     void this.execute(instance, subtask, key);
   }
 
-  private wakeUpIn(instanceId: string, waitMs: number): void {
-    if (this.wakeups.has(instanceId)) return;
+  private wakeUpIn(key: string, waitMs: number): void {
+    if (this.wakeups.has(key)) return;
     this.wakeups.set(
-      instanceId,
+      key,
       this.deps.clock.setTimer(waitMs, () => {
-        this.wakeups.delete(instanceId);
+        this.wakeups.delete(key);
         this.queueScan();
       }),
     );
   }
 
-  private async execute(instance: InstanceRecord, subtask: SubtaskRecord, key: string): Promise<void> {
+  private async execute(instance: InstanceRecord, subtask: Task, key: string): Promise<void> {
     const { clock, journal, selfId } = this.deps;
+    const step = stepOf(subtask);
+    const id = journalId(instance.id, step);
     const abort = new AbortController();
     this.running.set(key, abort);
     try {
       const startedAtMs = clock.now();
-      journal.recordStart(instance.id, subtask.attempt, startedAtMs); // fsynced before the spawn
+      journal.recordStart(id, subtask.attempt, startedAtMs); // fsynced before the spawn
       this.report(subtask, { ...subtask, status: 'running', startedAtMs, reporter: selfId, stamp: this.deps.hlc.tick() });
       const shardIndex = instance.targets.indexOf(selfId);
       const result = await (this.deps.runCommand ?? runCommand)({
-        cmd: instance.spec.cmd,
+        cmd: (step ? instance.spec[step] : instance.spec.cmd) ?? 'true',
+        stdin: step === 'post' ? this.postInput(instance) : undefined,
         env: {
+          ...(step ? { CHORUS_STEP: step } : {}),
           CHORUS_JOB: instance.job,
           CHORUS_INSTANCE_ID: instance.id,
           CHORUS_NODE_ID: selfId,
@@ -178,10 +206,10 @@ export class Worker {
         killGraceMs: this.deps.config.killGraceMs,
         signal: abort.signal,
       });
-      await this.saveLog(instance.id, subtask.attempt, result);
+      await this.saveLog(instance.id, step, subtask.attempt, result);
       const outcome = outcomeOf(result, startedAtMs, clock.now());
-      journal.recordEnd({ instanceId: instance.id, attempt: subtask.attempt, atMs: outcome.finishedAtMs, ...outcome });
-      this.finishAttempt(instance.id, subtask.attempt, outcome);
+      journal.recordEnd({ instanceId: id, attempt: subtask.attempt, atMs: outcome.finishedAtMs, ...outcome });
+      this.finishAttempt(instance.id, step, subtask.attempt, outcome);
     } catch (err) {
       this.deps.log.error({ err, instance: instance.id }, 'subtask execution failed');
     } finally {
@@ -190,13 +218,23 @@ export class Worker {
     }
   }
 
+  /** What a --post step reads on stdin: the instance and every node's result. */
+  private postInput(instance: InstanceRecord): string {
+    const results = instance.targets.map((nodeId) => {
+      const s = this.deps.store.subtask(instance.id, nodeId);
+      const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(ms).toISOString());
+      return { nodeId, status: s?.status ?? 'pending', attempt: s?.attempt ?? 1, exitCode: s?.exitCode ?? null, reason: s?.reason ?? null, startedAt: iso(s?.startedAtMs), finishedAt: iso(s?.finishedAtMs) };
+    });
+    return `${JSON.stringify({ instanceId: instance.id, job: instance.job, results })}\n`;
+  }
+
   /** Records an attempt's end: terminal, or a new pending attempt on this node if retries remain. */
-  private finishAttempt(instanceId: string, attempt: number, outcome: AttemptOutcome): void {
+  private finishAttempt(instanceId: string, step: StepName | null, attempt: number, outcome: AttemptOutcome): void {
     const instance = this.deps.store.instance(instanceId);
-    const current = this.deps.store.subtask(instanceId, this.deps.selfId);
-    if (!instance || !current || current.attempt !== attempt) return;
+    const current = this.currentTask(instanceId, step);
+    if (!instance || !current || current.attempt !== attempt || current.nodeId !== this.deps.selfId) return;
     const final = this.ownerTerminal(current, outcome);
-    const retriable = outcome.status === 'failed' && (outcome.reason === 'exit-code' || outcome.reason === 'timeout');
+    const retriable = step === null && outcome.status === 'failed' && (outcome.reason === 'exit-code' || outcome.reason === 'timeout');
     const mayRetry = retriable && attempt <= instance.spec.retries && instance.cancelRequestedAtMs === null && !this.stopped;
     if (!mayRetry) return this.report(current, final);
     const backoffMs = Math.min(this.deps.config.retryBackoffBaseMs * 2 ** (attempt - 1), this.deps.config.retryBackoffMaxMs);
@@ -217,30 +255,36 @@ export class Worker {
   }
 
   /** After a restart: a started attempt either has a journalled end (re-apply it) or was interrupted. */
-  private recoverAttempt(instance: InstanceRecord, subtask: SubtaskRecord): void {
-    const end = this.deps.journal.endOf(instance.id, subtask.attempt);
-    if (end) return this.finishAttempt(instance.id, subtask.attempt, outcomeFromJournal(end));
+  private recoverAttempt(instance: InstanceRecord, subtask: Task): void {
+    const step = stepOf(subtask);
+    const id = journalId(instance.id, step);
+    const end = this.deps.journal.endOf(id, subtask.attempt);
+    if (end) return this.finishAttempt(instance.id, step, subtask.attempt, outcomeFromJournal(end));
     const nowMs = this.deps.clock.now();
     const startedAtMs = subtask.startedAtMs ?? nowMs;
     const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs, finishedAtMs: nowMs };
-    this.deps.journal.recordEnd({ instanceId: instance.id, attempt: subtask.attempt, atMs: nowMs, ...outcome });
-    this.deps.log.warn({ instance: instance.id, attempt: subtask.attempt }, 'subtask interrupted by a restart; not run again');
+    this.deps.journal.recordEnd({ instanceId: id, attempt: subtask.attempt, atMs: nowMs, ...outcome });
+    this.deps.log.warn({ instance: instance.id, step, attempt: subtask.attempt }, 'attempt interrupted by a restart; not run again');
     this.report(subtask, this.ownerTerminal(subtask, outcome));
   }
 
   private recoverFromJournal(): void {
     for (const start of this.deps.journal.unfinished()) {
-      const instance = this.deps.store.instance(start.instanceId);
-      const subtask = this.deps.store.subtask(start.instanceId, this.deps.selfId);
-      if (instance && subtask && subtask.attempt === start.attempt && !isTerminal(subtask.status)) this.recoverAttempt(instance, subtask);
+      const [instanceId, step] = splitJournalId(start.instanceId);
+      const instance = this.deps.store.instance(instanceId);
+      const task = this.currentTask(instanceId, step);
+      if (instance && task?.nodeId === this.deps.selfId && task.attempt === start.attempt && !isTerminal(task.status)) this.recoverAttempt(instance, task);
     }
     for (const end of this.deps.journal.finished()) {
-      const subtask = this.deps.store.subtask(end.instanceId, this.deps.selfId);
-      if (subtask && subtask.attempt === end.attempt && !isTerminal(subtask.status)) this.finishAttempt(end.instanceId, end.attempt, outcomeFromJournal(end));
+      const [instanceId, step] = splitJournalId(end.instanceId);
+      const task = this.currentTask(instanceId, step);
+      if (task?.nodeId === this.deps.selfId && task.attempt === end.attempt && !isTerminal(task.status)) {
+        this.finishAttempt(instanceId, step, end.attempt, outcomeFromJournal(end));
+      }
     }
   }
 
-  private ownerTerminal(subtask: SubtaskRecord, outcome: AttemptOutcome): SubtaskRecord {
+  private ownerTerminal<T extends Task>(subtask: T, outcome: AttemptOutcome): T {
     return {
       ...subtask,
       status: outcome.status,
@@ -254,9 +298,10 @@ export class Worker {
     };
   }
 
-  private report(previous: SubtaskRecord, next: SubtaskRecord): void {
+  private report(previous: Task, next: Task): void {
     if (next.nodeId !== previous.nodeId) throw new Error(`invariant: subtask of ${previous.nodeId} rewritten as ${next.nodeId}`);
-    this.deps.commit([{ kind: 'subtask', record: next }]);
+    if (stepOf(next) !== stepOf(previous)) throw new Error(`invariant: a step and a subtask of ${previous.instanceId} mixed up`);
+    this.deps.commit([{ kind: 'step' in next ? 'step' : 'subtask', record: next } as AnyRecord]);
   }
 
   private readonly memoryLogs = new Map<string, SubtaskLog[]>();
@@ -265,10 +310,11 @@ export class Worker {
     return join(this.deps.dataDir as string, 'logs', instanceId);
   }
 
-  private async saveLog(instanceId: string, attempt: number, result: ExecutionResult): Promise<void> {
+  private async saveLog(instanceId: string, step: StepName | null, attempt: number, result: ExecutionResult): Promise<void> {
     const log: SubtaskLog = {
       instanceId,
       nodeId: this.deps.selfId,
+      ...(step ? { step } : {}),
       attempt,
       stdout: result.stdout,
       stderr: result.spawnError ? `${result.stderr}${result.spawnError}\n` : result.stderr,
@@ -280,7 +326,7 @@ export class Worker {
       return;
     }
     await mkdir(this.logDir(instanceId), { recursive: true });
-    await writeFile(join(this.logDir(instanceId), `${attempt}.json`), JSON.stringify(log));
+    await writeFile(join(this.logDir(instanceId), `${step ?? attempt}.json`), JSON.stringify(log));
   }
 
   /** Output of every attempt this node ran for the instance, oldest first. */
@@ -293,8 +339,14 @@ export class Worker {
     } catch {
       return [];
     }
-    const attempts = files.map((f) => Number.parseInt(f, 10)).filter(Number.isInteger).sort((a, b) => a - b);
-    return Promise.all(attempts.map(async (a) => JSON.parse(await readFile(join(dir, `${a}.json`), 'utf8')) as SubtaskLog));
+    // pre.json first, then attempts in order, then post.json.
+    const order = (name: string) => (name === 'pre' ? -1 : name === 'post' ? Infinity : Number.parseInt(name, 10));
+    const names = files
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -5))
+      .filter((n) => !Number.isNaN(order(n)))
+      .sort((a, b) => order(a) - order(b));
+    return Promise.all(names.map(async (n) => JSON.parse(await readFile(join(dir, `${n}.json`), 'utf8')) as SubtaskLog));
   }
 
   async deleteLogs(instanceId: string): Promise<void> {
@@ -317,4 +369,9 @@ function summary(s: SubtaskRecord) {
 
 function outcomeFromJournal(end: JournalEnd): AttemptOutcome {
   return { status: end.status, reason: end.reason, exitCode: end.exitCode, startedAtMs: end.startedAtMs, finishedAtMs: end.atMs };
+}
+
+function splitJournalId(id: string): [string, StepName | null] {
+  const [instanceId, step] = id.split(':');
+  return [instanceId as string, step === 'pre' || step === 'post' ? step : null];
 }

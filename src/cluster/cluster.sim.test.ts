@@ -1,0 +1,456 @@
+// Whole-cluster simulations: 20+ real ChorusNodes on an in-memory network in virtual
+// time, under loss, duplication, delay, partitions, freezes, crashes and restarts.
+// Every run is replayed from its seed: CHORUS_SIM_SEED=N runs every scenario with N.
+import { afterAll, describe, expect, it } from 'vitest';
+import { HEARTBEAT_TOPIC } from './membership.js';
+import { RECORDS_TOPIC } from './replicator.js';
+import type { MemberState } from './view.js';
+import type { AnyRecord, SubtaskRecord } from '../records/types.js';
+import { Rng } from '../testing/random.js';
+import { SimCluster, nodeIdOf, replayHint, type SimClusterOptions } from '../testing/sim-cluster.js';
+
+const SIZE = 20;
+const ENV_SEED = process.env.CHORUS_SIM_SEED;
+
+/** The seeds a scenario runs with, or only CHORUS_SIM_SEED when it is set. */
+function seeds(defaults: number[]): number[] {
+  if (ENV_SEED === undefined || ENV_SEED === '') return defaults;
+  const seed = Number(ENV_SEED);
+  if (!Number.isInteger(seed)) throw new Error(`CHORUS_SIM_SEED must be an integer, got ${ENV_SEED}`);
+  return [seed];
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const ids = (from: number, to: number) => range(from, to).map(nodeIdOf);
+
+/** Virtual times measured per scenario, printed once at the end. */
+const measured = new Map<string, number[]>();
+function measure(what: string, ms: number): void {
+  measured.set(what, [...(measured.get(what) ?? []), ms]);
+}
+
+afterAll(() => {
+  const lines = [...measured].map(([what, values]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return `  ${what}: min ${sorted[0]} ms, median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms (${values.length} runs)`;
+  });
+  if (lines.length > 0) console.log(`virtual times measured:\n${lines.join('\n')}`);
+});
+
+/** Builds a cluster, runs the scenario, and on failure says which seed to replay. */
+async function withSim(seed: number, options: Partial<SimClusterOptions>, scenario: (sim: SimCluster) => Promise<void>): Promise<void> {
+  const sim = new SimCluster({ seed, size: SIZE, ...options });
+  try {
+    await scenario(sim);
+    assertGuarantees(sim);
+  } catch (err) {
+    const hint = `[seed ${seed}] ${replayHint(seed)}`;
+    console.error(`simulation failed: ${hint}\n${sim.describe()}`);
+    if (err instanceof Error && !err.message.includes(replayHint(seed))) err.message = `${err.message}\n${hint}`;
+    throw err;
+  } finally {
+    sim.dispose();
+  }
+}
+
+/** Guarantees 1-3 over everything the fake executor saw and every live node holds. */
+function assertGuarantees(sim: SimCluster): void {
+  const started = new Set<string>();
+  for (const e of sim.executions) {
+    const key = `${e.instanceId}#${e.attempt}@${e.nodeId}`;
+    expect(started.has(key), `attempt started twice: ${key}`).toBe(false);
+    started.add(key);
+  }
+  for (const id of sim.liveIds()) {
+    const store = sim.store(id);
+    for (const instance of store.instances()) {
+      for (const [nodeId, subtask] of store.subtasksOf(instance.id)) {
+        expect(subtask.nodeId).toBe(nodeId);
+        expect(instance.targets).toContain(nodeId);
+      }
+    }
+  }
+  for (const e of sim.executions) {
+    for (const id of sim.liveIds()) {
+      const instance = sim.store(id).instance(e.instanceId);
+      if (instance) expect(instance.targets, `${e.nodeId} ran a subtask of ${e.instanceId} that is not its own`).toContain(e.nodeId);
+    }
+  }
+}
+
+function aliveCount(sim: SimCluster, viewer: string): number {
+  return Object.values(sim.membersSeenBy(viewer)).filter((s) => s === 'alive').length;
+}
+
+/** Every node of `viewers` sees every node of `subjects` in `state`. */
+function allSee(sim: SimCluster, viewers: string[], subjects: string[], state: MemberState): boolean {
+  return viewers.every((v) => {
+    const view = sim.membersSeenBy(v);
+    return subjects.every((s) => view[s] === state);
+  });
+}
+
+/** Nodes agree, each live node is alive for all of them, and they hold identical records. */
+function healthy(sim: SimCluster, expectedLeader?: string): boolean {
+  const live = sim.liveIds();
+  if (!sim.agreed(live)) return false;
+  if (expectedLeader !== undefined && sim.agreedLeader(live) !== expectedLeader) return false;
+  return allSee(sim, live, live, 'alive') && sim.converged(live);
+}
+
+async function startAndAgree(sim: SimCluster, connect: 'seed' | 'all' = 'seed'): Promise<number> {
+  sim.start(connect);
+  const n = sim.ids().length;
+  return sim.until(() => sim.agreed() && aliveCount(sim, nodeIdOf(1)) === n, 10_000, `${n} nodes agreeing on ${n} alive members and one leader`);
+}
+
+function subtasksSeenBy(sim: SimCluster, viewer: string, instanceId: string): SubtaskRecord[] {
+  return [...sim.store(viewer).subtasksOf(instanceId).values()];
+}
+
+function finishedEverywhere(sim: SimCluster, instanceId: string, viewers = sim.liveIds()): boolean {
+  return viewers.every((v) => {
+    const status = sim.progressSeenBy(v, instanceId)?.status;
+    return status === 'succeeded' || status === 'failed' || status === 'cancelled';
+  });
+}
+
+/** No subtask anywhere got a `node-lost` verdict (for runs where no node failed). */
+function noNodeLost(sim: SimCluster): SubtaskRecord[] {
+  const lost: SubtaskRecord[] = [];
+  for (const id of sim.liveIds()) {
+    for (const instance of sim.store(id).instances()) {
+      for (const s of sim.store(id).subtasksOf(instance.id).values()) if (s.reason === 'node-lost') lost.push(s);
+    }
+  }
+  return lost;
+}
+
+describe('cluster simulation', () => {
+  it.each(seeds([1, 2, 3]))('(a) 20 nodes join through one seed and agree on 20 alive members and one leader (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      const tookMs = await startAndAgree(sim, 'seed');
+      measure('join convergence, one seed', tookMs);
+      expect(sim.agreedLeader()).toBe('n01');
+      // Everyone found everyone through gossip of member records, not through the seed's list.
+      for (const id of sim.ids()) expect(sim.transport(id).connectedPeers()).toHaveLength(SIZE - 1);
+      expect(sim.stats().deadVerdicts).toBe(0);
+      // And it stays that way: no flapping once agreed.
+      await sim.run(5_000);
+      expect(healthy(sim, 'n01')).toBe(true);
+      expect(sim.stats().deadVerdicts).toBe(0);
+    });
+  });
+
+  it.each(seeds([4]))('(a) 20 nodes that all connect at once agree too (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      measure('join convergence, full mesh', await startAndAgree(sim, 'all'));
+      expect(sim.agreedLeader()).toBe('n01');
+    });
+  });
+
+  it.each(seeds(range(1, 20)))('(b) records converge under 20%% loss, 10%% duplication, 1-50 ms delays (seed %i)', async (seed) => {
+    const network = { lossRate: 0.2, duplicateRate: 0.1, minDelayMs: 1, maxDelayMs: 50 };
+    await withSim(seed, { network }, async (sim) => {
+      const rng = new Rng(seed ^ 0x5eed);
+      await startAndAgree(sim);
+      const live = sim.liveIds();
+      const instances: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const on = rng.pick(live);
+        await sim.addJob(on, `job-${i}`, { cmd: `sleep:${rng.int(10, 400)}${rng.chance(0.3) ? ' fail:2' : ''}`, type: rng.chance(0.5) ? 'broadcast' : 'standalone' });
+        if (i % 3 === 0) instances.push((await sim.runJob(rng.pick(live), `job-${i}`)).id);
+        await sim.run(rng.int(0, 200));
+      }
+      const tookMs = await sim.until(
+        () => instances.every((id) => finishedEverywhere(sim, id)) && healthy(sim),
+        30_000,
+        'records converging with every instance finished',
+      );
+      measure('convergence under loss after the last write', tookMs);
+      expect(sim.store('n20').jobs()).toHaveLength(8);
+      expect(noNodeLost(sim)).toEqual([]);
+    });
+  });
+
+  it.each(seeds([5, 6]))('(c) a partition: each side elects its own leader and marks the other dead; after heal one cluster (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      await startAndAgree(sim);
+      const a = ids(1, 10);
+      const b = ids(11, 20);
+      await sim.addJob('n15', 'long', { cmd: 'sleep:4000' });
+      const instance = await sim.runJob('n15', 'long');
+      await sim.run(100);
+
+      sim.partition(a, b);
+      const splitMs = await sim.until(
+        () => sim.agreed(a) && sim.agreed(b) && sim.agreedLeader(a) === 'n01' && sim.agreedLeader(b) === 'n11' && allSee(sim, a, b, 'dead') && allSee(sim, b, a, 'dead'),
+        10_000,
+        'both sides agreeing on their own leader, the other side dead',
+      );
+      measure('partition to two agreed sides', splitMs);
+      // Work written on one side during the partition.
+      await sim.addJob('n03', 'written-in-a', { cmd: 'sleep:10' });
+      await sim.addJob('n13', 'written-in-b', { cmd: 'sleep:10' });
+      await sim.run(2_000);
+
+      sim.heal();
+      const healMs = await sim.until(() => healthy(sim, 'n01') && finishedEverywhere(sim, instance.id), 15_000, 'one cluster again after heal');
+      measure('heal to one agreed, converged cluster', healMs);
+      for (const name of ['written-in-a', 'written-in-b']) expect(sim.store('n20').job(name)).toBeDefined();
+      // Both leaders gave node-lost verdicts for the far side, but every owner was alive and
+      // its own report wins the merge: every subtask succeeded, reported by its owner.
+      const subtasks = subtasksSeenBy(sim, 'n07', instance.id);
+      expect(subtasks).toHaveLength(SIZE);
+      for (const s of subtasks) expect([s.nodeId, s.status, s.reporter]).toEqual([s.nodeId, 'succeeded', s.nodeId]);
+    });
+  });
+
+  it.each(seeds([7, 8, 9, 10, 11]))('(d) a crashed leader is declared dead and a new leader agreed within bounded virtual time (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      await startAndAgree(sim);
+      await sim.run(1_000);
+      // A non-leader first.
+      sim.crash('n09');
+      const others = sim.liveIds();
+      measure('kill-to-dead (crash, every live node)', await sim.until(() => allSee(sim, others, ['n09'], 'dead'), 5_000, 'n09 dead everywhere'));
+
+      sim.crash('n01');
+      const live = sim.liveIds();
+      const deadMs = await sim.until(() => allSee(sim, live, ['n01'], 'dead'), 5_000, 'n01 dead everywhere');
+      measure('kill-to-dead (crashed leader)', deadMs);
+      const failoverMs = await sim.until(() => sim.agreedLeader(live) === 'n02' && sim.agreed(live), 5_000, 'n02 agreed as the new leader');
+      measure('leader failover (crash to agreed new leader)', failoverMs);
+      expect(failoverMs).toBeLessThanOrEqual(sim.config.deadAfterMs + sim.config.leaderStableMs);
+      // The new leader does the leader's work: a run is accepted and finishes.
+      await sim.addJob('n12', 'after-failover', { cmd: 'sleep:50' });
+      const instance = await sim.runJob('n12', 'after-failover');
+      expect(instance.targets).toEqual(live);
+      await sim.until(() => finishedEverywhere(sim, instance.id) && healthy(sim, 'n02'), 10_000, 'the run after failover');
+      expect(sim.progressSeenBy('n20', instance.id)?.status).toBe('succeeded');
+    });
+  });
+
+  it.each(seeds([12, 13]))('(d) a node crashed mid-broadcast: node-lost, never run elsewhere; after restart never re-run (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      await startAndAgree(sim);
+      await sim.addJob('n04', 'slow', { cmd: 'sleep:3000' });
+      const instance = await sim.runJob('n04', 'slow');
+      await sim.until(() => sim.executions.some((e) => e.nodeId === 'n06'), 5_000, 'n06 starting its subtask');
+      sim.crash('n06');
+      await sim.until(() => sim.liveIds().every((v) => sim.store(v).subtask(instance.id, 'n06')?.reason === 'node-lost'), 5_000, 'node-lost verdict for n06');
+      sim.restart('n06');
+      await sim.until(() => finishedEverywhere(sim, instance.id) && healthy(sim, 'n01'), 15_000, 'the broadcast finishing, n06 back');
+      const mine = sim.store('n13').subtask(instance.id, 'n06') as SubtaskRecord;
+      // The restarted owner knows better than node-lost: it was interrupted (guarantee 3).
+      expect([mine.nodeId, mine.status, mine.reason, mine.reporter]).toEqual(['n06', 'failed', 'interrupted', 'n06']);
+      expect(sim.executions.filter((e) => e.instanceId === instance.id && e.nodeId === 'n06')).toHaveLength(1);
+      expect(sim.executions.filter((e) => e.instanceId === instance.id)).toHaveLength(SIZE);
+      expect(sim.progressSeenBy('n01', instance.id)?.status).toBe('failed');
+    });
+  });
+
+  it.each(seeds([14, 15]))('(e) a frozen node is declared dead, and after thaw is alive again without blaming its peers (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      await startAndAgree(sim);
+      await sim.run(1_000);
+      for (const frozen of ['n07', 'n01']) {
+        const before = { ...sim.node(frozen).membership.counters };
+        sim.freeze(frozen);
+        const others = sim.liveIds();
+        measure(
+          `freeze-to-dead (${frozen === 'n01' ? 'leader' : 'member'})`,
+          await sim.until(() => allSee(sim, others, [frozen], 'dead'), 5_000, `${frozen} dead everywhere`),
+        );
+        if (frozen === 'n01') await sim.until(() => sim.agreedLeader(others) === 'n02', 2_000, 'n02 leading while n01 is frozen');
+        await sim.run(3_000);
+        await sim.addJob('n12', `while-${frozen}-frozen`, { cmd: 'sleep:10' });
+
+        sim.thaw(frozen);
+        const peers = sim.ids().filter((id) => id !== frozen);
+        let blamed: string[] = [];
+        const thawMs = await sim.until(
+          () => {
+            const view = sim.membersSeenBy(frozen);
+            blamed = [...blamed, ...peers.filter((p) => view[p] !== 'alive' && !blamed.includes(p))];
+            return healthy(sim, 'n01');
+          },
+          10_000,
+          `${frozen} alive again everywhere and converged`,
+        );
+        measure('thaw to alive and converged', thawMs);
+        const after = sim.node(frozen).membership.counters;
+        expect(after.stallsDetected).toBeGreaterThan(before.stallsDetected);
+        expect(after.deadVerdicts).toBe(before.deadVerdicts);
+        expect(blamed, `${frozen} suspected or declared peers dead because it was frozen itself`).toEqual([]);
+        expect(sim.store(frozen).job(`while-${frozen}-frozen`)).toBeDefined();
+      }
+    });
+  });
+
+  it.each(seeds([16]))('(f) a graceful leave is `left` everywhere; a restart is a new incarnation, alive again (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      await startAndAgree(sim);
+      await sim.leave('n05');
+      const live = sim.liveIds();
+      measure('leave to left everywhere', await sim.until(() => allSee(sim, live, ['n05'], 'left'), 5_000, 'n05 left everywhere'));
+      await sim.run(3_000);
+      expect(allSee(sim, live, ['n05'], 'left')).toBe(true);
+      expect(sim.store('n11').member('n05')?.left).toBe(true);
+
+      sim.restart('n05');
+      const backMs = await sim.until(() => healthy(sim, 'n01') && aliveCount(sim, 'n11') === SIZE, 10_000, 'n05 alive again everywhere');
+      measure('restart to alive everywhere', backMs);
+      for (const id of sim.liveIds()) expect(sim.store(id).member('n05')).toMatchObject({ incarnation: 2, left: false });
+
+      // A crash and restart is a new incarnation too.
+      sim.crash('n17');
+      await sim.until(() => allSee(sim, sim.liveIds(), ['n17'], 'dead'), 5_000, 'n17 dead');
+      sim.restart('n17');
+      await sim.until(() => healthy(sim, 'n01') && aliveCount(sim, 'n11') === SIZE, 10_000, 'n17 alive again');
+      expect(sim.store('n02').member('n17')?.incarnation).toBe(2);
+    });
+  });
+
+  it.each(seeds([17, 18]))('(g) a late joiner gets every job and every instance, and is no target of earlier ones (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      const rng = new Rng(seed);
+      await startAndAgree(sim);
+      for (let i = 0; i < 12; i++) await sim.addJob(rng.pick(sim.liveIds()), `job-${i}`, { cmd: 'sleep:20', type: i % 2 ? 'broadcast' : 'standalone' });
+      const done = await sim.runJob('n03', 'job-1');
+      await sim.until(() => finishedEverywhere(sim, done.id), 5_000, 'a first broadcast');
+      await sim.addJob('n08', 'long', { cmd: 'sleep:3000' });
+      const running = await sim.runJob('n08', 'long');
+      await sim.run(500);
+
+      const late = sim.addNode();
+      expect(late).toBe('n21');
+      const joinMs = await sim.until(() => sim.store(late).jobs().length === 13 && healthy(sim, 'n01'), 10_000, `${late} catching up`);
+      measure('late joiner catching up', joinMs);
+      await sim.until(() => finishedEverywhere(sim, running.id), 10_000, 'the long broadcast');
+      expect(sim.store(late).instance(running.id)?.targets).not.toContain(late);
+      for (const s of subtasksSeenBy(sim, late, running.id)) expect([s.nodeId, s.status, s.reporter]).toEqual([s.nodeId, 'succeeded', s.nodeId]);
+      expect(noNodeLost(sim)).toEqual([]);
+      // A broadcast after the join does include it.
+      const next = await sim.runJob(late, 'job-3');
+      expect(next.targets).toContain(late);
+      await sim.until(() => finishedEverywhere(sim, next.id), 5_000, 'a broadcast including the late joiner');
+      expect(sim.progressSeenBy(late, next.id)?.status).toBe('succeeded');
+    });
+  });
+
+  it.each(seeds([19]))('(h) malformed gossip and requests are dropped and counted, never a crash (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      const rng = new Rng(seed);
+      await startAndAgree(sim);
+      await sim.addJob('n02', 'target', { cmd: 'sleep:5000' });
+      const instance = await sim.runJob('n02', 'target');
+      await sim.run(100);
+
+      // A process that speaks the transport but not the protocol (sorts after every node id).
+      const rogue = sim.net.endpoint('x-rogue');
+      rogue.setHandlers({ onMessage: () => undefined, onRequest: async () => new Uint8Array(0), onPeerConnected: () => undefined, onPeerDisconnected: () => undefined });
+      const victims = ['n03', 'n04', 'n05'];
+      for (const v of victims) await sim.drive(rogue.dial(v, []), `rogue dialling ${v}`);
+      await sim.run(10);
+      const rejectedBefore = victims.map((v) => sim.node(v).replicator.counters.recordsRejected);
+      const malformedBefore = victims.map((v) => sim.node(v).membership.counters.malformedHeartbeats);
+
+      const enc = (value: unknown) => new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value));
+      const genuine = sim.store('n04').subtask(instance.id, 'n04') as SubtaskRecord;
+      const forged = (extra: Partial<SubtaskRecord>): AnyRecord => ({
+        kind: 'subtask',
+        record: { ...genuine, status: 'succeeded', exitCode: 0, finishedAtMs: sim.now(), stamp: { ...genuine.stamp, wallMs: sim.now() + 1 }, ...extra },
+      });
+      const records = [
+        Uint8Array.from({ length: 64 }, () => rng.int(0, 255)), // random bytes: 1 rejection (not an array)
+        enc({ records: 5 }), // 1
+        enc({ records: [{ kind: 'job' }, { nope: true }, 7] }), // 3
+        enc({ records: [forged({ reporter: 'x-rogue' })] }), // a terminal report by a non-owner: 1
+        enc({ records: [forged({ reporter: 'n04' })] }), // claims to be the owner, sent by someone else: 1
+      ];
+      for (const data of records) rogue.publish(RECORDS_TOPIC, data);
+      const heartbeats = [
+        Uint8Array.from({ length: 32 }, () => rng.int(0, 255)),
+        enc({ member: { nodeId: 'x-rogue' }, leaving: false }),
+        enc({ member: sim.store('n06').member('n06'), leaving: true }), // someone else's record: must not make n06 leave
+      ];
+      for (const data of heartbeats) rogue.publish(HEARTBEAT_TOPIC, data);
+      // Requests: garbage, unknown type, and a relayed terminal report by a non-owner.
+      const replies = await Promise.all([
+        sim.drive(rogue.request('n03', enc('}{'), 1_000), 'garbage request'),
+        sim.drive(rogue.request('n03', enc({ type: 'format-disk' }), 1_000), 'unknown request'),
+        sim.drive(rogue.request('n03', enc({ type: 'push', body: { records: [forged({ reporter: 'x-rogue' })], ack: true } }), 1_000), 'forged push'),
+        sim.drive(rogue.request('n03', enc({ type: 'sync', body: { digest: 'x' } }), 1_000), 'odd digest'),
+      ]);
+      const answers = replies.map((r) => JSON.parse(new TextDecoder().decode(r)) as { ok: boolean });
+      expect(answers.map((a) => a.ok)).toEqual([false, false, true, true]);
+      await sim.run(100);
+
+      victims.forEach((v, i) => {
+        const extra = v === 'n03' ? 1 : 0; // the forged push
+        expect(sim.node(v).replicator.counters.recordsRejected - (rejectedBefore[i] as number)).toBe(7 + extra);
+        expect(sim.node(v).membership.counters.malformedHeartbeats - (malformedBefore[i] as number)).toBe(3);
+      });
+      for (const id of sim.liveIds()) expect(sim.store(id).subtask(instance.id, 'n04')?.status).toBe('running');
+      sim.net.crash('x-rogue');
+
+      // The cluster never noticed: one leader, nobody left, and the broadcast succeeds.
+      await sim.until(() => finishedEverywhere(sim, instance.id) && healthy(sim, 'n01'), 10_000, 'the broadcast after the garbage');
+      expect(sim.progressSeenBy('n04', instance.id)?.status).toBe('succeeded');
+      expect(aliveCount(sim, 'n04')).toBe(SIZE);
+    });
+  });
+
+  it.each(seeds([20, 21]))('(i) a broadcast on 20 nodes succeeds with 20 subtasks, each owned and run by its own node (seed %i)', async (seed) => {
+    await withSim(seed, { network: { minDelayMs: 1, maxDelayMs: 20 } }, async (sim) => {
+      await startAndAgree(sim);
+      await sim.addJob('n13', 'everywhere', { cmd: 'sleep:200', retries: 0 });
+      const startMs = sim.now();
+      const instance = await sim.runJob('n17', 'everywhere');
+      expect(instance.targets).toEqual(sim.ids());
+      const tookMs = await sim.until(() => finishedEverywhere(sim, instance.id) && healthy(sim), 10_000, 'the broadcast finishing everywhere');
+      measure('broadcast of sleep:200 on 20 nodes, request to finished everywhere', sim.now() - startMs + 0 * tookMs);
+      for (const viewer of sim.ids()) {
+        expect(sim.progressSeenBy(viewer, instance.id)?.status).toBe('succeeded');
+        const subtasks = subtasksSeenBy(sim, viewer, instance.id);
+        expect(subtasks.map((s) => s.nodeId).sort()).toEqual(sim.ids());
+        for (const s of subtasks) expect([s.status, s.reporter, s.attempt]).toEqual(['succeeded', s.nodeId, 1]);
+      }
+      const runs = sim.executions.filter((e) => e.instanceId === instance.id);
+      expect(runs.map((e) => e.nodeId).sort()).toEqual(sim.ids());
+      const shards = new Set(sim.ids().map((id) => instance.targets.indexOf(id)));
+      expect(shards.size).toBe(SIZE);
+    });
+  });
+
+  describe('(j) determinism', () => {
+    /** A run that touches every source of randomness: loss, dup, delays, jobs, runs, a crash, a partition. */
+    async function scenario(seed: number): Promise<{ fingerprint: string; events: number }> {
+      let out = { fingerprint: '', events: 0 };
+      await withSim(seed, { network: { lossRate: 0.1, duplicateRate: 0.1, minDelayMs: 1, maxDelayMs: 30 } }, async (sim) => {
+        await startAndAgree(sim);
+        await sim.addJob('n05', 'a', { cmd: 'sleep:300 fail:1', retries: 1 });
+        const first = await sim.runJob('n12', 'a');
+        sim.partition(ids(1, 5), ids(6, 20));
+        await sim.run(2_000);
+        sim.crash('n09');
+        sim.heal();
+        await sim.run(1_000);
+        sim.restart('n09');
+        await sim.until(() => finishedEverywhere(sim, first.id) && healthy(sim, 'n01'), 20_000, 'the deterministic scenario settling');
+        out = { fingerprint: sim.fingerprint(), events: sim.stats().traceEvents };
+      });
+      return out;
+    }
+
+    it.each(seeds([22]))('the same seed twice gives the same trace of deliveries and records (seed %i)', async (seed) => {
+      const first = await scenario(seed);
+      const second = await scenario(seed);
+      expect(first.events).toBeGreaterThan(10_000);
+      expect(second).toEqual(first);
+      const other = await scenario(seed + 1000);
+      expect(other.fingerprint).not.toBe(first.fingerprint);
+    });
+  });
+});
