@@ -19,7 +19,7 @@
 // jobs a daemon spawned in their own process groups even after the daemon itself was
 // SIGKILLed and they were re-parented (Linux: by scanning /proc).
 import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
-import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,7 +115,7 @@ export function useProcessCleanup(): void {
     }
   });
   afterAll(async () => {
-    await cleanupScope('suite', anyTestFailed, 'the test file (beforeAll resources)');
+    await cleanupScope('suite', anyTestFailed, 'a test in this file');
     cleanupInstalled = false;
   });
 }
@@ -499,7 +499,7 @@ export async function cli(args: string[], opts: CliOptions = {}): Promise<CliRes
       try {
         return JSON.parse(stdout) as T;
       } catch (err) {
-        throw new Error(`stdout is not exactly one JSON document (${errorText(err)}):\n${context}`);
+        throw new Error(`stdout is not exactly one JSON document (${errorText(err)}):\n${context}`, { cause: err });
       }
     },
   };
@@ -583,6 +583,7 @@ export async function readNodeInfo(dataDir: string): Promise<NodeInfo | null> {
  */
 export async function startDaemon(opts: StartDaemonOptions = {}): Promise<DaemonHandle> {
   const dataDir = opts.dataDir ?? (await tempDir('chorus-node-'));
+  await mkdir(dataDir, { recursive: true, mode: 0o700 }); // for daemon.log; the daemon would create it too
   const args = [
     'daemon',
     '--data-dir',
@@ -653,14 +654,14 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Daemon
     await withTimeout(tracked.exited, 5000).catch(() => undefined);
     const e = exit as ExitInfo | null;
     const how = e ? `it exited (code ${e.exitCode}, signal ${e.signal})` : (err as Error).message;
-    throw new Error(`chorus daemon did not become ready in ${dataDir}: ${how}\n--- daemon output (tail) ---\n${buffer.slice(-8000)}`);
+    throw new Error(`chorus daemon did not become ready in ${dataDir}: ${how}\n--- daemon output (tail) ---\n${buffer.slice(-8000)}`, { cause: err });
   }
 
   const waitForExit = async (timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<ExitInfo> => {
     try {
       return await withTimeout(tracked.exited, timeoutMs);
-    } catch {
-      throw new Error(`daemon pid ${pid} (${dataDir}) still running after ${timeoutMs} ms\n--- daemon output (tail) ---\n${buffer.slice(-4000)}`);
+    } catch (err) {
+      throw new Error(`daemon pid ${pid} (${dataDir}) still running after ${timeoutMs} ms\n--- daemon output (tail) ---\n${buffer.slice(-4000)}`, { cause: err });
     }
   };
 

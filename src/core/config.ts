@@ -18,6 +18,8 @@ export interface ChorusConfig {
   maxConcurrentSubtasks: number;
   /** Finished instances kept per job (older ones and their logs are deleted). */
   retainInstancesPerJob: number;
+  /** How often old finished instances are pruned. */
+  retentionIntervalMs: number;
   /** Earlier attempts kept in a subtask's history. */
   maxAttemptHistory: number;
   /** Grace between SIGTERM and SIGKILL when a subtask's process group is stopped. */
@@ -51,6 +53,7 @@ export const defaultConfig: ChorusConfig = {
   maxOutputBytes: 64 * 1024,
   maxConcurrentSubtasks: 32,
   retainInstancesPerJob: 200,
+  retentionIntervalMs: 60_000,
   maxAttemptHistory: 20,
   killGraceMs: 2000,
   heartbeatIntervalMs: 200,

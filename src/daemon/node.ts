@@ -1,7 +1,8 @@
 // The heart of a chorus node without any I/O of its own: membership, replication,
 // leader and worker over a Transport and a Clock. The daemon gives it libp2p, the
 // real clock and files; the simulator gives it an in-memory network and a fake clock.
-import type { Clock } from '../core/clock.js';
+import { every, type Clock, type TimerHandle } from '../core/clock.js';
+import { pruneFinishedInstances } from '../store/retention.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
@@ -47,6 +48,7 @@ export class ChorusNode {
   readonly worker: Worker;
   private self: MemberRecord;
   private started = false;
+  private retentionTimer: TimerHandle | null = null;
 
   constructor(private readonly deps: NodeDeps) {
     this.self = deps.self;
@@ -125,6 +127,19 @@ export class ChorusNode {
     this.replicator.start();
     this.worker.start();
     this.leader.start();
+    this.retentionTimer = every(this.deps.clock, this.deps.config.retentionIntervalMs, () => void this.applyRetention());
+  }
+
+  /** Removes old finished instances, their logs and their journal entries. */
+  async applyRetention(): Promise<number> {
+    const removed = pruneFinishedInstances(this.deps.store, this.deps.config.retainInstancesPerJob);
+    for (const id of removed) await this.worker.deleteLogs(id);
+    if (removed.length > 0) {
+      const gone = new Set(removed);
+      await this.deps.journal.compact((journalId) => !gone.has(journalId.split(':')[0] as string));
+      this.deps.log.info({ removed: removed.length }, 'old instances removed (retention)');
+    }
+    return removed.length;
   }
 
   /** Connects to a member through one of its addresses (`--join`). */
@@ -145,6 +160,7 @@ export class ChorusNode {
 
   stop(): void {
     this.started = false;
+    this.retentionTimer?.cancel();
     this.leader.stop();
     this.membership.stop();
     this.replicator.stop();

@@ -21,7 +21,12 @@ interface RecordOfKind {
 interface StateFile {
   version: 1;
   records: AnyRecord[];
+  /** Ids of instances removed by retention: never taken back from a peer that still has them. */
+  pruned?: string[];
 }
+
+/** Pruned instance ids remembered. A peer that missed retention this long is long dead. */
+const MAX_PRUNED_IDS = 100_000;
 
 export interface StoreOptions {
   /** null keeps the records in memory only (simulations); a daemon always has a directory. */
@@ -37,6 +42,7 @@ export class RecordStore {
   private readonly subtasksByInstance = new Map<string, Map<string, SubtaskRecord>>();
   /** Fingerprint of each record's content, for anti-entropy digests. */
   private readonly versions = new Map<string, string>();
+  private readonly pruned = new Set<string>();
   private readonly db: Low<StateFile> | null;
   private readonly listeners: ChangeListener[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
@@ -58,6 +64,7 @@ export class RecordStore {
     if (file.version !== 1 || !Array.isArray(file.records)) {
       throw new DataFileError(this.path, 'it is not a chorus state file (expected {"version":1,"records":[...]})');
     }
+    for (const id of Array.isArray(file.pruned) ? file.pruned : []) if (typeof id === 'string') this.pruned.add(id);
     for (const [index, raw] of file.records.entries()) {
       const parsed = parseRecord(raw);
       if (!parsed.ok) throw new DataFileError(this.path, `record ${index} is malformed: ${parsed.error}`);
@@ -84,6 +91,7 @@ export class RecordStore {
   }
 
   private mergeOne(record: AnyRecord): AnyRecord | null {
+    if (this.isPruned(record)) return null;
     const key = recordKey(record);
     const current = this.records.get(key);
     const merged = current ? mergeRecord(current, record) : record;
@@ -94,6 +102,12 @@ export class RecordStore {
     this.versions.set(key, version);
     if (merged.kind === 'subtask') this.indexSubtask(merged.record);
     return merged;
+  }
+
+  private isPruned(record: AnyRecord): boolean {
+    if (this.pruned.size === 0) return false;
+    const id = record.kind === 'instance' ? record.record.id : record.kind === 'subtask' || record.kind === 'step' ? record.record.instanceId : null;
+    return id !== null && this.pruned.has(id);
   }
 
   private indexSubtask(subtask: SubtaskRecord): void {
@@ -116,7 +130,7 @@ export class RecordStore {
     if (!this.dirty || !this.db) return this.flushing;
     this.dirty = false;
     const db = this.db;
-    const snapshot: StateFile = { version: 1, records: [...this.records.values()] };
+    const snapshot: StateFile = { version: 1, records: [...this.records.values()], pruned: [...this.pruned] };
     this.flushing = this.flushing.catch(() => undefined).then(async () => {
       db.data = snapshot;
       try {
@@ -207,6 +221,8 @@ export class RecordStore {
       this.versions.delete(key);
     }
     this.subtasksByInstance.delete(id);
+    this.pruned.add(id);
+    if (this.pruned.size > MAX_PRUNED_IDS) this.pruned.delete(this.pruned.values().next().value as string);
     this.scheduleFlush();
   }
 

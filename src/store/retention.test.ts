@@ -1,0 +1,71 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { InstanceRecord, JobSpec, SubtaskRecord } from '../records/types.js';
+import { RecordStore } from './record-store.js';
+import { pruneFinishedInstances } from './retention.js';
+
+const spec: JobSpec = { cmd: 'true', type: 'broadcast', schedule: null, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow', pre: null, post: null };
+const stamp = (wallMs: number) => ({ wallMs, counter: 0, nodeId: 'n1' });
+
+function instance(id: string, createdAtMs: number, job = 'backup'): InstanceRecord {
+  return { id, job, spec, trigger: 'manual', scheduledAtMs: null, createdAtMs, targets: ['n1'], failure: null, cancelRequestedAtMs: null, stamp: stamp(createdAtMs) };
+}
+
+function subtask(instanceId: string, status: SubtaskRecord['status'], wallMs: number): SubtaskRecord {
+  return { instanceId, nodeId: 'n1', attempt: 1, status, reason: null, exitCode: status === 'succeeded' ? 0 : null, startedAtMs: wallMs, finishedAtMs: status === 'succeeded' ? wallMs : null, notBeforeMs: null, history: [], reporter: 'n1', stamp: stamp(wallMs) };
+}
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function storeWith(ids: { id: string; at: number; done: boolean; job?: string }[]): Promise<{ store: RecordStore; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-retention-'));
+  dirs.push(dir);
+  const store = new RecordStore({ dataDir: dir, flushDelayMs: 1 });
+  await store.load();
+  for (const { id, at, done, job } of ids) {
+    store.apply([
+      { kind: 'instance', record: instance(id, at, job) },
+      { kind: 'subtask', record: subtask(id, done ? 'succeeded' : 'running', at + 1) },
+    ]);
+  }
+  return { store, dir };
+}
+
+describe('retention', () => {
+  it('removes finished instances beyond the newest N of each job, never unfinished ones', async () => {
+    const { store } = await storeWith([
+      { id: 'a1', at: 1000, done: true },
+      { id: 'a2', at: 2000, done: true },
+      { id: 'a3', at: 3000, done: true },
+      { id: 'a0', at: 500, done: false },
+      { id: 'b1', at: 1000, done: true, job: 'other' },
+    ]);
+    expect(pruneFinishedInstances(store, 2).sort()).toEqual(['a1']);
+    expect(store.instance('a1')).toBeUndefined();
+    expect(store.subtask('a1', 'n1')).toBeUndefined();
+    expect(store.instance('a0')).toBeDefined();
+    expect(store.instance('b1')).toBeDefined();
+    expect(pruneFinishedInstances(store, 2)).toEqual([]);
+  });
+
+  it('never takes a pruned instance back from a peer, also after a restart', async () => {
+    const { store, dir } = await storeWith([
+      { id: 'a1', at: 1000, done: true },
+      { id: 'a2', at: 2000, done: true },
+    ]);
+    pruneFinishedInstances(store, 1);
+    // A stale peer still has a1 with the subtask pending: taking it back would run it again.
+    expect(store.apply([{ kind: 'instance', record: instance('a1', 1000) }, { kind: 'subtask', record: subtask('a1', 'pending', 999) }])).toEqual([]);
+    await store.flush();
+    const reloaded = new RecordStore({ dataDir: dir, flushDelayMs: 1 });
+    await reloaded.load();
+    expect(reloaded.instance('a1')).toBeUndefined();
+    expect(reloaded.apply([{ kind: 'subtask', record: subtask('a1', 'pending', 999) }])).toEqual([]);
+    expect(reloaded.instance('a2')).toBeDefined();
+  });
+});
