@@ -55,6 +55,7 @@ async function withSim(seed: number, options: Partial<SimClusterOptions>, scenar
 
 /** Guarantees 1-3 over everything the fake executor saw and every live node holds. */
 function assertGuarantees(sim: SimCluster): void {
+  expect(sim.unjustifiedVerdicts(), 'node-lost verdicts against nodes that never failed').toEqual([]);
   const started = new Set<string>();
   for (const e of sim.executions) {
     const key = `${e.instanceId}#${e.attempt}@${e.nodeId}`;
@@ -149,7 +150,7 @@ describe('cluster simulation', () => {
     });
   });
 
-  it.each(seeds(range(1, 20)))('(b) records converge under 20%% loss, 10%% duplication, 1-50 ms delays (seed %i)', async (seed) => {
+  it.each(seeds(range(1, 20)))('(b) records converge under loss 0.2, duplication 0.1, delays 1-50 ms (seed %i)', async (seed) => {
     const network = { lossRate: 0.2, duplicateRate: 0.1, minDelayMs: 1, maxDelayMs: 50 };
     await withSim(seed, { network }, async (sim) => {
       const rng = new Rng(seed ^ 0x5eed);
@@ -159,7 +160,12 @@ describe('cluster simulation', () => {
       for (let i = 0; i < 8; i++) {
         const on = rng.pick(live);
         await sim.addJob(on, `job-${i}`, { cmd: `sleep:${rng.int(10, 400)}${rng.chance(0.3) ? ' fail:2' : ''}`, type: rng.chance(0.5) ? 'broadcast' : 'standalone' });
-        if (i % 3 === 0) instances.push((await sim.runJob(rng.pick(live), `job-${i}`)).id);
+        if (i % 3 === 0) {
+          // The user runs it from another host, once that host has heard of the job.
+          const runner = rng.pick(live);
+          await sim.until(() => sim.store(runner).job(`job-${i}`) !== undefined, 10_000, `${runner} learning of job-${i}`);
+          instances.push((await sim.runJob(runner, `job-${i}`)).id);
+        }
         await sim.run(rng.int(0, 200));
       }
       const tookMs = await sim.until(
@@ -288,6 +294,23 @@ describe('cluster simulation', () => {
     });
   });
 
+  it.each(seeds([23, 24]))('(f) a restarted node gives no node-lost verdict for members it has not heard from yet (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      await startAndAgree(sim);
+      await sim.addJob('n02', 'flaky', { cmd: 'flaky:1', retries: 1 });
+      const instance = await sim.runJob('n02', 'flaky');
+      // Every first attempt fails; the retries wait out their backoff as pending attempt 2.
+      await sim.until(() => sim.liveIds().every((id) => sim.store(id).subtask(instance.id, id)?.attempt === 2), 5_000, 'retries pending');
+      sim.crash('n20');
+      await sim.run(100);
+      sim.restart('n20');
+      await sim.until(() => finishedEverywhere(sim, instance.id) && healthy(sim, 'n01'), 10_000, 'the broadcast finishing');
+      for (const s of subtasksSeenBy(sim, 'n01', instance.id).filter((s) => s.nodeId !== 'n20')) {
+        expect([s.nodeId, s.status, s.attempt, s.reporter]).toEqual([s.nodeId, 'succeeded', 2, s.nodeId]);
+      }
+    });
+  });
+
   it.each(seeds([16]))('(f) a graceful leave is `left` everywhere; a restart is a new incarnation, alive again (seed %i)', async (seed) => {
     await withSim(seed, {}, async (sim) => {
       await startAndAgree(sim);
@@ -377,12 +400,14 @@ describe('cluster simulation', () => {
       ];
       for (const data of heartbeats) rogue.publish(HEARTBEAT_TOPIC, data);
       // Requests: garbage, unknown type, and a relayed terminal report by a non-owner.
-      const replies = await Promise.all([
-        sim.drive(rogue.request('n03', enc('}{'), 1_000), 'garbage request'),
-        sim.drive(rogue.request('n03', enc({ type: 'format-disk' }), 1_000), 'unknown request'),
-        sim.drive(rogue.request('n03', enc({ type: 'push', body: { records: [forged({ reporter: 'x-rogue' })], ack: true } }), 1_000), 'forged push'),
-        sim.drive(rogue.request('n03', enc({ type: 'sync', body: { digest: 'x' } }), 1_000), 'odd digest'),
-      ]);
+      const requests = [
+        enc('}{'),
+        enc({ type: 'format-disk' }),
+        enc({ type: 'push', body: { records: [forged({ reporter: 'x-rogue' })], ack: true } }),
+        enc({ type: 'sync', body: { digest: 'x' } }),
+      ];
+      const replies: Uint8Array[] = [];
+      for (const data of requests) replies.push(await sim.drive(rogue.request('n03', data, 1_000), 'a malformed request'));
       const answers = replies.map((r) => JSON.parse(new TextDecoder().decode(r)) as { ok: boolean });
       expect(answers.map((a) => a.ok)).toEqual([false, false, true, true]);
       await sim.run(100);

@@ -55,6 +55,15 @@ export interface Execution {
   atMs: number;
 }
 
+/** A `node-lost` verdict, as committed by the node that gave it. */
+export interface Verdict {
+  atMs: number;
+  reporter: string;
+  nodeId: string;
+  instanceId: string;
+  attempt: number;
+}
+
 interface SimMember {
   id: string;
   status: SimNodeStatus;
@@ -98,6 +107,10 @@ export class SimCluster {
   readonly config: ChorusConfig;
   /** Every command start, in order: the ground truth for guarantees 2 and 3. */
   readonly executions: Execution[] = [];
+  /** Every node-lost verdict any node gave, when it gave it (later merges may hide it). */
+  readonly verdicts: Verdict[] = [];
+  /** Nodes that crashed, froze, left or were partitioned: the only fair targets of a verdict. */
+  readonly disrupted = new Set<string>();
   private readonly rng: Rng;
   private readonly members = new Map<string, SimMember>();
   private readonly dir: string;
@@ -157,6 +170,7 @@ export class SimCluster {
     this.net.crash(id);
     m.journal.close();
     m.status = 'crashed';
+    this.disrupted.add(id);
   }
 
   /** A new process with the same id and data: a new incarnation that joins through a running node. */
@@ -174,6 +188,7 @@ export class SimCluster {
   async leave(id: string): Promise<void> {
     const m = this.member(id);
     if (m.status !== 'running') throw new Error(`${id} cannot leave while ${m.status}`);
+    this.disrupted.add(id);
     await this.drive(m.node.leave(), `${id} leaving`);
     m.persisted = structuredClone(m.store.all());
     this.net.crash(id);
@@ -184,6 +199,7 @@ export class SimCluster {
   freeze(id: string): void {
     this.net.freeze(id);
     this.member(id).status = 'frozen';
+    this.disrupted.add(id);
   }
 
   thaw(id: string): void {
@@ -193,6 +209,7 @@ export class SimCluster {
 
   partition(groupA: string[], groupB: string[]): void {
     this.net.partition(groupA, groupB);
+    for (const id of [...groupA, ...groupB]) this.disrupted.add(id);
   }
 
   heal(): void {
@@ -274,6 +291,11 @@ export class SimCluster {
     const store = this.member(id).store;
     const instance = store.instance(instanceId);
     return instance ? deriveInstanceProgress(instance, store.subtasksOf(instanceId)) : null;
+  }
+
+  /** Verdicts against nodes that never crashed, froze, left or were cut off: always a bug. */
+  unjustifiedVerdicts(): Verdict[] {
+    return this.verdicts.filter((v) => !this.disrupted.has(v.nodeId));
   }
 
   // ---- views -------------------------------------------------------------------------
@@ -441,6 +463,13 @@ export class SimCluster {
       random: () => random.next(),
       runCommand: this.executorFor(id, incarnation, clock),
       newInstanceId: () => `sim${String(++this.instanceCounter).padStart(5, '0')}`,
+    });
+    store.onChange((records) => {
+      for (const r of records) {
+        if (r.kind !== 'subtask' || r.record.reason !== 'node-lost' || r.record.reporter !== id || r.record.stamp.nodeId !== id) continue;
+        const { instanceId, nodeId, attempt } = r.record;
+        this.verdicts.push({ atMs: clock.now(), reporter: id, nodeId, instanceId, attempt });
+      }
     });
     const m: SimMember = { id, status: 'running', node, transport, store, journal, incarnation, persisted: [] };
     this.members.set(id, m);
