@@ -350,7 +350,7 @@ describe('daemon lifecycle', () => {
     expect((await ok<StatusView>(d, ['status'])).nodeId).toBe(d.nodeId);
   });
 
-  it('SIGTERM while a subtask runs: exit 0, and the subtask process group is killed', async () => {
+  it('SIGTERM while a subtask runs: exit 0, the process group is killed, and the subtask is failed/interrupted', async () => {
     const d = await startDaemon();
     const work = await tempDir('chorus-work-');
     const pidFile = join(work, 'pid');
@@ -361,6 +361,10 @@ describe('daemon lifecycle', () => {
     const exit = await d.stop(30_000);
     expect(exit, d.logs()).toEqual({ exitCode: 0, signal: null });
     await expectGroupGone(pgid, 'the running sleep of a stopped daemon');
+    const again = await startDaemon({ dataDir: d.dataDir });
+    const view = await ok<InstanceView>(again, ['instance', 'show', started.json<InstanceView>().id]);
+    expect(view.subtasks).toEqual([expect.objectContaining({ status: 'failed', reason: 'interrupted', attempt: 1 })]);
+    expect(view.status).toBe('failed');
   });
 });
 
@@ -437,8 +441,8 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
     const { id } = started.json<InstanceView>();
 
     await waitFor(() => existsSync(marker), { timeoutMs: 20_000, what: 'the job to start (marker file)' });
-    // The orphaned sleep keeps running in its own process group; kill it with the test.
-    await jobProcessGroup(pidFile);
+    // The sleep runs in its own process group and outlives the SIGKILL of the daemon.
+    const pgid = await jobProcessGroup(pidFile);
 
     first.kill('SIGKILL');
     expect(await first.waitForExit()).toEqual({ exitCode: null, signal: 'SIGKILL' });
@@ -446,9 +450,12 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
     expectExit(down, EXIT.unreachable);
     await rm(marker);
 
+    expect(isProcessGroupAlive(pgid)).toBe(true);
     const second = await startDaemon({ dataDir: first.dataDir, name: 'crashy' });
     expect(second.nodeId).toBe(first.nodeId);
     expect(second.pid).not.toBe(first.pid);
+    // Reported interrupted, so what the crash left running must not go on.
+    await expectGroupGone(pgid, 'the sleep left running by the crashed daemon');
 
     const waited = await second.cli(['instance', 'wait', id, '--timeout', '20s', '--json'], { timeoutMs: 40_000 });
     expectExit(waited, EXIT.failed);

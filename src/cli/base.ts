@@ -60,11 +60,8 @@ export abstract class ClientCommand extends Command {
   }
 
   private fail(message: string, exitCode: number, code: string): never {
-    if (this.jsonMode || this.argv.includes('--json')) {
-      process.stdout.write(`${JSON.stringify({ error: code, message, exitCode })}\n`);
-    } else {
-      process.stderr.write(`Error: ${message}\n`);
-    }
+    if (this.jsonMode || this.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: code, message, exitCode })}\n`);
+    process.stderr.write(`Error: ${message}\n`);
     this.exit(exitCode);
   }
 }

@@ -150,9 +150,9 @@ describe('cluster simulation', () => {
     });
   });
 
-  it.each(seeds(range(1, 20)))('(b) records converge under loss 0.2, duplication 0.1, delays 1-50 ms (seed %i)', async (seed) => {
+  it.each(seeds(range(1, 20)))('(b) records converge under loss 0.2, duplication 0.1, delays 1-50 ms, clocks 250 ms apart (seed %i)', async (seed) => {
     const network = { lossRate: 0.2, duplicateRate: 0.1, minDelayMs: 1, maxDelayMs: 50 };
-    await withSim(seed, { network }, async (sim) => {
+    await withSim(seed, { network, clockSkewMs: 250 }, async (sim) => {
       const rng = new Rng(seed ^ 0x5eed);
       await startAndAgree(sim);
       const live = sim.liveIds();
@@ -259,8 +259,11 @@ describe('cluster simulation', () => {
   it.each(seeds([14, 15]))('(e) a frozen node is declared dead, and after thaw is alive again without blaming its peers (seed %i)', async (seed) => {
     await withSim(seed, {}, async (sim) => {
       await startAndAgree(sim);
+      await sim.addJob('n03', 'during-freeze', { cmd: 'sleep:1000' });
       await sim.run(1_000);
       for (const frozen of ['n07', 'n01']) {
+        const instance = await sim.runJob('n03', 'during-freeze');
+        await sim.until(() => sim.executions.some((e) => e.instanceId === instance.id && e.nodeId === frozen), 2_000, `${frozen} starting its subtask`);
         const before = { ...sim.node(frozen).membership.counters };
         sim.freeze(frozen);
         const others = sim.liveIds();
@@ -290,6 +293,12 @@ describe('cluster simulation', () => {
         expect(after.deadVerdicts).toBe(before.deadVerdicts);
         expect(blamed, `${frozen} suspected or declared peers dead because it was frozen itself`).toEqual([]);
         expect(sim.store(frozen).job(`while-${frozen}-frozen`)).toBeDefined();
+        // The leader gave up on the frozen node's subtask (node-lost), but the owner finished
+        // it after the thaw, and its own report outranks the verdict everywhere.
+        expect(sim.verdicts.some((v) => v.instanceId === instance.id && v.nodeId === frozen)).toBe(true);
+        await sim.until(() => finishedEverywhere(sim, instance.id) && healthy(sim), 5_000, 'the broadcast that ran across the freeze');
+        for (const viewer of sim.liveIds()) expect(sim.progressSeenBy(viewer, instance.id)?.status).toBe('succeeded');
+        expect(sim.store('n15').subtask(instance.id, frozen)).toMatchObject({ status: 'succeeded', reporter: frozen, attempt: 1 });
       }
     });
   });
@@ -311,12 +320,14 @@ describe('cluster simulation', () => {
     });
   });
 
-  it.each(seeds([16]))('(f) a graceful leave is `left` everywhere; a restart is a new incarnation, alive again (seed %i)', async (seed) => {
-    await withSim(seed, {}, async (sim) => {
+  it.each(seeds([16, 25]))('(f) a graceful leave is `left` everywhere, even under loss; a restart is a new incarnation, alive again (seed %i)', async (seed) => {
+    // Loss on purpose: the leaving heartbeat is best effort, the member record is not.
+    const network = { lossRate: 0.2, duplicateRate: 0.1, minDelayMs: 1, maxDelayMs: 50 };
+    await withSim(seed, { network }, async (sim) => {
       await startAndAgree(sim);
       await sim.leave('n05');
       const live = sim.liveIds();
-      measure('leave to left everywhere', await sim.until(() => allSee(sim, live, ['n05'], 'left'), 5_000, 'n05 left everywhere'));
+      measure('leave to left everywhere (loss 0.2)', await sim.until(() => allSee(sim, live, ['n05'], 'left'), 5_000, 'n05 left everywhere'));
       await sim.run(3_000);
       expect(allSee(sim, live, ['n05'], 'left')).toBe(true);
       expect(sim.store('n11').member('n05')?.left).toBe(true);
@@ -446,6 +457,78 @@ describe('cluster simulation', () => {
       expect(runs.map((e) => e.nodeId).sort()).toEqual(sim.ids());
       const shards = new Set(sim.ids().map((id) => instance.targets.indexOf(id)));
       expect(shards.size).toBe(SIZE);
+    });
+  });
+
+  it.each(seeds([30, 31, 32, 33]))('(k) chaos: crashes, restarts, freezes, partitions, loss, jobs and runs; afterwards one converged cluster (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      const rng = new Rng(seed);
+      await startAndAgree(sim);
+      const instances: string[] = [];
+      let jobs = 0;
+      for (let step = 0; step < 25; step++) {
+        const action = rng.int(0, 8);
+        const live = sim.liveIds();
+        const crashed = sim.ids().filter((id) => sim.statusOf(id) === 'crashed');
+        const frozen = sim.ids().filter((id) => sim.statusOf(id) === 'frozen');
+        if (action === 0 && live.length > 14) sim.crash(rng.pick(live));
+        else if (action === 1 && crashed.length > 0) sim.restart(rng.pick(crashed), rng.pick(live));
+        else if (action === 2 && frozen.length < 2 && live.length > 14) sim.freeze(rng.pick(live));
+        else if (action === 3 && frozen.length > 0) sim.thaw(rng.pick(frozen));
+        else if (action === 4) {
+          const cut = rng.shuffle([...sim.ids()]).slice(0, rng.int(1, 9));
+          sim.partition(cut, sim.ids().filter((id) => !cut.includes(id)));
+        } else if (action === 5) sim.heal();
+        else if (action === 6) sim.net.configure({ lossRate: rng.int(0, 3) / 10, duplicateRate: rng.int(0, 2) / 10, maxDelayMs: rng.int(5, 60) });
+        else if (action === 7) {
+          // Not acknowledged when no peer is reachable; the write is still on the node.
+          const cmd = `sleep:${rng.int(10, 1500)}${rng.chance(0.2) ? ' fail:3' : ''}`;
+          await sim.addJob(rng.pick(live), `job-${jobs++}`, { cmd, retries: rng.int(0, 2) }).catch(() => undefined);
+        } else {
+          const on = rng.pick(live);
+          const known = sim.store(on).jobs();
+          if (known.length > 0) {
+            const instance = await sim.runJob(on, rng.pick(known).name).catch(() => null); // no leader, or it is unreachable
+            if (instance) instances.push(instance.id);
+          }
+        }
+        await sim.run(rng.int(50, 1500));
+      }
+      // Calm after the storm: every node back, every link clean.
+      sim.heal();
+      sim.net.configure({ lossRate: 0, duplicateRate: 0, maxDelayMs: 10 });
+      for (const id of sim.ids()) if (sim.statusOf(id) === 'frozen') sim.thaw(id);
+      for (const id of sim.ids()) if (sim.statusOf(id) === 'crashed') sim.restart(id);
+      const settleMs = await sim.until(
+        () => healthy(sim, 'n01') && aliveCount(sim, 'n01') === SIZE && instances.every((id) => finishedEverywhere(sim, id)),
+        30_000,
+        'one converged cluster with every instance finished',
+      );
+      measure('chaos: calm to one converged cluster', settleMs);
+      expect(instances.length).toBeGreaterThan(0);
+      // What everyone holds for a subtask is its owner's own report, unless the owner was lost.
+      for (const id of instances) {
+        for (const s of subtasksSeenBy(sim, 'n01', id)) if (s.reason !== 'node-lost') expect(s.reporter).toBe(s.nodeId);
+      }
+    });
+  });
+
+  // KNOWN BUG, not fixed here (src/records/merge.ts is outside the cluster code): during a
+  // partition both leaders fire the same schedule with the same instance id but different
+  // targets. mergeInstance keeps one creation (earliest stamp) and its targets only, so the
+  // other side's subtasks, which ran, are outside the merged instance's targets: invisible in
+  // its status. This test asserts the wanted behaviour; `it.fails` flips when it is fixed.
+  it.fails('(c) KNOWN BUG: a schedule fired on both sides of a partition keeps every subtask that ran in its targets', async () => {
+    await withSim(seeds([26])[0] as number, {}, async (sim) => {
+      await startAndAgree(sim);
+      await sim.addJob('n03', 'tick', { cmd: 'sleep:10', schedule: { kind: 'every', intervalMs: 1000 } });
+      await sim.run(1_500);
+      sim.partition(ids(1, 10), ids(11, 20));
+      await sim.run(4_000);
+      sim.heal();
+      await sim.until(() => healthy(sim, 'n01'), 15_000, 'one cluster after heal');
+      const store = sim.store('n01');
+      for (const e of sim.executions) expect(store.instance(e.instanceId)?.targets, `${e.nodeId} ran ${e.instanceId}`).toContain(e.nodeId);
     });
   });
 

@@ -20,6 +20,8 @@ interface Liveness {
   state: MemberState;
   incarnation: number;
   lastHeardMs: number | null;
+  /** When we started watching it: silence of a member never heard from counts from here. */
+  watchedSinceMs: number;
   /** Since when the member is continuously alive (leader choice wants a stable member). */
   aliveSinceMs: number | null;
   /** Earliest time we may try to dial it again. */
@@ -73,8 +75,9 @@ export class Membership implements MembershipView {
   start(): void {
     const nowMs = this.deps.clock.now();
     this.lastTickMs = nowMs;
+    // Members known from records are unverified, not dead: judged like any silent peer.
     for (const member of this.deps.store.members()) {
-      if (member.nodeId !== this.selfId) this.entry(member.nodeId, member.left ? 'left' : 'dead', member.incarnation);
+      if (member.nodeId !== this.selfId) this.entry(member.nodeId, member.left ? 'left' : 'suspect', member.incarnation);
     }
     this.timer = every(this.deps.clock, this.tickMs(), () => this.tick());
     this.sendHeartbeat(false);
@@ -160,6 +163,7 @@ export class Membership implements MembershipView {
       this.deps.log.warn({ lagMs }, 'this node was stalled; not judging peers for a while');
     }
     if (nowMs - this.lastHeartbeatMs >= this.deps.config.heartbeatIntervalMs) this.sendHeartbeat(this.leaving);
+    this.noticeLeft();
     if (nowMs >= this.graceUntilMs) this.judge(nowMs);
     this.dialUnconnected();
     this.recompute();
@@ -169,7 +173,7 @@ export class Membership implements MembershipView {
     const { suspectAfterMs, deadAfterMs } = this.deps.config;
     for (const [nodeId, entry] of this.liveness) {
       if (entry.state !== 'alive' && entry.state !== 'suspect') continue;
-      const lastMs = Math.max(entry.lastHeardMs ?? 0, this.graceUntilMs - deadAfterMs);
+      const lastMs = Math.max(entry.lastHeardMs ?? entry.watchedSinceMs, this.graceUntilMs - deadAfterMs);
       const silentMs = nowMs - lastMs;
       if (silentMs >= deadAfterMs) {
         this.declareDead(nodeId, entry, `silent for ${silentMs} ms`);
@@ -177,6 +181,18 @@ export class Membership implements MembershipView {
         if (entry.state === 'alive') this.setState(nodeId, entry, 'suspect');
         this.probe(nodeId);
       }
+    }
+  }
+
+  /**
+   * A member's own record saying it left is authoritative: its leaving heartbeat is
+   * best effort and may be lost, or overtaken by the connection closing at its exit.
+   */
+  private noticeLeft(): void {
+    for (const [nodeId, entry] of this.liveness) {
+      if (entry.state === 'left') continue;
+      const record = this.deps.store.member(nodeId);
+      if (record?.left && record.incarnation >= entry.incarnation) this.setState(nodeId, entry, 'left');
     }
   }
 
@@ -205,7 +221,7 @@ export class Membership implements MembershipView {
     const connected = new Set(this.deps.transport.connectedPeers());
     for (const member of this.deps.store.members()) {
       if (member.nodeId === this.selfId || connected.has(member.nodeId) || member.addrs.length === 0) continue;
-      const entry = this.entry(member.nodeId, member.left ? 'left' : 'dead', member.incarnation);
+      const entry = this.entry(member.nodeId, member.left ? 'left' : 'suspect', member.incarnation);
       if (nowMs < entry.nextDialMs) continue;
       entry.nextDialMs = nowMs + Math.min(500 * 2 ** entry.dialFailures, 10_000);
       this.deps.transport.dial(member.nodeId, member.addrs).then(
@@ -220,8 +236,9 @@ export class Membership implements MembershipView {
   private entry(nodeId: string, initial: MemberState, incarnation: number): Liveness {
     let entry = this.liveness.get(nodeId);
     if (!entry) {
-      entry = { state: initial, incarnation, lastHeardMs: null, aliveSinceMs: null, nextDialMs: 0, dialFailures: 0 };
-      if (initial === 'alive') entry.aliveSinceMs = this.deps.clock.now();
+      const nowMs = this.deps.clock.now();
+      entry = { state: initial, incarnation, lastHeardMs: null, watchedSinceMs: nowMs, aliveSinceMs: null, nextDialMs: 0, dialFailures: 0 };
+      if (initial === 'alive') entry.aliveSinceMs = nowMs;
       this.liveness.set(nodeId, entry);
       this.deps.onChange();
     }
@@ -236,9 +253,9 @@ export class Membership implements MembershipView {
 
   private setState(nodeId: string, entry: Liveness, state: MemberState): void {
     if (entry.state === state) return;
-    const wasAlive = entry.state === 'alive' || entry.state === 'suspect';
     entry.state = state;
-    if (state === 'alive' && !wasAlive) entry.aliveSinceMs = this.deps.clock.now();
+    // A suspect that was never alive (known only from records) becomes stable from now.
+    if (state === 'alive' && entry.aliveSinceMs === null) entry.aliveSinceMs = this.deps.clock.now();
     if (state === 'dead' || state === 'left') entry.aliveSinceMs = null;
     this.deps.log.info({ peer: nodeId, state }, 'member state');
     this.recompute();

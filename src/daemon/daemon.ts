@@ -260,6 +260,9 @@ export class ChorusDaemon implements ControlPlane {
       const code = (err as { code?: unknown }).code;
       if (code === 'concurrency-forbid') throw new ApiError(409, 'concurrency-forbid', (err as Error).message);
       if (code === 'no-leader' || err instanceof RpcError) throw new ApiError(503, 'no-leader', (err as Error).message);
+      if (err instanceof WriteNotReplicatedError) {
+        throw new ApiError(503, 'not-replicated', `the instance was created but no other member confirmed it yet: ${err.message}`);
+      }
       throw err;
     }
   }

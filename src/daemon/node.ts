@@ -7,11 +7,11 @@ import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import { Membership, HEARTBEAT_TOPIC } from '../cluster/membership.js';
-import { Replicator, RECORDS_TOPIC, WriteNotReplicatedError } from '../cluster/replicator.js';
+import { Replicator, RECORDS_TOPIC } from '../cluster/replicator.js';
 import { Rpc } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord } from '../records/types.js';
-import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
+import { instanceRecordSchema, jobSpecSchema, parseRecord } from '../records/validate.js';
 import { Leader } from '../scheduler/leader.js';
 import type { Journal } from '../store/journal.js';
 import type { RecordStore } from '../store/record-store.js';
@@ -180,14 +180,16 @@ export class ChorusNode {
    */
   async acknowledge(records: AnyRecord[]): Promise<void> {
     await this.deps.store.flush();
-    const connected = new Set(this.deps.transport.connectedPeers());
     const others = this.membership
       .members()
-      .filter((m) => m.nodeId !== this.id && m.state === 'alive' && connected.has(m.nodeId))
+      .filter((m) => m.nodeId !== this.id && m.state === 'alive')
       .map((m) => m.nodeId);
-    if (others.length === 0) return;
-    if (!this.membership.members().some((m) => m.nodeId !== this.id && m.state === 'alive')) return;
-    await this.replicator.replicateTo(others, records);
+    if (others.length === 0) return; // a cluster of one: on disk here is all there is
+    const connected = new Set(this.deps.transport.connectedPeers());
+    await this.replicator.replicateTo(
+      others.filter((id) => connected.has(id)),
+      records,
+    );
   }
 
   /** Creates an instance on the leader (here, or by asking it) and returns it once known here. */
@@ -201,20 +203,15 @@ export class ChorusNode {
     };
     const parsed = instanceRecordSchema.safeParse((reply.records as { record?: unknown }[] | undefined)?.[0]?.record);
     if (!parsed.success) throw new Error(`the leader ${leaderId} answered without an instance`);
-    this.deps.store.apply((reply.records as AnyRecord[]).filter((r) => r && typeof r === 'object'));
+    const records = (reply.records as unknown[]).map(parseRecord).flatMap((r) => (r.ok ? [r.record] : []));
+    this.deps.store.apply(records);
+    await this.deps.store.flush(); // on disk here too before the CLI hears "accepted"
     return parsed.data as InstanceRecord;
   }
 
   private async createAndAcknowledge(job: string, spec: JobSpec, trigger: InstanceTrigger): Promise<InstanceRecord> {
     const instance = this.leader.createInstance(job, spec, trigger);
-    const records: AnyRecord[] = [{ kind: 'instance', record: instance }];
-    for (const subtask of this.deps.store.subtasksOf(instance.id).values()) records.push({ kind: 'subtask', record: subtask });
-    try {
-      await this.acknowledge(records);
-    } catch (err) {
-      if (!(err instanceof WriteNotReplicatedError)) throw err;
-      this.deps.log.warn({ instance: instance.id, err: err.message }, 'instance not yet replicated');
-    }
+    await this.acknowledge(this.recordsOf(instance));
     return instance;
   }
 
@@ -229,9 +226,15 @@ export class ChorusNode {
     if (storedJob && trigger === 'manual') this.leader.assertMayStart(storedJob);
     const instance = await this.createAndAcknowledge(job, parsedSpec.data as JobSpec, trigger);
     this.deps.log.debug({ from, instance: instance.id }, 'run requested by a member');
+    return { records: this.recordsOf(instance) };
+  }
+
+  /** An instance with its subtasks and steps, as records. */
+  private recordsOf(instance: InstanceRecord): AnyRecord[] {
     const records: AnyRecord[] = [{ kind: 'instance', record: instance }];
     for (const subtask of this.deps.store.subtasksOf(instance.id).values()) records.push({ kind: 'subtask', record: subtask });
-    return { records };
+    for (const step of Object.values(this.deps.store.stepsOf(instance.id))) if (step) records.push({ kind: 'step', record: step });
+    return records;
   }
 
   /** Output of a subtask, read on the node that ran it. */

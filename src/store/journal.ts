@@ -24,7 +24,15 @@ export interface JournalEnd {
   startedAtMs: number | null;
 }
 
-export type JournalEntry = JournalStart | JournalEnd;
+/** The process group an attempt runs in, so a restarted daemon can kill what a crash left behind. */
+export interface JournalSpawn {
+  type: 'spawn';
+  instanceId: string;
+  attempt: number;
+  pid: number;
+}
+
+export type JournalEntry = JournalStart | JournalEnd | JournalSpawn;
 
 const attemptKey = (instanceId: string, attempt: number) => `${instanceId}#${attempt}`;
 
@@ -32,6 +40,7 @@ export class Journal {
   private fd: number | null = null;
   private readonly starts = new Map<string, JournalStart>();
   private readonly ends = new Map<string, JournalEnd>();
+  private readonly spawns = new Map<string, JournalSpawn>();
   /** Lines that could not be parsed when the journal was opened (a torn last write). */
   skippedLines = 0;
 
@@ -60,6 +69,7 @@ export class Journal {
       const key = attemptKey(entry.instanceId, entry.attempt);
       if (entry.type === 'start') this.starts.set(key, entry);
       else if (entry.type === 'end') this.ends.set(key, entry);
+      else if (entry.type === 'spawn') this.spawns.set(key, entry);
       else this.skippedLines += 1;
     } catch {
       this.skippedLines += 1;
@@ -93,25 +103,36 @@ export class Journal {
     this.starts.set(key, entry);
   }
 
+  /** Records the pid (= process group id) of a spawned attempt. Not fsynced: it only helps clean up. */
+  recordSpawn(instanceId: string, attempt: number, pid: number): void {
+    const entry: JournalSpawn = { type: 'spawn', instanceId, attempt, pid };
+    this.append(entry, false);
+    this.spawns.set(attemptKey(instanceId, attempt), entry);
+  }
+
+  spawnOf(instanceId: string, attempt: number): number | undefined {
+    return this.spawns.get(attemptKey(instanceId, attempt))?.pid;
+  }
+
   recordEnd(entry: Omit<JournalEnd, 'type'>): void {
     const full: JournalEnd = { type: 'end', ...entry };
     this.append(full);
     this.ends.set(attemptKey(entry.instanceId, entry.attempt), full);
   }
 
-  private append(entry: JournalEntry): void {
+  private append(entry: JournalEntry, durable = true): void {
     if (this.fd === null) throw new Error('journal is not open');
     writeSync(this.fd, `${JSON.stringify(entry)}\n`);
-    fsyncSync(this.fd);
+    if (durable) fsyncSync(this.fd);
   }
 
   /** Drops entries of instances that no longer exist, keeping the file bounded. */
   async compact(keepInstance: (instanceId: string) => boolean): Promise<number> {
     const before = this.starts.size + this.ends.size;
-    for (const map of [this.starts, this.ends] as Map<string, JournalEntry>[]) {
+    for (const map of [this.starts, this.ends, this.spawns] as Map<string, JournalEntry>[]) {
       for (const [key, entry] of map) if (!keepInstance(entry.instanceId)) map.delete(key);
     }
-    const lines = [...this.starts.values(), ...this.ends.values()].map((e) => JSON.stringify(e)).join('\n');
+    const lines = [...this.starts.values(), ...this.spawns.values(), ...this.ends.values()].map((e) => JSON.stringify(e)).join('\n');
     this.close();
     await writeFileDurable(this.path, lines === '' ? '' : `${lines}\n`);
     this.fd = openSync(this.path, 'a', 0o644);

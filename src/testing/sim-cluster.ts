@@ -39,6 +39,8 @@ export interface SimClusterOptions {
   config?: Partial<ChorusConfig>;
   network?: Partial<NetworkConditions>;
   startMs?: number;
+  /** Each node's clock is off by a seeded amount in [-clockSkewMs, clockSkewMs] (kept across restarts). */
+  clockSkewMs?: number;
   /** Tags of each node (all get `sim=1`). */
   tagsOf?: (nodeId: string) => Record<string, string>;
 }
@@ -119,6 +121,7 @@ export class SimCluster {
   private instanceCounter = 0;
   private nextIndex = 1;
   private readonly tagsOf: (nodeId: string) => Record<string, string>;
+  private readonly clockSkewMs: number;
   private disposed = false;
   private readonly startMs: number;
 
@@ -127,6 +130,7 @@ export class SimCluster {
     this.rng = new Rng(options.seed);
     this.config = { ...defaultConfig, ...options.config };
     this.tagsOf = options.tagsOf ?? (() => ({}));
+    this.clockSkewMs = options.clockSkewMs ?? 0;
     this.startMs = options.startMs ?? DEFAULT_START_MS;
     this.clock = new FakeClock(this.startMs);
     this.net = new MemoryNetwork({
@@ -432,7 +436,9 @@ export class SimCluster {
   // ---- internals ---------------------------------------------------------------------
 
   private create(id: string, persisted: AnyRecord[] = [], incarnation = 1): SimMember {
-    const transport = this.net.endpoint(id);
+    const isNew = !this.members.has(id);
+    const skewMs = isNew && this.clockSkewMs > 0 ? this.rng.int(-this.clockSkewMs, this.clockSkewMs) : undefined;
+    const transport = this.net.endpoint(id, skewMs === undefined ? {} : { clockOffsetMs: skewMs });
     const clock = transport.clock;
     const store = new RecordStore({ dataDir: null, flushDelayMs: this.config.storeFlushDelayMs });
     store.apply(persisted);

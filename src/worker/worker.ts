@@ -1,6 +1,7 @@
 // Runs this node's own subtasks, and only those (guarantee 2). Every attempt is
 // journalled and fsynced before its command is spawned, and never started twice
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -205,9 +206,14 @@ export class Worker {
         maxOutputBytes: this.deps.config.maxOutputBytes,
         killGraceMs: this.deps.config.killGraceMs,
         signal: abort.signal,
+        onSpawn: (pid) => journal.recordSpawn(id, subtask.attempt, pid),
       });
       await this.saveLog(instance.id, step, subtask.attempt, result);
-      const outcome = outcomeOf(result, startedAtMs, clock.now());
+      // Stopped by our own shutdown, not by a cancel: the attempt was interrupted.
+      const interrupted = this.stopped && result.status === 'cancelled' && instance.cancelRequestedAtMs === null;
+      const outcome = interrupted
+        ? { ...outcomeOf(result, startedAtMs, clock.now()), status: 'failed' as const, reason: 'interrupted' as const }
+        : outcomeOf(result, startedAtMs, clock.now());
       journal.recordEnd({ instanceId: id, attempt: subtask.attempt, atMs: outcome.finishedAtMs, ...outcome });
       this.finishAttempt(instance.id, step, subtask.attempt, outcome);
     } catch (err) {
@@ -260,6 +266,8 @@ export class Worker {
     const id = journalId(instance.id, step);
     const end = this.deps.journal.endOf(id, subtask.attempt);
     if (end) return this.finishAttempt(instance.id, step, subtask.attempt, outcomeFromJournal(end));
+    const leftover = this.deps.journal.spawnOf(id, subtask.attempt);
+    if (leftover !== undefined) killLeftoverGroup(leftover, id, subtask.attempt, this.deps.log);
     const nowMs = this.deps.clock.now();
     const startedAtMs = subtask.startedAtMs ?? nowMs;
     const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs, finishedAtMs: nowMs };
@@ -374,4 +382,27 @@ function outcomeFromJournal(end: JournalEnd): AttemptOutcome {
 function splitJournalId(id: string): [string, StepName | null] {
   const [instanceId, step] = id.split(':');
   return [instanceId as string, step === 'pre' || step === 'post' ? step : null];
+}
+
+/**
+ * A crash leaves the attempt's process group running. Once we report it `interrupted`
+ * it must not go on, so kill it — after checking (Linux /proc) that the pid still
+ * belongs to that attempt and was not reused by an unrelated process.
+ */
+function killLeftoverGroup(pid: number, journalName: string, attempt: number, log: Logger): void {
+  const [instanceId] = splitJournalId(journalName);
+  let environ: string;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+  } catch {
+    return; // gone already (or no /proc): nothing to kill
+  }
+  const vars = new Set(environ.split('\0'));
+  if (!vars.has(`CHORUS_INSTANCE_ID=${instanceId}`) || !vars.has(`CHORUS_ATTEMPT=${attempt}`)) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+    log.warn({ instance: instanceId, attempt, pid }, 'killed the process group a crash left running');
+  } catch {
+    // already gone
+  }
 }
