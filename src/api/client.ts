@@ -8,6 +8,8 @@ import { dataPaths, type NodeInfo } from '../daemon/paths.js';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, timedOut: 124 } as const;
 
+const NO_LEADER_RETRY_MS = 5000;
+
 export class ClientError extends Error {
   constructor(
     message: string,
@@ -80,7 +82,20 @@ interface ErrorBody {
 export class ChorusClient {
   constructor(readonly endpoint: Endpoint) {}
 
+  /** Retries briefly while the cluster has no leader (a leader change takes about a second). */
   async request<T>(method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + NO_LEADER_RETRY_MS;
+    for (;;) {
+      try {
+        return await this.requestOnce<T>(method, path, body, timeoutMs);
+      } catch (err) {
+        if (!(err instanceof ClientError) || err.code !== 'no-leader' || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  private async requestOnce<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
     let response: Response;
     try {
       response = await fetch(`${this.endpoint.api}${path}`, {

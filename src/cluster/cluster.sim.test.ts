@@ -466,8 +466,14 @@ describe('cluster simulation', () => {
       await startAndAgree(sim);
       const instances: string[] = [];
       let jobs = 0;
-      for (let step = 0; step < 25; step++) {
-        const action = rng.int(0, 8);
+      const addJob = async (on: string) => {
+        const cmd = `sleep:${rng.int(10, 1500)}${rng.chance(0.2) ? ' fail:3' : ''}`;
+        // Not acknowledged when no peer is reachable; the write is still on the node.
+        await sim.addJob(on, `job-${jobs++}`, { cmd, retries: rng.int(0, 2), type: rng.chance(0.7) ? 'broadcast' : 'standalone' }).catch(() => undefined);
+      };
+      for (let i = 0; i < 3; i++) await addJob(rng.pick(sim.ids()));
+      for (let step = 0; step < 30; step++) {
+        const action = rng.int(0, 11);
         const live = sim.liveIds();
         const crashed = sim.ids().filter((id) => sim.statusOf(id) === 'crashed');
         const frozen = sim.ids().filter((id) => sim.statusOf(id) === 'frozen');
@@ -480,11 +486,8 @@ describe('cluster simulation', () => {
           sim.partition(cut, sim.ids().filter((id) => !cut.includes(id)));
         } else if (action === 5) sim.heal();
         else if (action === 6) sim.net.configure({ lossRate: rng.int(0, 3) / 10, duplicateRate: rng.int(0, 2) / 10, maxDelayMs: rng.int(5, 60) });
-        else if (action === 7) {
-          // Not acknowledged when no peer is reachable; the write is still on the node.
-          const cmd = `sleep:${rng.int(10, 1500)}${rng.chance(0.2) ? ' fail:3' : ''}`;
-          await sim.addJob(rng.pick(live), `job-${jobs++}`, { cmd, retries: rng.int(0, 2) }).catch(() => undefined);
-        } else {
+        else if (action === 7) await addJob(rng.pick(live));
+        else {
           const on = rng.pick(live);
           const known = sim.store(on).jobs();
           if (known.length > 0) {
@@ -494,6 +497,7 @@ describe('cluster simulation', () => {
         }
         await sim.run(rng.int(50, 1500));
       }
+      console.log('CHAOSDBG storm done', seed, performance.now());
       // Calm after the storm: every node back, every link clean.
       sim.heal();
       sim.net.configure({ lossRate: 0, duplicateRate: 0, maxDelayMs: 10 });
@@ -505,7 +509,8 @@ describe('cluster simulation', () => {
         'one converged cluster with every instance finished',
       );
       measure('chaos: calm to one converged cluster', settleMs);
-      expect(instances.length).toBeGreaterThan(0);
+      console.log('CHAOSDBG calm done', performance.now(), seed, instances.length, jobs, JSON.stringify(sim.stats()), sim.verdicts.length);
+      expect(instances.length).toBeGreaterThan(3);
       // What everyone holds for a subtask is its owner's own report, unless the owner was lost.
       for (const id of instances) {
         for (const s of subtasksSeenBy(sim, 'n01', id)) if (s.reason !== 'node-lost') expect(s.reporter).toBe(s.nodeId);

@@ -61,6 +61,7 @@ export class Membership implements MembershipView {
   /** Until then, silence of peers is not held against them: we were stalled ourselves. */
   private graceUntilMs = 0;
   private currentLeader: string | null = null;
+  private startedAtMs = 0;
   private leaving = false;
   readonly counters: MembershipCounters = { heartbeatsSent: 0, heartbeatsReceived: 0, malformedHeartbeats: 0, stallsDetected: 0, deadVerdicts: 0 };
 
@@ -75,6 +76,7 @@ export class Membership implements MembershipView {
   start(): void {
     const nowMs = this.deps.clock.now();
     this.lastTickMs = nowMs;
+    this.startedAtMs = nowMs;
     // Members known from records are unverified, not dead: judged like any silent peer.
     for (const member of this.deps.store.members()) {
       if (member.nodeId !== this.selfId) this.entry(member.nodeId, member.left ? 'left' : 'suspect', member.incarnation);
@@ -271,17 +273,28 @@ export class Membership implements MembershipView {
     const nowMs = this.deps.clock.now();
     const alive = this.members().filter((m) => m.state === 'alive' || m.state === 'suspect');
     const stable = alive.filter((m) => {
-      if (m.nodeId === this.selfId) return true;
+      if (m.nodeId === this.selfId) return this.selfSettled(nowMs);
       const since = this.liveness.get(m.nodeId)?.aliveSinceMs;
       return since != null && nowMs - since >= this.deps.config.leaderStableMs;
     });
-    const pool = (stable.length > 0 ? stable : alive).map((m) => m.nodeId).sort();
+    const candidates = alive.filter((m) => m.nodeId !== this.selfId || this.selfSettled(nowMs));
+    const pool = (stable.length > 0 ? stable : candidates).map((m) => m.nodeId).sort();
     const leader = this.leaving ? null : (pool[0] ?? null);
     if (leader !== this.currentLeader) {
       this.deps.log.info({ leader }, 'leader changed');
       this.currentLeader = leader;
       this.deps.onChange();
     }
+  }
+
+  /**
+   * A restarted node first sees only itself alive; leading on that view would broadcast to
+   * itself alone. So a node that knows other members leads only after a settling period,
+   * in which heartbeats and the first anti-entropy bring its view up to date.
+   */
+  private selfSettled(nowMs: number): boolean {
+    if (nowMs - this.startedAtMs >= this.deps.config.selfSettleMs) return true;
+    return !this.deps.store.members().some((m) => m.nodeId !== this.selfId && !m.left);
   }
 
   // ---- MembershipView ----------------------------------------------------------------

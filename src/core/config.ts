@@ -35,6 +35,8 @@ export interface ChorusConfig {
   pingTimeoutMs: number;
   /** A member must have been alive this long before it can become leader (avoids flapping). */
   leaderStableMs: number;
+  /** A (re)started node that knows other members does not lead before this (its view is stale). */
+  selfSettleMs: number;
   /** Anti-entropy period with one random peer. */
   antiEntropyIntervalMs: number;
   /** Timeout of a direct request (sync, write acknowledgement, log fetch). */
@@ -61,6 +63,7 @@ export const defaultConfig: ChorusConfig = {
   deadAfterMs: 1500,
   pingTimeoutMs: 300,
   leaderStableMs: 300,
+  selfSettleMs: 1000,
   antiEntropyIntervalMs: 2000,
   requestTimeoutMs: 3000,
   stallThresholdMs: 400,

@@ -23,7 +23,7 @@ import { DataDirLock } from '../store/lock.js';
 import { Journal } from '../store/journal.js';
 import { RecordStore } from '../store/record-store.js';
 import { writeFileDurable } from '../store/durable-file.js';
-import { ChorusNode, TOPICS } from './node.js';
+import { ChorusNode, LeaderUnreachableError, TOPICS } from './node.js';
 import { WriteNotReplicatedError } from '../cluster/replicator.js';
 import { RpcError } from '../cluster/rpc.js';
 import { dataPaths, type NodeInfo } from './paths.js';
@@ -259,10 +259,12 @@ export class ChorusDaemon implements ControlPlane {
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === 'concurrency-forbid') throw new ApiError(409, 'concurrency-forbid', (err as Error).message);
-      if (code === 'no-leader' || err instanceof RpcError) throw new ApiError(503, 'no-leader', (err as Error).message);
+      if (code === 'no-leader') throw new ApiError(503, 'no-leader', (err as Error).message);
       if (err instanceof WriteNotReplicatedError) {
         throw new ApiError(503, 'not-replicated', `the instance was created but no other member confirmed it yet: ${err.message}`);
       }
+      // Not retried by the CLI: the leader may have created the instance before the answer was lost.
+      if (err instanceof LeaderUnreachableError || err instanceof RpcError) throw new ApiError(503, 'leader-unreachable', err.message);
       throw err;
     }
   }

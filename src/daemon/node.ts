@@ -8,7 +8,7 @@ import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import { Membership, HEARTBEAT_TOPIC } from '../cluster/membership.js';
 import { Replicator, RECORDS_TOPIC } from '../cluster/replicator.js';
-import { Rpc } from '../cluster/rpc.js';
+import { Rpc, RpcError } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord } from '../records/types.js';
 import { instanceRecordSchema, jobSpecSchema, parseRecord } from '../records/validate.js';
@@ -35,6 +35,8 @@ export interface NodeDeps {
   /** Id of a manual or ad-hoc instance (default: random bytes); the simulator passes a seeded one. */
   newInstanceId?: () => string;
 }
+
+export class LeaderUnreachableError extends Error {}
 
 export class NotLeaderError extends Error {
   readonly code = 'no-leader';
@@ -197,10 +199,13 @@ export class ChorusNode {
     const leaderId = this.membership.leaderId();
     if (leaderId === null) throw new NotLeaderError('the cluster has no leader right now; try again in a moment');
     if (leaderId === this.id) return this.createAndAcknowledge(job, spec, trigger);
-    const reply = (await this.rpc.call(leaderId, 'run', { job, spec, trigger }, this.deps.config.requestTimeoutMs)) as {
-      records?: unknown;
-      instanceId?: unknown;
-    };
+    let reply: { records?: unknown };
+    try {
+      reply = (await this.rpc.call(leaderId, 'run', { job, spec, trigger }, this.deps.config.requestTimeoutMs)) as { records?: unknown };
+    } catch (err) {
+      if (err instanceof RpcError) throw err; // the leader answered with an error (it carries a code)
+      throw new LeaderUnreachableError(`could not reach the leader ${leaderId}: ${(err as Error).message}`);
+    }
     const parsed = instanceRecordSchema.safeParse((reply.records as { record?: unknown }[] | undefined)?.[0]?.record);
     if (!parsed.success) throw new Error(`the leader ${leaderId} answered without an instance`);
     const records = (reply.records as unknown[]).map(parseRecord).flatMap((r) => (r.ok ? [r.record] : []));
