@@ -12,6 +12,14 @@ import type { JobView, NodeView } from '../src/api/views.js';
 import type { MemberState } from '../src/cluster/view.js';
 import { startDaemon, waitFor, type CliResult, type DaemonHandle, type StartDaemonOptions } from './harness.js';
 
+const TRACE = process.env.CLUSTER_TEST_TRACE === '1';
+const traceStart = Date.now();
+
+/** With CLUSTER_TEST_TRACE=1, prints a timestamped progress line to stderr (to see where time goes). */
+export function trace(message: string): void {
+  if (TRACE) process.stderr.write(`[cluster-test +${((Date.now() - traceStart) / 1000).toFixed(1)}s] ${message}\n`);
+}
+
 export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, timedOut: 124 };
 
 export function expectExit(r: CliResult, code: number): void {
@@ -63,6 +71,7 @@ export class Member {
   async restart(overrides: StartDaemonOptions = {}): Promise<DaemonHandle> {
     if (this.handle.running) throw new Error(`${this.label} (pid ${this.handle.pid}) is still running`);
     const previous = this.handle;
+    trace(`restarting ${this.label}`);
     this.handle = await startDaemon({ ...this.options, ...overrides, dataDir: this.options.dataDir });
     expect(this.handle.nodeId, `${this.label} restarted on ${this.options.dataDir} with another node id`).toBe(previous.nodeId);
     return this.handle;
@@ -79,6 +88,7 @@ export class Member {
 }
 
 export async function startMember(label: string, opts: StartDaemonOptions = {}): Promise<Member> {
+  trace(`starting ${label}`);
   const handle = await startDaemon({ name: label, ...opts });
   return new Member(label, { name: label, ...opts, dataDir: handle.dataDir }, handle);
 }
@@ -149,7 +159,8 @@ function mismatch(view: NodeView[], spec: AgreementSpec): string | null {
 export async function waitForAgreement(spec: AgreementSpec): Promise<Agreement> {
   const observers = spec.observers ?? spec.alive;
   const aliveIds = new Set(spec.alive.map((m) => m.nodeId));
-  return waitFor(
+  trace(`waiting: ${spec.what ?? 'agreement'}`);
+  const agreed = await waitFor(
     async () => {
       const views = new Map<string, NodeView[]>();
       const results = await Promise.all(observers.map(async (o) => [o, await tryJson<NodeView[]>(o.handle, ['nodes'])] as const));
@@ -169,6 +180,8 @@ export async function waitForAgreement(spec: AgreementSpec): Promise<Agreement> 
     },
     { timeoutMs: spec.timeoutMs ?? 30_000, intervalMs: 250, what: spec.what ?? 'the members to agree on the membership and one leader' },
   );
+  trace(`agreed: leader ${agreed.leader.slice(-6)}`);
+  return agreed;
 }
 
 /** `status --json` of a member. */

@@ -9,10 +9,12 @@
 // kills or stops a member leaves it down; the next block's beforeAll restarts it on
 // the same data directory with the same flags (heal), so that daemon lives on with the
 // file. Waits are conditions polled with a deadline; nothing asserts on timings.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { LogView } from '../src/api/control-plane.js';
 import type { InstanceView, JobView, NodeView } from '../src/api/views.js';
-import { expectStable, useProcessCleanup, waitFor } from './harness.js';
+import { expectStable, tempDir, useProcessCleanup, waitFor } from './harness.js';
 import {
   EXIT,
   expectExit,
@@ -26,6 +28,7 @@ import {
   startMember,
   startThroughSeed,
   statusOf,
+  trace,
   tryJson,
   waitForAgreement,
   type Member,
@@ -33,8 +36,12 @@ import {
 
 useProcessCleanup();
 
+/** A single-quoted shell word (for paths inside a command). */
+const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
 /** Waits until every given member lists exactly the same jobs (compared as whole JSON views). */
 async function waitForSameJobs(members: Member[], what: string, timeoutMs = 20_000): Promise<JobView[]> {
+  trace(`waiting: ${what}`);
   return waitFor(
     async () => {
       const lists = await Promise.all(members.map((m) => jobsOf(m)));
@@ -270,11 +277,15 @@ describe('five daemons joined through one seed', () => {
       });
       expect(failover.leader).not.toBe(old.nodeId);
 
-      // The new leader does a leader's work: a broadcast from another member runs on every survivor.
+      // The new leader does a leader's work: a broadcast asked on another member runs once
+      // on every survivor (each appends its id to a file on this shared host).
+      const ranFile = join(await tempDir('chorus-ran-'), 'ran');
       const asker = others(rest, memberById(members, failover.leader))[0] as Member;
-      const r = await asker.cli(['run', '--wait', '--timeout', '30s', '--json', '--', 'true'], { timeoutMs: 60_000 });
+      const r = await asker.cli(['run', '--wait', '--timeout', '30s', '--json', '--', `echo $CHORUS_NODE_ID >> ${sq(ranFile)}`], { timeoutMs: 60_000 });
       expectExit(r, EXIT.ok);
-      expect(r.json<InstanceView>().subtasks.map((s) => s.nodeId).sort()).toEqual(rest.map((m) => m.nodeId).sort());
+      const survivorIds = rest.map((m) => m.nodeId).sort();
+      expect(r.json<InstanceView>().subtasks.map((s) => s.nodeId).sort()).toEqual(survivorIds);
+      expect((await readFile(ranFile, 'utf8')).trim().split('\n').sort()).toEqual(survivorIds);
 
       // Restart on the same data directory with the same flags.
       const oldPid = old.handle.pid;
@@ -287,6 +298,8 @@ describe('five daemons joined through one seed', () => {
         expect(entry?.incarnation).toBeGreaterThan(oldIncarnation);
       }
       expect((await statusOf(old)).nodeId).toBe(old.nodeId);
+      // Still once per survivor: neither the restart nor the leader change ran it again.
+      expect((await readFile(ranFile, 'utf8')).trim().split('\n').sort()).toEqual(survivorIds);
     });
   });
 });

@@ -28,6 +28,9 @@ export interface StatusView {
   uptimeMs: number;
   runningSubtasks: number;
   records: number;
+  /** Counters of the membership, replication and network layers (dropped, rejected, stalls...). */
+  counters: Record<string, number>;
+  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
 }
 
 export interface LogView {

@@ -497,7 +497,6 @@ describe('cluster simulation', () => {
         }
         await sim.run(rng.int(50, 1500));
       }
-      console.log('CHAOSDBG storm done', seed, performance.now());
       // Calm after the storm: every node back, every link clean.
       sim.heal();
       sim.net.configure({ lossRate: 0, duplicateRate: 0, maxDelayMs: 10 });
@@ -509,7 +508,6 @@ describe('cluster simulation', () => {
         'one converged cluster with every instance finished',
       );
       measure('chaos: calm to one converged cluster', settleMs);
-      console.log('CHAOSDBG calm done', performance.now(), seed, instances.length, jobs, JSON.stringify(sim.stats()), sim.verdicts.length);
       expect(instances.length).toBeGreaterThan(3);
       // What everyone holds for a subtask is its owner's own report, unless the owner was lost.
       for (const id of instances) {
@@ -544,6 +542,7 @@ describe('cluster simulation', () => {
       await withSim(seed, { network: { lossRate: 0.1, duplicateRate: 0.1, minDelayMs: 1, maxDelayMs: 30 } }, async (sim) => {
         await startAndAgree(sim);
         await sim.addJob('n05', 'a', { cmd: 'sleep:300 fail:1', retries: 1 });
+        await sim.until(() => sim.store('n12').job('a') !== undefined, 10_000, 'n12 learning of job a');
         const first = await sim.runJob('n12', 'a');
         sim.partition(ids(1, 5), ids(6, 20));
         await sim.run(2_000);

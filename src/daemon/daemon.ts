@@ -176,6 +176,12 @@ export class ChorusDaemon implements ControlPlane {
       uptimeMs: this.clock.now() - this.startedAtMs,
       runningSubtasks: this.node.worker.runningCount(),
       records: this.store.size(),
+      memory: memorySnapshot(),
+      counters: {
+        ...prefixed('membership', this.node.membership.counters),
+        ...prefixed('replication', this.node.replicator.counters),
+        ...prefixed('network', this.transport.stats()),
+      },
     };
   }
 
@@ -368,6 +374,15 @@ export class ChorusDaemon implements ControlPlane {
       for (const wake of this.watchers.get(id) ?? []) wake();
     }
   }
+}
+
+function memorySnapshot(): StatusView['memory'] {
+  const m = process.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external };
+}
+
+function prefixed(prefix: string, counters: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(counters).map(([k, v]) => [`${prefix}.${k}`, Number(v)]));
 }
 
 function validateSpec(spec: JobSpec): void {

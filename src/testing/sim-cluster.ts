@@ -3,7 +3,7 @@
 // replayed exactly from its seed (DESIGN.md, "Sans-IO core"). Commands run on a fake
 // executor in virtual time; each node keeps a real journal file in a temp directory.
 import { createHash, type Hash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
@@ -76,6 +76,9 @@ interface SimMember {
   incarnation: number;
   /** What state.json held when the process died (flushed within ms in reality). */
   persisted: AnyRecord[];
+  /** digestOf cache, dropped on every change (and on a size change: retention removes records silently). */
+  digest: string | null;
+  digestSize: number;
 }
 
 export interface SimStats {
@@ -118,6 +121,7 @@ export class SimCluster {
   private readonly dir: string;
   private readonly trace: Hash = createHash('sha256');
   private traceEvents = 0;
+  private traceBuffer = '';
   private instanceCounter = 0;
   private nextIndex = 1;
   private readonly tagsOf: (nodeId: string) => Record<string, string>;
@@ -139,7 +143,8 @@ export class SimCluster {
       onTrace: (event) => this.record(event),
       ...options.network,
     });
-    this.dir = mkdtempSync(join(tmpdir(), 'chorus-sim-'));
+    // Journals fsync every start; on tmpfs that costs nothing and the files are still real.
+    this.dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'chorus-sim-'));
     for (let i = 0; i < options.size; i++) this.create(nodeIdOf(this.nextIndex++));
   }
 
@@ -237,13 +242,22 @@ export class SimCluster {
     return this.clock.now();
   }
 
-  /** Runs virtual time until `predicate` holds; returns the virtual ms it took. */
+  /**
+   * Runs virtual time until `predicate` holds; returns the virtual ms it took. The
+   * predicate is checked once per virtual instant at which timers fire (after all of
+   * them have fired and settled), not after every fire: cluster-wide predicates are costly.
+   */
   async until(predicate: () => boolean, timeoutMs: number, what: string): Promise<number> {
-    try {
-      return await this.clock.waitFor(predicate, timeoutMs, what);
-    } catch (err) {
-      throw new Error(`${(err as Error).message} [seed ${this.seed}]\n${this.describe()}\n${replayHint(this.seed)}`, { cause: err });
+    const startMs = this.clock.now();
+    const deadlineMs = startMs + timeoutMs;
+    await this.clock.settle();
+    while (!predicate()) {
+      if (this.clock.now() >= deadlineMs) {
+        throw new Error(`${what} not met within ${timeoutMs} ms of virtual time [seed ${this.seed}]\n${this.describe()}\n${replayHint(this.seed)}`);
+      }
+      await this.clock.runUntilAsync(Math.min(deadlineMs, this.clock.nextDueMs() ?? deadlineMs));
     }
+    return this.clock.now() - startMs;
   }
 
   async run(ms: number): Promise<void> {
@@ -332,8 +346,21 @@ export class SimCluster {
 
   membersSeenBy(id: string): Record<string, MemberState> {
     const out: Record<string, MemberState> = {};
-    for (const m of this.member(id).node.membership.members().sort((a, b) => a.nodeId.localeCompare(b.nodeId))) out[m.nodeId] = m.state;
+    for (const m of this.sortedMembers(id)) out[m.nodeId] = m.state;
     return out;
+  }
+
+  private sortedMembers(id: string): { nodeId: string; state: MemberState }[] {
+    return this.member(id)
+      .node.membership.members()
+      .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  }
+
+  /** membersSeenBy as one comparable string (agreed() runs after every virtual instant). */
+  private viewKey(id: string): string {
+    let key = '';
+    for (const m of this.sortedMembers(id)) key += `${m.nodeId}=${m.state};`;
+    return key;
   }
 
   leaderSeenBy(id: string): string | null {
@@ -350,18 +377,22 @@ export class SimCluster {
   /** All of `ids` report the same members, in the same states, and the same (non-null) leader. */
   agreed(ids = this.liveIds()): boolean {
     if (ids.length === 0 || this.agreedLeader(ids) === null) return false;
-    const first = JSON.stringify(this.membersSeenBy(ids[0] as string));
-    return ids.every((id) => JSON.stringify(this.membersSeenBy(id)) === first);
+    const first = this.viewKey(ids[0] as string);
+    return ids.every((id) => this.viewKey(id) === first);
   }
 
   /** Sorted key=version list of a node's records: equal digests mean identical records. */
   digestOf(id: string): string {
-    const store = this.member(id).store;
-    return store
+    const m = this.member(id);
+    if (m.digest !== null && m.digestSize === m.store.size()) return m.digest;
+    const store = m.store;
+    m.digest = store
       .all()
       .map((r) => `${recordKey(r)}=${store.versionOf(recordKey(r))}`)
       .sort()
       .join('\n');
+    m.digestSize = store.size();
+    return m.digest;
   }
 
   /** All of `ids` hold identical records. */
@@ -373,6 +404,7 @@ export class SimCluster {
 
   /** Hash of every network event so far and of every node's records: equal runs, equal hash. */
   fingerprint(): string {
+    this.flushTrace();
     const hash = this.trace.copy();
     for (const id of this.ids()) {
       const store = this.member(id).store;
@@ -471,13 +503,14 @@ export class SimCluster {
       newInstanceId: () => `sim${String(++this.instanceCounter).padStart(5, '0')}`,
     });
     store.onChange((records) => {
+      m.digest = null;
       for (const r of records) {
         if (r.kind !== 'subtask' || r.record.reason !== 'node-lost' || r.record.reporter !== id || r.record.stamp.nodeId !== id) continue;
         const { instanceId, nodeId, attempt } = r.record;
         this.verdicts.push({ atMs: clock.now(), reporter: id, nodeId, instanceId, attempt });
       }
     });
-    const m: SimMember = { id, status: 'running', node, transport, store, journal, incarnation, persisted: [] };
+    const m: SimMember = { id, status: 'running', node, transport, store, journal, incarnation, persisted: [], digest: null, digestSize: 0 };
     this.members.set(id, m);
     return m;
   }
@@ -523,9 +556,14 @@ export class SimCluster {
 
   private record(event: TraceEvent): void {
     this.traceEvents += 1;
-    this.trace.update(
-      `${event.atMs}|${event.msgId}|${event.kind}|${event.from}|${event.to}|${event.topic ?? ''}|${event.bytes}|${event.outcome}|${event.reason ?? ''}\n`,
-    );
+    this.traceBuffer += `${event.atMs}|${event.msgId}|${event.kind}|${event.from}|${event.to}|${event.topic ?? ''}|${event.bytes}|${event.outcome}|${event.reason ?? ''}\n`;
+    if (this.traceBuffer.length > 64 * 1024) this.flushTrace();
+  }
+
+  /** Hashing in batches: one hash update per network event is a large share of a run. */
+  private flushTrace(): void {
+    this.trace.update(this.traceBuffer);
+    this.traceBuffer = '';
   }
 }
 
