@@ -113,6 +113,14 @@ export class Replicator {
   /** Pull-and-push exchange with one peer: afterwards each side holds the other's records. */
   async syncWith(peer: string): Promise<void> {
     try {
+      // Most exchanges find nothing to do: compare one fingerprint before sending a digest.
+      const probe = (await this.deps.rpc.call(peer, 'sync', { root: this.deps.store.rootVersion() }, this.deps.config.requestTimeoutMs)) as {
+        same?: unknown;
+      };
+      if (probe?.same === true) {
+        this.counters.syncsCompleted += 1;
+        return;
+      }
       const reply = (await this.deps.rpc.call(peer, 'sync', { digest: this.digest() }, this.deps.config.requestTimeoutMs)) as {
         records?: unknown;
         want?: unknown;
@@ -143,6 +151,8 @@ export class Replicator {
 
   private async onSync(from: string, body: unknown): Promise<unknown> {
     this.deps.heardFrom(from);
+    const root = (body as { root?: unknown })?.root;
+    if (typeof root === 'string') return { same: root === this.deps.store.rootVersion() };
     const theirs = ((body as { digest?: unknown })?.digest ?? {}) as Record<string, unknown>;
     const records: AnyRecord[] = [];
     for (const record of this.deps.store.all()) {

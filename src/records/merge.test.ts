@@ -55,11 +55,12 @@ const instanceArb: fc.Arbitrary<InstanceRecord> = fc.record({
   trigger: fc.constantFrom('manual' as const, 'schedule' as const),
   scheduledAtMs: fc.constantFrom(null, 1000),
   createdAtMs: fc.constant(1000),
-  targets: fc.subarray(NODES, { minLength: 1 }),
-  failure: fc.constantFrom(null, 'no-targets'),
+  targets: fc.subarray(NODES),
+  failure: fc.constant(null),
   cancelRequestedAtMs: fc.constantFrom(null, 1003, 1004),
   stamp: stampArb,
-});
+  // As the leader writes them: a failure (nobody to run on) exactly when there are no targets.
+}).map((i) => ({ ...i, failure: i.targets.length === 0 ? 'no alive node to run on' : null }));
 
 const memberArb: fc.Arbitrary<MemberRecord> = fc.record({
   nodeId: fc.constant('n1'),
@@ -148,11 +149,22 @@ describe('subtask merge rules', () => {
 describe('instance merge rules', () => {
   it('keeps the earliest creation and a sticky cancel', () => {
     const [a] = fc.sample(instanceArb, 1) as [InstanceRecord];
-    const early = { ...a, targets: ['n1'], cancelRequestedAtMs: null, stamp: { wallMs: 1, counter: 0, nodeId: 'n2' } };
-    const late = { ...a, targets: ['n1', 'n2'], cancelRequestedAtMs: 1234, stamp: { wallMs: 2, counter: 0, nodeId: 'n1' } };
+    const early = { ...a, trigger: 'schedule' as const, targets: ['n1'], failure: null, cancelRequestedAtMs: null, stamp: { wallMs: 1, counter: 0, nodeId: 'n2' } };
+    const late = { ...a, trigger: 'manual' as const, targets: ['n1'], failure: null, cancelRequestedAtMs: 1234, stamp: { wallMs: 2, counter: 0, nodeId: 'n1' } };
     const merged = mergeInstance(late, early);
-    expect(merged.targets).toEqual(['n1']);
+    expect(merged.trigger).toBe('schedule');
     expect(merged.cancelRequestedAtMs).toBe(1234);
+  });
+
+  it('unites the targets of two leaders that created the same instance on both sides of a partition', () => {
+    const [a] = fc.sample(instanceArb, 1) as [InstanceRecord];
+    const sideA = { ...a, targets: ['n1', 'n2'], failure: null, stamp: { wallMs: 1, counter: 0, nodeId: 'n1' } };
+    const sideB = { ...a, targets: ['n3'], failure: null, stamp: { wallMs: 2, counter: 0, nodeId: 'n3' } };
+    expect(mergeInstance(sideA, sideB).targets).toEqual(['n1', 'n2', 'n3']);
+    const nobody = { ...a, targets: [], failure: 'no alive node to run on', stamp: { wallMs: 0, counter: 0, nodeId: 'n2' } };
+    const merged = mergeInstance(nobody, sideB);
+    expect(merged.targets).toEqual(['n3']);
+    expect(merged.failure).toBeNull();
   });
 });
 

@@ -58,22 +58,35 @@ export function mergeStep(a: StepRecord, b: StepRecord): StepRecord {
 }
 
 /**
- * An instance's creation is immutable; if two leaders created the same instance id
- * (guarantee 7), the earliest creation wins everywhere. A cancel request is sticky.
+ * An instance's creation is immutable, except when two leaders created the same instance
+ * id (a scheduled fire on both sides of a partition, guarantee 7): then the earliest
+ * creation wins everywhere, and the target set is the union of both, because each
+ * side's targets got their own subtasks and may have run them. A cancel request is sticky.
  */
 export function mergeInstance(a: InstanceRecord, b: InstanceRecord): InstanceRecord {
   assertSameKey(a.id, b.id, 'instance');
   const cancelRequestedAtMs = minOrNull(a.cancelRequestedAtMs, b.cancelRequestedAtMs);
   const base = pickCreation(a, b);
-  if (base.cancelRequestedAtMs === cancelRequestedAtMs) return base;
-  return { ...base, cancelRequestedAtMs };
+  const targets = unionSorted(a.targets, b.targets);
+  const failure = targets.length > 0 ? null : base.failure;
+  if (base.cancelRequestedAtMs === cancelRequestedAtMs && base.failure === failure && sameList(base.targets, targets)) return base;
+  return { ...base, targets, failure, cancelRequestedAtMs };
 }
 
 function pickCreation(a: InstanceRecord, b: InstanceRecord): InstanceRecord {
   const byStamp = compareStamps(a.stamp, b.stamp);
   if (byStamp !== 0) return byStamp < 0 ? a : b;
-  const byContent = compareCanonical({ ...a, cancelRequestedAtMs: null }, { ...b, cancelRequestedAtMs: null });
-  return byContent <= 0 ? a : b;
+  const creation = (r: InstanceRecord) => ({ ...r, targets: [], failure: null, cancelRequestedAtMs: null });
+  return compareCanonical(creation(a), creation(b)) <= 0 ? a : b;
+}
+
+function unionSorted(a: string[], b: string[]): string[] {
+  if (sameList(a, b)) return a;
+  return [...new Set([...a, ...b])].sort();
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function minOrNull(a: number | null, b: number | null): number | null {

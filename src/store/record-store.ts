@@ -43,6 +43,7 @@ export class RecordStore {
   /** Fingerprint of each record's content, for anti-entropy digests. */
   private readonly versions = new Map<string, string>();
   private readonly pruned = new Set<string>();
+  private rootVersionCache: string | null = null;
   private readonly db: Low<StateFile> | null;
   private readonly listeners: ChangeListener[] = [];
   private flushTimer: NodeJS.Timeout | null = null;
@@ -100,6 +101,7 @@ export class RecordStore {
     if (current && this.versions.get(key) === version) return null;
     this.records.set(key, merged);
     this.versions.set(key, version);
+    this.rootVersionCache = null;
     if (merged.kind === 'subtask') this.indexSubtask(merged.record);
     return merged;
   }
@@ -141,6 +143,16 @@ export class RecordStore {
       }
     });
     return this.flushing;
+  }
+
+  /** One fingerprint of everything held: two stores with equal roots hold the same records. */
+  rootVersion(): string {
+    if (this.rootVersionCache === null) {
+      const hash = createHash('sha256');
+      for (const key of [...this.versions.keys()].sort()) hash.update(`${key}=${this.versions.get(key)}\n`);
+      this.rootVersionCache = hash.digest('base64url').slice(0, 22);
+    }
+    return this.rootVersionCache;
   }
 
   versionOf(key: string): string | undefined {
@@ -216,6 +228,7 @@ export class RecordStore {
 
   /** Removes an instance and its subtasks (retention). Not replicated: every node prunes by the same rule. */
   removeInstance(id: string): void {
+    this.rootVersionCache = null;
     for (const key of [`instance:${id}`, `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
       this.records.delete(key);
       this.versions.delete(key);
