@@ -25,6 +25,7 @@
 // (including job commands the daemons spawned: they carry a marker variable and are
 // found through /proc). Results: a markdown table on stdout, raw samples as JSON in
 // bench-results/ (git-ignored). Progress goes to stderr.
+/* global process, Buffer, URL, setTimeout, clearTimeout */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -73,6 +74,7 @@ const HELP = `usage: node bench/cluster-bench.mjs [options]   (or: npm run bench
   --idle-seconds S        CPU measurement window of scenario e (default 30, quick 10) [env BENCH_IDLE_SECONDS]
   --log-level L           daemon --log-level (default info)
   --keep                  keep the temporary data directories (daemon.log of every node)
+  --sea                   run the daemons as dist/chorus (single executable) instead of node bin/run.js [env BENCH_SEA=1]
   --help
 `;
 
@@ -90,6 +92,7 @@ function parseOptions() {
       'idle-seconds': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       keep: { type: 'boolean', default: false },
+      sea: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -126,7 +129,9 @@ function parseOptions() {
     selected = new Set(Object.keys(SCENARIOS));
   }
   if (values['no-false-dead']) selected.delete('f');
-  return { quick, trials, nodes, soakSeconds, burners, idleSeconds, selected, logLevel: values['log-level'], keep: values.keep };
+  const sea = values.sea || env.BENCH_SEA === '1';
+  if (sea && !existsSync(SEA)) die('--sea: there is no dist/chorus; build it with npm run build:binary');
+  return { quick, trials, nodes, soakSeconds, burners, idleSeconds, selected, logLevel: values['log-level'], keep: values.keep, sea };
 }
 
 function die(message) {
@@ -184,7 +189,7 @@ function signal(pid, sig) {
 function taggedPids() {
   const marker = Buffer.from(`${TAG_VAR}=${RUN_ID}\0`);
   const out = [];
-  let entries = [];
+  let entries;
   try {
     entries = readdirSync('/proc');
   } catch {
@@ -384,15 +389,16 @@ function sample(letter, metric, value) {
   (b.samples[metric] ??= []).push(value);
 }
 
-async function startDaemon(d, join) {
+async function startDaemon(d, joinAddrs) {
   mkdirSync(d.dataDir, { recursive: true, mode: 0o700 });
-  const logFd = openSync(join_(d.dataDir, 'daemon.log'), 'a');
+  const logFd = openSync(join(d.dataDir, 'daemon.log'), 'a');
   const args = [
-    RUN_JS, 'daemon', '--data-dir', d.dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0',
-    '--name', d.name, '--log-level', opts.logLevel, ...join.flatMap((j) => ['--join', j]),
+    'daemon', '--data-dir', d.dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0',
+    '--name', d.name, '--log-level', opts.logLevel, ...joinAddrs.flatMap((j) => ['--join', j]),
   ];
   const t0 = now();
-  const child = spawn(process.execPath, args, { cwd: REPO, env: childEnv(), stdio: ['ignore', logFd, logFd] });
+  const [cmd, argv] = opts.sea ? [SEA, args] : [process.execPath, [RUN_JS, ...args]];
+  const child = spawn(cmd, argv, { cwd: REPO, env: childEnv(), stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   track(child, `daemon ${d.name}`);
   d.child = child;
@@ -405,26 +411,25 @@ async function startDaemon(d, join) {
   }));
   const deadline = t0 + 60_000;
   for (;;) {
-    if (d.exited) throw new Error(`daemon ${d.name} exited before it was ready (${JSON.stringify(d.exitInfo)}); see ${join_(d.dataDir, 'daemon.log')}`);
+    if (d.exited) throw new Error(`daemon ${d.name} exited before it was ready (${JSON.stringify(d.exitInfo)}); see ${join(d.dataDir, 'daemon.log')}`);
     try {
-      const info = JSON.parse(readFileSync(join_(d.dataDir, 'node.json'), 'utf8'));
+      const info = JSON.parse(readFileSync(join(d.dataDir, 'node.json'), 'utf8'));
       if (info.pid === child.pid) {
         const ms = now() - t0;
         startupMs.push(ms);
         d.info = info;
         d.api = /^https?:\/\//.test(info.api) ? info.api : `http://${info.api}`;
-        d.token = readFileSync(join_(d.dataDir, 'api-token'), 'utf8').trim();
+        d.token = readFileSync(join(d.dataDir, 'api-token'), 'utf8').trim();
         log(`started ${d.name} pid ${d.pid} id …${info.nodeId.slice(-8)} in ${ms.toFixed(0)} ms`);
         return ms;
       }
     } catch {
       // not written yet
     }
-    if (now() > deadline) throw new Error(`daemon ${d.name} wrote no node.json within 60 s; see ${join_(d.dataDir, 'daemon.log')}`);
+    if (now() > deadline) throw new Error(`daemon ${d.name} wrote no node.json within 60 s; see ${join(d.dataDir, 'daemon.log')}`);
     await sleep(5);
   }
 }
-const join_ = join;
 
 async function killDaemon(d, sig = 'SIGKILL') {
   if (!d.running) return;
@@ -463,7 +468,7 @@ async function waitSettled({ timeoutMs = 90_000, stableMs = 1500 } = {}) {
   const deadline = now() + timeoutMs;
   const ids = daemons.map((d) => d.nodeId);
   let okSince = null;
-  let last = '';
+  let last;
   for (;;) {
     const running = daemons.filter((d) => d.running);
     let ok = running.length === daemons.length;
@@ -765,7 +770,7 @@ async function ensureJob(name, spec) {
 }
 
 function startLines(file, filter) {
-  let text = '';
+  let text;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
@@ -791,6 +796,7 @@ async function waitInstance(d, view, deadlineMs) {
 
 async function broadcastTrial(trial, { cli }) {
   const origin = daemons[trial % daemons.length];
+  const leaderNow = leaderIn(await nodesOf(origin));
   const t0 = now();
   const r = await api(origin, 'POST', '/v1/jobs/bench-bcast/run', undefined, 15_000);
   const tResp = now();
@@ -801,7 +807,9 @@ async function broadcastTrial(trial, { cli }) {
     const res = await timedRun(process.execPath, [RUN_JS, 'instance', 'wait', id, '--data-dir', origin.dataDir, '--timeout', '30s'], { timeoutMs: 40_000 });
     const doneMs = res.t1 - tResp;
     sample('g', 'CLI `instance wait` exit, from the run response (ms, incl. CLI start)', res.code === 0 ? doneMs : null);
-    log(`g#${trial + 1} (CLI): instance wait exited ${res.code} ${fmtMs(doneMs)} after the run response`);
+    const show = await timedRun(process.execPath, [RUN_JS, 'instance', 'show', id, '--json', '--data-dir', origin.dataDir], { timeoutMs: 40_000 });
+    sample('g', 'CLI `instance show ID --json` wall time (finished instance)', show.code === 0 ? show.ms : null);
+    log(`g#${trial + 1} (CLI): instance wait exited ${res.code} ${fmtMs(doneMs)} after the run response; instance show took ${fmtMs(show.ms)}`);
     return;
   }
   const { view, arrivedAt } = await waitInstance(origin, r.body, tResp + 30_000);
@@ -815,7 +823,12 @@ async function broadcastTrial(trial, { cli }) {
   const maxStart = lines.length >= targets ? Math.max(...lines.map((l) => l.wallMs)) : null;
   const minStart = lines.length ? Math.min(...lines.map((l) => l.wallMs)) : null;
   const ok = view.status === 'succeeded';
+  const isoMs = (x) => (x ? Date.parse(x) : null);
+  const created = isoMs(view.createdAt);
+  const finished = isoMs(view.finishedAt);
   sample('g', 'run response (request -> response)', tResp - t0);
+  sample('g', 'instance createdAt (daemon clock), from the run request', created === null ? null : created - wallAt(t0));
+  sample('g', 'instance finishedAt (daemon clock), from the run request', finished === null ? null : finished - wallAt(t0));
   sample('g', 'all started, from the run response', maxStart === null ? null : maxStart - wallAt(tResp));
   sample('g', 'all started, from the run request', maxStart === null ? null : maxStart - wallAt(t0));
   sample('g', 'first started, from the run request', minStart === null ? null : minStart - wallAt(t0));
@@ -824,7 +837,8 @@ async function broadcastTrial(trial, { cli }) {
   if (!ok) bucket('g').errors.push(`trial ${trial + 1}: instance ${id} ended ${view.status}`);
   log(
     `g#${trial + 1}: via ${origin.name}: response ${fmtMs(tResp - t0)}, ${lines.length}/${targets} started, last ${fmtMs(maxStart === null ? null : maxStart - wallAt(tResp))} after the response; ` +
-      `${view.status} seen ${fmtMs(arrivedAt === null ? null : arrivedAt - tResp)} after the response`,
+      `${view.status} seen ${fmtMs(arrivedAt === null ? null : arrivedAt - tResp)} after the response ` +
+      `(daemon clock: created +${fmtMs(created === null ? null : created - wallAt(t0))}, finished +${fmtMs(finished === null ? null : finished - wallAt(t0))} after the request; leader ${nameOf(leaderNow)})`,
   );
 }
 
@@ -879,7 +893,9 @@ async function scenarioBroadcastKill(trial) {
   const leader = await currentLeader();
   const candidates = nonLeaders(leader.nodeId);
   const victim = candidates[trial % candidates.length];
+  const tReq = now();
   const r = await apiOk(leader, 'POST', '/v1/jobs/bench-long/run', undefined, 15_000);
+  sample('h', 'run response of a `sleep 20` broadcast, on the leader', now() - tReq);
   const id = r.id;
   const path = `/v1/instances/${encodeURIComponent(id)}`;
   try {
@@ -936,6 +952,55 @@ async function scenarioStartup() {
 
 // ---- report -----------------------------------------------------------------------------
 
+/** Counts warn/error/fatal lines (pino JSON) in every daemon.log of every cluster this run started. */
+function scanDaemonLogs() {
+  const names = { 40: 'warn', 50: 'error', 60: 'fatal' };
+  const byLevel = {};
+  const byMsg = new Map();
+  for (const root of tempRoots) {
+    let dirs;
+    try {
+      dirs = readdirSync(root);
+    } catch {
+      continue;
+    }
+    for (const dir of dirs) {
+      let text;
+      try {
+        text = readFileSync(join(root, dir, 'daemon.log'), 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) {
+        if (!line.startsWith('{')) {
+          if (line.trim()) {
+            byLevel['non-JSON output line'] = (byLevel['non-JSON output line'] ?? 0) + 1;
+            const key = `non-JSON|${line.trim().slice(0, 160)}`;
+            byMsg.set(key, (byMsg.get(key) ?? 0) + 1);
+          }
+          continue;
+        }
+        let rec;
+        try {
+          rec = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        const level = names[rec.level];
+        if (!level) continue;
+        byLevel[level] = (byLevel[level] ?? 0) + 1;
+        const key = `${level}|${String(rec.msg ?? '').slice(0, 160)}`;
+        byMsg.set(key, (byMsg.get(key) ?? 0) + 1);
+      }
+    }
+  }
+  const top = [...byMsg.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([key, count]) => ({ level: key.split('|')[0], msg: key.slice(key.indexOf('|') + 1), count }));
+  return { byLevel, top };
+}
+
 // Targets: [scenario, metric] -> { text, check(summary) }
 const TARGETS = {
   'a|dead at all survivors': { text: '≤ 1000 ms', ok: (s) => s.median <= 1000 },
@@ -947,7 +1012,9 @@ const TARGETS = {
   'e|idle CPU per daemon (% of one core)': { text: '< 2 % (max)', ok: (s) => s.max < 2 },
   'f|false dead reports': { text: '0', ok: (s) => s.max === 0 },
   'g|all started, from the run response': { text: 'median ≤ 50 ms', ok: (s) => s.median <= 50 },
+  'g|all started, from the run request': { text: '(≤ 50 ms, for reference)', ok: (s) => s.median <= 50 },
   'g|`succeeded` seen by long-poll, from the run response': { text: 'median ≤ 150 ms', ok: (s) => s.median <= 150 },
+  'g|`succeeded` seen by long-poll, from the run request': { text: '(≤ 150 ms, for reference)', ok: (s) => s.median <= 150 },
   'h|killed target `failed` node-lost at the leader': { text: 'median ≤ 1500 ms', ok: (s) => s.median <= 1500 },
 };
 
@@ -997,7 +1064,7 @@ async function main() {
   const load0 = loadavg();
   const selected = ORDER.filter((k) => opts.selected.has(k));
   log(
-    `chorus cluster bench: ${opts.nodes} nodes, ${opts.trials} trials, scenarios ${selected.map((k) => `${k}(${SCENARIOS[k]})`).join(' ')}` +
+    `chorus cluster bench: ${opts.nodes} ${opts.sea ? 'dist/chorus' : 'node bin/run.js'} daemons, ${opts.trials} trials, scenarios ${selected.map((k) => `${k}(${SCENARIOS[k]})`).join(' ')}` +
       `${opts.quick ? ', quick' : ''}; ${cpus().length} CPUs, load ${load0.map((l) => l.toFixed(2)).join(' ')}; node ${process.version}`,
   );
 
@@ -1054,6 +1121,7 @@ async function main() {
   if (opts.selected.has('h')) await runScenario('h', perTrial('h', scenarioBroadcastKill));
   if (opts.selected.has('f')) await runScenario('f', scenarioFalseDead);
 
+  const daemonLogs = scanDaemonLogs();
   // Stop everything before writing the report, so the figures are final.
   cleanupSync();
 
@@ -1077,11 +1145,15 @@ async function main() {
     summary: rows,
     scenarios: Object.fromEntries(Object.entries(results).map(([k, v]) => [`${k} ${SCENARIOS[k]}`, v])),
     daemonStartupMs: startupMs,
+    daemonLogs,
     errors,
   };
   writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`\n## chorus cluster bench (${opts.nodes} nodes, ${opts.trials} trials${opts.quick ? ', quick' : ''}, load ${load0.map((l) => l.toFixed(2)).join(' ')} -> ${loadavg().map((l) => l.toFixed(2)).join(' ')})\n\n${table}\n\n`);
+  process.stdout.write(`\n## chorus cluster bench (${opts.nodes} ${opts.sea ? 'dist/chorus' : 'node bin/run.js'} daemons, ${opts.trials} trials${opts.quick ? ', quick' : ''}, load ${load0.map((l) => l.toFixed(2)).join(' ')} -> ${loadavg().map((l) => l.toFixed(2)).join(' ')})\n\n${table}\n\n`);
   process.stdout.write('p90 is nearest-rank; "failed trials" timed out or failed and are left out of the statistics; "meets" compares the median (max for e and f) with the target, and fails when any trial failed.\n');
+  const logLine = Object.entries(daemonLogs.byLevel).map(([lvl, n]) => `${n} ${lvl}`).join(', ');
+  process.stdout.write(`\ndaemon logs: ${logLine || 'nothing at warn or above'}${daemonLogs.top.length ? '; most frequent:' : ''}\n`);
+  for (const t of daemonLogs.top) process.stdout.write(`- ${t.count}× ${t.level}: ${t.msg}\n`);
   if (errors.length) process.stdout.write(`\nerrors (${errors.length}):\n${errors.map((e) => `- ${e}`).join('\n')}\n`);
   process.stdout.write(`\nraw results: ${outFile}\n`);
 }
