@@ -25,7 +25,6 @@
 // (including job commands the daemons spawned: they carry a marker variable and are
 // found through /proc). Results: a markdown table on stdout, raw samples as JSON in
 // bench-results/ (git-ignored). Progress goes to stderr.
-/* global process, Buffer, URL, setTimeout, clearTimeout */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';

@@ -56,27 +56,27 @@ async function withSim(seed: number, options: Partial<SimClusterOptions>, scenar
 /** Guarantees 1-3 over everything the fake executor saw and every live node holds. */
 function assertGuarantees(sim: SimCluster): void {
   expect(sim.unjustifiedVerdicts(), 'node-lost verdicts against nodes that never failed').toEqual([]);
+  const violations: string[] = [];
   const started = new Set<string>();
   for (const e of sim.executions) {
     const key = `${e.instanceId}#${e.attempt}@${e.nodeId}`;
-    expect(started.has(key), `attempt started twice: ${key}`).toBe(false);
+    if (started.has(key)) violations.push(`attempt started twice: ${key}`);
     started.add(key);
   }
   for (const id of sim.liveIds()) {
     const store = sim.store(id);
     for (const instance of store.instances()) {
       for (const [nodeId, subtask] of store.subtasksOf(instance.id)) {
-        expect(subtask.nodeId).toBe(nodeId);
-        expect(instance.targets).toContain(nodeId);
+        if (subtask.nodeId !== nodeId) violations.push(`${id}: subtask ${instance.id}/${nodeId} names ${subtask.nodeId}`);
+        if (!instance.targets.includes(nodeId)) violations.push(`${id}: subtask ${instance.id}/${nodeId} outside the targets`);
       }
     }
-  }
-  for (const e of sim.executions) {
-    for (const id of sim.liveIds()) {
-      const instance = sim.store(id).instance(e.instanceId);
-      if (instance) expect(instance.targets, `${e.nodeId} ran a subtask of ${e.instanceId} that is not its own`).toContain(e.nodeId);
+    for (const e of sim.executions) {
+      const instance = store.instance(e.instanceId);
+      if (instance && !instance.targets.includes(e.nodeId)) violations.push(`${e.nodeId} ran a subtask of ${e.instanceId} that is not its own`);
     }
   }
+  expect(violations.slice(0, 20), 'guarantees 1-3').toEqual([]);
 }
 
 function aliveCount(sim: SimCluster, viewer: string): number {
@@ -133,7 +133,7 @@ describe('cluster simulation', () => {
       const tookMs = await startAndAgree(sim, 'seed');
       measure('join convergence, one seed', tookMs);
       expect(sim.agreedLeader()).toBe('n01');
-      // Everyone found everyone through gossip of member records, not through the seed's list.
+      // Each node dialled only n01; it found the 18 others through the member records it synced.
       for (const id of sim.ids()) expect(sim.transport(id).connectedPeers()).toHaveLength(SIZE - 1);
       expect(sim.stats().deadVerdicts).toBe(0);
       // And it stays that way: no flapping once agreed.
@@ -266,12 +266,16 @@ describe('cluster simulation', () => {
         await sim.until(() => sim.executions.some((e) => e.instanceId === instance.id && e.nodeId === frozen), 2_000, `${frozen} starting its subtask`);
         const before = { ...sim.node(frozen).membership.counters };
         sim.freeze(frozen);
+        const frozenAtMs = sim.now();
         const others = sim.liveIds();
         measure(
           `freeze-to-dead (${frozen === 'n01' ? 'leader' : 'member'})`,
           await sim.until(() => allSee(sim, others, [frozen], 'dead'), 5_000, `${frozen} dead everywhere`),
         );
-        if (frozen === 'n01') await sim.until(() => sim.agreedLeader(others) === 'n02', 2_000, 'n02 leading while n01 is frozen');
+        if (frozen === 'n01') {
+          await sim.until(() => sim.agreedLeader(others) === 'n02' && sim.agreed(others), 2_000, 'n02 leading while n01 is frozen');
+          measure('leader failover (freeze of the leader to agreed new leader)', sim.now() - frozenAtMs);
+        }
         await sim.run(3_000);
         await sim.addJob('n12', `while-${frozen}-frozen`, { cmd: 'sleep:10' });
 
@@ -327,7 +331,8 @@ describe('cluster simulation', () => {
       await startAndAgree(sim);
       await sim.leave('n05');
       const live = sim.liveIds();
-      measure('leave to left everywhere (loss 0.2)', await sim.until(() => allSee(sim, live, ['n05'], 'left'), 5_000, 'n05 left everywhere'));
+      // Whoever missed both the leaving heartbeat and the delta learns it by anti-entropy.
+      measure('leave to left everywhere (loss 0.2)', await sim.until(() => allSee(sim, live, ['n05'], 'left'), 15_000, 'n05 left everywhere'));
       await sim.run(3_000);
       expect(allSee(sim, live, ['n05'], 'left')).toBe(true);
       expect(sim.store('n11').member('n05')?.left).toBe(true);
@@ -442,11 +447,12 @@ describe('cluster simulation', () => {
     await withSim(seed, { network: { minDelayMs: 1, maxDelayMs: 20 } }, async (sim) => {
       await startAndAgree(sim);
       await sim.addJob('n13', 'everywhere', { cmd: 'sleep:200', retries: 0 });
+      await sim.until(() => sim.store('n17').job('everywhere') !== undefined, 5_000, 'n17 learning of the job');
       const startMs = sim.now();
       const instance = await sim.runJob('n17', 'everywhere');
       expect(instance.targets).toEqual(sim.ids());
-      const tookMs = await sim.until(() => finishedEverywhere(sim, instance.id) && healthy(sim), 10_000, 'the broadcast finishing everywhere');
-      measure('broadcast of sleep:200 on 20 nodes, request to finished everywhere', sim.now() - startMs + 0 * tookMs);
+      await sim.until(() => finishedEverywhere(sim, instance.id) && healthy(sim), 10_000, 'the broadcast finishing everywhere');
+      measure('broadcast of sleep:200 on 20 nodes, request to finished everywhere', sim.now() - startMs);
       for (const viewer of sim.ids()) {
         expect(sim.progressSeenBy(viewer, instance.id)?.status).toBe('succeeded');
         const subtasks = subtasksSeenBy(sim, viewer, instance.id);
@@ -460,7 +466,7 @@ describe('cluster simulation', () => {
     });
   });
 
-  it.each(seeds([30, 31, 32, 33]))('(k) chaos: crashes, restarts, freezes, partitions, loss, jobs and runs; afterwards one converged cluster (seed %i)', async (seed) => {
+  it.each(seeds([30, 31, 32]))('(k) chaos: crashes, restarts, freezes, partitions, loss, jobs and runs; afterwards one converged cluster (seed %i)', async (seed) => {
     await withSim(seed, {}, async (sim) => {
       const rng = new Rng(seed);
       await startAndAgree(sim);
@@ -472,8 +478,10 @@ describe('cluster simulation', () => {
         await sim.addJob(on, `job-${jobs++}`, { cmd, retries: rng.int(0, 2), type: rng.chance(0.7) ? 'broadcast' : 'standalone' }).catch(() => undefined);
       };
       for (let i = 0; i < 3; i++) await addJob(rng.pick(sim.ids()));
+      // A schedule keeps both sides of any partition firing (guarantee 7).
+      await sim.addJob('n02', 'every-2s', { cmd: 'sleep:300', schedule: { kind: 'every', intervalMs: 2_000 } });
       for (let step = 0; step < 30; step++) {
-        const action = rng.int(0, 11);
+        const action = rng.int(0, 12);
         const live = sim.liveIds();
         const crashed = sim.ids().filter((id) => sim.statusOf(id) === 'crashed');
         const frozen = sim.ids().filter((id) => sim.statusOf(id) === 'frozen');
@@ -487,7 +495,11 @@ describe('cluster simulation', () => {
         } else if (action === 5) sim.heal();
         else if (action === 6) sim.net.configure({ lossRate: rng.int(0, 3) / 10, duplicateRate: rng.int(0, 2) / 10, maxDelayMs: rng.int(5, 60) });
         else if (action === 7) await addJob(rng.pick(live));
-        else {
+        else if (action === 8) {
+          const on = rng.pick(live);
+          const known = instances.filter((id) => sim.store(on).instance(id) !== undefined);
+          if (known.length > 0) await sim.cancel(on, rng.pick(known)).catch(() => undefined); // not acknowledged: still applied here
+        } else {
           const on = rng.pick(live);
           const known = sim.store(on).jobs();
           if (known.length > 0) {
@@ -516,22 +528,29 @@ describe('cluster simulation', () => {
     });
   });
 
-  // KNOWN BUG, not fixed here (src/records/merge.ts is outside the cluster code): during a
-  // partition both leaders fire the same schedule with the same instance id but different
-  // targets. mergeInstance keeps one creation (earliest stamp) and its targets only, so the
-  // other side's subtasks, which ran, are outside the merged instance's targets: invisible in
-  // its status. This test asserts the wanted behaviour; `it.fails` flips when it is fixed.
-  it.fails('(c) KNOWN BUG: a schedule fired on both sides of a partition keeps every subtask that ran in its targets', async () => {
-    await withSim(seeds([26])[0] as number, {}, async (sim) => {
+  it.each(seeds([26, 27]))('(c) a schedule fired by both leaders of a partition merges into one instance that holds every node that ran it (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
       await startAndAgree(sim);
       await sim.addJob('n03', 'tick', { cmd: 'sleep:10', schedule: { kind: 'every', intervalMs: 1000 } });
       await sim.run(1_500);
-      sim.partition(ids(1, 10), ids(11, 20));
+      const a = ids(1, 10);
+      sim.partition(a, ids(11, 20));
       await sim.run(4_000);
       sim.heal();
       await sim.until(() => healthy(sim, 'n01'), 15_000, 'one cluster after heal');
       const store = sim.store('n01');
+      // Guarantee 7: the same fire on both sides is one instance id, and its merged targets
+      // keep both sides' subtasks, which ran once each on their own node.
       for (const e of sim.executions) expect(store.instance(e.instanceId)?.targets, `${e.nodeId} ran ${e.instanceId}`).toContain(e.nodeId);
+      const bothSides = store.instances().filter((i) => {
+        const runners = sim.executions.filter((e) => e.instanceId === i.id).map((e) => e.nodeId);
+        return runners.some((n) => a.includes(n)) && runners.some((n) => !a.includes(n));
+      });
+      expect(bothSides.length).toBeGreaterThan(0);
+      for (const instance of bothSides) {
+        expect(instance.targets).toEqual(sim.ids());
+        for (const s of subtasksSeenBy(sim, 'n01', instance.id)) expect([s.nodeId, s.status, s.reporter]).toEqual([s.nodeId, 'succeeded', s.nodeId]);
+      }
     });
   });
 

@@ -62,6 +62,8 @@ export class Membership implements MembershipView {
   private graceUntilMs = 0;
   private currentLeader: string | null = null;
   private startedAtMs = 0;
+  /** Whether this node restarted into a cluster it already knew (its view starts stale). */
+  private knewOthersAtStart = false;
   private leaving = false;
   readonly counters: MembershipCounters = { heartbeatsSent: 0, heartbeatsReceived: 0, malformedHeartbeats: 0, stallsDetected: 0, deadVerdicts: 0 };
 
@@ -77,6 +79,7 @@ export class Membership implements MembershipView {
     const nowMs = this.deps.clock.now();
     this.lastTickMs = nowMs;
     this.startedAtMs = nowMs;
+    this.knewOthersAtStart = this.deps.store.members().some((m) => m.nodeId !== this.selfId && !m.left);
     // Members known from records are unverified, not dead: judged like any silent peer.
     for (const member of this.deps.store.members()) {
       if (member.nodeId !== this.selfId) this.entry(member.nodeId, member.left ? 'left' : 'suspect', member.incarnation);
@@ -293,9 +296,9 @@ export class Membership implements MembershipView {
    * in which heartbeats and the first anti-entropy bring its view up to date.
    */
   private selfSettled(nowMs: number): boolean {
-    if (nowMs - this.startedAtMs >= this.deps.config.selfSettleMs) return true;
-    return !this.deps.store.members().some((m) => m.nodeId !== this.selfId && !m.left);
+    return !this.knewOthersAtStart || nowMs - this.startedAtMs >= this.deps.config.selfSettleMs;
   }
+
 
   // ---- MembershipView ----------------------------------------------------------------
 

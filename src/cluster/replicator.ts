@@ -173,6 +173,13 @@ export class Replicator {
     return { ok: true };
   }
 
+  /** Sends records straight to every connected peer at once (a leave must not wait for gossip). */
+  async pushToAll(records: AnyRecord[], timeoutMs: number): Promise<number> {
+    const peers = this.deps.transport.connectedPeers();
+    const results = await Promise.allSettled(peers.map((peer) => this.deps.rpc.call(peer, 'push', { records, ack: false }, timeoutMs)));
+    return results.filter((r) => r.status === 'fulfilled').length;
+  }
+
   /**
    * Guarantee 8: returns once the records are on disk on at least one other alive member
    * (when there is one). Tries the given peers in turn.

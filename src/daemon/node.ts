@@ -13,6 +13,7 @@ import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord } from '../records/types.js';
 import { instanceRecordSchema, jobSpecSchema, parseRecord } from '../records/validate.js';
 import { Leader } from '../scheduler/leader.js';
+import { isInstanceFinished } from '../records/status.js';
 import type { Journal } from '../store/journal.js';
 import type { RecordStore } from '../store/record-store.js';
 import { Worker, type SubtaskLog } from '../worker/worker.js';
@@ -156,7 +157,9 @@ export class ChorusNode {
     this.commit([{ kind: 'member', record: this.self }]);
     this.membership.leave();
     await this.worker.stop(true);
-    await this.acknowledge([{ kind: 'member', record: this.self }]).catch(() => undefined);
+    // Gossip is lossy and the process is about to exit: tell every peer directly.
+    await this.replicator.pushToAll([{ kind: 'member', record: this.self }, ...this.ownOpenWork()], this.deps.config.requestTimeoutMs);
+    await this.deps.store.flush();
     this.stop();
   }
 
@@ -232,6 +235,21 @@ export class ChorusNode {
     const instance = await this.createAndAcknowledge(job, parsedSpec.data as JobSpec, trigger);
     this.deps.log.debug({ from, instance: instance.id }, 'run requested by a member');
     return { records: this.recordsOf(instance) };
+  }
+
+  /** This node's recent and unfinished subtasks and steps: its last word before leaving. */
+  private ownOpenWork(): AnyRecord[] {
+    const { store } = this.deps;
+    const out: AnyRecord[] = [];
+    const recentMs = this.deps.clock.now() - 60_000;
+    const recent = (t: { finishedAtMs: number | null }) => t.finishedAtMs === null || t.finishedAtMs >= recentMs;
+    for (const instance of store.instances()) {
+      if (isInstanceFinished(store.progressOf(instance).status) && instance.createdAtMs < recentMs) continue;
+      const subtask = store.subtask(instance.id, this.id);
+      if (subtask && recent(subtask)) out.push({ kind: 'subtask', record: subtask });
+      for (const step of Object.values(store.stepsOf(instance.id))) if (step?.nodeId === this.id && recent(step)) out.push({ kind: 'step', record: step });
+    }
+    return out;
   }
 
   /** An instance with its subtasks and steps, as records. */

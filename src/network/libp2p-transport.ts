@@ -492,6 +492,11 @@ export class Libp2pTransport implements Transport {
       stream = await connection.newStream(PING_PROTOCOL, { signal, runOnLimitedConnection: true });
       const payload = crypto.getRandomValues(new Uint8Array(PING_PAYLOAD_BYTES));
       const echo = readBytes(stream, PING_PAYLOAD_BYTES, signal);
+      // send() throws at once if the stream was already closed or reset (e.g. the duplicate
+      // connection of a simultaneous dial was just closed); the catch below then aborts the
+      // stream and `echo` rejects with nobody awaiting it. An unhandled rejection kills the
+      // daemon, so mark it handled here; it is still awaited (and its error caught) below.
+      echo.catch(() => undefined);
       stream.send(payload);
       await echo;
       await stream.close({ signal });

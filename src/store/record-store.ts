@@ -96,7 +96,7 @@ export class RecordStore {
     const key = recordKey(record);
     const current = this.records.get(key);
     const merged = current ? mergeRecord(current, record) : record;
-    if (current === merged) return null;
+    if (current === merged || (current && current.record === merged.record)) return null;
     const version = fingerprint(canonicalJson(merged));
     if (current && this.versions.get(key) === version) return null;
     this.records.set(key, merged);

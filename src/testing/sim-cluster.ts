@@ -304,6 +304,17 @@ export class SimCluster {
     return this.drive(m.node.requestInstance(job.name, job.spec, 'manual'), `run of ${jobName} from ${onId}`);
   }
 
+  /** `chorus instance cancel ID` on node `onId` (acknowledged write, as the daemon does it). */
+  async cancel(onId: string, instanceId: string): Promise<void> {
+    const m = this.running(onId);
+    const instance = m.store.instance(instanceId);
+    if (!instance) throw new Error(`${onId} knows no instance ${instanceId}`);
+    if (instance.cancelRequestedAtMs !== null) return;
+    const records: AnyRecord[] = [{ kind: 'instance', record: { ...instance, cancelRequestedAtMs: m.transport.clock.now() } }];
+    m.node.commit(records);
+    await this.drive(m.node.acknowledge(records), `acknowledging the cancel of ${instanceId} on ${onId}`);
+  }
+
   /** Status of an instance as node `id` derives it from its own records. */
   progressSeenBy(id: string, instanceId: string): InstanceProgress | null {
     const store = this.member(id).store;

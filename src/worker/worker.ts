@@ -103,12 +103,24 @@ export class Worker {
   }
 
   private track(instanceId: string): boolean {
-    if (this.tasksOf(instanceId).some((t) => !isTerminal(t.status))) {
+    if (this.tasksOf(instanceId).some((t) => this.needsOwner(t))) {
       this.open.add(instanceId);
       return true;
     }
     this.open.delete(instanceId);
     return false;
+  }
+
+  /**
+   * Whether this node still has something to do for its own task: run it, or report how
+   * an attempt it started ended. Another node's verdict (`node-lost`) on an attempt this
+   * node started is not the end of it: the owner's own report replaces it (it knows what
+   * really happened), whether the attempt is still running here or was cut by a crash.
+   */
+  private needsOwner(task: Task): boolean {
+    if (!isTerminal(task.status)) return true;
+    if (task.reporter === this.deps.selfId) return false;
+    return this.deps.journal.hasStarted(journalId(task.instanceId, stepOf(task)), task.attempt);
   }
 
   /** This node's own tasks in an instance (guarantee 2: nothing owned by another node). */
@@ -140,13 +152,13 @@ export class Worker {
       const instance = this.deps.store.instance(instanceId);
       if (!instance) continue;
       const tasks = this.tasksOf(instanceId);
-      if (tasks.every((t) => isTerminal(t.status))) this.open.delete(instanceId);
+      if (!tasks.some((t) => this.needsOwner(t))) this.open.delete(instanceId);
       for (const task of tasks) this.consider(instance, task);
     }
   }
 
   private consider(instance: InstanceRecord, subtask: Task): void {
-    if (isTerminal(subtask.status)) return;
+    if (!this.needsOwner(subtask)) return;
     if (subtask.nodeId !== this.deps.selfId) throw new Error(`invariant: asked to run ${instance.id} owned by ${subtask.nodeId}`);
     const id = journalId(instance.id, stepOf(subtask));
     const key = `${id}#${subtask.attempt}`;
@@ -281,12 +293,32 @@ export class Worker {
       const [instanceId, step] = splitJournalId(start.instanceId);
       const instance = this.deps.store.instance(instanceId);
       const task = this.currentTask(instanceId, step);
-      if (instance && task?.nodeId === this.deps.selfId && task.attempt === start.attempt && !isTerminal(task.status)) this.recoverAttempt(instance, task);
+      if (instance && task?.nodeId === this.deps.selfId && task.attempt === start.attempt && this.needsOwner(task)) {
+        this.recoverAttempt(instance, task);
+        continue;
+      }
+      // The state file may not hold the instance yet (it is written in batches; only the
+      // journal is fsynced before the spawn), or may hold it in a form that does not need us.
+      // Either way the previous process is gone, so the attempt was interrupted: kill what it
+      // left running now and journal the end; the report follows once the record is here.
+      const leftover = this.deps.journal.spawnOf(start.instanceId, start.attempt);
+      if (leftover !== undefined) killLeftoverGroup(leftover, start.instanceId, start.attempt, this.deps.log);
+      const nowMs = this.deps.clock.now();
+      this.deps.journal.recordEnd({
+        instanceId: start.instanceId,
+        attempt: start.attempt,
+        atMs: nowMs,
+        status: 'failed',
+        reason: 'interrupted',
+        exitCode: null,
+        startedAtMs: start.atMs,
+      });
+      this.deps.log.warn({ instance: instanceId, step, attempt: start.attempt }, 'attempt interrupted by a restart; not run again');
     }
     for (const end of this.deps.journal.finished()) {
       const [instanceId, step] = splitJournalId(end.instanceId);
       const task = this.currentTask(instanceId, step);
-      if (task?.nodeId === this.deps.selfId && task.attempt === end.attempt && !isTerminal(task.status)) {
+      if (task?.nodeId === this.deps.selfId && task.attempt === end.attempt && this.needsOwner(task)) {
         this.finishAttempt(instanceId, step, end.attempt, outcomeFromJournal(end));
       }
     }
