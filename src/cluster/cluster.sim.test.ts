@@ -59,7 +59,7 @@ function assertGuarantees(sim: SimCluster): void {
   const violations: string[] = [];
   const started = new Set<string>();
   for (const e of sim.executions) {
-    const key = `${e.instanceId}#${e.attempt}@${e.nodeId}`;
+    const key = `${e.instanceId}${e.step ? `:${e.step}` : ""}#${e.attempt}@${e.nodeId}`;
     if (started.has(key)) violations.push(`attempt started twice: ${key}`);
     started.add(key);
   }

@@ -51,9 +51,13 @@ export function mergeSubtask(a: SubtaskRecord, b: SubtaskRecord): SubtaskRecord 
   return compareSubtasks(a, b) >= 0 ? a : b;
 }
 
-/** A pre/post step merges like a subtask; its runner is fixed like a subtask's owner. */
+/**
+ * A pre/post step merges like a subtask. Its runner is fixed by the leader that created
+ * it; only when two leaders created it at once (both sides of a partition) do two runners
+ * meet here, and the same total order picks one of them everywhere.
+ */
 export function mergeStep(a: StepRecord, b: StepRecord): StepRecord {
-  assertSameKey(`${a.instanceId}/${a.step}/${a.nodeId}`, `${b.instanceId}/${b.step}/${b.nodeId}`, 'step');
+  assertSameKey(`${a.instanceId}/${a.step}`, `${b.instanceId}/${b.step}`, 'step');
   return compareSubtasks(a, b) >= 0 ? a : b;
 }
 

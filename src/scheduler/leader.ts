@@ -40,7 +40,16 @@ export class Leader {
   private wasLeader = false;
   private readonly finished = new Set<string>();
 
-  constructor(private readonly deps: LeaderDeps) {}
+  constructor(private readonly deps: LeaderDeps) {
+    // A finished instance can come back to life: the owner's own report outranks a
+    // node-lost verdict (a thawed pre-step runner that succeeded, say).
+    deps.store.onChange((records) => {
+      for (const r of records) {
+        if (r.kind === 'instance') this.finished.delete(r.record.id);
+        else if (r.kind === 'subtask' || r.kind === 'step') this.finished.delete(r.record.instanceId);
+      }
+    });
+  }
 
   start(): void {
     this.timer = every(this.deps.clock, this.deps.config.leaderTickMs, () => this.tick());
@@ -184,7 +193,7 @@ export class Leader {
     for (const instance of store.instances()) {
       if (this.finished.has(instance.id)) continue;
       if (isInstanceFinished(store.progressOf(instance).status)) {
-        this.finished.add(instance.id); // a finished instance stays finished
+        this.finished.add(instance.id); // until one of its records changes (see constructor)
         continue;
       }
       writes.push(...this.lostWork(instance), ...this.nextSteps(instance));

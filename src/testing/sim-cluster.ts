@@ -15,7 +15,7 @@ import type { ExecutionRequest, ExecutionResult, runCommand } from '../executor/
 import { canonicalJson } from '../records/canonical.js';
 import { HybridClock } from '../records/hlc.js';
 import { recordKey } from '../records/merge.js';
-import { deriveInstanceProgress, type InstanceProgress } from '../records/status.js';
+import type { InstanceProgress } from '../records/status.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord } from '../records/types.js';
 import { Journal } from '../store/journal.js';
 import { RecordStore } from '../store/record-store.js';
@@ -54,6 +54,8 @@ export interface Execution {
   instanceId: string;
   attempt: number;
   cmd: string;
+  /** Set when this was a job's --pre or --post step, not a subtask. */
+  step: 'pre' | 'post' | null;
   atMs: number;
 }
 
@@ -319,7 +321,7 @@ export class SimCluster {
   progressSeenBy(id: string, instanceId: string): InstanceProgress | null {
     const store = this.member(id).store;
     const instance = store.instance(instanceId);
-    return instance ? deriveInstanceProgress(instance, store.subtasksOf(instanceId)) : null;
+    return instance ? store.progressOf(instance) : null;
   }
 
   /** Verdicts against nodes that never crashed, froze, left or were cut off: always a bug. */
@@ -534,6 +536,7 @@ export class SimCluster {
         instanceId: req.env.CHORUS_INSTANCE_ID ?? '?',
         attempt: Number(req.env.CHORUS_ATTEMPT),
         cmd: req.cmd,
+        step: (req.env.CHORUS_STEP as 'pre' | 'post' | undefined) ?? null,
         atMs: clock.now(),
       });
       return fakeRun(clock, req);
