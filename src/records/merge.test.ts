@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical.js';
-import { mergeInstance, mergeJob, mergeMember, mergeRecord, mergeSubtask, MergeInvariantError } from './merge.js';
-import type { InstanceRecord, JobRecord, MemberRecord, Stamp, SubtaskRecord } from './types.js';
+import { mergeInstance, mergeJob, mergeMember, mergeRecord, mergeStep, mergeSubtask, MergeInvariantError } from './merge.js';
+import type { InstanceRecord, JobRecord, MemberRecord, Stamp, StepRecord, SubtaskRecord } from './types.js';
 import { parseRecord } from './validate.js';
 
 const NODES = ['n1', 'n2', 'n3'];
@@ -103,7 +103,14 @@ function lawsFor<T>(name: string, arb: fc.Arbitrary<T>, merge: (a: T, b: T) => T
   });
 }
 
+// Steps: two leaders on both sides of a partition may each have created one, with
+// themselves as runner, so the runner varies here too.
+const stepArb: fc.Arbitrary<StepRecord> = fc
+  .tuple(subtaskArb, fc.constantFrom(...NODES))
+  .map(([s, runner]) => ({ ...s, nodeId: runner, step: 'post' as const }));
+
 lawsFor('job', jobArb, mergeJob);
+lawsFor('step', stepArb, mergeStep);
 lawsFor('subtask', subtaskArb, mergeSubtask);
 lawsFor('instance', instanceArb, mergeInstance);
 lawsFor('member', memberArb, mergeMember);
