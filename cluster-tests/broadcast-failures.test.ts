@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InstanceView, JobView } from '../src/api/views.js';
-import { expectStable, isProcessAlive, isProcessGroupAlive, useProcessCleanup } from './harness.js';
+import { expectStable, isProcessAlive, isProcessGroupAlive, useProcessCleanup, waitFor } from './harness.js';
 import {
   EXIT,
   Work,
@@ -27,7 +27,7 @@ import {
   subtaskOf,
   summarize,
   thaw,
-  tryJson,
+  instanceOn,
   useThawBeforeCleanup,
   waitForEnd,
   waitForInstance,
@@ -53,7 +53,7 @@ async function expectSettled(work: Work, observers: Node[], id: string): Promise
   await expectStable(
     async () => ({
       history: work.historyText(),
-      views: (await Promise.all(observers.map((o) => tryJson<InstanceView>(o.handle, ['instance', 'show', id])))).map(summarize),
+      views: (await Promise.all(observers.map((o) => instanceOn(o, id)))).map(summarize),
     }),
     { durationMs: 2500, intervalMs: 500, what: `the history file and instance ${id} after the end` },
   );
@@ -289,6 +289,57 @@ describe('nodes killed in the middle of a broadcast', () => {
   );
 
   it(
+    'a node that already holds the node-lost verdict on its own running subtask crashes and restarts: still interrupted, its leftover killed',
+    async () => {
+      // Freezing past detection delivers the verdict to the owner while its command still runs;
+      // its crash recovery must not take that verdict for the attempt's end.
+      const nodes = await startCluster('v', [[], [], []]);
+      const leader = await waitForMembers(nodes, { alive: nodes });
+      const victim = nodes.filter((n) => nodeId(n) !== leader)[1] as Node;
+      const others = nodes.filter((n) => n !== victim);
+      const work = await Work.create();
+      await addJob(others[0] as Node, 'verdict', work.cmd({ wait: true }), ['--retries', '2']);
+      const created = await runJob(others[0] as Node, 'verdict');
+      await work.waitStarted(sortedIds(nodes), created.id);
+      for (const n of others) await work.pgid(nodeId(n), created.id);
+      const orphan = await work.pgid(nodeId(victim), created.id);
+
+      freeze(victim);
+      try {
+        await waitForInstance(others, created.id, (i) => subtaskOf(i, nodeId(victim)).reason === 'node-lost', {
+          what: 'the frozen node to be node-lost',
+        });
+      } finally {
+        thaw(victim);
+      }
+      await waitForMembers(nodes, { alive: nodes });
+      // The owner itself now holds the verdict on the attempt it is still running.
+      await waitForInstance([victim], created.id, (i) => subtaskOf(i, nodeId(victim)).reason === 'node-lost', {
+        what: 'the verdict to reach the owner',
+      });
+      expect(isProcessGroupAlive(orphan)).toBe(true);
+
+      victim.handle.kill('SIGKILL');
+      expect(await victim.handle.waitForExit()).toEqual({ exitCode: null, signal: 'SIGKILL' });
+      await restart(victim);
+      await waitGroupGone(orphan, 'the command the crashed daemon left running');
+      await waitForInstance(nodes, created.id, (i) => subtaskOf(i, nodeId(victim)).reason === 'interrupted', {
+        what: 'the restarted owner\'s own report (interrupted) to replace the verdict everywhere',
+      });
+
+      await work.release();
+      const final = await waitForEnd(nodes, created.id);
+      expect(final.status, summarize(final)).toBe('failed');
+      expect(subtaskOf(final, nodeId(victim))).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, history: [] });
+      for (const s of others) expect(subtaskOf(final, nodeId(s))).toMatchObject({ status: 'succeeded', attempt: 1, history: [] });
+      await expectSettled(work, nodes, created.id);
+      for (const n of nodes) expect(runsOf(work, nodeId(n), created.id)).toEqual([1]);
+      expectChecked(work, await instancesOf(victim.handle, 'verdict'), ids(...others), [created.id]);
+    },
+    SCENARIO_MS,
+  );
+
+  it(
     'a node frozen (SIGSTOP) past detection, then thawed: its own report may win over node-lost, but nothing runs twice',
     async () => {
       const nodes = await startCluster('z', [[], [], []]);
@@ -304,7 +355,7 @@ describe('nodes killed in the middle of a broadcast', () => {
 
       freeze(victim);
       try {
-        expect(procState(victim.handle.pid)).toBe('T');
+        await waitFor(() => procState(victim.handle.pid) === 'T', { timeoutMs: 10_000, what: 'the daemon to be stopped (state T)' });
         // Only the daemon is stopped: its command runs in its own process group.
         expect(procState(victimJob)).not.toBe('T');
         expect(isProcessAlive(victimJob)).toBe(true);

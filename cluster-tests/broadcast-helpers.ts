@@ -41,12 +41,23 @@ export async function okJson<T>(d: DaemonHandle, args: string[], timeoutMs?: num
   return r.json<T>();
 }
 
-/** Like okJson, but a plain throw (for waitFor predicates, where a throw means "not yet"). */
-export async function tryJson<T>(d: DaemonHandle, args: string[], timeoutMs = 20_000): Promise<T> {
-  const r = await d.cli([...args, '--json'], { timeoutMs });
-  if (r.exitCode !== EXIT.ok) throw new Error(`command failed:\n${r.context}`);
-  return r.json<T>();
+/**
+ * GET on a node's control API (what the CLI does, without starting a process: polling
+ * through the CLI costs a Node start per probe, which a loaded 2-core machine feels).
+ * Throws on any error, so it fits waitFor predicates.
+ */
+export async function apiGet<T>(n: Node, path: string): Promise<T> {
+  const token = readFileSync(join(n.handle.dataDir, 'api-token'), 'utf8').trim();
+  const res = await fetch(`${n.handle.info.api}${path}`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`GET ${path} on ${n.label}: ${res.status} ${text}`);
+  return JSON.parse(text) as T;
 }
+
+const showInstance = (n: Node, id: string) => apiGet<InstanceView>(n, `/v1/instances/${encodeURIComponent(id)}`);
 
 // ---- frozen daemons --------------------------------------------------------------------
 
@@ -144,7 +155,7 @@ export async function waitForMembers(
 ): Promise<string> {
   return waitFor(
     async () => {
-      const views = await Promise.all(observers.map((o) => tryJson<NodeView[]>(o.handle, ['nodes'])));
+      const views = await Promise.all(observers.map((o) => apiGet<NodeView[]>(o, '/v1/nodes')));
       const leaders = new Set<string | undefined>();
       views.forEach((view, i) => {
         const state = (n: Node) => view.find((m) => m.nodeId === nodeId(n))?.state;
@@ -321,7 +332,7 @@ export async function waitForInstance(
   try {
     return await waitFor(
       async () => {
-        last = await Promise.all(observers.map((o) => tryJson<InstanceView>(o.handle, ['instance', 'show', id])));
+        last = await Promise.all(observers.map((o) => showInstance(o, id)));
         return last.every(accept) ? last : null;
       },
       { timeoutMs: opts.timeoutMs ?? 30_000, intervalMs: 200, what: opts.what ?? `instance ${id} on ${observers.map((o) => o.label).join(', ')}` },
@@ -333,28 +344,36 @@ export async function waitForInstance(
 
 /**
  * Waits until the instance has ended on every observer and all of them hold the same
- * result (the owner's report may arrive after another node's verdict); returns it.
+ * result (the owner's report may arrive after another node's verdict); returns it as
+ * `chorus instance show ID --json` prints it on each observer (all equal).
  */
 export async function waitForEnd(observers: Node[], id: string, timeoutMs = 30_000): Promise<InstanceView> {
-  const views = await waitForInstance(
-    observers,
-    id,
-    (i) => FINISHED.has(i.status),
-    { timeoutMs, what: `instance ${id} to end on ${observers.map((o) => o.label).join(', ')}` },
-  );
-  let last = views;
+  await waitForInstance(observers, id, (i) => FINISHED.has(i.status), {
+    timeoutMs,
+    what: `instance ${id} to end on ${observers.map((o) => o.label).join(', ')}`,
+  });
+  let last: InstanceView[] = [];
   try {
-    return await waitFor(
+    await waitFor(
       async () => {
-        if (new Set(last.map(resultKey)).size === 1) return last[0];
-        last = await Promise.all(observers.map((o) => tryJson<InstanceView>(o.handle, ['instance', 'show', id])));
-        return null;
+        last = await Promise.all(observers.map((o) => showInstance(o, id)));
+        return new Set(last.map(resultKey)).size === 1 && last.every((v) => FINISHED.has(v.status));
       },
       { timeoutMs, intervalMs: 250, what: `the observers to agree on the result of ${id}` },
-    ) as InstanceView;
+    );
   } catch (err) {
     throw new Error(`${(err as Error).message}\nlast views:\n${last.map((v) => summarize(v)).join('\n')}`, { cause: err });
   }
+  const printed = await Promise.all(observers.map((o) => okJson<InstanceView>(o.handle, ['instance', 'show', id])));
+  for (const [i, view] of printed.entries()) {
+    expect(resultKey(view), `${observers[i]?.label}: ${summarize(view)}`).toBe(resultKey(printed[0] as InstanceView));
+  }
+  return printed[0] as InstanceView;
+}
+
+/** The instance as a node's API shows it now. */
+export function instanceOn(n: Node, id: string): Promise<InstanceView> {
+  return showInstance(n, id);
 }
 
 /** What must be the same everywhere once an instance has converged. */

@@ -189,9 +189,15 @@ export function statusOf(m: Member): Promise<StatusView> {
   return tryJson<StatusView>(m.handle, ['status']);
 }
 
-/** `job list --json` of a member. */
-export function jobsOf(m: Member): Promise<JobView[]> {
-  return tryJson<JobView[]>(m.handle, ['job', 'list']);
+/** A job as `job list --json` shows it, minus what the reader computes from its own clock. */
+export type JobState = Omit<JobView, 'nextRunAt'>;
+
+/**
+ * `job list --json` of a member, without `nextRunAt`: that one is computed from the
+ * reader's clock (it moves when a schedule boundary passes), not replicated state.
+ */
+export async function jobsOf(m: Member): Promise<JobState[]> {
+  return (await tryJson<JobView[]>(m.handle, ['job', 'list'])).map(({ nextRunAt: _next, ...rest }) => rest);
 }
 
 /** Names of the jobs a member lists. */

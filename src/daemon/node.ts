@@ -204,7 +204,11 @@ export class ChorusNode {
     if (leaderId === this.id) return this.createAndAcknowledge(job, spec, trigger);
     let reply: { records?: unknown };
     try {
-      reply = (await this.rpc.call(leaderId, 'run', { job, spec, trigger }, this.deps.config.requestTimeoutMs)) as { records?: unknown };
+      // The leader answers only after its own acknowledged write (a push to another member
+      // that may itself take up to requestTimeoutMs), so this wait must be longer than that;
+      // with the same budget a slow ack made a reachable leader look unreachable while the
+      // instance it had created ran anyway.
+      reply = (await this.rpc.call(leaderId, 'run', { job, spec, trigger }, 2 * this.deps.config.requestTimeoutMs)) as { records?: unknown };
     } catch (err) {
       if (err instanceof RpcError) throw err; // the leader answered with an error (it carries a code)
       throw new LeaderUnreachableError(`could not reach the leader ${leaderId}: ${(err as Error).message}`);
