@@ -185,18 +185,22 @@ export class Replicator {
    * (when there is one). Tries the given peers in turn.
    */
   async replicateTo(peers: string[], records: AnyRecord[]): Promise<string | null> {
-    if (peers.length === 0) return null;
-    const errors: string[] = [];
-    for (const peer of peers) {
-      try {
-        await this.deps.rpc.call(peer, 'push', { records, ack: true }, this.deps.config.requestTimeoutMs);
-        return peer;
-      } catch (err) {
-        errors.push(`${peer.slice(-8)}: ${(err as Error).message}`);
-      }
+    if (peers.length === 0) throw new WriteNotReplicatedError('no other alive member is connected');
+    // All at once, first confirmation wins: one slow or dead peer must not hold up the answer.
+    const attempts = peers.map((peer) =>
+      this.deps.rpc.call(peer, 'push', { records, ack: true }, this.deps.config.requestTimeoutMs).then(
+        () => peer,
+        (err: Error) => Promise.reject(new Error(`${peer.slice(-8)}: ${err.message}`)),
+      ),
+    );
+    try {
+      return await Promise.any(attempts);
+    } catch (err) {
+      const reasons = (err as AggregateError).errors.map((e: Error) => e.message).join('; ');
+      throw new WriteNotReplicatedError(`no other member confirmed the write (${reasons})`);
     }
-    throw new WriteNotReplicatedError(`no other member confirmed the write (${errors.join('; ')})`);
   }
+
 }
 
 /**
