@@ -9,6 +9,12 @@ export interface ChorusConfig {
   storeFlushDelayMs: number;
   /** A missed scheduled fire older than this is not caught up after a leader change or restart. */
   misfireGraceMs: number;
+  /**
+   * A post step (or the pre step of a scheduled fire) waits this long before it starts, so
+   * that if two leaders created it at once their records merge and only one runs it.
+   * Higher: a longer wait before post steps; lower: a wider window for a double run.
+   */
+  stepSettleMs: number;
   /** Retry backoff of a failed attempt: base * 2^(attempt-1), capped. */
   retryBackoffBaseMs: number;
   retryBackoffMaxMs: number;
@@ -50,6 +56,7 @@ export const defaultConfig: ChorusConfig = {
   workerTickMs: 500,
   storeFlushDelayMs: 5,
   misfireGraceMs: 60 * 60_000,
+  stepSettleMs: 500,
   retryBackoffBaseMs: 500,
   retryBackoffMaxMs: 30_000,
   maxOutputBytes: 64 * 1024,

@@ -10,7 +10,7 @@ import { isGone, matchesTags } from '../cluster/view.js';
 import type { HybridClock } from '../records/hlc.js';
 import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
-import type { AnyRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { isTerminal } from '../records/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { Logger } from '../core/log.js';
@@ -94,7 +94,7 @@ export class Leader {
     // With a --pre step, the subtasks are created only once it has succeeded.
     const first: AnyRecord[] =
       spec.pre !== null && targets.length > 0
-        ? [{ kind: 'step', record: { ...newSubtask(id, this.deps.view.selfId, stamp), step: 'pre' } }]
+        ? [{ kind: 'step', record: this.newStep(id, 'pre', stamp, trigger === 'schedule') }]
         : targets.map((nodeId) => ({ kind: 'subtask', record: newSubtask(id, nodeId, stamp) }));
     this.deps.commit([{ kind: 'instance', record: instance }, ...first]);
     this.deps.log.info({ instance: id, job, trigger, targets: targets.length, failure }, 'instance created');
@@ -232,9 +232,20 @@ export class Leader {
     }
     const allEnded = instance.targets.length > 0 && instance.targets.every((n) => isTerminal(subtasks.get(n)?.status ?? 'pending'));
     if (instance.spec.post !== null && allEnded && instance.cancelRequestedAtMs === null && !store.step(instance.id, 'post')) {
-      return [{ kind: 'step', record: { ...newSubtask(instance.id, this.deps.view.selfId, this.deps.hlc.tick()), step: 'post' } }];
+      return [{ kind: 'step', record: this.newStep(instance.id, 'post', this.deps.hlc.tick(), true) }];
     }
     return [];
+  }
+
+  /**
+   * A step this leader will run. When another leader may create the same step at the same
+   * moment (a post step; the pre step of a scheduled fire), it waits stepSettleMs before
+   * starting, so the two records merge first and only the one runner they agree on starts.
+   */
+  private newStep(instanceId: string, step: StepName, stamp: SubtaskRecord['stamp'], settle: boolean): StepRecord {
+    const record: StepRecord = { ...newSubtask(instanceId, this.deps.view.selfId, stamp), step };
+    if (settle) record.notBeforeMs = this.deps.clock.now() + this.deps.config.stepSettleMs;
+    return record;
   }
 
   private nodeLost(subtask: SubtaskRecord): SubtaskRecord {
