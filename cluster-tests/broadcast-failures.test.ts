@@ -75,11 +75,18 @@ function procState(pid: number): string | null {
 }
 
 describe('the PowerJob scenario: one of two workers goes away in the middle of a broadcast', () => {
-  for (const how of ['SIGTERM', 'SIGKILL'] as const) {
+  const cases = [
+    { how: 'SIGTERM', healthyDone: false },
+    { how: 'SIGKILL', healthyDone: false },
+    // PowerJob's exact sequence: the healthy worker had already run its share when the other went away.
+    { how: 'SIGTERM', healthyDone: true },
+    { how: 'SIGKILL', healthyDone: true },
+  ] as const;
+  for (const { how, healthyDone } of cases) {
     it(
-      `${how}: the healthy worker runs exactly once, the other share stays with its node`,
+      `${how} ${healthyDone ? 'after the healthy worker finished' : 'while both run'}: the healthy worker runs exactly once, the other share stays with its node`,
       async () => {
-        const nodes = await startCluster(how === 'SIGTERM' ? 'pt' : 'pk', [[], []]);
+        const nodes = await startCluster(`p${how === 'SIGTERM' ? 't' : 'k'}${healthyDone ? 'd' : 'r'}`, [[], []]);
         const leader = await waitForMembers(nodes, { alive: nodes });
         // The leader dispatches (PowerJob's server); the other worker goes away.
         const healthy = nodes.find((n) => nodeId(n) === leader) as Node;
@@ -93,6 +100,12 @@ describe('the PowerJob scenario: one of two workers goes away in the middle of a
         await work.waitStarted(ids(healthy, victim), created.id);
         const healthyGroup = await work.pgid(nodeId(healthy), created.id);
         const victimGroup = await work.pgid(nodeId(victim), created.id);
+        if (healthyDone) {
+          await work.release(nodeId(healthy));
+          await waitForInstance([healthy], created.id, (i) => subtaskOf(i, nodeId(healthy)).status === 'succeeded', {
+            what: 'the healthy worker to finish its share',
+          });
+        }
 
         if (how === 'SIGTERM') {
           // Graceful: the daemon leaves, kills its running command, reports the attempt
@@ -106,7 +119,7 @@ describe('the PowerJob scenario: one of two workers goes away in the middle of a
         }
         await waitForMembers([healthy], { alive: [healthy], gone: [{ node: victim, state: how === 'SIGTERM' ? 'left' : 'dead' }] });
 
-        // The lost share gets its verdict while the healthy worker is still running.
+        // The lost share gets its verdict, and the healthy worker's share is untouched.
         const expectedReason = how === 'SIGTERM' ? 'interrupted' : 'node-lost';
         const [during] = await waitForInstance(
           [healthy],
@@ -114,11 +127,11 @@ describe('the PowerJob scenario: one of two workers goes away in the middle of a
           (i) => subtaskOf(i, nodeId(victim)).reason === expectedReason,
           { what: `the subtask of the ${how === 'SIGTERM' ? 'stopped' : 'killed'} worker to be failed/${expectedReason}` },
         );
-        expect(subtaskOf(during as InstanceView, nodeId(healthy))).toMatchObject({ status: 'running', attempt: 1 });
-        expect(isProcessGroupAlive(healthyGroup)).toBe(true);
+        expect(subtaskOf(during as InstanceView, nodeId(healthy))).toMatchObject({ status: healthyDone ? 'succeeded' : 'running', attempt: 1 });
+        if (!healthyDone) expect(isProcessGroupAlive(healthyGroup)).toBe(true);
         expect(runsOf(work, nodeId(healthy), created.id)).toEqual([1]);
 
-        await work.release();
+        await work.release(); // the healthy worker's share, and a killed worker's orphan
         const final = await waitForEnd([healthy], created.id);
         expect(final.status, summarize(final)).toBe('failed');
         expect(final.targets).toEqual(sortedIds(nodes));
@@ -130,7 +143,7 @@ describe('the PowerJob scenario: one of two workers goes away in the middle of a
         expect(runsOf(work, nodeId(healthy), created.id)).toEqual([1]);
         expect(runsOf(work, nodeId(victim), created.id)).toEqual([1]);
         expect(work.history()).toHaveLength(2);
-        const all = await instancesOf(healthy.handle, 'pj');
+        const all = await instancesOf(healthy, 'pj');
         expect(all.map((i) => i.id)).toEqual([created.id]);
         expectChecked(work, all, ids(healthy), [created.id]);
       },
@@ -186,7 +199,7 @@ describe('nodes killed in the middle of a broadcast', () => {
       }
       for (const v of victims) expect(runsOf(work, nodeId(v), created.id)).toEqual([1]);
       await expectSettled(work, survivors, created.id);
-      const all = await instancesOf((survivors[0] as Node).handle, 'five');
+      const all = await instancesOf(survivors[0] as Node, 'five');
       expect(all.map((i) => i.id)).toEqual([created.id]);
       expectChecked(work, all, ids(...survivors), [created.id]);
     },
@@ -229,15 +242,15 @@ describe('nodes killed in the middle of a broadcast', () => {
       await expectSettled(work, survivors, created.id);
 
       // One instance, everywhere; one run per node.
-      for (const s of survivors) expect((await instancesOf(s.handle, 'lead')).map((i) => i.id)).toEqual([created.id]);
+      for (const s of survivors) expect((await instancesOf(s, 'lead')).map((i) => i.id)).toEqual([created.id]);
       for (const n of nodes) expect(runsOf(work, nodeId(n), created.id)).toEqual([1]);
-      expectChecked(work, await instancesOf((survivors[0] as Node).handle, 'lead'), ids(...survivors), [created.id]);
+      expectChecked(work, await instancesOf(survivors[0] as Node, 'lead'), ids(...survivors), [created.id]);
 
       // The new leader runs the next broadcast on the survivors only.
       const next = await okJson<InstanceView>((survivors[1] as Node).handle, ['job', 'run', 'lead', '--wait'], 45_000);
       expect(next.status).toBe('succeeded');
       expect(next.targets).toEqual(sortedIds(survivors));
-      expectChecked(work, await instancesOf((survivors[0] as Node).handle, 'lead'), ids(...survivors), [created.id, next.id]);
+      expectChecked(work, await instancesOf(survivors[0] as Node, 'lead'), ids(...survivors), [created.id, next.id]);
     },
     SCENARIO_MS,
   );
@@ -283,7 +296,7 @@ describe('nodes killed in the middle of a broadcast', () => {
       await expectSettled(work, nodes, created.id);
       for (const n of nodes) expect(runsOf(work, nodeId(n), created.id)).toEqual([1]);
       expect(work.startedKeys().sort()).toEqual(sortedIds(nodes).map((n) => `${n}.${created.id}.1`));
-      expectChecked(work, await instancesOf(victim.handle, 'crash'), ids(...others), [created.id]);
+      expectChecked(work, await instancesOf(victim, 'crash'), ids(...others), [created.id]);
     },
     SCENARIO_MS,
   );
@@ -334,7 +347,7 @@ describe('nodes killed in the middle of a broadcast', () => {
       for (const s of others) expect(subtaskOf(final, nodeId(s))).toMatchObject({ status: 'succeeded', attempt: 1, history: [] });
       await expectSettled(work, nodes, created.id);
       for (const n of nodes) expect(runsOf(work, nodeId(n), created.id)).toEqual([1]);
-      expectChecked(work, await instancesOf(victim.handle, 'verdict'), ids(...others), [created.id]);
+      expectChecked(work, await instancesOf(victim, 'verdict'), ids(...others), [created.id]);
     },
     SCENARIO_MS,
   );
@@ -387,7 +400,7 @@ describe('nodes killed in the middle of a broadcast', () => {
       expect(subtaskOf(final, nodeId(victim))).toMatchObject({ status: 'succeeded', reason: null, attempt: 1, exitCode: 0, history: [] });
       await expectSettled(work, nodes, created.id);
       for (const n of nodes) expect(runsOf(work, nodeId(n), created.id)).toEqual([1]);
-      expectChecked(work, await instancesOf(victim.handle, 'freeze'), ids(...others), [created.id]);
+      expectChecked(work, await instancesOf(victim, 'freeze'), ids(...others), [created.id]);
     },
     SCENARIO_MS,
   );
