@@ -184,7 +184,14 @@ function stepViolations(sim: SimCluster, partitioned: boolean): string[] {
     overall.set(key, (overall.get(key) ?? 0) + 1);
   }
   const twiceOnOneNode = [...perNode].filter(([, n]) => n > 1).map(([key, n]) => `step ${key} ran ${n} times on one node`);
-  const twice = partitioned ? [] : [...overall].filter(([, n]) => n > 1).map(([key, n]) => `step ${key} ran ${n} times without a partition`);
+  const twice = partitioned
+    ? []
+    : [...overall]
+        .filter(([, n]) => n > 1)
+        .map(([key, n]) => {
+          const runs = sim.executions.filter((e) => e.step && `${e.instanceId}:${e.step}` === key);
+          return `step ${key} ran ${n} times without a partition: ${runs.map((e) => `${e.nodeId}#${e.incarnation}@+${e.atMs - Date.UTC(2030, 0, 1)}`).join(', ')}`;
+        });
   return [...twiceOnOneNode, ...twice];
 }
 

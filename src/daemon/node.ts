@@ -77,7 +77,7 @@ export class ChorusNode {
       heardFrom: (peer) => this.membership.heardFrom(peer),
     });
     const commit = (records: AnyRecord[]) => this.commit(records);
-    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, newInstanceId: deps.newInstanceId });
+    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, mayAct: () => this.leaderMayAct(), newInstanceId: deps.newInstanceId });
     this.worker = new Worker({
       clock,
       config,
@@ -270,7 +270,35 @@ export class ChorusNode {
     return (await this.rpc.call(nodeId, 'logs', { instanceId }, this.deps.config.requestTimeoutMs)) as SubtaskLog[];
   }
 
+  /**
+   * A node that just became leader, or that was stalled (a frozen process, a busy
+   * machine), may hold a stale view: what its peers did meanwhile reached it only in part,
+   * since gossip to a frozen peer is lost. Acting on it could repeat a step another leader
+   * already ran. So it first runs anti-entropy with every connected peer.
+   */
+  private leaderMayAct(): boolean {
+    const gate = this.leaderGate;
+    const nowMs = this.deps.clock.now();
+    const stalled = gate.lastCheckMs !== 0 && nowMs - gate.lastCheckMs > this.deps.config.leaderTickMs + this.deps.config.stallThresholdMs;
+    const stalls = this.membership.counters.stallsDetected;
+    gate.lastCheckMs = nowMs;
+    if (!gate.leading || stalled || stalls !== gate.stalls) {
+      gate.leading = true;
+      gate.stalls = stalls;
+      gate.ready = false;
+      const round = ++gate.round;
+      const peers = this.deps.transport.connectedPeers();
+      void Promise.allSettled(peers.map((peer) => this.replicator.syncWith(peer))).then(() => {
+        if (gate.round === round) gate.ready = true;
+      });
+    }
+    return gate.ready;
+  }
+
+  private readonly leaderGate = { leading: false, ready: false, stalls: 0, lastCheckMs: 0, round: 0 };
+
   private onMembershipChange(): void {
+    if (this.membership.leaderId() !== this.id) this.leaderGate.leading = false;
     if (this.started) this.leader.tick();
   }
 }

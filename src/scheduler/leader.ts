@@ -27,6 +27,11 @@ export interface LeaderDeps {
   log: Logger;
   /** Id of a manual or ad-hoc instance; the simulator passes a seeded one so a run replays exactly. */
   newInstanceId?: () => string;
+  /**
+   * Whether this node's state is fresh enough to act on as leader (the node syncs with its
+   * peers first when it becomes leader or wakes from a stall). Default: always.
+   */
+  mayAct?: () => boolean;
 }
 
 export class ConcurrencyForbiddenError extends Error {
@@ -68,7 +73,7 @@ export class Leader {
     const leading = this.isLeader();
     if (leading && !this.wasLeader) this.due.clear(); // re-check every schedule for missed fires
     this.wasLeader = leading;
-    if (!leading) return;
+    if (!leading || (this.deps.mayAct && !this.deps.mayAct())) return;
     this.fireDueSchedules();
     this.advanceInstances();
   }
