@@ -18,6 +18,7 @@
 // (CHORUS_TEST_PROCESS_TAG); job commands inherit it, so cleanup finds and kills the
 // jobs a daemon spawned in their own process groups even after the daemon itself was
 // SIGKILLed and they were re-parented (Linux: by scanning /proc).
+import type { NodeInfo } from '../src/daemon/paths.js';
 import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -38,16 +39,8 @@ const DEFAULT_CLI_TIMEOUT_MS = 60_000;
 const DEFAULT_STOP_TIMEOUT_MS = 20_000;
 const MAX_LOG_BUFFER_CHARS = 1024 * 1024;
 
-/** What `DIR/node.json` holds (see src/daemon/paths.ts). */
-export interface NodeInfo {
-  nodeId: string;
-  name: string;
-  multiaddrs: string[];
-  api: string;
-  pid: number;
-  version: string;
-  startedAt: string;
-}
+/** What `DIR/node.json` holds: the daemon's own type. */
+export type { NodeInfo } from '../src/daemon/paths.js';
 
 export interface ExitInfo {
   /** The exit code, or null when the process died by a signal. */
