@@ -39,6 +39,8 @@ export type ChangeListener = (records: AnyRecord[]) => void;
 
 export class RecordStore {
   private readonly records = new Map<string, AnyRecord>();
+  /** The same records by kind: the leader scans instances every tick, not every record. */
+  private readonly byKind = new Map<AnyRecord['kind'], Map<string, AnyRecord>>();
   private readonly subtasksByInstance = new Map<string, Map<string, SubtaskRecord>>();
   /** Fingerprint of each record's content, for anti-entropy digests. */
   private readonly versions = new Map<string, string>();
@@ -100,10 +102,17 @@ export class RecordStore {
     const version = fingerprint(canonicalJson(merged));
     if (current && this.versions.get(key) === version) return null;
     this.records.set(key, merged);
+    this.kindMap(merged.kind).set(key, merged);
     this.versions.set(key, version);
     this.rootVersionCache = null;
     if (merged.kind === 'subtask') this.indexSubtask(merged.record);
     return merged;
+  }
+
+  private kindMap(kind: AnyRecord['kind']): Map<string, AnyRecord> {
+    let map = this.byKind.get(kind);
+    if (!map) this.byKind.set(kind, (map = new Map()));
+    return map;
   }
 
   private isPruned(record: AnyRecord): boolean {
@@ -222,7 +231,7 @@ export class RecordStore {
 
   private ofKind<K extends keyof RecordOfKind>(kind: K): RecordOfKind[K][] {
     const out: unknown[] = [];
-    for (const r of this.records.values()) if (r.kind === kind) out.push(r.record);
+    for (const r of this.kindMap(kind).values()) out.push(r.record);
     return out as RecordOfKind[K][];
   }
 
@@ -230,6 +239,8 @@ export class RecordStore {
   removeInstance(id: string): void {
     this.rootVersionCache = null;
     for (const key of [`instance:${id}`, `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
+      const removed = this.records.get(key);
+      if (removed) this.kindMap(removed.kind).delete(key);
       this.records.delete(key);
       this.versions.delete(key);
     }
