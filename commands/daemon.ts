@@ -1,6 +1,6 @@
 import { Command, Flags } from '@oclif/core';
 import { resolve } from 'node:path';
-import { defaultDataDir, EXIT } from '../src/api/client.js';
+import { ClientError, defaultDataDir, EXIT } from '../src/api/client.js';
 import { badInput, parseTags } from '../src/cli/job-spec.js';
 
 export default class Daemon extends Command {
@@ -49,7 +49,7 @@ export default class Daemon extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
-    if ('exitCode' in err && typeof err.exitCode === 'number' && err.constructor.name === 'ClientError') {
+    if (err instanceof ClientError) {
       process.stderr.write(`Error: ${err.message}\n`);
       return this.exit(err.exitCode);
     }

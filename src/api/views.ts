@@ -1,5 +1,6 @@
 // The one shape of jobs, instances and members on the wire (API and --json), and the
 // conversion from records to it. Times are ISO 8601 strings.
+import { iso } from '../core/time.js';
 import type { MemberInfo } from '../cluster/view.js';
 import { deriveInstanceProgress, type InstanceSteps } from '../records/status.js';
 import type { AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
@@ -69,7 +70,7 @@ export interface JobView {
 
 export type NodeView = MemberInfo & { lastSeen: string | null };
 
-export const iso = (ms: number | null | undefined): string | null => (ms == null ? null : new Date(ms).toISOString());
+export { iso };
 
 function attemptView(a: AttemptSummary): AttemptView {
   return { attempt: a.attempt, status: a.status, reason: a.reason, exitCode: a.exitCode, startedAt: iso(a.startedAtMs), finishedAt: iso(a.finishedAtMs) };

@@ -211,3 +211,27 @@ describe('randomized broadcasts under failure: the checker finds no violation', 
     expect(total('disruptions')).toBeGreaterThan(outcomes.length / 2);
   });
 });
+
+describe('concurrency forbid', () => {
+  it('refuses a second manual run while one is unfinished, from the leader and from a member, and allows it afterwards', async () => {
+    const sim = new SimCluster({ seed: 7, size: 3 });
+    try {
+      sim.start('all');
+      await sim.until(() => sim.agreed() && sim.agreedLeader() !== null, 10_000, 'a leader');
+      const leader = sim.agreedLeader() as string;
+      const member = sim.liveIds().find((id) => id !== leader) as string;
+      await sim.addJob(leader, 'only-one', { cmd: 'sleep:2000', concurrency: 'forbid' });
+      await sim.until(() => sim.store(member).job('only-one') !== undefined, 5_000, 'the job reaching the member');
+      const first = await sim.runJob(member, 'only-one');
+      for (const on of [leader, member]) {
+        const refused = await sim.runJob(on, 'only-one').then(() => null, (err: { code?: string }) => err);
+        expect(refused?.code, `second run from ${on === leader ? 'the leader' : 'a member'}`).toBe('concurrency-forbid');
+      }
+      await sim.until(() => isInstanceFinished(sim.progressSeenBy(leader, first.id)?.status ?? 'pending'), 10_000, 'the first run ending');
+      const second = await sim.runJob(member, 'only-one');
+      expect(second.id).not.toBe(first.id);
+    } finally {
+      sim.dispose();
+    }
+  });
+});

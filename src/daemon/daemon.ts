@@ -257,10 +257,6 @@ export class ChorusDaemon implements ControlPlane {
 
   private async requestInstance(job: string, spec: JobSpec, trigger: 'manual' | 'adhoc'): Promise<InstanceRecord> {
     try {
-      if (trigger === 'manual') {
-        const stored = this.store.job(job);
-        if (stored && this.node.membership.leaderId() === this.node.id) this.node.leader.assertMayStart(stored);
-      }
       return await this.node.requestInstance(job, spec, trigger);
     } catch (err) {
       const code = (err as { code?: unknown }).code;

@@ -222,6 +222,9 @@ export class ChorusNode {
   }
 
   private async createAndAcknowledge(job: string, spec: JobSpec, trigger: InstanceTrigger): Promise<InstanceRecord> {
+    // `forbid` is checked here, where the instance is created, for local and forwarded runs alike.
+    const storedJob = this.deps.store.job(job);
+    if (storedJob && !storedJob.deleted && trigger === 'manual') this.leader.assertMayStart(storedJob);
     const instance = this.leader.createInstance(job, spec, trigger);
     await this.acknowledge(this.recordsOf(instance));
     return instance;
@@ -234,8 +237,6 @@ export class ChorusNode {
       throw new Error('malformed run request');
     }
     if (this.membership.leaderId() !== this.id) throw new NotLeaderError(`not the leader (${this.membership.leaderId() ?? 'none'} is)`);
-    const storedJob = this.deps.store.job(job);
-    if (storedJob && trigger === 'manual') this.leader.assertMayStart(storedJob);
     const instance = await this.createAndAcknowledge(job, parsedSpec.data as JobSpec, trigger);
     this.deps.log.debug({ from, instance: instance.id }, 'run requested by a member');
     return { records: this.recordsOf(instance) };

@@ -5,8 +5,6 @@ export const dataPaths = (dataDir: string) => ({
   nodeInfo: join(dataDir, 'node.json'),
   token: join(dataDir, 'api-token'),
   journal: join(dataDir, 'journal.log'),
-  state: join(dataDir, 'state.json'),
-  logs: join(dataDir, 'logs'),
 });
 
 /** What `node.json` holds: how clients and other nodes find this daemon. */

@@ -14,3 +14,10 @@ function sortKeys(value: unknown): unknown {
   }
   return value;
 }
+
+/** 32-bit FNV-1a of a string: a cheap, stable fingerprint (not for security). */
+export function fnv1a(text: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  return h >>> 0;
+}

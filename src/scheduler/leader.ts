@@ -2,6 +2,7 @@
 // the `node-lost` verdict for subtasks of members that died or left. Every node runs
 // this; only the current leader acts. A brief double leader is harmless: scheduled
 // instance ids are deterministic and merge into one.
+import { fnv1a } from '../records/canonical.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { every } from '../core/clock.js';
 import type { ChorusConfig } from '../core/config.js';
@@ -147,7 +148,7 @@ export class Leader {
         if (!isTerminal(subtask.status) && load.has(nodeId)) load.set(nodeId, (load.get(nodeId) ?? 0) + 1);
       }
     }
-    const spread = (id: string) => hashString(`${instanceId}/${id}`);
+    const spread = (id: string) => fnv1a(`${instanceId}/${id}`);
     return [...eligible].sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || spread(a) - spread(b))[0] as string;
   }
 
@@ -282,10 +283,4 @@ export function newSubtask(instanceId: string, nodeId: string, stamp: SubtaskRec
     reporter: stamp.nodeId,
     stamp,
   };
-}
-
-function hashString(text: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
-  return h >>> 0;
 }

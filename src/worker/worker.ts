@@ -1,6 +1,7 @@
 // Runs this node's own subtasks, and only those (guarantee 2). Every attempt is
 // journalled and fsynced before its command is spawned, and never started twice
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
+import { iso } from '../core/time.js';
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -240,7 +241,6 @@ export class Worker {
   private postInput(instance: InstanceRecord): string {
     const results = instance.targets.map((nodeId) => {
       const s = this.deps.store.subtask(instance.id, nodeId);
-      const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(ms).toISOString());
       return { nodeId, status: s?.status ?? 'pending', attempt: s?.attempt ?? 1, exitCode: s?.exitCode ?? null, reason: s?.reason ?? null, startedAt: iso(s?.startedAtMs), finishedAt: iso(s?.finishedAtMs) };
     });
     return `${JSON.stringify({ instanceId: instance.id, job: instance.job, results })}\n`;
