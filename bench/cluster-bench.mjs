@@ -388,12 +388,23 @@ function sample(letter, metric, value) {
   (b.samples[metric] ??= []).push(value);
 }
 
+// Every daemon of the bench shares one swarm key (a chorus cluster is always closed).
+let swarmKeyFile = null;
+function benchSwarmKey() {
+  if (swarmKeyFile) return swarmKeyFile;
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-key-'));
+  tempRoots.push(dir);
+  swarmKeyFile = join(dir, 'swarm.key');
+  writeFileSync(swarmKeyFile, `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  return swarmKeyFile;
+}
+
 async function startDaemon(d, joinAddrs) {
   mkdirSync(d.dataDir, { recursive: true, mode: 0o700 });
   const logFd = openSync(join(d.dataDir, 'daemon.log'), 'a');
   const args = [
     'daemon', '--data-dir', d.dataDir, '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0',
-    '--name', d.name, '--log-level', opts.logLevel, ...joinAddrs.flatMap((j) => ['--join', j]),
+    '--name', d.name, '--log-level', opts.logLevel, '--swarm-key', benchSwarmKey(), ...joinAddrs.flatMap((j) => ['--join', j]),
   ];
   const t0 = now();
   const [cmd, argv] = opts.sea ? [SEA, args] : [process.execPath, [RUN_JS, ...args]];

@@ -19,8 +19,9 @@
 // jobs a daemon spawned in their own process groups even after the daemon itself was
 // SIGKILLed and they were re-parented (Linux: by scanning /proc).
 import type { NodeInfo } from '../src/daemon/paths.js';
-import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { generateSwarmKey } from '../src/network/swarm-key.js';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -532,6 +533,25 @@ export interface StartDaemonOptions {
   env?: Record<string, string>;
   /** How long to wait for node.json written by this process; default 30 s. */
   readyTimeoutMs?: number;
+  /**
+   * --swarm-key FILE; default: one key shared by every daemon of this test process, so they
+   * form one cluster. null passes no --swarm-key (the daemon uses or creates DIR/swarm.key).
+   */
+  swarmKey?: string | null;
+}
+
+let sharedSwarmKey: Promise<string> | null = null;
+
+/** The swarm key file every test daemon gets unless told otherwise (a cluster is always closed). */
+export function sharedSwarmKeyFile(): Promise<string> {
+  sharedSwarmKey ??= (async () => {
+    const dir = await realpath(await mkdtemp(join(tmpdir(), 'chorus-swarm-')));
+    const path = join(dir, 'swarm.key');
+    await writeFile(path, generateSwarmKey(), { mode: 0o600 });
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    return path;
+  })();
+  return sharedSwarmKey;
 }
 
 export interface DaemonHandle {
@@ -577,6 +597,7 @@ export async function readNodeInfo(dataDir: string): Promise<NodeInfo | null> {
 export async function startDaemon(opts: StartDaemonOptions = {}): Promise<DaemonHandle> {
   const dataDir = opts.dataDir ?? (await tempDir('chorus-node-'));
   await mkdir(dataDir, { recursive: true, mode: 0o700 }); // for daemon.log; the daemon would create it too
+  const swarmKey = opts.swarmKey === undefined ? await sharedSwarmKeyFile() : opts.swarmKey;
   const args = [
     'daemon',
     '--data-dir',
@@ -589,6 +610,7 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<Daemon
     ...(opts.name !== undefined ? ['--name', opts.name] : []),
     ...(opts.tags ?? []).flatMap((t) => ['--tag', t]),
     ...(opts.join ?? []).flatMap((j) => ['--join', j]),
+    ...(swarmKey === null ? [] : ['--swarm-key', swarmKey]),
     ...(opts.extraArgs ?? []),
   ];
   const tag = newTag('daemon');

@@ -13,6 +13,7 @@ import JobList from './job/list.js';
 import JobRm from './job/rm.js';
 import JobRun from './job/run.js';
 import JobShow from './job/show.js';
+import Keygen from './keygen.js';
 import Nodes from './nodes.js';
 import Run from './run.js';
 import Status from './status.js';
@@ -22,6 +23,7 @@ export const COMMANDS = {
   status: Status,
   nodes: Nodes,
   run: Run,
+  keygen: Keygen,
   'job:add': JobAdd,
   'job:list': JobList,
   'job:show': JobShow,

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
 import { ClientCommand } from '../../src/cli/base.js';
 import { formatJob } from '../../src/cli/format.js';
-import { buildSpec } from '../../src/cli/job-spec.js';
+import { buildSpec, checkJobName } from '../../src/cli/job-spec.js';
 
 export default class JobAdd extends ClientCommand {
   static override description = 'Add a job. Without a schedule it runs only with `chorus job run`.';
@@ -31,7 +31,7 @@ export default class JobAdd extends ClientCommand {
     const { args, flags } = await this.parse(JobAdd);
     this.jsonMode = flags.json;
     const spec = buildSpec(flags, Date.now());
-    const job = await (await this.client(flags)).request<JobView>('PUT', `/v1/jobs/${encodeURIComponent(args.name)}`, {
+    const job = await (await this.client(flags)).request<JobView>('PUT', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}`, {
       spec,
       replace: flags.replace,
     });

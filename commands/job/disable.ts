@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
+import { checkJobName } from '../../src/cli/job-spec.js';
 import { ClientCommand } from '../../src/cli/base.js';
 import { formatJob } from '../../src/cli/format.js';
 
@@ -10,7 +11,7 @@ export default class JobDisable extends ClientCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobDisable);
     this.jsonMode = flags.json;
-    const job = await (await this.client(flags)).request<JobView>('POST', `/v1/jobs/${encodeURIComponent(args.name)}/disable`);
+    const job = await (await this.client(flags)).request<JobView>('POST', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/disable`);
     this.output(job, () => `disabled\n${formatJob(job)}`);
   }
 }

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
+import { checkJobName } from '../../src/cli/job-spec.js';
 import { ClientCommand } from '../../src/cli/base.js';
 import { formatJob } from '../../src/cli/format.js';
 
@@ -10,7 +11,7 @@ export default class JobEnable extends ClientCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobEnable);
     this.jsonMode = flags.json;
-    const job = await (await this.client(flags)).request<JobView>('POST', `/v1/jobs/${encodeURIComponent(args.name)}/enable`);
+    const job = await (await this.client(flags)).request<JobView>('POST', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/enable`);
     this.output(job, () => `enabled\n${formatJob(job)}`);
   }
 }

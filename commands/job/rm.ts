@@ -1,4 +1,5 @@
 import { Args } from '@oclif/core';
+import { checkJobName } from '../../src/cli/job-spec.js';
 import { ClientCommand } from '../../src/cli/base.js';
 
 export default class JobRm extends ClientCommand {
@@ -8,7 +9,7 @@ export default class JobRm extends ClientCommand {
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobRm);
     this.jsonMode = flags.json;
-    const result = await (await this.client(flags)).request<{ removed: string }>('DELETE', `/v1/jobs/${encodeURIComponent(args.name)}`);
+    const result = await (await this.client(flags)).request<{ removed: string }>('DELETE', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}`);
     this.output(result, () => `removed ${args.name}`);
   }
 }

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import type { InstanceView } from '../../src/api/views.js';
 import { ClientCommand, followInstance } from '../../src/cli/base.js';
-import { durationFlag } from '../../src/cli/job-spec.js';
+import { durationFlag, checkJobName } from '../../src/cli/job-spec.js';
 
 export default class JobRun extends ClientCommand {
   static override description = 'Start an instance of a job now. With --wait, follow it per node and exit with its outcome.';
@@ -16,7 +16,7 @@ export default class JobRun extends ClientCommand {
     this.jsonMode = flags.json;
     const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
     const client = await this.client(flags);
-    const view = await client.request<InstanceView>('POST', `/v1/jobs/${encodeURIComponent(args.name)}/run`);
+    const view = await client.request<InstanceView>('POST', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/run`);
     this.finish(await followInstance(this, client, view, { wait: flags.wait, timeoutMs, json: flags.json }));
   }
 }

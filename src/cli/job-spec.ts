@@ -3,6 +3,7 @@ import { parseDuration, DurationError } from '../core/duration.js';
 import { ClientError, EXIT } from '../api/client.js';
 import type { JobSpec, Schedule } from '../records/types.js';
 import { validateCron, ScheduleError } from '../scheduler/schedule.js';
+import { jobNameProblem } from '../core/limits.js';
 
 export interface SpecFlags {
   cmd: string;
@@ -21,6 +22,13 @@ export interface SpecFlags {
 
 export function badInput(message: string): ClientError {
   return new ClientError(message, EXIT.badInput, 'bad-input');
+}
+
+/** The job name argument, checked with the API's own rule before anything is sent. */
+export function checkJobName(name: string): string {
+  const problem = jobNameProblem(name);
+  if (problem !== null) throw badInput(problem);
+  return name;
 }
 
 export function durationFlag(name: string, value: string): number {

@@ -13,7 +13,7 @@ import { ApiError, type ControlPlane, type LogView, type StatusView } from '../a
 import { instanceView, jobView, type InstanceView, type JobView, type NodeView, iso } from '../api/views.js';
 import { Libp2pTransport } from '../network/libp2p-transport.js';
 import { loadOrCreatePrivateKey } from '../network/peer-key.js';
-import { readSwarmKey } from '../network/swarm-key.js';
+import { loadOrCreateSwarmKey, readSwarmKey } from '../network/swarm-key.js';
 import { HybridClock } from '../records/hlc.js';
 import { ADHOC_JOB, JOB_NAME_PATTERN } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
@@ -38,7 +38,7 @@ export interface DaemonOptions {
   name: string | null;
   tags: Record<string, string>;
   mdns: boolean;
-  /** Pre-shared key file: only nodes with the same key can connect (libp2p private network). */
+  /** Swarm key file shared by every node; null uses (or creates) DIR/swarm.key. There is no keyless mode. */
   swarmKeyFile: string | null;
   log: Logger;
   config?: Partial<ChorusConfig>;
@@ -79,8 +79,15 @@ export class ChorusDaemon implements ControlPlane {
       const journal = new Journal(paths.journal);
       journal.open();
       const privateKey = await loadOrCreatePrivateKey(options.dataDir);
-      const swarmKey = options.swarmKeyFile === null ? undefined : await readSwarmKey(options.swarmKeyFile);
-      const transport = await Libp2pTransport.create({ privateKey, listen: options.listen, mdns: options.mdns, swarmKey, topics: TOPICS });
+      const swarmKey = await swarmKeyOf(options);
+      const transport = await Libp2pTransport.create({
+        privateKey,
+        listen: options.listen,
+        mdns: options.mdns,
+        swarmKey,
+        topics: TOPICS,
+        onConnectionRefused: (remoteAddr, why) => options.log.warn({ remoteAddr, why }, `refused a connection from ${remoteAddr}: ${why}`),
+      });
       await transport.start();
       const nodeId = transport.localId;
       const hlc = new HybridClock(clock, nodeId);
@@ -390,6 +397,17 @@ function validateSpec(spec: JobSpec): void {
       throw err;
     }
   }
+}
+
+/** The swarm key: the --swarm-key file, or DIR/swarm.key (created on the first start). */
+async function swarmKeyOf(options: DaemonOptions): Promise<Uint8Array> {
+  if (options.swarmKeyFile !== null) return readSwarmKey(options.swarmKeyFile);
+  const path = dataPaths(options.dataDir).swarmKey;
+  const { key, created } = await loadOrCreateSwarmKey(path);
+  if (created) {
+    options.log.info({ swarmKey: path }, `created the swarm key ${path}; start every other node with --swarm-key pointing at a copy of it`);
+  }
+  return key;
 }
 
 async function loadOrCreateToken(path: string): Promise<string> {

@@ -5,6 +5,7 @@ export const dataPaths = (dataDir: string) => ({
   nodeInfo: join(dataDir, 'node.json'),
   token: join(dataDir, 'api-token'),
   journal: join(dataDir, 'journal.log'),
+  swarmKey: join(dataDir, 'swarm.key'),
 });
 
 /** What `node.json` holds: how clients and other nodes find this daemon. */

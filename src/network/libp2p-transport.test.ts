@@ -14,8 +14,11 @@ import type { TransportEvents } from '../core/transport.js';
 import { Libp2pTransport, RemoteHandlerError } from './libp2p-transport.js';
 import type { Libp2pTransportConfig } from './libp2p-transport.js';
 import { loadOrCreatePrivateKey, PEER_KEY_FILE } from './peer-key.js';
+import { generateSwarmKey } from './swarm-key.js';
 
 const TOPIC = 'chorus/test/1';
+const swarmKeyBytes = (text: string) => new TextEncoder().encode(text.trim());
+const TEST_SWARM_KEY = swarmKeyBytes(generateSwarmKey());
 const WAIT_MS = 20_000;
 
 interface Received {
@@ -43,9 +46,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
-async function startNode(opts: { key?: PrivateKey; config?: Partial<Libp2pTransportConfig> } = {}): Promise<TestNode> {
+async function startNode(opts: { key?: PrivateKey; config?: Partial<Libp2pTransportConfig>; swarmKey?: Uint8Array; refused?: string[] } = {}): Promise<TestNode> {
   const key = opts.key ?? (await generateKeyPair('Ed25519'));
-  const transport = await Libp2pTransport.create({ privateKey: key, topics: [TOPIC], config: opts.config });
+  const transport = await Libp2pTransport.create({ privateKey: key, topics: [TOPIC], config: opts.config, swarmKey: opts.swarmKey ?? TEST_SWARM_KEY,
+    onConnectionRefused: (addr, why) => opts.refused?.push(`${addr} ${why}`) });
   const node: TestNode = {
     transport,
     key,
@@ -232,6 +236,47 @@ describe('Libp2pTransport', () => {
     await publishUntilReceived(a, b2, 'a-after-restart');
     await publishUntilReceived(b2, a, 'b2-after-restart');
     expect(a.transport.stats().staleConnectionRepairs).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('the swarm key (a closed cluster)', () => {
+  it('refuses a peer with another key at the connection, and both sides say why with the address', async () => {
+    const refusedA: string[] = [];
+    const refusedB: string[] = [];
+    const a = await startNode({ refused: refusedA });
+    const b = await startNode({ swarmKey: swarmKeyBytes(generateSwarmKey()), refused: refusedB });
+    await expect(b.transport.dialAddr(a.transport.addresses()[0]!)).rejects.toThrow();
+    await waitFor('both refusals', () => refusedA.length > 0 && refusedB.length > 0);
+    expect(refusedA[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+ it has a different swarm key$/);
+    expect(refusedB[0]).toContain('it has a different swarm key');
+    expect(a.connected).toEqual([]);
+    expect(a.transport.stats().refusedConnections).toBeGreaterThan(0);
+    await expect(b.transport.request(a.transport.localId, new Uint8Array([1]), 2000)).rejects.toThrow();
+  });
+
+  it('refuses a client that speaks plain libp2p (no key) and logs its address', async () => {
+    const refused: string[] = [];
+    const a = await startNode({ refused, config: { swarmHandshakeTimeoutMs: 1000 } });
+    const port = Number(a.transport.addresses()[0]!.split('/')[4]);
+    const socket = tcpConnect({ host: '127.0.0.1', port });
+    socket.on('error', () => {}); // the node resets it once it refuses
+    cleanups.push(() => void socket.destroy());
+    // What an unprotected libp2p node sends first: the multistream-select header and noise.
+    socket.write('\x13/multistream/1.0.0\n\x07/noise\n');
+    await waitFor('the refusal', () => refused.length > 0);
+    expect(refused[0]).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+ /);
+    expect(refused[0]).toMatch(/did not prove the swarm key|no swarm key handshake|different swarm key/);
+    expect(a.connected).toEqual([]);
+  });
+
+  it('connects two nodes with the same key', async () => {
+    const a = await startNode();
+    const b = await startNode();
+    expect(await b.transport.dialAddr(a.transport.addresses()[0]!)).toBe(a.transport.localId);
+  });
+
+  it('cannot be created without a key', async () => {
+    await expect(Libp2pTransport.create({ privateKey: await generateKeyPair('Ed25519'), topics: [TOPIC], swarmKey: undefined as unknown as Uint8Array })).rejects.toThrow(/swarm key is required/);
   });
 });
 

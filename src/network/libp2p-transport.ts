@@ -1,7 +1,6 @@
 // The production Transport: gossipsub for best-effort broadcast, a length-prefixed
 // request/response stream protocol for reliable point-to-point calls, over libp2p.
 
-import { preSharedKey } from '@libp2p/pnet';
 import { gossipsub, StrictSign } from '@libp2p/gossipsub';
 import type { GossipSub, Message } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
@@ -18,6 +17,7 @@ import { createLibp2p } from 'libp2p';
 import type { Identify } from '@libp2p/identify';
 import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import type { Transport, TransportEvents } from '../core/transport.js';
+import { swarmGuard } from './swarm-guard.js';
 
 export const RPC_PROTOCOL = '/chorus/rpc/1.0.0';
 const PING_PROTOCOL = '/ipfs/ping/1.0.0';
@@ -52,6 +52,8 @@ export interface Libp2pTransportConfig {
    * between (anti-entropy repairs it); too short risks reconnecting a peer that was fine.
    */
   gossipStreamSettleMs: number;
+  /** How long a new connection gets to prove it has the swarm key before it is refused. */
+  swarmHandshakeTimeoutMs: number;
 }
 
 export const DEFAULT_TRANSPORT_CONFIG: Libp2pTransportConfig = {
@@ -62,6 +64,7 @@ export const DEFAULT_TRANSPORT_CONFIG: Libp2pTransportConfig = {
   staleProbeTimeoutMs: 3_000,
   repairStaleConnections: true,
   gossipStreamSettleMs: 2_000,
+  swarmHandshakeTimeoutMs: 5_000,
 };
 
 export interface Libp2pTransportOptions {
@@ -70,8 +73,10 @@ export interface Libp2pTransportOptions {
   listen?: string[];
   /** Find peers on the LAN by multicast DNS and dial them. */
   mdns?: boolean;
-  /** Contents of a swarm key file: only nodes with the same key can connect (libp2p private network). */
-  swarmKey?: Uint8Array;
+  /** Contents of the swarm key file: only nodes with the same key can connect. Required: a cluster is always closed. */
+  swarmKey: Uint8Array;
+  /** Told of every connection refused for want of the swarm key, with the peer's address. */
+  onConnectionRefused?: (remoteAddr: string, why: string) => void;
   /** Gossip topics this node subscribes to at start. */
   topics: string[];
   config?: Partial<Libp2pTransportConfig>;
@@ -83,6 +88,8 @@ export interface TransportStats {
   publishFailures: number;
   droppedBeforeHandlers: number;
   staleConnectionRepairs: number;
+  /** Connections refused because the other side did not prove the swarm key. */
+  refusedConnections: number;
 }
 
 /** The remote handler threw; `message` is the remote error's message. */
@@ -109,18 +116,23 @@ export class Libp2pTransport implements Transport {
     publishFailures: 0,
     droppedBeforeHandlers: 0,
     staleConnectionRepairs: 0,
+    refusedConnections: 0,
   };
 
   private constructor(
     private readonly node: Node,
     private readonly topics: readonly string[],
     private readonly config: Libp2pTransportConfig,
+    private readonly refused: { count: number },
   ) {
     this.localId = node.peerId.toString();
   }
 
   static async create(opts: Libp2pTransportOptions): Promise<Libp2pTransport> {
     const config = { ...DEFAULT_TRANSPORT_CONFIG, ...opts.config };
+    if (!(opts.swarmKey instanceof Uint8Array) || opts.swarmKey.byteLength === 0) throw new TypeError('a swarm key is required: a chorus cluster is always closed');
+    // Counted before the transport object exists: the protector is built with the node.
+    const refused = { count: 0 };
     const node = await createLibp2p<Services>({
       start: false,
       privateKey: opts.privateKey,
@@ -129,7 +141,14 @@ export class Libp2pTransport implements Transport {
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       peerDiscovery: opts.mdns === true ? [mdns()] : [],
-      ...(opts.swarmKey ? { connectionProtector: preSharedKey({ psk: opts.swarmKey }) } : {}),
+      connectionProtector: swarmGuard({
+        psk: opts.swarmKey,
+        handshakeTimeoutMs: config.swarmHandshakeTimeoutMs,
+        onRefused: (remoteAddr, why) => {
+          refused.count++;
+          opts.onConnectionRefused?.(remoteAddr, why);
+        },
+      }),
       connectionManager: {
         // Many daemons share one host in tests and small deployments: the default
         // per-host rate limit (5 connections/s) and caps would refuse their dials.
@@ -162,7 +181,7 @@ export class Libp2pTransport implements Transport {
         }),
       },
     });
-    return new Libp2pTransport(node, [...opts.topics], config);
+    return new Libp2pTransport(node, [...opts.topics], config, refused);
   }
 
   async start(): Promise<void> {
@@ -189,7 +208,7 @@ export class Libp2pTransport implements Transport {
   }
 
   stats(): TransportStats {
-    return { ...this.counters };
+    return { ...this.counters, refusedConnections: this.refused.count };
   }
 
   publish(topic: string, data: Uint8Array): void {

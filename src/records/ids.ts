@@ -10,5 +10,5 @@ export function randomInstanceId(): string {
   return randomBytes(8).toString('hex');
 }
 
-export const JOB_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export { JOB_NAME_PATTERN } from '../core/limits.js';
 export const ADHOC_JOB = '(ad hoc)';
