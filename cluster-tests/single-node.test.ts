@@ -23,7 +23,7 @@ import {
 
 useProcessCleanup();
 
-const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, timedOut: 124 };
+const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, unauthorised: 4, timedOut: 124 };
 
 /** A single-quoted shell word (for paths inside --cmd). */
 const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -295,13 +295,13 @@ describe('one daemon, driven through the CLI', () => {
       expect(byEnv.json<StatusView>().nodeId).toBe(d.nodeId);
     });
 
-    it('a wrong token is bad input (2), and says the token was refused', async () => {
+    it('a wrong token is not authorised (4), and says the token was refused', async () => {
       const r = await cli(['status', '--api', d.info.api, '--token', 'wrong-token']);
-      expectExit(r, EXIT.badInput);
+      expectExit(r, EXIT.unauthorised);
       expect(r.stderr).toMatch(/refused the API token/);
       const j = await cli(['status', '--api', d.info.api, '--token', 'wrong-token', '--json']);
-      expectExit(j, EXIT.badInput);
-      expect(j.json()).toMatchObject({ error: 'unauthorized', exitCode: EXIT.badInput });
+      expectExit(j, EXIT.unauthorised);
+      expect(j.json()).toMatchObject({ error: 'unauthorized', exitCode: EXIT.unauthorised });
     });
 
     it('--api without a token is bad input (2)', async () => {
@@ -317,22 +317,22 @@ describe('daemon lifecycle', () => {
     const empty = await tempDir('chorus-empty-');
     const r = await cli(['status'], { dataDir: empty });
     expectExit(r, EXIT.unreachable);
-    expect(r.stderr).toMatch(/no chorus daemon has started/);
+    expect(r.stderr).toMatch(/no chorus daemon is running/);
     expect(r.stderr).toContain('node.json');
     const j = await cli(['job', 'list', '--json'], { dataDir: empty });
     expectExit(j, EXIT.unreachable);
     expect(j.json()).toMatchObject({ exitCode: EXIT.unreachable });
   });
 
-  it('SIGTERM exits 0; the stopped daemon, whose node.json remains, is unreachable (3)', async () => {
+  it('SIGTERM exits 0 and removes node.json; the stopped daemon is unreachable (3)', async () => {
     const d = await startDaemon();
     const exit = await d.stop();
     expect(exit, d.logs()).toEqual({ exitCode: 0, signal: null });
-    expect(existsSync(join(d.dataDir, 'node.json'))).toBe(true);
+    expect(existsSync(join(d.dataDir, 'node.json'))).toBe(false);
 
     const r = await d.cli(['status']);
     expectExit(r, EXIT.unreachable);
-    expect(r.stderr).toMatch(/cannot reach the chorus daemon/);
+    expect(r.stderr).toMatch(/no chorus daemon is running/);
     const j = await d.cli(['job', 'run', 'x', '--wait', '--json']);
     expectExit(j, EXIT.unreachable);
     expect(j.json()).toMatchObject({ error: 'unreachable', exitCode: EXIT.unreachable });

@@ -1,5 +1,6 @@
 import { Command, Flags } from '@oclif/core';
 import { resolve } from 'node:path';
+import { multiaddr } from '@multiformats/multiaddr';
 import { ClientError, defaultDataDir, EXIT } from '../src/api/client.js';
 import { badInput, parseTags } from '../src/cli/job-spec.js';
 
@@ -23,6 +24,8 @@ export default class Daemon extends Command {
   async run(): Promise<void> {
     const { flags } = await this.parse(Daemon);
     const { apiHost, apiPort } = parseApi(flags.api);
+    for (const address of flags.listen) checkMultiaddr('--listen', address);
+    for (const address of flags.join ?? []) checkMultiaddr('--join', address);
     const { runDaemon, DaemonStartError } = await import('../src/daemon/main.js');
     try {
       await runDaemon({
@@ -42,7 +45,7 @@ export default class Daemon extends Command {
     } catch (err) {
       if (err instanceof DaemonStartError) {
         process.stderr.write(`Error: ${err.message}\n`);
-        this.exit(EXIT.failed);
+        this.exit(err.exitCode === 2 ? EXIT.badInput : EXIT.failed);
       }
       throw err;
     }
@@ -54,6 +57,19 @@ export default class Daemon extends Command {
       return this.exit(err.exitCode);
     }
     return super.catch(err);
+  }
+}
+
+/** A --listen or --join value must be a TCP multiaddr, like /ip4/10.0.0.5/tcp/7400. */
+function checkMultiaddr(flag: string, value: string): void {
+  let protocols: string[];
+  try {
+    protocols = multiaddr(value).getComponents().map((c) => c.name);
+  } catch (err) {
+    throw badInput(`${flag} ${value}: not a multiaddr (${(err as Error).message}); write it like /ip4/10.0.0.5/tcp/7400`);
+  }
+  if (!protocols.includes('tcp') || !protocols.some((p) => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(p))) {
+    throw badInput(`${flag} ${value}: give an address and a TCP port, like /ip4/10.0.0.5/tcp/7400`);
   }
 }
 

@@ -6,7 +6,11 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { dataPaths, type NodeInfo } from '../daemon/paths.js';
 
-export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, timedOut: 124 } as const;
+export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, unauthorised: 4, timedOut: 124 } as const;
+
+/** Header every chorus daemon sets on its answers; one without it is another server. */
+const CHORUS_HEADER = 'x-chorus-version';
+const ERRORS_HEADER = 'x-chorus-errors';
 
 const NO_LEADER_RETRY_MS = 5000;
 
@@ -37,14 +41,19 @@ export function defaultDataDir(): string {
   return process.env.CHORUS_DATA_DIR ?? join(homedir(), '.chorus');
 }
 
-export async function resolveEndpoint(flags: EndpointFlags): Promise<Endpoint> {
+export async function resolveEndpoint(flags: EndpointFlags, note: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<Endpoint> {
   const api = flags.api ?? process.env.CHORUS_API;
+  if (api !== undefined) normaliseApi(api); // a bad --api is bad input, whichever else is given
   if (api !== undefined && flags.dataDir === undefined) {
     const token = flags.token ?? process.env.CHORUS_TOKEN;
     if (!token) throw new ClientError(`--api ${api} needs a token: pass --token or set CHORUS_TOKEN`, EXIT.badInput);
     return { api: normaliseApi(api), token, source: `--api ${api}` };
   }
   const dataDir = resolve(flags.dataDir ?? defaultDataDir());
+  if (api !== undefined) {
+    const tokenFrom = (flags.token ?? process.env.CHORUS_TOKEN) ? '--token' : `the token in ${dataDir}`;
+    note(`note: both --api and --data-dir are given: using the daemon at --api ${api}, with ${tokenFrom}`);
+  }
   const paths = dataPaths(dataDir);
   let info: NodeInfo;
   try {
@@ -53,9 +62,17 @@ export async function resolveEndpoint(flags: EndpointFlags): Promise<Endpoint> {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
     throw new ClientError(
       missing
-        ? `no chorus daemon has started in ${dataDir} (there is no node.json). Start one with: chorus daemon --data-dir ${dataDir}`
+        ? `no chorus daemon is running for ${dataDir} (there is no node.json). Start one with: chorus daemon --data-dir ${dataDir}`
         : `cannot read ${paths.nodeInfo}: ${(err as Error).message}`,
       EXIT.unreachable,
+    );
+  }
+  if (api === undefined && typeof info.pid === 'number' && !processExists(info.pid)) {
+    throw new ClientError(
+      `the chorus daemon of ${dataDir} is not running: ${paths.nodeInfo} names pid ${info.pid}, which is gone ` +
+        `(the daemon was killed and left the file behind). Start it again with: chorus daemon --data-dir ${dataDir}`,
+      EXIT.unreachable,
+      'unreachable',
     );
   }
   let token = flags.token ?? process.env.CHORUS_TOKEN;
@@ -70,8 +87,30 @@ export async function resolveEndpoint(flags: EndpointFlags): Promise<Endpoint> {
 }
 
 function normaliseApi(api: string): string {
-  const withScheme = /^https?:\/\//.test(api) ? api : `http://${api}`;
-  return withScheme.replace(/\/+$/, '');
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(api) ? api : `http://${api}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ClientError(`--api ${api} is not a URL: write it like http://127.0.0.1:7410 or 127.0.0.1:7410`, EXIT.badInput, 'bad-input');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ClientError(`--api ${api}: only http:// and https:// URLs are understood`, EXIT.badInput, 'bad-input');
+  }
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+    throw new ClientError(`--api ${api}: give only the scheme, host and port (like http://127.0.0.1:7410), no path`, EXIT.badInput, 'bad-input');
+  }
+  return `${url.protocol}//${url.host}`;
+}
+
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 interface ErrorBody {
@@ -108,10 +147,30 @@ export class ChorusClient {
       throw this.unreachable(err as Error);
     }
     const text = await response.text();
+    if (response.headers.get(CHORUS_HEADER) === null) {
+      throw new ClientError(
+        `${this.endpoint.api} (found from ${this.endpoint.source}) is not a chorus daemon: it answered HTTP ${response.status} without the ${CHORUS_HEADER} header`,
+        EXIT.unreachable,
+        'not-chorus',
+      );
+    }
     const parsed = parseJson(text);
+    this.reportLeftOut(response.headers.get(ERRORS_HEADER));
     if (response.ok) return parsed as T;
     throw errorFromResponse(response.status, (parsed ?? {}) as ErrorBody, this.endpoint);
   }
+
+  /** A listing that left records out says so on stderr (stdout keeps exactly one document). */
+  private reportLeftOut(header: string | null): void {
+    if (header === null) return;
+    const errors = parseJson(header);
+    if (!Array.isArray(errors)) return;
+    for (const e of errors as { kind?: string; key?: string; message?: string }[]) {
+      this.warn(`warning: ${e.kind} ${e.key} cannot be shown (${e.message}); it is left out. The daemon's log has the details.`);
+    }
+  }
+
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`);
 
   private unreachable(err: Error): ClientError {
     const cause = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? err.name;
@@ -136,8 +195,9 @@ function errorFromResponse(status: number, body: ErrorBody, endpoint: Endpoint):
   const message = body.message ?? `the daemon answered HTTP ${status}`;
   const code = body.error ?? `http-${status}`;
   if (status === 401) {
-    return new ClientError(`the daemon at ${endpoint.api} refused the API token (${message}); check --token or the data directory`, EXIT.badInput, code);
+    return new ClientError(`the daemon at ${endpoint.api} refused the API token (${message}); check --token or the data directory`, EXIT.unauthorised, code);
   }
+  if (status === 403) return new ClientError(`not allowed: ${message}`, EXIT.unauthorised, code);
   if (status === 400 || status === 404 || status === 413) return new ClientError(message, EXIT.badInput, code);
   return new ClientError(message, EXIT.failed, code);
 }

@@ -30,6 +30,8 @@ export interface StatusView {
   records: number;
   /** Counters of the membership, replication and network layers (dropped, rejected, stalls...). */
   counters: Record<string, number>;
+  /** Records this node holds but cannot show (newest last, bounded); see the log for each. */
+  errors: ViewError[];
   memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
 }
 
@@ -43,17 +45,30 @@ export interface LogView {
   stderrDroppedBytes: number;
 }
 
+/** A record that cannot be shown: named, so one bad record never hides the rest. */
+export interface ViewError {
+  kind: 'job' | 'instance';
+  key: string;
+  message: string;
+}
+
+/** A listing and the records it had to leave out (sent as the X-Chorus-Errors header). */
+export interface Listing<T> {
+  items: T[];
+  errors: ViewError[];
+}
+
 export interface ControlPlane {
   status(): StatusView;
   nodes(): NodeView[];
-  listJobs(): JobView[];
+  listJobs(): Listing<JobView>;
   getJob(name: string): JobView;
   putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView>;
   removeJob(name: string): Promise<void>;
   setJobEnabled(name: string, enabled: boolean): Promise<JobView>;
   runJob(name: string): Promise<InstanceView>;
   runAdhoc(spec: JobSpec): Promise<InstanceView>;
-  listInstances(filter: { job?: string; limit: number }): InstanceView[];
+  listInstances(filter: { job?: string; limit: number }): Listing<InstanceView>;
   getInstance(id: string): InstanceView;
   /** Resolves with the instance as soon as its view differs from `version`, or after `waitMs`. */
   watchInstance(id: string, version: string | null, waitMs: number): Promise<InstanceView>;

@@ -5,7 +5,15 @@ import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { jobSpecSchema } from '../records/validate.js';
-import { ApiError, type ControlPlane } from './control-plane.js';
+import { ApiError, type ControlPlane, type Listing } from './control-plane.js';
+import type { Logger } from '../core/log.js';
+import { CHORUS_VERSION } from '../core/version.js';
+
+/** Set on every answer, so a client can tell a chorus daemon from another server. */
+export const CHORUS_HEADER = 'x-chorus-version';
+/** Records a listing had to leave out, as JSON ([{kind, key, message}]). */
+export const ERRORS_HEADER = 'x-chorus-errors';
+const MAX_ERRORS_HEADER_BYTES = 4096;
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_WAIT_MS = 30_000;
@@ -22,10 +30,11 @@ export class ApiServer {
   constructor(
     private readonly plane: ControlPlane,
     private readonly token: string,
+    private readonly log: Logger,
   ) {
     this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
     this.route('GET', /^\/v1\/nodes$/, async () => this.plane.nodes());
-    this.route('GET', /^\/v1\/jobs$/, async () => this.plane.listJobs());
+    this.route('GET', /^\/v1\/jobs$/, async () => listed(this.plane.listJobs()));
     this.route('GET', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => this.plane.getJob(name as string));
     this.route('PUT', /^\/v1\/jobs\/([^/]+)$/, async (req, [name]) => {
       const body = parse(putJobBody, await readJson(req));
@@ -41,7 +50,7 @@ export class ApiServer {
     this.route('POST', /^\/v1\/jobs\/([^/]+)\/run$/, async (_r, [name]) => this.plane.runJob(name as string));
     this.route('POST', /^\/v1\/run$/, async (req) => this.plane.runAdhoc(parse(runBody, await readJson(req)).spec));
     this.route('GET', /^\/v1\/instances$/, async (_r, _p, q) =>
-      this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) }),
+      listed(this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) })),
     );
     this.route('GET', /^\/v1\/instances\/([^/]+)$/, async (_r, [id], q) => {
       const waitMs = intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS);
@@ -83,26 +92,65 @@ export class ApiServer {
       if (matches.length === 0) throw new ApiError(404, 'not-found', `no such endpoint: ${path}`);
       const route = matches.find((r) => r.method === req.method);
       if (!route) throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed on ${path}`);
-      const params = (route.pattern.exec(path) ?? []).slice(1).map((p) => decodeURIComponent(p));
-      send(res, 200, await route.handler(req, params, url.searchParams));
+      const params = (route.pattern.exec(path) ?? []).slice(1).map(decodePathPart);
+      const result = await route.handler(req, params, url.searchParams);
+      if (result instanceof ListedResult) return send(res, 200, result.listing.items, errorsHeader(result.listing));
+      send(res, 200, result);
     } catch (err) {
+      const status = err instanceof ApiError ? err.status : 500;
+      if (status >= 500) this.log.error({ err, method: req.method, url: req.url, status }, `API ${req.method} ${req.url} failed with ${status}`);
       if (err instanceof ApiError) return send(res, err.status, { error: err.code, message: err.message });
       send(res, 500, { error: 'internal', message: (err as Error).message });
     }
   }
 
   private authorized(req: IncomingMessage): boolean {
-    const header = req.headers.authorization ?? '';
-    const presented = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+    const match = /^bearer +(.*)$/i.exec(req.headers.authorization ?? '');
+    const presented = Buffer.from(match ? (match[1] as string).trim() : '');
     const expected = Buffer.from(this.token);
     return presented.length === expected.length && timingSafeEqual(presented, expected);
   }
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    [CHORUS_HEADER]: CHORUS_VERSION,
+    ...extraHeaders,
+  });
   res.end(text);
+}
+
+/** A listing: its items are the body, the records it left out go in a header. */
+class ListedResult {
+  constructor(readonly listing: Listing<unknown>) {}
+}
+
+function listed(listing: Listing<unknown>): ListedResult {
+  return new ListedResult(listing);
+}
+
+function errorsHeader(listing: Listing<unknown>): Record<string, string> {
+  if (listing.errors.length === 0) return {};
+  const errors = [...listing.errors];
+  let text = JSON.stringify(errors);
+  while (Buffer.byteLength(text) > MAX_ERRORS_HEADER_BYTES && errors.length > 1) {
+    errors.pop();
+    text = JSON.stringify(errors);
+  }
+  // Header values are ASCII: escape everything else.
+  return { [ERRORS_HEADER]: text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) };
+}
+
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new ApiError(400, 'bad-request', `malformed percent-escape in the path: ${part}`);
+  }
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

@@ -5,6 +5,7 @@ import type { MemberInfo } from '../cluster/view.js';
 import { deriveInstanceProgress, type InstanceSteps } from '../records/status.js';
 import type { AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
 import { nextFireAfter } from '../scheduler/schedule.js';
+import { liveSpec } from '../records/types.js';
 
 export interface AttemptView {
   attempt: number;
@@ -52,6 +53,8 @@ export interface StepView extends AttemptView {
 
 export interface JobView {
   name: string;
+  /** The job's definition as `PUT /v1/jobs/NAME` takes it ({"spec": ...} is a valid PUT body). */
+  spec: JobSpec;
   cmd: string;
   type: JobSpec['type'];
   schedule: JobSpec['schedule'];
@@ -134,10 +137,11 @@ export function describeSchedule(schedule: JobSpec['schedule']): string | null {
 }
 
 export function jobView(job: JobRecord, nowMs: number): JobView {
-  const { spec } = job;
+  const spec = liveSpec(job);
   const next = job.enabled && spec.schedule ? nextFireAfter(spec.schedule, job.createdAtMs, nowMs) : null;
   return {
     name: job.name,
+    spec,
     cmd: spec.cmd,
     type: spec.type,
     schedule: spec.schedule,

@@ -2,7 +2,7 @@
 // ClientError with exit code 2 and a message that names the flag.
 import { describe, expect, it } from 'vitest';
 import { ClientError, EXIT } from '../api/client.js';
-import { buildSpec, parseTags, type SpecFlags } from './job-spec.js';
+import { buildSpec, checkJobName, parseTags, type SpecFlags } from './job-spec.js';
 
 const NOW = Date.parse('2026-01-15T10:00:00Z');
 
@@ -119,5 +119,32 @@ describe('parseTags', () => {
 
   it('names the flag it was given in its errors', () => {
     expect(() => parseTags(['nope'], '--node-tag')).toThrow(/--node-tag nope: write it as KEY=VALUE, for example --node-tag role=web/);
+  });
+});
+
+describe('documented bounds (README "Limits")', () => {
+  it.each([
+    [{ cmd: 'true', every: '100000000d' }, /--every 100000000d: at most 365d/],
+    [{ cmd: 'true', every: '500ms' }, /--every 500ms: at least 1s/],
+    [{ cmd: 'true', timeout: '366d' }, /--timeout 366d: at most 365d/],
+    [{ cmd: 'true', at: '2025-01-15T10:00:00Z' }, /--at 2025-01-15T10:00:00Z: that is in the past, more than 1h ago/],
+    [{ cmd: 'true', at: '2040-01-15T10:00:00Z' }, /more than 10 years ahead/],
+    [{ cmd: 'true', at: '+3651d' }, /--at 3651d: at most 365d/],
+  ])('%j is bad input: %s', (flags, message) => {
+    const err = badInputError(flags);
+    expect(err.exitCode).toBe(EXIT.badInput);
+    expect(err.message).toMatch(message);
+  });
+
+  it('accepts the edges: --every 1s, --timeout 365d and 25d, --at within the last hour', () => {
+    expect(buildSpec({ cmd: 'true', every: '1s' }, NOW).schedule).toEqual({ kind: 'every', intervalMs: 1000 });
+    expect(buildSpec({ cmd: 'true', timeout: '365d' }, NOW).timeoutMs).toBe(365 * 86_400_000);
+    expect(buildSpec({ cmd: 'true', timeout: '25d' }, NOW).timeoutMs).toBe(25 * 86_400_000);
+    expect(buildSpec({ cmd: 'true', at: '2026-01-15T09:30:00Z' }, NOW).schedule).toEqual({ kind: 'at', atMs: NOW - 30 * 60_000 });
+  });
+
+  it('checks job names with the API rule', () => {
+    for (const name of ['.', '..', '', 'a/b', '-x', 'x'.repeat(65)]) expect(() => checkJobName(name)).toThrow(/bad job name/);
+    expect(checkJobName('disk-report.v2_1')).toBe('disk-report.v2_1');
   });
 });

@@ -3,7 +3,9 @@ import { parseDuration, DurationError } from '../core/duration.js';
 import { ClientError, EXIT } from '../api/client.js';
 import type { JobSpec, Schedule } from '../records/types.js';
 import { validateCron, ScheduleError } from '../scheduler/schedule.js';
-import { jobNameProblem } from '../core/limits.js';
+import { atProblem, jobNameProblem, MAX_DURATION_MS, MIN_EVERY_MS } from '../core/limits.js';
+import { defaultConfig } from '../core/config.js';
+import { formatDurationUnits } from '../core/duration.js';
 
 export interface SpecFlags {
   cmd: string;
@@ -31,13 +33,18 @@ export function checkJobName(name: string): string {
   return name;
 }
 
-export function durationFlag(name: string, value: string): number {
+/** A duration flag, within the documented bounds (at most 365d; `minMs` and up). */
+export function durationFlag(name: string, value: string, minMs = 1): number {
+  let ms: number;
   try {
-    return parseDuration(value);
+    ms = parseDuration(value);
   } catch (err) {
     if (err instanceof DurationError) throw badInput(`--${name}: ${err.message}`);
     throw err;
   }
+  if (ms > MAX_DURATION_MS) throw badInput(`--${name} ${value}: at most ${formatDurationUnits(MAX_DURATION_MS)} (365 days)`);
+  if (ms < minMs) throw badInput(`--${name} ${value}: at least ${formatDurationUnits(minMs)}`);
+  return ms;
 }
 
 export function parseTags(values: string[] | undefined, flag = '--tag'): Record<string, string> {
@@ -63,7 +70,7 @@ export function parseSchedule(flags: SpecFlags, nowMs: number): Schedule | null 
     }
     return { kind: 'cron', expr: flags.cron.trim(), tz: flags.tz ?? null };
   }
-  if (flags.every !== undefined) return { kind: 'every', intervalMs: durationFlag('every', flags.every) };
+  if (flags.every !== undefined) return { kind: 'every', intervalMs: durationFlag('every', flags.every, MIN_EVERY_MS) };
   if (flags.at !== undefined) return { kind: 'at', atMs: parseAt(flags.at, nowMs) };
   return null;
 }
@@ -75,6 +82,8 @@ function parseAt(value: string, nowMs: number): number {
   if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(atMs)) {
     throw badInput(`--at ${value}: write a time like 2026-12-01T03:00:00Z (ISO 8601) or a delay like +10m`);
   }
+  const problem = atProblem(atMs, nowMs, defaultConfig.misfireGraceMs);
+  if (problem !== null) throw badInput(`--at ${value}: ${problem}`);
   return atMs;
 }
 

@@ -401,12 +401,19 @@ describe('cluster simulation', () => {
         kind: 'subtask',
         record: { ...genuine, status: 'succeeded', exitCode: 0, finishedAtMs: sim.now(), stamp: { ...genuine.stamp, wallMs: sim.now() + 1 }, ...extra },
       });
+      const poisonJob = (name: string, schedule: unknown) => ({
+        kind: 'job',
+        record: { ...sim.store('n02').job('target'), name, stamp: { wallMs: sim.now(), counter: 0, nodeId: 'x-rogue' }, spec: { ...sim.store('n02').job('target')?.spec, schedule } },
+      });
       const records = [
         Uint8Array.from({ length: 64 }, () => rng.int(0, 255)), // random bytes: 1 rejection (not an array)
         enc({ records: 5 }), // 1
         enc({ records: [{ kind: 'job' }, { nope: true }, 7] }), // 3
         enc({ records: [forged({ reporter: 'x-rogue' })] }), // a terminal report by a non-owner: 1
         enc({ records: [forged({ reporter: 'n04' })] }), // claims to be the owner, sent by someone else: 1
+        // Poison jobs the API refuses (--every 100000000d, atMs = 2^53-1): 1 each, never stored.
+        enc({ records: [poisonJob('poison-every', { kind: 'every', intervalMs: 100_000_000 * 86_400_000 })] }),
+        enc({ records: [poisonJob('poison-at', { kind: 'at', atMs: Number.MAX_SAFE_INTEGER })] }),
       ];
       for (const data of records) rogue.publish(RECORDS_TOPIC, data);
       const heartbeats = [
@@ -430,7 +437,9 @@ describe('cluster simulation', () => {
 
       victims.forEach((v, i) => {
         const extra = v === 'n03' ? 1 : 0; // the forged push
-        expect(sim.node(v).replicator.counters.recordsRejected - (rejectedBefore[i] as number)).toBe(7 + extra);
+        expect(sim.node(v).replicator.counters.recordsRejected - (rejectedBefore[i] as number)).toBe(9 + extra);
+        expect(sim.store(v).job('poison-every')).toBeUndefined();
+        expect(sim.store(v).job('poison-at')).toBeUndefined();
         expect(sim.node(v).membership.counters.malformedHeartbeats - (malformedBefore[i] as number)).toBe(3);
       });
       for (const id of sim.liveIds()) expect(sim.store(id).subtask(instance.id, 'n04')?.status).toBe('running');

@@ -34,3 +34,16 @@ export function formatDuration(ms: number): string {
   const hours = Math.floor(minutes / 60);
   return `${hours}h${minutes % 60 ? `${minutes % 60}m` : ''}`;
 }
+
+/** A duration in the units `parseDuration` reads back: 25d, 1d2h, 1h30m, 1m30s, 1s500ms. */
+export function formatDurationUnits(ms: number): string {
+  if (!Number.isFinite(ms) || ms <= 0) return `${ms}ms`;
+  let rest = Math.round(ms);
+  const parts: string[] = [];
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]] as const) {
+    const n = Math.floor(rest / size);
+    if (n > 0) parts.push(`${n}${unit}`);
+    rest -= n * size;
+  }
+  return parts.join('');
+}

@@ -2,6 +2,8 @@
 // where a value enters (the CLI, the API, and the record validator for the network and
 // the state file), so no peer can store what the API would refuse. See README "Limits".
 
+import { formatDurationUnits } from './duration.js';
+
 const DAY_MS = 86_400_000;
 
 /** Longest duration anywhere (--timeout, --cmd-timeout, --every, a wait's --timeout): 365 days. */
@@ -23,4 +25,13 @@ export function jobNameProblem(name: string): string | null {
   if (JOB_NAME_PATTERN.test(name)) return null;
   const shown = JSON.stringify(name);
   return `bad job name ${shown}: use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit`;
+}
+
+/** Why an --at time is refused: too far in the past (beyond the misfire window) or ahead. */
+export function atProblem(atMs: number, nowMs: number, misfireWindowMs: number): string | null {
+  if (atMs < nowMs - misfireWindowMs) {
+    return `that is in the past, more than ${formatDurationUnits(misfireWindowMs)} ago (a time within the last ${formatDurationUnits(misfireWindowMs)} runs once, at once)`;
+  }
+  if (atMs > nowMs + MAX_AT_AHEAD_MS) return 'that is more than 10 years ahead';
+  return null;
 }

@@ -1,6 +1,6 @@
 // One chorus node: wires the store, journal, network, membership, leader, worker and
 // control API together, in one place, with a start/stop lifecycle.
-import { mkdir, readFile, stat, chmod } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, chmod } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Clock } from '../core/clock.js';
@@ -9,16 +9,17 @@ import { defaultConfig, type ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import { CHORUS_VERSION } from '../core/version.js';
 import { ApiServer } from '../api/server.js';
-import { ApiError, type ControlPlane, type LogView, type StatusView } from '../api/control-plane.js';
+import { ApiError, type ControlPlane, type Listing, type LogView, type StatusView, type ViewError } from '../api/control-plane.js';
 import { instanceView, jobView, type InstanceView, type JobView, type NodeView, iso } from '../api/views.js';
 import { Libp2pTransport } from '../network/libp2p-transport.js';
 import { loadOrCreatePrivateKey } from '../network/peer-key.js';
 import { loadOrCreateSwarmKey, readSwarmKey } from '../network/swarm-key.js';
 import { HybridClock } from '../records/hlc.js';
-import { ADHOC_JOB, JOB_NAME_PATTERN } from '../records/ids.js';
+import { ADHOC_JOB } from '../records/ids.js';
+import { atProblem, jobNameProblem } from '../core/limits.js';
 import { isInstanceFinished } from '../records/status.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord } from '../records/types.js';
-import { validateCron, ScheduleError } from '../scheduler/schedule.js';
+import { liveSpec } from '../records/types.js';
 import { DataDirLock } from '../store/lock.js';
 import { Journal } from '../store/journal.js';
 import { RecordStore } from '../store/record-store.js';
@@ -28,6 +29,20 @@ import { WriteNotReplicatedError } from '../cluster/replicator.js';
 import { RpcError } from '../cluster/rpc.js';
 import { dataPaths, type NodeInfo } from './paths.js';
 import { versionOf } from '../api/version-of.js';
+
+/** A flag whose value cannot work (the daemon exits 2, naming the flag). */
+export class DaemonFlagError extends Error {}
+
+/** --join retries: backoff from 250 ms doubling to 5 s; a still-failing join is logged once a minute. */
+const JOIN_RETRY = { joinRetryBaseMs: 250, joinRetryMaxMs: 5000, joinRetryReportMs: 60_000 };
+
+function inUse(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException | undefined;
+  return e?.code === 'EADDRINUSE' || /EADDRINUSE/.test(e?.message ?? '');
+}
+
+/** Unshowable records remembered for `chorus status`. */
+const MAX_VIEW_ERRORS = 50;
 
 export interface DaemonOptions {
   dataDir: string;
@@ -49,6 +64,8 @@ export interface DaemonOptions {
 export class ChorusDaemon implements ControlPlane {
   private readonly startedAtMs: number;
   private readonly watchers = new Map<string, Set<() => void>>();
+  /** Records that could not be shown, by kind/key, oldest first (bounded). */
+  private readonly viewErrors = new Map<string, ViewError>();
   private apiUrl = '';
   private lock: DataDirLock | null = null;
   private stopping = false;
@@ -64,7 +81,7 @@ export class ChorusDaemon implements ControlPlane {
     token: string,
   ) {
     this.startedAtMs = clock.now();
-    this.api = new ApiServer(this, token);
+    this.api = new ApiServer(this, token, options.log);
   }
 
   static async start(options: DaemonOptions): Promise<ChorusDaemon> {
@@ -74,8 +91,16 @@ export class ChorusDaemon implements ControlPlane {
     await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
     const lock = DataDirLock.acquire(options.dataDir);
     try {
+      // We hold the lock, so a node.json here is a crashed daemon's: never let a client trust it.
+      await rm(paths.nodeInfo, { force: true });
       const store = new RecordStore({ dataDir: options.dataDir, flushDelayMs: config.storeFlushDelayMs });
       await store.load();
+      for (const r of store.rejectedOnLoad) {
+        options.log.warn(
+          { record: r.name, index: r.index, error: r.error, quarantine: store.quarantinePath },
+          `${r.name} in ${store.path} is invalid and was set aside in ${store.quarantinePath}: ${r.error}`,
+        );
+      }
       const journal = new Journal(paths.journal);
       journal.open();
       const privateKey = await loadOrCreatePrivateKey(options.dataDir);
@@ -88,7 +113,9 @@ export class ChorusDaemon implements ControlPlane {
         topics: TOPICS,
         onConnectionRefused: (remoteAddr, why) => options.log.warn({ remoteAddr, why }, `refused a connection from ${remoteAddr}: ${why}`),
       });
-      await transport.start();
+      await transport.start().catch((err: unknown) => {
+        throw inUse(err) ? new DaemonFlagError(`--listen ${options.listen.join(' ')}: the address is already in use; pick another port`) : err;
+      });
       const nodeId = transport.localId;
       const hlc = new HybridClock(clock, nodeId);
       for (const r of store.all()) hlc.observe(r.record.stamp);
@@ -119,7 +146,9 @@ export class ChorusDaemon implements ControlPlane {
     this.store.onChange((records) => this.notifyWatchers(records));
     this.node.start();
     for (const address of this.options.join) void this.joinThrough(address);
-    this.apiUrl = await this.api.listen(this.options.apiHost, this.options.apiPort);
+    this.apiUrl = await this.api.listen(this.options.apiHost, this.options.apiPort).catch((err: unknown) => {
+      throw inUse(err) ? new DaemonFlagError(`--api ${this.options.apiHost}:${this.options.apiPort}: the address is already in use; pick another port`) : err;
+    });
     await this.store.flush();
     const info: NodeInfo = {
       nodeId: this.node.id,
@@ -134,16 +163,26 @@ export class ChorusDaemon implements ControlPlane {
     this.options.log.info({ nodeId: info.nodeId, api: info.api, multiaddrs: info.multiaddrs }, 'chorus daemon ready');
   }
 
-  /** Dials a --join address until it answers (the member may start after us). */
+  /**
+   * Dials a --join address until it answers (the member may start after us), with backoff;
+   * says so at the first failure and then once a minute, not at every try.
+   */
   private async joinThrough(address: string): Promise<void> {
+    const { joinRetryBaseMs, joinRetryMaxMs, joinRetryReportMs } = JOIN_RETRY;
+    let lastReportMs = -Infinity;
     for (let attempt = 0; !this.stopping; attempt++) {
       try {
         const peer = await this.transport.dialAddr(address);
-        this.options.log.info({ address, peer }, 'joined through member');
+        this.options.log.info({ address, peer, attempts: attempt + 1 }, 'joined through member');
         return;
       } catch (err) {
-        if (attempt === 0) this.options.log.warn({ address, err: (err as Error).message }, 'cannot reach --join address yet; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 5000)));
+        if (this.stopping) return;
+        const nowMs = this.clock.now();
+        if (nowMs - lastReportMs >= joinRetryReportMs) {
+          lastReportMs = nowMs;
+          this.options.log.warn({ address, err: (err as Error).message, attempts: attempt + 1 }, `cannot reach --join ${address} yet; still trying (reported once a minute)`);
+        }
+        await new Promise<void>((r) => this.clock.setTimer(Math.min(joinRetryBaseMs * 2 ** attempt, joinRetryMaxMs), r));
       }
     }
   }
@@ -155,6 +194,8 @@ export class ChorusDaemon implements ControlPlane {
   /** Graceful stop: leave the cluster, cancel running attempts, flush state, release the lock. */
   async stop(): Promise<void> {
     this.stopping = true;
+    // First, so no client mistakes a stopping daemon for a running one.
+    await rm(dataPaths(this.options.dataDir).nodeInfo, { force: true });
     await this.node.leave();
     await this.api.close();
     await this.store.close();
@@ -183,6 +224,7 @@ export class ChorusDaemon implements ControlPlane {
       uptimeMs: this.clock.now() - this.startedAtMs,
       runningSubtasks: this.node.worker.runningCount(),
       records: this.store.size(),
+      errors: [...this.viewErrors.values()],
       memory: memorySnapshot(),
       counters: {
         ...prefixed('membership', this.node.membership.counters),
@@ -199,17 +241,50 @@ export class ChorusDaemon implements ControlPlane {
       .map((m) => ({ ...m, lastSeen: iso(m.lastSeenMs) }));
   }
 
-  listJobs(): JobView[] {
+  listJobs(): Listing<JobView> {
     const nowMs = this.clock.now();
-    return this.store
+    const jobs = this.store
       .jobs()
       .filter((j) => !j.deleted)
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((j) => jobView(j, nowMs));
+      .sort((a, b) => a.name.localeCompare(b.name));
+    return this.showEach(jobs, (j) => ({ kind: 'job', key: j.name }), (j) => jobView(j, nowMs));
   }
 
   getJob(name: string): JobView {
-    return jobView(this.liveJob(name), this.clock.now());
+    const job = this.liveJob(name);
+    return this.showOne({ kind: 'job', key: name }, () => jobView(job, this.clock.now()));
+  }
+
+  /** Views of every record that can be shown; each one that cannot is named, logged and left out. */
+  private showEach<R, V>(records: R[], keyOf: (r: R) => Omit<ViewError, 'message'>, view: (r: R) => V): Listing<V> {
+    const listing: Listing<V> = { items: [], errors: [] };
+    for (const record of records) {
+      try {
+        listing.items.push(view(record));
+      } catch (err) {
+        listing.errors.push(this.unshowable(keyOf(record), err));
+      }
+    }
+    return listing;
+  }
+
+  private showOne<V>(key: Omit<ViewError, 'message'>, view: () => V): V {
+    try {
+      return view();
+    } catch (err) {
+      const error = this.unshowable(key, err);
+      throw new ApiError(500, 'unshowable-record', `${error.kind} ${error.key} cannot be shown: ${error.message}`);
+    }
+  }
+
+  private unshowable(key: Omit<ViewError, 'message'>, err: unknown): ViewError {
+    const error: ViewError = { ...key, message: (err as Error).message ?? String(err) };
+    const id = `${error.kind}/${error.key}`;
+    if (!this.viewErrors.has(id)) this.options.log.error({ err, record: id }, `${error.kind} ${error.key} cannot be shown; it is left out of views`);
+    this.viewErrors.delete(id);
+    this.viewErrors.set(id, error);
+    while (this.viewErrors.size > MAX_VIEW_ERRORS) this.viewErrors.delete(this.viewErrors.keys().next().value as string);
+    return error;
   }
 
   private liveJob(name: string): JobRecord {
@@ -219,10 +294,9 @@ export class ChorusDaemon implements ControlPlane {
   }
 
   async putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView> {
-    if (!JOB_NAME_PATTERN.test(name)) {
-      throw new ApiError(400, 'bad-request', `bad job name "${name}": use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit`);
-    }
-    validateSpec(spec);
+    const badName = jobNameProblem(name);
+    if (badName !== null) throw new ApiError(400, 'bad-job-name', badName);
+    validateSpec(spec, this.clock.now(), this.node.config.misfireGraceMs);
     const existing = this.store.job(name);
     if (existing && !existing.deleted && !replace) {
       throw new ApiError(409, 'job-exists', `a job named "${name}" already exists; remove it first or add with --replace`);
@@ -242,7 +316,7 @@ export class ChorusDaemon implements ControlPlane {
 
   async removeJob(name: string): Promise<void> {
     const job = this.liveJob(name);
-    await this.commitAcknowledged([{ kind: 'job', record: { ...job, deleted: true, stamp: this.node.hlc.tick() } }]);
+    await this.commitAcknowledged([{ kind: 'job', record: { ...job, spec: null, deleted: true, stamp: this.node.hlc.tick() } }]);
   }
 
   async setJobEnabled(name: string, enabled: boolean): Promise<JobView> {
@@ -253,11 +327,10 @@ export class ChorusDaemon implements ControlPlane {
 
   async runJob(name: string): Promise<InstanceView> {
     const job = this.liveJob(name);
-    return this.viewOf(await this.requestInstance(job.name, job.spec, 'manual'));
+    return this.viewOf(await this.requestInstance(job.name, liveSpec(job), 'manual'));
   }
 
   async runAdhoc(spec: JobSpec): Promise<InstanceView> {
-    validateSpec(spec);
     if (spec.schedule !== null) throw new ApiError(400, 'bad-request', 'an ad-hoc run cannot have a schedule');
     return this.viewOf(await this.requestInstance(ADHOC_JOB, spec, 'adhoc'));
   }
@@ -278,22 +351,23 @@ export class ChorusDaemon implements ControlPlane {
     }
   }
 
-  listInstances(filter: { job?: string; limit: number }): InstanceView[] {
+  listInstances(filter: { job?: string; limit: number }): Listing<InstanceView> {
     if (filter.job !== undefined && filter.job !== ADHOC_JOB) {
       const job = this.store.job(filter.job);
       const hasInstances = this.store.instances().some((i) => i.job === filter.job);
       if (!job && !hasInstances) throw new ApiError(404, 'unknown-job', `there is no job named "${filter.job}" (see: chorus job list)`);
     }
-    return this.store
+    const instances = this.store
       .instances()
       .filter((i) => filter.job === undefined || i.job === filter.job)
       .sort((a, b) => b.createdAtMs - a.createdAtMs || a.id.localeCompare(b.id))
-      .slice(0, filter.limit)
-      .map((i) => this.viewOf(i));
+      .slice(0, filter.limit);
+    return this.showEach(instances, (i) => ({ kind: 'instance', key: i.id }), (i) => this.viewOf(i));
   }
 
   getInstance(id: string): InstanceView {
-    return this.viewOf(this.instanceRecord(id));
+    const instance = this.instanceRecord(id);
+    return this.showOne({ kind: 'instance', key: id }, () => this.viewOf(instance));
   }
 
   private instanceRecord(id: string): InstanceRecord {
@@ -388,15 +462,11 @@ function prefixed(prefix: string, counters: object): Record<string, number> {
   return Object.fromEntries(Object.entries(counters).map(([k, v]) => [`${prefix}.${k}`, Number(v)]));
 }
 
-function validateSpec(spec: JobSpec): void {
-  if (spec.schedule?.kind === 'cron') {
-    try {
-      validateCron(spec.schedule.expr, spec.schedule.tz);
-    } catch (err) {
-      if (err instanceof ScheduleError) throw new ApiError(400, 'bad-request', err.message);
-      throw err;
-    }
-  }
+/** What the record schema cannot know: the bounds that depend on now (see core/limits.ts). */
+function validateSpec(spec: JobSpec, nowMs: number, misfireWindowMs: number): void {
+  if (spec.schedule?.kind !== 'at') return;
+  const problem = atProblem(spec.schedule.atMs, nowMs, misfireWindowMs);
+  if (problem !== null) throw new ApiError(400, 'bad-request', `schedule.atMs ${spec.schedule.atMs} (${iso(spec.schedule.atMs)}): ${problem}`);
 }
 
 /** The swarm key: the --swarm-key file, or DIR/swarm.key (created on the first start). */

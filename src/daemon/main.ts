@@ -3,9 +3,17 @@ import { createLogger } from '../core/log.js';
 import { DataFileError } from '../store/durable-file.js';
 import { DataDirLockedError } from '../store/lock.js';
 import { SwarmKeyError } from '../network/swarm-key.js';
-import { ChorusDaemon, type DaemonOptions } from './daemon.js';
+import { ChorusDaemon, DaemonFlagError, type DaemonOptions } from './daemon.js';
 
-export class DaemonStartError extends Error {}
+export class DaemonStartError extends Error {
+  constructor(
+    message: string,
+    /** 2 when a flag's value is what cannot work, 1 otherwise. */
+    readonly exitCode: 1 | 2 = 1,
+  ) {
+    super(message);
+  }
+}
 
 export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel?: string }): Promise<void> {
   const log = createLogger({ level: options.logLevel });
@@ -13,6 +21,7 @@ export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel
   try {
     daemon = await ChorusDaemon.start({ ...options, log });
   } catch (err) {
+    if (err instanceof DaemonFlagError) throw new DaemonStartError(err.message, 2);
     if (err instanceof DataDirLockedError || err instanceof DataFileError || err instanceof SwarmKeyError) throw new DaemonStartError(err.message);
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new DaemonStartError(`an address is already in use (${(err as Error).message}); pick another --api or --listen port`);

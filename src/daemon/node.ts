@@ -53,6 +53,10 @@ export class ChorusNode {
   private started = false;
   private retentionTimer: TimerHandle | null = null;
 
+  get config(): ChorusConfig {
+    return this.deps.config;
+  }
+
   constructor(private readonly deps: NodeDeps) {
     this.self = deps.self;
     const { transport, clock, config, store, hlc, log } = deps;

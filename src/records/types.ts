@@ -33,7 +33,8 @@ export interface JobSpec {
 /** A stored job: a last-writer-wins register keyed by name. Deletion is a tombstone. */
 export interface JobRecord {
   name: string;
-  spec: JobSpec;
+  /** null exactly for a tombstone (deleted): a deleted job keeps no command. */
+  spec: JobSpec | null;
   enabled: boolean;
   deleted: boolean;
   createdAtMs: number;
@@ -127,6 +128,12 @@ export const TERMINAL: ReadonlySet<SubtaskStatus> = new Set(['succeeded', 'faile
 
 export function isTerminal(status: SubtaskStatus): status is TerminalStatus {
   return TERMINAL.has(status);
+}
+
+/** The spec of a job that is not deleted (a tombstone keeps none: a bug to ask for it). */
+export function liveSpec(job: JobRecord): JobSpec {
+  if (job.spec === null) throw new Error(`invariant: job ${job.name} is deleted and has no spec`);
+  return job.spec;
 }
 
 export function subtaskKey(instanceId: string, nodeId: string): string {

@@ -2,6 +2,8 @@
 // file). A record that does not match is rejected before it reaches a merge.
 import { z } from 'zod';
 import type { AnyRecord } from './types.js';
+import { JOB_NAME_PATTERN, MAX_DURATION_MS, MAX_RETRIES, MAX_TIME_MS, MIN_EVERY_MS } from '../core/limits.js';
+import { ScheduleError, validateCron } from '../scheduler/schedule.js';
 
 const MAX_ID = 200;
 const MAX_TEXT = 16 * 1024;
@@ -9,14 +11,27 @@ const MAX_TARGETS = 10_000;
 const MAX_HISTORY = 100;
 
 const id = z.string().min(1).max(MAX_ID);
-const ms = z.number().int().nonnegative();
+/** A point in time: every one of them must be showable as a date (see core/limits.ts). */
+const ms = z.number().int().nonnegative().max(MAX_TIME_MS);
+const duration = (min: number) => z.number().int().min(min).max(MAX_DURATION_MS);
 const tags = z.record(z.string().max(MAX_ID), z.string().max(MAX_ID));
 
 export const stampSchema = z.object({ wallMs: ms, counter: z.number().int().nonnegative(), nodeId: id });
 
+const cronSchema = z
+  .object({ kind: z.literal('cron'), expr: z.string().min(1).max(MAX_ID), tz: z.string().max(MAX_ID).nullable() })
+  .superRefine((value, ctx) => {
+    try {
+      validateCron(value.expr, value.tz);
+    } catch (err) {
+      if (!(err instanceof ScheduleError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message, path: ['expr'] });
+    }
+  });
+
 export const scheduleSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('cron'), expr: z.string().min(1).max(MAX_ID), tz: z.string().max(MAX_ID).nullable() }),
-  z.object({ kind: z.literal('every'), intervalMs: z.number().int().positive() }),
+  cronSchema,
+  z.object({ kind: z.literal('every'), intervalMs: duration(MIN_EVERY_MS) }),
   z.object({ kind: z.literal('at'), atMs: ms }),
 ]);
 
@@ -25,21 +40,24 @@ export const jobSpecSchema = z.object({
   type: z.enum(['broadcast', 'standalone']),
   schedule: scheduleSchema.nullable(),
   tags,
-  timeoutMs: z.number().int().positive().nullable(),
-  retries: z.number().int().min(0).max(100),
+  timeoutMs: duration(1).nullable(),
+  retries: z.number().int().min(0).max(MAX_RETRIES),
   concurrency: z.enum(['allow', 'forbid']),
   pre: z.string().min(1).max(MAX_TEXT).nullable(),
   post: z.string().min(1).max(MAX_TEXT).nullable(),
 });
 
-export const jobRecordSchema = z.object({
-  name: id,
-  spec: jobSpecSchema,
-  enabled: z.boolean(),
-  deleted: z.boolean(),
-  createdAtMs: ms,
-  stamp: stampSchema,
-});
+export const jobRecordSchema = z
+  .object({
+    name: id.regex(JOB_NAME_PATTERN, 'not a valid job name'),
+    // A tombstone keeps no spec (older versions kept one; still accepted).
+    spec: jobSpecSchema.nullable(),
+    enabled: z.boolean(),
+    deleted: z.boolean(),
+    createdAtMs: ms,
+    stamp: stampSchema,
+  })
+  .refine((job) => job.deleted || job.spec !== null, { message: 'a job that is not deleted needs a spec', path: ['spec'] });
 
 const subtaskStatus = z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled']);
 const reason = z.enum(['exit-code', 'timeout', 'node-lost', 'interrupted', 'cancelled']).nullable();

@@ -12,7 +12,7 @@ import type { HybridClock } from '../records/hlc.js';
 import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
-import { isTerminal } from '../records/types.js';
+import { isTerminal, liveSpec } from '../records/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { Logger } from '../core/log.js';
 import { latestFireBetween, nextFireAfter } from './schedule.js';
@@ -109,7 +109,7 @@ export class Leader {
 
   /** Refuses a run of a `forbid` job while another instance of it is unfinished. */
   assertMayStart(job: JobRecord): void {
-    if (job.spec.concurrency !== 'forbid') return;
+    if (liveSpec(job).concurrency !== 'forbid') return;
     const running = this.unfinishedInstanceOf(job.name);
     if (running) {
       throw new ConcurrencyForbiddenError(
@@ -155,7 +155,7 @@ export class Leader {
   private fireDueSchedules(): void {
     const nowMs = this.deps.clock.now();
     for (const job of this.deps.store.jobs()) {
-      if (job.deleted || !job.enabled || job.spec.schedule === null) {
+      if (job.deleted || !job.enabled || job.spec === null || job.spec.schedule === null) {
         this.due.delete(job.name);
         continue;
       }
@@ -173,19 +173,22 @@ export class Leader {
 
   /** Fires the latest due time of the job's schedule unless an instance for it exists (misfire policy: run once). */
   private fireIfMissing(job: JobRecord, nowMs: number): void {
-    const schedule = job.spec.schedule;
+    const spec = liveSpec(job);
+    const schedule = spec.schedule;
     if (schedule === null) return;
-    const afterMs = Math.max(job.createdAtMs - 1, nowMs - this.deps.config.misfireGraceMs);
+    // An --at time may be set a little in the past (within the misfire window): it runs once, at once.
+    const windowStartMs = nowMs - this.deps.config.misfireGraceMs;
+    const afterMs = schedule.kind === 'at' ? windowStartMs : Math.max(job.createdAtMs - 1, windowStartMs);
     const fireMs = latestFireBetween(schedule, job.createdAtMs, afterMs, nowMs);
     if (fireMs === null) return;
     const id = scheduledInstanceId(job.name, job.createdAtMs, fireMs);
     if (this.deps.store.instance(id)) return;
-    const running = job.spec.concurrency === 'forbid' ? this.unfinishedInstanceOf(job.name) : undefined;
+    const running = spec.concurrency === 'forbid' ? this.unfinishedInstanceOf(job.name) : undefined;
     if (running) {
       this.deps.log.warn({ job: job.name, running: running.id, fireAt: new Date(fireMs).toISOString() }, 'fire skipped: concurrency forbid');
       return;
     }
-    this.createInstance(job.name, job.spec, 'schedule', { jobCreatedAtMs: job.createdAtMs, atMs: fireMs });
+    this.createInstance(job.name, spec, 'schedule', { jobCreatedAtMs: job.createdAtMs, atMs: fireMs });
   }
 
   /**

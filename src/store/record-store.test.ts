@@ -354,11 +354,6 @@ describe('a corrupt state file', () => {
     ['an array', '[]'],
     ['the wrong version', JSON.stringify({ version: 2, records: [] })],
     ['records that are not a list', JSON.stringify({ version: 1, records: {} })],
-    ['a record of an unknown kind', JSON.stringify({ version: 1, records: [{ kind: 'nope', record: {} }] })],
-    [
-      'a malformed record after a good one',
-      JSON.stringify({ version: 1, records: [validJob, { kind: 'subtask', record: { instanceId: 'i1', nodeId: '', attempt: 0 } }] }),
-    ],
   ];
 
   it.each(cases)('%s: load() throws DataFileError naming the file and leaves it untouched', async (_what, content) => {
@@ -383,10 +378,23 @@ describe('a corrupt state file', () => {
     expect((await readFile(path)).equals(bytes)).toBe(true);
   });
 
-  it('names the malformed record', async () => {
+  it('sets a malformed record aside (named, kept in state.rejected.json) and loads the rest', async () => {
     const path = join(dir, 'state.json');
-    await writeFile(path, JSON.stringify({ version: 1, records: [validJob, { kind: 'job', record: { name: 'x' } }] }));
-    await expect(newStore().load()).rejects.toThrow(/record 1 is malformed/);
+    const poison = { kind: 'job', record: { ...validJob.record, name: 'poison', spec: { ...(validJob.record as JobRecord).spec, schedule: { kind: 'every', intervalMs: 8_640_000_000_000_000 } } } };
+    await writeFile(path, JSON.stringify({ version: 1, records: [validJob, poison, { kind: 'subtask', record: { instanceId: 'i1', nodeId: '', attempt: 0 } }, { kind: 'nope', record: {} }] }));
+    const store = newStore();
+    await store.load();
+    expect(store.jobs().map((j) => j.name)).toEqual(['backup']);
+    expect(store.rejectedOnLoad.map((r) => [r.index, r.name])).toEqual([
+      [1, 'job poison'],
+      [2, 'subtask i1'],
+      [3, 'nope'],
+    ]);
+    expect(store.rejectedOnLoad[0]?.error).toMatch(/intervalMs/);
+    const kept = JSON.parse(await readFile(join(dir, 'state.rejected.json'), 'utf8')) as { name: string; record: unknown }[];
+    expect(kept.map((k) => k.name)).toEqual(['job poison', 'subtask i1', 'nope']);
+    expect(kept[0]?.record).toEqual(poison);
+    await store.close();
   });
 
   it('says when the file is not JSON', async () => {

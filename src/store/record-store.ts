@@ -8,7 +8,8 @@ import { mergeRecord, recordKey } from '../records/merge.js';
 import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
 import { deriveInstanceProgress, type InstanceProgress, type InstanceSteps } from '../records/status.js';
-import { DataFileError, DurableJsonFile } from './durable-file.js';
+import { DataFileError, DurableJsonFile, writeFileDurable } from './durable-file.js';
+import { readFile } from 'node:fs/promises';
 
 interface RecordOfKind {
   job: JobRecord;
@@ -33,6 +34,23 @@ export interface StoreOptions {
   dataDir: string | null;
   /** Changes within this window go to disk in one write. Trades write load for ack latency. */
   flushDelayMs: number;
+}
+
+/** A record of the state file that did not validate: where it was and why. */
+export interface RejectedRecord {
+  index: number;
+  /** Its kind and key as far as they can be read, e.g. `job poison`. */
+  name: string;
+  error: string;
+  raw: unknown;
+}
+
+function describeRaw(raw: unknown): string {
+  const r = raw as { kind?: unknown; record?: Record<string, unknown> } | null;
+  const kind = typeof r?.kind === 'string' ? r.kind : 'record';
+  const rec = r?.record ?? {};
+  const key = [rec.name, rec.id, rec.instanceId, rec.nodeId].find((v) => typeof v === 'string');
+  return key === undefined ? kind : `${kind} ${String(key)}`;
 }
 
 export type ChangeListener = (records: AnyRecord[]) => void;
@@ -68,11 +86,35 @@ export class RecordStore {
       throw new DataFileError(this.path, 'it is not a chorus state file (expected {"version":1,"records":[...]})');
     }
     for (const id of Array.isArray(file.pruned) ? file.pruned : []) if (typeof id === 'string') this.pruned.add(id);
+    const rejected: RejectedRecord[] = [];
     for (const [index, raw] of file.records.entries()) {
       const parsed = parseRecord(raw);
-      if (!parsed.ok) throw new DataFileError(this.path, `record ${index} is malformed: ${parsed.error}`);
-      this.mergeOne(parsed.record);
+      if (parsed.ok) this.mergeOne(parsed.record);
+      else rejected.push({ index, name: describeRaw(raw), error: parsed.error, raw });
     }
+    // One bad record must not keep the node down, nor be lost: it is set aside, durably,
+    // before the next flush rewrites the state file without it.
+    if (rejected.length > 0) await this.quarantine(rejected);
+    this.rejectedOnLoad = rejected;
+  }
+
+  /** Records of the state file that failed validation at load, set aside in `quarantinePath`. */
+  rejectedOnLoad: RejectedRecord[] = [];
+
+  get quarantinePath(): string {
+    return join(this.options.dataDir ?? '(memory)', 'state.rejected.json');
+  }
+
+  private async quarantine(rejected: RejectedRecord[]): Promise<void> {
+    let kept: unknown[] = [];
+    try {
+      const previous: unknown = JSON.parse(await readFile(this.quarantinePath, 'utf8'));
+      if (Array.isArray(previous)) kept = previous;
+    } catch {
+      // none yet (or unreadable: start a new one; the old bytes were not ours to keep)
+    }
+    const entries = rejected.map((r) => ({ rejectedAt: new Date().toISOString(), name: r.name, error: r.error, record: r.raw }));
+    await writeFileDurable(this.quarantinePath, `${JSON.stringify([...kept, ...entries], null, 2)}\n`, 0o600);
   }
 
   onChange(listener: ChangeListener): void {

@@ -17,6 +17,7 @@ import { HybridClock } from '../records/hlc.js';
 import { recordKey } from '../records/merge.js';
 import type { InstanceProgress } from '../records/status.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord } from '../records/types.js';
+import { liveSpec } from '../records/types.js';
 import { Journal } from '../store/journal.js';
 import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from './fake-clock.js';
@@ -303,7 +304,7 @@ export class SimCluster {
     const m = this.running(onId);
     const job = m.store.job(jobName);
     if (!job || job.deleted) throw new Error(`${onId} knows no job named ${jobName}`);
-    return this.drive(m.node.requestInstance(job.name, job.spec, 'manual'), `run of ${jobName} from ${onId}`);
+    return this.drive(m.node.requestInstance(job.name, liveSpec(job), 'manual'), `run of ${jobName} from ${onId}`);
   }
 
   /** `chorus instance cancel ID` on node `onId` (acknowledged write, as the daemon does it). */

@@ -1,0 +1,35 @@
+// The record validator is the last gate for what peers and the state file bring: it
+// refuses every value the API would refuse, so nobody can inject a poison record.
+import { describe, expect, it } from 'vitest';
+import { MAX_DURATION_MS, MAX_TIME_MS } from '../core/limits.js';
+import type { JobRecord, JobSpec } from './types.js';
+import { parseRecord } from './validate.js';
+
+const SPEC: JobSpec = { cmd: 'true', type: 'broadcast', schedule: null, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow', pre: null, post: null };
+const JOB: JobRecord = { name: 'j', spec: SPEC, enabled: true, deleted: false, createdAtMs: 1000, stamp: { wallMs: 1000, counter: 0, nodeId: 'n1' } };
+
+const withSpec = (spec: Partial<JobSpec>) => ({ kind: 'job', record: { ...JOB, spec: { ...SPEC, ...spec } } });
+
+describe('parseRecord bounds', () => {
+  it.each([
+    ['--every 100000000d', withSpec({ schedule: { kind: 'every', intervalMs: 100_000_000 * 86_400_000 } }), /intervalMs/],
+    ['--every 500ms', withSpec({ schedule: { kind: 'every', intervalMs: 500 } }), /intervalMs/],
+    ['atMs = MAX_SAFE_INTEGER', withSpec({ schedule: { kind: 'at', atMs: Number.MAX_SAFE_INTEGER } }), /atMs/],
+    ['a timeout over 365d', withSpec({ timeoutMs: MAX_DURATION_MS + 1 }), /timeoutMs/],
+    ['a bad cron', withSpec({ schedule: { kind: 'cron', expr: '99 * * * *', tz: null } }), /cron/],
+    ['an unknown time zone', withSpec({ schedule: { kind: 'cron', expr: '* * * * *', tz: 'Mars/Olympus' } }), /time zone/],
+    ['a bad job name', { kind: 'job', record: { ...JOB, name: '..' } }, /job name/],
+    ['a live job without a spec', { kind: 'job', record: { ...JOB, spec: null } }, /needs a spec/],
+    ['a stamp past year 9999', { kind: 'job', record: { ...JOB, stamp: { ...JOB.stamp, wallMs: MAX_TIME_MS + 1 } } }, /wallMs/],
+  ])('refuses %s', (_what, value, message) => {
+    const parsed = parseRecord(value);
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) expect(parsed.error).toMatch(message);
+  });
+
+  it('accepts the edges, and a tombstone without a spec', () => {
+    expect(parseRecord(withSpec({ schedule: { kind: 'every', intervalMs: 1000 }, timeoutMs: MAX_DURATION_MS })).ok).toBe(true);
+    expect(parseRecord(withSpec({ schedule: { kind: 'at', atMs: MAX_TIME_MS } })).ok).toBe(true);
+    expect(parseRecord({ kind: 'job', record: { ...JOB, deleted: true, spec: null } }).ok).toBe(true);
+  });
+});
