@@ -378,6 +378,22 @@ describe('cluster simulation', () => {
     });
   });
 
+  it.each(seeds([33, 34]))('(l) a node restarted alone after the whole cluster stopped never takes a stopped member as leader (seed %i)', async (seed) => {
+    await withSim(seed, { size: 3 }, async (sim) => {
+      await startAndAgree(sim);
+      for (const id of ['n01', 'n02', 'n03']) sim.crash(id);
+      // n03 sorts last: the stopped n01 and n02, known from its records, would win the choice.
+      sim.restart('n03', 'n01');
+      const seen = new Set<string | null>();
+      for (let i = 0; i < 250; i++) {
+        await sim.run(20);
+        seen.add(sim.leaderSeenBy('n03'));
+      }
+      expect([...seen].filter((leader) => leader !== null && leader !== 'n03')).toEqual([]);
+      expect(sim.leaderSeenBy('n03')).toBe('n03');
+    });
+  });
+
   it.each(seeds([19]))('(h) malformed gossip and requests are dropped and counted, never a crash (seed %i)', async (seed) => {
     await withSim(seed, {}, async (sim) => {
       const rng = new Rng(seed);

@@ -269,7 +269,7 @@ export class Membership implements MembershipView {
 
   /**
    * The leader is the alive member with the smallest node id among those alive for at
-   * least leaderStableMs (all alive ones if none is stable yet). Every member computes
+   * least leaderStableMs (all confirmed-alive ones if none is stable yet). Every member computes
    * the same from the same view; a brief disagreement is harmless (guarantee 7).
    */
   private recompute(): void {
@@ -280,7 +280,11 @@ export class Membership implements MembershipView {
       const since = this.liveness.get(m.nodeId)?.aliveSinceMs;
       return since != null && nowMs - since >= this.deps.config.leaderStableMs;
     });
-    const candidates = alive.filter((m) => m.nodeId !== this.selfId || this.selfSettled(nowMs));
+    // Only members heard from since we started can lead: one known only from records (the
+    // whole cluster stopped and this node came back first) may well be down.
+    const candidates = alive.filter((m) =>
+      m.nodeId === this.selfId ? this.selfSettled(nowMs) : this.liveness.get(m.nodeId)?.aliveSinceMs != null,
+    );
     const pool = (stable.length > 0 ? stable : candidates).map((m) => m.nodeId).sort();
     const leader = this.leaving ? null : (pool[0] ?? null);
     if (leader !== this.currentLeader) {

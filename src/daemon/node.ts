@@ -204,7 +204,7 @@ export class ChorusNode {
   /** Creates an instance on the leader (here, or by asking it) and returns it once known here. */
   async requestInstance(job: string, spec: JobSpec, trigger: InstanceTrigger): Promise<InstanceRecord> {
     const leaderId = this.membership.leaderId();
-    if (leaderId === null) throw new NotLeaderError('the cluster has no leader right now; try again in a moment');
+    if (leaderId === null) throw new NotLeaderError('no leader yet: no member is confirmed alive to lead (a node back after a full stop waits to hear from the others); try again in a moment');
     if (leaderId === this.id) return this.createAndAcknowledge(job, spec, trigger);
     let reply: { records?: unknown };
     try {
