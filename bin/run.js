@@ -5,7 +5,7 @@ const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
   process.stderr.write(
     `chorus needs Node.js 22.12 or newer; this is Node.js ${process.versions.node} (${process.execPath}).\n` +
-      'Run it through the project (npx chorus ...), which uses the pinned Node 24, or use the single executable dist/chorus.\n',
+      'Run it through the project (bin/chorus ... or npx chorus ...), which uses the pinned Node 24, or use the single executable dist/chorus.\n',
   );
   process.exit(1);
 }
