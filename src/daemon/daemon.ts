@@ -29,6 +29,7 @@ import { WriteNotReplicatedError } from '../cluster/replicator.js';
 import { RpcError } from '../cluster/rpc.js';
 import { dataPaths, type NodeInfo } from './paths.js';
 import { versionOf } from '../api/version-of.js';
+import { resolveNodeRef } from '../api/node-ref.js';
 
 /** A flag whose value cannot work (the daemon exits 2, naming the flag). */
 export class DaemonFlagError extends Error {}
@@ -404,13 +405,12 @@ export class ChorusDaemon implements ControlPlane {
     return this.getInstance(id);
   }
 
-  async logs(id: string, nodeId: string | null): Promise<LogView[]> {
+  async logs(id: string, nodeRef: string | null): Promise<LogView[]> {
     const instance = this.instanceRecord(id);
-    if (nodeId !== null && !instance.targets.includes(nodeId) && !Object.values(this.store.stepsOf(id)).some((s) => s?.nodeId === nodeId)) {
-      throw new ApiError(404, 'unknown-node', `node ${nodeId} is not a target of instance ${id}; targets: ${instance.targets.join(', ')}`);
-    }
     const stepRunners = Object.values(this.store.stepsOf(id)).map((step) => step?.nodeId);
     const everyNode = [...new Set([...instance.targets, ...stepRunners.filter((n): n is string => n !== undefined)])];
+    const candidates = everyNode.map((n) => ({ nodeId: n, name: this.store.member(n)?.name ?? null }));
+    const nodeId = nodeRef === null ? null : resolveNodeRef(nodeRef, candidates, `instance ${id}`);
     const nodes = nodeId === null ? everyNode : [nodeId];
     const out: LogView[] = [];
     for (const target of nodes) {
