@@ -18,11 +18,9 @@ let dir: string;
 let daemon: ChorusDaemon;
 const logged: { level: number; msg: string }[] = [];
 
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'chorus-daemon-'));
-  logged.length = 0;
+function startDaemon(): Promise<ChorusDaemon> {
   const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
-  daemon = await ChorusDaemon.start({
+  return ChorusDaemon.start({
     dataDir: dir,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     join: [],
@@ -34,6 +32,12 @@ beforeEach(async () => {
     swarmKeyFile: null,
     log,
   });
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'chorus-daemon-'));
+  logged.length = 0;
+  daemon = await startDaemon();
 });
 
 afterEach(async () => {
@@ -115,5 +119,30 @@ describe('bounds at the API', () => {
     expect(view.spec).toEqual({ ...SPEC, timeoutMs: MAX_DURATION_MS });
     await daemon.removeJob('round');
     expect(storeOf(daemon).job('round')).toMatchObject({ deleted: true, spec: null });
+  });
+});
+
+describe('a data directory that lost files', () => {
+  it('lost peer-key: warns, starts as a new identity and shows the old one as left', async () => {
+    const oldId = daemon.status().nodeId;
+    await daemon.stop();
+    await rm(join(dir, 'peer-key'));
+    logged.length = 0;
+    daemon = await startDaemon();
+    const newId = daemon.status().nodeId;
+    expect(newId).not.toBe(oldId);
+    expect(logged.some((l) => l.level === 40 && l.msg.includes('peer-key vanished') && l.msg.includes(`new identity ${newId}`))).toBe(true);
+    const old = daemon.nodes().find((n) => n.nodeId === oldId);
+    expect(old?.state).toBe('left');
+  });
+
+  it('lost state.json: warns that the state is filled in again from the cluster, same identity', async () => {
+    const id = daemon.status().nodeId;
+    await daemon.stop();
+    await rm(join(dir, 'state.json'));
+    logged.length = 0;
+    daemon = await startDaemon();
+    expect(daemon.status().nodeId).toBe(id);
+    expect(logged.some((l) => l.level === 40 && /state\.json vanished .* while .*api-token/.test(l.msg))).toBe(true);
   });
 });

@@ -94,6 +94,7 @@ export class ChorusDaemon implements ControlPlane {
     try {
       // We hold the lock, so a node.json here is a crashed daemon's: never let a client trust it.
       await rm(paths.nodeInfo, { force: true });
+      const vanished = await vanishedFiles(options.dataDir);
       const store = new RecordStore({ dataDir: options.dataDir, flushDelayMs: config.storeFlushDelayMs });
       await store.load();
       for (const r of store.rejectedOnLoad) {
@@ -120,6 +121,22 @@ export class ChorusDaemon implements ControlPlane {
       const nodeId = transport.localId;
       const hlc = new HybridClock(clock, nodeId);
       for (const r of store.all()) hlc.observe(r.record.stamp);
+      if (vanished.missing.length > 0) {
+        options.log.warn(
+          { dataDir: options.dataDir, missing: vanished.missing, remaining: vanished.remaining },
+          `${vanished.missing.join(' and ')} vanished from ${options.dataDir} while ${vanished.remaining.join(', ')} remain` +
+            (vanished.missing.includes('peer-key') ? `: this node starts with a new identity ${nodeId}` : ': the state is filled in again from the cluster'),
+        );
+      }
+      const oldId = vanished.previousNodeId;
+      const oldSelf = oldId !== null && oldId !== nodeId ? store.member(oldId) : undefined;
+      if (oldSelf && !oldSelf.left) {
+        // Its key is gone, so that identity can never come back: show it as left, not as a
+        // second, silently dead row with the same name.
+        store.apply([{ kind: 'member', record: { ...oldSelf, left: true, incarnation: oldSelf.incarnation + 1, stamp: hlc.tick() } }]);
+        options.log.warn({ oldNodeId: oldId, nodeId }, `the old identity ${oldId} of this data directory is marked left`);
+      }
+      await writeFileDurable(paths.nodeId, `${nodeId}\n`);
       const previous = store.member(nodeId);
       const self: MemberRecord = {
         nodeId,
@@ -467,6 +484,26 @@ function validateSpec(spec: JobSpec, nowMs: number, misfireWindowMs: number): vo
   if (spec.schedule?.kind !== 'at') return;
   const problem = atProblem(spec.schedule.atMs, nowMs, misfireWindowMs);
   if (problem !== null) throw new ApiError(400, 'bad-request', `schedule.atMs ${spec.schedule.atMs} (${iso(spec.schedule.atMs)}): ${problem}`);
+}
+
+/**
+ * Files a data directory had and lost: state.json or peer-key gone while the journal,
+ * logs or token of an earlier start remain (a restore gone wrong, a careless cleanup).
+ */
+async function vanishedFiles(dataDir: string): Promise<{ missing: string[]; remaining: string[]; previousNodeId: string | null }> {
+  const paths = dataPaths(dataDir);
+  const has = async (path: string) => stat(path).then(() => true, () => false);
+  const previousNodeId = await readFile(paths.nodeId, 'utf8').then((t) => t.trim() || null, () => null);
+  const remaining: string[] = [];
+  for (const [name, path] of [['journal.log', paths.journal], ['logs/', paths.logs], ['api-token', paths.token], ['node-id', paths.nodeId]] as const) {
+    if (await has(path)) remaining.push(name);
+  }
+  const missing: string[] = [];
+  if (remaining.length > 0) {
+    if (!(await has(paths.state))) missing.push('state.json');
+    if (!(await has(paths.peerKey))) missing.push('peer-key');
+  }
+  return { missing, remaining, previousNodeId };
 }
 
 /** The swarm key: the --swarm-key file, or DIR/swarm.key (created on the first start). */

@@ -6,6 +6,11 @@ export const dataPaths = (dataDir: string) => ({
   token: join(dataDir, 'api-token'),
   journal: join(dataDir, 'journal.log'),
   swarmKey: join(dataDir, 'swarm.key'),
+  state: join(dataDir, 'state.json'),
+  peerKey: join(dataDir, 'peer-key'),
+  /** The node id of the last start: tells a lost peer-key (a new identity) from a first start. */
+  nodeId: join(dataDir, 'node-id'),
+  logs: join(dataDir, 'logs'),
 });
 
 /** What `node.json` holds: how clients and other nodes find this daemon. */
