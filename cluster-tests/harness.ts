@@ -19,7 +19,7 @@
 // jobs a daemon spawned in their own process groups even after the daemon itself was
 // SIGKILLed and they were re-parented (Linux: by scanning /proc).
 import type { NodeInfo } from '../src/daemon/paths.js';
-import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { generateSwarmKey } from '../src/network/swarm-key.js';
 import { tmpdir } from 'node:os';
@@ -111,6 +111,7 @@ export function useProcessCleanup(): void {
   afterAll(async () => {
     await cleanupScope('suite', anyTestFailed, 'a test in this file');
     cleanupInstalled = false;
+    sharedSwarmKey = null; // its directory went with the file's others
   });
 }
 
@@ -546,9 +547,9 @@ let sharedSwarmKey: Promise<string> | null = null;
 export function sharedSwarmKeyFile(): Promise<string> {
   sharedSwarmKey ??= (async () => {
     const dir = await realpath(await mkdtemp(join(tmpdir(), 'chorus-swarm-')));
+    dirs.push({ scope: 'suite', path: dir }); // removed with the file's other directories
     const path = join(dir, 'swarm.key');
     await writeFile(path, generateSwarmKey(), { mode: 0o600 });
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     return path;
   })();
   return sharedSwarmKey;
