@@ -12,12 +12,39 @@ export interface Clock {
   setTimer(delayMs: number, fn: () => void): TimerHandle;
 }
 
+/** Node's setTimeout fires at once (with a TimeoutOverflowWarning) past 2^31-1 ms, about 24.8 days. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * setTimeout for any delay: a delay past MAX_TIMEOUT_MS is waited out in steps, so a
+ * `--timeout 25d` fires after 25 days, not at once. `stepMs` is only for tests.
+ */
+export function setLongTimeout(fn: () => void, delayMs: number, stepMs = MAX_TIMEOUT_MS): TimerHandle {
+  let handle: NodeJS.Timeout;
+  let cancelled = false;
+  const deadline = Date.now() + Math.max(0, delayMs);
+  const arm = () => {
+    const leftMs = deadline - Date.now();
+    if (leftMs > stepMs) {
+      handle = setTimeout(arm, stepMs);
+    } else {
+      handle = setTimeout(() => {
+        if (!cancelled) fn();
+      }, Math.max(0, leftMs));
+    }
+  };
+  arm();
+  return {
+    cancel() {
+      cancelled = true;
+      clearTimeout(handle);
+    },
+  };
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimer(delayMs, fn) {
-    const t = setTimeout(fn, Math.max(0, delayMs));
-    return { cancel: () => clearTimeout(t) };
-  },
+  setTimer: (delayMs, fn) => setLongTimeout(fn, delayMs),
 };
 
 /** Calls `fn` every `intervalMs` until cancelled; the next run is scheduled after `fn` returns. */

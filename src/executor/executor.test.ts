@@ -299,3 +299,20 @@ describe('TailBuffer', () => {
     expect(tail.finish()).toEqual({ text: '', droppedBytes: 5 });
   });
 });
+
+describe('long timeouts (past setTimeout’s 2^31-1 ms)', () => {
+  it('a 25-day timeout lets a short command finish, with no TimeoutOverflowWarning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const result = await runCommand(request('sleep 0.2; echo done', { timeoutMs: 25 * 86_400_000 }));
+      expect(result).toMatchObject({ status: 'succeeded', reason: null, exitCode: 0 });
+      expect(result.stdout).toBe('done\n');
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain('TimeoutOverflowWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});

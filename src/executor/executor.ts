@@ -1,6 +1,7 @@
 // Runs one job command on this host in its own process group and reports exactly how
 // it ended: exit code or signal, timeout, cancellation, and a bounded tail of its output.
 
+import { setLongTimeout } from '../core/clock.js';
 import { execa } from 'execa';
 import type { Readable } from 'node:stream';
 
@@ -215,14 +216,14 @@ async function superviseUntilExit(
     reason = why;
     killGroup(pid, req.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
   };
-  const timer = req.timeoutMs === null ? undefined : setTimeout(() => kill('timeout'), req.timeoutMs);
+  const timer = req.timeoutMs === null ? undefined : setLongTimeout(() => kill('timeout'), req.timeoutMs);
   const onAbort = () => kill('cancelled');
   req.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const exit = await exited;
     return { killReason: reason, exit };
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
     req.signal?.removeEventListener('abort', onAbort);
   }
 }
