@@ -7,7 +7,9 @@ import { badInput, parseTags } from '../src/cli/job-spec.js';
 export default class Daemon extends Command {
   static override description = 'Run a chorus node in the foreground. SIGTERM or SIGINT leaves the cluster and exits 0.';
   static override examples = [
+    '<%= config.bin %> daemon --data-dir /var/lib/chorus --name web-1 --tag role=web',
     '<%= config.bin %> daemon --data-dir /var/lib/chorus --listen /ip4/0.0.0.0/tcp/7400 --join /ip4/10.0.0.5/tcp/7400 --tag role=web',
+    '<%= config.bin %> daemon --data-dir /var/lib/chorus --swarm-key /etc/chorus/swarm.key --join /ip4/10.0.0.5/tcp/7400',
   ];
   static override flags = {
     'data-dir': Flags.string({ description: 'data directory (one daemon per directory) [default: $CHORUS_DATA_DIR or ~/.chorus]', env: 'CHORUS_DATA_DIR' }),

@@ -1,6 +1,7 @@
 // Every chorus command, listed explicitly: oclif loads this map instead of scanning
 // folders, which keeps start-up fast and lets the single executable bundle them.
 import Daemon from './daemon.js';
+import Help from './help.js';
 import InstanceCancel from './instance/cancel.js';
 import InstanceList from './instance/list.js';
 import InstanceLogs from './instance/logs.js';
@@ -17,6 +18,7 @@ import Keygen from './keygen.js';
 import Nodes from './nodes.js';
 import Run from './run.js';
 import Status from './status.js';
+import Version from './version.js';
 
 export const COMMANDS = {
   daemon: Daemon,
@@ -24,6 +26,8 @@ export const COMMANDS = {
   nodes: Nodes,
   run: Run,
   keygen: Keygen,
+  help: Help,
+  version: Version,
   'job:add': JobAdd,
   'job:list': JobList,
   'job:show': JobShow,

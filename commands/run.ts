@@ -6,7 +6,12 @@ import type { JobSpec } from '../src/records/types.js';
 
 export default class Run extends ClientCommand {
   static override description = 'Run a command once on every eligible node now (an ad-hoc broadcast, no stored job).';
-  static override examples = ['<%= config.bin %> run --wait -- uname -a', '<%= config.bin %> run --tag role=web --wait --timeout 5m -- systemctl reload nginx'];
+  static override usage = 'run [--tag KEY=VALUE]... [--wait] [--timeout DURATION] [--cmd-timeout DURATION] [--json] -- CMD [ARG]...';
+  static override examples = [
+    '<%= config.bin %> run --wait -- uname -a',
+    '<%= config.bin %> run --tag role=web --wait --timeout 5m -- systemctl reload nginx',
+    "<%= config.bin %> run --wait -- 'df -h / | tail -1'",
+  ];
   static override strict = false;
   static override flags = {
     tag: Flags.string({ multiple: true, description: 'only nodes with this tag (KEY=VALUE, repeatable, all must match)' }),

@@ -4,6 +4,11 @@ import { formatStatus } from '../src/cli/format.js';
 
 export default class Status extends ClientCommand {
   static override description = 'Show this node: id, leader, members, addresses.';
+  static override examples = [
+    '<%= config.bin %> status',
+    '<%= config.bin %> status --json',
+    '<%= config.bin %> status --data-dir /var/lib/chorus',
+  ];
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Status);

@@ -5,6 +5,9 @@ import { formatInstance } from '../../src/cli/format.js';
 
 export default class InstanceCancel extends ClientCommand {
   static override description = 'Cancel an instance: running subtasks are killed (whole process group), pending ones never start.';
+  static override examples = [
+    '<%= config.bin %> instance cancel 3f2a9c0d1e4b5a67',
+  ];
   static override args = { id: Args.string({ required: true }) };
 
   async run(): Promise<void> {

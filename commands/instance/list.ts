@@ -5,6 +5,10 @@ import { formatInstanceList } from '../../src/cli/format.js';
 
 export default class InstanceList extends ClientCommand {
   static override description = 'List instances, newest first.';
+  static override examples = [
+    '<%= config.bin %> instance list',
+    '<%= config.bin %> instance list --job disk-report --limit 10',
+  ];
   static override flags = {
     job: Flags.string({ description: 'only instances of this job' }),
     limit: Flags.integer({ default: 50, min: 1, max: 10_000, description: 'at most this many' }),

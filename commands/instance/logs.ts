@@ -5,6 +5,11 @@ import { formatLogs } from '../../src/cli/format.js';
 
 export default class InstanceLogs extends ClientCommand {
   static override description = 'Print the captured output (last 64 KiB of stdout and stderr) of an instance, per node and attempt.';
+  static override examples = [
+    '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67',
+    '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --node …abcdef123456',
+    '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --node web-1',
+  ];
   static override args = { id: Args.string({ required: true }) };
   static override flags = { node: Flags.string({ description: 'only this node id' }) };
 

@@ -5,6 +5,10 @@ import { formatInstance } from '../../src/cli/format.js';
 
 export default class InstanceShow extends ClientCommand {
   static override description = 'Show an instance with the outcome on every node.';
+  static override examples = [
+    '<%= config.bin %> instance show 3f2a9c0d1e4b5a67',
+    '<%= config.bin %> instance show 3f2a9c0d1e4b5a67 --json',
+  ];
   static override args = { id: Args.string({ required: true }) };
 
   async run(): Promise<void> {

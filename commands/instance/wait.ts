@@ -5,6 +5,10 @@ import { durationFlag } from '../../src/cli/job-spec.js';
 
 export default class InstanceWait extends ClientCommand {
   static override description = 'Wait until an instance ends. Exit 0 if every subtask succeeded, 1 if not, 124 on --timeout.';
+  static override examples = [
+    '<%= config.bin %> instance wait 3f2a9c0d1e4b5a67',
+    '<%= config.bin %> instance wait 3f2a9c0d1e4b5a67 --timeout 10m --json',
+  ];
   static override args = { id: Args.string({ required: true }) };
   static override flags = {
     timeout: Flags.string({ description: 'give up after this long (exit 124)' }),

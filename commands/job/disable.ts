@@ -6,6 +6,9 @@ import { formatJob } from '../../src/cli/format.js';
 
 export default class JobDisable extends ClientCommand {
   static override description = 'Disable a job: its schedule stops firing; job run still works.';
+  static override examples = [
+    '<%= config.bin %> job disable disk-report',
+  ];
   static override args = { name: Args.string({ required: true }) };
 
   async run(): Promise<void> {

@@ -6,6 +6,9 @@ import { formatJob } from '../../src/cli/format.js';
 
 export default class JobEnable extends ClientCommand {
   static override description = 'Enable a job: its schedule fires again.';
+  static override examples = [
+    '<%= config.bin %> job enable disk-report',
+  ];
   static override args = { name: Args.string({ required: true }) };
 
   async run(): Promise<void> {

@@ -4,6 +4,10 @@ import { formatJobList } from '../../src/cli/format.js';
 
 export default class JobList extends ClientCommand {
   static override description = 'List jobs.';
+  static override examples = [
+    '<%= config.bin %> job list',
+    '<%= config.bin %> job list --json',
+  ];
 
   async run(): Promise<void> {
     const { flags } = await this.parse(JobList);

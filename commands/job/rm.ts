@@ -4,6 +4,9 @@ import { ClientCommand } from '../../src/cli/base.js';
 
 export default class JobRm extends ClientCommand {
   static override description = 'Remove a job. Its past instances stay until retention removes them.';
+  static override examples = [
+    '<%= config.bin %> job rm disk-report',
+  ];
   static override args = { name: Args.string({ required: true }) };
 
   async run(): Promise<void> {

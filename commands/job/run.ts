@@ -5,6 +5,10 @@ import { durationFlag, checkJobName } from '../../src/cli/job-spec.js';
 
 export default class JobRun extends ClientCommand {
   static override description = 'Start an instance of a job now. With --wait, follow it per node and exit with its outcome.';
+  static override examples = [
+    '<%= config.bin %> job run disk-report',
+    '<%= config.bin %> job run disk-report --wait --timeout 15m',
+  ];
   static override args = { name: Args.string({ required: true }) };
   static override flags = {
     wait: Flags.boolean({ description: 'wait until the instance ends; exit 0 only if every subtask succeeded' }),

@@ -6,6 +6,10 @@ import { formatJob } from '../../src/cli/format.js';
 
 export default class JobShow extends ClientCommand {
   static override description = 'Show a job.';
+  static override examples = [
+    '<%= config.bin %> job show disk-report',
+    '<%= config.bin %> job show disk-report --json',
+  ];
   static override args = { name: Args.string({ required: true }) };
 
   async run(): Promise<void> {

@@ -1,5 +1,6 @@
 // The one shape of jobs, instances and members on the wire (API and --json), and the
 // conversion from records to it. Times are ISO 8601 strings.
+import { formatDurationUnits } from '../core/duration.js';
 import { iso } from '../core/time.js';
 import type { MemberInfo } from '../cluster/view.js';
 import { deriveInstanceProgress, type InstanceSteps } from '../records/status.js';
@@ -130,7 +131,7 @@ export function describeSchedule(schedule: JobSpec['schedule']): string | null {
     case 'cron':
       return `cron "${schedule.expr}"${schedule.tz ? ` (${schedule.tz})` : ''}`;
     case 'every':
-      return `every ${schedule.intervalMs}ms`;
+      return `every ${formatDurationUnits(schedule.intervalMs)}`;
     case 'at':
       return `at ${iso(schedule.atMs)}`;
   }

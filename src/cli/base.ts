@@ -4,7 +4,7 @@ import { Command, Flags, Errors } from '@oclif/core';
 import { ChorusClient, ClientError, EXIT, resolveEndpoint } from '../api/client.js';
 import type { InstanceView } from '../api/views.js';
 import { formatInstance } from './format.js';
-import { exitCodeFor, waitForInstance } from './wait.js';
+import { exitCodeFor, reportOutputTail, waitForInstance } from './wait.js';
 
 export const endpointFlags = {
   'data-dir': Flags.string({
@@ -82,5 +82,7 @@ export async function followInstance(
   const result = await waitForInstance(client, view, options.timeoutMs, showProgress ? (l) => command.followProgress(l) : null);
   command.followOutput(result.view, () => formatInstance(result.view));
   if (result.timedOut) command.followProgress(`timed out waiting; instance ${view.id} is still ${result.view.status}`);
+  // People see how it ended on each node; --json keeps stderr to the progress lines.
+  else if (!options.json) await reportOutputTail(client, result.view, (l) => command.followProgress(l));
   return exitCodeFor(result);
 }

@@ -1,98 +1,258 @@
-// The one place that formats jobs, instances and nodes for people.
+// The one place that formats jobs, instances and nodes for people: relative times,
+// short node ids and tables that fit an 80-column terminal. --json never comes here.
 import Table from 'cli-table3';
 import type { LogView, StatusView } from '../api/control-plane.js';
-import type { InstanceView, JobView, NodeView, SubtaskView } from '../api/views.js';
-import { formatDuration } from '../core/duration.js';
+import type { AttemptView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
+import { formatDuration, formatDurationUnits } from '../core/duration.js';
 
-const shortId = (nodeId: string) => (nodeId.length > 16 ? `…${nodeId.slice(-12)}` : nodeId);
+/** Width every table and view line fits in. */
+export const MAX_LINE_WIDTH = 80;
+/** After --wait: the output of at most this many nodes is shown, else only where to find it. */
+export const TAIL_MAX_NODES = 20;
+/** After --wait: per node and stream, at most this many of the last lines... */
+export const TAIL_MAX_LINES = 5;
+/** ...and at most this many characters. */
+export const TAIL_MAX_CHARS = 400;
 
-function table(head: string[]): Table.Table {
-  return new Table({ head, style: { head: [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } });
+const DAY_MS = 86_400_000;
+
+/**
+ * A node id as people see it: '…' and its last 12 characters (ids of 16 or fewer stay
+ * whole). `--node` takes this form back, with or without the '…', so keep it exact.
+ */
+export function shortId(nodeId: string): string {
+  return nodeId.length > 16 ? `…${nodeId.slice(-12)}` : nodeId;
 }
 
-function elapsed(startedAt: string | null, finishedAt: string | null): string {
+/** An ISO time relative to `nowMs`: "3s ago", "in 2m", "5h ago", "in 3d"; "now" within a second. */
+export function relativeTime(iso: string, nowMs: number): string {
+  const atMs = Date.parse(iso);
+  if (Number.isNaN(atMs)) return iso;
+  const diffMs = atMs - nowMs;
+  const spanMs = Math.abs(diffMs);
+  if (spanMs < 1000) return 'now';
+  const span =
+    spanMs < 60_000
+      ? `${Math.floor(spanMs / 1000)}s`
+      : spanMs < 3_600_000
+        ? `${Math.floor(spanMs / 60_000)}m`
+        : spanMs < DAY_MS
+          ? `${Math.floor(spanMs / 3_600_000)}h`
+          : `${Math.floor(spanMs / DAY_MS)}d`;
+  return diffMs < 0 ? `${span} ago` : `in ${span}`;
+}
+
+/** A time in a show-style view: relative, with the exact ISO time after it. */
+function timeWithIso(iso: string, nowMs: number): string {
+  return `${relativeTime(iso, nowMs)} (${iso})`;
+}
+
+/** Code points, which is what a terminal shows for the text chorus prints. */
+const widthOf = (text: string) => [...text].length;
+
+/** `text` cut to `width` columns, ending in '…' when it was longer. */
+function clip(text: string, width: number): string {
+  const chars = [...text];
+  if (chars.length <= width) return text;
+  return width <= 0 ? '' : `${chars.slice(0, width - 1).join('')}…`;
+}
+
+/** A table cell is one line: newlines (multi-line commands) show as '↵'. */
+const oneLine = (text: string) => text.replace(/\s*\r?\n\s*/g, ' ↵ ');
+
+/**
+ * Which columns give way when a table is too wide, in order: each stage cuts the
+ * widest of its columns a character at a time, down to `floor` (never below the
+ * column's header). Whatever stage comes last, every column then gives way.
+ */
+type ShrinkStages = { columns: number[]; floor: number }[];
+
+/** Column widths (of content) that fit `maxWidth` once padding and borders are added. */
+function fitWidths(head: string[], rows: string[][], stages: ShrinkStages, maxWidth: number): number[] {
+  const widths = head.map((h, i) => Math.max(widthOf(h), ...rows.map((r) => widthOf(r[i] ?? ''))));
+  const chrome = head.length * 3 + 1; // '│ ' before each cell, ' ' after it, the last '│'
+  let over = widths.reduce((a, b) => a + b, 0) + chrome - maxWidth;
+  const shrink = (columns: number[], floorOf: (i: number) => number) => {
+    while (over > 0) {
+      let widest = -1;
+      for (const i of columns) {
+        const w = widths[i] as number;
+        if (w > floorOf(i) && (widest === -1 || w > (widths[widest] as number))) widest = i;
+      }
+      if (widest === -1) return;
+      widths[widest] = (widths[widest] as number) - 1;
+      over -= 1;
+    }
+  };
+  for (const { columns, floor } of stages) shrink(columns, (i) => Math.max(floor, widthOf(head[i] as string)));
+  shrink(
+    head.map((_h, i) => i),
+    () => 1,
+  );
+  return widths;
+}
+
+/** A table of one-line cells in at most `MAX_LINE_WIDTH` columns; long cells end in '…'. */
+function table(head: string[], rows: string[][], stages: ShrinkStages): string {
+  const cells = rows.map((r) => r.map(oneLine));
+  const widths = fitWidths(head, cells, stages, MAX_LINE_WIDTH);
+  const t = new Table({
+    head: head.map((h, i) => clip(h, widths[i] as number)),
+    style: { head: [], border: [] },
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
+  });
+  for (const r of cells) t.push(r.map((c, i) => clip(c, widths[i] as number)));
+  return t.toString();
+}
+
+/** Words wrapped into lines of at most `width` columns (a longer word is split). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of oneLine(text).split(' ')) {
+    if (line !== '' && widthOf(line) + 1 + widthOf(word) > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+    while (widthOf(line) > width) {
+      const chars = [...line];
+      lines.push(chars.slice(0, width).join(''));
+      line = chars.slice(width).join('');
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
+function elapsed(startedAt: string | null, finishedAt: string | null, nowMs: number): string {
   if (!startedAt) return '';
-  const endMs = finishedAt ? Date.parse(finishedAt) : Date.now();
+  const endMs = finishedAt ? Date.parse(finishedAt) : nowMs;
   return formatDuration(endMs - Date.parse(startedAt));
 }
 
-export function subtaskOutcome(s: SubtaskView): string {
+/** "failed (exit-code 3)", "succeeded", "failed (node-lost)". */
+export function subtaskOutcome(s: AttemptView): string {
   const parts: string[] = [s.status];
   if (s.reason) parts.push(`(${s.reason}${s.reason === 'exit-code' && s.exitCode !== null ? ` ${s.exitCode}` : ''})`);
   return parts.join(' ');
 }
 
-export function formatInstance(view: InstanceView): string {
+/** A subtask's node as progress lines name it: its name and short id. */
+function nodeLabel(s: { nodeId: string; nodeName: string | null }): string {
+  return s.nodeName ? `${s.nodeName} ${shortId(s.nodeId)}` : shortId(s.nodeId);
+}
+
+/** One `--wait` progress line for a subtask. */
+export function formatProgressLine(s: SubtaskView): string {
+  return `  ${nodeLabel(s)}: ${subtaskOutcome(s)}${s.attempt > 1 ? ` attempt ${s.attempt}` : ''}`;
+}
+
+/**
+ * Why a subtask's attempt went up since `seenAttempt` (1 when first seen): one line for
+ * each attempt from there that failed and was retried, taken from the subtask's history.
+ */
+export function formatRetryLines(s: SubtaskView, seenAttempt: number, nowMs: number): string[] {
+  return s.history
+    .filter((a) => a.attempt >= seenAttempt && a.attempt < s.attempt)
+    .map((a) => {
+      const next = a.attempt + 1;
+      const backoff =
+        next === s.attempt && s.status === 'pending' && s.notBefore !== null && Date.parse(s.notBefore) - nowMs >= 1000
+          ? ` ${relativeTime(s.notBefore, nowMs)}`
+          : '';
+      return `  ${nodeLabel(s)}: attempt ${a.attempt} ${subtaskOutcome(a)}, retrying as attempt ${next}${backoff}`;
+    });
+}
+
+export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
+  const trigger = view.scheduledAt ? `${view.trigger} (due ${view.scheduledAt})` : view.trigger;
   const lines = [
-    `instance ${view.id}  job ${view.job}  ${view.status.toUpperCase()}`,
-    `  command: ${view.cmd}`,
-    `  created: ${view.createdAt} (${view.trigger}${view.scheduledAt ? `, scheduled for ${view.scheduledAt}` : ''})` +
-      (view.finishedAt ? `  finished: ${view.finishedAt}` : ''),
-  ];
-  if (view.failure) lines.push(`  failure: ${view.failure}`);
+    `instance ${view.id}  ${view.status.toUpperCase()}  job ${view.job}`,
+    `  command:  ${view.cmd}`,
+    `  trigger:  ${trigger}`,
+    `  created:  ${timeWithIso(view.createdAt, nowMs)}`,
+  ].map((line) => clip(oneLine(line), MAX_LINE_WIDTH));
+  if (view.finishedAt) lines.push(`  finished: ${timeWithIso(view.finishedAt, nowMs)}`);
+  if (view.failure) lines.push(`  failure:  ${wrap(view.failure, MAX_LINE_WIDTH - 12).join(`\n${' '.repeat(12)}`)}`);
   for (const [name, step] of [['pre', view.pre], ['post', view.post]] as const) {
     if (!step) continue;
     const outcome = `${step.status}${step.reason ? ` (${step.reason}${step.exitCode !== null ? ` ${step.exitCode}` : ''})` : ''}`;
-    lines.push(`  ${name} step: ${outcome}${step.nodeId ? ` on ${shortId(step.nodeId)}` : ''}  [${step.cmd}]`);
+    lines.push(clip(oneLine(`  ${name} step: ${outcome}${step.nodeId ? ` on ${shortId(step.nodeId)}` : ''}  [${step.cmd}]`), MAX_LINE_WIDTH));
   }
   if (view.cancelRequested) lines.push('  cancel requested');
   if (view.subtasks.length > 0) {
-    const t = table(['NODE', 'NAME', 'STATUS', 'ATTEMPT', 'EXIT', 'REASON', 'TIME']);
-    for (const s of view.subtasks) {
-      t.push([shortId(s.nodeId), s.nodeName ?? '', s.status, String(s.attempt), s.exitCode ?? '', s.reason ?? '', elapsed(s.startedAt, s.finishedAt)]);
-    }
-    lines.push(t.toString());
+    const rows = view.subtasks.map((s) => [
+      shortId(s.nodeId),
+      s.nodeName ?? '',
+      s.status,
+      String(s.attempt),
+      s.exitCode === null ? '' : String(s.exitCode),
+      s.reason ?? '',
+      elapsed(s.startedAt, s.finishedAt, nowMs),
+    ]);
+    lines.push(table(['NODE', 'NAME', 'STATUS', 'ATTEMPT', 'EXIT', 'REASON', 'TIME'], rows, [{ columns: [1], floor: 4 }]));
   }
   const c = view.counts;
   lines.push(`  ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running} running, ${c.pending} pending`);
   return lines.join('\n');
 }
 
-export function formatInstanceList(views: InstanceView[]): string {
+export function formatInstanceList(views: InstanceView[], nowMs = Date.now()): string {
   if (views.length === 0) return 'no instances';
-  const t = table(['ID', 'JOB', 'STATUS', 'TRIGGER', 'CREATED', 'NODES (ok/all)']);
-  for (const v of views) t.push([v.id, v.job, v.status, v.trigger, v.createdAt, `${v.counts.succeeded}/${v.subtasks.length}`]);
-  return t.toString();
+  const rows = views.map((v) => [v.id, v.job, v.status, v.trigger, relativeTime(v.createdAt, nowMs), `${v.counts.succeeded}/${v.subtasks.length}`]);
+  return table(['ID', 'JOB', 'STATUS', 'TRIGGER', 'CREATED', 'OK/NODES'], rows, [{ columns: [1], floor: 4 }]);
 }
 
-export function formatJob(job: JobView): string {
+export function formatJob(job: JobView, nowMs = Date.now()): string {
   const lines = [
     `job ${job.name}${job.enabled ? '' : ' (disabled)'}`,
     `  command:     ${job.cmd}`,
     `  type:        ${job.type}`,
     `  schedule:    ${job.scheduleText ?? 'manual (chorus job run)'}`,
   ];
-  if (job.nextRunAt) lines.push(`  next run:    ${job.nextRunAt}`);
+  if (job.nextRunAt) lines.push(`  next run:    ${timeWithIso(job.nextRunAt, nowMs)}`);
   const tags = Object.entries(job.tags).map(([k, v]) => `${k}=${v}`);
   lines.push(`  tags:        ${tags.length ? tags.join(', ') : '(every node)'}`);
-  lines.push(`  timeout:     ${job.timeoutMs === null ? 'none' : formatDuration(job.timeoutMs)}`);
+  lines.push(`  timeout:     ${job.timeoutMs === null ? 'none' : formatDurationUnits(job.timeoutMs)}`);
   lines.push(`  retries:     ${job.retries}`, `  concurrency: ${job.concurrency}`);
   if (job.pre) lines.push(`  pre:         ${job.pre}`);
   if (job.post) lines.push(`  post:        ${job.post}`);
   return lines.join('\n');
 }
 
-export function formatJobList(jobs: JobView[]): string {
+export function formatJobList(jobs: JobView[], nowMs = Date.now()): string {
   if (jobs.length === 0) return 'no jobs (add one with: chorus job add NAME --cmd CMD)';
-  const t = table(['NAME', 'TYPE', 'SCHEDULE', 'NEXT RUN', 'ENABLED', 'COMMAND']);
-  for (const j of jobs) t.push([j.name, j.type, j.scheduleText ?? 'manual', j.nextRunAt ?? '', j.enabled ? 'yes' : 'no', j.cmd]);
-  return t.toString();
+  const nextRun = (j: JobView) => (!j.enabled ? 'disabled' : j.nextRunAt ? relativeTime(j.nextRunAt, nowMs) : '');
+  const rows = jobs.map((j) => [j.name, j.type, j.scheduleText ?? 'manual', nextRun(j), j.cmd]);
+  // The command gives way first (job show has it whole), then the name and schedule.
+  return table(['NAME', 'TYPE', 'SCHEDULE', 'NEXT RUN', 'COMMAND'], rows, [
+    { columns: [4], floor: 24 },
+    { columns: [0, 2, 4], floor: 8 },
+  ]);
 }
 
-export function formatNodes(nodes: NodeView[]): string {
-  const t = table(['ID', 'NAME', 'STATE', 'LEADER', 'TAGS', 'LAST SEEN']);
-  for (const n of nodes) {
-    const tags = Object.entries(n.tags).map(([k, v]) => `${k}=${v}`).join(',');
-    t.push([n.nodeId, n.name, n.state, n.leader ? 'yes' : '', tags, n.lastSeen ?? '']);
-  }
-  return t.toString();
+export function formatNodes(nodes: NodeView[], nowMs = Date.now()): string {
+  const rows = nodes.map((n) => [
+    shortId(n.nodeId),
+    n.name,
+    n.state,
+    n.leader ? 'yes' : '',
+    Object.entries(n.tags).map(([k, v]) => `${k}=${v}`).join(','),
+    n.lastSeen ? relativeTime(n.lastSeen, nowMs) : '',
+  ]);
+  return table(['ID', 'NAME', 'STATE', 'LEADER', 'TAGS', 'LAST SEEN'], rows, [
+    { columns: [4], floor: 16 },
+    { columns: [1, 4], floor: 4 },
+  ]);
 }
 
 export function formatStatus(s: StatusView): string {
   return [
-    `node ${s.nodeId} (${s.name})${s.isLeader ? ', leader' : ''}`,
+    `node ${shortId(s.nodeId)} (${s.name})${s.isLeader ? ', leader' : ''}`,
+    // The one place the whole id is shown to people: it is what --join addresses carry.
+    `  id:       ${s.nodeId}`,
     `  version:  ${s.version}`,
-    `  leader:   ${s.leader ?? 'none yet'}`,
+    `  leader:   ${s.leader === null ? 'none yet' : shortId(s.leader)}`,
     `  members:  ${s.aliveMembers} alive of ${s.members}`,
     `  running:  ${s.runningSubtasks} subtask(s)`,
     `  api:      ${s.api}`,
@@ -106,7 +266,7 @@ export function formatLogs(logs: LogView[]): string {
   if (logs.length === 0) return 'no output recorded on this node for that instance';
   const out: string[] = [];
   for (const log of logs) {
-    out.push(log.step ? `==> ${log.step} step on node ${log.nodeId} <==` : `==> node ${log.nodeId} attempt ${log.attempt} <==`);
+    out.push(log.step ? `==> ${log.step} step on node ${shortId(log.nodeId)} <==` : `==> node ${shortId(log.nodeId)} attempt ${log.attempt} <==`);
     if (log.stdoutDroppedBytes > 0) out.push(`[first ${log.stdoutDroppedBytes} bytes of stdout dropped]`);
     if (log.stdout) out.push(log.stdout.replace(/\n$/, ''));
     if (log.stderr) {
@@ -117,3 +277,58 @@ export function formatLogs(logs: LogView[]): string {
   }
   return out.join('\n');
 }
+
+/** The last lines of one stream, within the tail limits, and whether anything was left out. */
+function tailOf(text: string, droppedBytes: number): { lines: string[]; cut: boolean } {
+  const all = text.replace(/\r/g, '').replace(/\n+$/, '');
+  if (all === '') return { lines: [], cut: droppedBytes > 0 };
+  const lines = all.split('\n');
+  let kept = lines.slice(-TAIL_MAX_LINES).join('\n');
+  let cut = droppedBytes > 0 || lines.length > TAIL_MAX_LINES;
+  if (widthOf(kept) > TAIL_MAX_CHARS) {
+    kept = `…${[...kept].slice(-(TAIL_MAX_CHARS - 1)).join('')}`;
+    cut = true;
+  }
+  return { lines: kept.split('\n'), cut };
+}
+
+/** The log of a node's current attempt (or its newest one), not of a pre/post step. */
+function logOfAttempt(logs: LogView[], nodeId: string, attempt: number, step?: 'pre' | 'post'): LogView | undefined {
+  const mine = logs.filter((l) => l.nodeId === nodeId && (l.step ?? undefined) === step);
+  return mine.find((l) => l.attempt === attempt) ?? mine.sort((a, b) => b.attempt - a.attempt)[0];
+}
+
+/**
+ * What `--wait` shows once an instance ended: per node, the last few lines of stdout
+ * (and of stderr when the attempt failed). `logs` is null when they could not be
+ * fetched; then, and for more than `TAIL_MAX_NODES` nodes, only where to see it all.
+ */
+export function formatOutputTail(view: InstanceView, logs: LogView[] | null): string[] {
+  const seeAll = `see the output with: chorus instance logs ${view.id}`;
+  if (logs === null || view.subtasks.length > TAIL_MAX_NODES) return [seeAll];
+  const stepPart = (name: 'pre' | 'post', step: StepView | null) =>
+    step?.nodeId ? [{ label: `${name} step on ${shortId(step.nodeId)}`, outcome: step, log: logOfAttempt(logs, step.nodeId, step.attempt, name) }] : [];
+  // In the order they ran: the pre step, the subtasks, the post step.
+  const parts = [
+    ...stepPart('pre', view.pre),
+    ...view.subtasks.map((s) => ({ label: nodeLabel(s), outcome: s as AttemptView, log: logOfAttempt(logs, s.nodeId, s.attempt) })),
+    ...stepPart('post', view.post),
+  ];
+  if (parts.length === 0) return [];
+  const out = [`output of instance ${view.id} (last lines per node):`];
+  let anyCut = false;
+  for (const { label, outcome, log } of parts) {
+    out.push(`  ${label}: ${subtaskOutcome(outcome)}`);
+    const stdout = tailOf(log?.stdout ?? '', log?.stdoutDroppedBytes ?? 0);
+    // A log of attempt 0 is the daemon saying it could not reach that node for it.
+    const showStderr = outcome.status === 'failed' || log?.attempt === 0;
+    const stderr = showStderr ? tailOf(log?.stderr ?? '', log?.stderrDroppedBytes ?? 0) : { lines: [], cut: false };
+    anyCut ||= stdout.cut || stderr.cut;
+    if (stdout.lines.length === 0 && stderr.lines.length === 0) out.push('    (no output)');
+    out.push(...stdout.lines.map((l) => `    ${l}`));
+    if (stderr.lines.length > 0) out.push('    stderr:', ...stderr.lines.map((l) => `    ${l}`));
+  }
+  if (anyCut) out.push(`some output was cut; ${seeAll}`);
+  return out;
+}
+

@@ -1,11 +1,13 @@
-// Waiting for an instance to end: long-polls the daemon, reports each change on
-// stderr when it is a terminal, and maps the end to the exit codes of the contract.
+// Waiting for an instance to end: long-polls the daemon, reports each change (and why
+// an attempt was retried) as progress lines, ends with each node's output tail, and
+// maps the end to the exit codes of the contract.
 import type { ChorusClient } from '../api/client.js';
 import { EXIT } from '../api/client.js';
+import type { LogView } from '../api/control-plane.js';
 import type { InstanceView } from '../api/views.js';
 import { isInstanceFinished } from '../records/status.js';
 import { versionOf } from '../api/version-of.js';
-import { subtaskOutcome } from './format.js';
+import { formatOutputTail, formatProgressLine, formatRetryLines, TAIL_MAX_NODES } from './format.js';
 
 export interface WaitResult {
   view: InstanceView;
@@ -13,6 +15,14 @@ export interface WaitResult {
 }
 
 const POLL_MS = 5000;
+/** The output tail is a courtesy: a slow fetch of logs from every node must not hang the end. */
+const TAIL_FETCH_TIMEOUT_MS = 10_000;
+
+/** What a progress report last said of a node, so only changes are printed. */
+interface Reported {
+  line: string;
+  attempt: number;
+}
 
 export async function waitForInstance(
   client: ChorusClient,
@@ -22,7 +32,7 @@ export async function waitForInstance(
 ): Promise<WaitResult> {
   const deadline = timeoutMs === null ? Infinity : Date.now() + timeoutMs;
   let view = initial;
-  const seen = new Map<string, string>();
+  const seen = new Map<string, Reported>();
   report(view, seen, progress);
   while (!isInstanceFinished(view.status)) {
     const leftMs = deadline - Date.now();
@@ -39,13 +49,31 @@ export async function waitForInstance(
   return { view, timedOut: false };
 }
 
-function report(view: InstanceView, seen: Map<string, string>, progress: ((line: string) => void) | null): void {
+function report(view: InstanceView, seen: Map<string, Reported>, progress: ((line: string) => void) | null): void {
   if (!progress) return;
+  const nowMs = Date.now();
   for (const s of view.subtasks) {
-    const line = `${subtaskOutcome(s)}${s.attempt > 1 ? ` attempt ${s.attempt}` : ''}`;
-    if (seen.get(s.nodeId) === line) continue;
-    seen.set(s.nodeId, line);
-    progress(`  ${s.nodeName ?? ''} ${s.nodeId.slice(-12)}: ${line}`);
+    const before = seen.get(s.nodeId);
+    const line = formatProgressLine(s);
+    if (before?.line === line) continue;
+    seen.set(s.nodeId, { line, attempt: s.attempt });
+    for (const retry of formatRetryLines(s, before?.attempt ?? 1, nowMs)) progress(retry);
+    progress(line);
+  }
+}
+
+/** Prints the end of each node's output (or where to find it) as progress lines. */
+export async function reportOutputTail(client: ChorusClient, view: InstanceView, progress: (line: string) => void): Promise<void> {
+  const logs = view.subtasks.length > TAIL_MAX_NODES ? null : await fetchLogs(client, view.id);
+  for (const line of formatOutputTail(view, logs)) progress(line);
+}
+
+/** The instance's logs, or null when they cannot be had: the outcome is known already. */
+async function fetchLogs(client: ChorusClient, instanceId: string): Promise<LogView[] | null> {
+  try {
+    return await client.request<LogView[]>('GET', `/v1/instances/${encodeURIComponent(instanceId)}/logs`, undefined, TAIL_FETCH_TIMEOUT_MS);
+  } catch {
+    return null;
   }
 }
 

@@ -1,6 +1,8 @@
-// The one duration parser and formatter: strict input, clear errors, readable output.
+// The one duration parser and its formatters: strict input, clear errors, readable output
+// (formatDurationUnits writes what parseDuration reads back).
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DurationError, formatDuration, parseDuration } from './duration.js';
+import { DurationError, formatDuration, formatDurationUnits, parseDuration } from './duration.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -82,5 +84,41 @@ describe('formatDuration', () => {
     for (const ms of [60_000, 90_000, 5_400_000, 7_200_000, 1_500]) {
       expect(parseDuration(formatDuration(ms))).toBe(ms);
     }
+  });
+});
+
+describe('formatDurationUnits', () => {
+  it.each([
+    [2_160_000_000, '25d'],
+    [93_600_000, '1d2h'],
+    [5_400_000, '1h30m'],
+    [90_000, '1m30s'],
+    [1_500, '1s500ms'],
+    [500, '500ms'],
+    [60_000, '1m'],
+    [31_536_000_000, '365d'],
+    [86_400_000 + 7_200_000 + 180_000 + 4_000 + 5, '1d2h3m4s5ms'],
+  ])('writes %d ms as %s', (ms, text) => {
+    expect(formatDurationUnits(ms)).toBe(text);
+  });
+
+  it('is the inverse of parseDuration for whole milliseconds', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 365 * 86_400_000 }), (ms) => {
+        expect(parseDuration(formatDurationUnits(ms))).toBe(ms);
+      }),
+    );
+  });
+
+  it('gives back the text parseDuration read, when it was written in whole units largest first', () => {
+    const unitTexts = fc
+      .tuple(fc.nat(365), fc.nat(23), fc.nat(59), fc.nat(59), fc.nat(999))
+      .map(([d, h, m, s, ms]) => [[d, 'd'], [h, 'h'], [m, 'm'], [s, 's'], [ms, 'ms']].filter(([n]) => n !== 0).map(([n, u]) => `${n}${u}`).join(''))
+      .filter((text) => text !== '');
+    fc.assert(
+      fc.property(unitTexts, (text) => {
+        expect(formatDurationUnits(parseDuration(text))).toBe(text);
+      }),
+    );
   });
 });

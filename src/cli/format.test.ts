@@ -1,0 +1,298 @@
+// The human forms: relative times, short node ids, 80-column tables, the retry reason
+// and the output tail that --wait ends with.
+import { describe, expect, it } from 'vitest';
+import type { LogView, StatusView } from '../api/control-plane.js';
+import { describeSchedule, type AttemptView, type InstanceView, type JobView, type NodeView, type SubtaskView } from '../api/views.js';
+import {
+  formatInstance,
+  formatInstanceList,
+  formatJob,
+  formatJobList,
+  formatLogs,
+  formatNodes,
+  formatOutputTail,
+  formatProgressLine,
+  formatRetryLines,
+  formatStatus,
+  relativeTime,
+  shortId,
+  TAIL_MAX_CHARS,
+  TAIL_MAX_LINES,
+  TAIL_MAX_NODES,
+} from './format.js';
+
+const NOW_MS = Date.parse('2026-12-02T09:00:03.000Z');
+const isoAt = (offsetMs: number) => new Date(NOW_MS + offsetMs).toISOString();
+const NODE_A = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVeabcdef123456';
+const NODE_B = '12D3KooWLRPJAA5o6Z6ASTVPjxLSK9GiqMf2kVNYvfnzuNfed0987654321';
+const LONG_CMD = `bash -c 'for host in $(seq 1 100); do echo checking $host; ${'x'.repeat(300)}; done'`;
+
+function subtask(over: Partial<SubtaskView> = {}): SubtaskView {
+  return {
+    nodeId: NODE_A,
+    nodeName: 'n1',
+    shardIndex: 0,
+    attempt: 1,
+    status: 'succeeded',
+    reason: null,
+    exitCode: 0,
+    startedAt: isoAt(-2000),
+    finishedAt: isoAt(-1000),
+    notBefore: null,
+    history: [],
+    ...over,
+  };
+}
+
+function instance(over: Partial<InstanceView> = {}): InstanceView {
+  const subtasks = over.subtasks ?? [subtask(), subtask({ nodeId: NODE_B, nodeName: 'n2', shardIndex: 1 })];
+  return {
+    id: '3f2a9c0d1e4b5a67',
+    job: 'disk-report',
+    status: 'succeeded',
+    trigger: 'manual',
+    cmd: 'df -h /',
+    type: 'broadcast',
+    scheduledAt: null,
+    createdAt: isoAt(-3000),
+    startedAt: isoAt(-2000),
+    finishedAt: isoAt(-1000),
+    failure: null,
+    cancelRequested: false,
+    targets: subtasks.map((s) => s.nodeId),
+    counts: { pending: 0, running: 0, succeeded: subtasks.length, failed: 0, cancelled: 0 },
+    subtasks,
+    pre: null,
+    post: null,
+    ...over,
+  };
+}
+
+function job(over: Partial<JobView> = {}): JobView {
+  const spec = { cmd: 'df -h /', type: 'broadcast' as const, schedule: { kind: 'every' as const, intervalMs: 2_160_000_000 }, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow' as const, pre: null, post: null };
+  return {
+    name: 'disk-report',
+    spec,
+    cmd: spec.cmd,
+    type: spec.type,
+    schedule: spec.schedule,
+    scheduleText: describeSchedule(spec.schedule),
+    nextRunAt: isoAt(120_000),
+    tags: {},
+    timeoutMs: null,
+    retries: 0,
+    concurrency: 'allow',
+    pre: null,
+    post: null,
+    enabled: true,
+    createdAt: isoAt(-60_000),
+    updatedAt: isoAt(-60_000),
+    ...over,
+  };
+}
+
+function node(over: Partial<NodeView> = {}): NodeView {
+  return { nodeId: NODE_A, name: 'n1', tags: { role: 'web' }, addrs: [], incarnation: 1, state: 'alive', leader: true, lastSeenMs: NOW_MS - 3000, lastSeen: isoAt(-3000), ...over };
+}
+
+const widest = (text: string) => Math.max(...text.split('\n').map((l) => [...l].length));
+
+describe('relativeTime', () => {
+  it.each([
+    [-3_000, '3s ago'],
+    [-3_999, '3s ago'],
+    [120_000, 'in 2m'],
+    [150_000, 'in 2m'],
+    [-59_000, '59s ago'],
+    [-60_000, '1m ago'],
+    [-2 * 3_600_000, '2h ago'],
+    [5 * 3_600_000 + 59 * 60_000, 'in 5h'],
+    [-3 * 86_400_000, '3d ago'],
+    [25 * 86_400_000, 'in 25d'],
+    [-400, 'now'],
+    [400, 'now'],
+  ])('%d ms from now reads %s', (offsetMs, text) => {
+    expect(relativeTime(isoAt(offsetMs), NOW_MS)).toBe(text);
+  });
+
+  it('leaves a time it cannot read as it is', () => {
+    expect(relativeTime('not a time', NOW_MS)).toBe('not a time');
+  });
+});
+
+describe('shortId', () => {
+  it("is '…' and the last 12 characters, the form --node takes back", () => {
+    expect(shortId(NODE_A)).toBe('…abcdef123456');
+    expect(shortId('n1')).toBe('n1');
+  });
+});
+
+describe('human views', () => {
+  it('show relative times, with the exact time in show-style views', () => {
+    const shown = formatInstance(instance(), NOW_MS);
+    expect(shown).toContain(`created:  3s ago (${isoAt(-3000)})`);
+    expect(shown).toContain(`finished: 1s ago (${isoAt(-1000)})`);
+    expect(formatInstanceList([instance()], NOW_MS)).toMatch(/│ 3s ago +│/);
+    expect(formatJob(job(), NOW_MS)).toContain(`next run:    in 2m (${isoAt(120_000)})`);
+    expect(formatJobList([job()], NOW_MS)).toMatch(/│ in 2m +│/);
+    expect(formatNodes([node()], NOW_MS)).toMatch(/│ 3s ago +│/);
+  });
+
+  it('name nodes by their short id only, in tables, nodes, status and logs', () => {
+    const outputs = [
+      formatInstance(instance(), NOW_MS),
+      formatNodes([node(), node({ nodeId: NODE_B, name: 'n2', leader: false })], NOW_MS),
+      formatLogs([{ nodeId: NODE_A, attempt: 1, stdout: 'hi\n', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 }]),
+    ];
+    for (const out of outputs) {
+      expect(out).toContain('…abcdef123456');
+      expect(out).not.toContain(NODE_A);
+    }
+    const status = formatStatus({
+      nodeId: NODE_A,
+      name: 'n1',
+      tags: {},
+      version: '0.1.0',
+      leader: NODE_B,
+      isLeader: false,
+      members: 2,
+      aliveMembers: 2,
+      multiaddrs: ['/ip4/127.0.0.1/tcp/7400'],
+      api: 'http://127.0.0.1:7410',
+      dataDir: '/var/lib/chorus',
+      uptimeMs: 1000,
+      runningSubtasks: 0,
+      records: 0,
+      counters: {},
+      errors: [],
+      memory: { rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 },
+    } satisfies StatusView);
+    expect(status.split('\n')[0]).toBe('node …abcdef123456 (n1)');
+    expect(status).toContain('leader:   …ed0987654321');
+    // ...and the whole id once, on its own line, for --join addresses.
+    expect(status).toContain(`id:       ${NODE_A}`);
+  });
+
+  it('show a job timeout and an --every schedule in their own units', () => {
+    expect(describeSchedule({ kind: 'every', intervalMs: 25 * 86_400_000 })).toBe('every 25d');
+    expect(describeSchedule({ kind: 'every', intervalMs: 5_400_000 })).toBe('every 1h30m');
+    expect(describeSchedule({ kind: 'every', intervalMs: 90_000 })).toBe('every 1m30s');
+    expect(describeSchedule({ kind: 'every', intervalMs: 500 })).toBe('every 500ms');
+    const shown = formatJob(job({ timeoutMs: 25 * 86_400_000 }), NOW_MS);
+    expect(shown).toContain('schedule:    every 25d');
+    expect(shown).toContain('timeout:     25d');
+  });
+});
+
+describe('the 80-column rule', () => {
+  it('keeps every line of the tables and the instance view within 80 columns, cutting long cells with …', () => {
+    const longName = `n-${'a'.repeat(60)}`;
+    const subtasks = [subtask({ nodeName: longName }), subtask({ nodeId: NODE_B, nodeName: 'n2', status: 'failed', reason: 'exit-code', exitCode: 127 })];
+    const view = instance({ cmd: LONG_CMD, job: `j-${'b'.repeat(62)}`, subtasks, failure: `no alive node matches the tags ${'role=web, '.repeat(20)}` });
+    const outputs = {
+      formatJobList: formatJobList([job({ name: `j-${'c'.repeat(62)}`, cmd: LONG_CMD }), job({ cmd: 'echo\nmultiline' })], NOW_MS),
+      formatInstanceList: formatInstanceList([view, instance({ job: '(ad hoc)' })], NOW_MS),
+      formatInstance: formatInstance(view, NOW_MS),
+      formatNodes: formatNodes([node({ name: longName, tags: { role: 'web', zone: 'eu-west-1a', rack: 'r'.repeat(50) } })], NOW_MS),
+    };
+    for (const [name, out] of Object.entries(outputs)) {
+      expect(widest(out), `${name}:\n${out}`).toBeLessThanOrEqual(80);
+      expect(out, name).toContain('…');
+    }
+    // The instance id, which people type back, is never cut.
+    expect(outputs.formatInstanceList).toContain(view.id);
+    expect(outputs.formatJobList).toContain('bash -c');
+    // A wrapped failure keeps all its words.
+    expect(outputs.formatInstance.replace(/\s+/g, ' ')).toContain(`no alive node matches the tags ${'role=web, '.repeat(20).trim()}`);
+  });
+
+  it('marks a disabled job in the NEXT RUN column', () => {
+    expect(formatJobList([job({ enabled: false, nextRunAt: null })], NOW_MS)).toMatch(/│ disabled +│ df -h \/ +│/);
+  });
+
+  it('leaves short tables as they were', () => {
+    const out = formatJobList([job()], NOW_MS);
+    expect(out).not.toContain('…');
+    expect(out).toContain('df -h /');
+  });
+});
+
+describe('--wait progress', () => {
+  const failedAttempt = (attempt: number, exitCode: number): AttemptView => ({
+    attempt,
+    status: 'failed',
+    reason: 'exit-code',
+    exitCode,
+    startedAt: isoAt(-5000),
+    finishedAt: isoAt(-4000),
+  });
+
+  it('says which attempt failed and why when a subtask is retried', () => {
+    const retried = subtask({ attempt: 2, status: 'running', exitCode: null, finishedAt: null, history: [failedAttempt(1, 3)] });
+    expect(formatRetryLines(retried, 1, NOW_MS)).toEqual(['  n1 …abcdef123456: attempt 1 failed (exit-code 3), retrying as attempt 2']);
+    expect(formatProgressLine(retried)).toBe('  n1 …abcdef123456: running attempt 2');
+  });
+
+  it('names every attempt retried since the last report, and the backoff when one is pending', () => {
+    const s = subtask({
+      attempt: 3,
+      status: 'pending',
+      exitCode: null,
+      startedAt: null,
+      finishedAt: null,
+      notBefore: isoAt(4000),
+      history: [failedAttempt(1, 3), { ...failedAttempt(2, 0), reason: 'timeout', exitCode: null }],
+    });
+    expect(formatRetryLines(s, 1, NOW_MS)).toEqual([
+      '  n1 …abcdef123456: attempt 1 failed (exit-code 3), retrying as attempt 2',
+      '  n1 …abcdef123456: attempt 2 failed (timeout), retrying as attempt 3 in 4s',
+    ]);
+    expect(formatRetryLines(s, 2, NOW_MS)).toHaveLength(1);
+    expect(formatRetryLines(s, 3, NOW_MS)).toEqual([]);
+  });
+});
+
+describe('the output tail after --wait', () => {
+  const log = (nodeId: string, stdout: string, stderr = '', attempt = 1): LogView => ({ nodeId, attempt, stdout, stderr, stdoutDroppedBytes: 0, stderrDroppedBytes: 0 });
+
+  it('shows the last lines of each node, and stderr only of a failed attempt', () => {
+    const failed = subtask({ nodeId: NODE_B, nodeName: 'n2', status: 'failed', reason: 'exit-code', exitCode: 3 });
+    const view = instance({ status: 'failed', subtasks: [subtask(), failed] });
+    const lines = formatOutputTail(view, [log(NODE_A, 'hello\n', 'a warning\n'), log(NODE_B, 'partial\n', 'boom\n')]);
+    expect(lines).toEqual([
+      'output of instance 3f2a9c0d1e4b5a67 (last lines per node):',
+      '  n1 …abcdef123456: succeeded',
+      '    hello',
+      '  n2 …ed0987654321: failed (exit-code 3)',
+      '    partial',
+      '    stderr:',
+      '    boom',
+    ]);
+  });
+
+  it(`keeps at most ${TAIL_MAX_LINES} lines and ${TAIL_MAX_CHARS} characters per node, and says where the rest is`, () => {
+    const many = Array.from({ length: 50 }, (_, i) => `line ${i}`).join('\n');
+    const lines = formatOutputTail(instance({ subtasks: [subtask()] }), [log(NODE_A, `${many}\n`)]);
+    expect(lines.slice(2, -1)).toEqual(['    line 45', '    line 46', '    line 47', '    line 48', '    line 49']);
+    expect(lines.at(-1)).toBe('some output was cut; see the output with: chorus instance logs 3f2a9c0d1e4b5a67');
+
+    const long = formatOutputTail(instance({ subtasks: [subtask()] }), [log(NODE_A, 'y'.repeat(5000))]);
+    const body = long.slice(2, -1).join('\n');
+    expect([...body.replace(/^ {4}/gm, '')].length).toBeLessThanOrEqual(TAIL_MAX_CHARS);
+    expect(body).toMatch(/^ {4}…y+$/);
+  });
+
+  it('takes the log of the current attempt, and says when a node printed nothing', () => {
+    const s = subtask({ attempt: 2, history: [] });
+    const lines = formatOutputTail(instance({ subtasks: [s, subtask({ nodeId: NODE_B, nodeName: 'n2' })] }), [log(NODE_A, 'first try\n', '', 1), log(NODE_A, 'second try\n', '', 2)]);
+    expect(lines).toContain('    second try');
+    expect(lines).not.toContain('    first try');
+    expect(lines.slice(-2)).toEqual(['  n2 …ed0987654321: succeeded', '    (no output)']);
+  });
+
+  it('points to chorus instance logs when the logs cannot be fetched or there are too many nodes', () => {
+    expect(formatOutputTail(instance(), null)).toEqual(['see the output with: chorus instance logs 3f2a9c0d1e4b5a67']);
+    const many = Array.from({ length: TAIL_MAX_NODES + 1 }, (_, i) => subtask({ nodeId: `node-${i}`, nodeName: null }));
+    expect(formatOutputTail(instance({ subtasks: many }), [])).toEqual(['see the output with: chorus instance logs 3f2a9c0d1e4b5a67']);
+  });
+});
