@@ -2,7 +2,7 @@
 // rule "the owner's own report outranks node-lost"): an attempt this node journalled as
 // started ends with the owner's own report, whatever the record store held at restart.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +13,9 @@ import { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, JobSpec, SubtaskRecord } from '../records/types.js';
 import { newSubtask } from '../scheduler/leader.js';
 import { Journal } from '../store/journal.js';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import type { Logger } from '../core/log.js';
 import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { Worker } from './worker.js';
@@ -58,7 +61,7 @@ function nodeLost(): SubtaskRecord {
   return { ...pending(), status: 'failed', reason: 'node-lost', startedAtMs: 1100, finishedAtMs: 1500, reporter: LEADER, stamp: { wallMs: 1500, counter: 0, nodeId: LEADER } };
 }
 
-function setup(): Setup {
+function setup(log: Logger = silentLogger): Setup {
   const clock = new FakeClock(2000);
   const store = new RecordStore({ dataDir: null, flushDelayMs: 5 });
   const journal = new Journal(join(dir, 'journal.log'));
@@ -74,7 +77,7 @@ function setup(): Setup {
     selfId: SELF,
     dataDir: null,
     commit: (records: AnyRecord[]) => void store.apply(records),
-    log: silentLogger,
+    log,
     runCommand: (req) => {
       runs.push(req);
       return new Promise<ExecutionResult>((resolve) => {
@@ -95,11 +98,11 @@ function start(s: Setup): void {
 }
 
 /** A detached `sleep` standing for the command a crashed daemon left running. */
-function leftoverProcess(attempt: number): number {
+function leftoverProcess(attempt: number, extraEnv: Record<string, string> = {}): number {
   const child = spawn('/bin/sh', ['-c', 'sleep 30'], {
     detached: true,
     stdio: 'ignore',
-    env: { ...process.env, CHORUS_INSTANCE_ID: ID, CHORUS_ATTEMPT: String(attempt) },
+    env: { ...process.env, CHORUS_INSTANCE_ID: ID, CHORUS_ATTEMPT: String(attempt), ...extraEnv },
   });
   child.unref();
   return child.pid as number;
@@ -196,5 +199,33 @@ describe('worker recovery after a crash', () => {
     expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'node-lost', reporter: LEADER });
     expect(s.runs).toEqual([]);
     expect(s.journal.hasStarted(ID, 1)).toBe(false);
+  });
+
+  it('a corrupt journal: a subtask the records show running is reported interrupted, what is left of it is killed, and the journal is named', async () => {
+    await writeFile(join(dir, 'journal.log'), randomBytes(4096));
+    const lines: { msg: string; journal?: string; unreadableLines?: number }[] = [];
+    const s = setup(pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) }));
+    const running: SubtaskRecord = { ...pending(), status: 'running', startedAtMs: 1100, reporter: SELF, stamp: { wallMs: 1100, counter: 0, nodeId: SELF } };
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: running }]);
+    const pid = leftoverProcess(1, { CHORUS_NODE_ID: SELF });
+    try {
+      start(s);
+      await until(() => !alive(pid), 'the orphaned process group to be killed');
+      expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF });
+      expect(s.journal.hasStarted(ID, 1)).toBe(true);
+      const unreadable = lines.find((l) => l.unreadableLines !== undefined);
+      expect(unreadable?.journal).toBe(join(dir, 'journal.log'));
+      expect(unreadable?.unreadableLines).toBeGreaterThan(0);
+      expect(unreadable?.msg).toMatch(/journal .* has \d+ line\(s\) that could not be read/);
+      expect(lines.some((l) => /has no record of it; reported interrupted, killed process group/.test(l.msg))).toBe(true);
+      await s.clock.advanceAsync(defaultConfig.workerTickMs * 2);
+      expect(s.runs).toEqual([]); // never started again
+    } finally {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
   });
 });

@@ -11,6 +11,7 @@ import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { ExecutionResult } from '../executor/executor.js';
 import { runCommand } from '../executor/executor.js';
+import { killProcessesWithEnv } from '../executor/leftovers.js';
 import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
 import { isTerminal } from '../records/types.js';
@@ -72,7 +73,12 @@ export class Worker {
 
   /** Reconciles the journal with the store (crash recovery), then starts running subtasks. */
   start(): void {
+    const { journal, log } = this.deps;
+    if (journal.skippedLines > 0) {
+      log.warn({ journal: journal.path, unreadableLines: journal.skippedLines }, `the journal ${journal.path} has ${journal.skippedLines} line(s) that could not be read`);
+    }
     this.recoverFromJournal();
+    this.recoverUnjournalled();
     for (const instance of this.deps.store.instances()) this.track(instance.id);
     this.deps.store.onChange((records) => this.onChange(records));
     this.timer = every(this.deps.clock, this.deps.config.workerTickMs, () => this.scan());
@@ -320,6 +326,38 @@ export class Worker {
       const task = this.currentTask(instanceId, step);
       if (task?.nodeId === this.deps.selfId && task.attempt === end.attempt && this.needsOwner(task)) {
         this.finishAttempt(instanceId, step, end.attempt, outcomeFromJournal(end));
+      }
+    }
+  }
+
+  /**
+   * Own tasks the records show `running` that the journal has no start for: only the owner
+   * writes `running`, after journalling the start, so the journal lost it (corrupted or
+   * replaced). The attempt ran here before the restart; it is interrupted, journalled now so
+   * it can never start again (guarantee 3), and whatever of it can be found is killed.
+   */
+  private recoverUnjournalled(): void {
+    const { store, journal, selfId, clock, log } = this.deps;
+    for (const instance of store.instances()) {
+      for (const task of this.tasksOf(instance.id)) {
+        const step = stepOf(task);
+        const id = journalId(instance.id, step);
+        if (task.status !== 'running' || task.reporter !== selfId || journal.hasStarted(id, task.attempt)) continue;
+        const nowMs = clock.now();
+        journal.recordStart(id, task.attempt, task.startedAtMs ?? nowMs);
+        const killed = killProcessesWithEnv({
+          CHORUS_INSTANCE_ID: instance.id,
+          CHORUS_NODE_ID: selfId,
+          CHORUS_ATTEMPT: String(task.attempt),
+          ...(step ? { CHORUS_STEP: step } : {}),
+        }, step ? [] : ['CHORUS_STEP']);
+        const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs: task.startedAtMs ?? nowMs, finishedAtMs: nowMs };
+        journal.recordEnd({ instanceId: id, attempt: task.attempt, atMs: nowMs, ...outcome });
+        log.warn(
+          { instance: instance.id, step, attempt: task.attempt, journal: journal.path, killedGroups: killed },
+          `attempt ${task.attempt} of ${id} was running before the restart but ${journal.path} has no record of it; reported interrupted${killed.length ? `, killed process group(s) ${killed.join(', ')}` : ''}`,
+        );
+        this.report(task, this.ownerTerminal(task, outcome));
       }
     }
   }
