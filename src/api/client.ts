@@ -65,6 +65,7 @@ export async function resolveEndpoint(flags: EndpointFlags, note: (line: string)
         ? `no chorus daemon is running for ${dataDir} (there is no node.json). Start one with: chorus daemon --data-dir ${dataDir}`
         : `cannot read ${paths.nodeInfo}: ${(err as Error).message}`,
       EXIT.unreachable,
+      'unreachable',
     );
   }
   if (api === undefined && typeof info.pid === 'number' && !processExists(info.pid)) {
