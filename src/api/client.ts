@@ -1,6 +1,7 @@
 // The one HTTP client of the control API, used by every CLI command. It finds the
 // daemon from a data directory (node.json + api-token) or from --api/--token, and
 // turns every failure into a message and an exit code of the CLI contract.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -108,9 +109,15 @@ function normaliseApi(api: string): string {
 function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A killed daemon its parent has not reaped yet is a zombie: dead for our purpose.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: trust kill(0)
   }
 }
 
