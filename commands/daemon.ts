@@ -1,6 +1,5 @@
 import { Command, Flags } from '@oclif/core';
 import { resolve } from 'node:path';
-import { multiaddr } from '@multiformats/multiaddr';
 import { ClientError, defaultDataDir, EXIT } from '../src/api/client.js';
 import { badInput, parseTags } from '../src/cli/job-spec.js';
 
@@ -26,8 +25,10 @@ export default class Daemon extends Command {
   async run(): Promise<void> {
     const { flags } = await this.parse(Daemon);
     const { apiHost, apiPort } = parseApi(flags.api);
-    for (const address of flags.listen) checkMultiaddr('--listen', address);
-    for (const address of flags.join ?? []) checkMultiaddr('--join', address);
+    // Loaded here, not at the top: every command's start-up pays for top-level imports.
+    const { multiaddr } = await import('@multiformats/multiaddr');
+    for (const address of flags.listen) checkMultiaddr(multiaddr, '--listen', address);
+    for (const address of flags.join ?? []) checkMultiaddr(multiaddr, '--join', address);
     const { runDaemon, DaemonStartError } = await import('../src/daemon/main.js');
     try {
       await runDaemon({
@@ -63,7 +64,7 @@ export default class Daemon extends Command {
 }
 
 /** A --listen or --join value must be a TCP multiaddr, like /ip4/10.0.0.5/tcp/7400. */
-function checkMultiaddr(flag: string, value: string): void {
+function checkMultiaddr(multiaddr: (text: string) => { getComponents(): { name: string }[] }, flag: string, value: string): void {
   let protocols: string[];
   try {
     protocols = multiaddr(value).getComponents().map((c) => c.name);

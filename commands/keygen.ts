@@ -1,5 +1,4 @@
 import { Command, Flags } from '@oclif/core';
-import { generateSwarmKey } from '../src/network/swarm-key.js';
 
 export default class Keygen extends Command {
   static override description =
@@ -12,6 +11,7 @@ export default class Keygen extends Command {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Keygen);
+    const { generateSwarmKey } = await import('../src/network/swarm-key.js');
     const key = generateSwarmKey();
     process.stdout.write(flags.json ? `${JSON.stringify({ swarmKey: key })}\n` : key);
   }
