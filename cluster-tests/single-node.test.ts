@@ -1,11 +1,14 @@
 // End-to-end tests of one real `chorus daemon` process, driven only through the CLI
 // (bin/run.js), checking its output and exit codes against the contract in DESIGN.md.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { LogView, StatusView } from '../src/api/control-plane.js';
 import type { InstanceView, JobView, NodeView } from '../src/api/views.js';
+import { dataPaths } from '../src/daemon/paths.js';
+import type { AnyRecord } from '../src/records/types.js';
 import {
   cli,
   expectStable,
@@ -480,4 +483,64 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
 
     expect(await second.stop(), second.logs()).toEqual({ exitCode: 0, signal: null });
   });
+
+  it('after SIGKILL and a journal replaced by random bytes, the running subtask is failed/interrupted, its process is killed, and the log names the journal', async () => {
+    const work = await tempDir('chorus-work-');
+    const history = join(work, 'history');
+    const marker = join(work, 'started');
+    const pidFile = join(work, 'pid');
+    const first = await startDaemon({ name: 'corrupt' });
+    const cmd = `echo "$CHORUS_INSTANCE_ID $CHORUS_ATTEMPT" >> ${sq(history)}; echo $$ > ${sq(pidFile)}; touch ${sq(marker)}; sleep 20`;
+    await ok(first, ['job', 'add', 'corrupt', '--cmd', cmd, '--retries', '2']);
+    const { id } = await ok<InstanceView>(first, ['job', 'run', 'corrupt']);
+    await waitFor(() => existsSync(marker), { timeoutMs: 20_000, what: 'the job to start (marker file)' });
+    const pgid = await jobProcessGroup(pidFile);
+    // The records must show `running` on disk: that is what the restart goes by once the journal is gone.
+    const statePath = dataPaths(first.dataDir).state;
+    await waitFor(async () => (await subtaskOnDisk(statePath, id))?.status === 'running', { timeoutMs: 15_000, what: `${statePath} to show the subtask running` });
+
+    first.kill('SIGKILL');
+    expect(await first.waitForExit()).toEqual({ exitCode: null, signal: 'SIGKILL' });
+    // 16 lines of random bytes: the journal's start (and spawn) entries are gone.
+    const journalPath = dataPaths(first.dataDir).journal;
+    const garbage = Array.from({ length: 16 }, () => Buffer.from(randomBytes(256).map((b) => (b === 0x0a ? 0x20 : b))));
+    await writeFile(journalPath, Buffer.concat(garbage.flatMap((line) => [line, Buffer.from('\n')])));
+    await rm(marker);
+    expect(isProcessGroupAlive(pgid)).toBe(true);
+
+    const second = await startDaemon({ dataDir: first.dataDir, name: 'corrupt' });
+    expect(second.nodeId).toBe(first.nodeId);
+    await expectGroupGone(pgid, 'the sleep left running by the crashed daemon, found by its CHORUS_* variables');
+    const waited = await second.cli(['instance', 'wait', id, '--timeout', '20s', '--json'], { timeoutMs: 40_000 });
+    expectExit(waited, EXIT.failed);
+    expect(waited.json<InstanceView>().subtasks).toEqual([
+      expect.objectContaining({ nodeId: first.nodeId, status: 'failed', reason: 'interrupted', attempt: 1, exitCode: null }),
+    ]);
+    const logs = second.logs();
+    expect(logs).toContain(`the journal ${journalPath} has 16 line(s) that could not be read`);
+    expect(logs).toMatch(new RegExp(`was running before the restart, but the journal ${escapeRegExp(journalPath)} \\(16 unreadable line\\(s\\)\\) has no record of it`));
+
+    // Retries are allowed, yet the command never runs again: the restart journalled the attempt.
+    const snapshot = async () => {
+      const view = await ok<InstanceView>(second, ['instance', 'show', id]);
+      return { history: await readFile(history, 'utf8'), marker: existsSync(marker), subtasks: view.subtasks.map((s) => [s.status, s.reason, s.attempt]) };
+    };
+    const stable = await expectStable(snapshot, { durationMs: 2500, intervalMs: 500, what: 'the interrupted instance and the history file' });
+    expect(stable).toEqual({ history: `${id} 1\n`, marker: false, subtasks: [['failed', 'interrupted', 1]] });
+
+    expect(await second.stop(), second.logs()).toEqual({ exitCode: 0, signal: null });
+  });
 });
+
+/** This instance's subtask as the state file holds it; null while it is missing or half written. */
+async function subtaskOnDisk(statePath: string, instanceId: string): Promise<{ status: string } | null> {
+  try {
+    const state = JSON.parse(await readFile(statePath, 'utf8')) as { records: AnyRecord[] };
+    const found = state.records.find((r) => r.kind === 'subtask' && r.record.instanceId === instanceId);
+    return found?.kind === 'subtask' ? found.record : null;
+  } catch {
+    return null;
+  }
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -1,3 +1,5 @@
+// Long timers: Node's setTimeout fires at once past 2^31-1 ms, so the system clock waits
+// longer delays out in steps. Fake timers stand in for the 25 and 30 days.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MAX_TIMEOUT_MS, setLongTimeout, systemClock } from './clock.js';
 
@@ -29,6 +31,37 @@ describe('setLongTimeout', () => {
     b.cancel();
     vi.advanceTimersByTime(300);
     expect(fired).toEqual(['a']);
+  });
+
+  it('a delay of zero, below zero or exactly one step fires once, when due', () => {
+    vi.useFakeTimers({ now: 0 });
+    const fired: string[] = [];
+    setLongTimeout(() => fired.push('zero'), 0);
+    setLongTimeout(() => fired.push('negative'), -5);
+    setLongTimeout(() => fired.push('step'), 1000, 1000);
+    vi.advanceTimersByTime(0);
+    expect(fired).toEqual(['zero', 'negative']);
+    vi.advanceTimersByTime(999);
+    expect(fired).toHaveLength(2);
+    vi.advanceTimersByTime(1);
+    expect(fired).toEqual(['zero', 'negative', 'step']);
+  });
+
+  it('with real timers, a 25-day timer gives no TimeoutOverflowWarning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      let fired = false;
+      const timer = systemClock.setTimer(25 * 86_400_000, () => (fired = true));
+      await new Promise((r) => setTimeout(r, 20)); // an overflowing timer would fire after 1 ms
+      timer.cancel();
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      expect(fired).toBe(false);
+      expect(warnings).not.toContain('TimeoutOverflowWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('is what the system clock uses: a 30-day timer does not fire at once', () => {

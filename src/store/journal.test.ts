@@ -1,6 +1,8 @@
 // The start-of-execution journal (guarantee 3): a start is on disk before recordStart
-// returns, is never accepted twice, survives a reopen, and a torn tail costs nothing.
-import { appendFileSync, readFileSync } from 'node:fs';
+// returns, is never accepted twice, survives a reopen, a torn tail costs nothing, and
+// what could not be read is counted and described for the operator.
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +108,49 @@ describe('Journal', () => {
     expect(third.hasStarted('i3', 1)).toBe(true);
     expect(third.skippedLines).toBe(1);
     expect(third.unfinished().map((s) => s.instanceId).sort()).toEqual(['i1', 'i3']);
+  });
+
+  it('reports what it could not read: nothing for a clean journal, a torn last line as such, corruption with the count', () => {
+    const journal = openJournal();
+    journal.recordStart('i1', 1, 1000);
+    journal.close();
+    expect(openJournal().readProblem()).toBeNull();
+    journals.splice(0).forEach((j) => j.close());
+
+    appendFileSync(path, '{"type":"end","instanceId":"i1","att');
+    const torn = openJournal();
+    expect([torn.skippedLines, torn.tornLastLine]).toEqual([1, true]);
+    expect(torn.readProblem()).toBe(`the last line of the journal ${path} was torn (a crash in the middle of a write); 1 line could not be read and was skipped`);
+    journals.splice(0).forEach((j) => j.close());
+
+    // Reopened, the torn line is an ordinary unreadable line now (open() ended it with a newline).
+    appendFileSync(path, 'garbage\n\u0000\u00ff\n');
+    const corrupt = openJournal();
+    expect([corrupt.skippedLines, corrupt.tornLastLine]).toEqual([3, false]);
+    expect(corrupt.readProblem()).toBe(`the journal ${path} has 3 line(s) that could not be read; they were skipped, so attempts they recorded are unknown to it`);
+    expect(corrupt.hasStarted('i1', 1)).toBe(true);
+  });
+
+  it('a journal replaced by random bytes: every line counted, nothing taken for an entry, and it keeps working', () => {
+    const garbage = Array.from({ length: 10 }, () => Buffer.from(randomBytes(100).map((b) => (b === 0x0a ? 0x20 : b))));
+    writeFileSync(path, Buffer.concat(garbage.flatMap((line, i) => (i < 9 ? [line, Buffer.from('\n')] : [line]))));
+    const journal = openJournal();
+    expect(journal.skippedLines).toBe(10);
+    expect(journal.tornLastLine).toBe(true); // it cannot tell: the last line has no newline
+    expect(journal.readProblem()).toContain(`${path} has 10 line(s) that could not be read`);
+    expect([journal.unfinished(), journal.finished()]).toEqual([[], []]);
+    journal.recordStart('i1', 1, 1000);
+    journal.close();
+    const reopened = openJournal();
+    expect(reopened.hasStarted('i1', 1)).toBe(true);
+    expect(reopened.skippedLines).toBe(10);
+  });
+
+  it('skips lines that are JSON of the wrong shape instead of taking them for entries', () => {
+    writeFileSync(path, `${['{"type":"start"}', '{"type":"end","instanceId":7,"attempt":1}', '{"type":"start","instanceId":"i1","attempt":"1"}', '[1]', '5'].join('\n')}\n`);
+    const journal = openJournal();
+    expect(journal.skippedLines).toBe(5);
+    expect(journal.unfinished()).toEqual([]);
   });
 
   it('counts lines that parse but are not entries', () => {

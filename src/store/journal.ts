@@ -36,13 +36,31 @@ export type JournalEntry = JournalStart | JournalEnd | JournalSpawn;
 
 const attemptKey = (instanceId: string, attempt: number) => `${instanceId}#${attempt}`;
 
+const ENTRY_TYPES = new Set(['start', 'end', 'spawn']);
+
+/** One journal line as an entry, or null when it is not one (garbage, a torn write, another shape). */
+function parseEntry(line: string): JournalEntry | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  const entry = value as Partial<JournalEntry>;
+  if (!ENTRY_TYPES.has(entry.type as string) || typeof entry.instanceId !== 'string' || !Number.isInteger(entry.attempt)) return null;
+  return entry as JournalEntry;
+}
+
 export class Journal {
   private fd: number | null = null;
   private readonly starts = new Map<string, JournalStart>();
   private readonly ends = new Map<string, JournalEnd>();
   private readonly spawns = new Map<string, JournalSpawn>();
-  /** Lines that could not be parsed when the journal was opened (a torn last write). */
+  /** Lines that could not be read when the journal was opened (a torn last write, or corruption). */
   skippedLines = 0;
+  /** Whether one of those is the file's unterminated last line: the normal trace of a crash in the middle of a write. */
+  tornLastLine = false;
 
   constructor(readonly path: string) {}
 
@@ -53,27 +71,43 @@ export class Journal {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    for (const line of text.split('\n')) this.load(line);
+    const lines = text.split('\n');
+    for (const line of lines) this.load(line);
+    const unterminated = text !== '' && !text.endsWith('\n');
+    const last = lines.at(-1) ?? '';
+    this.tornLastLine = unterminated && last.trim() !== '' && parseEntry(last) === null;
     this.fd = openSync(this.path, 'a', 0o644);
     // A torn last write has no newline: end it, or the next entry would be glued to it and lost.
-    if (text !== '' && !text.endsWith('\n')) {
+    if (unterminated) {
       writeSync(this.fd, '\n');
       fsyncSync(this.fd);
     }
   }
 
+  /**
+   * What went wrong reading the journal, for the operator: null when every line was read.
+   * Lost lines matter (an attempt the journal lost can no longer be told from one never
+   * started), so the daemon logs this with the journal's path at every start.
+   */
+  readProblem(): string | null {
+    if (this.skippedLines === 0) return null;
+    if (this.skippedLines === 1 && this.tornLastLine) {
+      return `the last line of the journal ${this.path} was torn (a crash in the middle of a write); 1 line could not be read and was skipped`;
+    }
+    return `the journal ${this.path} has ${this.skippedLines} line(s) that could not be read; they were skipped, so attempts they recorded are unknown to it`;
+  }
+
   private load(line: string): void {
     if (line.trim() === '') return;
-    try {
-      const entry = JSON.parse(line) as JournalEntry;
-      const key = attemptKey(entry.instanceId, entry.attempt);
-      if (entry.type === 'start') this.starts.set(key, entry);
-      else if (entry.type === 'end') this.ends.set(key, entry);
-      else if (entry.type === 'spawn') this.spawns.set(key, entry);
-      else this.skippedLines += 1;
-    } catch {
+    const entry = parseEntry(line);
+    if (entry === null) {
       this.skippedLines += 1;
+      return;
     }
+    const key = attemptKey(entry.instanceId, entry.attempt);
+    if (entry.type === 'start') this.starts.set(key, entry);
+    else if (entry.type === 'end') this.ends.set(key, entry);
+    else this.spawns.set(key, entry);
   }
 
   hasStarted(instanceId: string, attempt: number): boolean {

@@ -1,21 +1,22 @@
-// The worker's crash recovery against another node's verdict (guarantee 3 with the merge
-// rule "the owner's own report outranks node-lost"): an attempt this node journalled as
-// started ends with the owner's own report, whatever the record store held at restart.
+// The worker's crash recovery (guarantee 3) against another node's verdict (the merge
+// rule "the owner's own report outranks node-lost") and against a lost or corrupt journal:
+// an attempt this node started ends with the owner's own report and never runs again.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../core/config.js';
+import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
 import type { ExecutionRequest, ExecutionResult } from '../executor/executor.js';
 import { HybridClock } from '../records/hlc.js';
-import type { AnyRecord, InstanceRecord, JobSpec, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, InstanceRecord, JobSpec, StepRecord, SubtaskRecord } from '../records/types.js';
 import { newSubtask } from '../scheduler/leader.js';
 import { Journal } from '../store/journal.js';
-import { randomBytes } from 'node:crypto';
-import pino from 'pino';
-import type { Logger } from '../core/log.js';
 import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { Worker } from './worker.js';
@@ -38,6 +39,9 @@ interface Setup {
 
 let dir: string;
 const started: Worker[] = [];
+const journals: Journal[] = [];
+/** Process groups a test spawned, killed after it whatever happened. */
+const leftovers: number[] = [];
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'chorus-worker-'));
@@ -45,6 +49,14 @@ beforeEach(async () => {
 
 afterEach(async () => {
   for (const w of started.splice(0)) await w.stop(false);
+  for (const j of journals.splice(0)) j.close();
+  for (const pgid of leftovers.splice(0)) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -61,11 +73,14 @@ function nodeLost(): SubtaskRecord {
   return { ...pending(), status: 'failed', reason: 'node-lost', startedAtMs: 1100, finishedAtMs: 1500, reporter: LEADER, stamp: { wallMs: 1500, counter: 0, nodeId: LEADER } };
 }
 
-function setup(log: Logger = silentLogger): Setup {
+/** A worker over a fresh store (or the given one: a restart) and the journal file in `dir`. */
+function setup(opts: { log?: Logger; store?: RecordStore } = {}): Setup {
   const clock = new FakeClock(2000);
-  const store = new RecordStore({ dataDir: null, flushDelayMs: 5 });
-  const journal = new Journal(join(dir, 'journal.log'));
+  const store = opts.store ?? new RecordStore({ dataDir: null, flushDelayMs: 5 });
+  const journal = new Journal(journalPath());
   journal.open();
+  journals.push(journal);
+  const log = opts.log ?? silentLogger;
   const runs: ExecutionRequest[] = [];
   let finish: ((r: ExecutionResult) => void) | null = null;
   const worker = new Worker({
@@ -97,15 +112,40 @@ function start(s: Setup): void {
   s.worker.start();
 }
 
-/** A detached `sleep` standing for the command a crashed daemon left running. */
-function leftoverProcess(attempt: number, extraEnv: Record<string, string> = {}): number {
+const journalPath = () => join(dir, 'journal.log');
+
+/**
+ * A detached `sleep` standing for the command a crashed daemon left running, with the
+ * variables the executor gives an attempt (`env` adds to or overrides them).
+ */
+function leftoverProcess(attempt: number, env: Record<string, string> = {}): number {
   const child = spawn('/bin/sh', ['-c', 'sleep 30'], {
     detached: true,
     stdio: 'ignore',
-    env: { ...process.env, CHORUS_INSTANCE_ID: ID, CHORUS_ATTEMPT: String(attempt), ...extraEnv },
+    env: { ...process.env, CHORUS_INSTANCE_ID: ID, CHORUS_NODE_ID: SELF, CHORUS_ATTEMPT: String(attempt), ...env },
   });
   child.unref();
+  leftovers.push(child.pid as number);
   return child.pid as number;
+}
+
+interface LogLine {
+  level: number;
+  msg: string;
+  journal?: string;
+  unreadableLines?: number;
+}
+
+/** A logger that keeps what it was given, to check what an operator would read. */
+function capturingLogger(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+  return { log, lines };
+}
+
+/** This node's own subtask, as the records show it once its attempt was journalled and spawned. */
+function runningSubtask(): SubtaskRecord {
+  return { ...pending(), status: 'running', startedAtMs: 1100, reporter: SELF, stamp: { wallMs: 1100, counter: 0, nodeId: SELF } };
 }
 
 function alive(pid: number): boolean {
@@ -201,31 +241,91 @@ describe('worker recovery after a crash', () => {
     expect(s.journal.hasStarted(ID, 1)).toBe(false);
   });
 
-  it('a corrupt journal: a subtask the records show running is reported interrupted, what is left of it is killed, and the journal is named', async () => {
-    await writeFile(join(dir, 'journal.log'), randomBytes(4096));
-    const lines: { msg: string; journal?: string; unreadableLines?: number }[] = [];
-    const s = setup(pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) }));
-    const running: SubtaskRecord = { ...pending(), status: 'running', startedAtMs: 1100, reporter: SELF, stamp: { wallMs: 1100, counter: 0, nodeId: SELF } };
-    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: running }]);
-    const pid = leftoverProcess(1, { CHORUS_NODE_ID: SELF });
-    try {
-      start(s);
-      await until(() => !alive(pid), 'the orphaned process group to be killed');
-      expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF });
-      expect(s.journal.hasStarted(ID, 1)).toBe(true);
-      const unreadable = lines.find((l) => l.unreadableLines !== undefined);
-      expect(unreadable?.journal).toBe(join(dir, 'journal.log'));
-      expect(unreadable?.unreadableLines).toBeGreaterThan(0);
-      expect(unreadable?.msg).toMatch(/journal .* has \d+ line\(s\) that could not be read/);
-      expect(lines.some((l) => /has no record of it; reported interrupted, killed process group/.test(l.msg))).toBe(true);
-      await s.clock.advanceAsync(defaultConfig.workerTickMs * 2);
-      expect(s.runs).toEqual([]); // never started again
-    } finally {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+});
+
+describe('worker recovery when the journal was lost or corrupted', () => {
+  it('a corrupt journal: a subtask the records show running is reported interrupted, never runs again, its processes are killed, and the journal is named', async () => {
+    // 16 lines of random bytes (no newline inside a line).
+    const garbage = Array.from({ length: 16 }, () => Buffer.from(randomBytes(200).map((b) => (b === 0x0a ? 0x20 : b))));
+    await writeFile(journalPath(), Buffer.concat(garbage.flatMap((line) => [line, Buffer.from('\n')])));
+    const { log, lines } = capturingLogger();
+    const s = setup({ log });
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: runningSubtask() }]);
+    const subtask = leftoverProcess(1);
+    const preStep = leftoverProcess(1, { CHORUS_STEP: 'pre' }); // the same instance's --pre: not this subtask
+    const otherNode = leftoverProcess(1, { CHORUS_NODE_ID: LEADER }); // another daemon's on this host
+    const otherAttempt = leftoverProcess(2);
+
+    start(s);
+    await until(() => !alive(subtask), 'the orphaned process group to be killed');
+    expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF, startedAtMs: 1100 });
+    expect(s.journal.hasStarted(ID, 1)).toBe(true);
+    expect(s.journal.endOf(ID, 1)).toMatchObject({ status: 'failed', reason: 'interrupted' });
+    expect([alive(preStep), alive(otherNode), alive(otherAttempt)]).toEqual([true, true, true]);
+
+    const unreadable = lines.find((l) => l.unreadableLines !== undefined && l.level === 40);
+    expect(unreadable).toMatchObject({ journal: journalPath(), unreadableLines: 16 });
+    expect(unreadable?.msg).toBe(`the journal ${journalPath()} has 16 line(s) that could not be read; they were skipped, so attempts they recorded are unknown to it`);
+    const recovered = lines.find((l) => l.msg.includes('has no record of it'));
+    expect(recovered?.msg).toContain(journalPath());
+    expect(recovered?.msg).toContain('16 unreadable line(s)');
+
+    await s.clock.advanceAsync(defaultConfig.workerTickMs * 4);
+    expect(s.runs).toEqual([]); // retries are allowed, but an interrupted attempt is never run again
+  });
+
+  it('an empty journal: a --pre step the records show running on this node is reported interrupted and stays so across another restart', async () => {
+    await writeFile(journalPath(), '');
+    const withPre: InstanceRecord = { ...instance(), spec: { ...spec, pre: 'prepare' } };
+    const step: StepRecord = { ...runningSubtask(), step: 'pre' };
+    const store = new RecordStore({ dataDir: null, flushDelayMs: 5 });
+    store.apply([{ kind: 'instance', record: withPre }, { kind: 'step', record: step }]);
+    const stepProcess = leftoverProcess(1, { CHORUS_STEP: 'pre' });
+    const subtaskProcess = leftoverProcess(1); // no CHORUS_STEP: this node's subtask, not the step
+    const postProcess = leftoverProcess(1, { CHORUS_STEP: 'post' });
+
+    const s = setup({ store });
+    start(s);
+    await until(() => !alive(stepProcess), 'the --pre step\'s process group to be killed');
+    expect(store.step(ID, 'pre')).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF, nodeId: SELF });
+    expect([alive(subtaskProcess), alive(postProcess)]).toEqual([true, true]);
+    await s.clock.advanceAsync(defaultConfig.workerTickMs * 4);
+    expect(s.runs).toEqual([]);
+
+    // The next restart finds the attempt journalled as started and ended: nothing to run.
+    await s.worker.stop(false);
+    s.journal.close();
+    const again = setup({ store });
+    expect(again.journal.skippedLines).toBe(0);
+    expect(again.journal.hasStarted(`${ID}:pre`, 1)).toBe(true);
+    start(again);
+    await again.clock.advanceAsync(defaultConfig.workerTickMs * 4);
+    expect(again.runs).toEqual([]);
+    expect(store.step(ID, 'pre')).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1 });
+  });
+
+  it('a missing journal: a running subtask is recovered, with nothing left to kill and no warning about unreadable lines', async () => {
+    const { log, lines } = capturingLogger();
+    const s = setup({ log });
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: runningSubtask() }]);
+    start(s);
+    expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF });
+    expect(lines.some((l) => l.unreadableLines !== undefined && l.msg.includes('could not be read'))).toBe(false);
+    expect(lines.some((l) => l.msg.includes('has no record of it'))).toBe(true);
+    await s.clock.advanceAsync(defaultConfig.workerTickMs * 4);
+    expect(s.runs).toEqual([]);
+  });
+
+  it('a torn last line is reported as such, with the journal\'s path', () => {
+    const { log, lines } = capturingLogger();
+    const first = new Journal(journalPath());
+    first.open();
+    first.recordStart('i-other', 1, 1000);
+    first.close();
+    appendFileSync(journalPath(), '{"type":"end","instanceId":"i-oth'); // a crash in the middle of a write
+    const s = setup({ log });
+    start(s);
+    const warning = lines.find((l) => l.unreadableLines === 1);
+    expect(warning?.msg).toBe(`the last line of the journal ${journalPath()} was torn (a crash in the middle of a write); 1 line could not be read and was skipped`);
   });
 });

@@ -2,7 +2,6 @@
 // journalled and fsynced before its command is spawned, and never started twice
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
 import { iso } from '../core/time.js';
-import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -11,7 +10,7 @@ import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { ExecutionResult } from '../executor/executor.js';
 import { runCommand } from '../executor/executor.js';
-import { killProcessesWithEnv } from '../executor/leftovers.js';
+import { killProcessesWithEnv, killRecordedGroup } from '../executor/leftovers.js';
 import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
 import { isTerminal } from '../records/types.js';
@@ -74,9 +73,8 @@ export class Worker {
   /** Reconciles the journal with the store (crash recovery), then starts running subtasks. */
   start(): void {
     const { journal, log } = this.deps;
-    if (journal.skippedLines > 0) {
-      log.warn({ journal: journal.path, unreadableLines: journal.skippedLines }, `the journal ${journal.path} has ${journal.skippedLines} line(s) that could not be read`);
-    }
+    const problem = journal.readProblem();
+    if (problem !== null) log.warn({ journal: journal.path, unreadableLines: journal.skippedLines, tornLastLine: journal.tornLastLine }, problem);
     this.recoverFromJournal();
     this.recoverUnjournalled();
     for (const instance of this.deps.store.instances()) this.track(instance.id);
@@ -284,12 +282,11 @@ export class Worker {
     const id = journalId(instance.id, step);
     const end = this.deps.journal.endOf(id, subtask.attempt);
     if (end) return this.finishAttempt(instance.id, step, subtask.attempt, outcomeFromJournal(end));
-    const leftover = this.deps.journal.spawnOf(id, subtask.attempt);
-    if (leftover !== undefined) killLeftoverGroup(leftover, id, subtask.attempt, this.deps.log);
     const nowMs = this.deps.clock.now();
     const startedAtMs = subtask.startedAtMs ?? nowMs;
     const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs, finishedAtMs: nowMs };
     this.deps.journal.recordEnd({ instanceId: id, attempt: subtask.attempt, atMs: nowMs, ...outcome });
+    this.killLeftovers(instance.id, step, subtask.attempt);
     this.deps.log.warn({ instance: instance.id, step, attempt: subtask.attempt }, 'attempt interrupted by a restart; not run again');
     this.report(subtask, this.ownerTerminal(subtask, outcome));
   }
@@ -305,10 +302,8 @@ export class Worker {
       }
       // The state file may not hold the instance yet (it is written in batches; only the
       // journal is fsynced before the spawn), or may hold it in a form that does not need us.
-      // Either way the previous process is gone, so the attempt was interrupted: kill what it
-      // left running now and journal the end; the report follows once the record is here.
-      const leftover = this.deps.journal.spawnOf(start.instanceId, start.attempt);
-      if (leftover !== undefined) killLeftoverGroup(leftover, start.instanceId, start.attempt, this.deps.log);
+      // Either way the previous process is gone, so the attempt was interrupted: journal the
+      // end and kill what it left running now; the report follows once the record is here.
       const nowMs = this.deps.clock.now();
       this.deps.journal.recordEnd({
         instanceId: start.instanceId,
@@ -319,6 +314,7 @@ export class Worker {
         exitCode: null,
         startedAtMs: start.atMs,
       });
+      this.killLeftovers(instanceId, step, start.attempt);
       this.deps.log.warn({ instance: instanceId, step, attempt: start.attempt }, 'attempt interrupted by a restart; not run again');
     }
     for (const end of this.deps.journal.finished()) {
@@ -331,35 +327,48 @@ export class Worker {
   }
 
   /**
-   * Own tasks the records show `running` that the journal has no start for: only the owner
-   * writes `running`, after journalling the start, so the journal lost it (corrupted or
-   * replaced). The attempt ran here before the restart; it is interrupted, journalled now so
-   * it can never start again (guarantee 3), and whatever of it can be found is killed.
+   * Own tasks the records show `running` that the journal has no start for. Only the owner
+   * writes `running`, and only after journalling the start, so the journal lost it (it was
+   * corrupted or replaced): the attempt ran here before the restart. It is journalled as
+   * started and ended first, so it can never start again (guarantee 3), then whatever of it
+   * can be found is killed and it is reported interrupted.
    */
   private recoverUnjournalled(): void {
-    const { store, journal, selfId, clock, log } = this.deps;
+    const { store, journal, clock, log } = this.deps;
     for (const instance of store.instances()) {
       for (const task of this.tasksOf(instance.id)) {
         const step = stepOf(task);
         const id = journalId(instance.id, step);
-        if (task.status !== 'running' || task.reporter !== selfId || journal.hasStarted(id, task.attempt)) continue;
+        if (task.status !== 'running' || journal.hasStarted(id, task.attempt)) continue;
         const nowMs = clock.now();
-        journal.recordStart(id, task.attempt, task.startedAtMs ?? nowMs);
-        const killed = killProcessesWithEnv({
-          CHORUS_INSTANCE_ID: instance.id,
-          CHORUS_NODE_ID: selfId,
-          CHORUS_ATTEMPT: String(task.attempt),
-          ...(step ? { CHORUS_STEP: step } : {}),
-        }, step ? [] : ['CHORUS_STEP']);
         const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs: task.startedAtMs ?? nowMs, finishedAtMs: nowMs };
+        journal.recordStart(id, task.attempt, outcome.startedAtMs ?? nowMs);
         journal.recordEnd({ instanceId: id, attempt: task.attempt, atMs: nowMs, ...outcome });
+        const killed = this.killLeftovers(instance.id, step, task.attempt);
         log.warn(
-          { instance: instance.id, step, attempt: task.attempt, journal: journal.path, killedGroups: killed },
-          `attempt ${task.attempt} of ${id} was running before the restart but ${journal.path} has no record of it; reported interrupted${killed.length ? `, killed process group(s) ${killed.join(', ')}` : ''}`,
+          { instance: instance.id, step, attempt: task.attempt, journal: journal.path, unreadableLines: journal.skippedLines, killedGroups: killed },
+          `attempt ${task.attempt} of ${id} was running before the restart, but the journal ${journal.path} (${journal.skippedLines} unreadable line(s)) has no record of it; ` +
+            `reported interrupted, not run again${killed.length > 0 ? `; killed process group(s) ${killed.join(', ')}` : ''}`,
         );
         this.report(task, this.ownerTerminal(task, outcome));
       }
     }
+  }
+
+  /**
+   * Kills what an attempt of the previous process left running (its process group outlives
+   * a kill -9 of the daemon). The journal's spawn entry names the group; without one (a
+   * crash before it was written, a lost journal), the processes are found by the CHORUS_*
+   * variables the attempt was started with. Returns the groups killed.
+   */
+  private killLeftovers(instanceId: string, step: StepName | null, attempt: number): number[] {
+    const vars = { CHORUS_INSTANCE_ID: instanceId, CHORUS_NODE_ID: this.deps.selfId, CHORUS_ATTEMPT: String(attempt), ...(step ? { CHORUS_STEP: step } : {}) };
+    // A subtask's command has no CHORUS_STEP: that tells it from the instance's --pre/--post.
+    const absent = step ? [] : ['CHORUS_STEP'];
+    const recorded = this.deps.journal.spawnOf(journalId(instanceId, step), attempt);
+    const killed = recorded !== undefined && killRecordedGroup(recorded, vars, absent) ? [recorded] : killProcessesWithEnv(vars, absent);
+    if (killed.length > 0) this.deps.log.warn({ instance: instanceId, step, attempt, killedGroups: killed }, 'killed the process group(s) a crash left running');
+    return killed;
   }
 
   private ownerTerminal<T extends Task>(subtask: T, outcome: AttemptOutcome): T {
@@ -452,27 +461,4 @@ function outcomeFromJournal(end: JournalEnd): AttemptOutcome {
 function splitJournalId(id: string): [string, StepName | null] {
   const [instanceId, step] = id.split(':');
   return [instanceId as string, step === 'pre' || step === 'post' ? step : null];
-}
-
-/**
- * A crash leaves the attempt's process group running. Once we report it `interrupted`
- * it must not go on, so kill it — after checking (Linux /proc) that the pid still
- * belongs to that attempt and was not reused by an unrelated process.
- */
-function killLeftoverGroup(pid: number, journalName: string, attempt: number, log: Logger): void {
-  const [instanceId] = splitJournalId(journalName);
-  let environ: string;
-  try {
-    environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
-  } catch {
-    return; // gone already (or no /proc): nothing to kill
-  }
-  const vars = new Set(environ.split('\0'));
-  if (!vars.has(`CHORUS_INSTANCE_ID=${instanceId}`) || !vars.has(`CHORUS_ATTEMPT=${attempt}`)) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-    log.warn({ instance: instanceId, attempt, pid }, 'killed the process group a crash left running');
-  } catch {
-    // already gone
-  }
 }

@@ -1,0 +1,111 @@
+// Finding and killing what a crashed daemon left running (Linux /proc): by the recorded
+// process group when its leader still carries the attempt's variables, otherwise by
+// scanning every process's environment. Only the attempt named is ever touched.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { groupOf, killProcessesWithEnv, killRecordedGroup } from './leftovers.js';
+
+/** Unique per run, so no other process on the machine can match. */
+const INSTANCE = `i-leftovers-${process.pid}-${Date.now()}`;
+const ATTEMPT_VARS = { CHORUS_INSTANCE_ID: INSTANCE, CHORUS_NODE_ID: 'n-self', CHORUS_ATTEMPT: '1' };
+
+const spawned: number[] = [];
+
+afterEach(() => {
+  for (const pid of spawned.splice(0)) {
+    for (const target of [-pid, pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+});
+
+/**
+ * A `sleep` with these variables, once it runs with them: detached, a shell leading its
+ * own process group with the sleep as its child (like a job); else a lone sleep in ours.
+ */
+async function sleeper(env: Record<string, string>, detached = true): Promise<number> {
+  const script = detached ? 'sleep 30; true' : 'exec sleep 30';
+  const child = spawn('/bin/sh', ['-c', script], { detached, stdio: 'ignore', env: { ...process.env, ...env } });
+  child.unref();
+  const pid = child.pid as number;
+  spawned.push(pid);
+  // Until its exec, the child's /proc environ is still ours.
+  await until(() => environ(pid).includes(`CHORUS_INSTANCE_ID=${env.CHORUS_INSTANCE_ID}`), `pid ${pid} to start`);
+  return pid;
+}
+
+function environ(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until(predicate: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('killProcessesWithEnv', () => {
+  it('kills the group of every process with all the variables, and no other', async () => {
+    const target = await sleeper(ATTEMPT_VARS);
+    const step = await sleeper({ ...ATTEMPT_VARS, CHORUS_STEP: 'pre' });
+    const otherNode = await sleeper({ ...ATTEMPT_VARS, CHORUS_NODE_ID: 'n-other' });
+    const otherAttempt = await sleeper({ ...ATTEMPT_VARS, CHORUS_ATTEMPT: '2' });
+
+    expect(killProcessesWithEnv(ATTEMPT_VARS, ['CHORUS_STEP'])).toEqual([target]);
+    await until(() => !alive(target), 'the matching group to die');
+    expect([alive(step), alive(otherNode), alive(otherAttempt)]).toEqual([true, true, true]);
+
+    expect(killProcessesWithEnv({ ...ATTEMPT_VARS, CHORUS_STEP: 'pre' })).toEqual([step]);
+    await until(() => !alive(step), 'the step group to die');
+    expect([alive(otherNode), alive(otherAttempt)]).toEqual([true, true]);
+  });
+
+  it('never kills its own process group, even when a process in it matches', async () => {
+    const inOurGroup = await sleeper(ATTEMPT_VARS, false);
+    expect(groupOf(inOurGroup)).toBe(groupOf(process.pid));
+    expect(killProcessesWithEnv(ATTEMPT_VARS)).toEqual([]);
+    expect(alive(inOurGroup)).toBe(true);
+  });
+
+  it('finds nothing when nothing matches', () => {
+    expect(killProcessesWithEnv({ CHORUS_INSTANCE_ID: `${INSTANCE}-none` })).toEqual([]);
+  });
+});
+
+describe('killRecordedGroup', () => {
+  it('kills the recorded group only while its leader still carries the attempt\'s variables', async () => {
+    const reused = await sleeper({ ...ATTEMPT_VARS, CHORUS_INSTANCE_ID: `${INSTANCE}-else` }); // a pid now used by something else
+    const target = await sleeper(ATTEMPT_VARS);
+    expect(killRecordedGroup(reused, ATTEMPT_VARS)).toBe(false);
+    expect(killRecordedGroup(target, ATTEMPT_VARS, ['CHORUS_STEP'])).toBe(true);
+    await until(() => !alive(target), 'the recorded group to die');
+    expect(alive(reused)).toBe(true);
+    expect(killRecordedGroup(target, ATTEMPT_VARS)).toBe(false); // gone now
+  });
+
+  it('refuses group ids that are not a job\'s', () => {
+    expect(killRecordedGroup(1, {})).toBe(false);
+    expect(killRecordedGroup(0, {})).toBe(false);
+    expect(killRecordedGroup(process.pid, {})).toBe(false);
+  });
+});
