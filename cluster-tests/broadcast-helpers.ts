@@ -6,6 +6,7 @@
 // from beforeAll, the file) ends, even on failure; job processes inherit the harness's
 // process tag and are killed with their daemon. A daemon frozen with SIGSTOP is thawed
 // (SIGCONT) before that SIGKILL by the afterEach/afterAll installed here.
+import { EXIT } from '../src/api/client.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,7 +26,8 @@ import {
   type StartDaemonOptions,
 } from './harness.js';
 
-export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, timedOut: 124 };
+/** The CLI's exit codes, from the CLI itself (one definition). */
+export { EXIT };
 
 /** A single-quoted shell word (for paths inside --cmd). */
 export const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

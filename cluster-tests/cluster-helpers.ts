@@ -6,6 +6,7 @@
 // started here is tracked and killed by useProcessCleanup(), even when a test fails.
 // Scope follows the harness: a daemon (re)started inside a test is killed when the
 // test ends; one (re)started in beforeAll lives until the file ends.
+import { EXIT } from '../src/api/client.js';
 import { expect } from 'vitest';
 import type { StatusView } from '../src/api/control-plane.js';
 import type { JobView, NodeView } from '../src/api/views.js';
@@ -20,7 +21,8 @@ export function trace(message: string): void {
   if (TRACE) process.stderr.write(`[cluster-test +${((Date.now() - traceStart) / 1000).toFixed(1)}s] ${message}\n`);
 }
 
-export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, timedOut: 124 };
+/** The CLI's exit codes, from the CLI itself (one definition). */
+export { EXIT };
 
 export function expectExit(r: CliResult, code: number): void {
   expect(r.exitCode, r.context).toBe(code);

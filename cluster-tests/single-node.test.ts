@@ -23,10 +23,9 @@ import {
   type CliResult,
   type DaemonHandle,
 } from './harness.js';
+import { EXIT } from '../src/api/client.js';
 
 useProcessCleanup();
-
-const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, unauthorised: 4, timedOut: 124 };
 
 /** A single-quoted shell word (for paths inside --cmd). */
 const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
