@@ -1,7 +1,7 @@
 // The one HTTP client of the control API, used by every CLI command. It finds the
 // daemon from a data directory (node.json + api-token) or from --api/--token, and
 // turns every failure into a message and an exit code of the CLI contract.
-import { readFileSync } from 'node:fs';
+import { processAlive } from '../core/proc.js';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -69,7 +69,7 @@ export async function resolveEndpoint(flags: EndpointFlags, note: (line: string)
       'unreachable',
     );
   }
-  if (api === undefined && typeof info.pid === 'number' && !processExists(info.pid)) {
+  if (api === undefined && typeof info.pid === 'number' && !processAlive(info.pid)) {
     throw new ClientError(
       `the chorus daemon of ${dataDir} is not running: ${paths.nodeInfo} names pid ${info.pid}, which is gone ` +
         `(the daemon was killed and left the file behind). Start it again with: chorus daemon --data-dir ${dataDir}`,
@@ -103,22 +103,6 @@ function normaliseApi(api: string): string {
     throw new ClientError(`--api ${api}: give only the scheme, host and port (like http://127.0.0.1:7410), no path`, EXIT.badInput, 'bad-input');
   }
   return `${url.protocol}//${url.host}`;
-}
-
-/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A killed daemon its parent has not reaped yet is a zombie: dead for our purpose.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true; // no /proc: trust kill(0)
-  }
 }
 
 interface ErrorBody {

@@ -4,7 +4,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { groupOf, killProcessesWithEnv, killRecordedGroup } from './leftovers.js';
+import { killProcessesWithEnv, killRecordedGroup } from './leftovers.js';
+import { processAlive, processGroupOf } from '../core/proc.js';
 
 /** Unique per run, so no other process on the machine can match. */
 const INSTANCE = `i-leftovers-${process.pid}-${Date.now()}`;
@@ -47,15 +48,6 @@ function environ(pid: number): string {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function until(predicate: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!predicate()) {
@@ -72,19 +64,19 @@ describe('killProcessesWithEnv', () => {
     const otherAttempt = await sleeper({ ...ATTEMPT_VARS, CHORUS_ATTEMPT: '2' });
 
     expect(killProcessesWithEnv(ATTEMPT_VARS, ['CHORUS_STEP'])).toEqual([target]);
-    await until(() => !alive(target), 'the matching group to die');
-    expect([alive(step), alive(otherNode), alive(otherAttempt)]).toEqual([true, true, true]);
+    await until(() => !processAlive(target), 'the matching group to die');
+    expect([processAlive(step), processAlive(otherNode), processAlive(otherAttempt)]).toEqual([true, true, true]);
 
     expect(killProcessesWithEnv({ ...ATTEMPT_VARS, CHORUS_STEP: 'pre' })).toEqual([step]);
-    await until(() => !alive(step), 'the step group to die');
-    expect([alive(otherNode), alive(otherAttempt)]).toEqual([true, true]);
+    await until(() => !processAlive(step), 'the step group to die');
+    expect([processAlive(otherNode), processAlive(otherAttempt)]).toEqual([true, true]);
   });
 
   it('never kills its own process group, even when a process in it matches', async () => {
     const inOurGroup = await sleeper(ATTEMPT_VARS, false);
-    expect(groupOf(inOurGroup)).toBe(groupOf(process.pid));
+    expect(processGroupOf(inOurGroup)).toBe(processGroupOf(process.pid));
     expect(killProcessesWithEnv(ATTEMPT_VARS)).toEqual([]);
-    expect(alive(inOurGroup)).toBe(true);
+    expect(processAlive(inOurGroup)).toBe(true);
   });
 
   it('finds nothing when nothing matches', () => {
@@ -98,8 +90,8 @@ describe('killRecordedGroup', () => {
     const target = await sleeper(ATTEMPT_VARS);
     expect(killRecordedGroup(reused, ATTEMPT_VARS)).toBe(false);
     expect(killRecordedGroup(target, ATTEMPT_VARS, ['CHORUS_STEP'])).toBe(true);
-    await until(() => !alive(target), 'the recorded group to die');
-    expect(alive(reused)).toBe(true);
+    await until(() => !processAlive(target), 'the recorded group to die');
+    expect(processAlive(reused)).toBe(true);
     expect(killRecordedGroup(target, ATTEMPT_VARS)).toBe(false); // gone now
   });
 

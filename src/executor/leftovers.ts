@@ -2,6 +2,7 @@
 // its own process group, which outlives a kill -9 of the daemon; a restart that reports
 // the attempt `interrupted` must make sure it does not go on.
 import { readdirSync, readFileSync } from 'node:fs';
+import { processGroupOf } from '../core/proc.js';
 
 /**
  * Kills the process group `pgid` that the journal recorded for an attempt, after checking
@@ -10,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
  * was signalled; false when its leader is gone (members may remain: search by environment).
  */
 export function killRecordedGroup(pgid: number, vars: Record<string, string>, absent: string[] = []): boolean {
-  if (!mayKillGroup(pgid, groupOf(process.pid))) return false;
+  if (!mayKillGroup(pgid, processGroupOf(process.pid))) return false;
   const env = environOf(pgid);
   if (env === null || !matches(env, vars, absent)) return false;
   return killGroup(pgid);
@@ -23,13 +24,13 @@ export function killRecordedGroup(pgid: number, vars: Record<string, string>, ab
  * group id of 1 or less. Returns the groups signalled.
  */
 export function killProcessesWithEnv(vars: Record<string, string>, absent: string[] = []): number[] {
-  const ownGroup = groupOf(process.pid);
+  const ownGroup = processGroupOf(process.pid);
   const groups = new Set<number>();
   for (const pid of processIds()) {
     if (pid === process.pid) continue;
     const env = environOf(pid);
     if (env === null || !matches(env, vars, absent)) continue;
-    const pgid = groupOf(pid);
+    const pgid = processGroupOf(pid);
     if (pgid !== null && mayKillGroup(pgid, ownGroup)) groups.add(pgid);
   }
   return [...groups].filter(killGroup);
@@ -74,17 +75,4 @@ function matches(env: Set<string>, vars: Record<string, string>, absent: string[
 function hasKey(env: Set<string>, key: string): boolean {
   for (const entry of env) if (entry.startsWith(`${key}=`)) return true;
   return false;
-}
-
-/** The process group of a pid, from /proc/PID/stat (field 5; the name in field 2 may hold spaces). */
-export function groupOf(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // After "pid (comm) ": state, ppid, pgrp, ...
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const pgid = Number(fields[2]);
-    return Number.isInteger(pgid) ? pgid : null;
-  } catch {
-    return null;
-  }
 }

@@ -17,6 +17,7 @@ import { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, JobSpec, StepRecord, SubtaskRecord } from '../records/types.js';
 import { newSubtask } from '../scheduler/leader.js';
 import { Journal } from '../store/journal.js';
+import { processAlive } from '../core/proc.js';
 import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { Worker } from './worker.js';
@@ -148,15 +149,6 @@ function runningSubtask(): SubtaskRecord {
   return { ...pending(), status: 'running', startedAtMs: 1100, reporter: SELF, stamp: { wallMs: 1100, counter: 0, nodeId: SELF } };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function until(predicate: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!predicate()) {
@@ -173,7 +165,7 @@ describe('worker recovery after a crash', () => {
       s.journal.recordStart(ID, 1, 1100);
       s.journal.recordSpawn(ID, 1, pid);
       start(s); // the store knows nothing of the instance
-      await until(() => !alive(pid), 'the leftover process group to be killed');
+      await until(() => !processAlive(pid), 'the leftover process group to be killed');
       expect(s.journal.endOf(ID, 1)).toMatchObject({ status: 'failed', reason: 'interrupted' });
 
       // Anti-entropy brings the instance, with the leader's verdict on our attempt.
@@ -198,7 +190,7 @@ describe('worker recovery after a crash', () => {
       s.journal.recordStart(ID, 1, 1100);
       s.journal.recordSpawn(ID, 1, pid);
       start(s);
-      await until(() => !alive(pid), 'the leftover process group to be killed');
+      await until(() => !processAlive(pid), 'the leftover process group to be killed');
       await s.clock.advanceAsync(defaultConfig.workerTickMs);
       expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF });
       expect(s.runs).toEqual([]);
@@ -257,11 +249,11 @@ describe('worker recovery when the journal was lost or corrupted', () => {
     const otherAttempt = leftoverProcess(2);
 
     start(s);
-    await until(() => !alive(subtask), 'the orphaned process group to be killed');
+    await until(() => !processAlive(subtask), 'the orphaned process group to be killed');
     expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF, startedAtMs: 1100 });
     expect(s.journal.hasStarted(ID, 1)).toBe(true);
     expect(s.journal.endOf(ID, 1)).toMatchObject({ status: 'failed', reason: 'interrupted' });
-    expect([alive(preStep), alive(otherNode), alive(otherAttempt)]).toEqual([true, true, true]);
+    expect([processAlive(preStep), processAlive(otherNode), processAlive(otherAttempt)]).toEqual([true, true, true]);
 
     const unreadable = lines.find((l) => l.unreadableLines !== undefined && l.level === 40);
     expect(unreadable).toMatchObject({ journal: journalPath(), unreadableLines: 16 });
@@ -286,9 +278,9 @@ describe('worker recovery when the journal was lost or corrupted', () => {
 
     const s = setup({ store });
     start(s);
-    await until(() => !alive(stepProcess), 'the --pre step\'s process group to be killed');
+    await until(() => !processAlive(stepProcess), 'the --pre step\'s process group to be killed');
     expect(store.step(ID, 'pre')).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF, nodeId: SELF });
-    expect([alive(subtaskProcess), alive(postProcess)]).toEqual([true, true]);
+    expect([processAlive(subtaskProcess), processAlive(postProcess)]).toEqual([true, true]);
     await s.clock.advanceAsync(defaultConfig.workerTickMs * 4);
     expect(s.runs).toEqual([]);
 

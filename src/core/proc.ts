@@ -1,0 +1,40 @@
+// What Linux's /proc says about a process: one reader of /proc/PID/stat for the client
+// (is the daemon of node.json alive?) and the executor (which group is a leftover in?).
+import { existsSync, readFileSync } from 'node:fs';
+
+interface ProcStat {
+  /** R, S, D, Z (zombie), X (dead), ... */
+  state: string;
+  pgid: number;
+}
+
+/** /proc/PID/stat, or null when the process is gone or there is no /proc. */
+function procStat(pid: number): ProcStat | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After "pid (comm) " (comm may hold spaces and parentheses): state, ppid, pgrp, ...
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pgid = Number(fields[2]);
+    return { state: fields[0] ?? '', pgid: Number.isInteger(pgid) ? pgid : -1 };
+  } catch {
+    return null;
+  }
+}
+
+/** The process group of a pid, or null when it is gone. */
+export function processGroupOf(pid: number): number | null {
+  const stat = procStat(pid);
+  return stat === null || stat.pgid < 0 ? null : stat.pgid;
+}
+
+/** Whether a process runs: a zombie (killed, not yet reaped) does not. Without /proc, kill(0) decides. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const stat = procStat(pid);
+  if (stat === null) return !existsSync('/proc/self'); // gone between the two looks, or no /proc
+  return stat.state !== 'Z' && stat.state !== 'X';
+}
