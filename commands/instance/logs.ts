@@ -2,9 +2,10 @@ import { Args, Flags } from '@oclif/core';
 import type { LogView } from '../../src/api/control-plane.js';
 import { ClientCommand } from '../../src/cli/base.js';
 import { formatLogs } from '../../src/cli/format.js';
+import { defaultConfig } from '../../src/core/config.js';
 
 export default class InstanceLogs extends ClientCommand {
-  static override description = 'Print the captured output (last 64 KiB of stdout and stderr) of an instance, per node and attempt.';
+  static override description = `Print the captured output (last ${defaultConfig.maxOutputBytes / 1024} KiB of stdout and stderr) of an instance, per node and attempt.`;
   static override examples = [
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67',
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --node …abcdef123456',

@@ -122,7 +122,7 @@ export function instanceView(
 function stepView(cmd: string | null, step: StepRecord | undefined): StepView | null {
   if (cmd === null) return null;
   if (!step) return { cmd, nodeId: null, attempt: 1, status: 'pending', reason: null, exitCode: null, startedAt: null, finishedAt: null };
-  return { cmd, nodeId: step.nodeId, ...attemptView(step) };
+  return { cmd, nodeId: step.runnerNodeId, ...attemptView(step) };
 }
 
 export function describeSchedule(schedule: JobSpec['schedule']): string | null {

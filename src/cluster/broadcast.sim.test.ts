@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { instanceView } from '../api/views.js';
 import { recordKey } from '../records/merge.js';
 import type { JobSpec } from '../records/types.js';
+import { runnerOf } from '../records/types.js';
 import { isInstanceFinished } from '../records/status.js';
 import { checkBroadcasts, type HistoryLine } from '../testing/checker.js';
 import { Rng } from '../testing/random.js';
@@ -148,7 +149,7 @@ function differences(sim: SimCluster): string {
       if (isInstanceFinished(status)) continue;
       lines.push(`  unfinished at ${viewer}: ${instance.id} ${status} targets=${instance.targets.join(',')} cancel=${instance.cancelRequestedAtMs}`);
       for (const t of [...store.subtasksOf(instance.id).values(), ...Object.values(store.stepsOf(instance.id))]) {
-        if (t) lines.push(`    ${'step' in t ? `${t.step} step` : 'subtask'} ${t.nodeId} attempt ${t.attempt} ${t.status} ${t.reason ?? ''} by ${t.reporter}`);
+        if (t) lines.push(`    ${'step' in t ? `${t.step} step` : 'subtask'} ${runnerOf(t)} attempt ${t.attempt} ${t.status} ${t.reason ?? ''} by ${t.reporter}`);
       }
     }
   }

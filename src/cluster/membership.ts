@@ -228,7 +228,7 @@ export class Membership implements MembershipView {
       if (member.nodeId === this.selfId || connected.has(member.nodeId) || member.addrs.length === 0) continue;
       const entry = this.entry(member.nodeId, member.left ? 'left' : 'suspect', member.incarnation);
       if (nowMs < entry.nextDialMs) continue;
-      entry.nextDialMs = nowMs + Math.min(500 * 2 ** entry.dialFailures, 10_000);
+      entry.nextDialMs = nowMs + Math.min(this.deps.config.peerRedialBaseMs * 2 ** entry.dialFailures, this.deps.config.peerRedialMaxMs);
       this.deps.transport.dial(member.nodeId, member.addrs).then(
         () => this.heardFrom(member.nodeId),
         () => {

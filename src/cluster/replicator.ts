@@ -10,13 +10,13 @@ import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import { recordKey } from '../records/merge.js';
 import type { AnyRecord } from '../records/types.js';
+import { runnerOf } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { Rpc } from './rpc.js';
 
 export const RECORDS_TOPIC = 'chorus/records/1';
 /** Keep gossip messages well under gossipsub's limits; bigger batches are split. */
-const MAX_DELTA_BYTES = 256 * 1024;
 
 export interface ReplicatorDeps {
   transport: Transport;
@@ -72,7 +72,7 @@ export class Replicator {
     this.flushQueued = false;
     const records = this.outbox;
     this.outbox = [];
-    for (const batch of batches(records)) {
+    for (const batch of batches(records, this.deps.config.maxDeltaBytes)) {
       try {
         this.deps.transport.publish(RECORDS_TOPIC, encode({ records: batch }));
         this.counters.deltasSent += 1;
@@ -222,20 +222,20 @@ export function authorised(record: AnyRecord, from: string, direct: boolean): bo
     case 'step': {
       const s = record.record;
       if (direct && s.reporter !== from) return false;
-      if (s.reporter === s.nodeId) return true;
+      if (s.reporter === runnerOf(s)) return true;
       if (s.status === 'pending') return true; // created by the leader
       return s.status === 'failed' && s.reason === 'node-lost';
     }
   }
 }
 
-function batches(records: AnyRecord[]): AnyRecord[][] {
+function batches(records: AnyRecord[], maxBytes: number): AnyRecord[][] {
   const out: AnyRecord[][] = [];
   let current: AnyRecord[] = [];
   let size = 0;
   for (const record of records) {
     const bytes = JSON.stringify(record).length;
-    if (current.length > 0 && size + bytes > MAX_DELTA_BYTES) {
+    if (current.length > 0 && size + bytes > maxBytes) {
       out.push(current);
       current = [];
       size = 0;

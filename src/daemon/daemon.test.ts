@@ -11,12 +11,15 @@ import { MAX_DURATION_MS } from '../core/limits.js';
 import type { JobRecord, JobSpec } from '../records/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import { ChorusDaemon } from './daemon.js';
+import type { InvariantError } from '../core/assert.js';
+import type { FileJournal } from '../store/journal.js';
 
 const SPEC: JobSpec = { cmd: 'true', type: 'broadcast', schedule: null, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow', pre: null, post: null };
 
 let dir: string;
 let daemon: ChorusDaemon;
 const logged: { level: number; msg: string }[] = [];
+const fatals: InvariantError[] = [];
 
 function startDaemon(): Promise<ChorusDaemon> {
   const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
@@ -31,12 +34,14 @@ function startDaemon(): Promise<ChorusDaemon> {
     mdns: false,
     swarmKeyFile: null,
     log,
+    onFatal: (err) => void fatals.push(err),
   });
 }
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'chorus-daemon-'));
   logged.length = 0;
+  fatals.length = 0;
   daemon = await startDaemon();
 });
 
@@ -45,7 +50,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const storeOf = (d: ChorusDaemon) => (d as unknown as { store: RecordStore }).store;
+const storeOf = (d: ChorusDaemon): RecordStore => d.node.store;
 
 async function apiError(p: Promise<unknown> | (() => unknown)): Promise<ApiError> {
   try {
@@ -69,7 +74,7 @@ describe('a daemon started without --swarm-key', () => {
 
 describe('a record that cannot be shown', () => {
   it('is named in the listing errors, the log and the status, and the rest is shown', async () => {
-    await daemon.putJob('good', SPEC, false);
+    await daemon.service.putJob('good', SPEC, false);
     // A record the validator let through but the view cannot show (a bug's stand-in): put
     // straight into the store, as a peer's record would arrive.
     const poison: JobRecord = {
@@ -82,67 +87,87 @@ describe('a record that cannot be shown', () => {
     };
     storeOf(daemon).apply([{ kind: 'job', record: poison }]);
 
-    const listing = daemon.listJobs();
+    const listing = daemon.service.listJobs();
     expect(listing.items.map((j) => j.name)).toEqual(['good']);
     expect(listing.errors).toEqual([{ kind: 'job', key: 'poison', message: expect.stringMatching(/Invalid time value/) }]);
-    expect(daemon.status().errors.map((e) => e.key)).toEqual(['poison']);
+    expect(daemon.service.status().errors.map((e) => e.key)).toEqual(['poison']);
     expect(logged.filter((l) => l.msg.includes('job poison cannot be shown'))).toHaveLength(1);
-    const shown = await apiError(() => daemon.getJob('poison'));
+    const shown = await apiError(() => daemon.service.getJob('poison'));
     expect(shown.status).toBe(500);
     expect(shown.message).toMatch(/job poison cannot be shown/);
     // Asking again does not flood the log.
-    daemon.listJobs();
+    daemon.service.listJobs();
     expect(logged.filter((l) => l.msg.includes('job poison cannot be shown'))).toHaveLength(1);
   });
 });
 
 describe('bounds at the API', () => {
   it('refuses an --at far in the past, accepts one within the misfire window', async () => {
-    const old = await apiError(daemon.putJob('old', { ...SPEC, schedule: { kind: 'at', atMs: Date.now() - 2 * 3_600_000 } }, false));
+    const old = await apiError(daemon.service.putJob('old', { ...SPEC, schedule: { kind: 'at', atMs: Date.now() - 2 * 3_600_000 } }, false));
     expect(old.status).toBe(400);
     expect(old.message).toMatch(/in the past/);
-    const recent = await daemon.putJob('recent', { ...SPEC, schedule: { kind: 'at', atMs: Date.now() - 60_000 } }, false);
+    const recent = await daemon.service.putJob('recent', { ...SPEC, schedule: { kind: 'at', atMs: Date.now() - 60_000 } }, false);
     expect(recent.name).toBe('recent');
-    expect(daemon.listJobs().items.map((j) => j.name)).toEqual(['recent']);
+    expect(daemon.service.listJobs().items.map((j) => j.name)).toEqual(['recent']);
   });
 
   it('refuses a bad job name with one rule', async () => {
     for (const name of ['.', '..', '', 'a/b', '-x']) {
-      const err = await apiError(daemon.putJob(name, SPEC, false));
+      const err = await apiError(daemon.service.putJob(name, SPEC, false));
       expect(err.status).toBe(400);
       expect(err.message).toMatch(/bad job name/);
     }
   });
 
   it('a deleted job keeps no spec; GET gives a body PUT takes', async () => {
-    const view = await daemon.putJob('round', { ...SPEC, timeoutMs: MAX_DURATION_MS }, false);
+    const view = await daemon.service.putJob('round', { ...SPEC, timeoutMs: MAX_DURATION_MS }, false);
     expect(view.spec).toEqual({ ...SPEC, timeoutMs: MAX_DURATION_MS });
-    await daemon.removeJob('round');
+    await daemon.service.removeJob('round');
     expect(storeOf(daemon).job('round')).toMatchObject({ deleted: true, spec: null });
   });
 });
 
 describe('a data directory that lost files', () => {
   it('lost peer-key: warns, starts as a new identity and shows the old one as left', async () => {
-    const oldId = daemon.status().nodeId;
+    const oldId = daemon.service.status().nodeId;
     await daemon.stop();
     await rm(join(dir, 'peer-key'));
     logged.length = 0;
     daemon = await startDaemon();
-    const newId = daemon.status().nodeId;
+    const newId = daemon.service.status().nodeId;
     expect(newId).not.toBe(oldId);
     expect(logged.some((l) => l.level === 40 && l.msg.includes('peer-key vanished') && l.msg.includes(`new identity ${newId}`))).toBe(true);
-    const old = daemon.nodes().find((n) => n.nodeId === oldId);
+    const old = daemon.service.nodes().find((n) => n.nodeId === oldId);
     expect(old?.state).toBe('left');
   });
 
   it('lost state.json: warns that the state is filled in again from the cluster, same identity', async () => {
-    const id = daemon.status().nodeId;
+    const id = daemon.service.status().nodeId;
     await daemon.stop();
     await rm(join(dir, 'state.json'));
     logged.length = 0;
     daemon = await startDaemon();
-    expect(daemon.status().nodeId).toBe(id);
+    expect(daemon.service.status().nodeId).toBe(id);
     expect(logged.some((l) => l.level === 40 && /state\.json vanished .* while .*api-token/.test(l.msg))).toBe(true);
+  });
+});
+
+describe('a broken invariant', () => {
+  it('stops the daemon with a fatal log line naming the guarantee, and the command does not run', async () => {
+    const journal = (daemon as unknown as { journal: FileJournal }).journal;
+    const recordStart = journal.recordStart.bind(journal);
+    // A bug that journals one start twice: the journal itself must refuse the second one.
+    journal.recordStart = (id, attempt, atMs) => {
+      recordStart(id, attempt, atMs);
+      recordStart(id, attempt, atMs);
+    };
+    const marker = join(dir, 'ran');
+    await daemon.service.runAdhoc({ ...SPEC, cmd: `touch ${marker}` });
+    const deadline = Date.now() + 10_000;
+    while (fatals.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(fatals.map((e) => e.guarantee)).toEqual([3]);
+    const fatal = logged.find((l) => l.level === 60);
+    expect(fatal?.msg).toMatch(/^invariant broken \(guarantee 3: at most once per attempt, across crashes\): attempt 1 of \w+ was already started on this node; the daemon stops$/);
+    await expect(stat(marker)).rejects.toThrow(/ENOENT/);
   });
 });

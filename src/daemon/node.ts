@@ -1,7 +1,10 @@
 // The heart of a chorus node without any I/O of its own: membership, replication,
-// leader and worker over a Transport and a Clock. The daemon gives it libp2p, the
-// real clock and files; the simulator gives it an in-memory network and a fake clock.
+// leader and worker over the components it is given (a transport, a clock, a journal,
+// an output store, an executor...). The daemon gives it libp2p, the real clock and
+// files; the simulator gives it an in-memory network, a fake clock and memory.
+// `assembleNode()` (assemble.ts) builds it for both.
 import { every, type Clock, type TimerHandle } from '../core/clock.js';
+import type { InvariantError } from '../core/assert.js';
 import { pruneFinishedInstances } from '../store/retention.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
@@ -14,27 +17,55 @@ import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord 
 import { instanceRecordSchema, jobSpecSchema, parseRecord } from '../records/validate.js';
 import { Leader } from '../scheduler/leader.js';
 import { isInstanceFinished } from '../records/status.js';
-import type { Journal } from '../store/journal.js';
+import type { AttemptJournal } from '../store/journal.js';
+import type { OutputStore, SubtaskLog } from '../store/output-store.js';
 import type { RecordStore } from '../store/record-store.js';
-import { Worker, type SubtaskLog } from '../worker/worker.js';
-import type { runCommand } from '../executor/executor.js';
+import { Worker } from '../worker/worker.js';
+import type { Executor } from '../executor/process-executor.js';
 
 export const TOPICS = [RECORDS_TOPIC, HEARTBEAT_TOPIC];
 
-export interface NodeDeps {
+/** Everything a node is made of. Every part is required: a missing one fails at construction, by name. */
+export interface NodeComponents {
   transport: Transport;
   clock: Clock;
+  /** Uniform in [0, 1): peer choice in anti-entropy. Seeded in simulations. */
+  random: () => number;
   config: ChorusConfig;
   store: RecordStore;
-  journal: Journal;
+  journal: AttemptJournal;
+  outputs: OutputStore;
+  executor: Executor;
   hlc: HybridClock;
+  /** This node's member record for this start (a new incarnation). */
   self: MemberRecord;
-  dataDir: string | null;
   log: Logger;
-  random: () => number;
-  runCommand?: typeof runCommand;
-  /** Id of a manual or ad-hoc instance (default: random bytes); the simulator passes a seeded one. */
-  newInstanceId?: () => string;
+  /** Id of a manual or ad-hoc instance: random bytes in the daemon, a counter in the simulator. */
+  newInstanceId: () => string;
+  /** Told of a broken invariant: the daemon exits naming the guarantee; the simulator fails the run. */
+  fatal: (err: InvariantError) => void;
+}
+
+const COMPONENTS: readonly (keyof NodeComponents)[] = [
+  'transport',
+  'clock',
+  'random',
+  'config',
+  'store',
+  'journal',
+  'outputs',
+  'executor',
+  'hlc',
+  'self',
+  'log',
+  'newInstanceId',
+  'fatal',
+];
+
+/** Throws, naming every missing part, unless all of a node's components are there. */
+export function checkComponents(components: Partial<NodeComponents>): asserts components is NodeComponents {
+  const missing = COMPONENTS.filter((name) => components[name] === undefined || components[name] === null);
+  if (missing.length > 0) throw new TypeError(`a chorus node cannot be built without its ${missing.map((m) => `"${m}"`).join(', ')} component${missing.length > 1 ? 's' : ''}`);
 }
 
 export class LeaderUnreachableError extends Error {}
@@ -57,7 +88,11 @@ export class ChorusNode {
     return this.deps.config;
   }
 
-  constructor(private readonly deps: NodeDeps) {
+  private readonly deps: NodeComponents;
+
+  constructor(components: NodeComponents) {
+    checkComponents(components);
+    const deps = (this.deps = components);
     this.self = deps.self;
     const { transport, clock, config, store, hlc, log } = deps;
     this.rpc = new Rpc(transport);
@@ -87,19 +122,20 @@ export class ChorusNode {
       config,
       store,
       journal: deps.journal,
+      outputs: deps.outputs,
+      executor: deps.executor,
       hlc,
       selfId: transport.localId,
-      dataDir: deps.dataDir,
       commit,
       log,
-      runCommand: deps.runCommand,
+      fatal: deps.fatal,
     });
     // Later local stamps must order after every stamp we have seen.
     store.onChange((records) => {
       for (const r of records) hlc.observe(r.record.stamp);
     });
     this.rpc.handle('run', (from, body) => this.onRunRequest(from, body));
-    this.rpc.handle('logs', async (_from, body) => this.worker.readLogs(String((body as { instanceId?: unknown })?.instanceId)));
+    this.rpc.handle('logs', async (_from, body) => this.deps.outputs.read(String((body as { instanceId?: unknown })?.instanceId)));
   }
 
   get id(): string {
@@ -110,7 +146,25 @@ export class ChorusNode {
     return this.deps.hlc;
   }
 
-  start(): void {
+  get store(): RecordStore {
+    return this.deps.store;
+  }
+
+  get transport(): Transport {
+    return this.deps.transport;
+  }
+
+  get clock(): Clock {
+    return this.deps.clock;
+  }
+
+  /** This node's member record as this process wrote it last. */
+  get selfRecord(): MemberRecord {
+    return this.self;
+  }
+
+  /** Starts every part, in order: membership, replication, worker (after crash recovery), leader. */
+  async start(): Promise<void> {
     const { transport } = this.deps;
     transport.setHandlers({
       onMessage: (topic, from, data) => {
@@ -140,7 +194,7 @@ export class ChorusNode {
   /** Removes old finished instances, their logs and their journal entries. */
   async applyRetention(): Promise<number> {
     const removed = pruneFinishedInstances(this.deps.store, this.deps.config.retainInstancesPerJob);
-    for (const id of removed) await this.worker.deleteLogs(id);
+    for (const id of removed) await this.deps.outputs.delete(id);
     if (removed.length > 0) {
       const gone = new Set(removed);
       await this.deps.journal.compact((journalId) => !gone.has(journalId.split(':')[0] as string));
@@ -164,16 +218,17 @@ export class ChorusNode {
     // Gossip is lossy and the process is about to exit: tell every peer directly.
     await this.replicator.pushToAll([{ kind: 'member', record: this.self }, ...this.ownOpenWork()], this.deps.config.requestTimeoutMs);
     await this.deps.store.flush();
-    this.stop();
+    await this.stop();
   }
 
-  stop(): void {
+  /** Stops every part, in the reverse order of start; attempts still running are left to end by themselves. */
+  async stop(): Promise<void> {
     this.started = false;
     this.retentionTimer?.cancel();
     this.leader.stop();
-    this.membership.stop();
+    await this.worker.stop(false);
     this.replicator.stop();
-    void this.worker.stop(false);
+    this.membership.stop();
   }
 
   /** Applies records written here and sends them to the cluster. */
@@ -250,13 +305,13 @@ export class ChorusNode {
   private ownOpenWork(): AnyRecord[] {
     const { store } = this.deps;
     const out: AnyRecord[] = [];
-    const recentMs = this.deps.clock.now() - 60_000;
+    const recentMs = this.deps.clock.now() - this.deps.config.leaveRecentMs;
     const recent = (t: { finishedAtMs: number | null }) => t.finishedAtMs === null || t.finishedAtMs >= recentMs;
     for (const instance of store.instances()) {
       if (isInstanceFinished(store.progressOf(instance).status) && instance.createdAtMs < recentMs) continue;
       const subtask = store.subtask(instance.id, this.id);
       if (subtask && recent(subtask)) out.push({ kind: 'subtask', record: subtask });
-      for (const step of Object.values(store.stepsOf(instance.id))) if (step?.nodeId === this.id && recent(step)) out.push({ kind: 'step', record: step });
+      for (const step of Object.values(store.stepsOf(instance.id))) if (step?.runnerNodeId === this.id && recent(step)) out.push({ kind: 'step', record: step });
     }
     return out;
   }
@@ -271,7 +326,7 @@ export class ChorusNode {
 
   /** Output of a subtask, read on the node that ran it. */
   async logsFrom(nodeId: string, instanceId: string): Promise<SubtaskLog[]> {
-    if (nodeId === this.id) return this.worker.readLogs(instanceId);
+    if (nodeId === this.id) return this.deps.outputs.read(instanceId);
     return (await this.rpc.call(nodeId, 'logs', { instanceId }, this.deps.config.requestTimeoutMs)) as SubtaskLog[];
   }
 

@@ -175,7 +175,7 @@ describe('runCommand outcomes', () => {
 
   it('reports a missing cwd as a spawn error without rejecting', async () => {
     const r = await runCommand(request('echo hi', { cwd: join(dir, 'missing') }));
-    expect(r).toMatchObject({ status: 'failed', reason: 'exit-code', exitCode: null, signal: null, stdout: '' });
+    expect(r).toMatchObject({ status: 'failed', reason: 'spawn-failed', exitCode: null, signal: null, stdout: '' });
     expect(r.spawnError).toContain('missing');
   });
 });

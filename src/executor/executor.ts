@@ -3,6 +3,7 @@
 
 import { setLongTimeout } from '../core/clock.js';
 import { execa } from 'execa';
+import { defaultConfig } from '../core/config.js';
 import type { Readable } from 'node:stream';
 
 export interface ExecutionRequest {
@@ -12,7 +13,7 @@ export interface ExecutionRequest {
   env: Record<string, string>;
   /** null = no timeout. */
   timeoutMs: number | null;
-  /** Tail kept per stream; default 64 KiB. */
+  /** Tail kept per stream; default: ChorusConfig's maxOutputBytes. */
   maxOutputBytes?: number;
   /** Written to the child's stdin, which is then closed; without it stdin is ignored. */
   stdin?: string;
@@ -22,12 +23,14 @@ export interface ExecutionRequest {
   /** SIGTERM to the group, then SIGKILL after this if anything is still alive. */
   killGraceMs?: number;
   onSpawn?: (pid: number) => void;
+  /** After the shell exits, how long its pipes get to reach EOF; default: ChorusConfig's pipeDrainGraceMs. */
+  pipeDrainGraceMs?: number;
 }
 
 export interface ExecutionResult {
   status: 'succeeded' | 'failed' | 'cancelled';
   /** null when succeeded. */
-  reason: 'exit-code' | 'timeout' | 'cancelled' | null;
+  reason: 'exit-code' | 'timeout' | 'cancelled' | 'spawn-failed' | null;
   /** The child's exit code as the OS reported it; null when it died by a signal or never started. */
   exitCode: number | null;
   /** Signal name if the child was killed by a signal. */
@@ -44,14 +47,6 @@ export interface ExecutionResult {
   spawnError: string | null;
 }
 
-export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
-export const DEFAULT_KILL_GRACE_MS = 2000;
-/**
- * After the shell exits, how long to wait for its pipes to reach EOF. A background
- * process (or one that escaped the group) can hold them open indefinitely; without
- * this cap the result and the daemon's event loop would wait for it.
- */
-const PIPE_DRAIN_GRACE_MS = 500;
 
 type KillReason = 'timeout' | 'cancelled';
 
@@ -135,8 +130,8 @@ function errorText(err: unknown): string {
 
 export async function runCommand(req: ExecutionRequest): Promise<ExecutionResult> {
   const startedAtMs = Date.now();
-  const stdout = new TailBuffer(req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES);
-  const stderr = new TailBuffer(req.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES);
+  const stdout = new TailBuffer(req.maxOutputBytes ?? defaultConfig.maxOutputBytes);
+  const stderr = new TailBuffer(req.maxOutputBytes ?? defaultConfig.maxOutputBytes);
   const finish = (exit: Exit, killReason: KillReason | null, spawnError: string | null) =>
     buildResult({ startedAtMs, exit, killReason, spawnError, stdout, stderr });
   if (req.signal?.aborted) {
@@ -188,7 +183,7 @@ async function execute(
     // A throwing callback must not leave the child running unsupervised.
   }
   const { killReason, exit } = await superviseUntilExit(req, pid, exited);
-  await drainPipes(subprocess, closed);
+  await drainPipes(subprocess, closed, req.pipeDrainGraceMs ?? defaultConfig.pipeDrainGraceMs);
   return finish(exit, killReason, null);
 }
 
@@ -214,7 +209,7 @@ async function superviseUntilExit(
   const kill = (why: KillReason) => {
     if (reason !== null) return;
     reason = why;
-    killGroup(pid, req.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+    killGroup(pid, req.killGraceMs ?? defaultConfig.killGraceMs);
   };
   const timer = req.timeoutMs === null ? undefined : setLongTimeout(() => kill('timeout'), req.timeoutMs);
   const onAbort = () => kill('cancelled');
@@ -232,10 +227,11 @@ async function superviseUntilExit(
 async function drainPipes(
   subprocess: { stdout?: Readable | null; stderr?: Readable | null },
   closed: Promise<void>,
+  graceMs: number,
 ): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const graceOver = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, PIPE_DRAIN_GRACE_MS);
+    timer = setTimeout(resolve, graceMs);
   });
   await Promise.race([closed, graceOver]);
   clearTimeout(timer);
@@ -274,7 +270,7 @@ function outcome(
   killReason: KillReason | null,
   spawnError: string | null,
 ): Pick<ExecutionResult, 'status' | 'reason'> {
-  if (spawnError !== null) return { status: 'failed', reason: 'exit-code' };
+  if (spawnError !== null) return { status: 'failed', reason: 'spawn-failed' };
   if (killReason === 'cancelled') return { status: 'cancelled', reason: 'cancelled' };
   if (killReason === 'timeout') return { status: 'failed', reason: 'timeout' };
   if (exit.code === 0) return { status: 'succeeded', reason: null };

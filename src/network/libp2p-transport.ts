@@ -18,6 +18,7 @@ import type { Identify } from '@libp2p/identify';
 import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import type { Transport, TransportEvents } from '../core/transport.js';
 import { swarmGuard } from './swarm-guard.js';
+import { defaultConfig, type ChorusConfig } from '../core/config.js';
 
 export const RPC_PROTOCOL = '/chorus/rpc/1.0.0';
 const PING_PROTOCOL = '/ipfs/ping/1.0.0';
@@ -26,46 +27,25 @@ const REPLY_OK = 0;
 const REPLY_ERROR = 1;
 
 /** Timing and size knobs; every default is chosen for a small cluster on a LAN or one host. */
-export interface Libp2pTransportConfig {
-  /** Largest request or reply frame either side accepts. Bigger frames are refused, not buffered. */
-  maxMessageBytes: number;
-  /** Largest gossip payload. gossipsub's receivers drop RPCs over 4 MiB, so stay well below. */
-  maxPublishBytes: number;
-  /** How long a dial (TCP + noise + yamux) may take. */
-  dialTimeoutMs: number;
-  /** How long an incoming request may take to arrive completely. Bounds a slow or stuck client. */
-  inboundReadTimeoutMs: number;
-  /**
-   * How long an older connection gets to answer a ping once a second connection to the same
-   * peer opens. Too short and a busy peer is needlessly reconnected (a brief flap); too long and
-   * a restarted peer stays deaf to gossip for that long.
-   */
-  staleProbeTimeoutMs: number;
-  /**
-   * Close and redial a peer whose old connection is dead or whose gossip stream was lost. Only
-   * tests turn this off, to show the trap it guards against.
-   */
-  repairStaleConnections: boolean;
-  /**
-   * After one of several connections to a peer closes, how long gossipsub gets to have a stream
-   * on a remaining connection before the peer is reconnected. Gossip to that peer is lost in
-   * between (anti-entropy repairs it); too short risks reconnecting a peer that was fine.
-   */
-  gossipStreamSettleMs: number;
-  /** How long a new connection gets to prove it has the swarm key before it is refused. */
-  swarmHandshakeTimeoutMs: number;
+/** The transport's own knobs; their values and what each trades are in ChorusConfig (core/config.ts). */
+export type Libp2pTransportConfig = Pick<ChorusConfig, (typeof TRANSPORT_KNOBS)[number]>;
+
+const TRANSPORT_KNOBS = [
+  'maxMessageBytes',
+  'maxPublishBytes',
+  'dialTimeoutMs',
+  'inboundReadTimeoutMs',
+  'staleProbeTimeoutMs',
+  'repairStaleConnections',
+  'gossipStreamSettleMs',
+  'swarmHandshakeTimeoutMs',
+] as const;
+
+export function transportConfigOf(config: ChorusConfig): Libp2pTransportConfig {
+  return Object.fromEntries(TRANSPORT_KNOBS.map((key) => [key, config[key]])) as unknown as Libp2pTransportConfig;
 }
 
-export const DEFAULT_TRANSPORT_CONFIG: Libp2pTransportConfig = {
-  maxMessageBytes: 8 * 1024 * 1024,
-  maxPublishBytes: 1024 * 1024,
-  dialTimeoutMs: 10_000,
-  inboundReadTimeoutMs: 30_000,
-  staleProbeTimeoutMs: 3_000,
-  repairStaleConnections: true,
-  gossipStreamSettleMs: 2_000,
-  swarmHandshakeTimeoutMs: 5_000,
-};
+export const DEFAULT_TRANSPORT_CONFIG: Libp2pTransportConfig = transportConfigOf(defaultConfig);
 
 export interface Libp2pTransportOptions {
   privateKey: PrivateKey;

@@ -107,7 +107,7 @@ function lawsFor<T>(name: string, arb: fc.Arbitrary<T>, merge: (a: T, b: T) => T
 // themselves as runner, so the runner varies here too.
 const stepArb: fc.Arbitrary<StepRecord> = fc
   .tuple(subtaskArb, fc.constantFrom(...NODES))
-  .map(([s, runner]) => ({ ...s, nodeId: runner, step: 'post' as const }));
+  .map(([{ nodeId: _owner, ...s }, runner]) => ({ ...s, runnerNodeId: runner, step: 'post' as const }));
 
 lawsFor('job', jobArb, mergeJob);
 lawsFor('step', stepArb, mergeStep);

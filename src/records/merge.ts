@@ -1,12 +1,18 @@
 // The merge rules of every replicated record. Each merge picks the greater of two
 // records under a total order, so it is commutative, associative and idempotent
 // (merge.test.ts checks this with generated records). Keep these functions pure.
+import { InvariantError } from '../core/assert.js';
 import { canonicalJson } from './canonical.js';
 import { compareStamps } from './hlc.js';
-import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, StepRecord, SubtaskRecord } from './types.js';
+import type { AnyRecord, AttemptState, InstanceRecord, JobRecord, MemberRecord, StepRecord, SubtaskRecord } from './types.js';
 import { isTerminal, subtaskKey } from './types.js';
 
-export class MergeInvariantError extends Error {}
+/** Two records that are not versions of one record were given to a merge: a bug (guarantee 6 rests on it). */
+export class MergeInvariantError extends InvariantError {
+  constructor(detail: string) {
+    super(6, detail);
+  }
+}
 
 function assertSameKey(a: string, b: string, what: string): void {
   if (a !== b) throw new MergeInvariantError(`cannot merge ${what} ${a} with ${b}`);
@@ -35,11 +41,16 @@ const STATUS_RANK = { pending: 0, running: 1, succeeded: 2, failed: 2, cancelled
  * knows what really happened. Stamp and content break the remaining ties.
  */
 export function compareSubtasks(a: SubtaskRecord, b: SubtaskRecord): number {
+  return compareAttempts(a, a.nodeId, b, b.nodeId);
+}
+
+/** The lattice shared by subtasks and steps; `runnerA`/`runnerB` is whose own report outranks a verdict. */
+export function compareAttempts(a: AttemptState, runnerA: string, b: AttemptState, runnerB: string): number {
   if (a.attempt !== b.attempt) return a.attempt - b.attempt;
   const rank = STATUS_RANK[a.status] - STATUS_RANK[b.status];
   if (rank !== 0) return rank;
-  const ownA = isTerminal(a.status) && a.reporter === a.nodeId ? 1 : 0;
-  const ownB = isTerminal(b.status) && b.reporter === b.nodeId ? 1 : 0;
+  const ownA = isTerminal(a.status) && a.reporter === runnerA ? 1 : 0;
+  const ownB = isTerminal(b.status) && b.reporter === runnerB ? 1 : 0;
   if (ownA !== ownB) return ownA - ownB;
   const byStamp = compareStamps(a.stamp, b.stamp);
   if (byStamp !== 0) return byStamp;
@@ -58,7 +69,7 @@ export function mergeSubtask(a: SubtaskRecord, b: SubtaskRecord): SubtaskRecord 
  */
 export function mergeStep(a: StepRecord, b: StepRecord): StepRecord {
   assertSameKey(`${a.instanceId}/${a.step}`, `${b.instanceId}/${b.step}`, 'step');
-  return compareSubtasks(a, b) >= 0 ? a : b;
+  return compareAttempts(a, a.runnerNodeId, b, b.runnerNodeId) >= 0 ? a : b;
 }
 
 /**

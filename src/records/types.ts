@@ -1,5 +1,6 @@
 // The replicated records that make up chorus's state. Every record carries a hybrid
 // logical clock stamp; merge rules for each kind live in merge.ts.
+import { invariant } from '../core/assert.js';
 
 /** Hybrid logical clock stamp: wall time (ms), a counter for events in the same ms, and the writer. */
 export interface Stamp {
@@ -43,7 +44,7 @@ export interface JobRecord {
 
 export type SubtaskStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type TerminalStatus = 'succeeded' | 'failed' | 'cancelled';
-export type FailureReason = 'exit-code' | 'timeout' | 'node-lost' | 'interrupted' | 'cancelled';
+export type FailureReason = 'exit-code' | 'timeout' | 'node-lost' | 'interrupted' | 'cancelled' | 'spawn-failed';
 
 export interface AttemptSummary {
   attempt: number;
@@ -54,36 +55,43 @@ export interface AttemptSummary {
   finishedAtMs: number | null;
 }
 
-/**
- * One node's share of an instance. Identity is (instanceId, nodeId); nodeId is fixed at
- * creation and no merge or code path ever changes it (DESIGN.md, guarantee 1).
- */
-export interface SubtaskRecord {
-  instanceId: string;
-  nodeId: string;
+/** Where an attempt of a subtask or a step stands; merged on the lattice of merge.ts. */
+export interface AttemptState {
   attempt: number;
   status: SubtaskStatus;
   reason: FailureReason | null;
   exitCode: number | null;
   startedAtMs: number | null;
   finishedAtMs: number | null;
-  /** Earliest time the owner may start this attempt (retry backoff). */
+  /** Earliest time the runner may start this attempt (retry backoff, step settling). */
   notBeforeMs: number | null;
   /** Earlier attempts, oldest first, bounded. */
   history: AttemptSummary[];
-  /** Node that wrote this state: the owner, or the leader for `node-lost`/`cancelled` verdicts. */
+  /** Node that wrote this state: the runner, or the leader for `node-lost`/`cancelled` verdicts. */
   reporter: string;
   stamp: Stamp;
+}
+
+/**
+ * One node's share of an instance. Identity is (instanceId, nodeId); nodeId is the owner,
+ * fixed at creation: no merge or code path ever changes it (DESIGN.md, guarantee 1).
+ */
+export interface SubtaskRecord extends AttemptState {
+  instanceId: string;
+  nodeId: string;
 }
 
 export type StepName = 'pre' | 'post';
 
 /**
- * A job's `--pre` or `--post` command for one instance, run once by `nodeId` (the leader
- * that created it). Same fields and lattice as a subtask; keyed (instanceId, step).
+ * A job's `--pre` or `--post` command for one instance, keyed (instanceId, step). Its
+ * runner is the leader that created it; when two leaders created it at once, the merge
+ * chooses one runner everywhere, so unlike a subtask's owner the runner is not an identity.
  */
-export interface StepRecord extends SubtaskRecord {
+export interface StepRecord extends AttemptState {
+  instanceId: string;
   step: StepName;
+  runnerNodeId: string;
 }
 
 export type InstanceTrigger = 'manual' | 'schedule' | 'adhoc';
@@ -132,10 +140,15 @@ export function isTerminal(status: SubtaskStatus): status is TerminalStatus {
 
 /** The spec of a job that is not deleted (a tombstone keeps none: a bug to ask for it). */
 export function liveSpec(job: JobRecord): JobSpec {
-  if (job.spec === null) throw new Error(`invariant: job ${job.name} is deleted and has no spec`);
+  invariant(job.spec !== null, null, `job ${job.name} is deleted and has no spec`);
   return job.spec;
 }
 
 export function subtaskKey(instanceId: string, nodeId: string): string {
   return `${instanceId}/${nodeId}`;
+}
+
+/** The node that runs a subtask (its owner) or a step (its runner). */
+export function runnerOf(task: SubtaskRecord | StepRecord): string {
+  return 'step' in task ? task.runnerNodeId : task.nodeId;
 }

@@ -33,3 +33,28 @@ describe('parseRecord bounds', () => {
     expect(parseRecord({ kind: 'job', record: { ...JOB, deleted: true, spec: null } }).ok).toBe(true);
   });
 });
+
+describe('step records', () => {
+  const attempt = { attempt: 1, status: 'succeeded', reason: null, exitCode: 0, startedAtMs: 1000, finishedAtMs: 1100, notBeforeMs: null, history: [], reporter: 'n1', stamp: { wallMs: 1100, counter: 0, nodeId: 'n1' } };
+
+  it('name their runner runnerNodeId; one written before steps had their own type (nodeId) is read as such', () => {
+    const current = parseRecord({ kind: 'step', record: { instanceId: 'i1', step: 'post', runnerNodeId: 'n1', ...attempt } });
+    const legacy = parseRecord({ kind: 'step', record: { instanceId: 'i1', step: 'post', nodeId: 'n1', ...attempt } });
+    expect(current.ok && legacy.ok).toBe(true);
+    if (current.ok && legacy.ok) {
+      expect(legacy.record).toEqual(current.record);
+      expect(current.record.record).toMatchObject({ runnerNodeId: 'n1' });
+      expect(current.record.record).not.toHaveProperty('nodeId');
+    }
+  });
+
+  it('refuses a step without a runner', () => {
+    const parsed = parseRecord({ kind: 'step', record: { instanceId: 'i1', step: 'pre', ...attempt } });
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) expect(parsed.error).toMatch(/runnerNodeId/);
+  });
+
+  it('accept spawn-failed as a reason', () => {
+    expect(parseRecord({ kind: 'subtask', record: { instanceId: 'i1', nodeId: 'n1', ...attempt, status: 'failed', reason: 'spawn-failed', exitCode: null } }).ok).toBe(true);
+  });
+});

@@ -60,7 +60,7 @@ export const jobRecordSchema = z
   .refine((job) => job.deleted || job.spec !== null, { message: 'a job that is not deleted needs a spec', path: ['spec'] });
 
 const subtaskStatus = z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled']);
-const reason = z.enum(['exit-code', 'timeout', 'node-lost', 'interrupted', 'cancelled']).nullable();
+const reason = z.enum(['exit-code', 'timeout', 'node-lost', 'interrupted', 'cancelled', 'spawn-failed']).nullable();
 
 const attemptSummarySchema = z.object({
   attempt: z.number().int().positive(),
@@ -71,9 +71,7 @@ const attemptSummarySchema = z.object({
   finishedAtMs: ms.nullable(),
 });
 
-export const subtaskRecordSchema = z.object({
-  instanceId: id,
-  nodeId: id,
+const attemptFields = {
   attempt: z.number().int().positive(),
   status: subtaskStatus,
   reason,
@@ -84,9 +82,18 @@ export const subtaskRecordSchema = z.object({
   history: z.array(attemptSummarySchema).max(MAX_HISTORY),
   reporter: id,
   stamp: stampSchema,
-});
+};
 
-export const stepRecordSchema = subtaskRecordSchema.extend({ step: z.enum(['pre', 'post']) });
+export const subtaskRecordSchema = z.object({ instanceId: id, nodeId: id, ...attemptFields });
+
+/** A step written before steps had their own type named its runner `nodeId`: read it as `runnerNodeId`. */
+function legacyStep(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || 'runnerNodeId' in value || !('nodeId' in value)) return value;
+  const { nodeId, ...rest } = value as Record<string, unknown>;
+  return { ...rest, runnerNodeId: nodeId };
+}
+
+export const stepRecordSchema = z.preprocess(legacyStep, z.object({ instanceId: id, step: z.enum(['pre', 'post']), runnerNodeId: id, ...attemptFields }));
 
 export const instanceRecordSchema = z.object({
   id,

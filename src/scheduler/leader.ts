@@ -11,7 +11,7 @@ import { isGone, matchesTags } from '../cluster/view.js';
 import type { HybridClock } from '../records/hlc.js';
 import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
-import type { AnyRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, AttemptState, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { isTerminal, liveSpec } from '../records/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { Logger } from '../core/log.js';
@@ -222,9 +222,9 @@ export class Leader {
       this.deps.log.warn({ instance: instance.id, node: nodeId }, 'subtask node-lost');
     }
     for (const step of Object.values(store.stepsOf(instance.id))) {
-      if (!step || isTerminal(step.status) || !isGone(view.stateOf(step.nodeId))) continue;
-      lost.push({ kind: 'step', record: { ...this.nodeLost(step), step: step.step } });
-      this.deps.log.warn({ instance: instance.id, step: step.step, node: step.nodeId }, 'step node-lost');
+      if (!step || isTerminal(step.status) || !isGone(view.stateOf(step.runnerNodeId))) continue;
+      lost.push({ kind: 'step', record: this.nodeLost(step) });
+      this.deps.log.warn({ instance: instance.id, step: step.step, node: step.runnerNodeId }, 'step node-lost');
     }
     return lost;
   }
@@ -252,14 +252,14 @@ export class Leader {
    * starting, so the two records merge first and only the one runner they agree on starts.
    */
   private newStep(instanceId: string, step: StepName, stamp: SubtaskRecord['stamp'], settle: boolean): StepRecord {
-    const record: StepRecord = { ...newSubtask(instanceId, this.deps.view.selfId, stamp), step };
+    const record: StepRecord = { instanceId, step, runnerNodeId: this.deps.view.selfId, ...firstAttempt(stamp) };
     if (settle) record.notBeforeMs = this.deps.clock.now() + this.deps.config.stepSettleMs;
     return record;
   }
 
-  private nodeLost(subtask: SubtaskRecord): SubtaskRecord {
+  private nodeLost<T extends AttemptState>(task: T): T {
     return {
-      ...subtask,
+      ...task,
       status: 'failed',
       reason: 'node-lost',
       exitCode: null,
@@ -272,9 +272,12 @@ export class Leader {
 }
 
 export function newSubtask(instanceId: string, nodeId: string, stamp: SubtaskRecord['stamp']): SubtaskRecord {
+  return { instanceId, nodeId, ...firstAttempt(stamp) };
+}
+
+/** Attempt 1, pending, written by the stamp's node (the leader). */
+export function firstAttempt(stamp: SubtaskRecord['stamp']): AttemptState {
   return {
-    instanceId,
-    nodeId,
     attempt: 1,
     status: 'pending',
     reason: null,

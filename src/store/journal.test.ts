@@ -7,14 +7,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Journal } from './journal.js';
+import { FileJournal, MemoryJournal } from './journal.js';
+import { InvariantError } from '../core/assert.js';
 
 let dir: string;
 let path: string;
-const journals: Journal[] = [];
+const journals: FileJournal[] = [];
 
-function openJournal(): Journal {
-  const journal = new Journal(path);
+function openJournal(): FileJournal {
+  const journal = new FileJournal(path);
   journals.push(journal);
   journal.open();
   return journal;
@@ -203,7 +204,36 @@ describe('Journal', () => {
   });
 
   it('refuses to write when not open', () => {
-    const journal = new Journal(path);
+    const journal = new FileJournal(path);
     expect(() => journal.recordStart('i1', 1, 1)).toThrow(/not open/);
+  });
+});
+
+describe('MemoryJournal', () => {
+  it('keeps what was written across a simulated crash, and a second start of an attempt is an invariant error (guarantee 3)', async () => {
+    const journal = new MemoryJournal();
+    journal.recordStart('i1', 1, 1000);
+    journal.recordSpawn('i1', 1, 4242);
+    journal.recordStart('i2', 1, 1000);
+    journal.recordEnd({ instanceId: 'i2', attempt: 1, atMs: 1500, status: 'succeeded', reason: null, exitCode: 0, startedAtMs: 1000 });
+    journal.close();
+    expect(() => journal.recordStart('i3', 1, 1)).toThrow(/closed/);
+
+    const reopened = MemoryJournal.reopen(journal);
+    expect(reopened.unfinished().map((s) => s.instanceId)).toEqual(['i1']);
+    expect(reopened.endOf('i2', 1)?.status).toBe('succeeded');
+    expect(reopened.spawnOf('i1', 1)).toBe(4242);
+    let err: unknown = null;
+    try {
+      reopened.recordStart('i1', 1, 2000);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InvariantError);
+    expect((err as InvariantError).guarantee).toBe(3);
+
+    expect(await reopened.compact((id) => id !== 'i2')).toBe(2);
+    expect(MemoryJournal.reopen(reopened).finished()).toEqual([]);
+    expect(MemoryJournal.reopen(reopened).hasStarted('i1', 1)).toBe(true);
   });
 });

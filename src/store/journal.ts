@@ -1,10 +1,11 @@
-// The start-of-execution journal: an append-only file, fsynced before a command is
+// The start-of-execution journal: an append-only record, durable before a command is
 // spawned, so a node never starts the same (instance, attempt) twice, even across a
 // crash (DESIGN.md, guarantee 3). Ends are journalled too, so a result that had not
 // yet reached the record store survives a crash.
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { FailureReason, TerminalStatus } from '../records/types.js';
 import { writeFileDurable } from './durable-file.js';
+import { InvariantError } from '../core/assert.js';
 
 export interface JournalStart {
   type: 'start';
@@ -52,11 +53,36 @@ function parseEntry(line: string): JournalEntry | null {
   return entry as JournalEntry;
 }
 
-export class Journal {
-  private fd: number | null = null;
-  private readonly starts = new Map<string, JournalStart>();
-  private readonly ends = new Map<string, JournalEnd>();
-  private readonly spawns = new Map<string, JournalSpawn>();
+/**
+ * What the worker needs of a journal. `FileJournal` is the daemon's fsynced file;
+ * `MemoryJournal` is the simulator's, which a simulated crash keeps as a disk would.
+ */
+export interface AttemptJournal {
+  /** Where it lives, for messages. */
+  readonly path: string;
+  /** Lines that could not be read when it was opened. */
+  readonly skippedLines: number;
+  readonly tornLastLine: boolean;
+  readProblem(): string | null;
+  hasStarted(instanceId: string, attempt: number): boolean;
+  endOf(instanceId: string, attempt: number): JournalEnd | undefined;
+  unfinished(): JournalStart[];
+  finished(): JournalEnd[];
+  /** Durably records that an attempt is about to start. A second start of one attempt is an invariant error (guarantee 3). */
+  recordStart(instanceId: string, attempt: number, atMs: number): void;
+  recordSpawn(instanceId: string, attempt: number, pid: number): void;
+  spawnOf(instanceId: string, attempt: number): number | undefined;
+  recordEnd(entry: Omit<JournalEnd, 'type'>): void;
+  /** Drops entries of instances that no longer exist, keeping it bounded. */
+  compact(keepInstance: (instanceId: string) => boolean): Promise<number>;
+  close(): void;
+}
+
+/** The journal's index of entries; subclasses say where the entries are kept. */
+abstract class JournalIndex implements AttemptJournal {
+  protected readonly starts = new Map<string, JournalStart>();
+  protected readonly ends = new Map<string, JournalEnd>();
+  protected readonly spawns = new Map<string, JournalSpawn>();
   /** Lines that could not be read when the journal was opened (a torn last write, or corruption). */
   skippedLines = 0;
   /** Whether one of those is the file's unterminated last line: the normal trace of a crash in the middle of a write. */
@@ -64,25 +90,11 @@ export class Journal {
 
   constructor(readonly path: string) {}
 
-  open(): void {
-    let text = '';
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    const lines = text.split('\n');
-    for (const line of lines) this.load(line);
-    const unterminated = text !== '' && !text.endsWith('\n');
-    const last = lines.at(-1) ?? '';
-    this.tornLastLine = unterminated && last.trim() !== '' && parseEntry(last) === null;
-    this.fd = openSync(this.path, 'a', 0o644);
-    // A torn last write has no newline: end it, or the next entry would be glued to it and lost.
-    if (unterminated) {
-      writeSync(this.fd, '\n');
-      fsyncSync(this.fd);
-    }
-  }
+  /** Writes one entry where it is kept; `durable`: on stable storage before this returns. */
+  protected abstract append(entry: JournalEntry, durable: boolean): void;
+  /** Replaces every entry kept with `entries` (compaction). */
+  protected abstract rewrite(entries: JournalEntry[]): Promise<void>;
+  abstract close(): void;
 
   /**
    * What went wrong reading the journal, for the operator: null when every line was read.
@@ -97,13 +109,17 @@ export class Journal {
     return `the journal ${this.path} has ${this.skippedLines} line(s) that could not be read; they were skipped, so attempts they recorded are unknown to it`;
   }
 
-  private load(line: string): void {
+  protected load(line: string): void {
     if (line.trim() === '') return;
     const entry = parseEntry(line);
     if (entry === null) {
       this.skippedLines += 1;
       return;
     }
+    this.index(entry);
+  }
+
+  protected index(entry: JournalEntry): void {
     const key = attemptKey(entry.instanceId, entry.attempt);
     if (entry.type === 'start') this.starts.set(key, entry);
     else if (entry.type === 'end') this.ends.set(key, entry);
@@ -128,16 +144,15 @@ export class Journal {
     return [...this.ends.values()];
   }
 
-  /** Durably records that an attempt is about to start. Throws if it already started. */
   recordStart(instanceId: string, attempt: number, atMs: number): void {
     const key = attemptKey(instanceId, attempt);
-    if (this.starts.has(key)) throw new Error(`attempt ${attempt} of ${instanceId} was already started on this node`);
+    if (this.starts.has(key)) throw new InvariantError(3, `attempt ${attempt} of ${instanceId} was already started on this node`);
     const entry: JournalStart = { type: 'start', instanceId, attempt, atMs };
-    this.append(entry);
+    this.append(entry, true);
     this.starts.set(key, entry);
   }
 
-  /** Records the pid (= process group id) of a spawned attempt. Not fsynced: it only helps clean up. */
+  /** Records the pid (= process group id) of a spawned attempt. Not durable: it only helps clean up. */
   recordSpawn(instanceId: string, attempt: number, pid: number): void {
     const entry: JournalSpawn = { type: 'spawn', instanceId, attempt, pid };
     this.append(entry, false);
@@ -150,31 +165,93 @@ export class Journal {
 
   recordEnd(entry: Omit<JournalEnd, 'type'>): void {
     const full: JournalEnd = { type: 'end', ...entry };
-    this.append(full);
+    this.append(full, true);
     this.ends.set(attemptKey(entry.instanceId, entry.attempt), full);
   }
 
-  private append(entry: JournalEntry, durable = true): void {
-    if (this.fd === null) throw new Error('journal is not open');
-    writeSync(this.fd, `${JSON.stringify(entry)}\n`);
-    if (durable) fsyncSync(this.fd);
-  }
-
-  /** Drops entries of instances that no longer exist, keeping the file bounded. */
   async compact(keepInstance: (instanceId: string) => boolean): Promise<number> {
     const before = this.starts.size + this.ends.size;
     for (const map of [this.starts, this.ends, this.spawns] as Map<string, JournalEntry>[]) {
       for (const [key, entry] of map) if (!keepInstance(entry.instanceId)) map.delete(key);
     }
-    const lines = [...this.starts.values(), ...this.spawns.values(), ...this.ends.values()].map((e) => JSON.stringify(e)).join('\n');
+    await this.rewrite([...this.starts.values(), ...this.spawns.values(), ...this.ends.values()]);
+    return before - (this.starts.size + this.ends.size);
+  }
+}
+
+/** The daemon's journal: a file of JSON lines, fsynced at every start and end. */
+export class FileJournal extends JournalIndex {
+  private fd: number | null = null;
+
+  open(): void {
+    let text = '';
+    try {
+      text = readFileSync(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const lines = text.split('\n');
+    for (const line of lines) this.load(line);
+    const unterminated = text !== '' && !text.endsWith('\n');
+    const last = lines.at(-1) ?? '';
+    this.tornLastLine = unterminated && last.trim() !== '' && parseEntry(last) === null;
+    this.fd = openSync(this.path, 'a', 0o644);
+    // A torn last write has no newline: end it, or the next entry would be glued to it and lost.
+    if (unterminated) {
+      writeSync(this.fd, '\n');
+      fsyncSync(this.fd);
+    }
+  }
+
+  protected append(entry: JournalEntry, durable: boolean): void {
+    if (this.fd === null) throw new Error(`the journal ${this.path} is not open`);
+    writeSync(this.fd, `${JSON.stringify(entry)}\n`);
+    if (durable) fsyncSync(this.fd);
+  }
+
+  protected async rewrite(entries: JournalEntry[]): Promise<void> {
+    const lines = entries.map((e) => JSON.stringify(e)).join('\n');
     this.close();
     await writeFileDurable(this.path, lines === '' ? '' : `${lines}\n`);
     this.fd = openSync(this.path, 'a', 0o644);
-    return before - (this.starts.size + this.ends.size);
   }
 
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+  }
+}
+
+/**
+ * The simulator's journal: entries in memory. A simulated crash keeps them, as a disk
+ * keeps an fsynced file: the restarted node opens `MemoryJournal.reopen(old)`.
+ */
+export class MemoryJournal extends JournalIndex {
+  private entries: JournalEntry[] = [];
+  private closed = false;
+
+  constructor(path = '(memory journal)') {
+    super(path);
+  }
+
+  /** A journal holding what `previous` had written: the same disk after a crash. */
+  static reopen(previous: MemoryJournal): MemoryJournal {
+    const journal = new MemoryJournal(previous.path);
+    journal.entries = [...previous.entries];
+    for (const entry of journal.entries) journal.index(entry);
+    return journal;
+  }
+
+  protected append(entry: JournalEntry): void {
+    if (this.closed) throw new Error(`the journal ${this.path} is closed`);
+    this.entries.push(entry);
+  }
+
+  protected async rewrite(entries: JournalEntry[]): Promise<void> {
+    this.entries = [...entries];
+  }
+
+  close(): void {
+    this.closed = true;
   }
 }

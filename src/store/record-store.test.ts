@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord, Stamp, SubtaskRecord } from '../records/types.js';
 import { DataFileError, DurableJsonFile } from './durable-file.js';
+import { systemClock } from '../core/clock.js';
 import { RecordStore } from './record-store.js';
+import { MemoryPersister } from './state-file.js';
+import { FakeClock } from '../testing/fake-clock.js';
 
 const spec: JobSpec = {
   cmd: 'echo hi',
@@ -87,7 +90,7 @@ let dir: string;
 const stores: RecordStore[] = [];
 
 function newStore(flushDelayMs = 60_000): RecordStore {
-  const store = new RecordStore({ dataDir: dir, flushDelayMs });
+  const store = RecordStore.inDirectory(dir, systemClock, flushDelayMs);
   stores.push(store);
   return store;
 }
@@ -292,6 +295,31 @@ describe('persistence', () => {
     }, 'the batched write');
     // All hundred changes were applied synchronously inside one delay window: one write.
     expect(write).toHaveBeenCalledTimes(1);
+  });
+
+  it('a background write that fails is reported and tried again on the clock, so the change still reaches the disk', async () => {
+    const clock = new FakeClock(1000);
+    const persister = new MemoryPersister();
+    const failures: string[] = [];
+    let failNext = true;
+    const write = persister.write.bind(persister);
+    persister.write = async (state) => {
+      if (failNext) {
+        failNext = false;
+        throw new Error('ENOSPC: no space left on device');
+      }
+      await write(state);
+    };
+    const store = new RecordStore({ persister, clock, flushDelayMs: 5, flushRetryMs: 1000, onFlushError: (err) => void failures.push((err as Error).message) });
+    store.apply([job('a')]);
+    await clock.advanceAsync(5);
+    expect(failures).toEqual(['ENOSPC: no space left on device']);
+    expect(persister.written).toBeNull();
+    await clock.advanceAsync(999);
+    expect(persister.written).toBeNull();
+    await clock.advanceAsync(1);
+    expect(persister.written?.records.map((r) => (r.record as JobRecord).name)).toEqual(['a']);
+    expect(failures).toHaveLength(1);
   });
 
   it('reload from disk reproduces the state', async () => {

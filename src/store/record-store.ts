@@ -1,15 +1,15 @@
 // The node's copy of the replicated state: every record merged in memory, indexed for
-// the queries the daemon makes, and persisted with lowdb in batched, durable writes.
+// the queries the daemon makes, and persisted through an injected StatePersister in
+// batched writes timed on the node's clock.
 import { createHash } from 'node:crypto';
-import { Low } from 'lowdb';
-import { join } from 'node:path';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { canonicalJson } from '../records/canonical.js';
 import { mergeRecord, recordKey } from '../records/merge.js';
 import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
 import { deriveInstanceProgress, type InstanceProgress, type InstanceSteps } from '../records/status.js';
-import { DataFileError, DurableJsonFile, writeFileDurable } from './durable-file.js';
-import { readFile } from 'node:fs/promises';
+import { DataFileError } from './durable-file.js';
+import { MemoryPersister, StateFilePersister, type StateFile, type StatePersister } from './state-file.js';
 
 interface RecordOfKind {
   job: JobRecord;
@@ -19,21 +19,19 @@ interface RecordOfKind {
   member: MemberRecord;
 }
 
-interface StateFile {
-  version: 1;
-  records: AnyRecord[];
-  /** Ids of instances removed by retention: never taken back from a peer that still has them. */
-  pruned?: string[];
-}
-
 /** Pruned instance ids remembered. A peer that missed retention this long is long dead. */
 const MAX_PRUNED_IDS = 100_000;
 
 export interface StoreOptions {
-  /** null keeps the records in memory only (simulations); a daemon always has a directory. */
-  dataDir: string | null;
+  persister: StatePersister;
+  /** Times the batched writes. */
+  clock: Clock;
   /** Changes within this window go to disk in one write. Trades write load for ack latency. */
   flushDelayMs: number;
+  /** After a failed background write, when it is tried again. */
+  flushRetryMs: number;
+  /** Told of every failed background write (the next one is already scheduled). */
+  onFlushError?: (err: unknown, path: string) => void;
 }
 
 /** A record of the state file that did not validate: where it was and why. */
@@ -64,25 +62,34 @@ export class RecordStore {
   private readonly versions = new Map<string, string>();
   private readonly pruned = new Set<string>();
   private rootVersionCache: string | null = null;
-  private readonly db: Low<StateFile> | null;
+  private readonly persister: StatePersister;
   private readonly listeners: ChangeListener[] = [];
-  private flushTimer: NodeJS.Timeout | null = null;
+  private flushTimer: TimerHandle | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private dirty = false;
 
   constructor(private readonly options: StoreOptions) {
-    this.db = options.dataDir === null ? null : new Low<StateFile>(new DurableJsonFile(this.path), { version: 1, records: [] });
+    this.persister = options.persister;
+  }
+
+  /** A store whose state lives in memory only (unit tests, simulations). */
+  static inMemory(clock: Clock, flushDelayMs = 5, persister: StatePersister = new MemoryPersister()): RecordStore {
+    return new RecordStore({ persister, clock, flushDelayMs, flushRetryMs: 1000 });
+  }
+
+  /** A store over `DIR/state.json` (tests of the file itself; the daemon assembles its own). */
+  static inDirectory(dataDir: string, clock: Clock, flushDelayMs: number): RecordStore {
+    return new RecordStore({ persister: new StateFilePersister(dataDir), clock, flushDelayMs, flushRetryMs: 1000 });
   }
 
   get path(): string {
-    return join(this.options.dataDir ?? '(memory)', 'state.json');
+    return this.persister.path;
   }
 
   async load(): Promise<void> {
-    if (!this.db) return;
-    await this.db.read();
-    const file = this.db.data;
-    if (file.version !== 1 || !Array.isArray(file.records)) {
+    const file = (await this.persister.read()) as Partial<StateFile> | null;
+    if (file === null) return;
+    if (typeof file !== 'object' || file.version !== 1 || !Array.isArray(file.records)) {
       throw new DataFileError(this.path, 'it is not a chorus state file (expected {"version":1,"records":[...]})');
     }
     for (const id of Array.isArray(file.pruned) ? file.pruned : []) if (typeof id === 'string') this.pruned.add(id);
@@ -94,7 +101,10 @@ export class RecordStore {
     }
     // One bad record must not keep the node down, nor be lost: it is set aside, durably,
     // before the next flush rewrites the state file without it.
-    if (rejected.length > 0) await this.quarantine(rejected);
+    if (rejected.length > 0) {
+      const rejectedAt = new Date(this.options.clock.now()).toISOString();
+      await this.persister.setAside(rejected.map((r) => ({ rejectedAt, name: r.name, error: r.error, record: r.raw })));
+    }
     this.rejectedOnLoad = rejected;
   }
 
@@ -102,19 +112,7 @@ export class RecordStore {
   rejectedOnLoad: RejectedRecord[] = [];
 
   get quarantinePath(): string {
-    return join(this.options.dataDir ?? '(memory)', 'state.rejected.json');
-  }
-
-  private async quarantine(rejected: RejectedRecord[]): Promise<void> {
-    let kept: unknown[] = [];
-    try {
-      const previous: unknown = JSON.parse(await readFile(this.quarantinePath, 'utf8'));
-      if (Array.isArray(previous)) kept = previous;
-    } catch {
-      // none yet (or unreadable: start a new one; the old bytes were not ours to keep)
-    }
-    const entries = rejected.map((r) => ({ rejectedAt: new Date().toISOString(), name: r.name, error: r.error, record: r.raw }));
-    await writeFileDurable(this.quarantinePath, `${JSON.stringify([...kept, ...entries], null, 2)}\n`, 0o600);
+    return this.persister.quarantinePath;
   }
 
   onChange(listener: ChangeListener): void {
@@ -169,25 +167,28 @@ export class RecordStore {
     byNode.set(subtask.nodeId, subtask);
   }
 
-  private scheduleFlush(): void {
-    if (!this.db) return;
+  private scheduleFlush(delayMs = this.options.flushDelayMs): void {
     this.dirty = true;
     if (this.flushTimer) return;
-    this.flushTimer = setTimeout(() => void this.flush().catch(() => undefined), this.options.flushDelayMs);
+    this.flushTimer = this.options.clock.setTimer(delayMs, () => {
+      this.flushTimer = null;
+      this.flush().catch((err: unknown) => {
+        this.options.onFlushError?.(err, this.path);
+        if (!this.closed) this.scheduleFlush(this.options.flushRetryMs);
+      });
+    });
   }
 
   /** Resolves once every change applied so far is on disk. */
   flush(): Promise<void> {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer?.cancel();
     this.flushTimer = null;
-    if (!this.dirty || !this.db) return this.flushing;
+    if (!this.dirty) return this.flushing;
     this.dirty = false;
-    const db = this.db;
     const snapshot: StateFile = { version: 1, records: [...this.records.values()], pruned: [...this.pruned] };
     this.flushing = this.flushing.catch(() => undefined).then(async () => {
-      db.data = snapshot;
       try {
-        await db.write();
+        await this.persister.write(snapshot);
       } catch (err) {
         this.dirty = true; // the next flush writes these changes again
         throw err;
@@ -292,7 +293,11 @@ export class RecordStore {
     this.scheduleFlush();
   }
 
+  private closed = false;
+
+  /** Writes what is left; no background write is scheduled after this. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.flush();
   }
 }

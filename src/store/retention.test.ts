@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InstanceRecord, JobSpec, SubtaskRecord } from '../records/types.js';
+import { systemClock } from '../core/clock.js';
 import { RecordStore } from './record-store.js';
 import { pruneFinishedInstances } from './retention.js';
 
@@ -25,7 +26,7 @@ afterEach(() => {
 async function storeWith(ids: { id: string; at: number; done: boolean; job?: string }[]): Promise<{ store: RecordStore; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'chorus-retention-'));
   dirs.push(dir);
-  const store = new RecordStore({ dataDir: dir, flushDelayMs: 1 });
+  const store = RecordStore.inDirectory(dir, systemClock, 1);
   await store.load();
   for (const { id, at, done, job } of ids) {
     store.apply([
@@ -62,7 +63,7 @@ describe('retention', () => {
     // A stale peer still has a1 with the subtask pending: taking it back would run it again.
     expect(store.apply([{ kind: 'instance', record: instance('a1', 1000) }, { kind: 'subtask', record: subtask('a1', 'pending', 999) }])).toEqual([]);
     await store.flush();
-    const reloaded = new RecordStore({ dataDir: dir, flushDelayMs: 1 });
+    const reloaded = RecordStore.inDirectory(dir, systemClock, 1);
     await reloaded.load();
     expect(reloaded.instance('a1')).toBeUndefined();
     expect(reloaded.apply([{ kind: 'subtask', record: subtask('a1', 'pending', 999) }])).toEqual([]);

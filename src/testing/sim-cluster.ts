@@ -1,24 +1,26 @@
 // A whole chorus cluster in one process: real ChorusNodes (membership, replication,
 // leader, worker) on a MemoryNetwork with a FakeClock and one seeded Rng, so a run is
-// replayed exactly from its seed (DESIGN.md, "Sans-IO core"). Commands run on a fake
-// executor in virtual time; each node keeps a real journal file in a temp directory.
+// replayed exactly from its seed (DESIGN.md, "Sans-IO core"). Each node is built by the
+// daemon's own assembleNode(): commands run on a fake executor in virtual time, journals,
+// output and state live in memory (a crash keeps the journal, as a disk keeps an fsynced
+// file), and job add, run and cancel go through the same ControlService as the HTTP API.
 import { createHash, type Hash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
+import { InvariantError } from '../core/assert.js';
 import { defaultConfig, type ChorusConfig } from '../core/config.js';
 import { silentLogger } from '../core/log.js';
 import type { MemberState } from '../cluster/view.js';
-import { ChorusNode } from '../daemon/node.js';
-import type { ExecutionRequest, ExecutionResult, runCommand } from '../executor/executor.js';
+import type { ControlService } from '../api/service.js';
+import { assembleNode } from '../daemon/assemble.js';
+import type { ChorusNode } from '../daemon/node.js';
+import type { ExecutionRequest, ExecutionResult } from '../executor/executor.js';
+import type { Executor } from '../executor/process-executor.js';
 import { canonicalJson } from '../records/canonical.js';
-import { HybridClock } from '../records/hlc.js';
 import { recordKey } from '../records/merge.js';
 import type { InstanceProgress } from '../records/status.js';
-import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord } from '../records/types.js';
-import { liveSpec } from '../records/types.js';
-import { Journal } from '../store/journal.js';
+import type { AnyRecord, InstanceRecord, JobRecord, JobSpec } from '../records/types.js';
+import { MemoryJournal } from '../store/journal.js';
+import { MemoryOutputStore } from '../store/output-store.js';
 import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from './fake-clock.js';
 import { MemoryNetwork, type MemoryTransport, type NetworkConditions, type NetworkStats, type TraceEvent } from './memory-network.js';
@@ -73,9 +75,11 @@ interface SimMember {
   id: string;
   status: SimNodeStatus;
   node: ChorusNode;
+  service: ControlService;
   transport: MemoryTransport;
   store: RecordStore;
-  journal: Journal;
+  journal: MemoryJournal;
+  outputs: MemoryOutputStore;
   incarnation: number;
   /** What state.json held when the process died (flushed within ms in reality). */
   persisted: AnyRecord[];
@@ -121,7 +125,8 @@ export class SimCluster {
   readonly disrupted = new Set<string>();
   private readonly rng: Rng;
   private readonly members = new Map<string, SimMember>();
-  private readonly dir: string;
+  /** Broken invariants any node reported: the next wait fails with the first. */
+  readonly invariantErrors: InvariantError[] = [];
   private readonly trace: Hash = createHash('sha256');
   private traceEvents = 0;
   private traceBuffer = '';
@@ -146,8 +151,6 @@ export class SimCluster {
       onTrace: (event) => this.record(event),
       ...options.network,
     });
-    // Journals fsync every start; on tmpfs that costs nothing and the files are still real.
-    this.dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'chorus-sim-'));
     for (let i = 0; i < options.size; i++) this.create(nodeIdOf(this.nextIndex++));
   }
 
@@ -159,7 +162,7 @@ export class SimCluster {
    */
   start(connect: 'seed' | 'all' = 'seed'): void {
     const ids = this.ids();
-    for (const id of ids) this.member(id).node.start();
+    for (const id of ids) this.startNode(this.member(id));
     if (connect === 'all') return this.net.connectAll();
     const seedId = ids[0] as string;
     for (const id of ids.slice(1)) this.joinThrough(id, seedId);
@@ -169,7 +172,7 @@ export class SimCluster {
   addNode(seedId?: string): string {
     const id = nodeIdOf(this.nextIndex++);
     const m = this.create(id);
-    m.node.start();
+    this.startNode(m);
     this.joinThrough(id, seedId ?? this.firstRunningOtherThan(id));
     return id;
   }
@@ -190,9 +193,8 @@ export class SimCluster {
     const old = this.member(id);
     if (old.status === 'running' || old.status === 'frozen') this.crash(id);
     const persisted = old.persisted;
-    const previous = persisted.find((r): r is Extract<AnyRecord, { kind: 'member' }> => r.kind === 'member' && r.record.nodeId === id);
-    const m = this.create(id, persisted, (previous?.record.incarnation ?? 0) + 1);
-    m.node.start();
+    const m = this.create(id, persisted, old);
+    this.startNode(m);
     this.joinThrough(id, seedId ?? this.firstRunningOtherThan(id));
   }
 
@@ -228,7 +230,7 @@ export class SimCluster {
     this.net.heal();
   }
 
-  /** Closes journals and removes the temp directory. Call in afterEach / finally. */
+  /** Crashes what still runs and closes the journals. Call in afterEach / finally. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -236,7 +238,6 @@ export class SimCluster {
       if (m.status === 'running' || m.status === 'frozen') this.net.crash(m.id);
       m.journal.close();
     }
-    rmSync(this.dir, { recursive: true, force: true });
   }
 
   // ---- time --------------------------------------------------------------------------
@@ -254,17 +255,25 @@ export class SimCluster {
     const startMs = this.clock.now();
     const deadlineMs = startMs + timeoutMs;
     await this.clock.settle();
+    this.throwInvariantErrors();
     while (!predicate()) {
       if (this.clock.now() >= deadlineMs) {
         throw new Error(`${what} not met within ${timeoutMs} ms of virtual time [seed ${this.seed}]\n${this.describe()}\n${replayHint(this.seed)}`);
       }
       await this.clock.runUntilAsync(Math.min(deadlineMs, this.clock.nextDueMs() ?? deadlineMs));
+      this.throwInvariantErrors();
     }
     return this.clock.now() - startMs;
   }
 
   async run(ms: number): Promise<void> {
     await this.clock.advanceAsync(ms);
+    this.throwInvariantErrors();
+  }
+
+  private throwInvariantErrors(): void {
+    const [first] = this.invariantErrors;
+    if (first) throw new Error(`${first.message} [seed ${this.seed}]\n${replayHint(this.seed)}`, { cause: first });
   }
 
   /** Awaits a promise whose settling needs virtual time (network round trips, timers). */
@@ -282,40 +291,29 @@ export class SimCluster {
 
   // ---- jobs --------------------------------------------------------------------------
 
-  /** Stores a job through node `onId`, as `chorus job add` on that node does (acknowledged write). */
+  /** `chorus job add NAME` on node `onId`: the API's own putJob (an acknowledged write). */
   async addJob(onId: string, name: string, spec: Partial<JobSpec> = {}): Promise<JobRecord> {
     const m = this.running(onId);
-    const job: JobRecord = {
-      name,
-      spec: { ...DEFAULT_SPEC, ...spec },
-      enabled: true,
-      deleted: false,
-      createdAtMs: m.transport.clock.now(),
-      stamp: m.node.hlc.tick(),
-    };
-    const records: AnyRecord[] = [{ kind: 'job', record: job }];
-    m.node.commit(records);
-    await this.drive(m.node.acknowledge(records), `acknowledging job ${name} on ${onId}`);
-    return job;
+    await this.drive(m.service.putJob(name, { ...DEFAULT_SPEC, ...spec }, false), `acknowledging job ${name} on ${onId}`);
+    return m.store.job(name) as JobRecord;
   }
 
   /** `chorus job run NAME` on node `onId`: the request goes to the leader that node knows. */
   async runJob(onId: string, jobName: string): Promise<InstanceRecord> {
     const m = this.running(onId);
-    const job = m.store.job(jobName);
-    if (!job || job.deleted) throw new Error(`${onId} knows no job named ${jobName}`);
-    return this.drive(m.node.requestInstance(job.name, liveSpec(job), 'manual'), `run of ${jobName} from ${onId}`);
+    const view = await this.drive(m.service.runJob(jobName), `run of ${jobName} from ${onId}`);
+    return m.store.instance(view.id) as InstanceRecord;
   }
 
-  /** `chorus instance cancel ID` on node `onId` (acknowledged write, as the daemon does it). */
+  /** `chorus instance cancel ID` on node `onId` (an acknowledged write, through the API's service). */
   async cancel(onId: string, instanceId: string): Promise<void> {
     const m = this.running(onId);
-    const instance = m.store.instance(instanceId);
-    if (!instance) throw new Error(`${onId} knows no instance ${instanceId}`);
-    if (instance.cancelRequestedAtMs !== null) return;
-    const records: AnyRecord[] = [{ kind: 'instance', record: { ...instance, cancelRequestedAtMs: m.transport.clock.now() } }];
-    m.node.commit(records);
-    await this.drive(m.node.acknowledge(records), `acknowledging the cancel of ${instanceId} on ${onId}`);
+    await this.drive(m.service.cancelInstance(instanceId), `acknowledging the cancel of ${instanceId} on ${onId}`);
+  }
+
+  /** The control-plane service of node `id`: what its HTTP API would answer. */
+  service(id: string): ControlService {
+    return this.member(id).service;
   }
 
   /** Status of an instance as node `id` derives it from its own records. */
@@ -481,40 +479,33 @@ export class SimCluster {
 
   // ---- internals ---------------------------------------------------------------------
 
-  private create(id: string, persisted: AnyRecord[] = [], incarnation = 1): SimMember {
+  /** A node process: on a first start an empty disk; on a restart what `previous` left on it. */
+  private create(id: string, persisted: AnyRecord[] = [], previous?: SimMember): SimMember {
     const isNew = !this.members.has(id);
     const skewMs = isNew && this.clockSkewMs > 0 ? this.rng.int(-this.clockSkewMs, this.clockSkewMs) : undefined;
     const transport = this.net.endpoint(id, skewMs === undefined ? {} : { clockOffsetMs: skewMs });
     const clock = transport.clock;
-    const store = new RecordStore({ dataDir: null, flushDelayMs: this.config.storeFlushDelayMs });
+    const store = RecordStore.inMemory(clock, this.config.storeFlushDelayMs);
     store.apply(persisted);
-    const journal = new Journal(join(this.dir, `${id}.journal`));
-    journal.open();
-    const hlc = new HybridClock(clock, id);
-    for (const r of store.all()) hlc.observe(r.record.stamp);
-    const self: MemberRecord = {
-      nodeId: id,
-      name: `sim-${id}`,
-      tags: { sim: '1', ...this.tagsOf(id) },
-      addrs: transport.addresses(),
-      incarnation,
-      left: false,
-      stamp: hlc.tick(),
-    };
+    const journal = previous ? MemoryJournal.reopen(previous.journal) : new MemoryJournal(`(memory)/${id}/journal.log`);
+    const outputs = previous?.outputs ?? new MemoryOutputStore();
     const random = this.rng.fork();
-    const node = new ChorusNode({
+    const incarnation = (store.member(id)?.incarnation ?? 0) + 1;
+    const { node, service } = assembleNode({
       transport,
       clock,
+      random: () => random.next(),
       config: this.config,
       store,
       journal,
-      hlc,
-      self,
-      dataDir: null,
+      outputs,
+      executor: this.executorFor(id, incarnation, clock),
       log: silentLogger,
-      random: () => random.next(),
-      runCommand: this.executorFor(id, incarnation, clock),
+      fatal: (err) => this.invariantErrors.push(err),
+      name: `sim-${id}`,
+      tags: { sim: '1', ...this.tagsOf(id) },
       newInstanceId: () => `sim${String(++this.instanceCounter).padStart(5, '0')}`,
+      host: { api: () => `sim://${id}`, dataDir: null, memory: () => ({ rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }), networkCounters: () => ({}) },
     });
     store.onChange((records) => {
       m.digest = null;
@@ -524,23 +515,34 @@ export class SimCluster {
         this.verdicts.push({ atMs: clock.now(), reporter: id, nodeId, instanceId, attempt });
       }
     });
-    const m: SimMember = { id, status: 'running', node, transport, store, journal, incarnation, persisted: [], digest: null, digestSize: 0 };
+    const m: SimMember = { id, status: 'running', node, service, transport, store, journal, outputs, incarnation, persisted: [], digest: null, digestSize: 0 };
     this.members.set(id, m);
     return m;
   }
 
-  private executorFor(nodeId: string, incarnation: number, clock: Clock): typeof runCommand {
-    return (req) => {
-      this.executions.push({
-        nodeId,
-        incarnation,
-        instanceId: req.env.CHORUS_INSTANCE_ID ?? '?',
-        attempt: Number(req.env.CHORUS_ATTEMPT),
-        cmd: req.cmd,
-        step: (req.env.CHORUS_STEP as 'pre' | 'post' | undefined) ?? null,
-        atMs: clock.now(),
-      });
-      return fakeRun(clock, req);
+  private startNode(m: SimMember): void {
+    m.node.start().catch((err: unknown) => {
+      if (err instanceof InvariantError) this.invariantErrors.push(err);
+      else throw err;
+    });
+  }
+
+  private executorFor(nodeId: string, incarnation: number, clock: Clock): Executor {
+    return {
+      run: (req) => {
+        this.executions.push({
+          nodeId,
+          incarnation,
+          instanceId: req.env.CHORUS_INSTANCE_ID ?? '?',
+          attempt: Number(req.env.CHORUS_ATTEMPT),
+          cmd: req.cmd,
+          step: (req.env.CHORUS_STEP as 'pre' | 'post' | undefined) ?? null,
+          atMs: clock.now(),
+        });
+        return fakeRun(clock, req);
+      },
+      // A fake command ends with its simulated process: nothing outlives a crash.
+      killLeftover: () => [],
     };
   }
 

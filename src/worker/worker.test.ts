@@ -16,10 +16,13 @@ import type { ExecutionRequest, ExecutionResult } from '../executor/executor.js'
 import { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, JobSpec, StepRecord, SubtaskRecord } from '../records/types.js';
 import { newSubtask } from '../scheduler/leader.js';
-import { Journal } from '../store/journal.js';
+import { FileJournal } from '../store/journal.js';
 import { processAlive } from '../core/proc.js';
+import { MemoryOutputStore } from '../store/output-store.js';
+import { processExecutor } from '../executor/process-executor.js';
 import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from '../testing/fake-clock.js';
+import { InvariantError } from '../core/assert.js';
 import { Worker } from './worker.js';
 
 const SELF = 'n-self';
@@ -31,16 +34,18 @@ const spec: JobSpec = { cmd: 'true', type: 'broadcast', schedule: null, tags: {}
 interface Setup {
   clock: FakeClock;
   store: RecordStore;
-  journal: Journal;
+  journal: FileJournal;
   worker: Worker;
   runs: ExecutionRequest[];
   /** Resolves the command currently running (the fake executor holds it until then). */
   finishRun: (result: Partial<ExecutionResult>) => void;
+  /** Invariant errors the worker stopped on. */
+  fatals: InvariantError[];
 }
 
 let dir: string;
 const started: Worker[] = [];
-const journals: Journal[] = [];
+const journals: FileJournal[] = [];
 /** Process groups a test spawned, killed after it whatever happened. */
 const leftovers: number[] = [];
 
@@ -77,12 +82,13 @@ function nodeLost(): SubtaskRecord {
 /** A worker over a fresh store (or the given one: a restart) and the journal file in `dir`. */
 function setup(opts: { log?: Logger; store?: RecordStore } = {}): Setup {
   const clock = new FakeClock(2000);
-  const store = opts.store ?? new RecordStore({ dataDir: null, flushDelayMs: 5 });
-  const journal = new Journal(journalPath());
+  const store = opts.store ?? RecordStore.inMemory(clock);
+  const journal = new FileJournal(journalPath());
   journal.open();
   journals.push(journal);
   const log = opts.log ?? silentLogger;
   const runs: ExecutionRequest[] = [];
+  const fatals: InvariantError[] = [];
   let finish: ((r: ExecutionResult) => void) | null = null;
   const worker = new Worker({
     clock,
@@ -91,21 +97,25 @@ function setup(opts: { log?: Logger; store?: RecordStore } = {}): Setup {
     journal,
     hlc: new HybridClock(clock, SELF),
     selfId: SELF,
-    dataDir: null,
+    outputs: new MemoryOutputStore(),
     commit: (records: AnyRecord[]) => void store.apply(records),
     log,
-    runCommand: (req) => {
-      runs.push(req);
-      return new Promise<ExecutionResult>((resolve) => {
-        finish = resolve;
-      });
+    fatal: (err) => void fatals.push(err),
+    executor: {
+      run: (req) => {
+        runs.push(req);
+        return new Promise<ExecutionResult>((resolve) => {
+          finish = resolve;
+        });
+      },
+      killLeftover: processExecutor.killLeftover,
     },
   });
   const finishRun = (result: Partial<ExecutionResult>) => {
     const base: ExecutionResult = { status: 'succeeded', reason: null, exitCode: 0, signal: null, stdout: '', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0, startedAtMs: clock.now(), finishedAtMs: clock.now(), spawnError: null };
     finish?.({ ...base, ...result });
   };
-  return { clock, store, journal, worker, runs, finishRun };
+  return { clock, store, journal, worker, runs, finishRun, fatals };
 }
 
 function start(s: Setup): void {
@@ -269,8 +279,9 @@ describe('worker recovery when the journal was lost or corrupted', () => {
   it('an empty journal: a --pre step the records show running on this node is reported interrupted and stays so across another restart', async () => {
     await writeFile(journalPath(), '');
     const withPre: InstanceRecord = { ...instance(), spec: { ...spec, pre: 'prepare' } };
-    const step: StepRecord = { ...runningSubtask(), step: 'pre' };
-    const store = new RecordStore({ dataDir: null, flushDelayMs: 5 });
+    const { nodeId: runnerNodeId, ...attempt } = runningSubtask();
+    const step: StepRecord = { ...attempt, runnerNodeId, step: 'pre' };
+    const store = RecordStore.inMemory(new FakeClock(2000));
     store.apply([{ kind: 'instance', record: withPre }, { kind: 'step', record: step }]);
     const stepProcess = leftoverProcess(1, { CHORUS_STEP: 'pre' });
     const subtaskProcess = leftoverProcess(1); // no CHORUS_STEP: this node's subtask, not the step
@@ -279,7 +290,7 @@ describe('worker recovery when the journal was lost or corrupted', () => {
     const s = setup({ store });
     start(s);
     await until(() => !processAlive(stepProcess), 'the --pre step\'s process group to be killed');
-    expect(store.step(ID, 'pre')).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF, nodeId: SELF });
+    expect(store.step(ID, 'pre')).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF, runnerNodeId: SELF });
     expect([processAlive(subtaskProcess), processAlive(postProcess)]).toEqual([true, true]);
     await s.clock.advanceAsync(defaultConfig.workerTickMs * 4);
     expect(s.runs).toEqual([]);
@@ -310,7 +321,7 @@ describe('worker recovery when the journal was lost or corrupted', () => {
 
   it('a torn last line is reported as such, with the journal\'s path', () => {
     const { log, lines } = capturingLogger();
-    const first = new Journal(journalPath());
+    const first = new FileJournal(journalPath());
     first.open();
     first.recordStart('i-other', 1, 1000);
     first.close();
@@ -319,5 +330,31 @@ describe('worker recovery when the journal was lost or corrupted', () => {
     start(s);
     const warning = lines.find((l) => l.unreadableLines === 1);
     expect(warning?.msg).toBe(`the last line of the journal ${journalPath()} was torn (a crash in the middle of a write); 1 line could not be read and was skipped`);
+  });
+});
+
+describe('broken invariants stop the worker, naming the guarantee', () => {
+  it('a second start of one attempt (the journal already holds it): nothing runs, the worker reports guarantee 3 and starts nothing more', async () => {
+    const s = setup();
+    s.journal.recordStart(ID, 1, 1100);
+    // A bug that makes the worker think the attempt never started: the journal's own check must catch it.
+    s.journal.hasStarted = () => false;
+    s.journal.unfinished = () => [];
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: pending() }]);
+    start(s);
+    await until(() => s.fatals.length > 0, 'the worker to report the broken invariant');
+    expect(s.fatals[0]?.guarantee).toBe(3);
+    expect(s.fatals[0]?.message).toMatch(/guarantee 3: at most once per attempt.*attempt 1 of i-0001 was already started/);
+    expect(s.runs).toEqual([]);
+    s.store.apply([{ kind: 'instance', record: { ...instance(), id: 'i-0002' } }, { kind: 'subtask', record: { ...pending(), instanceId: 'i-0002' } }]);
+    await s.clock.advanceAsync(defaultConfig.workerTickMs * 4);
+    expect(s.runs).toEqual([]);
+  });
+
+  it('a report that would change a subtask\'s node id is refused (guarantee 1)', async () => {
+    const s = setup();
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: pending() }]);
+    const report = (s.worker as unknown as { report: (previous: SubtaskRecord, next: SubtaskRecord) => void }).report.bind(s.worker);
+    expect(() => report(pending(), { ...pending(), nodeId: LEADER })).toThrow(/guarantee 1: a subtask belongs to one node forever/);
   });
 });

@@ -2,34 +2,35 @@
 // journalled and fsynced before its command is spawned, and never started twice
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
 import { iso } from '../core/time.js';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { every } from '../core/clock.js';
+import { InvariantError, invariant } from '../core/assert.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { ExecutionResult } from '../executor/executor.js';
-import { runCommand } from '../executor/executor.js';
-import { killProcessesWithEnv, killRecordedGroup } from '../executor/leftovers.js';
+import type { Executor } from '../executor/process-executor.js';
 import type { HybridClock } from '../records/hlc.js';
-import type { AnyRecord, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
-import { isTerminal } from '../records/types.js';
-import type { Journal, JournalEnd } from '../store/journal.js';
+import type { AnyRecord, AttemptState, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
+import { isTerminal, runnerOf } from '../records/types.js';
+import type { AttemptJournal, JournalEnd } from '../store/journal.js';
+import type { OutputStore, SubtaskLog } from '../store/output-store.js';
 import type { RecordStore } from '../store/record-store.js';
 
 export interface WorkerDeps {
   clock: Clock;
   config: ChorusConfig;
   store: RecordStore;
-  journal: Journal;
+  journal: AttemptJournal;
+  /** Where captured output goes. */
+  outputs: OutputStore;
+  /** Runs commands and kills what a crash left running; the simulator passes a fake one. */
+  executor: Executor;
   hlc: HybridClock;
   selfId: string;
-  /** Where subtask output is kept; null keeps it in memory (simulations). */
-  dataDir: string | null;
   commit: (records: AnyRecord[]) => void;
   log: Logger;
-  /** Runs a command; the simulator passes a fake one. */
-  runCommand?: typeof runCommand;
+  /** Told of a broken invariant: the node must stop (the daemon exits, the simulator fails). */
+  fatal: (err: InvariantError) => void;
 }
 
 export interface AttemptOutcome {
@@ -40,24 +41,12 @@ export interface AttemptOutcome {
   finishedAtMs: number;
 }
 
-/** Work this node owns: its subtask of an instance, or a --pre/--post step it runs as leader. */
+/** Work this node runs: its subtask of an instance, or a --pre/--post step it runs as leader. */
 type Task = SubtaskRecord | StepRecord;
 
 const stepOf = (task: Task): StepName | null => ('step' in task ? task.step : null);
 /** The journal's name for a task: the instance id, with `:pre` or `:post` for steps. */
 const journalId = (instanceId: string, step: StepName | null) => (step ? `${instanceId}:${step}` : instanceId);
-
-export interface SubtaskLog {
-  instanceId: string;
-  nodeId: string;
-  /** Set for the output of a --pre or --post step. */
-  step?: StepName;
-  attempt: number;
-  stdout: string;
-  stderr: string;
-  stdoutDroppedBytes: number;
-  stderrDroppedBytes: number;
-}
 
 export class Worker {
   /** Instances in which this node's subtask is not yet terminal. */
@@ -89,9 +78,10 @@ export class Worker {
     this.timer?.cancel();
     for (const w of this.wakeups.values()) w.cancel();
     if (cancelRunning) for (const abort of this.running.values()) abort.abort();
-    const deadline = this.deps.clock.now() + this.deps.config.killGraceMs + 2000;
+    const { killGraceMs, workerStopSlackMs, workerStopPollMs } = this.deps.config;
+    const deadline = this.deps.clock.now() + killGraceMs + workerStopSlackMs;
     // Poll on the injected clock: with a fake clock, real timers would let virtual time run on unseen.
-    while (this.running.size > 0 && this.deps.clock.now() < deadline) await new Promise<void>((r) => this.deps.clock.setTimer(20, r));
+    while (this.running.size > 0 && this.deps.clock.now() < deadline) await new Promise<void>((r) => this.deps.clock.setTimer(workerStopPollMs, r));
   }
 
   runningCount(): number {
@@ -101,7 +91,7 @@ export class Worker {
   private onChange(records: AnyRecord[]): void {
     let relevant = false;
     for (const r of records) {
-      if ((r.kind === 'subtask' || r.kind === 'step') && r.record.nodeId === this.deps.selfId) relevant = this.track(r.record.instanceId) || relevant;
+      if ((r.kind === 'subtask' || r.kind === 'step') && runnerOf(r.record) === this.deps.selfId) relevant = this.track(r.record.instanceId) || relevant;
       if (r.kind === 'instance' && r.record.targets.includes(this.deps.selfId)) relevant = this.track(r.record.id) || relevant;
     }
     if (relevant) this.queueScan();
@@ -134,7 +124,7 @@ export class Worker {
     const tasks: Task[] = [];
     const subtask = store.subtask(instanceId, selfId);
     if (subtask) tasks.push(subtask);
-    for (const step of [store.step(instanceId, 'pre'), store.step(instanceId, 'post')]) if (step?.nodeId === selfId) tasks.push(step);
+    for (const step of [store.step(instanceId, 'pre'), store.step(instanceId, 'post')]) if (step?.runnerNodeId === selfId) tasks.push(step);
     return tasks;
   }
 
@@ -153,6 +143,16 @@ export class Worker {
 
   private scan(): void {
     if (this.stopped) return;
+    try {
+      this.scanOpen();
+    } catch (err) {
+      if (!(err instanceof InvariantError)) throw err;
+      this.stopped = true;
+      this.deps.fatal(err);
+    }
+  }
+
+  private scanOpen(): void {
     for (const instanceId of this.open) {
       const instance = this.deps.store.instance(instanceId);
       if (!instance) continue;
@@ -164,7 +164,7 @@ export class Worker {
 
   private consider(instance: InstanceRecord, subtask: Task): void {
     if (!this.needsOwner(subtask)) return;
-    if (subtask.nodeId !== this.deps.selfId) throw new Error(`invariant: asked to run ${instance.id} owned by ${subtask.nodeId}`);
+    invariant(runnerOf(subtask) === this.deps.selfId, 2, () => `asked to run ${instance.id}, which is ${runnerOf(subtask)}'s`);
     const id = journalId(instance.id, stepOf(subtask));
     const key = `${id}#${subtask.attempt}`;
     const cancelled = instance.cancelRequestedAtMs !== null;
@@ -197,17 +197,24 @@ export class Worker {
   }
 
   private async execute(instance: InstanceRecord, subtask: Task, key: string): Promise<void> {
-    const { clock, journal, selfId } = this.deps;
+    const { clock, journal, selfId, log } = this.deps;
     const step = stepOf(subtask);
     const id = journalId(instance.id, step);
     const abort = new AbortController();
     this.running.set(key, abort);
     try {
       const startedAtMs = clock.now();
-      journal.recordStart(id, subtask.attempt, startedAtMs); // fsynced before the spawn
+      try {
+        journal.recordStart(id, subtask.attempt, startedAtMs); // durable before the spawn
+      } catch (err) {
+        if (err instanceof InvariantError) throw err;
+        // Nothing ran: the attempt stays pending and is tried again at a later scan.
+        log.error({ err, instance: instance.id, step, attempt: subtask.attempt, journal: journal.path }, `cannot journal the start of ${id} attempt ${subtask.attempt}; not started: ${(err as Error).message}`);
+        return;
+      }
       this.report(subtask, { ...subtask, status: 'running', startedAtMs, reporter: selfId, stamp: this.deps.hlc.tick() });
       const shardIndex = instance.targets.indexOf(selfId);
-      const result = await (this.deps.runCommand ?? runCommand)({
+      const result = await this.deps.executor.run({
         cmd: (step ? instance.spec[step] : instance.spec.cmd) ?? 'true',
         stdin: step === 'post' ? this.postInput(instance) : undefined,
         env: {
@@ -222,6 +229,7 @@ export class Worker {
         timeoutMs: instance.spec.timeoutMs,
         maxOutputBytes: this.deps.config.maxOutputBytes,
         killGraceMs: this.deps.config.killGraceMs,
+        pipeDrainGraceMs: this.deps.config.pipeDrainGraceMs,
         signal: abort.signal,
         onSpawn: (pid) => journal.recordSpawn(id, subtask.attempt, pid),
       });
@@ -234,7 +242,14 @@ export class Worker {
       journal.recordEnd({ instanceId: id, attempt: subtask.attempt, atMs: outcome.finishedAtMs, ...outcome });
       this.finishAttempt(instance.id, step, subtask.attempt, outcome);
     } catch (err) {
-      this.deps.log.error({ err, instance: instance.id }, 'subtask execution failed');
+      if (err instanceof InvariantError) {
+        this.stopped = true;
+        this.deps.fatal(err);
+      } else {
+        // An operating error (the journal's disk, say) after the start: the record stays
+        // `running`; a restart reports it interrupted, and it is never started again.
+        this.deps.log.error({ err, instance: instance.id, step, attempt: subtask.attempt }, `subtask execution failed: ${(err as Error).message}`);
+      }
     } finally {
       this.running.delete(key);
       this.queueScan();
@@ -254,9 +269,17 @@ export class Worker {
   private finishAttempt(instanceId: string, step: StepName | null, attempt: number, outcome: AttemptOutcome): void {
     const instance = this.deps.store.instance(instanceId);
     const current = this.currentTask(instanceId, step);
-    if (!instance || !current || current.attempt !== attempt || current.nodeId !== this.deps.selfId) return;
+    // Gone (retention) or already moved on: nothing left to report.
+    if (!instance || !current || current.attempt !== attempt) return;
+    if (step !== null && runnerOf(current) !== this.deps.selfId) {
+      // Two leaders created this step at once and the merge chose the other runner after
+      // this one had started it: its result stays in the journal and the log, not in the record.
+      this.deps.log.warn({ instance: instanceId, step, runner: runnerOf(current) }, `the ${step} step of ${instanceId} is now run by ${runnerOf(current)}; this node's result is not reported`);
+      return;
+    }
+    invariant(runnerOf(current) === this.deps.selfId, 1, () => `a result of ${this.deps.selfId} for ${instanceId} found the subtask of ${runnerOf(current)}`);
     const final = this.ownerTerminal(current, outcome);
-    const retriable = step === null && outcome.status === 'failed' && (outcome.reason === 'exit-code' || outcome.reason === 'timeout');
+    const retriable = step === null && outcome.status === 'failed' && (outcome.reason === 'exit-code' || outcome.reason === 'timeout' || outcome.reason === 'spawn-failed');
     const mayRetry = retriable && attempt <= instance.spec.retries && instance.cancelRequestedAtMs === null && !this.stopped;
     if (!mayRetry) return this.report(current, final);
     const backoffMs = Math.min(this.deps.config.retryBackoffBaseMs * 2 ** (attempt - 1), this.deps.config.retryBackoffMaxMs);
@@ -296,7 +319,7 @@ export class Worker {
       const [instanceId, step] = splitJournalId(start.instanceId);
       const instance = this.deps.store.instance(instanceId);
       const task = this.currentTask(instanceId, step);
-      if (instance && task?.nodeId === this.deps.selfId && task.attempt === start.attempt && this.needsOwner(task)) {
+      if (instance && task && runnerOf(task) === this.deps.selfId && task.attempt === start.attempt && this.needsOwner(task)) {
         this.recoverAttempt(instance, task);
         continue;
       }
@@ -320,7 +343,7 @@ export class Worker {
     for (const end of this.deps.journal.finished()) {
       const [instanceId, step] = splitJournalId(end.instanceId);
       const task = this.currentTask(instanceId, step);
-      if (task?.nodeId === this.deps.selfId && task.attempt === end.attempt && this.needsOwner(task)) {
+      if (task && runnerOf(task) === this.deps.selfId && task.attempt === end.attempt && this.needsOwner(task)) {
         this.finishAttempt(instanceId, step, end.attempt, outcomeFromJournal(end));
       }
     }
@@ -365,8 +388,8 @@ export class Worker {
     const vars = { CHORUS_INSTANCE_ID: instanceId, CHORUS_NODE_ID: this.deps.selfId, CHORUS_ATTEMPT: String(attempt), ...(step ? { CHORUS_STEP: step } : {}) };
     // A subtask's command has no CHORUS_STEP: that tells it from the instance's --pre/--post.
     const absent = step ? [] : ['CHORUS_STEP'];
-    const recorded = this.deps.journal.spawnOf(journalId(instanceId, step), attempt);
-    const killed = recorded !== undefined && killRecordedGroup(recorded, vars, absent) ? [recorded] : killProcessesWithEnv(vars, absent);
+    const recordedGroup = this.deps.journal.spawnOf(journalId(instanceId, step), attempt);
+    const killed = this.deps.executor.killLeftover({ vars, absent, recordedGroup });
     if (killed.length > 0) this.deps.log.warn({ instance: instanceId, step, attempt, killedGroups: killed }, 'killed the process group(s) a crash left running');
     return killed;
   }
@@ -386,15 +409,9 @@ export class Worker {
   }
 
   private report(previous: Task, next: Task): void {
-    if (next.nodeId !== previous.nodeId) throw new Error(`invariant: subtask of ${previous.nodeId} rewritten as ${next.nodeId}`);
-    if (stepOf(next) !== stepOf(previous)) throw new Error(`invariant: a step and a subtask of ${previous.instanceId} mixed up`);
+    invariant(stepOf(next) === stepOf(previous), null, () => `a step and a subtask of ${previous.instanceId} mixed up`);
+    invariant(runnerOf(next) === runnerOf(previous), 1, () => `the ${stepOf(previous) ?? 'subtask'} of ${runnerOf(previous)} in ${previous.instanceId} rewritten as ${runnerOf(next)}'s`);
     this.deps.commit([{ kind: 'step' in next ? 'step' : 'subtask', record: next } as AnyRecord]);
-  }
-
-  private readonly memoryLogs = new Map<string, SubtaskLog[]>();
-
-  private logDir(instanceId: string): string {
-    return join(this.deps.dataDir as string, 'logs', instanceId);
   }
 
   private async saveLog(instanceId: string, step: StepName | null, attempt: number, result: ExecutionResult): Promise<void> {
@@ -408,37 +425,12 @@ export class Worker {
       stdoutDroppedBytes: result.stdoutDroppedBytes,
       stderrDroppedBytes: result.stderrDroppedBytes,
     };
-    if (this.deps.dataDir === null) {
-      this.memoryLogs.set(instanceId, [...(this.memoryLogs.get(instanceId) ?? []), log]);
-      return;
-    }
-    await mkdir(this.logDir(instanceId), { recursive: true });
-    await writeFile(join(this.logDir(instanceId), `${step ?? attempt}.json`), JSON.stringify(log));
-  }
-
-  /** Output of every attempt this node ran for the instance, oldest first. */
-  async readLogs(instanceId: string): Promise<SubtaskLog[]> {
-    if (this.deps.dataDir === null) return this.memoryLogs.get(instanceId) ?? [];
-    const dir = this.logDir(instanceId);
-    let files: string[];
     try {
-      files = await readdir(dir);
-    } catch {
-      return [];
+      await this.deps.outputs.save(log);
+    } catch (err) {
+      // A full disk loses the output, not the result: the attempt is still reported.
+      this.deps.log.error({ err, instance: instanceId, step, attempt }, `cannot save the output of ${journalId(instanceId, step)} attempt ${attempt}: ${(err as Error).message}`);
     }
-    // pre.json first, then attempts in order, then post.json.
-    const order = (name: string) => (name === 'pre' ? -1 : name === 'post' ? Infinity : Number.parseInt(name, 10));
-    const names = files
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => f.slice(0, -5))
-      .filter((n) => !Number.isNaN(order(n)))
-      .sort((a, b) => order(a) - order(b));
-    return Promise.all(names.map(async (n) => JSON.parse(await readFile(join(dir, `${n}.json`), 'utf8')) as SubtaskLog));
-  }
-
-  async deleteLogs(instanceId: string): Promise<void> {
-    this.memoryLogs.delete(instanceId);
-    if (this.deps.dataDir !== null) await rm(this.logDir(instanceId), { recursive: true, force: true });
   }
 }
 
@@ -450,7 +442,7 @@ function cancelledOutcome(nowMs: number): AttemptOutcome {
   return { status: 'cancelled', reason: 'cancelled', exitCode: null, startedAtMs: null, finishedAtMs: nowMs };
 }
 
-function summary(s: SubtaskRecord) {
+function summary(s: AttemptState) {
   return { attempt: s.attempt, status: s.status, reason: s.reason, exitCode: s.exitCode, startedAtMs: s.startedAtMs, finishedAtMs: s.finishedAtMs };
 }
 

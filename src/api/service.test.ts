@@ -1,0 +1,82 @@
+// The control-plane service as the HTTP API runs it, driven in a simulated cluster: the
+// same putJob, runJob, cancel and watch the daemon serves, on a fake clock.
+import { afterEach, describe, expect, it } from 'vitest';
+import { SimCluster } from '../testing/sim-cluster.js';
+import { ApiError } from './control-plane.js';
+import { versionOf } from './version-of.js';
+
+let sim: SimCluster | null = null;
+afterEach(() => {
+  sim?.dispose();
+  sim = null;
+});
+
+async function cluster(): Promise<SimCluster> {
+  const s = new SimCluster({ seed: 7, size: 3 });
+  sim = s;
+  s.start('all');
+  await s.until(() => s.agreed() && s.liveIds().every((id) => s.service(id).nodes().length === 3), 10_000, 'three nodes agreeing');
+  return s;
+}
+
+async function apiError(p: Promise<unknown>): Promise<ApiError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ApiError) return err;
+    throw err;
+  }
+  throw new Error('expected an ApiError');
+}
+
+describe('ControlService', () => {
+  it('job add is an acknowledged write that a second add of the same name does not overwrite (409 job-exists)', async () => {
+    const s = await cluster();
+    const job = await s.addJob('n02', 'deploy', { cmd: 'sleep:50' });
+    expect(s.store('n01').job('deploy')?.stamp).toEqual(job.stamp); // on another member before the answer
+    const err = await apiError(s.drive(s.service('n02').putJob('deploy', { ...job.spec!, cmd: 'sleep:1' }, false), 'second add'));
+    expect([err.status, err.code]).toEqual([409, 'job-exists']);
+    expect(s.store('n02').job('deploy')?.spec?.cmd).toBe('sleep:50');
+  });
+
+  it('a watch wakes on the instance\'s next change, times out on the clock when none comes, and leaves no waiter behind', async () => {
+    const s = await cluster();
+    await s.addJob('n01', 'slow', { cmd: 'sleep:2000' });
+    const instance = await s.runJob('n03', 'slow');
+    const service = s.service('n03');
+    await s.until(() => service.getInstance(instance.id).status === 'running', 5000, 'the instance running');
+
+    const current = service.getInstance(instance.id);
+    const quiet = s.drive(service.watchInstance(instance.id, versionOf(current), 300), 'a watch with nothing to report');
+    expect(service.watchedInstances()).toBe(1);
+    const startMs = s.now();
+    await quiet;
+    expect(s.now() - startMs).toBeGreaterThanOrEqual(300);
+    expect(service.watchedInstances()).toBe(0);
+
+    // Woken by each change before its deadline (a subtask's end is one), until the instance ends.
+    let seen = service.getInstance(instance.id);
+    const deadlineMs = s.now() + 60_000;
+    while (seen.status !== 'succeeded') {
+      const woken = await s.drive(service.watchInstance(instance.id, versionOf(seen), 60_000), 'a watch until the next change');
+      expect(versionOf(woken)).not.toBe(versionOf(seen));
+      expect(s.now()).toBeLessThan(deadlineMs);
+      seen = woken;
+    }
+    expect(service.watchedInstances()).toBe(0);
+  });
+
+  it('cancel through one node cancels the instance everywhere; a cancel of a finished instance changes nothing', async () => {
+    const s = await cluster();
+    await s.addJob('n01', 'long', { cmd: 'sleep:60000' });
+    const instance = await s.runJob('n02', 'long');
+    await s.until(() => s.service('n01').getInstance(instance.id).status === 'running', 5000, 'running');
+    await s.cancel('n03', instance.id);
+    await s.until(() => s.liveIds().every((id) => s.service(id).getInstance(instance.id).status === 'cancelled'), 10_000, 'cancelled everywhere');
+    const before = s.store('n01').instance(instance.id);
+    await s.cancel('n01', instance.id);
+    expect(s.store('n01').instance(instance.id)).toBe(before);
+    const unknown = await apiError(s.drive(s.service('n01').cancelInstance('nope'), 'cancel of an unknown instance'));
+    expect([unknown.status, unknown.code]).toEqual([404, 'unknown-instance']);
+  });
+});

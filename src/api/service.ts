@@ -1,0 +1,324 @@
+// The control plane as a service: what `chorus` asks of a node (put a job, run it, cancel,
+// watch, fetch logs...), over the node and a clock only. The HTTP server is a thin adapter
+// over it (server.ts) and the simulator drives the same service, so the API's semantics
+// run in simulations exactly as they do behind the daemon's port.
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { atProblem, jobNameProblem } from '../core/limits.js';
+import type { Logger } from '../core/log.js';
+import { CHORUS_VERSION } from '../core/version.js';
+import { WriteNotReplicatedError } from '../cluster/replicator.js';
+import { RpcError } from '../cluster/rpc.js';
+import { LeaderUnreachableError, type ChorusNode } from '../daemon/node.js';
+import { ADHOC_JOB } from '../records/ids.js';
+import { isInstanceFinished } from '../records/status.js';
+import type { AnyRecord, InstanceRecord, JobRecord, JobSpec } from '../records/types.js';
+import { liveSpec } from '../records/types.js';
+import { ApiError, type ControlPlane, type Listing, type LogView, type StatusView, type ViewError } from './control-plane.js';
+import { resolveNodeRef } from './node-ref.js';
+import { versionOf } from './version-of.js';
+import { instanceView, iso, jobView, type InstanceView, type JobView, type NodeView } from './views.js';
+
+export interface ServiceDeps {
+  node: ChorusNode;
+  clock: Clock;
+  log: Logger;
+  /** What only the host knows, for `chorus status`: the API address, the data directory, memory, transport counters. */
+  host: {
+    api: () => string;
+    dataDir: string | null;
+    memory: () => StatusView['memory'];
+    networkCounters: () => object;
+  };
+}
+
+export class ControlService implements ControlPlane {
+  private readonly startedAtMs: number;
+  /** Long-polls waiting for a change of an instance, by instance id (a key goes when its last waiter does). */
+  private readonly watchers = new Map<string, Set<() => void>>();
+  /** Records that could not be shown, by kind/key, oldest first (bounded). */
+  private readonly viewErrors = new Map<string, ViewError>();
+
+  constructor(private readonly deps: ServiceDeps) {
+    this.startedAtMs = deps.clock.now();
+    deps.node.store.onChange((records) => this.notifyWatchers(records));
+  }
+
+  private get node(): ChorusNode {
+    return this.deps.node;
+  }
+
+  private get store() {
+    return this.deps.node.store;
+  }
+
+  private now(): number {
+    return this.deps.clock.now();
+  }
+
+  status(): StatusView {
+    const { node, host } = this.deps;
+    const members = node.membership.members();
+    const self = node.selfRecord;
+    const leader = node.membership.leaderId();
+    return {
+      nodeId: self.nodeId,
+      name: self.name,
+      tags: self.tags,
+      version: CHORUS_VERSION,
+      leader,
+      isLeader: leader === self.nodeId,
+      members: members.length,
+      aliveMembers: members.filter((m) => m.state === 'alive').length,
+      multiaddrs: node.transport.addresses(),
+      api: host.api(),
+      dataDir: host.dataDir ?? '',
+      uptimeMs: this.now() - this.startedAtMs,
+      runningSubtasks: node.worker.runningCount(),
+      records: this.store.size(),
+      errors: [...this.viewErrors.values()],
+      memory: host.memory(),
+      counters: {
+        ...prefixed('membership', node.membership.counters),
+        ...prefixed('replication', node.replicator.counters),
+        ...prefixed('network', host.networkCounters()),
+      },
+    };
+  }
+
+  nodes(): NodeView[] {
+    return this.node.membership
+      .members()
+      .sort((a, b) => a.nodeId.localeCompare(b.nodeId))
+      .map((m) => ({ ...m, lastSeen: iso(m.lastSeenMs) }));
+  }
+
+  listJobs(): Listing<JobView> {
+    const nowMs = this.now();
+    const jobs = this.store
+      .jobs()
+      .filter((j) => !j.deleted)
+      .sort((a, b) => a.name.localeCompare(b.name));
+    return this.showEach(jobs, (j) => ({ kind: 'job', key: j.name }), (j) => jobView(j, nowMs));
+  }
+
+  getJob(name: string): JobView {
+    const job = this.liveJob(name);
+    return this.showOne({ kind: 'job', key: name }, () => jobView(job, this.now()));
+  }
+
+  async putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView> {
+    const badName = jobNameProblem(name);
+    if (badName !== null) throw new ApiError(400, 'bad-job-name', badName);
+    validateSpec(spec, this.now(), this.node.config.misfireGraceMs);
+    const existing = this.store.job(name);
+    if (existing && !existing.deleted && !replace) {
+      throw new ApiError(409, 'job-exists', `a job named "${name}" already exists; remove it first or add with --replace`);
+    }
+    const keep = existing && !existing.deleted;
+    const job: JobRecord = {
+      name,
+      spec,
+      enabled: keep ? existing.enabled : true,
+      deleted: false,
+      createdAtMs: keep ? existing.createdAtMs : this.now(),
+      stamp: this.node.hlc.tick(),
+    };
+    await this.commitAcknowledged([{ kind: 'job', record: job }]);
+    return jobView(job, this.now());
+  }
+
+  async removeJob(name: string): Promise<void> {
+    const job = this.liveJob(name);
+    await this.commitAcknowledged([{ kind: 'job', record: { ...job, spec: null, deleted: true, stamp: this.node.hlc.tick() } }]);
+  }
+
+  async setJobEnabled(name: string, enabled: boolean): Promise<JobView> {
+    const job = { ...this.liveJob(name), enabled, stamp: this.node.hlc.tick() };
+    await this.commitAcknowledged([{ kind: 'job', record: job }]);
+    return jobView(job, this.now());
+  }
+
+  async runJob(name: string): Promise<InstanceView> {
+    const job = this.liveJob(name);
+    return this.viewOf(await this.requestInstance(job.name, liveSpec(job), 'manual'));
+  }
+
+  async runAdhoc(spec: JobSpec): Promise<InstanceView> {
+    if (spec.schedule !== null) throw new ApiError(400, 'bad-request', 'an ad-hoc run cannot have a schedule');
+    return this.viewOf(await this.requestInstance(ADHOC_JOB, spec, 'adhoc'));
+  }
+
+  listInstances(filter: { job?: string; limit: number }): Listing<InstanceView> {
+    if (filter.job !== undefined && filter.job !== ADHOC_JOB) {
+      const job = this.store.job(filter.job);
+      const hasInstances = this.store.instances().some((i) => i.job === filter.job);
+      if (!job && !hasInstances) throw new ApiError(404, 'unknown-job', `there is no job named "${filter.job}" (see: chorus job list)`);
+    }
+    const instances = this.store
+      .instances()
+      .filter((i) => filter.job === undefined || i.job === filter.job)
+      .sort((a, b) => b.createdAtMs - a.createdAtMs || a.id.localeCompare(b.id))
+      .slice(0, filter.limit);
+    return this.showEach(instances, (i) => ({ kind: 'instance', key: i.id }), (i) => this.viewOf(i));
+  }
+
+  getInstance(id: string): InstanceView {
+    const instance = this.instanceRecord(id);
+    return this.showOne({ kind: 'instance', key: id }, () => this.viewOf(instance));
+  }
+
+  async watchInstance(id: string, version: string | null, waitMs: number): Promise<InstanceView> {
+    const current = this.getInstance(id);
+    if (version === null || versionOf(current) !== version || isInstanceFinished(current.status)) return current;
+    await new Promise<void>((resolve) => {
+      let timer: TimerHandle | null = null;
+      const done = () => {
+        timer?.cancel();
+        const waiting = this.watchers.get(id);
+        waiting?.delete(done);
+        if (waiting?.size === 0) this.watchers.delete(id);
+        resolve();
+      };
+      const waiting = this.watchers.get(id) ?? new Set();
+      this.watchers.set(id, waiting);
+      waiting.add(done);
+      timer = this.deps.clock.setTimer(waitMs, done);
+    });
+    return this.getInstance(id);
+  }
+
+  /** Instances someone is waiting on right now (the watch map never keeps a key without a waiter). */
+  watchedInstances(): number {
+    return this.watchers.size;
+  }
+
+  async cancelInstance(id: string): Promise<InstanceView> {
+    const instance = this.instanceRecord(id);
+    if (instance.cancelRequestedAtMs === null) {
+      const status = this.store.progressOf(instance).status;
+      if (!isInstanceFinished(status)) {
+        await this.commitAcknowledged([{ kind: 'instance', record: { ...instance, cancelRequestedAtMs: this.now() } }]);
+      }
+    }
+    return this.getInstance(id);
+  }
+
+  async logs(id: string, nodeRef: string | null): Promise<LogView[]> {
+    const instance = this.instanceRecord(id);
+    const stepRunners = Object.values(this.store.stepsOf(id)).map((step) => step?.runnerNodeId);
+    const everyNode = [...new Set([...instance.targets, ...stepRunners.filter((n): n is string => n !== undefined)])];
+    const candidates = everyNode.map((n) => ({ nodeId: n, name: this.store.member(n)?.name ?? null }));
+    const nodeId = nodeRef === null ? null : resolveNodeRef(nodeRef, candidates, `instance ${id}`);
+    const nodes = nodeId === null ? everyNode : [nodeId];
+    const out: LogView[] = [];
+    for (const target of nodes) {
+      try {
+        const logs = await this.node.logsFrom(target, id);
+        out.push(...logs.map(({ instanceId: _i, ...rest }) => rest));
+      } catch (err) {
+        if (nodeId !== null) throw new ApiError(502, 'logs-unavailable', `cannot fetch logs from node ${target}: ${(err as Error).message}`);
+        out.push({ nodeId: target, attempt: 0, stdout: '', stderr: `(logs unavailable: ${(err as Error).message})`, stdoutDroppedBytes: 0, stderrDroppedBytes: 0 });
+      }
+    }
+    return out;
+  }
+
+  // ---- internals ------------------------------------------------------------------
+
+  private async requestInstance(job: string, spec: JobSpec, trigger: 'manual' | 'adhoc'): Promise<InstanceRecord> {
+    try {
+      return await this.node.requestInstance(job, spec, trigger);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'concurrency-forbid') throw new ApiError(409, 'concurrency-forbid', (err as Error).message);
+      if (code === 'no-leader') throw new ApiError(503, 'no-leader', (err as Error).message);
+      if (err instanceof WriteNotReplicatedError) {
+        throw new ApiError(503, 'not-replicated', `the instance was created but no other member confirmed it yet: ${err.message}`);
+      }
+      // Not retried by the CLI: the leader may have created the instance before the answer was lost.
+      if (err instanceof LeaderUnreachableError || err instanceof RpcError) throw new ApiError(503, 'leader-unreachable', err.message);
+      throw err;
+    }
+  }
+
+  /** Views of every record that can be shown; each one that cannot is named, logged and left out. */
+  private showEach<R, V>(records: R[], keyOf: (r: R) => Omit<ViewError, 'message'>, view: (r: R) => V): Listing<V> {
+    const listing: Listing<V> = { items: [], errors: [] };
+    for (const record of records) {
+      try {
+        listing.items.push(view(record));
+      } catch (err) {
+        listing.errors.push(this.unshowable(keyOf(record), err));
+      }
+    }
+    return listing;
+  }
+
+  private showOne<V>(key: Omit<ViewError, 'message'>, view: () => V): V {
+    try {
+      return view();
+    } catch (err) {
+      const error = this.unshowable(key, err);
+      throw new ApiError(500, 'unshowable-record', `${error.kind} ${error.key} cannot be shown: ${error.message}`);
+    }
+  }
+
+  private unshowable(key: Omit<ViewError, 'message'>, err: unknown): ViewError {
+    const error: ViewError = { ...key, message: (err as Error).message ?? String(err) };
+    const id = `${error.kind}/${error.key}`;
+    if (!this.viewErrors.has(id)) this.deps.log.error({ err, record: id }, `${error.kind} ${error.key} cannot be shown; it is left out of views`);
+    this.viewErrors.delete(id);
+    this.viewErrors.set(id, error);
+    while (this.viewErrors.size > this.node.config.maxViewErrors) this.viewErrors.delete(this.viewErrors.keys().next().value as string);
+    return error;
+  }
+
+  private liveJob(name: string): JobRecord {
+    const job = this.store.job(name);
+    if (!job || job.deleted) throw new ApiError(404, 'unknown-job', `there is no job named "${name}" (see: chorus job list)`);
+    return job;
+  }
+
+  private instanceRecord(id: string): InstanceRecord {
+    const instance = this.store.instance(id);
+    if (!instance) throw new ApiError(404, 'unknown-instance', `there is no instance with id "${id}" (see: chorus instance list)`);
+    return instance;
+  }
+
+  private viewOf(instance: InstanceRecord): InstanceView {
+    return instanceView(instance, this.store.subtasksOf(instance.id), this.store.stepsOf(instance.id), (nodeId) => this.store.member(nodeId)?.name ?? null);
+  }
+
+  /** Applies records and answers only once they are on disk here and on another member (guarantee 8). */
+  private async commitAcknowledged(records: AnyRecord[]): Promise<void> {
+    this.node.commit(records);
+    try {
+      await this.node.acknowledge(records);
+    } catch (err) {
+      if (err instanceof WriteNotReplicatedError) {
+        throw new ApiError(503, 'not-replicated', `the change is saved on this node but no other member confirmed it yet: ${err.message}`);
+      }
+      throw err;
+    }
+  }
+
+  private notifyWatchers(records: AnyRecord[]): void {
+    if (this.watchers.size === 0) return;
+    for (const r of records) {
+      const id = r.kind === 'instance' ? r.record.id : r.kind === 'subtask' || r.kind === 'step' ? r.record.instanceId : null;
+      if (id === null) continue;
+      for (const wake of [...(this.watchers.get(id) ?? [])]) wake();
+    }
+  }
+}
+
+function prefixed(prefix: string, counters: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(counters).map(([k, v]) => [`${prefix}.${k}`, Number(v)]));
+}
+
+/** What the record schema cannot know: the bounds that depend on now (see core/limits.ts). */
+function validateSpec(spec: JobSpec, nowMs: number, misfireWindowMs: number): void {
+  if (spec.schedule?.kind !== 'at') return;
+  const problem = atProblem(spec.schedule.atMs, nowMs, misfireWindowMs);
+  if (problem !== null) throw new ApiError(400, 'bad-request', `schedule.atMs ${spec.schedule.atMs} (${iso(spec.schedule.atMs)}): ${problem}`);
+}

@@ -1,0 +1,80 @@
+// The one place a chorus node is put together from its parts, for the daemon and for
+// the simulator alike: the clock of its records, its member record for this start, the
+// node itself and the control-plane service over it.
+import type { Clock } from '../core/clock.js';
+import { validateConfig, type ChorusConfig } from '../core/config.js';
+import type { InvariantError } from '../core/assert.js';
+import type { Logger } from '../core/log.js';
+import type { Transport } from '../core/transport.js';
+import { ControlService, type ServiceDeps } from '../api/service.js';
+import type { Executor } from '../executor/process-executor.js';
+import { HybridClock } from '../records/hlc.js';
+import { randomInstanceId } from '../records/ids.js';
+import type { MemberRecord } from '../records/types.js';
+import type { AttemptJournal } from '../store/journal.js';
+import type { OutputStore } from '../store/output-store.js';
+import type { RecordStore } from '../store/record-store.js';
+import { ChorusNode } from './node.js';
+
+export interface NodeParts {
+  transport: Transport;
+  clock: Clock;
+  random: () => number;
+  config: ChorusConfig;
+  /** Loaded: its records decide the incarnation and the record clock's floor. */
+  store: RecordStore;
+  /** Opened: the worker reconciles it with the store at start. */
+  journal: AttemptJournal;
+  outputs: OutputStore;
+  executor: Executor;
+  log: Logger;
+  fatal: (err: InvariantError) => void;
+  name: string;
+  tags: Record<string, string>;
+  /** Default: random bytes. */
+  newInstanceId?: () => string;
+  /** What only the host knows, for `chorus status`. */
+  host: ServiceDeps['host'];
+}
+
+export interface AssembledNode {
+  node: ChorusNode;
+  service: ControlService;
+}
+
+/** Builds a node and its service; nothing runs until `node.start()`. */
+export function assembleNode(parts: NodeParts): AssembledNode {
+  const config = validateConfig(parts.config);
+  const { transport, clock, store } = parts;
+  const nodeId = transport.localId;
+  const hlc = new HybridClock(clock, nodeId);
+  // Later local stamps must order after every stamp this node ever wrote or saw.
+  for (const r of store.all()) hlc.observe(r.record.stamp);
+  const previous = store.member(nodeId);
+  const self: MemberRecord = {
+    nodeId,
+    name: parts.name,
+    tags: parts.tags,
+    addrs: transport.addresses(),
+    incarnation: (previous?.incarnation ?? 0) + 1,
+    left: false,
+    stamp: hlc.tick(),
+  };
+  const node = new ChorusNode({
+    transport,
+    clock,
+    random: parts.random,
+    config,
+    store,
+    journal: parts.journal,
+    outputs: parts.outputs,
+    executor: parts.executor,
+    hlc,
+    self,
+    log: parts.log,
+    newInstanceId: parts.newInstanceId ?? randomInstanceId,
+    fatal: parts.fatal,
+  });
+  const service = new ControlService({ node, clock, log: parts.log, host: parts.host });
+  return { node, service };
+}
