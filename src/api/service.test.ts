@@ -2,8 +2,8 @@
 // same putJob, runJob, cancel and watch the daemon serves, on a fake clock.
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimCluster } from '../testing/sim-cluster.js';
-import { ApiError } from './control-plane.js';
 import { versionOf } from './version-of.js';
+import { apiErrorOf } from '../testing/fixtures.js';
 
 let sim: SimCluster | null = null;
 afterEach(() => {
@@ -19,15 +19,7 @@ async function cluster(): Promise<SimCluster> {
   return s;
 }
 
-async function apiError(p: Promise<unknown>): Promise<ApiError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApiError) return err;
-    throw err;
-  }
-  throw new Error('expected an ApiError');
-}
+const apiError = apiErrorOf;
 
 describe('ControlService', () => {
   it('job add is an acknowledged write that a second add of the same name does not overwrite (409 job-exists)', async () => {

@@ -20,6 +20,7 @@ import {
   TAIL_MAX_LINES,
   TAIL_MAX_NODES,
 } from './format.js';
+import { instanceView, subtaskView } from '../testing/fixtures.js';
 
 const NOW_MS = Date.parse('2026-12-02T09:00:03.000Z');
 const isoAt = (offsetMs: number) => new Date(NOW_MS + offsetMs).toISOString();
@@ -28,44 +29,20 @@ const NODE_B = '12D3KooWLRPJAA5o6Z6ASTVPjxLSK9GiqMf2kVNYvfnzuNfed0987654321';
 const LONG_CMD = `bash -c 'for host in $(seq 1 100); do echo checking $host; ${'x'.repeat(300)}; done'`;
 
 function subtask(over: Partial<SubtaskView> = {}): SubtaskView {
-  return {
-    nodeId: NODE_A,
-    nodeName: 'n1',
-    shardIndex: 0,
-    attempt: 1,
-    status: 'succeeded',
-    reason: null,
-    exitCode: 0,
-    startedAt: isoAt(-2000),
-    finishedAt: isoAt(-1000),
-    notBefore: null,
-    history: [],
-    ...over,
-  };
+  return subtaskView(NODE_A, { nodeName: 'n1', startedAt: isoAt(-2000), finishedAt: isoAt(-1000), ...over });
 }
 
 function instance(over: Partial<InstanceView> = {}): InstanceView {
   const subtasks = over.subtasks ?? [subtask(), subtask({ nodeId: NODE_B, nodeName: 'n2', shardIndex: 1 })];
-  return {
+  return instanceView(subtasks, {
     id: '3f2a9c0d1e4b5a67',
     job: 'disk-report',
-    status: 'succeeded',
-    trigger: 'manual',
     cmd: 'df -h /',
-    type: 'broadcast',
-    scheduledAt: null,
     createdAt: isoAt(-3000),
     startedAt: isoAt(-2000),
     finishedAt: isoAt(-1000),
-    failure: null,
-    cancelRequested: false,
-    targets: subtasks.map((s) => s.nodeId),
-    counts: { pending: 0, running: 0, succeeded: subtasks.length, failed: 0, cancelled: 0 },
-    subtasks,
-    pre: null,
-    post: null,
     ...over,
-  };
+  });
 }
 
 function job(over: Partial<JobView> = {}): JobView {

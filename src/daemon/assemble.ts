@@ -1,41 +1,27 @@
 // The one place a chorus node is put together from its parts, for the daemon and for
 // the simulator alike: the clock of its records, its member record for this start, the
 // node itself and the control-plane service over it.
-import type { Clock } from '../core/clock.js';
-import { validateConfig, type ChorusConfig } from '../core/config.js';
-import type { InvariantError } from '../core/assert.js';
-import type { Logger } from '../core/log.js';
-import type { Transport } from '../core/transport.js';
+import { validateConfig } from '../core/config.js';
 import { ControlService, type ServiceDeps } from '../api/service.js';
-import type { Executor } from '../executor/process-executor.js';
 import { HybridClock } from '../records/hlc.js';
 import { randomInstanceId } from '../records/ids.js';
 import type { MemberRecord } from '../records/types.js';
-import type { AttemptJournal } from '../store/journal.js';
-import type { OutputStore } from '../store/output-store.js';
-import type { RecordStore } from '../store/record-store.js';
-import { ChorusNode } from './node.js';
+import { ChorusNode, type NodeComponents } from './node.js';
 
-export interface NodeParts {
-  transport: Transport;
-  clock: Clock;
-  random: () => number;
-  config: ChorusConfig;
-  /** Loaded: its records decide the incarnation and the record clock's floor. */
-  store: RecordStore;
-  /** Opened: the worker reconciles it with the store at start. */
-  journal: AttemptJournal;
-  outputs: OutputStore;
-  executor: Executor;
-  log: Logger;
-  fatal: (err: InvariantError) => void;
+/**
+ * What the host provides. The assembly adds the rest: the record clock, this start's member
+ * record, a default instance id source. `store` must be loaded (its records decide the
+ * incarnation and the record clock's floor) and `journal` opened (the worker reconciles it
+ * with the store at start).
+ */
+export type NodeParts = Omit<NodeComponents, 'hlc' | 'self' | 'newInstanceId'> & {
   name: string;
   tags: Record<string, string>;
   /** Default: random bytes. */
   newInstanceId?: () => string;
   /** What only the host knows, for `chorus status`. */
   host: ServiceDeps['host'];
-}
+};
 
 export interface AssembledNode {
   node: ChorusNode;

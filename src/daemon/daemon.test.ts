@@ -6,15 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { ApiError } from '../api/control-plane.js';
 import { MAX_DURATION_MS } from '../core/limits.js';
 import type { JobRecord, JobSpec } from '../records/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import { ChorusDaemon } from './daemon.js';
 import type { InvariantError } from '../core/assert.js';
 import type { FileJournal } from '../store/journal.js';
+import { apiErrorOf, jobSpec } from '../testing/fixtures.js';
 
-const SPEC: JobSpec = { cmd: 'true', type: 'broadcast', schedule: null, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow', pre: null, post: null };
+const SPEC: JobSpec = jobSpec();
 
 let dir: string;
 let daemon: ChorusDaemon;
@@ -52,15 +52,7 @@ afterEach(async () => {
 
 const storeOf = (d: ChorusDaemon): RecordStore => d.node.store;
 
-async function apiError(p: Promise<unknown> | (() => unknown)): Promise<ApiError> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    if (err instanceof ApiError) return err;
-    throw err;
-  }
-  throw new Error('expected an ApiError');
-}
+const apiError = apiErrorOf;
 
 describe('a daemon started without --swarm-key', () => {
   it('creates DIR/swarm.key with mode 0600 and keeps it across restarts', async () => {

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand, TailBuffer, type ExecutionRequest, type ExecutionResult } from './executor.js';
+import { waitFor } from '../testing/wait.js';
 
 const DEADLINE_MS = 10_000;
 
@@ -53,13 +54,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function waitFor(cond: () => boolean, what: string, deadlineMs = DEADLINE_MS): Promise<void> {
-  const giveUpAt = Date.now() + deadlineMs;
-  while (!cond()) {
-    if (Date.now() > giveUpAt) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** Live (non-zombie) members of a process group, from /proc; empty where there is no /proc. */
 function liveGroupMembers(pgid: number): number[] {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { killProcessesWithEnv, killRecordedGroup } from './leftovers.js';
 import { processAlive, processGroupOf } from '../core/proc.js';
+import { waitFor } from '../testing/wait.js';
 
 /** Unique per run, so no other process on the machine can match. */
 const INSTANCE = `i-leftovers-${process.pid}-${Date.now()}`;
@@ -36,7 +37,7 @@ async function sleeper(env: Record<string, string>, detached = true): Promise<nu
   const pid = child.pid as number;
   spawned.push(pid);
   // Until its exec, the child's /proc environ is still ours.
-  await until(() => environ(pid).includes(`CHORUS_INSTANCE_ID=${env.CHORUS_INSTANCE_ID}`), `pid ${pid} to start`);
+  await waitFor(() => environ(pid).includes(`CHORUS_INSTANCE_ID=${env.CHORUS_INSTANCE_ID}`), `pid ${pid} to start`);
   return pid;
 }
 
@@ -48,13 +49,6 @@ function environ(pid: number): string {
   }
 }
 
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('killProcessesWithEnv', () => {
   it('kills the group of every process with all the variables, and no other', async () => {
@@ -64,11 +58,11 @@ describe('killProcessesWithEnv', () => {
     const otherAttempt = await sleeper({ ...ATTEMPT_VARS, CHORUS_ATTEMPT: '2' });
 
     expect(killProcessesWithEnv(ATTEMPT_VARS, ['CHORUS_STEP'])).toEqual([target]);
-    await until(() => !processAlive(target), 'the matching group to die');
+    await waitFor(() => !processAlive(target), 'the matching group to die');
     expect([processAlive(step), processAlive(otherNode), processAlive(otherAttempt)]).toEqual([true, true, true]);
 
     expect(killProcessesWithEnv({ ...ATTEMPT_VARS, CHORUS_STEP: 'pre' })).toEqual([step]);
-    await until(() => !processAlive(step), 'the step group to die');
+    await waitFor(() => !processAlive(step), 'the step group to die');
     expect([processAlive(otherNode), processAlive(otherAttempt)]).toEqual([true, true]);
   });
 
@@ -90,7 +84,7 @@ describe('killRecordedGroup', () => {
     const target = await sleeper(ATTEMPT_VARS);
     expect(killRecordedGroup(reused, ATTEMPT_VARS)).toBe(false);
     expect(killRecordedGroup(target, ATTEMPT_VARS, ['CHORUS_STEP'])).toBe(true);
-    await until(() => !processAlive(target), 'the recorded group to die');
+    await waitFor(() => !processAlive(target), 'the recorded group to die');
     expect(processAlive(reused)).toBe(true);
     expect(killRecordedGroup(target, ATTEMPT_VARS)).toBe(false); // gone now
   });

@@ -15,6 +15,7 @@ import { Libp2pTransport, RemoteHandlerError } from './libp2p-transport.js';
 import type { Libp2pTransportConfig } from './libp2p-transport.js';
 import { loadOrCreatePrivateKey, PEER_KEY_FILE } from './peer-key.js';
 import { generateSwarmKey } from './swarm-key.js';
+import { waitFor as waitUntil } from '../testing/wait.js';
 
 const TOPIC = 'chorus/test/1';
 const swarmKeyBytes = (text: string) => new TextEncoder().encode(text.trim());
@@ -75,14 +76,7 @@ async function stopNode(node: TestNode): Promise<void> {
 }
 
 /** Polls `condition` until it holds; fails with `what` after the deadline. */
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const waitFor = (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = WAIT_MS) => waitUntil(condition, what, timeoutMs);
 
 /** Dials b from a and waits until each has the other's subscription, so gossip flows both ways. */
 async function connect(a: TestNode, b: TestNode, address = b.transport.addresses()[0]!): Promise<void> {

@@ -3,18 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { deriveInstanceProgress, isInstanceFinished } from './status.js';
 import type { InstanceRecord, JobSpec, SubtaskRecord, SubtaskStatus } from './types.js';
+import { jobSpec } from '../testing/fixtures.js';
 
-const spec: JobSpec = {
-  cmd: 'true',
-  type: 'broadcast',
-  schedule: null,
-  tags: {},
-  timeoutMs: null,
-  retries: 0,
-  concurrency: 'allow',
-  pre: null,
-  post: null,
-};
+const spec: JobSpec = jobSpec();
 
 function instance(targets: string[], extra: Partial<InstanceRecord> = {}): InstanceRecord {
   return {

@@ -56,13 +56,7 @@ export interface AttemptSummary {
 }
 
 /** Where an attempt of a subtask or a step stands; merged on the lattice of merge.ts. */
-export interface AttemptState {
-  attempt: number;
-  status: SubtaskStatus;
-  reason: FailureReason | null;
-  exitCode: number | null;
-  startedAtMs: number | null;
-  finishedAtMs: number | null;
+export interface AttemptState extends AttemptSummary {
   /** Earliest time the runner may start this attempt (retry backoff, step settling). */
   notBeforeMs: number | null;
   /** Earlier attempts, oldest first, bounded. */

@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { MAX_DURATION_MS, MAX_TIME_MS } from '../core/limits.js';
 import type { JobRecord, JobSpec } from './types.js';
 import { parseRecord } from './validate.js';
+import { jobSpec } from '../testing/fixtures.js';
 
-const SPEC: JobSpec = { cmd: 'true', type: 'broadcast', schedule: null, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow', pre: null, post: null };
+const SPEC: JobSpec = jobSpec();
 const JOB: JobRecord = { name: 'j', spec: SPEC, enabled: true, deleted: false, createdAtMs: 1000, stamp: { wallMs: 1000, counter: 0, nodeId: 'n1' } };
 
 const withSpec = (spec: Partial<JobSpec>) => ({ kind: 'job', record: { ...JOB, spec: { ...SPEC, ...spec } } });

@@ -72,12 +72,7 @@ const attemptSummarySchema = z.object({
 });
 
 const attemptFields = {
-  attempt: z.number().int().positive(),
-  status: subtaskStatus,
-  reason,
-  exitCode: z.number().int().nullable(),
-  startedAtMs: ms.nullable(),
-  finishedAtMs: ms.nullable(),
+  ...attemptSummarySchema.shape,
   notBeforeMs: ms.nullable(),
   history: z.array(attemptSummarySchema).max(MAX_HISTORY),
   reporter: id,

@@ -10,18 +10,11 @@ import { systemClock } from '../core/clock.js';
 import { RecordStore } from './record-store.js';
 import { MemoryPersister } from './state-file.js';
 import { FakeClock } from '../testing/fake-clock.js';
+import { jobSpec } from '../testing/fixtures.js';
+import { newSubtask } from '../scheduler/leader.js';
+import { waitFor } from '../testing/wait.js';
 
-const spec: JobSpec = {
-  cmd: 'echo hi',
-  type: 'broadcast',
-  schedule: null,
-  tags: {},
-  timeoutMs: null,
-  retries: 0,
-  concurrency: 'allow',
-  pre: null,
-  post: null,
-};
+const spec: JobSpec = jobSpec({ cmd: 'echo hi' });
 
 const stamp = (wallMs: number, counter = 0, nodeId = 'n1'): Stamp => ({ wallMs, counter, nodeId });
 
@@ -51,21 +44,7 @@ function instance(id: string, targets: string[] = ['n1', 'n2'], extra: Partial<I
 function subtask(instanceId: string, nodeId: string, extra: Partial<SubtaskRecord> = {}): AnyRecord {
   return {
     kind: 'subtask',
-    record: {
-      instanceId,
-      nodeId,
-      attempt: 1,
-      status: 'pending',
-      reason: null,
-      exitCode: null,
-      startedAtMs: null,
-      finishedAtMs: null,
-      notBeforeMs: null,
-      history: [],
-      reporter: 'n1',
-      stamp: stamp(1000),
-      ...extra,
-    },
+    record: { ...newSubtask(instanceId, nodeId, stamp(1000)), ...extra },
   };
 }
 
@@ -77,14 +56,6 @@ async function readState(path: string): Promise<{ version: number; records: AnyR
   return JSON.parse(await readFile(path, 'utf8')) as { version: number; records: AnyRecord[] };
 }
 
-/** Polls `check` until it returns true or the deadline passes (no fixed sleeps). */
-async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 let dir: string;
 const stores: RecordStore[] = [];

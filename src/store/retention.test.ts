@@ -6,8 +6,9 @@ import type { InstanceRecord, JobSpec, SubtaskRecord } from '../records/types.js
 import { systemClock } from '../core/clock.js';
 import { RecordStore } from './record-store.js';
 import { pruneFinishedInstances } from './retention.js';
+import { jobSpec } from '../testing/fixtures.js';
 
-const spec: JobSpec = { cmd: 'true', type: 'broadcast', schedule: null, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow', pre: null, post: null };
+const spec: JobSpec = jobSpec();
 const stamp = (wallMs: number) => ({ wallMs, counter: 0, nodeId: 'n1' });
 
 function instance(id: string, createdAtMs: number, job = 'backup'): InstanceRecord {

@@ -1,46 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceView, SubtaskView } from '../api/views.js';
 import { checkBroadcasts, parseHistory } from './checker.js';
+import { instanceView, subtaskView } from './fixtures.js';
 
-function sub(nodeId: string, over: Partial<SubtaskView> = {}): SubtaskView {
-  return {
-    nodeId,
-    nodeName: null,
-    shardIndex: 0,
-    attempt: 1,
-    status: 'succeeded',
-    reason: null,
-    exitCode: 0,
-    startedAt: '2026-01-01T00:00:00.000Z',
-    finishedAt: '2026-01-01T00:00:01.000Z',
-    notBefore: null,
-    history: [],
-    ...over,
-  };
-}
-
-function inst(id: string, subtasks: SubtaskView[], over: Partial<InstanceView> = {}): InstanceView {
-  return {
-    id,
-    job: 'j',
-    status: 'succeeded',
-    trigger: 'manual',
-    cmd: 'x',
-    type: 'broadcast',
-    scheduledAt: null,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    startedAt: null,
-    finishedAt: null,
-    failure: null,
-    cancelRequested: false,
-    targets: subtasks.map((s) => s.nodeId),
-    counts: { pending: 0, running: 0, succeeded: subtasks.length, failed: 0, cancelled: 0 },
-    subtasks,
-    pre: null,
-    post: null,
-    ...over,
-  };
-}
+const sub = subtaskView;
+const inst = (id: string, subtasks: SubtaskView[], over: Partial<InstanceView> = {}): InstanceView => instanceView(subtasks, { id, ...over });
 
 const all = new Set(['a', 'b', 'c']);
 

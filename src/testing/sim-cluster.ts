@@ -25,6 +25,7 @@ import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from './fake-clock.js';
 import { MemoryNetwork, type MemoryTransport, type NetworkConditions, type NetworkStats, type TraceEvent } from './memory-network.js';
 import { Rng } from './random.js';
+import { jobSpec } from './fixtures.js';
 
 /** The test file every scenario lives in; printed in replay hints. */
 export const SIM_TEST_FILE = 'src/cluster/cluster.sim.test.ts';
@@ -584,17 +585,7 @@ export class SimCluster {
   }
 }
 
-const DEFAULT_SPEC: JobSpec = {
-  cmd: 'sleep:100',
-  type: 'broadcast',
-  schedule: null,
-  tags: {},
-  timeoutMs: null,
-  retries: 0,
-  concurrency: 'allow',
-  pre: null,
-  post: null,
-};
+const DEFAULT_SPEC: JobSpec = jobSpec({ cmd: 'sleep:100' });
 
 /**
  * What a fake command does, from its text alone (space-separated words):

@@ -24,12 +24,14 @@ import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { InvariantError } from '../core/assert.js';
 import { Worker } from './worker.js';
+import { jobSpec } from '../testing/fixtures.js';
+import { waitFor } from '../testing/wait.js';
 
 const SELF = 'n-self';
 const LEADER = 'n-leader';
 const ID = 'i-0001';
 
-const spec: JobSpec = { cmd: 'true', type: 'broadcast', schedule: null, tags: {}, timeoutMs: null, retries: 2, concurrency: 'allow', pre: null, post: null };
+const spec: JobSpec = jobSpec({ retries: 2 });
 
 interface Setup {
   clock: FakeClock;
@@ -159,13 +161,6 @@ function runningSubtask(): SubtaskRecord {
   return { ...pending(), status: 'running', startedAtMs: 1100, reporter: SELF, stamp: { wallMs: 1100, counter: 0, nodeId: SELF } };
 }
 
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('worker recovery after a crash', () => {
   it('a started attempt whose records were not on disk yet: the leftover is killed at start, and interrupted is reported once the record arrives', async () => {
@@ -175,7 +170,7 @@ describe('worker recovery after a crash', () => {
       s.journal.recordStart(ID, 1, 1100);
       s.journal.recordSpawn(ID, 1, pid);
       start(s); // the store knows nothing of the instance
-      await until(() => !processAlive(pid), 'the leftover process group to be killed');
+      await waitFor(() => !processAlive(pid), 'the leftover process group to be killed');
       expect(s.journal.endOf(ID, 1)).toMatchObject({ status: 'failed', reason: 'interrupted' });
 
       // Anti-entropy brings the instance, with the leader's verdict on our attempt.
@@ -200,7 +195,7 @@ describe('worker recovery after a crash', () => {
       s.journal.recordStart(ID, 1, 1100);
       s.journal.recordSpawn(ID, 1, pid);
       start(s);
-      await until(() => !processAlive(pid), 'the leftover process group to be killed');
+      await waitFor(() => !processAlive(pid), 'the leftover process group to be killed');
       await s.clock.advanceAsync(defaultConfig.workerTickMs);
       expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF });
       expect(s.runs).toEqual([]);
@@ -227,7 +222,7 @@ describe('worker recovery after a crash', () => {
     expect(s.runs).toHaveLength(1); // the verdict neither stops nor restarts it
 
     s.finishRun({ status: 'succeeded', exitCode: 0 });
-    await until(() => s.store.subtask(ID, SELF)?.status === 'succeeded', 'the owner\'s result');
+    await waitFor(() => s.store.subtask(ID, SELF)?.status === 'succeeded', 'the owner\'s result');
     expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'succeeded', reason: null, attempt: 1, reporter: SELF });
     await s.clock.advanceAsync(defaultConfig.workerTickMs * 2);
     expect(s.runs).toHaveLength(1);
@@ -259,7 +254,7 @@ describe('worker recovery when the journal was lost or corrupted', () => {
     const otherAttempt = leftoverProcess(2);
 
     start(s);
-    await until(() => !processAlive(subtask), 'the orphaned process group to be killed');
+    await waitFor(() => !processAlive(subtask), 'the orphaned process group to be killed');
     expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF, startedAtMs: 1100 });
     expect(s.journal.hasStarted(ID, 1)).toBe(true);
     expect(s.journal.endOf(ID, 1)).toMatchObject({ status: 'failed', reason: 'interrupted' });
@@ -289,7 +284,7 @@ describe('worker recovery when the journal was lost or corrupted', () => {
 
     const s = setup({ store });
     start(s);
-    await until(() => !processAlive(stepProcess), 'the --pre step\'s process group to be killed');
+    await waitFor(() => !processAlive(stepProcess), 'the --pre step\'s process group to be killed');
     expect(store.step(ID, 'pre')).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF, runnerNodeId: SELF });
     expect([processAlive(subtaskProcess), processAlive(postProcess)]).toEqual([true, true]);
     await s.clock.advanceAsync(defaultConfig.workerTickMs * 4);
@@ -342,7 +337,7 @@ describe('broken invariants stop the worker, naming the guarantee', () => {
     s.journal.unfinished = () => [];
     s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: pending() }]);
     start(s);
-    await until(() => s.fatals.length > 0, 'the worker to report the broken invariant');
+    await waitFor(() => s.fatals.length > 0, 'the worker to report the broken invariant');
     expect(s.fatals[0]?.guarantee).toBe(3);
     expect(s.fatals[0]?.message).toMatch(/guarantee 3: at most once per attempt.*attempt 1 of i-0001 was already started/);
     expect(s.runs).toEqual([]);

@@ -2,36 +2,21 @@
 // journalled and fsynced before its command is spawned, and never started twice
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
 import { iso } from '../core/time.js';
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { TimerHandle } from '../core/clock.js';
 import { every } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
-import type { ChorusConfig } from '../core/config.js';
-import type { Logger } from '../core/log.js';
 import type { ExecutionResult } from '../executor/executor.js';
-import type { Executor } from '../executor/process-executor.js';
-import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, AttemptState, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
 import { isTerminal, runnerOf } from '../records/types.js';
-import type { AttemptJournal, JournalEnd } from '../store/journal.js';
-import type { OutputStore, SubtaskLog } from '../store/output-store.js';
-import type { RecordStore } from '../store/record-store.js';
+import type { JournalEnd } from '../store/journal.js';
+import type { SubtaskLog } from '../store/output-store.js';
+import type { NodeComponents } from '../daemon/node.js';
 
-export interface WorkerDeps {
-  clock: Clock;
-  config: ChorusConfig;
-  store: RecordStore;
-  journal: AttemptJournal;
-  /** Where captured output goes. */
-  outputs: OutputStore;
-  /** Runs commands and kills what a crash left running; the simulator passes a fake one. */
-  executor: Executor;
-  hlc: HybridClock;
+/** The node's parts the worker uses, and who it is. */
+export type WorkerDeps = Pick<NodeComponents, 'clock' | 'config' | 'store' | 'journal' | 'outputs' | 'executor' | 'hlc' | 'log' | 'fatal'> & {
   selfId: string;
   commit: (records: AnyRecord[]) => void;
-  log: Logger;
-  /** Told of a broken invariant: the node must stop (the daemon exits, the simulator fails). */
-  fatal: (err: InvariantError) => void;
-}
+};
 
 export interface AttemptOutcome {
   status: TerminalStatus;
