@@ -21,7 +21,7 @@ import { FileOutputStore } from '../store/output-store.js';
 import { RecordStore } from '../store/record-store.js';
 import { StateFilePersister } from '../store/state-file.js';
 import { assembleNode } from './assemble.js';
-import { loadOrCreateToken, swarmKeyOf, vanishedFiles } from './data-dir.js';
+import { loadOrCreateToken, reportVanished, swarmKeyOf, vanishedFiles } from './data-dir.js';
 import { TOPICS, type ChorusNode } from './node.js';
 import { dataPaths, type NodeInfo } from './paths.js';
 
@@ -66,7 +66,7 @@ export class ChorusDaemon {
 
   static async start(options: DaemonOptions): Promise<ChorusDaemon> {
     const { dataDir, log } = options;
-    const config = configFrom(options.config ?? {});
+    const config = configFrom(options.config ?? {}); // before anything is opened: a bad knob changes nothing
     const clock = options.clock ?? systemClock;
     const paths = dataPaths(dataDir);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -120,21 +120,7 @@ export class ChorusDaemon {
         tags: options.tags,
         host: { api: () => apiUrl, dataDir, memory: memorySnapshot, networkCounters: () => transport.stats() },
       });
-      if (vanished.missing.length > 0) {
-        log.warn(
-          { dataDir, missing: vanished.missing, remaining: vanished.remaining },
-          `${vanished.missing.join(' and ')} vanished from ${dataDir} while ${vanished.remaining.join(', ')} remain` +
-            (vanished.missing.includes('peer-key') ? `: this node starts with a new identity ${nodeId}` : ': the state is filled in again from the cluster'),
-        );
-      }
-      const oldId = vanished.previousNodeId;
-      const oldSelf = oldId !== null && oldId !== nodeId ? store.member(oldId) : undefined;
-      if (oldSelf && !oldSelf.left) {
-        // Its key is gone, so that identity can never come back: show it as left, not as a
-        // second, silently dead row with the same name.
-        node.commit([{ kind: 'member', record: { ...oldSelf, left: true, incarnation: oldSelf.incarnation + 1, stamp: node.hlc.tick() } }]);
-        log.warn({ oldNodeId: oldId, nodeId }, `the old identity ${oldId} of this data directory is marked left`);
-      }
+      reportVanished(vanished, dataDir, node, log);
       await writeFileDurable(paths.nodeId, `${nodeId}\n`);
       const api = new ApiServer(service, await loadOrCreateToken(paths.token), log);
       const daemon = new ChorusDaemon(options, lock, transport, journal, node, service, api);

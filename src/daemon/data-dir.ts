@@ -3,6 +3,7 @@
 import { chmod, readFile, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/log.js';
+import type { ChorusNode } from './node.js';
 import { loadOrCreateSwarmKey, readSwarmKey } from '../network/swarm-key.js';
 import { writeFileDurable } from '../store/durable-file.js';
 import { dataPaths } from './paths.js';
@@ -32,6 +33,27 @@ export async function vanishedFiles(dataDir: string): Promise<VanishedFiles> {
     if (!(await has(paths.peerKey))) missing.push('peer-key');
   }
   return { missing, remaining, previousNodeId };
+}
+
+/**
+ * Says what vanished and, when the peer key did, marks the identity it belonged to as left:
+ * that identity can never come back, so it must not stay a second, silently dead row with
+ * the same name. Runs before the node starts (the record goes out with its first sync).
+ */
+export function reportVanished(vanished: VanishedFiles, dataDir: string, node: ChorusNode, log: Logger): void {
+  if (vanished.missing.length > 0) {
+    log.warn(
+      { dataDir, missing: vanished.missing, remaining: vanished.remaining },
+      `${vanished.missing.join(' and ')} vanished from ${dataDir} while ${vanished.remaining.join(', ')} remain` +
+        (vanished.missing.includes('peer-key') ? `: this node starts with a new identity ${node.id}` : ': the state is filled in again from the cluster'),
+    );
+  }
+  const oldId = vanished.previousNodeId;
+  const oldSelf = oldId !== null && oldId !== node.id ? node.store.member(oldId) : undefined;
+  if (oldSelf && !oldSelf.left) {
+    node.commit([{ kind: 'member', record: { ...oldSelf, left: true, incarnation: oldSelf.incarnation + 1, stamp: node.hlc.tick() } }]);
+    log.warn({ oldNodeId: oldId, nodeId: node.id }, `the old identity ${oldId} of this data directory is marked left`);
+  }
 }
 
 /** The swarm key: the --swarm-key file, or DIR/swarm.key (created on the first start). */
