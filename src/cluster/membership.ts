@@ -6,7 +6,7 @@
 // late (a busy machine, a paused process), silence is blamed on us, not on peers.
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { every } from '../core/clock.js';
-import type { ChorusConfig } from '../core/config.js';
+import { membershipTickMs, type ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import type { MemberRecord } from '../records/types.js';
@@ -102,7 +102,7 @@ export class Membership implements MembershipView {
   }
 
   private tickMs(): number {
-    return Math.max(10, Math.floor(this.deps.config.heartbeatIntervalMs / 2));
+    return membershipTickMs(this.deps.config);
   }
 
   // ---- inputs ----------------------------------------------------------------------

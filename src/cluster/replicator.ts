@@ -16,7 +16,6 @@ import type { RecordStore } from '../store/record-store.js';
 import type { Rpc } from './rpc.js';
 
 export const RECORDS_TOPIC = 'chorus/records/1';
-/** Keep gossip messages well under gossipsub's limits; bigger batches are split. */
 
 export interface ReplicatorDeps {
   transport: Transport;
@@ -229,6 +228,7 @@ export function authorised(record: AnyRecord, from: string, direct: boolean): bo
   }
 }
 
+/** Splits records into deltas of at most maxBytes of JSON (config.maxDeltaBytes, under the gossip limit); a bigger record goes alone. */
 function batches(records: AnyRecord[], maxBytes: number): AnyRecord[][] {
   const out: AnyRecord[][] = [];
   let current: AnyRecord[] = [];

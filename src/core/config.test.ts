@@ -1,7 +1,8 @@
 // One config: every knob has a default that validates, and combinations that cannot work
 // are refused with every problem named at once.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configFrom, defaultConfig, validateConfig, type ChorusConfig } from './config.js';
+import { MAX_TIMEOUT_MS } from './clock.js';
+import { ConfigError, configFrom, defaultConfig, heartbeatGapMs, membershipTickMs, validateConfig, type ChorusConfig } from './config.js';
 
 const problemsOf = (overrides: Partial<ChorusConfig>): string[] => {
   try {
@@ -19,29 +20,95 @@ describe('validateConfig', () => {
     expect(configFrom({})).toEqual(defaultConfig);
   });
 
+  it('keeps the default of an override left undefined', () => {
+    expect(configFrom({ heartbeatIntervalMs: undefined, killGraceMs: 10 })).toEqual({ ...defaultConfig, killGraceMs: 10 });
+  });
+
   it.each([
-    [{ suspectAfterMs: 2000, deadAfterMs: 2000 }, /suspectAfterMs \(2000\) must be less than deadAfterMs \(2000\)/],
-    [{ heartbeatIntervalMs: 1500 }, /heartbeatIntervalMs \(1500\) must be less than suspectAfterMs \(1200\)/],
-    [{ pingTimeoutMs: 2500 }, /pingTimeoutMs \(2500\) must be at most deadAfterMs \(2000\)/],
-    [{ retryBackoffBaseMs: 60_000 }, /retryBackoffBaseMs \(60000\) must be at most retryBackoffMaxMs/],
-    [{ joinRetryBaseMs: 10_000 }, /joinRetryBaseMs \(10000\) must be at most joinRetryMaxMs/],
-    [{ maxDeltaBytes: 2 * 1024 * 1024 }, /maxDeltaBytes \(2097152\) must be less than maxPublishBytes/],
-    [{ maxPublishBytes: 16 * 1024 * 1024 }, /maxPublishBytes \(16777216\) must be at most maxMessageBytes/],
-    [{ maxConcurrentSubtasks: 0 }, /maxConcurrentSubtasks is 0; it must be at least 1/],
-    [{ leaderTickMs: -5 }, /leaderTickMs is -5; it must be a whole number ≥ 0/],
-    [{ requestTimeoutMs: Number.NaN }, /requestTimeoutMs is null; it must be a whole number/],
-    [{ repairStaleConnections: 'yes' as unknown as boolean }, /repairStaleConnections is "yes"; it must be true or false/],
+    // One knob on its own.
+    [{ leaderTickMs: -5 }, /^leaderTickMs is -5; it must be at least 1$/],
+    [{ requestTimeoutMs: Number.NaN }, /^requestTimeoutMs is NaN; it must be a whole number ≥ 1$/],
+    [{ dialTimeoutMs: Number.POSITIVE_INFINITY }, /^dialTimeoutMs is Infinity; it must be a whole number ≥ 1$/],
+    [{ retainInstancesPerJob: 1.5 }, /^retainInstancesPerJob is 1.5; it must be a whole number ≥ 1$/],
+    [{ maxConcurrentSubtasks: 0 }, /^maxConcurrentSubtasks is 0; it must be at least 1$/],
+    [{ retainInstancesPerJob: 0 }, /^retainInstancesPerJob is 0; it must be at least 1$/],
+    [{ maxAttemptHistory: 0 }, /^maxAttemptHistory is 0; it must be at least 1$/],
+    [{ killGraceMs: -1 }, /^killGraceMs is -1; it must be a whole number ≥ 0$/],
+    [{ storeFlushDelayMs: '5' as unknown as number }, /^storeFlushDelayMs is "5"; it must be a whole number ≥ 0$/],
+    [{ repairStaleConnections: 'yes' as unknown as boolean }, /^repairStaleConnections is "yes"; it must be true or false$/],
+    [{ killGraceMs: MAX_TIMEOUT_MS + 1 }, /^killGraceMs is 2147483648; it must be at most 2147483647 \(Node fires a timer longer than that at once\)$/],
+    [{ requestTimeoutMs: MAX_TIMEOUT_MS }, /^requestTimeoutMs is 2147483647; it must be at most 1073741823/],
+    // Combinations.
+    [{ heartbeatIntervalMs: 1500, deadAfterMs: 5000 }, /^heartbeatIntervalMs \(1500\) must be less than suspectAfterMs \(1200\): a member would be suspected/],
+    [{ heartbeatIntervalMs: 801 }, /^heartbeatIntervalMs \(801, heartbeats up to 1200 ms apart with the 400 ms membership tick\) must be less than suspectAfterMs \(1200\)/],
+    [{ suspectAfterMs: 2000, deadAfterMs: 2000 }, /^suspectAfterMs \(2000\) must be less than deadAfterMs \(2000\): a member must be suspected/],
+    [{ stallThresholdMs: 1500 }, /^stallThresholdMs \(1500\) plus the heartbeat gap \(400 ms .*\) and the 200 ms membership tick must be at most deadAfterMs \(2000\), here 2100/],
+    [{ retryBackoffBaseMs: 60_000 }, /^retryBackoffBaseMs \(60000\) must be at most retryBackoffMaxMs \(30000\)/],
+    [{ joinRetryBaseMs: 10_000 }, /^joinRetryBaseMs \(10000\) must be at most joinRetryMaxMs \(5000\)/],
+    [{ peerRedialMaxMs: 100 }, /^peerRedialBaseMs \(500\) must be at most peerRedialMaxMs \(100\)/],
+    [{ maxDeltaBytes: 1024 * 1024 }, /^maxDeltaBytes \(1048576\) must be less than maxPublishBytes \(1048576\)/],
+    [{ maxMessageBytes: 512 * 1024 }, /^maxPublishBytes \(1048576\) must be at most maxMessageBytes \(524288\)/],
+    [{ maxPublishBytes: 4 * 1024 * 1024 }, /^maxPublishBytes \(4194304\) must be at most 4193280: gossipsub drops RPCs over 4194304 bytes/],
+    [{ maxOutputBytes: 4 * 1024 * 1024 }, /^maxOutputBytes \(4194304\) must be less than half of maxMessageBytes \(8388608\)/],
   ])('refuses %j', (overrides, message) => {
-    expect(problemsOf(overrides).join('\n')).toMatch(message);
+    const problems = problemsOf(overrides);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(message);
+  });
+
+  it('lets 0 mean "none" or "at once" where it does', () => {
+    const zeros = {
+      storeFlushDelayMs: 0,
+      misfireGraceMs: 0,
+      stepSettleMs: 0,
+      killGraceMs: 0,
+      pipeDrainGraceMs: 0,
+      leaderStableMs: 0,
+      selfSettleMs: 0,
+      gossipStreamSettleMs: 0,
+      workerStopSlackMs: 0,
+      maxViewErrors: 0,
+      leaveRecentMs: 0,
+    };
+    expect(configFrom(zeros)).toMatchObject(zeros);
+  });
+
+  it('accepts a slower cluster whose knobs fit together', () => {
+    expect(() => configFrom({ heartbeatIntervalMs: 1000, suspectAfterMs: 3000, deadAfterMs: 5000, pingTimeoutMs: 5000, stallThresholdMs: 1000 })).not.toThrow();
   });
 
   it('reports every problem at once', () => {
-    const problems = problemsOf({ suspectAfterMs: 3000, workerTickMs: 0, retainInstancesPerJob: 1.5 });
-    expect(problems).toHaveLength(3);
-    expect(() => configFrom({ workerTickMs: 0, retainInstancesPerJob: 1.5 })).toThrow(/^invalid configuration: .*workerTickMs.*; .*retainInstancesPerJob/);
+    const problems = problemsOf({ suspectAfterMs: 3000, workerTickMs: 0, retainInstancesPerJob: 1.5, maxDeltaBytes: 2 * 1024 * 1024 });
+    expect(problems).toEqual([
+      expect.stringMatching(/^workerTickMs is 0/),
+      expect.stringMatching(/^retainInstancesPerJob is 1.5/),
+      expect.stringMatching(/^suspectAfterMs \(3000\) must be less than deadAfterMs/),
+      expect.stringMatching(/^maxDeltaBytes \(2097152\) must be less than maxPublishBytes/),
+    ]);
+    expect(() => configFrom({ workerTickMs: 0, retainInstancesPerJob: 1.5 })).toThrow(/^invalid configuration: workerTickMs.*; retainInstancesPerJob/);
   });
 
-  it('refuses a knob that does not exist, by name', () => {
-    expect(problemsOf({ heartbeatMs: 5 } as unknown as Partial<ChorusConfig>)).toEqual([expect.stringMatching(/^heartbeatMs is not a setting \(known: leaderTickMs, /)]);
+  it('does not judge a combination through a knob that is already wrong on its own', () => {
+    expect(problemsOf({ suspectAfterMs: Number.NaN })).toEqual([expect.stringMatching(/^suspectAfterMs is NaN/)]);
+  });
+
+  it('refuses a knob that does not exist, by name, with the other problems', () => {
+    const typo = { hearbeatIntervalMs: 300 } as unknown as Partial<ChorusConfig>;
+    expect(problemsOf(typo)).toEqual(['hearbeatIntervalMs is not a setting (did you mean heartbeatIntervalMs?)']);
+    const unknown = { heartbeatMs: 5, workerTickMs: 0 } as unknown as Partial<ChorusConfig>;
+    expect(problemsOf(unknown)).toEqual([expect.stringMatching(/^heartbeatMs is not a setting \(known: leaderTickMs, workerTickMs, /), expect.stringMatching(/^workerTickMs is 0/)]);
+  });
+
+  it('refuses a config that lacks a knob', () => {
+    const { deadAfterMs: _, ...partial } = defaultConfig;
+    expect(() => validateConfig(partial as ChorusConfig)).toThrow(/^invalid configuration: deadAfterMs is missing; it must be a whole number ≥ 1$/);
+  });
+});
+
+describe('membership timing', () => {
+  it('ticks at half a heartbeat, at least every 10 ms, and sends a heartbeat at the first tick due', () => {
+    expect([membershipTickMs(defaultConfig), heartbeatGapMs(defaultConfig)]).toEqual([200, 400]);
+    expect([membershipTickMs({ heartbeatIntervalMs: 401 }), heartbeatGapMs({ heartbeatIntervalMs: 401 })]).toEqual([200, 600]);
+    expect([membershipTickMs({ heartbeatIntervalMs: 5 }), heartbeatGapMs({ heartbeatIntervalMs: 5 })]).toEqual([10, 10]);
   });
 });

@@ -1,13 +1,16 @@
-// Every timing and size knob of the daemon, in one place. Each says what it trades.
+// Every timing and size knob of the daemon, in one place. Each says what it trades;
+// validateConfig() refuses the combinations the code cannot work with.
+import { MAX_TIMEOUT_MS } from './clock.js';
 
 export interface ChorusConfig {
+  // Scheduling and running (leader, worker, store).
   /** How often the leader looks for due fires and lost subtasks. Lower: faster reaction, more CPU when idle. */
   leaderTickMs: number;
-  /** How often a node looks for its own runnable subtasks besides reacting to changes (a safety net). */
+  /** How often a node looks for its own runnable subtasks besides reacting to changes (a safety net). Lower: a missed change is noticed sooner, more CPU when idle. */
   workerTickMs: number;
-  /** Batching window of state-file writes. Higher: fewer writes, slower acknowledged writes. */
+  /** Batching window of state-file writes. Higher: fewer writes, slower acknowledged writes. 0: every change is written at once. */
   storeFlushDelayMs: number;
-  /** A missed scheduled fire older than this is not caught up after a leader change or restart. */
+  /** A missed scheduled fire older than this is not caught up after a leader change or restart. Higher: more catch-up runs of stale fires; 0: none. */
   misfireGraceMs: number;
   /**
    * A post step (or the pre step of a scheduled fire) waits this long before it starts, so
@@ -15,20 +18,21 @@ export interface ChorusConfig {
    * Higher: a longer wait before post steps; lower: a wider window for a double run.
    */
   stepSettleMs: number;
-  /** Retry backoff of a failed attempt: base * 2^(attempt-1), capped. */
+  /** Retry backoff of a failed attempt: base * 2^(attempt-1), capped by retryBackoffMaxMs. Lower: faster retries, more load on whatever made the attempt fail. */
   retryBackoffBaseMs: number;
+  /** Cap of the retry backoff. Lower: a long-failing subtask is retried more often. */
   retryBackoffMaxMs: number;
-  /** Tail of stdout/stderr kept per subtask attempt. */
+  /** Tail of stdout and of stderr kept per subtask attempt. Higher: more output kept, more disk and bigger log replies. */
   maxOutputBytes: number;
-  /** Subtasks this node runs at once; more wait in `pending`. */
+  /** Subtasks this node runs at once; more wait in `pending`. Higher: more throughput, more load on the host. */
   maxConcurrentSubtasks: number;
-  /** Finished instances kept per job (older ones and their logs are deleted). */
+  /** Finished instances kept per job (older ones and their logs are deleted). Higher: more history, a bigger state file and anti-entropy digest. */
   retainInstancesPerJob: number;
-  /** How often old finished instances are pruned. */
+  /** How often old finished instances are pruned. Lower: the state stays closer to retainInstancesPerJob, more scans. */
   retentionIntervalMs: number;
-  /** Earlier attempts kept in a subtask's history. */
+  /** Earlier attempts kept in a subtask's history. Higher: more history shown, bigger subtask records. */
   maxAttemptHistory: number;
-  /** Grace between SIGTERM and SIGKILL when a subtask's process group is stopped. */
+  /** Grace between SIGTERM and SIGKILL when a subtask's process group is stopped. Higher: more time to clean up, a slower cancel. */
   killGraceMs: number;
   /**
    * After a command's shell exits, how long its pipes get to reach EOF. A background process
@@ -36,38 +40,44 @@ export interface ChorusConfig {
    * would wait for it. Higher: late output is kept; lower: a result sooner.
    */
   pipeDrainGraceMs: number;
+
   // Cluster (membership, failure detection, replication).
-  /** Heartbeat period. Lower: faster detection of frozen nodes, more gossip. */
+  /**
+   * Heartbeat period; membership checks its peers every half of it (at least every 10 ms).
+   * Lower: faster detection of frozen nodes, more gossip (each heartbeat costs a signature check at every peer).
+   */
   heartbeatIntervalMs: number;
-  /** No heartbeat for this long: a member is suspected and pinged directly. */
+  /** No heartbeat for this long: a member is suspected and pinged directly. Lower: a frozen member is probed sooner, more pings to merely slow ones. */
   suspectAfterMs: number;
-  /** A suspected member that also fails direct pings for this long is declared dead. */
+  /** A suspected member that stays silent (and does not answer pings) for this long is declared dead. Lower: faster failover, more false verdicts on a busy network. */
   deadAfterMs: number;
-  /** Timeout of a direct ping used to confirm a suspicion. */
+  /** Timeout of a direct ping used to confirm a suspicion. Lower: fewer pings in flight; a ping slower than this never clears a suspicion. */
   pingTimeoutMs: number;
-  /** A member must have been alive this long before it can become leader (avoids flapping). */
+  /** A member must have been alive this long before it can become leader (avoids flapping). Higher: steadier leadership, slower failover to a restarted member. */
   leaderStableMs: number;
-  /** A (re)started node that knows other members does not lead before this (its view is stale). */
+  /** A (re)started node that knows other members does not lead before this (its view is stale). Higher: a safer first decision, a longer leaderless start. */
   selfSettleMs: number;
-  /** Anti-entropy period with one random peer. */
+  /** Anti-entropy period with one random peer. Lower: lost gossip is repaired sooner, more sync traffic. */
   antiEntropyIntervalMs: number;
-  /** Timeout of a direct request (sync, write acknowledgement, log fetch). */
+  /** Timeout of a direct request (sync, write acknowledgement, log fetch; twice this for a run forwarded to the leader). Lower: a dead peer is given up sooner; too low fails on a busy peer. */
   requestTimeoutMs: number;
-  /** If our own timers fire this late, we were stalled: do not trust our own timeouts for a while. */
+  /** If our own timers fire this late, we were stalled: do not trust our own timeouts for a while. Lower: a short stall is noticed, more pauses of failure detection on a busy host. */
   stallThresholdMs: number;
-  /** Redial of a known member that is not connected: first backoff, doubling up to the max. Lower: faster reconnects, more dials to a dead host. */
+  /** Redial of a known member that is not connected: first backoff, doubling up to peerRedialMaxMs. Lower: faster reconnects, more dials to a dead host. */
   peerRedialBaseMs: number;
+  /** Cap of the redial backoff. Lower: a member that comes back is reconnected sooner, more dials while it is down. */
   peerRedialMaxMs: number;
-  /** Largest batch of records in one gossip delta; more go in several. Must stay under maxPublishBytes. */
+  /** Largest batch of records in one gossip delta; more go in several. Must stay under maxPublishBytes. Higher: fewer messages, bigger ones. */
   maxDeltaBytes: number;
+
   // Transport (libp2p).
-  /** Largest request or reply frame either side accepts. Bigger frames are refused, not buffered. */
+  /** Largest request or reply frame either side accepts. Bigger frames are refused, not buffered. Higher: bigger syncs and log replies, more memory a peer can make us buffer. */
   maxMessageBytes: number;
-  /** Largest gossip payload. gossipsub's receivers drop RPCs over 4 MiB, so stay well below. */
+  /** Largest gossip payload. gossipsub's receivers drop RPCs over 4 MiB, so stay well below. Higher: fewer, bigger deltas. */
   maxPublishBytes: number;
   /** How long a dial (TCP + noise + yamux) may take. Lower: a dead address is given up sooner; too low fails on a busy host. */
   dialTimeoutMs: number;
-  /** How long an incoming request may take to arrive completely. Bounds a slow or stuck client. */
+  /** How long an incoming request may take to arrive completely. Bounds a slow or stuck client; too low refuses big requests on a slow link. */
   inboundReadTimeoutMs: number;
   /**
    * How long an older connection gets to answer a ping once a second connection to the same
@@ -86,21 +96,35 @@ export interface ChorusConfig {
    * between (anti-entropy repairs it); too short risks reconnecting a peer that was fine.
    */
   gossipStreamSettleMs: number;
-  /** How long a new connection gets to prove it has the swarm key before it is refused. */
+  /** How long a new connection gets to prove it has the swarm key before it is refused. Lower: a stuck handshake is dropped sooner; too low refuses peers on a busy host. */
   swarmHandshakeTimeoutMs: number;
+  /** Connections libp2p keeps before it prunes some. Each member holds one or two per peer. Higher: bigger clusters, more file descriptors. */
+  maxConnections: number;
+  /**
+   * Inbound connections one host may open per second before further ones are refused. libp2p's
+   * default (5) would refuse many daemons on one host (re)connecting at once. Lower: a
+   * connection flood from one host costs less.
+   */
+  maxConnectionsPerHostPerSecond: number;
+  /** Incoming connections still in their handshake (swarm key, noise, yamux) at once. Higher: more members can (re)join at the same moment; lower: half-open connections cost less. */
+  maxPendingInboundConnections: number;
+  /** Requests in flight on one connection at once, each way; more are refused. Higher: more parallel calls to one peer, more buffers (each up to maxMessageBytes). */
+  maxRpcStreamsPerConnection: number;
+
   // Daemon and worker housekeeping.
-  /** --join retries: first backoff, doubling up to the max. Lower: a faster join once the member is up, more dials while it is not. */
+  /** --join retries: first backoff, doubling up to joinRetryMaxMs. Lower: a faster join once the member is up, more dials while it is not. */
   joinRetryBaseMs: number;
+  /** Cap of the --join backoff. Lower: joins sooner once the member is up, more dials while it is not. */
   joinRetryMaxMs: number;
-  /** A --join that keeps failing is logged this often, not at every try. */
+  /** A --join that keeps failing is logged this often, not at every try. Lower: more log lines. */
   joinRetryReportMs: number;
   /** How often a stopping worker checks that its attempts ended. Lower: a quicker stop, more wake-ups. */
   workerStopPollMs: number;
-  /** A stopping worker waits killGraceMs plus this for its attempts to end before it gives up on them. */
+  /** A stopping worker waits killGraceMs plus this for its attempts to end before it gives up on them. Higher: a slower stop, fewer attempts left to the next start's recovery. */
   workerStopSlackMs: number;
   /** After a failed state-file write (a full disk), when it is tried again. Lower: recovers sooner, more failing writes. */
   storeFlushRetryMs: number;
-  /** Unshowable records remembered for `chorus status`. */
+  /** Unshowable records remembered for `chorus status`. Higher: more of them listed, more memory. */
   maxViewErrors: number;
   /** How far back a leaving node re-sends its own subtask reports to every peer. Higher: a longer last message. */
   leaveRecentMs: number;
@@ -143,6 +167,10 @@ export const defaultConfig: ChorusConfig = {
   repairStaleConnections: true,
   gossipStreamSettleMs: 2_000,
   swarmHandshakeTimeoutMs: 5_000,
+  maxConnections: 1024,
+  maxConnectionsPerHostPerSecond: 1000,
+  maxPendingInboundConnections: 256,
+  maxRpcStreamsPerConnection: 256,
   joinRetryBaseMs: 250,
   joinRetryMaxMs: 5000,
   joinRetryReportMs: 60_000,
@@ -153,87 +181,201 @@ export const defaultConfig: ChorusConfig = {
   leaveRecentMs: 60_000,
 };
 
+/** Membership's own period: half a heartbeat interval, at least 10 ms. It checks for silent peers and for its own stalls at this rate. */
+export function membershipTickMs(config: Pick<ChorusConfig, 'heartbeatIntervalMs'>): number {
+  return Math.max(10, Math.floor(config.heartbeatIntervalMs / 2));
+}
+
+/** The longest gap between two heartbeats of a member that is not stalled: the first membership tick at least heartbeatIntervalMs after the last one. */
+export function heartbeatGapMs(config: Pick<ChorusConfig, 'heartbeatIntervalMs'>): number {
+  const tickMs = membershipTickMs(config);
+  return Math.ceil(config.heartbeatIntervalMs / tickMs) * tickMs;
+}
+
+/**
+ * gossipsub frames each RPC with it-length-prefixed's default limit (4 MiB) on both sides; a
+ * larger one is neither sent nor read. A message's signature, key, topic and sequence number
+ * share the frame with its payload; 1 KiB covers them.
+ */
+const GOSSIP_FRAME_BYTES = 4 * 1024 * 1024;
+const GOSSIP_ENVELOPE_BYTES = 1024;
+
 /** A configuration that cannot work; the message names every knob at fault, with its value and what is needed. */
 export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
   constructor(readonly problems: string[]) {
     super(`invalid configuration: ${problems.join('; ')}`);
   }
 }
 
-/** Knobs that must be at least 1 (a period, a timeout, a count of zero cannot work). */
-const POSITIVE: readonly (keyof ChorusConfig)[] = [
-  'leaderTickMs',
-  'workerTickMs',
-  'maxOutputBytes',
-  'maxConcurrentSubtasks',
-  'retainInstancesPerJob',
-  'retentionIntervalMs',
-  'heartbeatIntervalMs',
-  'suspectAfterMs',
-  'deadAfterMs',
-  'pingTimeoutMs',
-  'antiEntropyIntervalMs',
-  'requestTimeoutMs',
-  'stallThresholdMs',
-  'joinRetryBaseMs',
-  'joinRetryMaxMs',
-  'joinRetryReportMs',
-  'workerStopPollMs',
-  'storeFlushRetryMs',
-  'retryBackoffBaseMs',
-  'retryBackoffMaxMs',
-  'peerRedialBaseMs',
-  'peerRedialMaxMs',
-  'maxDeltaBytes',
-  'maxMessageBytes',
-  'maxPublishBytes',
-  'dialTimeoutMs',
-  'inboundReadTimeoutMs',
-  'staleProbeTimeoutMs',
-  'swarmHandshakeTimeoutMs',
-];
+type Knob = keyof ChorusConfig;
+type NumberKnob = { [K in Knob]: ChorusConfig[K] extends number ? K : never }[Knob];
 
-/** Two knobs where the first must stay below (or not above) the second, and why. */
-const ORDERED: readonly { low: keyof ChorusConfig; high: keyof ChorusConfig; strict: boolean; why: string }[] = [
-  { low: 'heartbeatIntervalMs', high: 'suspectAfterMs', strict: true, why: 'a member would be suspected between two of its own heartbeats' },
-  { low: 'suspectAfterMs', high: 'deadAfterMs', strict: true, why: 'a member must be suspected (and pinged) before it is declared dead' },
-  { low: 'pingTimeoutMs', high: 'deadAfterMs', strict: false, why: 'a ping that outlasts the whole dead window can never confirm a suspicion' },
-  { low: 'retryBackoffBaseMs', high: 'retryBackoffMaxMs', strict: false, why: 'the first retry backoff cannot exceed its cap' },
-  { low: 'joinRetryBaseMs', high: 'joinRetryMaxMs', strict: false, why: 'the first --join backoff cannot exceed its cap' },
-  { low: 'peerRedialBaseMs', high: 'peerRedialMaxMs', strict: false, why: 'the first redial backoff cannot exceed its cap' },
-  { low: 'maxDeltaBytes', high: 'maxPublishBytes', strict: true, why: 'a delta batch (plus its envelope) must fit in one gossip message' },
-  { low: 'maxPublishBytes', high: 'maxMessageBytes', strict: false, why: 'what is gossiped must also fit in a direct request (a push of the same records)' },
-];
+/** Every numeric knob must be a whole number ≥ 1, except these, where 0 has a meaning. */
+const MAY_BE_ZERO: ReadonlySet<NumberKnob> = new Set<NumberKnob>([
+  'storeFlushDelayMs', // every change is written at once
+  'misfireGraceMs', // a missed fire is never caught up
+  'stepSettleMs', // steps start at once (a wider window for a double run)
+  'killGraceMs', // SIGKILL right after SIGTERM
+  'pipeDrainGraceMs', // the result does not wait for output after the shell exits
+  'leaderStableMs', // any alive member may lead at once
+  'selfSettleMs', // a restarted node may lead at once
+  'gossipStreamSettleMs', // a peer without a gossip stream is reconnected at once
+  'workerStopSlackMs', // a stopping worker waits killGraceMs only
+  'maxViewErrors', // unshowable records are logged, not remembered
+  'leaveRecentMs', // a leaving node re-sends only its unfinished work
+]);
 
 /**
- * Checks that the knobs fit together and returns the config unchanged; throws a
- * ConfigError listing every problem at once.
+ * Knobs handed to setTimeout or AbortSignal.timeout (not to the clock, which waits out any
+ * delay): Node fires those at once past MAX_TIMEOUT_MS (about 24.8 days).
+ */
+const TIMER_LIMITS: Partial<Record<NumberKnob, number>> = {
+  killGraceMs: MAX_TIMEOUT_MS, // setTimeout before SIGKILL
+  pipeDrainGraceMs: MAX_TIMEOUT_MS, // setTimeout while pipes drain
+  pingTimeoutMs: MAX_TIMEOUT_MS, // AbortSignal.timeout of a ping
+  requestTimeoutMs: Math.floor(MAX_TIMEOUT_MS / 2), // AbortSignal.timeout of a request; a forwarded run waits twice this
+  dialTimeoutMs: MAX_TIMEOUT_MS,
+  inboundReadTimeoutMs: MAX_TIMEOUT_MS,
+  staleProbeTimeoutMs: MAX_TIMEOUT_MS,
+  gossipStreamSettleMs: MAX_TIMEOUT_MS,
+  swarmHandshakeTimeoutMs: MAX_TIMEOUT_MS,
+};
+
+interface Relation {
+  /** The knobs the rule reads; it is skipped when one of them is already invalid on its own. */
+  knobs: readonly Knob[];
+  /** The problem, or null when the combination works. */
+  check: (config: ChorusConfig) => string | null;
+}
+
+const atMost = (low: NumberKnob, high: NumberKnob, why: string): Relation => ({
+  knobs: [low, high],
+  check: (c) => (c[low] <= c[high] ? null : `${low} (${c[low]}) must be at most ${high} (${c[high]}): ${why}`),
+});
+
+const lessThan = (low: NumberKnob, high: NumberKnob, why: string): Relation => ({
+  knobs: [low, high],
+  check: (c) => (c[low] < c[high] ? null : `${low} (${c[low]}) must be less than ${high} (${c[high]}): ${why}`),
+});
+
+/** How heartbeatIntervalMs shows in a message: its value, and the real gap when the tick rounds it up. */
+const heartbeat = (c: ChorusConfig): string => {
+  const gapMs = heartbeatGapMs(c);
+  const rounded = gapMs === c.heartbeatIntervalMs ? '' : `, heartbeats up to ${gapMs} ms apart with the ${membershipTickMs(c)} ms membership tick`;
+  return `heartbeatIntervalMs (${c.heartbeatIntervalMs}${rounded})`;
+};
+
+/** Combinations the code cannot work with; each says why. */
+const RELATIONS: readonly Relation[] = [
+  // Membership judges silence: a gap between two heartbeats as long as suspectAfterMs gets every healthy member suspected and pinged at every heartbeat.
+  {
+    knobs: ['heartbeatIntervalMs', 'suspectAfterMs'],
+    check: (c) =>
+      heartbeatGapMs(c) < c.suspectAfterMs
+        ? null
+        : `${heartbeat(c)} must be less than suspectAfterMs (${c.suspectAfterMs}): a member would be suspected between two of its own heartbeats`,
+  },
+  // judge() tests deadAfterMs first: unless suspicion comes earlier, a silent member is declared dead without being pinged.
+  lessThan('suspectAfterMs', 'deadAfterMs', 'a member must be suspected (and pinged) before it is declared dead'),
+  // A stall below stallThresholdMs is not noticed; with a heartbeat gap and a membership tick on top, it must not add up to a live peer's death.
+  {
+    knobs: ['heartbeatIntervalMs', 'stallThresholdMs', 'deadAfterMs'],
+    check: (c) => {
+      const totalMs = heartbeatGapMs(c) + membershipTickMs(c) + c.stallThresholdMs;
+      if (totalMs <= c.deadAfterMs) return null;
+      return (
+        `stallThresholdMs (${c.stallThresholdMs}) plus the heartbeat gap (${heartbeatGapMs(c)} ms for heartbeatIntervalMs ${c.heartbeatIntervalMs}) and ` +
+        `the ${membershipTickMs(c)} ms membership tick must be at most deadAfterMs (${c.deadAfterMs}), here ${totalMs}: ` +
+        'a stall of this node too short to be noticed would get live peers declared dead'
+      );
+    },
+  },
+  // min(base * 2^n, max): a base above the cap is never used, the first wait already is the cap.
+  atMost('retryBackoffBaseMs', 'retryBackoffMaxMs', 'the first retry backoff cannot exceed its cap'),
+  atMost('joinRetryBaseMs', 'joinRetryMaxMs', 'the first --join backoff cannot exceed its cap'),
+  atMost('peerRedialBaseMs', 'peerRedialMaxMs', 'the first redial backoff cannot exceed its cap'),
+  // The replicator cuts deltas at maxDeltaBytes; the transport refuses to publish more than maxPublishBytes, and the delta's own envelope comes on top.
+  lessThan('maxDeltaBytes', 'maxPublishBytes', 'a delta batch (plus its envelope) must fit in one gossip message'),
+  // Anti-entropy repairs lost gossip over direct requests: what can be gossiped must also fit in one.
+  atMost('maxPublishBytes', 'maxMessageBytes', 'what is gossiped must also fit in a direct request, which repairs lost gossip'),
+  // gossipsub neither sends nor reads an RPC frame over 4 MiB: every such message would be lost.
+  {
+    knobs: ['maxPublishBytes'],
+    check: (c) =>
+      c.maxPublishBytes <= GOSSIP_FRAME_BYTES - GOSSIP_ENVELOPE_BYTES
+        ? null
+        : `maxPublishBytes (${c.maxPublishBytes}) must be at most ${GOSSIP_FRAME_BYTES - GOSSIP_ENVELOPE_BYTES}: gossipsub drops RPCs over ${GOSSIP_FRAME_BYTES} bytes (4 MiB), envelope included`,
+  },
+  // The logs of an attempt (stdout and stderr tails) come back in one reply from the node that ran it.
+  {
+    knobs: ['maxOutputBytes', 'maxMessageBytes'],
+    check: (c) =>
+      2 * c.maxOutputBytes < c.maxMessageBytes
+        ? null
+        : `maxOutputBytes (${c.maxOutputBytes}) must be less than half of maxMessageBytes (${c.maxMessageBytes}): the stdout and stderr kept of one attempt must fit in the reply that fetches its logs`,
+  },
+];
+
+const show = (value: unknown): string => (value === undefined ? 'missing' : typeof value === 'number' ? String(value) : JSON.stringify(value));
+
+/**
+ * Checks every knob on its own and the combinations the code relies on, and returns the config
+ * unchanged; throws one ConfigError listing every problem (unknown knobs included).
  */
 export function validateConfig(config: ChorusConfig): ChorusConfig {
   const problems: string[] = [];
-  for (const [key, value] of Object.entries(config) as [keyof ChorusConfig, unknown][]) {
-    if (typeof defaultConfig[key] === 'boolean') {
-      if (typeof value !== 'boolean') problems.push(`${key} is ${JSON.stringify(value)}; it must be true or false`);
-      continue;
-    }
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-      problems.push(`${key} is ${JSON.stringify(value)}; it must be a whole number ≥ 0`);
-    } else if (value < 1 && POSITIVE.includes(key)) {
-      problems.push(`${key} is ${value}; it must be at least 1`);
-    }
+  const invalid = new Set<Knob>();
+  for (const key of Object.keys(config)) {
+    if (!Object.hasOwn(defaultConfig, key)) problems.push(unknownKnob(key));
   }
-  for (const { low, high, strict, why } of ORDERED) {
-    const a = config[low] as number;
-    const b = config[high] as number;
-    if (strict ? a >= b : a > b) problems.push(`${low} (${a}) must be ${strict ? 'less than' : 'at most'} ${high} (${b}): ${why}`);
+  for (const key of Object.keys(defaultConfig) as Knob[]) {
+    const value: unknown = config[key];
+    const problem = knobProblem(key, value);
+    if (problem === null) continue;
+    invalid.add(key);
+    problems.push(`${key} is ${show(value)}; it must be ${problem}`);
+  }
+  for (const relation of RELATIONS) {
+    if (relation.knobs.some((key) => invalid.has(key))) continue;
+    const problem = relation.check(config);
+    if (problem !== null) problems.push(problem);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
 
-/** The defaults with `overrides` over them, validated; an unknown knob is an error naming it. */
+/** What a single knob must be, or null when its value is fine. */
+function knobProblem(key: Knob, value: unknown): string | null {
+  if (typeof defaultConfig[key] === 'boolean') return typeof value === 'boolean' ? null : 'true or false';
+  const numberKey = key as NumberKnob;
+  const least = MAY_BE_ZERO.has(numberKey) ? 0 : 1;
+  const most = TIMER_LIMITS[numberKey] ?? Number.MAX_SAFE_INTEGER;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) return `a whole number ≥ ${least}`;
+  if (value < least) return least === 0 ? 'a whole number ≥ 0' : 'at least 1';
+  if (value > most) return `at most ${most} (Node fires a timer longer than that at once)`;
+  return null;
+}
+
+function unknownKnob(key: string): string {
+  const known = Object.keys(defaultConfig);
+  const near = known.find((k) => k.toLowerCase() === key.toLowerCase()) ?? known.find((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
+  return near === undefined ? `${key} is not a setting (known: ${known.join(', ')})` : `${key} is not a setting (did you mean ${near}?)`;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/** The defaults with `overrides` over them, validated; an unknown knob is an error naming it (with every other problem). */
 export function configFrom(overrides: Partial<ChorusConfig>): ChorusConfig {
-  const unknown = Object.keys(overrides).filter((key) => !(key in defaultConfig));
-  if (unknown.length > 0) throw new ConfigError(unknown.map((key) => `${key} is not a setting (known: ${Object.keys(defaultConfig).join(', ')})`));
-  return validateConfig({ ...defaultConfig, ...overrides });
+  // An override left undefined (an option not given) keeps the default.
+  const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
+  return validateConfig({ ...defaultConfig, ...given });
 }

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { defaultConfig } from '../core/config.js';
 import { runCommand, TailBuffer, type ExecutionRequest, type ExecutionResult } from './executor.js';
 import { waitFor } from '../testing/wait.js';
 
@@ -245,6 +246,13 @@ describe('timeout and cancel', () => {
     expect(r).toMatchObject({ status: 'succeeded', stdout: 'started\n' });
     pidFrom(pidFile); // killed by afterEach
   });
+
+  it('keeps output a background process writes within pipeDrainGraceMs', async () => {
+    // The late line comes 1 s after the shell exits: past the default grace, well within this one.
+    expect(defaultConfig.pipeDrainGraceMs).toBeLessThan(1000);
+    const r = await runCommand(request('(sleep 1; echo late) & echo early', { pipeDrainGraceMs: DEADLINE_MS }));
+    expect(r).toMatchObject({ status: 'succeeded', stdout: 'early\nlate\n' });
+  });
 });
 
 describe('bounded output', () => {
@@ -253,8 +261,9 @@ describe('bounded output', () => {
     const totalBytes = 6_888_896;
     const r = await runCommand(request('seq 1 1000000; echo small >&2'));
     expect(r.status).toBe('succeeded');
-    expect(Buffer.byteLength(r.stdout)).toBe(65_536);
-    expect(r.stdoutDroppedBytes).toBe(totalBytes - 65_536);
+    // By default the tail is ChorusConfig's maxOutputBytes.
+    expect(Buffer.byteLength(r.stdout)).toBe(defaultConfig.maxOutputBytes);
+    expect(r.stdoutDroppedBytes).toBe(totalBytes - defaultConfig.maxOutputBytes);
     expect(r.stdout.endsWith('999999\n1000000\n')).toBe(true);
     expect(r).toMatchObject({ stderr: 'small\n', stderrDroppedBytes: 0 });
   });

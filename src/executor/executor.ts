@@ -20,7 +20,7 @@ export interface ExecutionRequest {
   cwd?: string;
   /** Abort = cancel: the whole process group is killed and the result is 'cancelled'. */
   signal?: AbortSignal;
-  /** SIGTERM to the group, then SIGKILL after this if anything is still alive. */
+  /** SIGTERM to the group, then SIGKILL after this if anything is still alive; default: ChorusConfig's killGraceMs. */
   killGraceMs?: number;
   onSpawn?: (pid: number) => void;
   /** After the shell exits, how long its pipes get to reach EOF; default: ChorusConfig's pipeDrainGraceMs. */
@@ -46,7 +46,6 @@ export interface ExecutionResult {
   /** Why the command could not start (for example: cwd missing); null when it started. */
   spawnError: string | null;
 }
-
 
 type KillReason = 'timeout' | 'cancelled';
 

@@ -11,7 +11,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TransportEvents } from '../core/transport.js';
-import { Libp2pTransport, RemoteHandlerError } from './libp2p-transport.js';
+import { defaultConfig } from '../core/config.js';
+import { DEFAULT_TRANSPORT_CONFIG, Libp2pTransport, RemoteHandlerError, transportConfigOf } from './libp2p-transport.js';
 import type { Libp2pTransportConfig } from './libp2p-transport.js';
 import { loadOrCreatePrivateKey, PEER_KEY_FILE } from './peer-key.js';
 import { generateSwarmKey } from './swarm-key.js';
@@ -230,6 +231,36 @@ describe('Libp2pTransport', () => {
     await publishUntilReceived(a, b2, 'a-after-restart');
     await publishUntilReceived(b2, a, 'b2-after-restart');
     expect(a.transport.stats().staleConnectionRepairs).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('its config', () => {
+  it('is the transport part of ChorusConfig, with its defaults', () => {
+    expect(DEFAULT_TRANSPORT_CONFIG).toEqual(transportConfigOf(defaultConfig));
+    for (const [key, value] of Object.entries(DEFAULT_TRANSPORT_CONFIG)) expect(defaultConfig).toHaveProperty(key, value);
+    const picked = transportConfigOf({ ...defaultConfig, dialTimeoutMs: 1234, heartbeatIntervalMs: 1 });
+    expect(picked.dialTimeoutMs).toBe(1234);
+    expect(picked).not.toHaveProperty('heartbeatIntervalMs');
+  });
+
+  it('refuses requests beyond maxRpcStreamsPerConnection', async () => {
+    const [a, b] = await Promise.all([startNode(), startNode({ config: { maxRpcStreamsPerConnection: 1 } })]);
+    await a.transport.dialAddr(b.transport.addresses()[0]!);
+    let arrived = 0;
+    let release: () => void = () => {};
+    cleanups.push(() => release());
+    b.onRequest = () => {
+      arrived++;
+      return new Promise<Uint8Array>((resolve) => (release = () => resolve(new TextEncoder().encode('done'))));
+    };
+    const first = a.transport.request(b.transport.localId, new TextEncoder().encode('one'), WAIT_MS);
+    first.catch(() => undefined); // awaited below; handled if the test fails before that
+    await waitUntil(() => arrived === 1, 'the first request to arrive');
+    // The second stream on the connection is reset at once (with room for it, it would wait for `release`).
+    await expect(a.transport.request(b.transport.localId, new TextEncoder().encode('two'), 5_000)).rejects.toThrow(/request to .* failed: could not read reply/);
+    expect(arrived).toBe(1);
+    release();
+    expect(new TextDecoder().decode(await first)).toBe('done');
   });
 });
 

@@ -26,10 +26,6 @@ const PING_PAYLOAD_BYTES = 32;
 const REPLY_OK = 0;
 const REPLY_ERROR = 1;
 
-/** Timing and size knobs; every default is chosen for a small cluster on a LAN or one host. */
-/** The transport's own knobs; their values and what each trades are in ChorusConfig (core/config.ts). */
-export type Libp2pTransportConfig = Pick<ChorusConfig, (typeof TRANSPORT_KNOBS)[number]>;
-
 const TRANSPORT_KNOBS = [
   'maxMessageBytes',
   'maxPublishBytes',
@@ -39,12 +35,24 @@ const TRANSPORT_KNOBS = [
   'repairStaleConnections',
   'gossipStreamSettleMs',
   'swarmHandshakeTimeoutMs',
+  'maxConnections',
+  'maxConnectionsPerHostPerSecond',
+  'maxPendingInboundConnections',
+  'maxRpcStreamsPerConnection',
 ] as const;
 
+/**
+ * The transport's own knobs, a part of ChorusConfig (core/config.ts says what each trades), so
+ * a transport can be made without a whole config (tests).
+ */
+export type Libp2pTransportConfig = Pick<ChorusConfig, (typeof TRANSPORT_KNOBS)[number]>;
+
+/** The transport's knobs out of a whole (validated) config. */
 export function transportConfigOf(config: ChorusConfig): Libp2pTransportConfig {
   return Object.fromEntries(TRANSPORT_KNOBS.map((key) => [key, config[key]])) as unknown as Libp2pTransportConfig;
 }
 
+/** Every default is chosen for a small cluster on a LAN or one host. */
 export const DEFAULT_TRANSPORT_CONFIG: Libp2pTransportConfig = transportConfigOf(defaultConfig);
 
 export interface Libp2pTransportOptions {
@@ -132,9 +140,9 @@ export class Libp2pTransport implements Transport {
       connectionManager: {
         // Many daemons share one host in tests and small deployments: the default
         // per-host rate limit (5 connections/s) and caps would refuse their dials.
-        maxConnections: 1024,
-        inboundConnectionThreshold: 1000,
-        maxIncomingPendingConnections: 256,
+        maxConnections: config.maxConnections,
+        inboundConnectionThreshold: config.maxConnectionsPerHostPerSecond,
+        maxIncomingPendingConnections: config.maxPendingInboundConnections,
         allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
         dialTimeout: config.dialTimeoutMs,
       },
@@ -168,8 +176,8 @@ export class Libp2pTransport implements Transport {
     if (this.started) return;
     this.addEventListeners();
     await this.node.handle(RPC_PROTOCOL, (stream, connection) => this.onRpcStream(stream, connection), {
-      maxInboundStreams: 256,
-      maxOutboundStreams: 256,
+      maxInboundStreams: this.config.maxRpcStreamsPerConnection,
+      maxOutboundStreams: this.config.maxRpcStreamsPerConnection,
     });
     await this.node.start();
     for (const topic of this.topics) this.node.services.pubsub.subscribe(topic);

@@ -3,6 +3,7 @@
 // batched writes timed on the node's clock.
 import { createHash } from 'node:crypto';
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { defaultConfig } from '../core/config.js';
 import { canonicalJson } from '../records/canonical.js';
 import { mergeRecord, recordKey } from '../records/merge.js';
 import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
@@ -73,13 +74,13 @@ export class RecordStore {
   }
 
   /** A store whose state lives in memory only (unit tests, simulations). */
-  static inMemory(clock: Clock, flushDelayMs = 5, persister: StatePersister = new MemoryPersister()): RecordStore {
-    return new RecordStore({ persister, clock, flushDelayMs, flushRetryMs: 1000 });
+  static inMemory(clock: Clock, flushDelayMs = defaultConfig.storeFlushDelayMs, persister: StatePersister = new MemoryPersister()): RecordStore {
+    return new RecordStore({ persister, clock, flushDelayMs, flushRetryMs: defaultConfig.storeFlushRetryMs });
   }
 
   /** A store over `DIR/state.json` (tests of the file itself; the daemon assembles its own). */
   static inDirectory(dataDir: string, clock: Clock, flushDelayMs: number): RecordStore {
-    return new RecordStore({ persister: new StateFilePersister(dataDir), clock, flushDelayMs, flushRetryMs: 1000 });
+    return new RecordStore({ persister: new StateFilePersister(dataDir), clock, flushDelayMs, flushRetryMs: defaultConfig.storeFlushRetryMs });
   }
 
   get path(): string {

@@ -7,7 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { InvariantError } from '../core/assert.js';
-import { defaultConfig, type ChorusConfig } from '../core/config.js';
+import { configFrom, type ChorusConfig } from '../core/config.js';
 import { silentLogger } from '../core/log.js';
 import type { MemberState } from '../cluster/view.js';
 import type { ControlService } from '../api/service.js';
@@ -141,7 +141,7 @@ export class SimCluster {
   constructor(options: SimClusterOptions) {
     this.seed = options.seed;
     this.rng = new Rng(options.seed);
-    this.config = { ...defaultConfig, ...options.config };
+    this.config = configFrom(options.config ?? {});
     this.tagsOf = options.tagsOf ?? (() => ({}));
     this.clockSkewMs = options.clockSkewMs ?? 0;
     this.startMs = options.startMs ?? DEFAULT_START_MS;
