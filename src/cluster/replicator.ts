@@ -14,6 +14,7 @@ import { runnerOf } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { Rpc } from './rpc.js';
+import { InvariantError } from '../core/assert.js';
 
 export const RECORDS_TOPIC = 'chorus/records/1';
 
@@ -130,6 +131,7 @@ export class Replicator {
       if (missing.length > 0) await this.deps.rpc.call(peer, 'push', { records: missing, ack: false }, this.deps.config.requestTimeoutMs);
       this.counters.syncsCompleted += 1;
     } catch (err) {
+      if (err instanceof InvariantError) throw err; // a bug in merging what arrived, not a failed exchange
       this.counters.syncsFailed += 1;
       this.deps.log.debug({ peer, err: (err as Error).message }, 'anti-entropy failed');
     }

@@ -2,6 +2,7 @@
 // dispatched by `type`. Used for anti-entropy, acknowledged writes, run forwarding
 // and fetching logs from the node that ran a subtask.
 import type { Transport } from '../core/transport.js';
+import { InvariantError } from '../core/assert.js';
 
 export type RpcHandler = (from: string, body: unknown) => Promise<unknown>;
 
@@ -41,6 +42,7 @@ export class Rpc {
       if (!handler) throw new RpcError(`unknown request type ${String(request.type)}`);
       reply = { ok: true, body: await handler(from, request.body) };
     } catch (err) {
+      if (err instanceof InvariantError) throw err; // a bug here, not the caller's error: it stops the node
       const code = (err as { code?: unknown }).code;
       reply = { ok: false, error: (err as Error).message, code: typeof code === 'string' ? code : undefined };
     }

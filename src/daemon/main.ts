@@ -3,7 +3,8 @@ import { createLogger } from '../core/log.js';
 import { DataFileError } from '../store/durable-file.js';
 import { DataDirLockedError } from '../store/lock.js';
 import { SwarmKeyError } from '../network/swarm-key.js';
-import { ChorusDaemon, DaemonFlagError, type DaemonOptions } from './daemon.js';
+import { ChorusDaemon, DaemonFlagError, EXIT_INVARIANT, type DaemonOptions } from './daemon.js';
+import { InvariantError } from '../core/assert.js';
 
 export class DaemonStartError extends Error {
   constructor(
@@ -17,6 +18,19 @@ export class DaemonStartError extends Error {
 
 export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel?: string }): Promise<void> {
   const log = createLogger({ level: options.logLevel });
+  // A broken invariant thrown where no caller can handle it (a timer, a network event)
+  // stops the daemon the same way the worker's does: one fatal line naming the guarantee.
+  // Anything else ends the process as Node would without these handlers: its stack, exit 1.
+  const onUnexpected = (err: unknown) => {
+    if (err instanceof InvariantError) {
+      log.fatal({ err, guarantee: err.guarantee }, `${err.message}; the daemon stops`);
+      process.exit(EXIT_INVARIANT);
+    }
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', onUnexpected);
+  process.on('unhandledRejection', onUnexpected);
   let daemon: ChorusDaemon;
   try {
     daemon = await ChorusDaemon.start({ ...options, log });

@@ -4,7 +4,7 @@
 // files; the simulator gives it an in-memory network, a fake clock and memory.
 // `assembleNode()` (assemble.ts) builds it for both.
 import { every, type Clock, type TimerHandle } from '../core/clock.js';
-import type { InvariantError } from '../core/assert.js';
+import { InvariantError } from '../core/assert.js';
 import { pruneFinishedInstances } from '../store/retention.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
@@ -169,14 +169,23 @@ export class ChorusNode {
     transport.setHandlers({
       onMessage: (topic, from, data) => {
         if (!this.started) return;
-        if (topic === HEARTBEAT_TOPIC) this.membership.onHeartbeat(from, data);
-        else if (topic === RECORDS_TOPIC) this.replicator.onGossip(from, data);
+        try {
+          if (topic === HEARTBEAT_TOPIC) this.membership.onHeartbeat(from, data);
+          else if (topic === RECORDS_TOPIC) this.replicator.onGossip(from, data);
+        } catch (err) {
+          this.stopOnInvariant(err);
+          throw err;
+        }
       },
-      onRequest: (from, data) => this.rpc.onRequest(from, data),
+      onRequest: (from, data) =>
+        this.rpc.onRequest(from, data).catch((err: unknown) => {
+          this.stopOnInvariant(err);
+          throw err;
+        }),
       onPeerConnected: (peer) => {
         if (!this.started) return;
         this.membership.onPeerConnected(peer);
-        void this.replicator.syncWith(peer);
+        this.replicator.syncWith(peer).catch((err: unknown) => this.stopOnInvariant(err));
       },
       onPeerDisconnected: (peer) => {
         if (this.started) this.membership.onPeerDisconnected(peer);
@@ -189,6 +198,11 @@ export class ChorusNode {
     this.worker.start();
     this.leader.start();
     this.retentionTimer = every(this.deps.clock, this.deps.config.retentionIntervalMs, () => void this.applyRetention());
+  }
+
+  /** A broken invariant that reached the network layer (which would turn it into an error reply) stops the node. */
+  private stopOnInvariant(err: unknown): void {
+    if (err instanceof InvariantError) this.deps.fatal(err);
   }
 
   /** Removes old finished instances, their logs and their journal entries. */
