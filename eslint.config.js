@@ -14,7 +14,21 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bin/**/*.js', 'scripts/**/*.mjs', 'bench/**/*.mjs'],
+    // The benchmark runs without vitest: it and the support it uses must not import it.
+    files: ['bench/**/*.ts', 'cluster-tests/support/*.ts'],
+    ignores: ['cluster-tests/support/vitest.ts', 'cluster-tests/support/index.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'vitest', message: 'only cluster-tests/support/vitest.ts may use vitest: the benchmark runs this code without it' }],
+          patterns: [{ group: ['**/support/vitest.js', '**/support/index.js'], message: 'import the support module itself: vitest.ts and index.ts need vitest' }],
+        },
+      ],
+    },
+  },
+  {
+    files: ['bin/**/*.js', 'scripts/**/*.mjs'],
     languageOptions: { globals: globals.node },
   },
 );

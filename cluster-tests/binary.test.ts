@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { StopWaiting, waitFor } from './support/index.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const binary = join(repo, 'dist', 'chorus');
@@ -58,16 +59,6 @@ async function binaryIsFresh(): Promise<boolean> {
     ),
   ]);
   return inputs.every((t) => t < built);
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe.skipIf(process.platform === 'win32')('single executable (dist/chorus)', () => {
@@ -151,16 +142,19 @@ describe.skipIf(process.platform === 'win32')('single executable (dist/chorus)',
       });
       const running = daemon;
 
-      const node = await waitFor('daemon to write node.json', 60_000, async () => {
-        if (running.exitCode !== null || running.signalCode !== null) {
-          throw new Error(`daemon exited early (${running.exitCode ?? running.signalCode}):\n${daemonOutput}`);
-        }
-        try {
-          return JSON.parse(await readFile(join(dataDir, 'node.json'), 'utf8')) as { nodeId: string };
-        } catch {
-          return undefined; // not there yet, or half written
-        }
-      });
+      const node = await waitFor(
+        async () => {
+          if (running.exitCode !== null || running.signalCode !== null) {
+            throw new StopWaiting(`daemon exited early (${running.exitCode ?? running.signalCode}):\n${daemonOutput}`);
+          }
+          try {
+            return JSON.parse(await readFile(join(dataDir, 'node.json'), 'utf8')) as { nodeId: string };
+          } catch {
+            return undefined; // not there yet, or half written
+          }
+        },
+        { timeoutMs: 60_000, what: 'daemon to write node.json' },
+      );
 
       const result = await sea(['run', '--data-dir', dataDir, '--wait', '--json', '--', 'echo', 'hello-from-sea'], 60_000);
       const context = `exit ${result.exitCode}\nstdout: ${result.stdout}\nstderr: ${result.stderr}\ndaemon:\n${daemonOutput}`;

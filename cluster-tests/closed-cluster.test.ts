@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { NodeView } from '../src/api/views.js';
 import { generateSwarmKey } from '../src/network/swarm-key.js';
-import { expectStable, startDaemon, tempDir, useProcessCleanup, waitFor } from './harness.js';
+import { expectStable, startDaemon, tempDir, useProcessCleanup, waitFor } from './support/index.js';
 
 useProcessCleanup();
 
@@ -16,7 +16,7 @@ const TEST_TIMEOUT_MS = 120_000;
 describe('closed by default', () => {
   it('a daemon with another key, or without --swarm-key, cannot join, and the member logs the refusal', { timeout: TEST_TIMEOUT_MS }, async () => {
     const member = await startDaemon({ name: 'member' });
-    const memberAddr = member.info.multiaddrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) as string;
+    const memberAddr = member.joinAddr;
 
     const otherKeyDir = await tempDir('chorus-other-key-');
     const otherKey = join(otherKeyDir, 'swarm.key');

@@ -10,63 +10,41 @@ import type { InstanceView, JobView, NodeView } from '../src/api/views.js';
 import { dataPaths } from '../src/daemon/paths.js';
 import type { AnyRecord } from '../src/records/types.js';
 import {
+  EXIT,
   cli,
+  expectExit,
   expectStable,
   isProcessGroupAlive,
+  jobProcessGroup,
+  okJson,
   readNodeInfo,
   readPidFile,
+  sq,
   startDaemon,
   tempDir,
   trackProcessGroup,
   useProcessCleanup,
   waitFor,
-  type CliResult,
-  type DaemonHandle,
-} from './harness.js';
-import { EXIT } from '../src/api/client.js';
+  waitGroupGone,
+  type Daemon,
+} from './support/index.js';
 
 useProcessCleanup();
 
-/** A single-quoted shell word (for paths inside --cmd). */
-const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
-function expectExit(r: CliResult, code: number): void {
-  expect(r.exitCode, r.context).toBe(code);
-}
-
-/** Runs a CLI command that must succeed and returns its JSON document. */
-async function ok<T>(d: DaemonHandle, args: string[], timeoutMs?: number): Promise<T> {
-  const r = await d.cli([...args, '--json'], { timeoutMs });
-  expectExit(r, EXIT.ok);
-  return r.json<T>();
-}
-
-/** Waits until the process group (from a `echo $$ > FILE` pid file) has no live member. */
-async function expectGroupGone(pgid: number, what: string): Promise<void> {
-  await waitFor(() => !isProcessGroupAlive(pgid), { timeoutMs: 15_000, what: `${what} (process group ${pgid}) to be gone` });
-}
-
-/** Reads the pid file a job wrote, waits for it, and makes sure its group dies with the test. */
-async function jobProcessGroup(pidFile: string): Promise<number> {
-  const pgid = await waitFor(() => readPidFile(pidFile), { timeoutMs: 20_000, what: `the job to write ${pidFile}` });
-  trackProcessGroup(pgid);
-  return pgid;
-}
-
 describe('one daemon, driven through the CLI', () => {
-  let d: DaemonHandle;
+  let d: Daemon;
 
   beforeAll(async () => {
     d = await startDaemon({ name: 'solo', tags: ['role=test'] });
   });
 
   it('status and nodes show this node as the one alive leader', async () => {
-    const status = await ok<StatusView>(d, ['status']);
+    const status = await okJson<StatusView>(d, ['status']);
     expect(status.nodeId).toBe(d.info.nodeId);
     expect(status).toMatchObject({ name: 'solo', isLeader: true, leader: d.info.nodeId, members: 1, aliveMembers: 1, api: d.info.api });
     expect(status.tags).toEqual({ role: 'test' });
 
-    const nodes = await ok<NodeView[]>(d, ['nodes']);
+    const nodes = await okJson<NodeView[]>(d, ['nodes']);
     expect(nodes).toHaveLength(1);
     expect(nodes[0]).toMatchObject({ nodeId: d.info.nodeId, name: 'solo', state: 'alive', leader: true, tags: { role: 'test' } });
 
@@ -78,10 +56,10 @@ describe('one daemon, driven through the CLI', () => {
 
   it('job run --wait runs a broadcast once on the node, with the CHORUS_* variables', async () => {
     const cmd = 'echo hi-$CHORUS_NODE_ID; echo "env job=$CHORUS_JOB id=$CHORUS_INSTANCE_ID attempt=$CHORUS_ATTEMPT shard=$CHORUS_SHARD_INDEX/$CHORUS_SHARD_TOTAL"';
-    const job = await ok<JobView>(d, ['job', 'add', 'hello', '--cmd', cmd]);
+    const job = await okJson<JobView>(d, ['job', 'add', 'hello', '--cmd', cmd]);
     expect(job).toMatchObject({ name: 'hello', cmd, type: 'broadcast', schedule: null, enabled: true, retries: 0 });
-    expect((await ok<JobView>(d, ['job', 'show', 'hello']))).toMatchObject({ name: 'hello', cmd });
-    expect((await ok<JobView[]>(d, ['job', 'list'])).map((j) => j.name)).toContain('hello');
+    expect((await okJson<JobView>(d, ['job', 'show', 'hello']))).toMatchObject({ name: 'hello', cmd });
+    expect((await okJson<JobView[]>(d, ['job', 'list'])).map((j) => j.name)).toContain('hello');
 
     const run = await d.cli(['job', 'run', 'hello', '--wait', '--json']);
     expectExit(run, EXIT.ok);
@@ -94,38 +72,38 @@ describe('one daemon, driven through the CLI', () => {
     expect(subtask?.finishedAt).toEqual(expect.any(String));
     expect(Date.parse(subtask?.finishedAt as string)).toBeGreaterThanOrEqual(Date.parse(subtask?.startedAt as string));
 
-    const logs = await ok<LogView[]>(d, ['instance', 'logs', instance.id]);
+    const logs = await okJson<LogView[]>(d, ['instance', 'logs', instance.id]);
     expect(logs).toHaveLength(1);
     expect(logs[0]).toMatchObject({ nodeId: d.nodeId, attempt: 1 });
     expect(logs[0]?.stdout).toContain(`hi-${d.nodeId}\n`);
     expect(logs[0]?.stdout).toContain(`env job=hello id=${instance.id} attempt=1 shard=0/1\n`);
-    expect(await ok<LogView[]>(d, ['instance', 'logs', instance.id, '--node', d.nodeId])).toEqual(logs);
+    expect(await okJson<LogView[]>(d, ['instance', 'logs', instance.id, '--node', d.nodeId])).toEqual(logs);
 
-    const list = await ok<InstanceView[]>(d, ['instance', 'list', '--job', 'hello']);
+    const list = await okJson<InstanceView[]>(d, ['instance', 'list', '--job', 'hello']);
     expect(list.map((i) => i.id)).toContain(instance.id);
     expect(list.every((i) => i.job === 'hello')).toBe(true);
 
-    expect(await ok<InstanceView>(d, ['instance', 'show', instance.id])).toEqual(instance);
+    expect(await okJson<InstanceView>(d, ['instance', 'show', instance.id])).toEqual(instance);
     const human = await d.cli(['instance', 'show', instance.id]);
     expectExit(human, EXIT.ok);
     expect(human.stdout).toContain(instance.id);
   });
 
   it('a failing command makes --wait exit 1 with reason exit-code and its exit code', async () => {
-    await ok(d, ['job', 'add', 'fail7', '--cmd', 'echo about-to-fail >&2; exit 7']);
+    await okJson(d, ['job', 'add', 'fail7', '--cmd', 'echo about-to-fail >&2; exit 7']);
     const run = await d.cli(['job', 'run', 'fail7', '--wait', '--json']);
     expectExit(run, EXIT.failed);
     const instance = run.json<InstanceView>();
     expect(instance.status).toBe('failed');
     expect(instance.subtasks).toEqual([expect.objectContaining({ nodeId: d.nodeId, status: 'failed', reason: 'exit-code', exitCode: 7, attempt: 1 })]);
-    const logs = await ok<LogView[]>(d, ['instance', 'logs', instance.id]);
+    const logs = await okJson<LogView[]>(d, ['instance', 'logs', instance.id]);
     expect(logs[0]?.stderr).toContain('about-to-fail');
   });
 
   it('--timeout kills the command: reason timeout, and its process group is gone', async () => {
     const work = await tempDir('chorus-work-');
     const pidFile = join(work, 'pid');
-    await ok(d, ['job', 'add', 'slow', '--cmd', `echo $$ > ${sq(pidFile)}; sleep 30`, '--timeout', '500ms']);
+    await okJson(d, ['job', 'add', 'slow', '--cmd', `echo $$ > ${sq(pidFile)}; sleep 30`, '--timeout', '500ms']);
     const run = await d.cli(['job', 'run', 'slow', '--wait', '--json']);
     expectExit(run, EXIT.failed);
     const instance = run.json<InstanceView>();
@@ -136,7 +114,7 @@ describe('one daemon, driven through the CLI', () => {
     const pgid = await readPidFile(pidFile);
     if (pgid !== null) {
       trackProcessGroup(pgid);
-      await expectGroupGone(pgid, 'the timed-out sleep');
+      await waitGroupGone(pgid, 'the timed-out sleep', 15_000);
     }
   });
 
@@ -145,7 +123,7 @@ describe('one daemon, driven through the CLI', () => {
     const counter = join(work, 'count');
     const attempts = join(work, 'attempts');
     const cmd = `echo "$CHORUS_ATTEMPT" >> ${sq(attempts)}; n=$(( $(cat ${sq(counter)} 2>/dev/null || echo 0) + 1 )); echo $n > ${sq(counter)}; echo "try $n"; test $n -ge 3`;
-    await ok(d, ['job', 'add', 'flaky', '--cmd', cmd, '--retries', '2']);
+    await okJson(d, ['job', 'add', 'flaky', '--cmd', cmd, '--retries', '2']);
     const run = await d.cli(['job', 'run', 'flaky', '--wait', '--json']);
     expectExit(run, EXIT.ok);
     const instance = run.json<InstanceView>();
@@ -157,7 +135,7 @@ describe('one daemon, driven through the CLI', () => {
       [2, 'failed', 'exit-code', 1],
     ]);
     expect(await readFile(attempts, 'utf8')).toBe('1\n2\n3\n');
-    const logs = await ok<LogView[]>(d, ['instance', 'logs', instance.id]);
+    const logs = await okJson<LogView[]>(d, ['instance', 'logs', instance.id]);
     expect(logs.map((l) => [l.attempt, l.stdout])).toEqual([
       [1, 'try 1\n'],
       [2, 'try 2\n'],
@@ -168,7 +146,7 @@ describe('one daemon, driven through the CLI', () => {
   it('--retries runs out: the last failure stands, after exactly 1 + retries attempts', async () => {
     const work = await tempDir('chorus-work-');
     const attempts = join(work, 'attempts');
-    await ok(d, ['job', 'add', 'hopeless', '--cmd', `echo "$CHORUS_ATTEMPT" >> ${sq(attempts)}; exit 3`, '--retries', '1']);
+    await okJson(d, ['job', 'add', 'hopeless', '--cmd', `echo "$CHORUS_ATTEMPT" >> ${sq(attempts)}; exit 3`, '--retries', '1']);
     const run = await d.cli(['job', 'run', 'hopeless', '--wait', '--json']);
     expectExit(run, EXIT.failed);
     const [subtask] = run.json<InstanceView>().subtasks;
@@ -182,13 +160,13 @@ describe('one daemon, driven through the CLI', () => {
     expectExit(run, EXIT.ok);
     const instance = run.json<InstanceView>();
     expect(instance).toMatchObject({ status: 'succeeded', trigger: 'adhoc', targets: [d.nodeId] });
-    const logs = await ok<LogView[]>(d, ['instance', 'logs', instance.id]);
+    const logs = await okJson<LogView[]>(d, ['instance', 'logs', instance.id]);
     expect(logs[0]?.stdout).toBe('adhoc-0-1\n');
 
     // One word after -- is a shell line.
     const line = await d.cli(['run', '--wait', '--json', '--', 'echo one && echo two']);
     expectExit(line, EXIT.ok);
-    expect((await ok<LogView[]>(d, ['instance', 'logs', line.json<InstanceView>().id]))[0]?.stdout).toBe('one\ntwo\n');
+    expect((await okJson<LogView[]>(d, ['instance', 'logs', line.json<InstanceView>().id]))[0]?.stdout).toBe('one\ntwo\n');
 
     // A failing ad-hoc command fails the run.
     const bad = await d.cli(['run', '--wait', '--json', '--', 'sh', '-c', 'exit 5']);
@@ -203,7 +181,7 @@ describe('one daemon, driven through the CLI', () => {
   it('instance wait --timeout exits 124; cancel kills the process group and ends the instance cancelled', async () => {
     const work = await tempDir('chorus-work-');
     const pidFile = join(work, 'pid');
-    await ok(d, ['job', 'add', 'long', '--cmd', `echo $$ > ${sq(pidFile)}; sleep 30`]);
+    await okJson(d, ['job', 'add', 'long', '--cmd', `echo $$ > ${sq(pidFile)}; sleep 30`]);
     const started = await d.cli(['job', 'run', 'long', '--json']);
     expectExit(started, EXIT.ok);
     const { id } = started.json<InstanceView>();
@@ -226,7 +204,7 @@ describe('one daemon, driven through the CLI', () => {
     const instance = ended.json<InstanceView>();
     expect(instance.status).toBe('cancelled');
     expect(instance.subtasks).toEqual([expect.objectContaining({ nodeId: d.nodeId, status: 'cancelled', reason: 'cancelled', attempt: 1 })]);
-    await expectGroupGone(pgid, 'the cancelled sleep');
+    await waitGroupGone(pgid, 'the cancelled sleep', 15_000);
 
     // Cancelling a finished instance changes nothing.
     const again = await d.cli(['instance', 'cancel', id, '--json']);
@@ -273,16 +251,16 @@ describe('one daemon, driven through the CLI', () => {
     });
 
     it('none of the refused jobs was created', async () => {
-      const names = (await ok<JobView[]>(d, ['job', 'list'])).map((j) => j.name);
+      const names = (await okJson<JobView[]>(d, ['job', 'list'])).map((j) => j.name);
       for (const name of ['badcron', 'badcron2', 'baddur', 'baddur2', 'nocmd', 'badtag', 'twosched']) expect(names).not.toContain(name);
     });
 
     it('a job name that exists already is refused', async () => {
-      await ok(d, ['job', 'add', 'dup', '--cmd', 'true']);
+      await okJson(d, ['job', 'add', 'dup', '--cmd', 'true']);
       const r = await d.cli(['job', 'add', 'dup', '--cmd', 'false']);
       expect(r.exitCode, r.context).not.toBe(EXIT.ok);
       expect(r.stderr).toMatch(/already exists/);
-      expect((await ok<JobView>(d, ['job', 'show', 'dup'])).cmd).toBe('true');
+      expect((await okJson<JobView>(d, ['job', 'show', 'dup'])).cmd).toBe('true');
     });
   });
 
@@ -305,27 +283,10 @@ describe('one daemon, driven through the CLI', () => {
       expectExit(j, EXIT.unauthorised);
       expect(j.json()).toMatchObject({ error: 'unauthorized', exitCode: EXIT.unauthorised });
     });
-
-    it('--api without a token is bad input (2)', async () => {
-      const r = await cli(['status', '--api', d.info.api]);
-      expectExit(r, EXIT.badInput);
-      expect(r.stderr).toMatch(/needs a token/);
-    });
   });
 });
 
 describe('daemon lifecycle', () => {
-  it('no daemon ever started in the data directory (no node.json): exit 3', async () => {
-    const empty = await tempDir('chorus-empty-');
-    const r = await cli(['status'], { dataDir: empty });
-    expectExit(r, EXIT.unreachable);
-    expect(r.stderr).toMatch(/no chorus daemon is running/);
-    expect(r.stderr).toContain('node.json');
-    const j = await cli(['job', 'list', '--json'], { dataDir: empty });
-    expectExit(j, EXIT.unreachable);
-    expect(j.json()).toMatchObject({ exitCode: EXIT.unreachable });
-  });
-
   it('SIGTERM exits 0 and removes node.json; the stopped daemon is unreachable (3)', async () => {
     const d = await startDaemon();
     const exit = await d.stop();
@@ -349,39 +310,39 @@ describe('daemon lifecycle', () => {
     // The first one is untouched and still answers.
     expect(d.running).toBe(true);
     expect((await readNodeInfo(d.dataDir))?.pid).toBe(d.pid);
-    expect((await ok<StatusView>(d, ['status'])).nodeId).toBe(d.nodeId);
+    expect((await okJson<StatusView>(d, ['status'])).nodeId).toBe(d.nodeId);
   });
 
   it('SIGTERM while a subtask runs: exit 0, the process group is killed, and the subtask is failed/interrupted', async () => {
     const d = await startDaemon();
     const work = await tempDir('chorus-work-');
     const pidFile = join(work, 'pid');
-    await ok(d, ['job', 'add', 'busy', '--cmd', `echo $$ > ${sq(pidFile)}; sleep 30`]);
+    await okJson(d, ['job', 'add', 'busy', '--cmd', `echo $$ > ${sq(pidFile)}; sleep 30`]);
     const started = await d.cli(['job', 'run', 'busy', '--json']);
     expectExit(started, EXIT.ok);
     const pgid = await jobProcessGroup(pidFile);
     const exit = await d.stop(30_000);
     expect(exit, d.logs()).toEqual({ exitCode: 0, signal: null });
-    await expectGroupGone(pgid, 'the running sleep of a stopped daemon');
+    await waitGroupGone(pgid, 'the running sleep of a stopped daemon', 15_000);
     const again = await startDaemon({ dataDir: d.dataDir });
-    const view = await ok<InstanceView>(again, ['instance', 'show', started.json<InstanceView>().id]);
+    const view = await okJson<InstanceView>(again, ['instance', 'show', started.json<InstanceView>().id]);
     expect(view.subtasks).toEqual([expect.objectContaining({ status: 'failed', reason: 'interrupted', attempt: 1 })]);
     expect(view.status).toBe('failed');
   });
 });
 
 describe('schedules', () => {
-  let d: DaemonHandle;
+  let d: Daemon;
 
   beforeAll(async () => {
     d = await startDaemon({ name: 'clock' });
   });
 
   const scheduled = async (job: string) =>
-    (await ok<InstanceView[]>(d, ['instance', 'list', '--job', job, '--limit', '1000'])).filter((i) => i.trigger === 'schedule');
+    (await okJson<InstanceView[]>(d, ['instance', 'list', '--job', job, '--limit', '1000'])).filter((i) => i.trigger === 'schedule');
 
   it('--every 1s fires; disable stops it, enable resumes it, rm stops it for good', async () => {
-    const job = await ok<JobView>(d, ['job', 'add', 'tick', '--cmd', 'echo tick', '--every', '1s']);
+    const job = await okJson<JobView>(d, ['job', 'add', 'tick', '--cmd', 'echo tick', '--every', '1s']);
     expect(job).toMatchObject({ schedule: { kind: 'every', intervalMs: 1000 }, enabled: true });
     expect(job.nextRunAt).toEqual(expect.any(String));
 
@@ -392,7 +353,7 @@ describe('schedules', () => {
     expect(new Set(fired.map((i) => i.id)).size).toBe(fired.length);
     expect(fired.every((i) => i.scheduledAt !== null)).toBe(true);
 
-    const disabled = await ok<JobView>(d, ['job', 'disable', 'tick']);
+    const disabled = await okJson<JobView>(d, ['job', 'disable', 'tick']);
     expect(disabled).toMatchObject({ enabled: false, nextRunAt: null });
     const stopped = await expectStable(async () => (await scheduled('tick')).length, {
       durationMs: 3000,
@@ -405,7 +366,7 @@ describe('schedules', () => {
     expectExit(manual, EXIT.ok);
     expect(manual.json<InstanceView>()).toMatchObject({ trigger: 'manual', status: 'succeeded' });
 
-    await ok(d, ['job', 'enable', 'tick']);
+    await okJson(d, ['job', 'enable', 'tick']);
     await waitFor(async () => (await scheduled('tick')).length > stopped, { timeoutMs: 20_000, intervalMs: 300, what: 'tick to fire again after enable' });
 
     const rm = await d.cli(['job', 'rm', 'tick', '--json']);
@@ -416,7 +377,7 @@ describe('schedules', () => {
   });
 
   it('--cron with 6 fields (seconds first) fires every second, on whole seconds', async () => {
-    const job = await ok<JobView>(d, ['job', 'add', 'crontick', '--cmd', 'echo cron', '--cron', '*/1 * * * * *']);
+    const job = await okJson<JobView>(d, ['job', 'add', 'crontick', '--cmd', 'echo cron', '--cron', '*/1 * * * * *']);
     expect(job.schedule).toMatchObject({ kind: 'cron', expr: '*/1 * * * * *' });
     const fired = await waitFor(async () => {
       const list = await scheduled('crontick');
@@ -424,20 +385,26 @@ describe('schedules', () => {
     }, { timeoutMs: 30_000, intervalMs: 300, what: 'two scheduled instances of crontick' });
     expect(new Set(fired.map((i) => i.scheduledAt)).size).toBe(fired.length);
     for (const i of fired) expect(Date.parse(i.scheduledAt as string) % 1000).toBe(0);
-    await ok(d, ['job', 'disable', 'crontick']);
+    await okJson(d, ['job', 'disable', 'crontick']);
   });
 });
 
 describe('crash in the middle of a subtask (guarantee 3)', () => {
-  it('after SIGKILL and restart, the subtask is failed/interrupted and its command never runs again', async () => {
+  /**
+   * A daemon (named NAME) with a job NAME whose command records its start (history, marker,
+   * pid file), then sleeps. Retries are allowed, so only guarantee 3 keeps it from running again.
+   */
+  async function crashyJob(name: string, sleepSeconds: number) {
     const work = await tempDir('chorus-work-');
-    const history = join(work, 'history');
-    const marker = join(work, 'started');
-    const pidFile = join(work, 'pid');
-    const first = await startDaemon({ name: 'crashy' });
-    // Retries are allowed, so only guarantee 3 keeps the command from running again.
-    const cmd = `echo "$CHORUS_INSTANCE_ID $CHORUS_ATTEMPT" >> ${sq(history)}; echo $$ > ${sq(pidFile)}; touch ${sq(marker)}; sleep 30`;
-    await ok(first, ['job', 'add', 'crashy', '--cmd', cmd, '--retries', '2']);
+    const files = { history: join(work, 'history'), marker: join(work, 'started'), pidFile: join(work, 'pid') };
+    const first = await startDaemon({ name });
+    const cmd = `echo "$CHORUS_INSTANCE_ID $CHORUS_ATTEMPT" >> ${sq(files.history)}; echo $$ > ${sq(files.pidFile)}; touch ${sq(files.marker)}; sleep ${sleepSeconds}`;
+    await okJson(first, ['job', 'add', name, '--cmd', cmd, '--retries', '2']);
+    return { ...files, first };
+  }
+
+  it('after SIGKILL and restart, the subtask is failed/interrupted and its command never runs again', async () => {
+    const { first, history, marker, pidFile } = await crashyJob('crashy', 30);
     const started = await first.cli(['job', 'run', 'crashy', '--json']);
     expectExit(started, EXIT.ok);
     const { id } = started.json<InstanceView>();
@@ -457,7 +424,7 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
     expect(second.nodeId).toBe(first.nodeId);
     expect(second.pid).not.toBe(first.pid);
     // Reported interrupted, so what the crash left running must not go on.
-    await expectGroupGone(pgid, 'the sleep left running by the crashed daemon');
+    await waitGroupGone(pgid, 'the sleep left running by the crashed daemon', 15_000);
 
     const waited = await second.cli(['instance', 'wait', id, '--timeout', '20s', '--json'], { timeoutMs: 40_000 });
     expectExit(waited, EXIT.failed);
@@ -469,7 +436,7 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
 
     // A few worker ticks (500 ms each) later, nothing has changed: ran exactly once.
     const snapshot = async () => {
-      const view = await ok<InstanceView>(second, ['instance', 'show', id]);
+      const view = await okJson<InstanceView>(second, ['instance', 'show', id]);
       return {
         history: await readFile(history, 'utf8'),
         marker: existsSync(marker),
@@ -484,14 +451,8 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
   });
 
   it('after SIGKILL and a journal replaced by random bytes, the running subtask is failed/interrupted, its process is killed, and the log names the journal', async () => {
-    const work = await tempDir('chorus-work-');
-    const history = join(work, 'history');
-    const marker = join(work, 'started');
-    const pidFile = join(work, 'pid');
-    const first = await startDaemon({ name: 'corrupt' });
-    const cmd = `echo "$CHORUS_INSTANCE_ID $CHORUS_ATTEMPT" >> ${sq(history)}; echo $$ > ${sq(pidFile)}; touch ${sq(marker)}; sleep 20`;
-    await ok(first, ['job', 'add', 'corrupt', '--cmd', cmd, '--retries', '2']);
-    const { id } = await ok<InstanceView>(first, ['job', 'run', 'corrupt']);
+    const { first, history, marker, pidFile } = await crashyJob('corrupt', 20);
+    const { id } = await okJson<InstanceView>(first, ['job', 'run', 'corrupt']);
     await waitFor(() => existsSync(marker), { timeoutMs: 20_000, what: 'the job to start (marker file)' });
     const pgid = await jobProcessGroup(pidFile);
     // The records must show `running` on disk: that is what the restart goes by once the journal is gone.
@@ -509,7 +470,7 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
 
     const second = await startDaemon({ dataDir: first.dataDir, name: 'corrupt' });
     expect(second.nodeId).toBe(first.nodeId);
-    await expectGroupGone(pgid, 'the sleep left running by the crashed daemon, found by its CHORUS_* variables');
+    await waitGroupGone(pgid, 'the sleep left running by the crashed daemon, found by its CHORUS_* variables', 15_000);
     const waited = await second.cli(['instance', 'wait', id, '--timeout', '20s', '--json'], { timeoutMs: 40_000 });
     expectExit(waited, EXIT.failed);
     expect(waited.json<InstanceView>().subtasks).toEqual([
@@ -521,7 +482,7 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
 
     // Retries are allowed, yet the command never runs again: the restart journalled the attempt.
     const snapshot = async () => {
-      const view = await ok<InstanceView>(second, ['instance', 'show', id]);
+      const view = await okJson<InstanceView>(second, ['instance', 'show', id]);
       return { history: await readFile(history, 'utf8'), marker: existsSync(marker), subtasks: view.subtasks.map((s) => [s.status, s.reason, s.attempt]) };
     };
     const stable = await expectStable(snapshot, { durationMs: 2500, intervalMs: 500, what: 'the interrupted instance and the history file' });

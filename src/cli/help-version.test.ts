@@ -1,43 +1,12 @@
 // `chorus help`, `chorus version` and the EXAMPLES of every command, run in-process
 // through oclif with the command map in memory, the way the single executable runs.
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Config, Plugin, run } from '@oclif/core';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../commands/index.js';
 import { CHORUS_VERSION } from '../core/version.js';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-/** The oclif config of scripts/sea-entry.mjs: package.json and COMMANDS from memory. */
-async function loadConfig(): Promise<Config> {
-  const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as ConstructorParameters<typeof Plugin>[0]['pjson'];
-  const plugin = new Plugin({ isRoot: true, pjson, root, ignoreManifest: true });
-  (plugin as unknown as { commandCache: unknown }).commandCache = COMMANDS;
-  await plugin.load();
-  return Config.load({ root, pjson: plugin.pjson, plugins: new Map([[plugin.name, plugin]]), userPlugins: false, devPlugins: false });
-}
+import { runCli } from '../testing/run-cli.js';
 
 /** Runs `chorus ARGV...` in this process and returns what it printed on stdout. */
-async function chorus(argv: string[]): Promise<string> {
-  const printed: string[] = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    printed.push(String(chunk));
-    return true;
-  });
-  // oclif's help prints through console.log.
-  vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
-    printed.push(`${args.map(String).join(' ')}\n`);
-  });
-  await run(argv, await loadConfig());
-  vi.restoreAllMocks();
-  return printed.join('');
-}
-
-afterEach(() => {
-  vi.restoreAllMocks();
-});
+const chorus = async (argv: string[]): Promise<string> => (await runCli(argv)).stdout;
 
 describe('chorus version', () => {
   it('prints the compiled-in version', async () => {

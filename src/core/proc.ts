@@ -21,6 +21,11 @@ function procStat(pid: number): ProcStat | null {
   }
 }
 
+/** The state letter of a pid (R, S, D, T stopped, Z zombie...), or null when it is gone or there is no /proc. */
+export function processState(pid: number): string | null {
+  return procStat(pid)?.state ?? null;
+}
+
 /** The process group of a pid, or null when it is gone. */
 export function processGroupOf(pid: number): number | null {
   const stat = procStat(pid);

@@ -1,0 +1,73 @@
+// CLI cases that need no daemon process: bad input and an unreachable daemon, run
+// in-process (src/testing/run-cli.ts) with the same assertions they had as spawned
+// processes in cluster-tests/ (single-node.test.ts, input-bounds.test.ts).
+import { mkdtemp, realpath, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EXIT } from '../api/client.js';
+import { runCli as cli, type CliRun } from '../testing/run-cli.js';
+
+function expectExit(r: CliRun, code: number): void {
+  expect(r.exitCode, r.context).toBe(code);
+}
+
+const dirs: string[] = [];
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await realpath(await mkdtemp(join(tmpdir(), prefix)));
+  dirs.push(dir);
+  return dir;
+}
+
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+describe('--api and --token instead of --data-dir', () => {
+  it('--api without a token is bad input (2)', async () => {
+    const r = await cli(['status', '--api', 'http://127.0.0.1:9']);
+    expectExit(r, EXIT.badInput);
+    expect(r.stderr).toMatch(/needs a token/);
+  });
+
+  it('--api that is not a URL is 2; --api at a server that is not chorus says so (3)', async () => {
+    const notUrl = await cli(['status', '--api', 'http://[::1', '--token', 'x']);
+    expectExit(notUrl, EXIT.badInput);
+    expect(notUrl.stderr).toMatch(/is not a URL/);
+
+    const other: Server = createServer((_req, res) => res.end('{"hello":"world"}'));
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (other.address() as AddressInfo).port;
+      const r = await cli(['status', '--api', `127.0.0.1:${port}`, '--token', 'x']);
+      expectExit(r, EXIT.unreachable);
+      expect(r.stderr).toMatch(/is not a chorus daemon/);
+    } finally {
+      other.close();
+    }
+  });
+});
+
+describe('no daemon', () => {
+  it('no daemon ever started in the data directory (no node.json): exit 3', async () => {
+    const empty = await tempDir('chorus-empty-');
+    const r = await cli(['status'], { dataDir: empty });
+    expectExit(r, EXIT.unreachable);
+    expect(r.stderr).toMatch(/no chorus daemon is running/);
+    expect(r.stderr).toContain('node.json');
+    const j = await cli(['job', 'list', '--json'], { dataDir: empty });
+    expectExit(j, EXIT.unreachable);
+    expect(j.json()).toMatchObject({ exitCode: EXIT.unreachable });
+  });
+});
+
+describe('chorus daemon flags', () => {
+  it('a bad --join address is one line naming the flag, exit 2', async () => {
+    const j = await cli(['daemon', '--data-dir', await tempDir('chorus-join-'), '--api', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--join', 'not-an-address']);
+    expectExit(j, EXIT.badInput);
+    expect(j.stderr).toMatch(/--join not-an-address: not a multiaddr/);
+  });
+});
