@@ -62,6 +62,8 @@ export interface TraceEvent {
 /** Counts of message copies; once nothing is in flight, sent + duplicated = delivered + dropped. */
 export interface NetworkStats {
   sent: number;
+  /** Payload bytes of every message sent (gossip, requests, replies, pings). */
+  sentBytes: number;
   duplicated: number;
   delivered: number;
   dropped: number;
@@ -118,7 +120,7 @@ export class MemoryNetwork {
   private conditions: NetworkConditions;
   private readonly nodes = new Map<string, NodeState>();
   private readonly blockedPairs = new Set<string>();
-  private readonly counts: NetworkStats = { sent: 0, duplicated: 0, delivered: 0, dropped: 0 };
+  private readonly counts: NetworkStats = { sent: 0, sentBytes: 0, duplicated: 0, delivered: 0, dropped: 0 };
   private nextLinkId = 1;
   private nextMsgId = 1;
 
@@ -450,6 +452,7 @@ export class MemoryNetwork {
 
   private count(message: Message, outcome: TraceEvent['outcome'], reason?: DropReason): void {
     this.counts[outcome]++;
+    if (outcome === 'sent') this.counts.sentBytes += message.data.byteLength;
     if (!this.onTrace) return;
     const event: TraceEvent = {
       atMs: this.clock.now(),
