@@ -18,6 +18,7 @@ import { REPO_ROOT, RUN_JS, signalPid, spawnTracked, tempDir } from '../cluster-
 import { sleep, waitForOrNull } from '../cluster-tests/support/wait.js';
 import type { Letter, Results } from './report.js';
 import { summarize } from './report.js';
+import { processCpuTicks, processStatusKb } from '../src/core/proc.js';
 
 export const SEA = join(REPO_ROOT, 'dist', 'chorus');
 
@@ -273,14 +274,13 @@ export class Bench {
     log(`e: letting the cluster idle ${warm / 1000} s, then measuring CPU over ${this.opts.idleSeconds} s (no API calls meanwhile)`);
     // Measurement windows, not waits for a condition.
     await sleep(warm);
-    const before = this.daemons.map((d) => ({ d, t: now(), ...readProcStat(d.pid) }));
+    const before = this.daemons.map((d) => ({ d, t: now(), ticks: processCpuTicks(d.pid) ?? 0 }));
     await sleep(this.opts.idleSeconds * 1000);
-    const perNode = before.map(({ d, t, utime, stime }) => {
-      const after = readProcStat(d.pid);
+    const perNode = before.map(({ d, t, ticks }) => {
       const seconds = (now() - t) / 1000;
-      const cpu = ((after.utime + after.stime - utime - stime) / clk / seconds) * 100;
-      const rssMb = (readProcStatusKb(d.pid, 'VmRSS') ?? 0) / 1024;
-      const hwmMb = (readProcStatusKb(d.pid, 'VmHWM') ?? 0) / 1024;
+      const cpu = ((((processCpuTicks(d.pid) ?? ticks) - ticks) / clk / seconds) * 100);
+      const rssMb = (processStatusKb(d.pid, 'VmRSS') ?? 0) / 1024;
+      const hwmMb = (processStatusKb(d.pid, 'VmHWM') ?? 0) / 1024;
       this.results.sample('e', 'idle RSS per daemon (MB)', rssMb);
       this.results.sample('e', 'idle peak RSS (VmHWM) per daemon (MB)', hwmMb);
       this.results.sample('e', 'idle CPU per daemon (% of one core)', cpu);
@@ -558,14 +558,3 @@ function startLines(file: string, filter: (words: string[]) => boolean): StartLi
     .map((w) => ({ wallMs: Number(BigInt(w[0] as string) / 1000n) / 1000, who: w[1] as string }));
 }
 
-function readProcStat(pid: number): { utime: number; stime: number } {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state); utime is field 14, stime field 15.
-  return { utime: Number(fields[11]), stime: Number(fields[12]) };
-}
-
-function readProcStatusKb(pid: number, key: string): number | null {
-  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
-  return m ? Number(m[1]) : null;
-}

@@ -6,6 +6,8 @@ interface ProcStat {
   /** R, S, D, Z (zombie), X (dead), ... */
   state: string;
   pgid: number;
+  /** CPU time so far, user + system, in clock ticks (`getconf CLK_TCK` per second). */
+  cpuTicks: number;
 }
 
 /** /proc/PID/stat, or null when the process is gone or there is no /proc. */
@@ -15,7 +17,8 @@ function procStat(pid: number): ProcStat | null {
     // After "pid (comm) " (comm may hold spaces and parentheses): state, ppid, pgrp, ...
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const pgid = Number(fields[2]);
-    return { state: fields[0] ?? '', pgid: Number.isInteger(pgid) ? pgid : -1 };
+    // fields[0] is field 3 of proc(5) (state); utime and stime are fields 14 and 15.
+    return { state: fields[0] ?? '', pgid: Number.isInteger(pgid) ? pgid : -1, cpuTicks: Number(fields[11]) + Number(fields[12]) };
   } catch {
     return null;
   }
@@ -24,6 +27,21 @@ function procStat(pid: number): ProcStat | null {
 /** The state letter of a pid (R, S, D, T stopped, Z zombie...), or null when it is gone or there is no /proc. */
 export function processState(pid: number): string | null {
   return procStat(pid)?.state ?? null;
+}
+
+/** CPU time a process has used (user + system), in clock ticks; null when it is gone. */
+export function processCpuTicks(pid: number): number | null {
+  return procStat(pid)?.cpuTicks ?? null;
+}
+
+/** A `kB` field of /proc/PID/status (VmRSS, VmHWM...) in KiB; null when it is gone or has none. */
+export function processStatusKb(pid: number, key: string): number | null {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The process group of a pid, or null when it is gone. */
