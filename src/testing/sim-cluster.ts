@@ -47,6 +47,8 @@ export interface SimClusterOptions {
   clockSkewMs?: number;
   /** Tags of each node (all get `sim=1`). */
   tagsOf?: (nodeId: string) => Record<string, string>;
+  /** The fake clock's guard against timer loops (default 1,000,000 fires per run); large clusters need more. */
+  maxTimerFiresPerRun?: number;
 }
 
 export type SimNodeStatus = 'running' | 'frozen' | 'crashed' | 'left';
@@ -145,7 +147,7 @@ export class SimCluster {
     this.tagsOf = options.tagsOf ?? (() => ({}));
     this.clockSkewMs = options.clockSkewMs ?? 0;
     this.startMs = options.startMs ?? DEFAULT_START_MS;
-    this.clock = new FakeClock(this.startMs);
+    this.clock = new FakeClock(this.startMs, options.maxTimerFiresPerRun === undefined ? {} : { maxFiresPerRun: options.maxTimerFiresPerRun });
     this.net = new MemoryNetwork({
       clock: this.clock,
       rng: this.rng.fork(),
