@@ -310,7 +310,13 @@ describe('five daemons joined through one seed', () => {
       const oldPid = old.pid;
       await old.restart(); // checks that node.json names the same node id
       expect(old.pid).not.toBe(oldPid);
-      const back = await waitForAgreement({ alive: members, allowOthersGone: true, timeoutMs: 30_000, what: 'everyone to see the restarted leader alive and agree on one leader' });
+      const back = await waitForAgreement({
+        alive: members,
+        allowOthersGone: true,
+        newIncarnation: [{ daemon: old, above: oldIncarnation }],
+        timeoutMs: 30_000,
+        what: 'everyone to see the restarted leader alive, as its new incarnation, and agree on one leader',
+      });
       for (const view of back.views.values()) {
         const entry = view.find((n) => n.nodeId === old.nodeId);
         expect(entry?.state).toBe('alive');

@@ -87,6 +87,11 @@ export interface AgreementSpec {
   allowOthersGone?: boolean;
   /** The agreed leader must not be this node id. */
   notLeader?: string;
+  /**
+   * Restarted daemons every observer must see with an incarnation above the given one: a
+   * connection shows a restarted node alive a moment before its new member record arrives.
+   */
+  newIncarnation?: { daemon: Daemon; above: number }[];
   /** The agreement must hold without a break for this long (default 0: once is enough). */
   stableMs?: number;
   timeoutMs?: number;
@@ -107,6 +112,10 @@ function mismatch(view: NodeView[], spec: AgreementSpec): string | null {
     const n = byId.get(daemon.nodeId);
     if (!n) return `${daemon.label} missing`;
     if (n.state !== state) return `${daemon.label} is ${n.state}, not ${state}`;
+  }
+  for (const { daemon, above } of spec.newIncarnation ?? []) {
+    const n = byId.get(daemon.nodeId);
+    if (n && n.incarnation <= above) return `${daemon.label} still has incarnation ${n.incarnation}`;
   }
   const known = new Set([...spec.alive, ...(spec.gone ?? []).map((g) => g.daemon)].map((d) => d.nodeId));
   for (const n of view) {
