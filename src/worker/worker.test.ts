@@ -353,3 +353,31 @@ describe('broken invariants stop the worker, naming the guarantee', () => {
     expect(() => report(pending(), { ...pending(), nodeId: LEADER })).toThrow(/guarantee 1: a subtask belongs to one node forever/);
   });
 });
+
+describe('operating errors', () => {
+  it('a start that cannot be journalled (a full disk) is not run, logged, and tried again a worker tick later, without spinning', async () => {
+    const { log, lines } = capturingLogger();
+    const s = setup({ log });
+    const recordStart = s.journal.recordStart.bind(s.journal);
+    let calls = 0;
+    s.journal.recordStart = (id, attempt, atMs) => {
+      calls += 1;
+      if (calls === 1) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      recordStart(id, attempt, atMs);
+    };
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: pending() }]);
+    start(s);
+    // A retry at every scan would be a microtask loop that never lets this macrotask run.
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toBe(1);
+    expect(s.runs).toEqual([]);
+    expect(s.store.subtask(ID, SELF)?.status).toBe('pending');
+    expect(lines.some((l) => l.level === 50 && /cannot journal the start of i-0001 attempt 1; not started/.test(l.msg))).toBe(true);
+    await s.clock.advanceAsync(defaultConfig.workerTickMs);
+    await waitFor(() => s.runs.length === 1, 'the retried start');
+    expect(calls).toBe(2);
+    expect(s.store.subtask(ID, SELF)?.status).toBe('running');
+    s.finishRun({});
+    await waitFor(() => s.store.subtask(ID, SELF)?.status === 'succeeded', 'the retried attempt to end');
+  });
+});

@@ -38,6 +38,8 @@ export class Worker {
   private readonly open = new Set<string>();
   private readonly running = new Map<string, AbortController>();
   private readonly wakeups = new Map<string, TimerHandle>();
+  /** Attempts whose start could not be journalled (an operating error): not before this time. */
+  private readonly startRetryAtMs = new Map<string, number>();
   private timer: TimerHandle | null = null;
   private scanQueued = false;
   private stopped = false;
@@ -166,6 +168,8 @@ export class Worker {
     if (cancelled) return this.report(subtask, this.ownerTerminal(subtask, cancelledOutcome(this.deps.clock.now())));
     const waitMs = (subtask.notBeforeMs ?? 0) - this.deps.clock.now();
     if (waitMs > 0) return this.wakeUpIn(key, waitMs);
+    const retryInMs = (this.startRetryAtMs.get(key) ?? 0) - this.deps.clock.now();
+    if (retryInMs > 0) return this.wakeUpIn(key, retryInMs);
     if (this.running.size >= this.deps.config.maxConcurrentSubtasks) return;
     void this.execute(instance, subtask, key);
   }
@@ -193,10 +197,13 @@ export class Worker {
         journal.recordStart(id, subtask.attempt, startedAtMs); // durable before the spawn
       } catch (err) {
         if (err instanceof InvariantError) throw err;
-        // Nothing ran: the attempt stays pending and is tried again at a later scan.
-        log.error({ err, instance: instance.id, step, attempt: subtask.attempt, journal: journal.path }, `cannot journal the start of ${id} attempt ${subtask.attempt}; not started: ${(err as Error).message}`);
+        // Nothing ran: the attempt stays pending and is tried again a worker tick later
+        // (not at the next scan, which comes at once: a full disk must not spin the loop).
+        this.startRetryAtMs.set(key, clock.now() + this.deps.config.workerTickMs);
+        log.error({ err, instance: instance.id, step, attempt: subtask.attempt, journal: journal.path }, `cannot journal the start of ${id} attempt ${subtask.attempt}; not started, tried again in ${this.deps.config.workerTickMs} ms: ${(err as Error).message}`);
         return;
       }
+      this.startRetryAtMs.delete(key);
       this.report(subtask, { ...subtask, status: 'running', startedAtMs, reporter: selfId, stamp: this.deps.hlc.tick() });
       const shardIndex = instance.targets.indexOf(selfId);
       const result = await this.deps.executor.run({
