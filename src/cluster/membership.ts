@@ -1,37 +1,54 @@
-// Membership and failure detection. Combines three signals, because libp2p has none
-// of its own: connection events (a killed process closes its TCP connections at once),
-// heartbeats carrying an incarnation number (a restarted node is a new incarnation),
-// and direct pings with a short timeout (a frozen host keeps its sockets open).
-// A member is suspected first, then declared dead. If this node's own timers ran
-// late (a busy machine, a paused process), silence is blamed on us, not on peers.
+// Membership and failure detection: SWIM with Lifeguard, after hashicorp/memberlist, over
+// the RPC streams (no gossip topic of its own). Its cost per node does not grow with the
+// cluster: each node probes one member per probe interval; a member that does not answer
+// is probed indirectly through `indirectChecks` others, then suspected; a suspect that
+// does not refute within a timeout that scales with log10(N) (and shrinks as others
+// confirm) is declared dead. Changes ride on probes and acks and on a small periodic
+// gossip to `gossipFanout` peers, each sent a bounded number of times.
+//
+// Three chorus additions:
+// - a closed connection whose redial fails (a killed process) is a dead verdict at once,
+//   the fast path that libp2p's connection events give;
+// - every ping and ack carries the sender's own incarnation and its view of the receiver,
+//   so a member wrongly suspected or declared dead refutes at the first contact;
+// - if this node's own timers ran late (a busy machine, a paused process), its probes and
+//   suspicion clocks from before the stall are not held against anyone (Lifeguard's
+//   "local health" as well: failed probes make this node slower to judge, not faster).
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { every } from '../core/clock.js';
 import { membershipTickMs, type ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import type { MemberRecord } from '../records/types.js';
-import { memberRecordSchema } from '../records/validate.js';
 import type { RecordStore } from '../store/record-store.js';
+import type { Rpc } from './rpc.js';
+import { compareIncarnations, DisseminationQueue, parseEnvelope, retransmitLimit, suspicionTimeoutMs, type Incarnation, type SwimEnvelope, type SwimState, type SwimUpdate } from './swim.js';
 import type { MemberInfo, MembershipView, MemberState } from './view.js';
 
-export const HEARTBEAT_TOPIC = 'chorus/heartbeat/1';
+export const SWIM_PING = 'swim-ping';
+export const SWIM_PROBE = 'swim-probe';
+export const SWIM_GOSSIP = 'swim-gossip';
+
+interface Suspicion {
+  sinceMs: number;
+  /** Members that suspect it too (this node included when it found it silent itself). */
+  confirmations: Set<string>;
+  /** Known only from records and never heard since this start: not announced to others. */
+  unverified: boolean;
+}
 
 interface Liveness {
   state: MemberState;
-  incarnation: number;
+  inc: Incarnation;
   lastHeardMs: number | null;
-  /** When we started watching it: silence of a member never heard from counts from here. */
-  watchedSinceMs: number;
   /** Since when the member is continuously alive (leader choice wants a stable member). */
   aliveSinceMs: number | null;
+  suspicion: Suspicion | null;
+  /** A probe of it is in flight. */
+  probing: boolean;
   /** Earliest time we may try to dial it again. */
   nextDialMs: number;
   dialFailures: number;
-}
-
-interface Heartbeat {
-  member: MemberRecord;
-  leaving: boolean;
 }
 
 export interface MembershipDeps {
@@ -39,36 +56,73 @@ export interface MembershipDeps {
   clock: Clock;
   config: ChorusConfig;
   store: RecordStore;
+  rpc: Rpc;
   /** The node's own member record (kept current by the daemon). */
   self: () => MemberRecord;
+  random: () => number;
   log: Logger;
   onChange: () => void;
 }
 
 export interface MembershipCounters {
-  heartbeatsSent: number;
-  heartbeatsReceived: number;
-  malformedHeartbeats: number;
+  probesSent: number;
+  indirectProbes: number;
+  pingsReceived: number;
+  gossipSent: number;
+  updatesReceived: number;
+  malformedMessages: number;
+  suspicions: number;
+  refutations: number;
   stallsDetected: number;
   deadVerdicts: number;
+  /** Lifeguard's local health score now: 0 is healthy; each step lengthens probe timeouts. */
+  awareness: number;
 }
 
 export class Membership implements MembershipView {
   private readonly liveness = new Map<string, Liveness>();
-  private timer: TimerHandle | null = null;
+  /** Members now suspect (the only ones with a suspicion clock running). */
+  private readonly suspects = new Set<string>();
+  /** Members alive or suspect, this node excluded. */
+  private active = 0;
+  private readonly queue = new DisseminationQueue();
+  private timers: TimerHandle[] = [];
   private lastTickMs: number;
-  private lastHeartbeatMs = 0;
+  private lastProbeMs = 0;
+  private lastDeadProbeMs = 0;
   /** Until then, silence of peers is not held against them: we were stalled ourselves. */
   private graceUntilMs = 0;
+  private probeOrder: string[] = [];
   private currentLeader: string | null = null;
+  private nextRecomputeMs = Number.POSITIVE_INFINITY;
   private startedAtMs = 0;
+  private selfInc: Incarnation = [0, 0];
   /** Whether this node restarted into a cluster it already knew (its view starts stale). */
   private knewOthersAtStart = false;
   private leaving = false;
-  readonly counters: MembershipCounters = { heartbeatsSent: 0, heartbeatsReceived: 0, malformedHeartbeats: 0, stallsDetected: 0, deadVerdicts: 0 };
+  private running = false;
+  readonly counters: MembershipCounters = {
+    probesSent: 0,
+    indirectProbes: 0,
+    pingsReceived: 0,
+    gossipSent: 0,
+    updatesReceived: 0,
+    malformedMessages: 0,
+    suspicions: 0,
+    refutations: 0,
+    stallsDetected: 0,
+    deadVerdicts: 0,
+    awareness: 0,
+  };
 
   constructor(private readonly deps: MembershipDeps) {
     this.lastTickMs = deps.clock.now();
+    deps.rpc.handle(SWIM_PING, async (from, body) => this.onPing(from, body));
+    deps.rpc.handle(SWIM_PROBE, (from, body) => this.onProbeRequest(from, body));
+    deps.rpc.handle(SWIM_GOSSIP, async (from, body) => this.onGossip(from, body));
+    deps.store.onChange((changes) => {
+      for (const change of changes) if (change.kind === 'member' && this.running) this.onMemberRecord(change.record as MemberRecord);
+    });
   }
 
   get selfId(): string {
@@ -79,143 +133,361 @@ export class Membership implements MembershipView {
     const nowMs = this.deps.clock.now();
     this.lastTickMs = nowMs;
     this.startedAtMs = nowMs;
+    this.lastProbeMs = nowMs;
+    this.lastDeadProbeMs = nowMs;
+    this.selfInc = [this.deps.self().incarnation, 0];
+    this.running = true;
     this.knewOthersAtStart = this.deps.store.members().some((m) => m.nodeId !== this.selfId && !m.left);
-    // Members known from records are unverified, not dead: judged like any silent peer.
-    for (const member of this.deps.store.members()) {
-      if (member.nodeId !== this.selfId) this.entry(member.nodeId, member.left ? 'left' : 'suspect', member.incarnation);
-    }
-    this.timer = every(this.deps.clock, this.tickMs(), () => this.tick());
-    this.sendHeartbeat(false);
+    // Members known from records are unverified, not dead: judged like any silent member.
+    for (const member of this.deps.store.members()) if (member.nodeId !== this.selfId) this.onMemberRecord(member);
+    // Others learn of this start (a new incarnation) from this, as from the member record.
+    this.queue.push({ node: this.selfId, state: 'alive', inc: this.selfInc });
+    this.timers = [
+      every(this.deps.clock, membershipTickMs(this.deps.config), () => this.tick()),
+      every(this.deps.clock, this.deps.config.gossipIntervalMs, () => this.gossip()),
+    ];
     this.dialUnconnected();
     this.recompute();
   }
 
   stop(): void {
-    this.timer?.cancel();
-    this.timer = null;
+    this.running = false;
+    for (const timer of this.timers) timer.cancel();
+    this.timers = [];
   }
 
-  /** Tells the others we are leaving on purpose: they mark us `left`, not dead. */
+  /** Leaving on purpose: the member record (`left`) says so, and this node stops judging others. */
   leave(): void {
     this.leaving = true;
-    this.sendHeartbeat(true);
-  }
-
-  private tickMs(): number {
-    return membershipTickMs(this.deps.config);
+    this.recompute();
   }
 
   // ---- inputs ----------------------------------------------------------------------
 
-  onHeartbeat(from: string, data: Uint8Array): void {
-    const heartbeat = decodeHeartbeat(data);
-    if (!heartbeat || heartbeat.member.nodeId !== from) {
-      this.counters.malformedHeartbeats += 1;
-      return;
-    }
-    this.counters.heartbeatsReceived += 1;
-    this.deps.store.apply([{ kind: 'member', record: heartbeat.member }]);
-    this.heardFrom(from, heartbeat.member.incarnation, heartbeat.leaving);
-  }
-
-  /** Any message or request from a peer proves it is alive. */
-  heardFrom(nodeId: string, incarnation: number | null = null, leaving = false): void {
-    if (nodeId === this.selfId) return;
-    const nowMs = this.deps.clock.now();
-    const entry = this.entry(nodeId, 'alive', incarnation ?? 0);
-    const newer = incarnation !== null && incarnation > entry.incarnation;
-    if (incarnation !== null && newer) entry.incarnation = incarnation;
-    entry.lastHeardMs = nowMs;
-    entry.dialFailures = 0;
-    if (leaving) return this.setState(nodeId, entry, 'left');
-    // A node that left comes back only as a new incarnation (a restart); a stray late
-    // heartbeat of the old process must not resurrect it.
-    if (entry.state === 'left' && !newer) return;
-    if (entry.state !== 'alive') this.setState(nodeId, entry, 'alive');
+  /** A message from a peer through another protocol (records, sync): a silent or suspect peer is probed at once. */
+  heardFrom(nodeId: string): void {
+    if (nodeId === this.selfId || !this.running) return;
+    const entry = this.liveness.get(nodeId);
+    if (entry?.state === 'alive') entry.lastHeardMs = this.deps.clock.now();
+    else if (entry?.state !== 'left') this.probeSoon(nodeId);
   }
 
   onPeerConnected(peer: string): void {
-    this.heardFrom(peer);
+    if (!this.running) return;
+    const entry = this.liveness.get(peer);
+    if (entry?.state === 'alive') entry.lastHeardMs = this.deps.clock.now();
+    else if (entry?.state !== 'left') this.probeSoon(peer);
   }
 
-  /** A closed connection is the fastest sign of a killed process: confirm by redialling at once. */
+  /** A closed connection is the fastest sign of a killed process: confirmed by a failed redial. */
   onPeerDisconnected(peer: string): void {
     const entry = this.liveness.get(peer);
-    if (!entry || entry.state === 'dead' || entry.state === 'left' || this.leaving) return;
-    this.setState(peer, entry, 'suspect');
+    if (!this.running || !entry || entry.state === 'dead' || entry.state === 'left' || this.leaving) return;
     const addrs = this.deps.store.member(peer)?.addrs ?? [];
     this.deps.transport.dial(peer, addrs).then(
       () => this.heardFrom(peer),
       () => {
         const current = this.liveness.get(peer);
-        if (current && current.state === 'suspect' && !this.deps.transport.connectedPeers().includes(peer)) {
+        if (current && (current.state === 'alive' || current.state === 'suspect') && !this.deps.transport.connectedPeers().includes(peer)) {
           this.declareDead(peer, current, 'connection closed and redial failed');
         }
       },
     );
   }
 
+  // ---- messages ----------------------------------------------------------------------
+
+  private envelopeFor(peer: string): SwimEnvelope {
+    return { self: this.selfInc, you: this.viewOf(peer), updates: this.queue.take(this.deps.config.maxPiggyback, this.retransmits()) };
+  }
+
+  /** How this node sees `peer`, when that is news it must answer (a suspicion or a dead verdict). */
+  private viewOf(peer: string): SwimEnvelope['you'] {
+    const entry = this.liveness.get(peer);
+    if (!entry) return null;
+    if (entry.state === 'dead') return { state: 'dead', inc: entry.inc };
+    if (entry.state === 'suspect' && entry.suspicion && !entry.suspicion.unverified) return { state: 'suspect', inc: entry.inc };
+    return null;
+  }
+
+  /** Takes in what a peer said about itself, about us and about others. False if the message is malformed. */
+  private receive(from: string, body: unknown): boolean {
+    const envelope = parseEnvelope(body);
+    if (!envelope) {
+      this.counters.malformedMessages += 1;
+      this.deps.log.debug({ from }, 'malformed membership message dropped');
+      return false;
+    }
+    if (envelope.you && envelope.you.state !== 'alive') this.refute(envelope.you.inc);
+    for (const update of envelope.updates) this.apply(update);
+    this.heardDirectly(from, envelope.self);
+    return true;
+  }
+
+  private onPing(from: string, body: unknown): SwimEnvelope {
+    this.counters.pingsReceived += 1;
+    if (!this.receive(from, body)) throw new Error('malformed ping');
+    return this.envelopeFor(from);
+  }
+
+  private onGossip(from: string, body: unknown): { ok: true } {
+    if (!this.receive(from, body)) throw new Error('malformed gossip');
+    return { ok: true };
+  }
+
+  /** Pings `target` for a member that could not reach it: answers whether it acked (a nack tells the asker that we at least are reachable). */
+  private async onProbeRequest(from: string, body: unknown): Promise<{ ack: boolean }> {
+    const target = (body as { target?: unknown } | null)?.target;
+    if (typeof target !== 'string' || target === this.selfId || !this.receive(from, (body as { envelope?: unknown }).envelope)) {
+      if (typeof target !== 'string' || target === this.selfId) this.counters.malformedMessages += 1;
+      throw new Error('malformed probe request');
+    }
+    return { ack: await this.ping(target, this.deps.config.probeTimeoutMs) };
+  }
+
+  /** Direct evidence: the member itself spoke, with its incarnation. */
+  private heardDirectly(nodeId: string, inc: Incarnation): void {
+    if (nodeId === this.selfId) return;
+    const entry = this.entry(nodeId, inc);
+    entry.lastHeardMs = this.deps.clock.now();
+    entry.dialFailures = 0;
+    const order = compareIncarnations(inc, entry.inc);
+    // A member suspected or declared dead at this incarnation must refute with a newer one;
+    // what it says at the same incarnation does not clear the verdict (memberlist's rule).
+    if (order > 0 || (order === 0 && (entry.state === 'alive' || entry.suspicion?.unverified === true))) this.markAlive(nodeId, entry, inc, false);
+  }
+
+  /** One membership change from the network. */
+  private apply(update: SwimUpdate): void {
+    this.counters.updatesReceived += 1;
+    if (update.node === this.selfId) {
+      if (update.state !== 'alive') this.refute(update.inc);
+      return;
+    }
+    const entry = this.entry(update.node, update.inc);
+    const order = compareIncarnations(update.inc, entry.inc);
+    if (entry.state === 'left') {
+      // Only a new process start brings back a member that left.
+      if (update.state === 'alive' && update.inc[0] > entry.inc[0]) this.markAlive(update.node, entry, update.inc, true);
+      return;
+    }
+    switch (update.state) {
+      case 'alive':
+        if (order > 0 || (order === 0 && entry.suspicion?.unverified === true)) this.markAlive(update.node, entry, update.inc, true);
+        return;
+      case 'suspect':
+        if (order < 0 || entry.state === 'dead') return;
+        if (order === 0 && entry.state === 'suspect' && entry.suspicion && !entry.suspicion.unverified) {
+          if (update.by !== undefined && !entry.suspicion.confirmations.has(update.by)) {
+            entry.suspicion.confirmations.add(update.by);
+            this.queue.push(update);
+          }
+          return;
+        }
+        entry.inc = update.inc;
+        this.suspect(update.node, entry, update.by ?? null, true);
+        // Check it ourselves: our failed probe is one more confirmation (the verdict comes
+        // sooner), our ping tells a live suspect to refute (it clears sooner).
+        this.probeSoon(update.node);
+        return;
+      case 'dead':
+        if (order < 0 || (entry.state === 'dead' && order === 0)) return;
+        entry.inc = update.inc;
+        this.queue.push(update);
+        this.setState(update.node, entry, 'dead');
+        return;
+    }
+  }
+
+  /** Someone thinks we are suspect or dead: announce a newer incarnation of ourselves. */
+  private refute(inc: Incarnation): void {
+    if (this.leaving || compareIncarnations(inc, this.selfInc) < 0) return;
+    this.selfInc = [this.selfInc[0], Math.max(this.selfInc[1], inc[1]) + 1];
+    this.counters.refutations += 1;
+    this.adjustAwareness(1);
+    this.queue.push({ node: this.selfId, state: 'alive', inc: this.selfInc });
+    this.deps.log.info({ incarnation: this.selfInc }, 'refuting a suspicion about this node');
+  }
+
+  /** A member record arrived or changed: a new start is a new incarnation, `left` is final for it. */
+  private onMemberRecord(record: MemberRecord): void {
+    if (record.nodeId === this.selfId) return;
+    const entry = this.entry(record.nodeId, [record.incarnation, 0]);
+    this.dialMember(record, this.deps.clock.now());
+    this.recompute(); // a member without a record cannot lead: now it may
+    if (record.left && record.incarnation >= entry.inc[0]) {
+      entry.inc = [record.incarnation, entry.inc[1]];
+      this.setState(record.nodeId, entry, 'left');
+    } else if (!record.left && record.incarnation > entry.inc[0]) {
+      // Written by the new process itself: it started, as its own alive message will say.
+      this.markAlive(record.nodeId, entry, [record.incarnation, 0], false);
+    }
+  }
+
+  // ---- probing ---------------------------------------------------------------------
+
+  private timeoutScale(): number {
+    return this.counters.awareness + 1;
+  }
+
+  private adjustAwareness(delta: number): void {
+    this.counters.awareness = Math.min(this.deps.config.awarenessMax, Math.max(0, this.counters.awareness + delta));
+  }
+
+  /** Pings a member directly; true when it acked in time. */
+  private async ping(target: string, timeoutMs: number): Promise<boolean> {
+    try {
+      if (!this.deps.transport.connectedPeers().includes(target)) {
+        await this.deps.transport.dial(target, this.deps.store.member(target)?.addrs ?? []);
+      }
+      this.counters.probesSent += 1;
+      const reply = await this.deps.rpc.call(target, SWIM_PING, this.envelopeFor(target), timeoutMs);
+      return this.receive(target, reply);
+    } catch {
+      return false;
+    }
+  }
+
+  /** SWIM's probe: direct, then indirect through others, then suspicion. */
+  private async probe(target: string): Promise<void> {
+    const entry = this.liveness.get(target);
+    if (!entry || entry.probing) return;
+    entry.probing = true;
+    const startMs = this.deps.clock.now();
+    const directMs = this.deps.config.probeTimeoutMs * this.timeoutScale();
+    try {
+      if (await this.ping(target, directMs)) {
+        this.adjustAwareness(-1);
+        return;
+      }
+      if (this.stalledSince(startMs, directMs)) return;
+      const helpers = this.pick(this.deps.config.indirectChecks, (id, e) => id !== target && e.state === 'alive');
+      this.counters.indirectProbes += helpers.length;
+      const indirectMs = 2 * this.deps.config.probeTimeoutMs * this.timeoutScale();
+      const replies = await Promise.allSettled(
+        helpers.map((helper) => this.deps.rpc.call(helper, SWIM_PROBE, { target, envelope: this.envelopeFor(helper) }, indirectMs) as Promise<{ ack?: unknown }>),
+      );
+      if (replies.some((r) => r.status === 'fulfilled' && r.value?.ack === true)) return;
+      // Lifeguard: helpers that did not even nack point at this node's own trouble.
+      const nacks = replies.filter((r) => r.status === 'fulfilled').length;
+      if (helpers.length > 0) this.adjustAwareness(helpers.length - nacks);
+      if (this.stalledSince(startMs, directMs + indirectMs)) return;
+      const current = this.liveness.get(target);
+      if (current && (current.state === 'alive' || current.state === 'suspect') && compareIncarnations(current.inc, entry.inc) === 0) {
+            this.suspect(target, current, this.selfId, false);
+      }
+    } finally {
+      entry.probing = false;
+    }
+  }
+
+  /** Whether this node's own clock jumped during a wait that started at `startMs` (it was stalled): its outcome proves nothing. */
+  private stalledSince(startMs: number, waitedMs: number): boolean {
+    const nowMs = this.deps.clock.now();
+    return nowMs - startMs > waitedMs + this.deps.config.stallThresholdMs || nowMs < this.graceUntilMs;
+  }
+
+  private probeSoon(nodeId: string): void {
+    const entry = this.entry(nodeId, [this.deps.store.member(nodeId)?.incarnation ?? 0, 0]);
+    if (!entry.probing && !this.leaving) void this.probe(nodeId);
+  }
+
+  /** The next member in a shuffled round-robin over the alive and suspect ones (each is probed within N rounds). */
+  private nextProbeTarget(): string | null {
+    for (let tries = 0; tries < 2; tries++) {
+      while (this.probeOrder.length > 0) {
+        const id = this.probeOrder.pop() as string;
+        const entry = this.liveness.get(id);
+        if (entry && (entry.state === 'alive' || entry.state === 'suspect') && !entry.probing) return id;
+      }
+      this.probeOrder = this.shuffled([...this.liveness.entries()].filter(([, e]) => e.state === 'alive' || e.state === 'suspect').map(([id]) => id));
+    }
+    return null;
+  }
+
+  private suspect(nodeId: string, entry: Liveness, by: string | null, announced: boolean): void {
+    const nowMs = this.deps.clock.now();
+    const confirmations = new Set<string>(by === null ? [] : [by]);
+    if (entry.state === 'suspect' && entry.suspicion && !entry.suspicion.unverified) {
+      if (by !== null) entry.suspicion.confirmations.add(by);
+    } else {
+      entry.suspicion = { sinceMs: nowMs, confirmations, unverified: false };
+      this.counters.suspicions += 1;
+    }
+    this.queue.push({ node: nodeId, state: 'suspect', inc: entry.inc, by: by ?? this.selfId });
+    if (!announced) this.deps.log.info({ peer: nodeId }, 'member suspected: no direct or indirect ack');
+    this.setState(nodeId, entry, 'suspect');
+  }
+
+  private markAlive(nodeId: string, entry: Liveness, inc: Incarnation, relay: boolean): void {
+    entry.inc = inc;
+    entry.suspicion = null;
+    if (relay) this.queue.push({ node: nodeId, state: 'alive', inc });
+    this.setState(nodeId, entry, 'alive');
+  }
+
   // ---- periodic work ---------------------------------------------------------------
 
   private tick(): void {
     const nowMs = this.deps.clock.now();
-    const lagMs = nowMs - this.lastTickMs - this.tickMs();
+    const tickMs = membershipTickMs(this.deps.config);
+    const lagMs = nowMs - this.lastTickMs - tickMs;
     this.lastTickMs = nowMs;
     if (lagMs > this.deps.config.stallThresholdMs) {
-      // Our own timers were late: the silence we would judge is our own doing.
+      // Our own timers were late: what we did not hear meanwhile is our own doing.
       this.counters.stallsDetected += 1;
-      this.graceUntilMs = nowMs + this.deps.config.deadAfterMs;
+      this.graceUntilMs = nowMs + this.deps.config.probeIntervalMs;
+      for (const entry of this.liveness.values()) if (entry.suspicion) entry.suspicion.sinceMs = nowMs;
+      this.adjustAwareness(1);
       this.deps.log.warn({ lagMs }, 'this node was stalled; not judging peers for a while');
     }
-    if (nowMs - this.lastHeartbeatMs >= this.deps.config.heartbeatIntervalMs) this.sendHeartbeat(this.leaving);
-    this.noticeLeft();
-    if (nowMs >= this.graceUntilMs) this.judge(nowMs);
-    this.dialUnconnected();
-    this.recompute();
+    if (this.leaving) return;
+    if (nowMs >= this.graceUntilMs) this.expireSuspicions(nowMs);
+    if (nowMs - this.lastProbeMs >= this.deps.config.probeIntervalMs) {
+      this.lastProbeMs = nowMs;
+      const target = this.nextProbeTarget();
+      if (target !== null) void this.probe(target);
+    }
+    if (nowMs - this.lastDeadProbeMs >= this.deps.config.deadProbeIntervalMs) {
+      // A member declared dead may be back (a thawed process, a healed partition): it refutes when reached.
+      this.lastDeadProbeMs = nowMs;
+      const [dead] = this.pick(1, (_, e) => e.state === 'dead' && !e.probing);
+      if (dead !== undefined) void this.ping(dead, this.deps.config.probeTimeoutMs * this.timeoutScale());
+      this.dialUnconnected();
+    }
+    if (nowMs >= this.nextRecomputeMs) this.recompute();
   }
 
-  private judge(nowMs: number): void {
-    const { suspectAfterMs, deadAfterMs } = this.deps.config;
-    for (const [nodeId, entry] of this.liveness) {
-      if (entry.state !== 'alive' && entry.state !== 'suspect') continue;
-      const lastMs = Math.max(entry.lastHeardMs ?? entry.watchedSinceMs, this.graceUntilMs - deadAfterMs);
-      const silentMs = nowMs - lastMs;
-      if (silentMs >= deadAfterMs) {
-        this.declareDead(nodeId, entry, `silent for ${silentMs} ms`);
-      } else if (silentMs >= suspectAfterMs) {
-        if (entry.state === 'alive') this.setState(nodeId, entry, 'suspect');
-        this.probe(nodeId);
-      }
+  private expireSuspicions(nowMs: number): void {
+    const members = this.activeCount();
+    for (const nodeId of [...this.suspects]) {
+      const entry = this.liveness.get(nodeId) as Liveness;
+      const suspicion = entry.suspicion;
+      if (entry.state !== 'suspect' || !suspicion) continue;
+      const timeoutMs = suspicionTimeoutMs({
+        suspicionMult: this.deps.config.suspicionMult,
+        maxMult: this.deps.config.suspicionMaxMult,
+        members,
+        probeIntervalMs: this.deps.config.probeIntervalMs,
+        confirmations: Math.max(0, suspicion.confirmations.size - 1),
+        expected: suspicion.unverified ? 0 : Math.min(this.deps.config.indirectChecks, Math.max(0, members - 2)),
+      });
+      // Known from records only: the longest wait, since nobody else vouches either way.
+      const waitMs = suspicion.unverified ? timeoutMs * this.deps.config.suspicionMaxMult : timeoutMs;
+      if (nowMs - suspicion.sinceMs >= waitMs) this.declareDead(nodeId, entry, `suspected for ${nowMs - suspicion.sinceMs} ms without refuting`);
     }
   }
 
-  /**
-   * A member's own record saying it left is authoritative: its leaving heartbeat is
-   * best effort and may be lost, or overtaken by the connection closing at its exit.
-   */
-  private noticeLeft(): void {
-    for (const [nodeId, entry] of this.liveness) {
-      if (entry.state === 'left') continue;
-      const record = this.deps.store.member(nodeId);
-      if (record?.left && record.incarnation >= entry.incarnation) this.setState(nodeId, entry, 'left');
-    }
-  }
-
-  private probe(nodeId: string): void {
-    this.deps.transport.ping(nodeId, this.deps.config.pingTimeoutMs).then(
-      () => this.heardFrom(nodeId),
-      () => undefined,
-    );
-  }
-
-  private sendHeartbeat(leaving: boolean): void {
-    this.lastHeartbeatMs = this.deps.clock.now();
-    const heartbeat: Heartbeat = { member: this.deps.self(), leaving };
-    try {
-      this.deps.transport.publish(HEARTBEAT_TOPIC, new TextEncoder().encode(JSON.stringify(heartbeat)));
-      this.counters.heartbeatsSent += 1;
-    } catch (err) {
-      this.deps.log.debug({ err }, 'heartbeat not sent');
+  /** Sends pending changes to a few random connected members (memberlist's gossip). */
+  private gossip(): void {
+    if (this.queue.size === 0 || this.leaving) return;
+    const connected = new Set(this.deps.transport.connectedPeers());
+    for (const peer of this.pick(this.deps.config.gossipFanout, (id, e) => connected.has(id) && (e.state === 'alive' || e.state === 'suspect'))) {
+      const envelope = this.envelopeFor(peer);
+      if (envelope.updates.length === 0) break;
+      this.counters.gossipSent += 1;
+      // A member that does not take our gossip may be down: probe it now rather than at its turn.
+      this.deps.rpc.call(peer, SWIM_GOSSIP, envelope, this.deps.config.probeTimeoutMs * this.timeoutScale()).catch(() => this.probeSoon(peer));
     }
   }
 
@@ -224,27 +496,65 @@ export class Membership implements MembershipView {
     if (this.leaving) return;
     const nowMs = this.deps.clock.now();
     const connected = new Set(this.deps.transport.connectedPeers());
-    for (const member of this.deps.store.members()) {
-      if (member.nodeId === this.selfId || connected.has(member.nodeId) || member.addrs.length === 0) continue;
-      const entry = this.entry(member.nodeId, member.left ? 'left' : 'suspect', member.incarnation);
-      if (nowMs < entry.nextDialMs) continue;
-      entry.nextDialMs = nowMs + Math.min(this.deps.config.peerRedialBaseMs * 2 ** entry.dialFailures, this.deps.config.peerRedialMaxMs);
-      this.deps.transport.dial(member.nodeId, member.addrs).then(
-        () => this.heardFrom(member.nodeId),
-        () => {
-          entry.dialFailures += 1;
-        },
-      );
-    }
+    for (const member of this.deps.store.members()) if (!connected.has(member.nodeId)) this.dialMember(member, nowMs);
   }
 
-  private entry(nodeId: string, initial: MemberState, incarnation: number): Liveness {
+  /** Dials one known member we are not connected to, unless its backoff says not yet. */
+  private dialMember(member: MemberRecord, nowMs: number): void {
+    if (member.nodeId === this.selfId || member.left || member.addrs.length === 0 || this.leaving) return;
+    const entry = this.entry(member.nodeId, [member.incarnation, 0]);
+    if (nowMs < entry.nextDialMs || this.deps.transport.connectedPeers().includes(member.nodeId)) return;
+    entry.nextDialMs = nowMs + Math.min(this.deps.config.peerRedialBaseMs * 2 ** entry.dialFailures, this.deps.config.peerRedialMaxMs);
+    this.deps.transport.dial(member.nodeId, member.addrs).then(
+      () => undefined,
+      () => {
+        entry.dialFailures += 1;
+      },
+    );
+  }
+
+  // ---- state -----------------------------------------------------------------------
+
+  /** Members not known to be gone, this node included: the N of the timeouts. */
+  private activeCount(): number {
+    return this.active + 1;
+  }
+
+  private retransmits(): number {
+    return retransmitLimit(this.deps.config.retransmitMult, this.activeCount());
+  }
+
+  /** Up to `count` random members that satisfy `accept`. */
+  private pick(count: number, accept: (id: string, entry: Liveness) => boolean): string[] {
+    const pool = [...this.liveness.entries()].filter(([id, e]) => accept(id, e)).map(([id]) => id);
+    return this.shuffled(pool).slice(0, count);
+  }
+
+  private shuffled(ids: string[]): string[] {
+    for (let i = ids.length - 1; i > 0; i--) {
+      const j = Math.floor(this.deps.random() * (i + 1));
+      [ids[i], ids[j]] = [ids[j] as string, ids[i] as string];
+    }
+    return ids;
+  }
+
+  /** The entry of a member; a new one is unverified (suspect, never heard since this start). */
+  private entry(nodeId: string, inc: Incarnation): Liveness {
     let entry = this.liveness.get(nodeId);
     if (!entry) {
-      const nowMs = this.deps.clock.now();
-      entry = { state: initial, incarnation, lastHeardMs: null, watchedSinceMs: nowMs, aliveSinceMs: null, nextDialMs: 0, dialFailures: 0 };
-      if (initial === 'alive') entry.aliveSinceMs = nowMs;
+      entry = {
+        state: 'suspect',
+        inc,
+        lastHeardMs: null,
+        aliveSinceMs: null,
+        suspicion: { sinceMs: this.deps.clock.now(), confirmations: new Set(), unverified: true },
+        probing: false,
+        nextDialMs: 0,
+        dialFailures: 0,
+      };
       this.liveness.set(nodeId, entry);
+      this.suspects.add(nodeId);
+      this.active += 1;
       this.deps.onChange();
     }
     return entry;
@@ -253,13 +563,18 @@ export class Membership implements MembershipView {
   private declareDead(nodeId: string, entry: Liveness, why: string): void {
     this.counters.deadVerdicts += 1;
     this.deps.log.warn({ peer: nodeId, why }, 'member declared dead');
+    this.queue.push({ node: nodeId, state: 'dead', inc: entry.inc });
     this.setState(nodeId, entry, 'dead');
   }
 
   private setState(nodeId: string, entry: Liveness, state: MemberState): void {
+    if (state !== 'suspect') entry.suspicion = null;
     if (entry.state === state) return;
+    const isActive = (s: MemberState) => s === 'alive' || s === 'suspect';
+    this.active += (isActive(state) ? 1 : 0) - (isActive(entry.state) ? 1 : 0);
+    if (state === 'suspect') this.suspects.add(nodeId);
+    else this.suspects.delete(nodeId);
     entry.state = state;
-    // A suspect that was never alive (known only from records) becomes stable from now.
     if (state === 'alive' && entry.aliveSinceMs === null) entry.aliveSinceMs = this.deps.clock.now();
     if (state === 'dead' || state === 'left') entry.aliveSinceMs = null;
     this.deps.log.info({ peer: nodeId, state }, 'member state');
@@ -274,18 +589,29 @@ export class Membership implements MembershipView {
    */
   private recompute(): void {
     const nowMs = this.deps.clock.now();
-    const alive = this.members().filter((m) => m.state === 'alive' || m.state === 'suspect');
-    const stable = alive.filter((m) => {
-      if (m.nodeId === this.selfId) return this.selfSettled(nowMs);
-      const since = this.liveness.get(m.nodeId)?.aliveSinceMs;
-      return since != null && nowMs - since >= this.deps.config.leaderStableMs;
-    });
-    // Only members heard from since we started can lead: one known only from records (the
-    // whole cluster stopped and this node came back first) may well be down.
-    const candidates = alive.filter((m) =>
-      m.nodeId === this.selfId ? this.selfSettled(nowMs) : this.liveness.get(m.nodeId)?.aliveSinceMs != null,
-    );
-    const pool = (stable.length > 0 ? stable : candidates).map((m) => m.nodeId).sort();
+    const { leaderStableMs } = this.deps.config;
+    let next = Number.POSITIVE_INFINITY;
+    const stable: string[] = [];
+    const candidates: string[] = [];
+    const selfSettledAtMs = this.knewOthersAtStart ? this.startedAtMs + this.deps.config.selfSettleMs : this.startedAtMs;
+    if (!this.leaving) {
+      if (nowMs >= selfSettledAtMs) {
+        stable.push(this.selfId);
+        candidates.push(this.selfId);
+      } else next = Math.min(next, selfSettledAtMs);
+    }
+    for (const [nodeId, entry] of this.liveness) {
+      // Only members heard from since we started can lead: one known only from records (the
+      // whole cluster stopped and this node came back first) may well be down.
+      if ((entry.state !== 'alive' && entry.state !== 'suspect') || entry.aliveSinceMs === null) continue;
+      if (!this.deps.store.member(nodeId)) continue;
+      candidates.push(nodeId);
+      const stableAtMs = entry.aliveSinceMs + leaderStableMs;
+      if (entry.state === 'alive' && nowMs >= stableAtMs) stable.push(nodeId);
+      else if (entry.state === 'alive') next = Math.min(next, stableAtMs);
+    }
+    this.nextRecomputeMs = next;
+    const pool = (stable.length > 0 ? stable : candidates).sort();
     const leader = this.leaving ? null : (pool[0] ?? null);
     if (leader !== this.currentLeader) {
       this.deps.log.info({ leader }, 'leader changed');
@@ -293,16 +619,6 @@ export class Membership implements MembershipView {
       this.deps.onChange();
     }
   }
-
-  /**
-   * A restarted node first sees only itself alive; leading on that view would broadcast to
-   * itself alone. So a node that knows other members leads only after a settling period,
-   * in which heartbeats and the first anti-entropy bring its view up to date.
-   */
-  private selfSettled(nowMs: number): boolean {
-    return !this.knewOthersAtStart || nowMs - this.startedAtMs >= this.deps.config.selfSettleMs;
-  }
-
 
   // ---- MembershipView ----------------------------------------------------------------
 
@@ -313,6 +629,11 @@ export class Membership implements MembershipView {
 
   leaderId(): string | null {
     return this.currentLeader;
+  }
+
+  /** This node's incarnation as SWIM sees it: [start, refutes]. */
+  incarnation(): Incarnation {
+    return this.selfInc;
   }
 
   members(): MemberInfo[] {
@@ -337,13 +658,4 @@ export class Membership implements MembershipView {
   }
 }
 
-function decodeHeartbeat(data: Uint8Array): Heartbeat | null {
-  try {
-    const value = JSON.parse(new TextDecoder().decode(data)) as { member?: unknown; leaving?: unknown };
-    const member = memberRecordSchema.safeParse(value.member);
-    if (!member.success || typeof value.leaving !== 'boolean') return null;
-    return { member: member.data, leaving: value.leaving };
-  } catch {
-    return null;
-  }
-}
+export type { SwimState };

@@ -2,7 +2,7 @@
 // are refused with every problem named at once.
 import { describe, expect, it } from 'vitest';
 import { MAX_TIMEOUT_MS } from './clock.js';
-import { ConfigError, configFrom, defaultConfig, heartbeatGapMs, membershipTickMs, validateConfig, type ChorusConfig } from './config.js';
+import { ConfigError, configFrom, defaultConfig, membershipTickMs, validateConfig, type ChorusConfig } from './config.js';
 
 const problemsOf = (overrides: Partial<ChorusConfig>): string[] => {
   try {
@@ -21,7 +21,7 @@ describe('validateConfig', () => {
   });
 
   it('keeps the default of an override left undefined', () => {
-    expect(configFrom({ heartbeatIntervalMs: undefined, killGraceMs: 10 })).toEqual({ ...defaultConfig, killGraceMs: 10 });
+    expect(configFrom({ probeIntervalMs: undefined, killGraceMs: 10 })).toEqual({ ...defaultConfig, killGraceMs: 10 });
   });
 
   it.each([
@@ -39,10 +39,10 @@ describe('validateConfig', () => {
     [{ killGraceMs: MAX_TIMEOUT_MS + 1 }, /^killGraceMs is 2147483648; it must be at most 2147483647 \(Node fires a timer longer than that at once\)$/],
     [{ requestTimeoutMs: MAX_TIMEOUT_MS }, /^requestTimeoutMs is 2147483647; it must be at most 1073741823/],
     // Combinations.
-    [{ heartbeatIntervalMs: 1500, deadAfterMs: 5000 }, /^heartbeatIntervalMs \(1500\) must be less than suspectAfterMs \(1200\): a member would be suspected/],
-    [{ heartbeatIntervalMs: 801 }, /^heartbeatIntervalMs \(801, heartbeats up to 1200 ms apart with the 400 ms membership tick\) must be less than suspectAfterMs \(1200\)/],
-    [{ suspectAfterMs: 2000, deadAfterMs: 2000 }, /^suspectAfterMs \(2000\) must be less than deadAfterMs \(2000\): a member must be suspected/],
-    [{ stallThresholdMs: 1500 }, /^stallThresholdMs \(1500\) plus the heartbeat gap \(400 ms .*\) and the 200 ms membership tick must be at most deadAfterMs \(2000\), here 2100/],
+    [{ probeTimeoutMs: 500 }, /^probeTimeoutMs \(500\) must be less than probeIntervalMs \(500\): a direct probe must time out before the next probe is due$/],
+    [{ suspicionMult: 1 }, /^suspicionMult \(1\) × probeIntervalMs \(500\) = 500 ms must exceed stallThresholdMs \(400\) plus the 100 ms membership tick, here 500: a stall/],
+    [{ stallThresholdMs: 900 }, /^suspicionMult \(2\) × probeIntervalMs \(500\) = 1000 ms must exceed stallThresholdMs \(900\) plus .* here 1000/],
+    [{ suspicionMaxMult: 1 }, /^suspicionMult \(2\) must be at most suspicionMaxMult \(1\): the suspicion timeout starts at its maximum/],
     [{ retryBackoffBaseMs: 60_000 }, /^retryBackoffBaseMs \(60000\) must be at most retryBackoffMaxMs \(30000\)/],
     [{ joinRetryBaseMs: 10_000 }, /^joinRetryBaseMs \(10000\) must be at most joinRetryMaxMs \(5000\)/],
     [{ peerRedialMaxMs: 100 }, /^peerRedialBaseMs \(500\) must be at most peerRedialMaxMs \(100\)/],
@@ -74,41 +74,41 @@ describe('validateConfig', () => {
   });
 
   it('accepts a slower cluster whose knobs fit together', () => {
-    expect(() => configFrom({ heartbeatIntervalMs: 1000, suspectAfterMs: 3000, deadAfterMs: 5000, pingTimeoutMs: 5000, stallThresholdMs: 1000 })).not.toThrow();
+    expect(() => configFrom({ probeIntervalMs: 1000, probeTimeoutMs: 500, suspicionMult: 4, suspicionMaxMult: 6, stallThresholdMs: 1000 })).not.toThrow();
   });
 
   it('reports every problem at once', () => {
-    const problems = problemsOf({ suspectAfterMs: 3000, workerTickMs: 0, retainInstancesPerJob: 1.5, maxDeltaBytes: 2 * 1024 * 1024 });
+    const problems = problemsOf({ probeTimeoutMs: 600, workerTickMs: 0, retainInstancesPerJob: 1.5, maxDeltaBytes: 2 * 1024 * 1024 });
     expect(problems).toEqual([
       expect.stringMatching(/^workerTickMs is 0/),
       expect.stringMatching(/^retainInstancesPerJob is 1.5/),
-      expect.stringMatching(/^suspectAfterMs \(3000\) must be less than deadAfterMs/),
+      expect.stringMatching(/^probeTimeoutMs \(600\) must be less than probeIntervalMs/),
       expect.stringMatching(/^maxDeltaBytes \(2097152\) must be less than maxPublishBytes/),
     ]);
     expect(() => configFrom({ workerTickMs: 0, retainInstancesPerJob: 1.5 })).toThrow(/^invalid configuration: workerTickMs.*; retainInstancesPerJob/);
   });
 
   it('does not judge a combination through a knob that is already wrong on its own', () => {
-    expect(problemsOf({ suspectAfterMs: Number.NaN })).toEqual([expect.stringMatching(/^suspectAfterMs is NaN/)]);
+    expect(problemsOf({ probeIntervalMs: Number.NaN })).toEqual([expect.stringMatching(/^probeIntervalMs is NaN/)]);
   });
 
   it('refuses a knob that does not exist, by name, with the other problems', () => {
-    const typo = { hearbeatIntervalMs: 300 } as unknown as Partial<ChorusConfig>;
-    expect(problemsOf(typo)).toEqual(['hearbeatIntervalMs is not a setting (did you mean heartbeatIntervalMs?)']);
+    const typo = { probeIntervalMS: 300 } as unknown as Partial<ChorusConfig>;
+    expect(problemsOf(typo)).toEqual(['probeIntervalMS is not a setting (did you mean probeIntervalMs?)']);
     const unknown = { heartbeatMs: 5, workerTickMs: 0 } as unknown as Partial<ChorusConfig>;
     expect(problemsOf(unknown)).toEqual([expect.stringMatching(/^heartbeatMs is not a setting \(known: leaderTickMs, workerTickMs, /), expect.stringMatching(/^workerTickMs is 0/)]);
   });
 
   it('refuses a config that lacks a knob', () => {
-    const { deadAfterMs: _, ...partial } = defaultConfig;
-    expect(() => validateConfig(partial as ChorusConfig)).toThrow(/^invalid configuration: deadAfterMs is missing; it must be a whole number ≥ 1$/);
+    const { probeIntervalMs: _, ...partial } = defaultConfig;
+    expect(() => validateConfig(partial as ChorusConfig)).toThrow(/^invalid configuration: probeIntervalMs is missing; it must be a whole number ≥ 1$/);
   });
 });
 
 describe('membership timing', () => {
-  it('ticks at half a heartbeat, at least every 10 ms, and sends a heartbeat at the first tick due', () => {
-    expect([membershipTickMs(defaultConfig), heartbeatGapMs(defaultConfig)]).toEqual([200, 400]);
-    expect([membershipTickMs({ heartbeatIntervalMs: 401 }), heartbeatGapMs({ heartbeatIntervalMs: 401 })]).toEqual([200, 600]);
-    expect([membershipTickMs({ heartbeatIntervalMs: 5 }), heartbeatGapMs({ heartbeatIntervalMs: 5 })]).toEqual([10, 10]);
+  it('ticks at a fifth of the probe interval, at least every 10 ms', () => {
+    expect(membershipTickMs(defaultConfig)).toBe(100);
+    expect(membershipTickMs({ probeIntervalMs: 1001 })).toBe(200);
+    expect(membershipTickMs({ probeIntervalMs: 20 })).toBe(10);
   });
 });

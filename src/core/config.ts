@@ -42,17 +42,28 @@ export interface ChorusConfig {
   pipeDrainGraceMs: number;
 
   // Cluster (membership, failure detection, replication).
-  /**
-   * Heartbeat period; membership checks its peers every half of it (at least every 10 ms).
-   * Lower: faster detection of frozen nodes, more gossip (each heartbeat costs a signature check at every peer).
-   */
-  heartbeatIntervalMs: number;
-  /** No heartbeat for this long: a member is suspected and pinged directly. Lower: a frozen member is probed sooner, more pings to merely slow ones. */
-  suspectAfterMs: number;
-  /** A suspected member that stays silent (and does not answer pings) for this long is declared dead. Lower: faster failover, more false verdicts on a busy network. */
-  deadAfterMs: number;
-  /** Timeout of a direct ping used to confirm a suspicion. Lower: fewer pings in flight; a ping slower than this never clears a suspicion. */
-  pingTimeoutMs: number;
+  /** SWIM: every this often a node probes one member (round robin). Lower: a frozen member is found sooner, more probes (each costs one request and its ack). */
+  probeIntervalMs: number;
+  /** A direct probe unanswered for this long (times Lifeguard's local health score + 1) is retried through indirectChecks others. Lower: faster suspicion, more indirect probes to merely slow members. */
+  probeTimeoutMs: number;
+  /** Members asked to probe an unanswering member for us (a network path problem is not a death). Higher: fewer false suspicions, more requests per failed probe. */
+  indirectChecks: number;
+  /** A suspect is declared dead after suspicionMult × max(1, log10 N) × probeIntervalMs if enough others confirm (longer otherwise). Lower: faster verdicts, less time for a slow member to refute. */
+  suspicionMult: number;
+  /** The suspicion timeout starts at this multiple of its minimum and shrinks as others confirm the suspicion. Higher: a lone suspicion waits longer. */
+  suspicionMaxMult: number;
+  /** Pending membership changes are sent to gossipFanout connected members this often (besides riding on probes). Lower: faster spread, more messages while anything changes. */
+  gossipIntervalMs: number;
+  /** Members each gossip round goes to. Higher: faster spread, more messages per change. */
+  gossipFanout: number;
+  /** Each membership change is sent retransmitMult × ceil(log10(N + 1)) times, then dropped. Higher: more certain spread, more bytes per change. */
+  retransmitMult: number;
+  /** Membership changes carried by one probe, ack or gossip message. Higher: faster spread of many changes, bigger messages. */
+  maxPiggyback: number;
+  /** Cap of Lifeguard's local health score: failed probes and stalls raise it, and probe timeouts are multiplied by it + 1. Higher: a struggling node slows down more before it judges. */
+  awarenessMax: number;
+  /** Every this often a node pings one member it holds dead (it may be back: a thawed process, a healed partition) and redials known members it is not connected to. Lower: faster reunion, more dials to dead hosts. */
+  deadProbeIntervalMs: number;
   /** A member must have been alive this long before it can become leader (avoids flapping). Higher: steadier leadership, slower failover to a restarted member. */
   leaderStableMs: number;
   /** A (re)started node that knows other members does not lead before this (its view is stale). Higher: a safer first decision, a longer leaderless start. */
@@ -145,12 +156,21 @@ export const defaultConfig: ChorusConfig = {
   maxAttemptHistory: 20,
   killGraceMs: 2000,
   pipeDrainGraceMs: 500,
-  // 400 ms heartbeats: each costs a signature check at every peer, which dominates an idle
-  // daemon's CPU; a frozen host is still declared dead in about 2 s.
-  heartbeatIntervalMs: 400,
-  suspectAfterMs: 1200,
-  deadAfterMs: 2000,
-  pingTimeoutMs: 400,
+  // SWIM: one probe per 500 ms whatever the cluster size. A frozen member is suspected about
+  // 1 s after it froze and declared dead 1 to 3 s later (2 × log10 N × 500 ms when three
+  // others confirm), so about 2.5 s at 5 nodes and under 4 s at 50; a killed one at once
+  // (its connections close and a redial fails).
+  probeIntervalMs: 500,
+  probeTimeoutMs: 300,
+  indirectChecks: 3,
+  suspicionMult: 2,
+  suspicionMaxMult: 3,
+  gossipIntervalMs: 200,
+  gossipFanout: 3,
+  retransmitMult: 4,
+  maxPiggyback: 16,
+  awarenessMax: 8,
+  deadProbeIntervalMs: 2000,
   leaderStableMs: 300,
   selfSettleMs: 1000,
   antiEntropyIntervalMs: 2000,
@@ -181,15 +201,9 @@ export const defaultConfig: ChorusConfig = {
   leaveRecentMs: 60_000,
 };
 
-/** Membership's own period: half a heartbeat interval, at least 10 ms. It checks for silent peers and for its own stalls at this rate. */
-export function membershipTickMs(config: Pick<ChorusConfig, 'heartbeatIntervalMs'>): number {
-  return Math.max(10, Math.floor(config.heartbeatIntervalMs / 2));
-}
-
-/** The longest gap between two heartbeats of a member that is not stalled: the first membership tick at least heartbeatIntervalMs after the last one. */
-export function heartbeatGapMs(config: Pick<ChorusConfig, 'heartbeatIntervalMs'>): number {
-  const tickMs = membershipTickMs(config);
-  return Math.ceil(config.heartbeatIntervalMs / tickMs) * tickMs;
+/** Membership's own period: a fifth of the probe interval, at least 10 ms. It checks suspicion clocks and its own stalls at this rate. */
+export function membershipTickMs(config: Pick<ChorusConfig, 'probeIntervalMs'>): number {
+  return Math.max(10, Math.floor(config.probeIntervalMs / 5));
 }
 
 /**
@@ -224,6 +238,8 @@ const MAY_BE_ZERO: ReadonlySet<NumberKnob> = new Set<NumberKnob>([
   'workerStopSlackMs', // a stopping worker waits killGraceMs only
   'maxViewErrors', // unshowable records are logged, not remembered
   'leaveRecentMs', // a leaving node re-sends only its unfinished work
+  'indirectChecks', // an unanswered probe is a suspicion at once
+  'awarenessMax', // no Lifeguard: probe timeouts never grow
 ]);
 
 /**
@@ -233,7 +249,7 @@ const MAY_BE_ZERO: ReadonlySet<NumberKnob> = new Set<NumberKnob>([
 const TIMER_LIMITS: Partial<Record<NumberKnob, number>> = {
   killGraceMs: MAX_TIMEOUT_MS, // setTimeout before SIGKILL
   pipeDrainGraceMs: MAX_TIMEOUT_MS, // setTimeout while pipes drain
-  pingTimeoutMs: MAX_TIMEOUT_MS, // AbortSignal.timeout of a ping
+  probeTimeoutMs: Math.floor(MAX_TIMEOUT_MS / (2 * 9)), // AbortSignal.timeout of an indirect probe: twice this, times the health score + 1 (at most 9)
   requestTimeoutMs: Math.floor(MAX_TIMEOUT_MS / 2), // AbortSignal.timeout of a request; a forwarded run waits twice this
   dialTimeoutMs: MAX_TIMEOUT_MS,
   inboundReadTimeoutMs: MAX_TIMEOUT_MS,
@@ -259,38 +275,25 @@ const lessThan = (low: NumberKnob, high: NumberKnob, why: string): Relation => (
   check: (c) => (c[low] < c[high] ? null : `${low} (${c[low]}) must be less than ${high} (${c[high]}): ${why}`),
 });
 
-/** How heartbeatIntervalMs shows in a message: its value, and the real gap when the tick rounds it up. */
-const heartbeat = (c: ChorusConfig): string => {
-  const gapMs = heartbeatGapMs(c);
-  const rounded = gapMs === c.heartbeatIntervalMs ? '' : `, heartbeats up to ${gapMs} ms apart with the ${membershipTickMs(c)} ms membership tick`;
-  return `heartbeatIntervalMs (${c.heartbeatIntervalMs}${rounded})`;
-};
-
 /** Combinations the code cannot work with; each says why. */
 const RELATIONS: readonly Relation[] = [
-  // Membership judges silence: a gap between two heartbeats as long as suspectAfterMs gets every healthy member suspected and pinged at every heartbeat.
+  // A probe must end (direct and indirect) before the next round would start a second one of the same member.
+  lessThan('probeTimeoutMs', 'probeIntervalMs', 'a direct probe must time out before the next probe is due'),
+  // A suspect gets at least suspicionMult × probeIntervalMs to refute; a stall of this node too short to be noticed must fit in it with a tick to spare.
   {
-    knobs: ['heartbeatIntervalMs', 'suspectAfterMs'],
-    check: (c) =>
-      heartbeatGapMs(c) < c.suspectAfterMs
-        ? null
-        : `${heartbeat(c)} must be less than suspectAfterMs (${c.suspectAfterMs}): a member would be suspected between two of its own heartbeats`,
-  },
-  // judge() tests deadAfterMs first: unless suspicion comes earlier, a silent member is declared dead without being pinged.
-  lessThan('suspectAfterMs', 'deadAfterMs', 'a member must be suspected (and pinged) before it is declared dead'),
-  // A stall below stallThresholdMs is not noticed; with a heartbeat gap and a membership tick on top, it must not add up to a live peer's death.
-  {
-    knobs: ['heartbeatIntervalMs', 'stallThresholdMs', 'deadAfterMs'],
+    knobs: ['suspicionMult', 'probeIntervalMs', 'stallThresholdMs'],
     check: (c) => {
-      const totalMs = heartbeatGapMs(c) + membershipTickMs(c) + c.stallThresholdMs;
-      if (totalMs <= c.deadAfterMs) return null;
+      const minMs = c.suspicionMult * c.probeIntervalMs;
+      const needMs = c.stallThresholdMs + membershipTickMs(c);
+      if (minMs > needMs) return null;
       return (
-        `stallThresholdMs (${c.stallThresholdMs}) plus the heartbeat gap (${heartbeatGapMs(c)} ms for heartbeatIntervalMs ${c.heartbeatIntervalMs}) and ` +
-        `the ${membershipTickMs(c)} ms membership tick must be at most deadAfterMs (${c.deadAfterMs}), here ${totalMs}: ` +
-        'a stall of this node too short to be noticed would get live peers declared dead'
+        `suspicionMult (${c.suspicionMult}) × probeIntervalMs (${c.probeIntervalMs}) = ${minMs} ms must exceed stallThresholdMs (${c.stallThresholdMs}) plus ` +
+        `the ${membershipTickMs(c)} ms membership tick, here ${needMs}: ` +
+        'a stall of this node too short to be noticed could let a suspicion expire before the suspect could refute'
       );
     },
   },
+  atMost('suspicionMult', 'suspicionMaxMult', 'the suspicion timeout starts at its maximum and shrinks to its minimum'),
   // min(base * 2^n, max): a base above the cap is never used, the first wait already is the cap.
   atMost('retryBackoffBaseMs', 'retryBackoffMaxMs', 'the first retry backoff cannot exceed its cap'),
   atMost('joinRetryBaseMs', 'joinRetryMaxMs', 'the first --join backoff cannot exceed its cap'),

@@ -9,7 +9,7 @@ import { pruneFinishedInstances } from '../store/retention.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
-import { Membership, HEARTBEAT_TOPIC } from '../cluster/membership.js';
+import { Membership } from '../cluster/membership.js';
 import { Replicator, RECORDS_TOPIC } from '../cluster/replicator.js';
 import { Rpc, RpcError } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
@@ -23,7 +23,7 @@ import type { RecordStore } from '../store/record-store.js';
 import { Worker } from '../worker/worker.js';
 import type { Executor } from '../executor/process-executor.js';
 
-export const TOPICS = [RECORDS_TOPIC, HEARTBEAT_TOPIC];
+export const TOPICS = [RECORDS_TOPIC];
 
 /** Everything a node is made of. Every part is required: a missing one fails at construction, by name. */
 export interface NodeComponents {
@@ -101,7 +101,9 @@ export class ChorusNode {
       clock,
       config,
       store,
+      rpc: this.rpc,
       self: () => this.self,
+      random: deps.random,
       log,
       onChange: () => this.onMembershipChange(),
     });
@@ -170,8 +172,7 @@ export class ChorusNode {
       onMessage: (topic, from, data) => {
         if (!this.started) return;
         try {
-          if (topic === HEARTBEAT_TOPIC) this.membership.onHeartbeat(from, data);
-          else if (topic === RECORDS_TOPIC) this.replicator.onGossip(from, data);
+          if (topic === RECORDS_TOPIC) this.replicator.onGossip(from, data);
         } catch (err) {
           this.stopOnInvariant(err);
           throw err;

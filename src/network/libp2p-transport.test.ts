@@ -238,9 +238,9 @@ describe('its config', () => {
   it('is the transport part of ChorusConfig, with its defaults', () => {
     expect(DEFAULT_TRANSPORT_CONFIG).toEqual(transportConfigOf(defaultConfig));
     for (const [key, value] of Object.entries(DEFAULT_TRANSPORT_CONFIG)) expect(defaultConfig).toHaveProperty(key, value);
-    const picked = transportConfigOf({ ...defaultConfig, dialTimeoutMs: 1234, heartbeatIntervalMs: 1 });
+    const picked = transportConfigOf({ ...defaultConfig, dialTimeoutMs: 1234, probeIntervalMs: 1 });
     expect(picked.dialTimeoutMs).toBe(1234);
-    expect(picked).not.toHaveProperty('heartbeatIntervalMs');
+    expect(picked).not.toHaveProperty('probeIntervalMs');
   });
 
   it('refuses requests beyond maxRpcStreamsPerConnection', async () => {

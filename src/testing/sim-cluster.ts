@@ -96,8 +96,8 @@ export interface SimStats {
   virtualMs: number;
   network: NetworkStats;
   traceEvents: number;
-  heartbeatsSent: number;
-  malformedHeartbeats: number;
+  probesSent: number;
+  malformedMessages: number;
   deadVerdicts: number;
   stallsDetected: number;
   deltasSent: number;
@@ -435,8 +435,8 @@ export class SimCluster {
       virtualMs: this.clock.now() - this.startMs,
       network: this.net.stats,
       traceEvents: this.traceEvents,
-      heartbeatsSent: 0,
-      malformedHeartbeats: 0,
+      probesSent: 0,
+      malformedMessages: 0,
       deadVerdicts: 0,
       stallsDetected: 0,
       deltasSent: 0,
@@ -448,8 +448,8 @@ export class SimCluster {
     for (const m of this.members.values()) {
       const mc = m.node.membership.counters;
       const rc = m.node.replicator.counters;
-      stats.heartbeatsSent += mc.heartbeatsSent;
-      stats.malformedHeartbeats += mc.malformedHeartbeats;
+      stats.probesSent += mc.probesSent;
+      stats.malformedMessages += mc.malformedMessages;
       stats.deadVerdicts += mc.deadVerdicts;
       stats.stallsDetected += mc.stallsDetected;
       stats.deltasSent += rc.deltasSent;
