@@ -23,28 +23,63 @@ if (sizes.some((n) => !Number.isInteger(n) || n < 2) || !(idleMs > 0) || !Number
 }
 
 const rows: string[] = [];
+/** Nodes join in waves of this many, a virtual second apart, as a fleet rolls out: all at once would queue N² messages. */
+const WAVE = 50;
+/** Agreement is checked this often (virtual): it compares every node's view, O(N²). */
+const CHECK_MS = 250;
+
+async function until(sim: SimCluster, predicate: () => boolean, timeoutMs: number, what: string): Promise<number> {
+  const startMs = sim.now();
+  while (!predicate()) {
+    if (sim.now() - startMs >= timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms of virtual time`);
+    await sim.run(CHECK_MS);
+  }
+  return sim.now() - startMs;
+}
+
 for (const size of sizes) {
   const wallStart = performance.now();
-  // Every node's timers fire in one run of the fake clock: the loop guard grows with the cluster.
-  const sim = new SimCluster({ seed, size, maxTimerFiresPerRun: Math.max(1_000_000, size * size * 1000) });
+  // Every node's timers fire in one run of the fake clock: the loop guards grow with the cluster.
+  const sim = new SimCluster({ seed, size: Math.min(size, WAVE), maxTimerFiresPerRun: Math.max(1_000_000, size * size * 1000), maxTimersQueued: Math.max(100_000, size * 1000) });
   try {
     sim.start('seed');
-    const formMs = await sim.until(() => sim.agreed() && sim.liveIds().every((id) => Object.keys(sim.membersSeenBy(id)).length === size), 120_000, `${size} nodes agreeing`);
+    while (sim.ids().length < size) {
+      await sim.run(1000);
+      const running = sim.liveIds();
+      for (let i = 0; i < WAVE && sim.ids().length < size; i++) sim.addNode(running[i % running.length]);
+      if (sim.ids().length % (10 * WAVE) === 0) process.stderr.write(`[sim-scale] ${sim.ids().length} of ${size} nodes joined, ${((performance.now() - wallStart) / 1000).toFixed(0)} s wall\n`);
+    }
+    const formMs = await until(sim, () => sim.agreed() && sim.liveIds().every((id) => Object.keys(sim.membersSeenBy(id)).length === size), 120_000, `${size} nodes agreeing`);
     const before = sim.net.stats;
     await sim.run(idleMs);
     const after = sim.net.stats;
     const perNodePerS = (d: number) => d / size / (idleMs / 1000);
     const msgs = perNodePerS(after.sent - before.sent);
     const bytes = perNodePerS(after.sentBytes - before.sentBytes);
+    // A record written on one node, on every node.
+    const writer = sim.ids()[Math.floor(size / 3)] as string;
+    const writtenAt = sim.now();
+    await sim.addJob(writer, 'bench-record', { cmd: 'sleep:1' });
+    const recordMs = sim.now() - writtenAt + (await until(sim, () => sim.liveIds().every((id) => sim.store(id).job('bench-record') !== undefined), 60_000, 'a record reaching every node'));
+    // A frozen node (SIGSTOP), dead in every other node's view.
+    const frozen = sim.ids()[Math.floor((2 * size) / 3)] as string;
+    const falseVerdicts = sim.stats().deadVerdicts; // from the start until now, with every node up
+    sim.freeze(frozen);
+    const others = sim.liveIds();
+    const freezeMs = await until(sim, () => others.every((id) => sim.membersSeenBy(id)[frozen] === 'dead'), 60_000, 'a frozen node dead everywhere');
     const wallS = (performance.now() - wallStart) / 1000;
-    rows.push(`| ${size} | ${(formMs / 1000).toFixed(1)} s | ${msgs.toFixed(1)} | ${(bytes / 1024).toFixed(1)} KiB | ${wallS.toFixed(1)} s |`);
-    process.stderr.write(`[sim-scale] ${size} nodes: formed in ${formMs} ms virtual, ${msgs.toFixed(1)} msg/node/s, ${(bytes / 1024).toFixed(1)} KiB/node/s, ${wallS.toFixed(1)} s wall\n`);
+    rows.push(
+      `| ${size} | ${(formMs / 1000).toFixed(1)} s | ${msgs.toFixed(1)} | ${(bytes / 1024).toFixed(1)} KiB | ${recordMs} ms | ${(freezeMs / 1000).toFixed(1)} s | ${falseVerdicts} | ${wallS.toFixed(1)} s |`,
+    );
+    process.stderr.write(
+      `[sim-scale] ${size} nodes: formed in ${formMs} ms virtual, ${msgs.toFixed(1)} msg/node/s, ${(bytes / 1024).toFixed(1)} KiB/node/s, record everywhere in ${recordMs} ms, frozen node dead everywhere in ${freezeMs} ms, ${falseVerdicts} dead verdicts before it, ${wallS.toFixed(1)} s wall\n`,
+    );
   } finally {
     sim.dispose();
   }
 }
 process.stdout.write(
   `\n## chorus simulation: idle cost against cluster size (seed ${seed}, ${idleMs / 1000} s of virtual idle time)\n\n` +
-    '| nodes | all agree (virtual) | messages sent per node per s | bytes sent per node per s | wall time |\n|---:|---:|---:|---:|---:|\n' +
+    '| nodes | all agree after the last join (virtual) | idle messages sent per node per s | idle bytes sent per node per s | a record on every node | a frozen node dead everywhere | dead verdicts with every node up | wall time |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n' +
     `${rows.join('\n')}\n`,
 );

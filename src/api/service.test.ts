@@ -38,7 +38,8 @@ describe('ControlService', () => {
     await s.until(() => s.store('n03').job('slow') !== undefined, 5000, 'n03 hearing of the job');
     const instance = await s.runJob('n03', 'slow');
     const service = s.service('n03');
-    await s.until(() => service.getInstance(instance.id).status === 'running', 5000, 'the instance running');
+    // Every subtask running as n03 sees it: nothing else changes for the next 2 s.
+    await s.until(() => [...s.store('n03').subtasksOf(instance.id).values()].filter((t) => t.status === 'running').length === 3, 5000, 'every subtask running');
 
     const current = service.getInstance(instance.id);
     const quiet = s.drive(service.watchInstance(instance.id, versionOf(current), 300), 'a watch with nothing to report');

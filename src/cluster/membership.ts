@@ -22,12 +22,29 @@ import type { Transport } from '../core/transport.js';
 import type { MemberRecord } from '../records/types.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { Rpc } from './rpc.js';
-import { compareIncarnations, DisseminationQueue, parseEnvelope, retransmitLimit, suspicionTimeoutMs, type Incarnation, type SwimEnvelope, type SwimState, type SwimUpdate } from './swim.js';
+import {
+  compareIncarnations,
+  DisseminationQueue,
+  parseEnvelope,
+  parseStateMessage,
+  retransmitLimit,
+  suspicionTimeoutMs,
+  type Incarnation,
+  type SwimEnvelope,
+  type SwimState,
+  type SwimStateMessage,
+  type SwimUpdate,
+} from './swim.js';
 import type { MemberInfo, MembershipView, MemberState } from './view.js';
+
+/** Members known only from records that a node pings per probe round to learn whether they are up. */
+const VERIFICATIONS_PER_ROUND = 4;
 
 export const SWIM_PING = 'swim-ping';
 export const SWIM_PROBE = 'swim-probe';
 export const SWIM_GOSSIP = 'swim-gossip';
+export const SWIM_STATE = 'swim-state';
+export const SWIM_TRIM = 'swim-trim';
 
 interface Suspicion {
   sinceMs: number;
@@ -35,6 +52,8 @@ interface Suspicion {
   confirmations: Set<string>;
   /** Known only from records and never heard since this start: not announced to others. */
   unverified: boolean;
+  /** A last direct ping before the verdict was sent (to a member we hold no connection to). */
+  lastChance: boolean;
 }
 
 interface Liveness {
@@ -74,7 +93,13 @@ export interface MembershipCounters {
   suspicions: number;
   refutations: number;
   stallsDetected: number;
+  /** SWIM verdicts this node reached and announced. */
   deadVerdicts: number;
+  /** Members known only from records that did not answer this node (held dead here, not announced). */
+  unreachableUnverified: number;
+  pushPulls: number;
+  /** Connections this node closed to stay within maxPeerConnections. */
+  trims: number;
   /** Lifeguard's local health score now: 0 is healthy; each step lengthens probe timeouts. */
   awareness: number;
 }
@@ -101,6 +126,16 @@ export class Membership implements MembershipView {
   private knewOthersAtStart = false;
   private leaving = false;
   private running = false;
+  private pushPulledOnJoin = false;
+  private lastPushPullMs = 0;
+  /** Members that closed our connection on purpose (their budget), and when: not a failure, not redialled for a while. */
+  private readonly trimmedBy = new Map<string, number>();
+  /** Connections this node is closing on purpose. */
+  private readonly trimming = new Set<string>();
+  /** Connections opened for one ping (a check of a dead or unverified member, an indirect probe): the first to go when over budget. */
+  private readonly transient = new Set<string>();
+  /** When each current connection opened: a young one is not trimmed (it was opened for a reason, likely a request in flight). */
+  private readonly connectedAtMs = new Map<string, number>();
   readonly counters: MembershipCounters = {
     probesSent: 0,
     indirectProbes: 0,
@@ -112,6 +147,9 @@ export class Membership implements MembershipView {
     refutations: 0,
     stallsDetected: 0,
     deadVerdicts: 0,
+    unreachableUnverified: 0,
+    pushPulls: 0,
+    trims: 0,
     awareness: 0,
   };
 
@@ -120,6 +158,11 @@ export class Membership implements MembershipView {
     deps.rpc.handle(SWIM_PING, async (from, body) => this.onPing(from, body));
     deps.rpc.handle(SWIM_PROBE, (from, body) => this.onProbeRequest(from, body));
     deps.rpc.handle(SWIM_GOSSIP, async (from, body) => this.onGossip(from, body));
+    deps.rpc.handle(SWIM_STATE, async (from, body) => this.onState(from, body));
+    deps.rpc.handle(SWIM_TRIM, async (from) => {
+      this.trimmedBy.set(from, this.deps.clock.now());
+      return { ok: true };
+    });
     deps.store.onChange((changes) => {
       for (const change of changes) if (change.kind === 'member' && this.running) this.onMemberRecord(change.record as MemberRecord);
     });
@@ -135,6 +178,7 @@ export class Membership implements MembershipView {
     this.startedAtMs = nowMs;
     this.lastProbeMs = nowMs;
     this.lastDeadProbeMs = nowMs;
+    this.lastPushPullMs = nowMs;
     this.selfInc = [this.deps.self().incarnation, 0];
     this.running = true;
     this.knewOthersAtStart = this.deps.store.members().some((m) => m.nodeId !== this.selfId && !m.left);
@@ -174,13 +218,23 @@ export class Membership implements MembershipView {
 
   onPeerConnected(peer: string): void {
     if (!this.running) return;
+    this.connectedAtMs.set(peer, this.deps.clock.now());
     const entry = this.liveness.get(peer);
     if (entry?.state === 'alive') entry.lastHeardMs = this.deps.clock.now();
     else if (entry?.state !== 'left') this.probeSoon(peer);
+    // Joining: the first member reached tells us how it sees everyone (memberlist's push/pull on join).
+    if (!this.pushPulledOnJoin) {
+      this.pushPulledOnJoin = true;
+      void this.pushPull(peer);
+    }
+    this.trimConnections();
   }
 
   /** A closed connection is the fastest sign of a killed process: confirmed by a failed redial. */
   onPeerDisconnected(peer: string): void {
+    this.transient.delete(peer);
+    this.connectedAtMs.delete(peer);
+    if (this.trimming.delete(peer) || this.trimmedRecently(peer)) return; // closed on purpose, by us or by it
     const entry = this.liveness.get(peer);
     if (!this.running || !entry || entry.state === 'dead' || entry.state === 'left' || this.leaving) return;
     const addrs = this.deps.store.member(peer)?.addrs ?? [];
@@ -235,6 +289,47 @@ export class Membership implements MembershipView {
     return { ok: true };
   }
 
+  private stateMessage(): SwimStateMessage {
+    const states: SwimUpdate[] = [];
+    for (const [node, entry] of this.liveness) {
+      // What we only know from records (never heard since our start) is no news to anyone.
+      if (entry.state === 'left' || (entry.state === 'suspect' && entry.suspicion?.unverified !== false)) continue;
+      states.push({ node, state: entry.state, inc: entry.inc });
+    }
+    return { self: this.selfInc, states };
+  }
+
+  /** Takes in a peer's whole view: its states are news like any update, not re-announced (they are not new). */
+  private takeStates(from: string, message: SwimStateMessage): void {
+    for (const update of message.states) {
+      if (update.state === 'suspect') update.by = from;
+      this.apply(update, false);
+    }
+    this.heardDirectly(from, message.self);
+  }
+
+  private onState(from: string, body: unknown): SwimStateMessage {
+    const message = parseStateMessage(body);
+    if (!message) {
+      this.counters.malformedMessages += 1;
+      throw new Error('malformed membership state');
+    }
+    this.takeStates(from, message);
+    return this.stateMessage();
+  }
+
+  /** A full exchange of views with one member: repairs what dissemination missed. */
+  private async pushPull(peer: string): Promise<void> {
+    this.counters.pushPulls += 1;
+    try {
+      const reply = parseStateMessage(await this.deps.rpc.call(peer, SWIM_STATE, this.stateMessage(), this.deps.config.requestTimeoutMs));
+      if (reply) this.takeStates(peer, reply);
+      else this.counters.malformedMessages += 1;
+    } catch (err) {
+      this.deps.log.debug({ peer, err: (err as Error).message }, 'membership push/pull failed');
+    }
+  }
+
   /** Pings `target` for a member that could not reach it: answers whether it acked (a nack tells the asker that we at least are reachable). */
   private async onProbeRequest(from: string, body: unknown): Promise<{ ack: boolean }> {
     const target = (body as { target?: unknown } | null)?.target;
@@ -242,7 +337,7 @@ export class Membership implements MembershipView {
       if (typeof target !== 'string' || target === this.selfId) this.counters.malformedMessages += 1;
       throw new Error('malformed probe request');
     }
-    return { ack: await this.ping(target, this.deps.config.probeTimeoutMs) };
+    return { ack: await this.ping(target, this.deps.config.probeTimeoutMs, true) };
   }
 
   /** Direct evidence: the member itself spoke, with its incarnation. */
@@ -258,7 +353,7 @@ export class Membership implements MembershipView {
   }
 
   /** One membership change from the network. */
-  private apply(update: SwimUpdate): void {
+  private apply(update: SwimUpdate, relay = true): void {
     this.counters.updatesReceived += 1;
     if (update.node === this.selfId) {
       if (update.state !== 'alive') this.refute(update.inc);
@@ -268,19 +363,19 @@ export class Membership implements MembershipView {
     const order = compareIncarnations(update.inc, entry.inc);
     if (entry.state === 'left') {
       // Only a new process start brings back a member that left.
-      if (update.state === 'alive' && update.inc[0] > entry.inc[0]) this.markAlive(update.node, entry, update.inc, true);
+      if (update.state === 'alive' && update.inc[0] > entry.inc[0]) this.markAlive(update.node, entry, update.inc, relay);
       return;
     }
     switch (update.state) {
       case 'alive':
-        if (order > 0 || (order === 0 && entry.suspicion?.unverified === true)) this.markAlive(update.node, entry, update.inc, true);
+        if (order > 0 || (order === 0 && entry.suspicion?.unverified === true)) this.markAlive(update.node, entry, update.inc, relay);
         return;
       case 'suspect':
         if (order < 0 || entry.state === 'dead') return;
         if (order === 0 && entry.state === 'suspect' && entry.suspicion && !entry.suspicion.unverified) {
           if (update.by !== undefined && !entry.suspicion.confirmations.has(update.by)) {
             entry.suspicion.confirmations.add(update.by);
-            this.queue.push(update);
+            if (relay) this.queue.push(update);
           }
           return;
         }
@@ -293,7 +388,7 @@ export class Membership implements MembershipView {
       case 'dead':
         if (order < 0 || (entry.state === 'dead' && order === 0)) return;
         entry.inc = update.inc;
-        this.queue.push(update);
+        if (relay) this.queue.push(update);
         this.setState(update.node, entry, 'dead');
         return;
     }
@@ -313,8 +408,8 @@ export class Membership implements MembershipView {
   private onMemberRecord(record: MemberRecord): void {
     if (record.nodeId === this.selfId) return;
     const entry = this.entry(record.nodeId, [record.incarnation, 0]);
-    this.dialMember(record, this.deps.clock.now());
-    this.recompute(); // a member without a record cannot lead: now it may
+    if (this.deps.transport.connectedPeers().length < this.lowWater()) this.dialMember(record, this.deps.clock.now());
+    this.recomputeSoon(); // a member without a record cannot lead: now it may
     if (record.left && record.incarnation >= entry.inc[0]) {
       entry.inc = [record.incarnation, entry.inc[1]];
       this.setState(record.nodeId, entry, 'left');
@@ -334,10 +429,11 @@ export class Membership implements MembershipView {
     this.counters.awareness = Math.min(this.deps.config.awarenessMax, Math.max(0, this.counters.awareness + delta));
   }
 
-  /** Pings a member directly; true when it acked in time. */
-  private async ping(target: string, timeoutMs: number): Promise<boolean> {
+  /** Pings a member directly; true when it acked in time. `dial`: connect first if need be (a one-off connection). */
+  private async ping(target: string, timeoutMs: number, dial = false): Promise<boolean> {
     try {
-      if (!this.deps.transport.connectedPeers().includes(target)) {
+      if (dial && !this.deps.transport.connectedPeers().includes(target)) {
+        this.transient.add(target);
         await this.deps.transport.dial(target, this.deps.store.member(target)?.addrs ?? []);
       }
       this.counters.probesSent += 1;
@@ -361,7 +457,7 @@ export class Membership implements MembershipView {
         return;
       }
       if (this.stalledSince(startMs, directMs)) return;
-      const helpers = this.pick(this.deps.config.indirectChecks, (id, e) => id !== target && e.state === 'alive');
+      const helpers = this.pickConnected(this.deps.config.indirectChecks, (id, e) => id !== target && e.state === 'alive');
       this.counters.indirectProbes += helpers.length;
       const indirectMs = 2 * this.deps.config.probeTimeoutMs * this.timeoutScale();
       const replies = await Promise.allSettled(
@@ -387,20 +483,30 @@ export class Membership implements MembershipView {
     return nowMs - startMs > waitedMs + this.deps.config.stallThresholdMs || nowMs < this.graceUntilMs;
   }
 
+  /** Probes a connected member now rather than at its turn (members this node has no connection to are its neighbours' to probe). */
   private probeSoon(nodeId: string): void {
+    if (!this.deps.transport.connectedPeers().includes(nodeId)) return;
     const entry = this.entry(nodeId, [this.deps.store.member(nodeId)?.incarnation ?? 0, 0]);
     if (!entry.probing && !this.leaving) void this.probe(nodeId);
   }
 
-  /** The next member in a shuffled round-robin over the alive and suspect ones (each is probed within N rounds). */
+  /**
+   * The next connected member in a shuffled round robin over the alive and suspect ones (each
+   * is probed within a round). With the connection budget a node probes its neighbours; every
+   * member is someone's neighbour, and what they find is spread to all.
+   */
   private nextProbeTarget(): string | null {
+    const connected = new Set(this.deps.transport.connectedPeers());
+    const probeable = (id: string) => {
+      const entry = this.liveness.get(id);
+      return entry !== undefined && (entry.state === 'alive' || entry.state === 'suspect') && !entry.probing && connected.has(id);
+    };
     for (let tries = 0; tries < 2; tries++) {
       while (this.probeOrder.length > 0) {
         const id = this.probeOrder.pop() as string;
-        const entry = this.liveness.get(id);
-        if (entry && (entry.state === 'alive' || entry.state === 'suspect') && !entry.probing) return id;
+        if (probeable(id)) return id;
       }
-      this.probeOrder = this.shuffled([...this.liveness.entries()].filter(([, e]) => e.state === 'alive' || e.state === 'suspect').map(([id]) => id));
+      this.probeOrder = this.shuffled([...connected].filter(probeable));
     }
     return null;
   }
@@ -411,7 +517,7 @@ export class Membership implements MembershipView {
     if (entry.state === 'suspect' && entry.suspicion && !entry.suspicion.unverified) {
       if (by !== null) entry.suspicion.confirmations.add(by);
     } else {
-      entry.suspicion = { sinceMs: nowMs, confirmations, unverified: false };
+      entry.suspicion = { sinceMs: nowMs, confirmations, unverified: false, lastChance: false };
       this.counters.suspicions += 1;
     }
     this.queue.push({ node: nodeId, state: 'suspect', inc: entry.inc, by: by ?? this.selfId });
@@ -447,15 +553,46 @@ export class Membership implements MembershipView {
       this.lastProbeMs = nowMs;
       const target = this.nextProbeTarget();
       if (target !== null) void this.probe(target);
+      this.verifySome(nowMs);
     }
     if (nowMs - this.lastDeadProbeMs >= this.deps.config.deadProbeIntervalMs) {
       // A member declared dead may be back (a thawed process, a healed partition): it refutes when reached.
       this.lastDeadProbeMs = nowMs;
       const [dead] = this.pick(1, (_, e) => e.state === 'dead' && !e.probing);
-      if (dead !== undefined) void this.ping(dead, this.deps.config.probeTimeoutMs * this.timeoutScale());
+      if (dead !== undefined) void this.ping(dead, this.deps.config.probeTimeoutMs * this.timeoutScale(), true);
       this.dialUnconnected();
+      this.trimConnections();
+    }
+    if (nowMs - this.lastPushPullMs >= this.pushPullIntervalMs()) {
+      this.lastPushPullMs = nowMs;
+      const [peer] = this.pickConnected(1, (_, e) => e.state === 'alive');
+      if (peer !== undefined) void this.pushPull(peer);
     }
     if (nowMs >= this.nextRecomputeMs) this.recompute();
+  }
+
+  /**
+   * A member known only from its record, and that nobody told us about since (the news of its
+   * start missed us, and it is not among our connections): ask it directly, a few per round.
+   */
+  private verifySome(nowMs: number): void {
+    let budget = VERIFICATIONS_PER_ROUND;
+    for (const nodeId of this.suspects) {
+      if (budget === 0) return;
+      const entry = this.liveness.get(nodeId) as Liveness;
+      if (!entry.suspicion?.unverified || entry.probing || nowMs - entry.suspicion.sinceMs < this.deps.config.probeIntervalMs) continue;
+      if (!this.deps.store.member(nodeId)?.addrs.length) continue;
+      entry.probing = true;
+      void this.ping(nodeId, this.deps.config.probeTimeoutMs * this.timeoutScale(), true).then((acked) => {
+        entry.probing = false;
+        // Still nobody vouches for it and it does not answer: down, as far as we know (not
+        // announced: we never knew it up; the dead-member check asks it again later).
+        if (!acked && entry.suspicion?.unverified === true && !this.stalledSince(nowMs, 2 * this.deps.config.probeTimeoutMs * this.timeoutScale())) {
+          this.declareDead(nodeId, entry, 'known from records only, and does not answer', false);
+        }
+      });
+      budget -= 1;
+    }
   }
 
   private expireSuspicions(nowMs: number): void {
@@ -474,15 +611,29 @@ export class Membership implements MembershipView {
       });
       // Known from records only: the longest wait, since nobody else vouches either way.
       const waitMs = suspicion.unverified ? timeoutMs * this.deps.config.suspicionMaxMult : timeoutMs;
-      if (nowMs - suspicion.sinceMs >= waitMs) this.declareDead(nodeId, entry, `suspected for ${nowMs - suspicion.sinceMs} ms without refuting`);
+      if (nowMs - suspicion.sinceMs < waitMs) continue;
+      if (suspicion.unverified && entry.probing) continue; // its verification ping decides
+      if (suspicion.unverified) {
+        this.declareDead(nodeId, entry, `known from records only and not heard from in ${nowMs - suspicion.sinceMs} ms`, false);
+      } else if (!suspicion.lastChance && !this.deps.transport.connectedPeers().includes(nodeId)) {
+        // Its refutation may have missed us (we are not its neighbour): ask it once ourselves.
+        suspicion.lastChance = true;
+        entry.probing = true;
+        void this.ping(nodeId, this.deps.config.probeTimeoutMs * this.timeoutScale(), true).then((acked) => {
+          entry.probing = false;
+          const current = this.liveness.get(nodeId);
+          if (!acked && current?.state === 'suspect' && current.suspicion === suspicion) this.declareDead(nodeId, current, `suspected for ${this.deps.clock.now() - suspicion.sinceMs} ms without refuting`);
+        });
+      } else {
+        this.declareDead(nodeId, entry, `suspected for ${nowMs - suspicion.sinceMs} ms without refuting`);
+      }
     }
   }
 
   /** Sends pending changes to a few random connected members (memberlist's gossip). */
   private gossip(): void {
     if (this.queue.size === 0 || this.leaving) return;
-    const connected = new Set(this.deps.transport.connectedPeers());
-    for (const peer of this.pick(this.deps.config.gossipFanout, (id, e) => connected.has(id) && (e.state === 'alive' || e.state === 'suspect'))) {
+    for (const peer of this.pickConnected(this.deps.config.gossipFanout, (_, e) => e.state === 'alive' || e.state === 'suspect')) {
       const envelope = this.envelopeFor(peer);
       if (envelope.updates.length === 0) break;
       this.counters.gossipSent += 1;
@@ -496,7 +647,54 @@ export class Membership implements MembershipView {
     if (this.leaving) return;
     const nowMs = this.deps.clock.now();
     const connected = new Set(this.deps.transport.connectedPeers());
-    for (const member of this.deps.store.members()) if (!connected.has(member.nodeId)) this.dialMember(member, nowMs);
+    const wanted = this.lowWater() - connected.size;
+    if (wanted <= 0) return;
+    const candidates = this.deps.store.members().filter((m) => {
+      if (m.nodeId === this.selfId || m.left || m.addrs.length === 0 || connected.has(m.nodeId) || this.trimmedRecently(m.nodeId)) return false;
+      const entry = this.liveness.get(m.nodeId);
+      return entry === undefined || (entry.state !== 'dead' && nowMs >= entry.nextDialMs);
+    });
+    for (const member of this.shuffled(candidates).slice(0, wanted)) this.dialMember(member, nowMs);
+  }
+
+  /** Below this many connections a node dials more: half its budget, so that dials and trims do not chase each other. */
+  private lowWater(): number {
+    return Math.max(1, Math.ceil(this.deps.config.maxPeerConnections / 2));
+  }
+
+  private trimmedRecently(peer: string): boolean {
+    const atMs = this.trimmedBy.get(peer);
+    if (atMs === undefined) return false;
+    if (this.deps.clock.now() - atMs < this.deps.config.trimBackoffMs) return true;
+    this.trimmedBy.delete(peer);
+    return false;
+  }
+
+  /** Above the budget: closes random connections (not the leader's, not one being probed), telling each peer first. */
+  private trimConnections(): void {
+    const peers = this.deps.transport.connectedPeers().filter((p) => !this.trimming.has(p));
+    const excess = peers.length - this.deps.config.maxPeerConnections;
+    if (excess <= 0 || this.leaving) return;
+    const nowMs = this.deps.clock.now();
+    const young = (p: string) => nowMs - (this.connectedAtMs.get(p) ?? 0) < this.deps.config.probeIntervalMs;
+    const spare = this.shuffled(peers.filter((p) => p !== this.currentLeader && this.liveness.get(p)?.probing !== true && !young(p)));
+    spare.sort((a, b) => Number(this.transient.has(b)) - Number(this.transient.has(a)));
+    for (const peer of spare.slice(0, excess)) {
+      this.trimming.add(peer);
+      this.counters.trims += 1;
+      this.deps.rpc
+        .call(peer, SWIM_TRIM, {}, this.deps.config.probeTimeoutMs)
+        .catch(() => undefined)
+        .then(() => this.deps.transport.hangUp(peer))
+        .catch(() => this.trimming.delete(peer));
+    }
+  }
+
+  /** memberlist's push/pull scale: the base interval up to 32 members, then one more step per doubling. */
+  private pushPullIntervalMs(): number {
+    const n = this.activeCount();
+    const factor = n <= 32 ? 1 : Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
+    return this.deps.config.pushPullIntervalMs * factor;
   }
 
   /** Dials one known member we are not connected to, unless its backoff says not yet. */
@@ -530,10 +728,19 @@ export class Membership implements MembershipView {
     return this.shuffled(pool).slice(0, count);
   }
 
-  private shuffled(ids: string[]): string[] {
+  /** Up to `count` random connected members that satisfy `accept` (O(connections), not O(members)). */
+  private pickConnected(count: number, accept: (id: string, entry: Liveness) => boolean): string[] {
+    const pool = this.deps.transport.connectedPeers().filter((id) => {
+      const entry = this.liveness.get(id);
+      return entry !== undefined && accept(id, entry);
+    });
+    return this.shuffled(pool).slice(0, count);
+  }
+
+  private shuffled<T>(ids: T[]): T[] {
     for (let i = ids.length - 1; i > 0; i--) {
       const j = Math.floor(this.deps.random() * (i + 1));
-      [ids[i], ids[j]] = [ids[j] as string, ids[i] as string];
+      [ids[i], ids[j]] = [ids[j] as T, ids[i] as T];
     }
     return ids;
   }
@@ -547,7 +754,7 @@ export class Membership implements MembershipView {
         inc,
         lastHeardMs: null,
         aliveSinceMs: null,
-        suspicion: { sinceMs: this.deps.clock.now(), confirmations: new Set(), unverified: true },
+        suspicion: { sinceMs: this.deps.clock.now(), confirmations: new Set(), unverified: true, lastChance: false },
         probing: false,
         nextDialMs: 0,
         dialFailures: 0,
@@ -560,10 +767,11 @@ export class Membership implements MembershipView {
     return entry;
   }
 
-  private declareDead(nodeId: string, entry: Liveness, why: string): void {
-    this.counters.deadVerdicts += 1;
+  private declareDead(nodeId: string, entry: Liveness, why: string, announce = true): void {
+    if (announce) this.counters.deadVerdicts += 1;
+    else this.counters.unreachableUnverified += 1;
     this.deps.log.warn({ peer: nodeId, why }, 'member declared dead');
-    this.queue.push({ node: nodeId, state: 'dead', inc: entry.inc });
+    if (announce) this.queue.push({ node: nodeId, state: 'dead', inc: entry.inc });
     this.setState(nodeId, entry, 'dead');
   }
 
@@ -578,9 +786,24 @@ export class Membership implements MembershipView {
     if (state === 'alive' && entry.aliveSinceMs === null) entry.aliveSinceMs = this.deps.clock.now();
     if (state === 'dead' || state === 'left') entry.aliveSinceMs = null;
     this.deps.log.info({ peer: nodeId, state }, 'member state');
-    this.recompute();
+    this.recomputeSoon();
     this.deps.onChange();
   }
+
+  /**
+   * The leader choice reads every member (O(N)); a burst of changes (a fleet joining: N of
+   * them at every node) asks for one recomputation, at the end of the current turn.
+   */
+  private recomputeSoon(): void {
+    if (this.recomputeQueued) return;
+    this.recomputeQueued = true;
+    queueMicrotask(() => {
+      this.recomputeQueued = false;
+      this.recompute();
+    });
+  }
+
+  private recomputeQueued = false;
 
   /**
    * The leader is the alive member with the smallest node id among those alive for at

@@ -19,14 +19,27 @@ export class RpcError extends Error {
 export class Rpc {
   private readonly handlers = new Map<string, RpcHandler>();
 
-  constructor(private readonly transport: Transport) {}
+  /**
+   * `connect`: how to reach a peer this node holds no connection to (with the connection
+   * budget, most members are not connected); the call fails if it fails.
+   */
+  constructor(
+    private readonly transport: Transport,
+    private readonly connect: (peer: string) => Promise<void> = () => Promise.resolve(),
+  ) {}
 
   handle(type: string, handler: RpcHandler): void {
     if (this.handlers.has(type)) throw new Error(`rpc handler for ${type} registered twice`);
     this.handlers.set(type, handler);
   }
 
-  async call(peer: string, type: string, body: unknown, timeoutMs: number): Promise<unknown> {
+  /**
+   * `dial`: connect first when there is no connection (a request the user waits for: a run
+   * forwarded to the leader, logs). Background protocol traffic (sync, membership) goes only
+   * over connections the membership keeps, or a closed one would be reopened at once.
+   */
+  async call(peer: string, type: string, body: unknown, timeoutMs: number, options: { dial?: boolean } = {}): Promise<unknown> {
+    if (options.dial === true && !this.transport.connectedPeers().includes(peer)) await this.connect(peer);
     const reply = await this.transport.request(peer, new TextEncoder().encode(JSON.stringify({ type, body })), timeoutMs);
     const parsed = JSON.parse(new TextDecoder().decode(reply)) as { ok: boolean; body?: unknown; error?: string; code?: string };
     if (!parsed.ok) throw new RpcError(parsed.error ?? `${type} failed on ${peer}`, parsed.code);

@@ -67,6 +67,38 @@ describe('DisseminationQueue', () => {
   });
 });
 
+describe('DisseminationQueue bounds', () => {
+  it('keeps at most its capacity, dropping the most-sent change first', () => {
+    const queue = new DisseminationQueue(3);
+    queue.push(update('a'));
+    queue.take(1, 10); // a sent once
+    queue.push(update('b'));
+    queue.push(update('c'));
+    queue.push(update('d')); // full: a (the most sent) makes room
+    expect(queue.size).toBe(3);
+    expect(queue.take(10, 10).map((u) => u.node)).toEqual(['d', 'c', 'b']);
+  });
+
+  it('picks the same changes as a full sort would', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 1, max: 5 })), { maxLength: 60 }), fc.integer({ min: 1, max: 8 }), (ops, max) => {
+        const queue = new DisseminationQueue(1000);
+        const model = new Map<string, { sent: number; seq: number }>();
+        let seq = 0;
+        for (const [node, takes] of ops) {
+          queue.push(update(`n${node}`));
+          model.set(`n${node}`, { sent: 0, seq: seq++ });
+          for (let t = 0; t < takes % 2; t++) {
+            const expected = [...model].sort(([, a], [, b]) => a.sent - b.sent || b.seq - a.seq).slice(0, max).map(([k]) => k);
+            expect(queue.take(max, 100).map((u) => u.node)).toEqual(expected);
+            for (const k of expected) model.get(k)!.sent += 1;
+          }
+        }
+      }),
+    );
+  });
+});
+
 describe('retransmitLimit', () => {
   it('grows with log10 of the cluster size', () => {
     expect([1, 9, 10, 99, 100, 999].map((n) => retransmitLimit(4, n))).toEqual([4, 4, 8, 8, 12, 12]);

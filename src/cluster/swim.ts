@@ -93,32 +93,60 @@ export function retransmitLimit(retransmitMult: number, members: number): number
   return retransmitMult * Math.ceil(Math.log10(members + 1));
 }
 
+/** Changes a node holds for dissemination; beyond it the most-sent are dropped (push/pull repairs what that loses). */
+export const MAX_QUEUED_UPDATES = 256;
+
 /**
- * Changes waiting to be piggybacked, each sent a bounded number of times: the newest and
- * least sent go first, and a newer change about a node replaces the older one.
+ * Changes waiting to be piggybacked, each sent a bounded number of times: the least sent and
+ * then the newest go first, and a newer change about a node replaces the older one. Bounded:
+ * when full, the change sent most (the oldest news) makes room.
  */
 export class DisseminationQueue {
   private readonly pending = new Map<string, { update: SwimUpdate; sent: number; seq: number }>();
   private seq = 0;
+
+  constructor(private readonly capacity = MAX_QUEUED_UPDATES) {}
 
   get size(): number {
     return this.pending.size;
   }
 
   push(update: SwimUpdate): void {
+    this.pending.delete(update.node);
+    if (this.pending.size >= this.capacity) {
+      let worst: { update: SwimUpdate; sent: number; seq: number } | undefined;
+      for (const item of this.pending.values()) if (!worst || before(worst, item)) worst = item;
+      if (worst) this.pending.delete(worst.update.node);
+    }
     this.pending.set(update.node, { update, sent: 0, seq: this.seq++ });
   }
 
   /** Up to `max` updates to piggyback now; each counts as sent once, and is dropped at `limit` sends. */
   take(max: number, limit: number): SwimUpdate[] {
-    if (this.pending.size === 0) return [];
-    const chosen = [...this.pending.values()].sort((a, b) => a.sent - b.sent || b.seq - a.seq).slice(0, max);
+    if (this.pending.size === 0 || max <= 0) return [];
+    // The best `max` by (fewest sends, newest), in one pass: the queue is bounded, `max` small.
+    const chosen: { update: SwimUpdate; sent: number; seq: number }[] = [];
+    for (const item of this.pending.values()) {
+      if (chosen.length === max && !before(item, chosen[max - 1]!)) continue;
+      let i = Math.min(chosen.length, max - 1);
+      if (chosen.length < max) chosen.push(item);
+      else chosen[i] = item;
+      while (i > 0 && before(chosen[i]!, chosen[i - 1]!)) {
+        [chosen[i], chosen[i - 1]] = [chosen[i - 1]!, chosen[i]!];
+        i--;
+      }
+    }
     for (const item of chosen) {
       item.sent += 1;
       if (item.sent >= limit) this.pending.delete(item.update.node);
     }
     return chosen.map((item) => item.update);
   }
+}
+
+/** Whether `a` goes out before `b`: fewer sends first, then the newer. */
+function before(a: { sent: number; seq: number }, b: { sent: number; seq: number }): boolean {
+  return a.sent < b.sent || (a.sent === b.sent && a.seq > b.seq);
 }
 
 /**
@@ -133,4 +161,27 @@ export function suspicionTimeoutMs(opts: { suspicionMult: number; maxMult: numbe
   if (opts.expected <= 0) return Math.round(minMs);
   const fraction = Math.log(opts.confirmations + 1) / Math.log(opts.expected + 1);
   return Math.round(Math.max(minMs, maxMs - (maxMs - minMs) * fraction));
+}
+
+/** A push/pull exchange (memberlist's): the sender's incarnation and every member state it holds. */
+export interface SwimStateMessage {
+  self: Incarnation;
+  states: SwimUpdate[];
+}
+
+/** Members one push/pull may list; more is a malformed message (about 100 bytes each, so well under 1 MiB). */
+export const MAX_STATE_ENTRIES = 8192;
+
+export function parseStateMessage(x: unknown): SwimStateMessage | null {
+  if (typeof x !== 'object' || x === null) return null;
+  const m = x as Record<string, unknown>;
+  const self = incarnationOf(m.self);
+  if (self === null || !Array.isArray(m.states) || m.states.length > MAX_STATE_ENTRIES) return null;
+  const states: SwimUpdate[] = [];
+  for (const raw of m.states) {
+    const update = updateOf(raw);
+    if (update === null) return null;
+    states.push(update);
+  }
+  return { self, states };
 }

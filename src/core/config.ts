@@ -62,6 +62,12 @@ export interface ChorusConfig {
   maxPiggyback: number;
   /** Cap of Lifeguard's local health score: failed probes and stalls raise it, and probe timeouts are multiplied by it + 1. Higher: a struggling node slows down more before it judges. */
   awarenessMax: number;
+  /** Connections a node keeps to other members. Above it, it closes some (telling the peer first); below half of it, it dials more. Probes and gossip go over these; other members are reached through them. Higher: faster spread, more connections (each costs memory and pings). */
+  maxPeerConnections: number;
+  /** A member that closed our connection to keep within its budget is not redialled for this long. Lower: connections are rebalanced sooner, more churn. */
+  trimBackoffMs: number;
+  /** Every this often (times a factor that grows with log2 of the cluster size above 32 members) a node exchanges its whole membership view with one connected member, and at its first connection. Lower: a missed change is repaired sooner, bigger exchanges more often. */
+  pushPullIntervalMs: number;
   /** Every this often a node pings one member it holds dead (it may be back: a thawed process, a healed partition) and redials known members it is not connected to. Lower: faster reunion, more dials to dead hosts. */
   deadProbeIntervalMs: number;
   /** A member must have been alive this long before it can become leader (avoids flapping). Higher: steadier leadership, slower failover to a restarted member. */
@@ -119,6 +125,8 @@ export interface ChorusConfig {
   maxConnectionsPerHostPerSecond: number;
   /** Incoming connections still in their handshake (swarm key, noise, yamux) at once. Higher: more members can (re)join at the same moment; lower: half-open connections cost less. */
   maxPendingInboundConnections: number;
+  /** libp2p pings every open connection this often and closes one that does not answer. SWIM's probes find dead members; this clears half-open connections. Lower: a dead connection is closed sooner, more pings (each one a stream) per connection. */
+  connectionPingIntervalMs: number;
   /** Requests in flight on one connection at once, each way; more are refused. Higher: more parallel calls to one peer, more buffers (each up to maxMessageBytes). */
   maxRpcStreamsPerConnection: number;
 
@@ -171,6 +179,9 @@ export const defaultConfig: ChorusConfig = {
   maxPiggyback: 16,
   awarenessMax: 8,
   deadProbeIntervalMs: 2000,
+  maxPeerConnections: 32,
+  trimBackoffMs: 60_000,
+  pushPullIntervalMs: 30_000,
   leaderStableMs: 300,
   selfSettleMs: 1000,
   antiEntropyIntervalMs: 2000,
@@ -191,6 +202,7 @@ export const defaultConfig: ChorusConfig = {
   maxConnectionsPerHostPerSecond: 1000,
   maxPendingInboundConnections: 256,
   maxRpcStreamsPerConnection: 256,
+  connectionPingIntervalMs: 60_000,
   joinRetryBaseMs: 250,
   joinRetryMaxMs: 5000,
   joinRetryReportMs: 60_000,
@@ -256,6 +268,7 @@ const TIMER_LIMITS: Partial<Record<NumberKnob, number>> = {
   staleProbeTimeoutMs: MAX_TIMEOUT_MS,
   gossipStreamSettleMs: MAX_TIMEOUT_MS,
   swarmHandshakeTimeoutMs: MAX_TIMEOUT_MS,
+  connectionPingIntervalMs: MAX_TIMEOUT_MS, // setInterval of libp2p's connection monitor
 };
 
 interface Relation {

@@ -24,6 +24,8 @@ export interface Transport {
   connectedPeers(): string[];
   /** Ask the transport to connect to a peer it has learned addresses for. */
   dial(peer: string, addrs: string[]): Promise<void>;
+  /** Closes every connection to the peer on purpose (the connection budget); both sides see onPeerDisconnected. */
+  hangUp(peer: string): Promise<void>;
   /** Round trip time to the peer, or rejects after `timeoutMs`. */
   ping(peer: string, timeoutMs: number): Promise<number>;
   /** Addresses other nodes can reach this one at. */

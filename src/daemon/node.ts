@@ -95,7 +95,7 @@ export class ChorusNode {
     const deps = (this.deps = components);
     this.self = deps.self;
     const { transport, clock, config, store, hlc, log } = deps;
-    this.rpc = new Rpc(transport);
+    this.rpc = new Rpc(transport, (peer) => transport.dial(peer, store.member(peer)?.addrs ?? []));
     this.membership = new Membership({
       transport,
       clock,
@@ -282,7 +282,7 @@ export class ChorusNode {
       // that may itself take up to requestTimeoutMs), so this wait must be longer than that;
       // with the same budget a slow ack made a reachable leader look unreachable while the
       // instance it had created ran anyway.
-      reply = (await this.rpc.call(leaderId, 'run', { job, spec, trigger }, 2 * this.deps.config.requestTimeoutMs)) as { records?: unknown };
+      reply = (await this.rpc.call(leaderId, 'run', { job, spec, trigger }, 2 * this.deps.config.requestTimeoutMs, { dial: true })) as { records?: unknown };
     } catch (err) {
       if (err instanceof RpcError) throw err; // the leader answered with an error (it carries a code)
       throw new LeaderUnreachableError(`could not reach the leader ${leaderId}: ${(err as Error).message}`);
@@ -342,7 +342,7 @@ export class ChorusNode {
   /** Output of a subtask, read on the node that ran it. */
   async logsFrom(nodeId: string, instanceId: string): Promise<SubtaskLog[]> {
     if (nodeId === this.id) return this.deps.outputs.read(instanceId);
-    return (await this.rpc.call(nodeId, 'logs', { instanceId }, this.deps.config.requestTimeoutMs)) as SubtaskLog[];
+    return (await this.rpc.call(nodeId, 'logs', { instanceId }, this.deps.config.requestTimeoutMs, { dial: true })) as SubtaskLog[];
   }
 
   /**

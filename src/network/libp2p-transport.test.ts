@@ -156,6 +156,19 @@ describe('Libp2pTransport', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it('sends a request only over an open connection, and hangs up on purpose', async () => {
+    const [a, b] = await Promise.all([startNode(), startNode()]);
+    b.onRequest = async (_from, data) => data;
+    // b's address is known (a dialled it once), but there is no connection: no implicit dial.
+    await connect(a, b);
+    await a.transport.hangUp(b.transport.localId);
+    await waitFor('a and b to see the connection closed', () => a.disconnected.includes(b.transport.localId) && b.disconnected.includes(a.transport.localId));
+    await expect(a.transport.request(b.transport.localId, text('x'), 3_000)).rejects.toThrow(/not connected/);
+    expect(a.transport.connectedPeers()).not.toContain(b.transport.localId);
+    await a.transport.dial(b.transport.localId, b.transport.addresses());
+    expect(new TextDecoder().decode(await a.transport.request(b.transport.localId, text('y'), 3_000))).toBe('y');
+  });
+
   it('carries an 8 MiB frame and refuses larger ones on both sides', async () => {
     const limit = 64 * 1024;
     const [a, small] = await Promise.all([startNode(), startNode({ config: { maxMessageBytes: limit } })]);

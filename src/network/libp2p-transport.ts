@@ -39,6 +39,7 @@ const TRANSPORT_KNOBS = [
   'maxConnectionsPerHostPerSecond',
   'maxPendingInboundConnections',
   'maxRpcStreamsPerConnection',
+  'connectionPingIntervalMs',
 ] as const;
 
 /**
@@ -146,6 +147,9 @@ export class Libp2pTransport implements Transport {
         allow: ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'],
         dialTimeout: config.dialTimeoutMs,
       },
+      // libp2p pings every connection to find dead ones; SWIM's probes already find dead
+      // members, so this only needs to clear half-open connections, and rarely.
+      connectionMonitor: { pingInterval: config.connectionPingIntervalMs },
       services: {
         identify: identify(),
         ping: ping(),
@@ -225,6 +229,9 @@ export class Libp2pTransport implements Transport {
         `request of ${data.byteLength} bytes exceeds the limit of ${this.config.maxMessageBytes} bytes`,
       );
     }
+    // Only over a connection that exists: dialling is the caller's decision (the membership
+    // keeps a budget of connections; an implicit dial would reopen one it just closed).
+    if (this.node.getConnections(peerIdFromString(peer)).length === 0) throw new Error(`request to ${peer} failed: not connected`);
     const signal = AbortSignal.timeout(timeoutMs);
     let stream: Stream | undefined;
     try {
@@ -339,6 +346,10 @@ export class Libp2pTransport implements Transport {
       signal: AbortSignal.timeout(this.config.dialTimeoutMs),
     });
     return connection.remotePeer.toString();
+  }
+
+  async hangUp(peer: string): Promise<void> {
+    await this.node.hangUp(peerIdFromString(peer));
   }
 
   async ping(peer: string, timeoutMs: number): Promise<number> {

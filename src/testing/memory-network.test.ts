@@ -319,6 +319,29 @@ describe('MemoryNetwork publish', () => {
     expect(a.connectedPeers()).toEqual(['b']);
   });
 
+  it('relays as gossipsub does: once per node, to up to relayFanout others, with the publisher as sender', async () => {
+    const clock = new FakeClock(0);
+    const net = new MemoryNetwork({ clock, rng: new Rng(1), relayFanout: 6 });
+    // A chain a - b - c - d: only b is a's peer, yet everyone hears a, once.
+    const ids = ['a', 'b', 'c', 'd'];
+    const nodes = ids.map((id) => net.endpoint(id));
+    const seen = nodes.map((n) => record(n, clock));
+    await nodes[0]!.dial('b');
+    await nodes[1]!.dial('c');
+    await nodes[2]!.dial('d');
+    nodes[0]!.publish('t', enc('hello'));
+    await clock.advanceAsync(100);
+    expect(seen.map((s) => s.messages.map((m) => m.replace(/^\d+ /, '')))).toEqual([[], ['b<-a t hello'], ['c<-a t hello'], ['d<-a t hello']]);
+    // A ring: the copy coming back is a duplicate the receiver drops, not a second delivery.
+    await nodes[3]!.dial('a');
+    nodes[1]!.publish('t', enc('again'));
+    await clock.advanceAsync(100);
+    expect(seen.map((s) => s.messages.filter((m) => m.endsWith('again')).length)).toEqual([1, 0, 1, 1]);
+    const stats = net.stats;
+    expect(stats.sent + stats.duplicated).toBe(stats.delivered + stats.dropped);
+    expect(stats.dropped).toBeGreaterThan(0); // the seen copies
+  });
+
   it('refuses oversized messages', () => {
     const { node } = cluster(['a', 'b'], { maxMessageBytes: 4 });
     expect(() => node('a').publish('t', new Uint8Array(5))).toThrow(/exceeds maxMessageBytes/);

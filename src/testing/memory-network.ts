@@ -23,6 +23,13 @@ export interface NetworkConditions {
 export interface MemoryNetworkOptions extends Partial<NetworkConditions> {
   clock: FakeClock;
   rng: Rng;
+  /**
+   * Gossip is relayed as gossipsub relays it: the publisher sends to every connection
+   * (floodPublish), and each node that sees a message for the first time forwards it to up
+   * to this many of its other connections (gossipsub's mesh degree D). 0: no relaying
+   * (a message reaches only the publisher's direct peers).
+   */
+  relayFanout?: number;
   /** Sees every send, duplicate, delivery and drop; collect it to compare runs. */
   onTrace?: (event: TraceEvent) => void;
 }
@@ -45,6 +52,7 @@ export type DropReason =
   | 'receiver-frozen'
   | 'closed' // the connection closed (crash, disconnect) while the message was in flight
   | 'no-handler' // the receiver never called setHandlers
+  | 'seen' // a relayed copy of a message the receiver already had (gossipsub's seen cache)
   | 'late'; // a reply arrived after its request had timed out or failed
 
 export interface TraceEvent {
@@ -101,10 +109,23 @@ interface NodeState {
   links: Map<string, Link>;
   /** Connection events that happened while frozen; delivered at thaw, as the kernel would. */
   deferred: Array<(h: TransportEvents) => void>;
+  /** Gossip ids this incarnation has seen (bounded, oldest forgotten first). */
+  seen: Set<number>;
 }
+
+/** Gossip ids a node remembers, as gossipsub's seen cache does (by time there; by count here). */
+const SEEN_CACHE_SIZE = 65_536;
 
 interface Message {
   msgId: number;
+  /** The published message this copy carries (relayed copies share it); 0 for requests. */
+  gossipId: number;
+  /** A copy forwarded by a node other than the publisher. */
+  relayed: boolean;
+  /** Who published it: what the receiver sees as its sender (gossipsub's signed `from`), relayed or not. */
+  origin: string;
+  /** The network itself sent this message twice (duplicateRate): both copies reach the application. */
+  duplicated: boolean;
   kind: MessageKind;
   link: Link;
   from: NodeState;
@@ -117,6 +138,8 @@ export class MemoryNetwork {
   private readonly clock: FakeClock;
   private readonly rng: Rng;
   private readonly onTrace: ((event: TraceEvent) => void) | undefined;
+  private readonly relayFanout: number;
+  private nextGossipId = 1;
   private conditions: NetworkConditions;
   private readonly nodes = new Map<string, NodeState>();
   private readonly blockedPairs = new Set<string>();
@@ -125,10 +148,11 @@ export class MemoryNetwork {
   private nextMsgId = 1;
 
   constructor(options: MemoryNetworkOptions) {
-    const { clock, rng, onTrace, ...conditions } = options;
+    const { clock, rng, onTrace, relayFanout, ...conditions } = options;
     this.clock = clock;
     this.rng = rng;
     this.onTrace = onTrace;
+    this.relayFanout = relayFanout ?? 0;
     this.conditions = checkConditions({ ...DEFAULT_CONDITIONS, ...conditions });
   }
 
@@ -244,9 +268,30 @@ export class MemoryNetwork {
     this.assertSize(data);
     if (!from.alive) return;
     const payload = data.slice();
+    const gossipId = this.nextGossipId++;
+    remember(from, gossipId);
     for (const peerId of [...from.links.keys()].sort()) {
       const to = this.nodes.get(peerId) as NodeState;
       const message = this.newMessage('publish', from.links.get(peerId) as Link, from, to, topic, payload);
+      message.gossipId = gossipId;
+      this.sendLossy(message);
+    }
+  }
+
+  /** A node that sees a message for the first time forwards it to up to relayFanout other connections. */
+  private relay(at: NodeState, original: Message): void {
+    if (this.relayFanout === 0) return;
+    const others = [...at.links.keys()].sort().filter((id) => id !== original.from.id);
+    for (let i = others.length - 1; i > 0; i--) {
+      const j = this.rng.int(0, i);
+      [others[i], others[j]] = [others[j] as string, others[i] as string];
+    }
+    for (const peerId of others.slice(0, this.relayFanout)) {
+      const to = this.nodes.get(peerId) as NodeState;
+      const message = this.newMessage('publish', at.links.get(peerId) as Link, at, to, original.topic, original.data);
+      message.gossipId = original.gossipId;
+      message.relayed = true;
+      message.origin = original.origin;
       this.sendLossy(message);
     }
   }
@@ -286,6 +331,7 @@ export class MemoryNetwork {
       frozen: false,
       links: new Map(),
       deferred: [],
+      seen: new Set(),
     } as Omit<NodeState, 'transport'> as NodeState;
     node.transport = new MemoryTransport({
       node,
@@ -293,6 +339,10 @@ export class MemoryNetwork {
       publish: (topic, data) => this.publish(node, topic, data),
       request: (peerId, data, timeoutMs) => this.request(node, peerId, data, timeoutMs),
       dial: (peerId) => this.dial(node, peerId),
+      hangUp: (peerId) => {
+        if (node.alive && node.links.has(peerId)) this.closeLink(node, peerId);
+        return Promise.resolve();
+      },
       ping: (peerId, timeoutMs) => this.ping(node, peerId, timeoutMs),
     });
     return node;
@@ -390,7 +440,7 @@ export class MemoryNetwork {
   }
 
   private newMessage(kind: MessageKind, link: Link, from: NodeState, to: NodeState, topic: string | null, data: Uint8Array): Message {
-    return { msgId: this.nextMsgId++, kind, link, from, to, topic, data };
+    return { msgId: this.nextMsgId++, gossipId: 0, relayed: false, origin: from.id, duplicated: false, kind, link, from, to, topic, data };
   }
 
   /** Gossip: may be lost or duplicated on top of the checks every message gets. */
@@ -398,7 +448,10 @@ export class MemoryNetwork {
     if (!this.leave(message)) return;
     if (this.rng.chance(this.conditions.lossRate)) return this.drop(message, 'loss');
     const copies = this.rng.chance(this.conditions.duplicateRate) ? 2 : 1;
-    if (copies === 2) this.count(message, 'duplicated');
+    if (copies === 2) {
+      this.count(message, 'duplicated');
+      message.duplicated = true;
+    }
     for (let i = 0; i < copies; i++) {
       this.schedule(message, (copy) => this.deliverGossip(message, copy));
     }
@@ -439,11 +492,18 @@ export class MemoryNetwork {
     if (message.to.frozen) return 'receiver-frozen';
     if (this.isPartitioned(message.from.id, message.to.id)) return 'partition';
     if (!message.to.handlers) return 'no-handler';
+    // gossipsub hands a message to the application once; copies the network itself
+    // duplicated (duplicateRate) still arrive twice, to keep merges honest about that.
+    if (message.gossipId !== 0 && !message.duplicated && message.to.seen.has(message.gossipId)) return 'seen';
     return null;
   }
 
   private deliverGossip(message: Message, copy: Uint8Array): void {
-    (message.to.handlers as TransportEvents).onMessage(message.topic as string, message.from.id, copy);
+    const to = message.to;
+    const first = !to.seen.has(message.gossipId);
+    remember(to, message.gossipId);
+    (to.handlers as TransportEvents).onMessage(message.topic as string, message.origin, copy);
+    if (first) this.relay(to, message);
   }
 
   private drop(message: Message, reason: DropReason): void {
@@ -496,6 +556,7 @@ interface NodePort {
   publish(topic: string, data: Uint8Array): void;
   request(peerId: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   dial(peerId: string): Promise<void>;
+  hangUp(peerId: string): Promise<void>;
   ping(peerId: string, timeoutMs: number): Promise<number>;
 }
 
@@ -548,6 +609,10 @@ export class MemoryTransport implements Transport {
     return this.port.dial(peer);
   }
 
+  hangUp(peer: string): Promise<void> {
+    return this.port.hangUp(peer);
+  }
+
   ping(peer: string, timeoutMs: number): Promise<number> {
     return this.port.ping(peer, timeoutMs);
   }
@@ -566,6 +631,11 @@ function runHandler(server: NodeState, from: string, data: Uint8Array): Promise<
   } catch (err) {
     return Promise.reject(err);
   }
+}
+
+function remember(node: NodeState, gossipId: number): void {
+  node.seen.add(gossipId);
+  if (node.seen.size > SEEN_CACHE_SIZE) node.seen.delete(node.seen.values().next().value as number);
 }
 
 function pairKey(a: string, b: string): string {

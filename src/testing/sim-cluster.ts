@@ -49,6 +49,8 @@ export interface SimClusterOptions {
   tagsOf?: (nodeId: string) => Record<string, string>;
   /** The fake clock's guard against timer loops (default 1,000,000 fires per run); large clusters need more. */
   maxTimerFiresPerRun?: number;
+  /** The fake clock's leak guard: timers queued at once (each node holds a few; messages in flight one each). Default 100,000. */
+  maxTimersQueued?: number;
 }
 
 export type SimNodeStatus = 'running' | 'frozen' | 'crashed' | 'left';
@@ -147,11 +149,16 @@ export class SimCluster {
     this.tagsOf = options.tagsOf ?? (() => ({}));
     this.clockSkewMs = options.clockSkewMs ?? 0;
     this.startMs = options.startMs ?? DEFAULT_START_MS;
-    this.clock = new FakeClock(this.startMs, options.maxTimerFiresPerRun === undefined ? {} : { maxFiresPerRun: options.maxTimerFiresPerRun });
+    this.clock = new FakeClock(this.startMs, {
+      ...(options.maxTimerFiresPerRun === undefined ? {} : { maxFiresPerRun: options.maxTimerFiresPerRun }),
+      ...(options.maxTimersQueued === undefined ? {} : { maxTimers: options.maxTimersQueued }),
+    });
     this.net = new MemoryNetwork({
       clock: this.clock,
       rng: this.rng.fork(),
       onTrace: (event) => this.record(event),
+      // gossipsub's mesh degree: records reach members the publisher has no connection to.
+      relayFanout: 6,
       ...options.network,
     });
     for (let i = 0; i < options.size; i++) this.create(nodeIdOf(this.nextIndex++));
