@@ -380,10 +380,9 @@ export class Membership implements MembershipView {
           return;
         }
         entry.inc = update.inc;
+        // Not probed at once by everyone who hears of it: on a loaded host that turned one
+        // slow member into a storm of probes, timeouts and more suspicions.
         this.suspect(update.node, entry, update.by ?? null, true);
-        // Check it ourselves: our failed probe is one more confirmation (the verdict comes
-        // sooner), our ping tells a live suspect to refute (it clears sooner).
-        this.probeSoon(update.node);
         return;
       case 'dead':
         if (order < 0 || (entry.state === 'dead' && order === 0)) return;

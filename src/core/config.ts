@@ -169,7 +169,7 @@ export const defaultConfig: ChorusConfig = {
   // others confirm), so about 2.5 s at 5 nodes and under 4 s at 50; a killed one at once
   // (its connections close and a redial fails).
   probeIntervalMs: 500,
-  probeTimeoutMs: 300,
+  probeTimeoutMs: 400,
   indirectChecks: 3,
   suspicionMult: 2,
   suspicionMaxMult: 3,
