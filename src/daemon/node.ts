@@ -354,12 +354,15 @@ export class ChorusNode {
   private leaderMayAct(): boolean {
     const gate = this.leaderGate;
     const nowMs = this.deps.clock.now();
-    const stalled = gate.lastCheckMs !== 0 && nowMs - gate.lastCheckMs > this.deps.config.leaderTickMs + this.deps.config.stallThresholdMs;
-    const stalls = this.membership.counters.stallsDetected;
+    // Only a stall long enough for the others to have declared this node dead (a probe
+    // timeout plus the shortest suspicion) can have let another leader act meanwhile. A
+    // shorter one is a busy host: re-syncing with every peer at each of those (20 daemons
+    // on 2 cores stall for 0.5-1 s all the time) kept a leader from ever acting.
+    const { probeTimeoutMs, suspicionMult, probeIntervalMs, leaderTickMs } = this.deps.config;
+    const stalled = gate.lastCheckMs !== 0 && nowMs - gate.lastCheckMs > leaderTickMs + probeTimeoutMs + suspicionMult * probeIntervalMs;
     gate.lastCheckMs = nowMs;
-    if (!gate.leading || stalled || stalls !== gate.stalls) {
+    if (!gate.leading || stalled) {
       gate.leading = true;
-      gate.stalls = stalls;
       gate.ready = false;
       const round = ++gate.round;
       const peers = this.deps.transport.connectedPeers();
@@ -370,7 +373,7 @@ export class ChorusNode {
     return gate.ready;
   }
 
-  private readonly leaderGate = { leading: false, ready: false, stalls: 0, lastCheckMs: 0, round: 0 };
+  private readonly leaderGate = { leading: false, ready: false, lastCheckMs: 0, round: 0 };
 
   private onMembershipChange(): void {
     if (this.membership.leaderId() !== this.id) this.leaderGate.leading = false;
