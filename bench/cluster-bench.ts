@@ -39,7 +39,7 @@ const HELP = `usage: node dist/bench/cluster-bench.js [options]   (or: npm run b
 
   --quick                 smoke run: 2 trials, 30 s soak, 10 s idle window   [env BENCH_QUICK=1]
   --trials N              trials per scenario (default 10)                    [env BENCH_TRIALS]
-  --nodes N               daemons in the cluster (default 5, at least 3)      [env BENCH_NODES]
+  --nodes N               daemons in the cluster (default 5, 3 to 100)        [env BENCH_NODES]
   --scenarios LIST        comma-separated letters or names (default: all)     [env BENCH_SCENARIOS]
                           ${Object.entries(SCENARIOS)
                             .map(([k, v]) => `${k}=${v}`)
@@ -93,7 +93,7 @@ function parseOptions(): Options {
     return n;
   };
   const trials = int('trials', values.trials ?? env.BENCH_TRIALS, quick ? 2 : 10, 1, 1000);
-  const nodes = int('nodes', values.nodes ?? env.BENCH_NODES, 5, 3, 20);
+  const nodes = int('nodes', values.nodes ?? env.BENCH_NODES, 5, 3, 100);
   const soakSeconds = int('soak-seconds', values['soak-seconds'] ?? env.BENCH_SOAK_SECONDS, quick ? 30 : 300, 1, 24 * 3600);
   const burners = int('burners', values.burners ?? env.BENCH_BURNERS, 2, 0, 64);
   const idleSeconds = int('idle-seconds', values['idle-seconds'] ?? env.BENCH_IDLE_SECONDS, quick ? 10 : 30, 1, 3600);
