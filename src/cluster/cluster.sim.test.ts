@@ -331,13 +331,13 @@ describe('cluster simulation', () => {
   });
 
   it.each(seeds([16, 25]))('(f) a graceful leave is `left` everywhere, even under loss; a restart is a new incarnation, alive again (seed %i)', async (seed) => {
-    // Loss on purpose: the leaving heartbeat is best effort, the member record is not.
+    // Loss on purpose: the leave's direct pushes and gossip are best effort; anti-entropy of the member record is not.
     const network = { lossRate: 0.2, duplicateRate: 0.1, minDelayMs: 1, maxDelayMs: 50 };
     await withSim(seed, { network }, async (sim) => {
       await startAndAgree(sim);
       await sim.leave('n05');
       const live = sim.liveIds();
-      // Whoever missed both the leaving heartbeat and the delta learns it by anti-entropy.
+      // Whoever missed both the direct push and the delta learns it by anti-entropy.
       measure('leave to left everywhere (loss 0.2)', await sim.until(() => allSee(sim, live, ['n05'], 'left'), 15_000, 'n05 left everywhere'));
       await sim.run(3_000);
       expect(allSee(sim, live, ['n05'], 'left')).toBe(true);

@@ -15,7 +15,7 @@
 //   suspicion clocks from before the stall are not held against anyone (Lifeguard's
 //   "local health" as well: failed probes make this node slower to judge, not faster).
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { every } from '../core/clock.js';
+import { coalesced, every } from '../core/clock.js';
 import { membershipTickMs, type ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
@@ -31,7 +31,6 @@ import {
   suspicionTimeoutMs,
   type Incarnation,
   type SwimEnvelope,
-  type SwimState,
   type SwimStateMessage,
   type SwimUpdate,
 } from './swim.js';
@@ -210,7 +209,11 @@ export class Membership implements MembershipView {
 
   /** A message from a peer through another protocol (records, sync): a silent or suspect peer is probed at once. */
   heardFrom(nodeId: string): void {
-    if (nodeId === this.selfId || !this.running) return;
+    if (nodeId !== this.selfId && this.running) this.contact(nodeId);
+  }
+
+  /** Traffic from a member: an alive one was heard; any other (not left) is probed to learn its state. */
+  private contact(nodeId: string): void {
     const entry = this.liveness.get(nodeId);
     if (entry?.state === 'alive') entry.lastHeardMs = this.deps.clock.now();
     else if (entry?.state !== 'left') this.probeSoon(nodeId);
@@ -219,9 +222,7 @@ export class Membership implements MembershipView {
   onPeerConnected(peer: string): void {
     if (!this.running) return;
     this.connectedAtMs.set(peer, this.deps.clock.now());
-    const entry = this.liveness.get(peer);
-    if (entry?.state === 'alive') entry.lastHeardMs = this.deps.clock.now();
-    else if (entry?.state !== 'left') this.probeSoon(peer);
+    this.contact(peer);
     // Joining: the first member reached tells us how it sees everyone (memberlist's push/pull on join).
     if (!this.pushPulledOnJoin) {
       this.pushPulledOnJoin = true;
@@ -449,6 +450,7 @@ export class Membership implements MembershipView {
     if (!entry || entry.probing) return;
     entry.probing = true;
     const startMs = this.deps.clock.now();
+    const probedInc = entry.inc;
     const directMs = this.deps.config.probeTimeoutMs * this.timeoutScale();
     try {
       if (await this.ping(target, directMs)) {
@@ -467,9 +469,9 @@ export class Membership implements MembershipView {
       const nacks = replies.filter((r) => r.status === 'fulfilled').length;
       if (helpers.length > 0) this.adjustAwareness(helpers.length - nacks);
       if (this.stalledSince(startMs, directMs + indirectMs)) return;
-      const current = this.liveness.get(target);
-      if (current && (current.state === 'alive' || current.state === 'suspect') && compareIncarnations(current.inc, entry.inc) === 0) {
-            this.suspect(target, current, this.selfId, false);
+      // It may have refuted (a newer incarnation) while we waited: this probe was about the old one.
+      if ((entry.state === 'alive' || entry.state === 'suspect') && compareIncarnations(entry.inc, probedInc) === 0) {
+        this.suspect(target, entry, this.selfId, false);
       }
     } finally {
       entry.probing = false;
@@ -793,16 +795,7 @@ export class Membership implements MembershipView {
    * The leader choice reads every member (O(N)); a burst of changes (a fleet joining: N of
    * them at every node) asks for one recomputation, at the end of the current turn.
    */
-  private recomputeSoon(): void {
-    if (this.recomputeQueued) return;
-    this.recomputeQueued = true;
-    queueMicrotask(() => {
-      this.recomputeQueued = false;
-      this.recompute();
-    });
-  }
-
-  private recomputeQueued = false;
+  private readonly recomputeSoon = coalesced(() => this.recompute());
 
   /**
    * The leader is the alive member with the smallest node id among those alive for at
@@ -853,11 +846,6 @@ export class Membership implements MembershipView {
     return this.currentLeader;
   }
 
-  /** This node's incarnation as SWIM sees it: [start, refutes]. */
-  incarnation(): Incarnation {
-    return this.selfInc;
-  }
-
   members(): MemberInfo[] {
     const nowMs = this.deps.clock.now();
     const out: MemberInfo[] = [];
@@ -880,4 +868,3 @@ export class Membership implements MembershipView {
   }
 }
 
-export type { SwimState };

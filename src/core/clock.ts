@@ -67,3 +67,19 @@ export function every(clock: Clock, intervalMs: number, fn: () => void): TimerHa
     },
   };
 }
+
+/**
+ * `fn` run once at the end of the current turn however often the returned function is
+ * called before then: a burst of changes asks for one recomputation.
+ */
+export function coalesced(fn: () => void): () => void {
+  let queued = false;
+  return () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      fn();
+    });
+  };
+}

@@ -3,7 +3,7 @@
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
 import { iso } from '../core/time.js';
 import type { TimerHandle } from '../core/clock.js';
-import { every } from '../core/clock.js';
+import { coalesced, every } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
 import type { ExecutionResult } from '../executor/executor.js';
 import type { AnyRecord, AttemptState, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
@@ -41,7 +41,6 @@ export class Worker {
   /** Attempts whose start could not be journalled (an operating error): not before this time. */
   private readonly startRetryAtMs = new Map<string, number>();
   private timer: TimerHandle | null = null;
-  private scanQueued = false;
   private stopped = false;
 
   constructor(private readonly deps: WorkerDeps) {}
@@ -119,14 +118,7 @@ export class Worker {
     return step ? this.deps.store.step(instanceId, step) : this.deps.store.subtask(instanceId, this.deps.selfId);
   }
 
-  private queueScan(): void {
-    if (this.scanQueued) return;
-    this.scanQueued = true;
-    queueMicrotask(() => {
-      this.scanQueued = false;
-      this.scan();
-    });
-  }
+  private readonly queueScan = coalesced(() => this.scan());
 
   private scan(): void {
     if (this.stopped) return;
