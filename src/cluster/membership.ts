@@ -15,7 +15,7 @@
 //   suspicion clocks from before the stall are not held against anyone (Lifeguard's
 //   "local health" as well: failed probes make this node slower to judge, not faster).
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { coalesced, every } from '../core/clock.js';
+import { coalesced } from '../core/clock.js';
 import { membershipTickMs, type ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
@@ -110,8 +110,13 @@ export class Membership implements MembershipView {
   /** Members alive or suspect, this node excluded. */
   private active = 0;
   private readonly queue = new DisseminationQueue();
-  private timers: TimerHandle[] = [];
-  private lastTickMs: number;
+  /** The next tick: fast (membershipTickMs) while something is timed (a suspicion, a leader choice, a stall's grace), at the probe interval otherwise. */
+  private tickTimer: TimerHandle | null = null;
+  /** When the next tick was armed and with which delay: a tick that comes much later than that means this node was stalled. */
+  private armedAtMs: number;
+  private armedDelayMs = 0;
+  /** Pending changes are gossiped every gossipIntervalMs; with none, no timer runs. */
+  private gossipTimer: TimerHandle | null = null;
   private lastProbeMs = 0;
   private lastDeadProbeMs = 0;
   /** Until then, silence of peers is not held against them: we were stalled ourselves. */
@@ -153,7 +158,7 @@ export class Membership implements MembershipView {
   };
 
   constructor(private readonly deps: MembershipDeps) {
-    this.lastTickMs = deps.clock.now();
+    this.armedAtMs = deps.clock.now();
     deps.rpc.handle(SWIM_PING, async (from, body) => this.onPing(from, body));
     deps.rpc.handle(SWIM_PROBE, (from, body) => this.onProbeRequest(from, body));
     deps.rpc.handle(SWIM_GOSSIP, async (from, body) => this.onGossip(from, body));
@@ -173,7 +178,6 @@ export class Membership implements MembershipView {
 
   start(): void {
     const nowMs = this.deps.clock.now();
-    this.lastTickMs = nowMs;
     this.startedAtMs = nowMs;
     this.lastProbeMs = nowMs;
     this.lastDeadProbeMs = nowMs;
@@ -184,19 +188,18 @@ export class Membership implements MembershipView {
     // Members known from records are unverified, not dead: judged like any silent member.
     for (const member of this.deps.store.members()) if (member.nodeId !== this.selfId) this.onMemberRecord(member);
     // Others learn of this start (a new incarnation) from this, as from the member record.
-    this.queue.push({ node: this.selfId, state: 'alive', inc: this.selfInc });
-    this.timers = [
-      every(this.deps.clock, membershipTickMs(this.deps.config), () => this.tick()),
-      every(this.deps.clock, this.deps.config.gossipIntervalMs, () => this.gossip()),
-    ];
+    this.disseminate({ node: this.selfId, state: 'alive', inc: this.selfInc });
+    this.armTick(membershipTickMs(this.deps.config));
     this.dialUnconnected();
     this.recompute();
   }
 
   stop(): void {
     this.running = false;
-    for (const timer of this.timers) timer.cancel();
-    this.timers = [];
+    this.tickTimer?.cancel();
+    this.tickTimer = null;
+    this.gossipTimer?.cancel();
+    this.gossipTimer = null;
   }
 
   /** Leaving on purpose: the member record (`left`) says so, and this node stops judging others. */
@@ -376,7 +379,7 @@ export class Membership implements MembershipView {
         if (order === 0 && entry.state === 'suspect' && entry.suspicion && !entry.suspicion.unverified) {
           if (update.by !== undefined && !entry.suspicion.confirmations.has(update.by)) {
             entry.suspicion.confirmations.add(update.by);
-            if (relay) this.queue.push(update);
+            if (relay) this.disseminate(update);
           }
           return;
         }
@@ -388,7 +391,7 @@ export class Membership implements MembershipView {
       case 'dead':
         if (order < 0 || (entry.state === 'dead' && order === 0)) return;
         entry.inc = update.inc;
-        if (relay) this.queue.push(update);
+        if (relay) this.disseminate(update);
         this.setState(update.node, entry, 'dead');
         return;
     }
@@ -400,7 +403,7 @@ export class Membership implements MembershipView {
     this.selfInc = [this.selfInc[0], Math.max(this.selfInc[1], inc[1]) + 1];
     this.counters.refutations += 1;
     this.adjustAwareness(1);
-    this.queue.push({ node: this.selfId, state: 'alive', inc: this.selfInc });
+    this.disseminate({ node: this.selfId, state: 'alive', inc: this.selfInc });
     this.deps.log.info({ incarnation: this.selfInc }, 'refuting a suspicion about this node');
   }
 
@@ -521,7 +524,7 @@ export class Membership implements MembershipView {
       entry.suspicion = { sinceMs: nowMs, confirmations, unverified: false, lastChance: false };
       this.counters.suspicions += 1;
     }
-    this.queue.push({ node: nodeId, state: 'suspect', inc: entry.inc, by: by ?? this.selfId });
+    this.disseminate({ node: nodeId, state: 'suspect', inc: entry.inc, by: by ?? this.selfId });
     if (!announced) this.deps.log.info({ peer: nodeId }, 'member suspected: no direct or indirect ack');
     this.setState(nodeId, entry, 'suspect');
   }
@@ -529,17 +532,61 @@ export class Membership implements MembershipView {
   private markAlive(nodeId: string, entry: Liveness, inc: Incarnation, relay: boolean): void {
     entry.inc = inc;
     entry.suspicion = null;
-    if (relay) this.queue.push({ node: nodeId, state: 'alive', inc });
+    if (relay) this.disseminate({ node: nodeId, state: 'alive', inc });
     this.setState(nodeId, entry, 'alive');
   }
 
   // ---- periodic work ---------------------------------------------------------------
 
+  /**
+   * Arms the next tick. An idle node (nobody suspect, no leader choice pending) ticks once
+   * per probe interval; one with something timed ticks every membershipTickMs, so that a
+   * suspicion expires on time and a stall is noticed within a tick of its end.
+   */
+  private armTick(delayMs: number): void {
+    this.tickTimer?.cancel();
+    this.armedAtMs = this.deps.clock.now();
+    this.armedDelayMs = delayMs;
+    this.tickTimer = this.deps.clock.setTimer(delayMs, () => {
+      this.tickTimer = null;
+      try {
+        this.tick();
+      } finally {
+        if (this.running) this.armTick(this.needsFastTicks() ? membershipTickMs(this.deps.config) : this.deps.config.probeIntervalMs);
+      }
+    });
+  }
+
+  private needsFastTicks(): boolean {
+    return this.suspects.size > 0 || Number.isFinite(this.nextRecomputeMs) || this.deps.clock.now() < this.graceUntilMs;
+  }
+
+  /** Something timed began (a suspicion, a leader choice to make later): tick at the fast rate from now on. */
+  private hurry(): void {
+    if (!this.running || this.tickTimer === null) return;
+    const fastMs = membershipTickMs(this.deps.config);
+    const dueMs = this.armedAtMs + this.armedDelayMs;
+    if (dueMs - this.deps.clock.now() <= fastMs) return;
+    this.armTick(fastMs);
+  }
+
+  /** Queues a membership change for dissemination (piggybacked on pings and acks, and gossiped while any is pending). */
+  private disseminate(update: SwimUpdate): void {
+    this.queue.push(update);
+    if (this.gossipTimer === null && this.running) this.armGossip();
+  }
+
+  private armGossip(): void {
+    this.gossipTimer = this.deps.clock.setTimer(this.deps.config.gossipIntervalMs, () => {
+      this.gossipTimer = null;
+      this.gossip();
+      if (this.queue.size > 0 && this.running) this.armGossip();
+    });
+  }
+
   private tick(): void {
     const nowMs = this.deps.clock.now();
-    const tickMs = membershipTickMs(this.deps.config);
-    const lagMs = nowMs - this.lastTickMs - tickMs;
-    this.lastTickMs = nowMs;
+    const lagMs = nowMs - this.armedAtMs - this.armedDelayMs;
     if (lagMs > this.deps.config.stallThresholdMs) {
       // Our own timers were late: what we did not hear meanwhile is our own doing.
       this.counters.stallsDetected += 1;
@@ -762,6 +809,7 @@ export class Membership implements MembershipView {
       };
       this.liveness.set(nodeId, entry);
       this.suspects.add(nodeId);
+      this.hurry();
       this.active += 1;
       this.deps.onChange();
     }
@@ -772,7 +820,7 @@ export class Membership implements MembershipView {
     if (announce) this.counters.deadVerdicts += 1;
     else this.counters.unreachableUnverified += 1;
     this.deps.log.warn({ peer: nodeId, why }, 'member declared dead');
-    if (announce) this.queue.push({ node: nodeId, state: 'dead', inc: entry.inc });
+    if (announce) this.disseminate({ node: nodeId, state: 'dead', inc: entry.inc });
     this.setState(nodeId, entry, 'dead');
   }
 
@@ -781,8 +829,10 @@ export class Membership implements MembershipView {
     if (entry.state === state) return;
     const isActive = (s: MemberState) => s === 'alive' || s === 'suspect';
     this.active += (isActive(state) ? 1 : 0) - (isActive(entry.state) ? 1 : 0);
-    if (state === 'suspect') this.suspects.add(nodeId);
-    else this.suspects.delete(nodeId);
+    if (state === 'suspect') {
+      this.suspects.add(nodeId);
+      this.hurry();
+    } else this.suspects.delete(nodeId);
     entry.state = state;
     if (state === 'alive' && entry.aliveSinceMs === null) entry.aliveSinceMs = this.deps.clock.now();
     if (state === 'dead' || state === 'left') entry.aliveSinceMs = null;
@@ -826,6 +876,7 @@ export class Membership implements MembershipView {
       else if (entry.state === 'alive') next = Math.min(next, stableAtMs);
     }
     this.nextRecomputeMs = next;
+    if (Number.isFinite(next)) this.hurry();
     const pool = (stable.length > 0 ? stable : candidates).sort();
     const leader = this.leaving ? null : (pool[0] ?? null);
     if (leader !== this.currentLeader) {

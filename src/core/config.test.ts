@@ -96,7 +96,7 @@ describe('validateConfig', () => {
     const typo = { probeIntervalMS: 300 } as unknown as Partial<ChorusConfig>;
     expect(problemsOf(typo)).toEqual(['probeIntervalMS is not a setting (did you mean probeIntervalMs?)']);
     const unknown = { heartbeatMs: 5, workerTickMs: 0 } as unknown as Partial<ChorusConfig>;
-    expect(problemsOf(unknown)).toEqual([expect.stringMatching(/^heartbeatMs is not a setting \(known: leaderTickMs, workerTickMs, /), expect.stringMatching(/^workerTickMs is 0/)]);
+    expect(problemsOf(unknown)).toEqual([expect.stringMatching(/^heartbeatMs is not a setting \(known: leaderTickMs, leaderIdleTickMs, workerTickMs, /), expect.stringMatching(/^workerTickMs is 0/)]);
   });
 
   it('refuses a config that lacks a knob', () => {

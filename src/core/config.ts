@@ -4,8 +4,14 @@ import { MAX_TIMEOUT_MS } from './clock.js';
 
 export interface ChorusConfig {
   // Scheduling and running (leader, worker, store).
-  /** How often the leader looks for due fires and lost subtasks. Lower: faster reaction, more CPU when idle. */
+  /** How often the leader looks at unfinished instances (lost subtasks, steps to start) while any exists. Lower: faster reaction, more CPU while work is in flight. */
   leaderTickMs: number;
+  /**
+   * With nothing in flight, the leader (and a node waiting to become one) wakes at the next due
+   * fire and at least this often; records and membership changes wake it at once anyway.
+   * Lower: a missed wake-up is made up sooner, more CPU on every idle node.
+   */
+  leaderIdleTickMs: number;
   /** How often a node looks for its own runnable subtasks besides reacting to changes (a safety net). Lower: a missed change is noticed sooner, more CPU when idle. */
   workerTickMs: number;
   /** Batching window of state-file writes. Higher: fewer writes, slower acknowledged writes. 0: every change is written at once. */
@@ -151,6 +157,7 @@ export interface ChorusConfig {
 
 export const defaultConfig: ChorusConfig = {
   leaderTickMs: 50,
+  leaderIdleTickMs: 500,
   workerTickMs: 500,
   storeFlushDelayMs: 5,
   misfireGraceMs: 60 * 60_000,
@@ -306,6 +313,7 @@ const RELATIONS: readonly Relation[] = [
       );
     },
   },
+  atMost('leaderTickMs', 'leaderIdleTickMs', 'the idle leader tick is the slow one'),
   atMost('suspicionMult', 'suspicionMaxMult', 'the suspicion timeout starts at its maximum and shrinks to its minimum'),
   // min(base * 2^n, max): a base above the cap is never used, the first wait already is the cap.
   atMost('retryBackoffBaseMs', 'retryBackoffMaxMs', 'the first retry backoff cannot exceed its cap'),

@@ -358,8 +358,9 @@ export class ChorusNode {
     // timeout plus the shortest suspicion) can have let another leader act meanwhile. A
     // shorter one is a busy host: re-syncing with every peer at each of those (20 daemons
     // on 2 cores stall for 0.5-1 s all the time) kept a leader from ever acting.
-    const { probeTimeoutMs, suspicionMult, probeIntervalMs, leaderTickMs } = this.deps.config;
-    const stalled = gate.lastCheckMs !== 0 && nowMs - gate.lastCheckMs > leaderTickMs + probeTimeoutMs + suspicionMult * probeIntervalMs;
+    // The leader is asked at least every leaderIdleTickMs (its slowest tick), so a longer gap is a stall.
+    const { probeTimeoutMs, suspicionMult, probeIntervalMs, leaderIdleTickMs } = this.deps.config;
+    const stalled = gate.lastCheckMs !== 0 && nowMs - gate.lastCheckMs > leaderIdleTickMs + probeTimeoutMs + suspicionMult * probeIntervalMs;
     gate.lastCheckMs = nowMs;
     if (!gate.leading || stalled) {
       gate.leading = true;

@@ -4,7 +4,7 @@
 // instance ids are deterministic and merge into one.
 import { fnv1a } from '../records/canonical.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { every } from '../core/clock.js';
+import { coalesced } from '../core/clock.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { MembershipView } from '../cluster/view.js';
 import { isGone, matchesTags } from '../cluster/view.js';
@@ -44,7 +44,10 @@ export class Leader {
   /** Per job: stamp of the definition seen and the next time its schedule is due. */
   private readonly due = new Map<string, { stampKey: string; nextMs: number | null }>();
   private wasLeader = false;
+  private running = false;
   private readonly finished = new Set<string>();
+  /** Whether the last tick left work that needs the fast tick: an unfinished instance, or a leader not yet allowed to act. */
+  private busy = false;
 
   constructor(private readonly deps: LeaderDeps) {
     // A finished instance can come back to life: the owner's own report outranks a
@@ -54,16 +57,48 @@ export class Leader {
         if (r.kind === 'instance') this.finished.delete(r.record.id);
         else if (r.kind === 'subtask' || r.kind === 'step') this.finished.delete(r.record.instanceId);
       }
+      // A new job, an ended subtask: the leader looks at once rather than at its next tick.
+      if (this.running && this.wasLeader) this.tickSoon();
     });
   }
 
   start(): void {
-    this.timer = every(this.deps.clock, this.deps.config.leaderTickMs, () => this.tick());
+    this.running = true;
+    this.arm(this.deps.config.leaderTickMs);
   }
 
   stop(): void {
+    this.running = false;
     this.timer?.cancel();
     this.timer = null;
+  }
+
+  private readonly tickSoon = coalesced(() => {
+    if (this.running) this.tick();
+  });
+
+  private arm(delayMs: number): void {
+    this.timer?.cancel();
+    this.timer = this.deps.clock.setTimer(delayMs, () => {
+      this.timer = null;
+      this.tick();
+    });
+  }
+
+  /**
+   * The next tick: every leaderTickMs while the leader has work in flight (an unfinished
+   * instance, a sync before it may act); otherwise at the next due fire, and at least every
+   * leaderIdleTickMs. An idle node thus wakes twice a second instead of twenty times; what
+   * happens in between (a record, a membership change) calls tick() itself.
+   */
+  private nextTickMs(): number {
+    const { leaderTickMs, leaderIdleTickMs } = this.deps.config;
+    if (this.busy) return leaderTickMs;
+    if (!this.wasLeader) return leaderIdleTickMs;
+    const nowMs = this.deps.clock.now();
+    let delayMs = leaderIdleTickMs;
+    for (const entry of this.due.values()) if (entry.nextMs !== null) delayMs = Math.min(delayMs, entry.nextMs - nowMs);
+    return Math.max(leaderTickMs, delayMs);
   }
 
   isLeader(): boolean {
@@ -71,12 +106,22 @@ export class Leader {
   }
 
   tick(): void {
+    try {
+      this.busy = this.act();
+    } finally {
+      if (this.running) this.arm(this.nextTickMs());
+    }
+  }
+
+  /** One round of the leader's duties; true if it left work in flight. */
+  private act(): boolean {
     const leading = this.isLeader();
     if (leading && !this.wasLeader) this.due.clear(); // re-check every schedule for missed fires
     this.wasLeader = leading;
-    if (!leading || (this.deps.mayAct && !this.deps.mayAct())) return;
+    if (!leading) return false;
+    if (this.deps.mayAct && !this.deps.mayAct()) return true;
     this.fireDueSchedules();
-    this.advanceInstances();
+    return this.advanceInstances();
   }
 
   /** Creates an instance now (manual run, ad-hoc run or scheduled fire) with one subtask per target. */
@@ -196,18 +241,21 @@ export class Leader {
    * once every subtask ended, and the `node-lost` verdict for work whose owner died or
    * left. A new leader does the same for instances its predecessor created.
    */
-  private advanceInstances(): void {
+  private advanceInstances(): boolean {
     const { store } = this.deps;
     const writes: AnyRecord[] = [];
+    let unfinished = false;
     for (const instance of store.instances()) {
       if (this.finished.has(instance.id)) continue;
       if (isInstanceFinished(store.progressOf(instance).status)) {
         this.finished.add(instance.id); // until one of its records changes (see constructor)
         continue;
       }
+      unfinished = true;
       writes.push(...this.lostWork(instance), ...this.nextSteps(instance));
     }
     if (writes.length > 0) this.deps.commit(writes);
+    return unfinished;
   }
 
   private lostWork(instance: InstanceRecord): AnyRecord[] {

@@ -3,7 +3,7 @@
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
 import { iso } from '../core/time.js';
 import type { TimerHandle } from '../core/clock.js';
-import { coalesced, every } from '../core/clock.js';
+import { coalesced } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
 import type { ExecutionResult } from '../executor/executor.js';
 import type { AnyRecord, AttemptState, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
@@ -54,7 +54,6 @@ export class Worker {
     this.recoverUnjournalled();
     for (const instance of this.deps.store.instances()) this.track(instance.id);
     this.deps.store.onChange((records) => this.onChange(records));
-    this.timer = every(this.deps.clock, this.deps.config.workerTickMs, () => this.scan());
     this.queueScan();
   }
 
@@ -129,6 +128,20 @@ export class Worker {
       this.stopped = true;
       this.deps.fatal(err);
     }
+    this.armPoll();
+  }
+
+  /**
+   * The safety net: while this node has open work, it looks again every workerTickMs
+   * besides reacting to changes (a start that could not be journalled is retried so). With
+   * none, no timer runs; the next relevant record schedules a scan.
+   */
+  private armPoll(): void {
+    if (this.stopped || this.open.size === 0 || this.timer !== null) return;
+    this.timer = this.deps.clock.setTimer(this.deps.config.workerTickMs, () => {
+      this.timer = null;
+      this.scan();
+    });
   }
 
   private scanOpen(): void {
