@@ -225,6 +225,7 @@ export class Membership implements MembershipView {
   onPeerConnected(peer: string): void {
     if (!this.running) return;
     this.connectedAtMs.set(peer, this.deps.clock.now());
+    this.armGossip();
     this.contact(peer);
     // Joining: the first member reached tells us how it sees everyone (memberlist's push/pull on join).
     if (!this.pushPulledOnJoin) {
@@ -573,14 +574,16 @@ export class Membership implements MembershipView {
   /** Queues a membership change for dissemination (piggybacked on pings and acks, and gossiped while any is pending). */
   private disseminate(update: SwimUpdate): void {
     this.queue.push(update);
-    if (this.gossipTimer === null && this.running) this.armGossip();
+    this.armGossip();
   }
 
+  /** Gossip rounds run while changes are pending and someone is connected to take them; a lone node keeps them for its first peer. */
   private armGossip(): void {
+    if (this.gossipTimer !== null || !this.running || this.queue.size === 0 || this.deps.transport.connectedPeers().length === 0) return;
     this.gossipTimer = this.deps.clock.setTimer(this.deps.config.gossipIntervalMs, () => {
       this.gossipTimer = null;
       this.gossip();
-      if (this.queue.size > 0 && this.running) this.armGossip();
+      this.armGossip();
     });
   }
 

@@ -121,14 +121,14 @@ export class Replicator {
         this.counters.syncsCompleted += 1;
         return;
       }
-      const reply = (await this.deps.rpc.call(peer, 'sync', { digest: this.digest() }, this.deps.config.requestTimeoutMs)) as {
+      const reply = (await this.deps.rpc.call(peer, 'sync', { digest: this.digest() }, this.deps.config.requestTimeoutMs, { bulk: true })) as {
         records?: unknown;
         want?: unknown;
       };
       this.acceptRecords(peer, reply.records, false);
       const want = Array.isArray(reply.want) ? reply.want.filter((k): k is string => typeof k === 'string') : [];
       const missing = want.map((k) => this.deps.store.get(k)).filter((r): r is AnyRecord => r !== undefined);
-      if (missing.length > 0) await this.deps.rpc.call(peer, 'push', { records: missing, ack: false }, this.deps.config.requestTimeoutMs);
+      if (missing.length > 0) await this.deps.rpc.call(peer, 'push', { records: missing, ack: false }, this.deps.config.requestTimeoutMs, { bulk: true });
       this.counters.syncsCompleted += 1;
     } catch (err) {
       if (err instanceof InvariantError) throw err; // a bug in merging what arrived, not a failed exchange

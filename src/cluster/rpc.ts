@@ -35,12 +35,12 @@ export class Rpc {
 
   /**
    * `dial`: connect first when there is no connection (a request the user waits for: a run
-   * forwarded to the leader, logs). Background protocol traffic (sync, membership) goes only
+   * forwarded to the leader, logs). `bulk`: a large transfer (see RequestOptions). Background protocol traffic (sync, membership) goes only
    * over connections the membership keeps, or a closed one would be reopened at once.
    */
-  async call(peer: string, type: string, body: unknown, timeoutMs: number, options: { dial?: boolean } = {}): Promise<unknown> {
+  async call(peer: string, type: string, body: unknown, timeoutMs: number, options: { dial?: boolean; bulk?: boolean } = {}): Promise<unknown> {
     if (options.dial === true && !this.transport.connectedPeers().includes(peer)) await this.connect(peer);
-    const reply = await this.transport.request(peer, new TextEncoder().encode(JSON.stringify({ type, body })), timeoutMs);
+    const reply = await this.transport.request(peer, new TextEncoder().encode(JSON.stringify({ type, body })), timeoutMs, { bulk: options.bulk });
     const parsed = JSON.parse(new TextDecoder().decode(reply)) as { ok: boolean; body?: unknown; error?: string; code?: string };
     if (!parsed.ok) throw new RpcError(parsed.error ?? `${type} failed on ${peer}`, parsed.code);
     return parsed.body;

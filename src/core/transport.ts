@@ -12,6 +12,14 @@ export interface TransportEvents {
   onPeerDisconnected(peer: string): void;
 }
 
+export interface RequestOptions {
+  /**
+   * A large transfer (records, logs): it may take its own stream rather than queue on the
+   * peer's request channel, where it would hold up the small requests behind it.
+   */
+  bulk?: boolean;
+}
+
 export interface Transport {
   /** This node's id (the libp2p peer id in production). */
   readonly localId: string;
@@ -19,7 +27,7 @@ export interface Transport {
   /** Best effort: a message to a frozen or unsubscribed peer is simply lost. */
   publish(topic: string, data: Uint8Array): void;
   /** Reliable request to one peer; rejects on timeout or if the peer is unreachable. */
-  request(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  request(peer: string, data: Uint8Array, timeoutMs: number, options?: RequestOptions): Promise<Uint8Array>;
   /** Peers with an open connection now. */
   connectedPeers(): string[];
   /** Ask the transport to connect to a peer it has learned addresses for. */

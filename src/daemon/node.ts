@@ -342,7 +342,7 @@ export class ChorusNode {
   /** Output of a subtask, read on the node that ran it. */
   async logsFrom(nodeId: string, instanceId: string): Promise<SubtaskLog[]> {
     if (nodeId === this.id) return this.deps.outputs.read(instanceId);
-    return (await this.rpc.call(nodeId, 'logs', { instanceId }, this.deps.config.requestTimeoutMs, { dial: true })) as SubtaskLog[];
+    return (await this.rpc.call(nodeId, 'logs', { instanceId }, this.deps.config.requestTimeoutMs, { dial: true, bulk: true })) as SubtaskLog[];
   }
 
   /**

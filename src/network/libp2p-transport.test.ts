@@ -256,24 +256,73 @@ describe('its config', () => {
     expect(picked).not.toHaveProperty('probeIntervalMs');
   });
 
-  it('refuses requests beyond maxRpcStreamsPerConnection', async () => {
+  it('refuses requests beyond maxRpcStreamsPerConnection, on the channel and on streams of their own', async () => {
     const [a, b] = await Promise.all([startNode(), startNode({ config: { maxRpcStreamsPerConnection: 1 } })]);
     await a.transport.dialAddr(b.transport.addresses()[0]!);
     let arrived = 0;
-    let release: () => void = () => {};
-    cleanups.push(() => release());
+    const releases: Array<() => void> = [];
+    cleanups.push(() => releases.forEach((release) => release()));
     b.onRequest = () => {
       arrived++;
-      return new Promise<Uint8Array>((resolve) => (release = () => resolve(new TextEncoder().encode('done'))));
+      return new Promise<Uint8Array>((resolve) => releases.push(() => resolve(new TextEncoder().encode('done'))));
     };
     const first = a.transport.request(b.transport.localId, new TextEncoder().encode('one'), WAIT_MS);
     first.catch(() => undefined); // awaited below; handled if the test fails before that
     await waitUntil(() => arrived === 1, 'the first request to arrive');
-    // The second stream on the connection is reset at once (with room for it, it would wait for `release`).
-    await expect(a.transport.request(b.transport.localId, new TextEncoder().encode('two'), 5_000)).rejects.toThrow(/request to .* failed: could not read reply/);
-    expect(arrived).toBe(1);
-    release();
+    // On the channel, a request beyond the limit gets an error reply at once (with room for it, it would wait).
+    await expect(a.transport.request(b.transport.localId, new TextEncoder().encode('two'), 5_000)).rejects.toThrow(/busy: 1 requests/);
+    // A bulk request gets a stream of its own; the second such stream on the connection is reset at once.
+    const bulk = a.transport.request(b.transport.localId, new TextEncoder().encode('bulk one'), WAIT_MS, { bulk: true });
+    bulk.catch(() => undefined);
+    await waitUntil(() => arrived === 2, 'the first bulk request to arrive');
+    await expect(a.transport.request(b.transport.localId, new TextEncoder().encode('bulk two'), 5_000, { bulk: true })).rejects.toThrow(/request to .* failed: could not read reply/);
+    expect(arrived).toBe(2);
+    releases.forEach((release) => release());
     expect(new TextDecoder().decode(await first)).toBe('done');
+    expect(new TextDecoder().decode(await bulk)).toBe('done');
+  });
+});
+
+describe('the request channel', () => {
+  it('carries many requests at once over one stream, each answered by its own reply', async () => {
+    const [a, b] = await Promise.all([startNode(), startNode()]);
+    await connect(a, b);
+    b.onRequest = async (from, data) => {
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 20)));
+      return text(`${from.slice(-4)}:${new TextDecoder().decode(data)}`);
+    };
+    a.onRequest = async (_from, data) => data;
+    const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => a.transport.request(b.transport.localId, text(`n${i}`), WAIT_MS)));
+    expect(replies.map((r) => new TextDecoder().decode(r))).toEqual(Array.from({ length: 200 }, (_, i) => `${a.transport.localId.slice(-4)}:n${i}`));
+    // The other side sends its own requests over a channel too, answered as well.
+    expect(new TextDecoder().decode(await b.transport.request(a.transport.localId, text('back'), WAIT_MS))).toBe('back');
+    expect(a.transport.openChannels()).toBeLessThanOrEqual(2);
+  });
+
+  it('opens a new channel after the old one closed, and a late reply is dropped', async () => {
+    const [a, b] = await Promise.all([startNode(), startNode()]);
+    await connect(a, b);
+    let slow = true;
+    b.onRequest = async (_from, data) => {
+      if (slow) await new Promise((resolve) => setTimeout(resolve, 400));
+      return data;
+    };
+    await expect(a.transport.request(b.transport.localId, text('slow'), 100)).rejects.toThrow(/timed out after 100 ms/);
+    slow = false;
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the late reply arrives and is dropped
+    expect(new TextDecoder().decode(await a.transport.request(b.transport.localId, text('again'), WAIT_MS))).toBe('again');
+    a.transport.closeChannels(b.transport.localId);
+    expect(new TextDecoder().decode(await a.transport.request(b.transport.localId, text('after close'), WAIT_MS))).toBe('after close');
+  });
+
+  it('closes a channel whose peer sends a malformed or oversized frame, and keeps serving others', async () => {
+    const limit = 1024;
+    const [a, b] = await Promise.all([startNode({ config: { maxMessageBytes: limit } }), startNode()]);
+    await connect(a, b);
+    b.onRequest = async () => new Uint8Array(limit + 1); // a reply too big for a
+    await expect(a.transport.request(b.transport.localId, text('big please'), WAIT_MS)).rejects.toThrow(/exceeds the limit of 1024 bytes/);
+    b.onRequest = async (_from, data) => data;
+    expect(new TextDecoder().decode(await a.transport.request(b.transport.localId, text('ok'), WAIT_MS))).toBe('ok');
   });
 });
 

@@ -16,11 +16,21 @@ import * as lp from 'it-length-prefixed';
 import { createLibp2p } from 'libp2p';
 import type { Identify } from '@libp2p/identify';
 import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface';
-import type { Transport, TransportEvents } from '../core/transport.js';
+import type { RequestOptions, Transport, TransportEvents } from '../core/transport.js';
 import { swarmGuard } from './swarm-guard.js';
+import { RemoteHandlerError, WireChannel } from './wire-channel.js';
 import { defaultConfig, type ChorusConfig } from '../core/config.js';
 
 export const RPC_PROTOCOL = '/chorus/rpc/1.0.0';
+/** The long-lived request channel (wire-channel.ts); RPC_PROTOCOL is kept for large transfers. */
+export const WIRE_PROTOCOL = '/chorus/wire/1.0.0';
+/**
+ * Requests larger than this, and those marked bulk, get a stream of their own, so that a
+ * large transfer never holds up the small requests queued behind it on the channel.
+ */
+const CHANNEL_REQUEST_MAX_BYTES = 64 * 1024;
+/** Channels per connection and direction: one is used; a second appears when both sides open one at once. */
+const MAX_WIRE_STREAMS = 4;
 const PING_PROTOCOL = '/ipfs/ping/1.0.0';
 const PING_PAYLOAD_BYTES = 32;
 const REPLY_OK = 0;
@@ -81,10 +91,7 @@ export interface TransportStats {
   refusedConnections: number;
 }
 
-/** The remote handler threw; `message` is the remote error's message. */
-export class RemoteHandlerError extends Error {
-  override readonly name = 'RemoteHandlerError';
-}
+export { RemoteHandlerError };
 
 interface Services {
   identify: Identify;
@@ -100,6 +107,10 @@ export class Libp2pTransport implements Transport {
   private handlers: TransportEvents | undefined;
   private started = false;
   private readonly repairing = new Set<string>();
+  /** Open request channels by peer (usually one; two when both sides opened one at once). */
+  private readonly channels = new Map<string, WireChannel[]>();
+  /** Channels being opened, so that concurrent requests share one. */
+  private readonly opening = new Map<string, Promise<WireChannel>>();
   private readonly counters: TransportStats = {
     publishedToNobody: 0,
     publishFailures: 0,
@@ -183,6 +194,10 @@ export class Libp2pTransport implements Transport {
       maxInboundStreams: this.config.maxRpcStreamsPerConnection,
       maxOutboundStreams: this.config.maxRpcStreamsPerConnection,
     });
+    await this.node.handle(WIRE_PROTOCOL, (stream, connection) => void this.attachChannel(connection.remotePeer.toString(), stream), {
+      maxInboundStreams: MAX_WIRE_STREAMS,
+      maxOutboundStreams: MAX_WIRE_STREAMS,
+    });
     await this.node.start();
     for (const topic of this.topics) this.node.services.pubsub.subscribe(topic);
     this.started = true;
@@ -192,6 +207,8 @@ export class Libp2pTransport implements Transport {
     if (!this.started) return;
     this.started = false;
     this.removeEventListeners();
+    for (const channels of this.channels.values()) for (const channel of [...channels]) channel.close(new Error('transport stopped'));
+    this.channels.clear();
     await this.node.stop();
   }
 
@@ -223,7 +240,7 @@ export class Libp2pTransport implements Transport {
     );
   }
 
-  async request(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  async request(peer: string, data: Uint8Array, timeoutMs: number, options: RequestOptions = {}): Promise<Uint8Array> {
     if (data.byteLength > this.config.maxMessageBytes) {
       throw new RangeError(
         `request of ${data.byteLength} bytes exceeds the limit of ${this.config.maxMessageBytes} bytes`,
@@ -232,6 +249,75 @@ export class Libp2pTransport implements Transport {
     // Only over a connection that exists: dialling is the caller's decision (the membership
     // keeps a budget of connections; an implicit dial would reopen one it just closed).
     if (this.node.getConnections(peerIdFromString(peer)).length === 0) throw new Error(`request to ${peer} failed: not connected`);
+    if (options.bulk === true || data.byteLength > CHANNEL_REQUEST_MAX_BYTES) return this.requestOnOwnStream(peer, data, timeoutMs);
+    const startedMs = Date.now();
+    try {
+      const channel = await this.channelTo(peer, timeoutMs);
+      return await channel.request(data, Math.max(1, timeoutMs - (Date.now() - startedMs)));
+    } catch (err) {
+      if (err instanceof RemoteHandlerError) throw err;
+      if (Date.now() - startedMs >= timeoutMs) throw new Error(`request to ${peer} timed out after ${timeoutMs} ms`, { cause: err });
+      throw new Error(`request to ${peer} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The open channel to `peer`, or a new one (shared by requests made while it opens). */
+  private async channelTo(peer: string, timeoutMs: number): Promise<WireChannel> {
+    const open = this.channels.get(peer)?.find((c) => c.isOpen);
+    if (open) return open;
+    let opening = this.opening.get(peer);
+    if (!opening) {
+      opening = this.node
+        .dialProtocol(peerIdFromString(peer), WIRE_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) })
+        .then((stream) => this.attachChannel(peer, stream))
+        .finally(() => this.opening.delete(peer));
+      this.opening.set(peer, opening);
+    }
+    return opening;
+  }
+
+  private attachChannel(peer: string, stream: Stream): WireChannel {
+    const channel = new WireChannel(stream, {
+      maxMessageBytes: this.config.maxMessageBytes,
+      maxInFlight: this.config.maxRpcStreamsPerConnection,
+      onRequest: (data) => this.handleRequest(peer, data),
+      onClose: (closed) => {
+        const remaining = (this.channels.get(peer) ?? []).filter((c) => c !== closed);
+        if (remaining.length > 0) this.channels.set(peer, remaining);
+        else this.channels.delete(peer);
+      },
+    });
+    if (!this.started) {
+      channel.close(new Error('transport stopped'));
+      return channel;
+    }
+    this.channels.set(peer, [...(this.channels.get(peer) ?? []), channel]);
+    return channel;
+  }
+
+  /** Request channels open now (to all peers). */
+  openChannels(): number {
+    let count = 0;
+    for (const channels of this.channels.values()) count += channels.length;
+    return count;
+  }
+
+  /** Closes the request channels to `peer` (the next request opens a new one). */
+  closeChannels(peer: string): void {
+    for (const channel of [...(this.channels.get(peer) ?? [])]) channel.close(new Error('closed on purpose'));
+  }
+
+  /** A request that came on a channel: the handler's reply, or a throw that becomes an error reply. */
+  private async handleRequest(from: string, data: Uint8Array): Promise<Uint8Array> {
+    if (this.handlers === undefined) {
+      this.counters.droppedBeforeHandlers++;
+      throw new Error('node is starting and not yet accepting requests');
+    }
+    return this.handlers.onRequest(from, data);
+  }
+
+  /** A request on a stream of its own (a large transfer). */
+  private async requestOnOwnStream(peer: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     const signal = AbortSignal.timeout(timeoutMs);
     let stream: Stream | undefined;
     try {
