@@ -11,6 +11,7 @@ import { RpcError } from '../cluster/rpc.js';
 import { LeaderUnreachableError, type ChorusNode } from '../daemon/node.js';
 import { ADHOC_JOB } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
+import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec } from '../records/types.js';
 import { liveSpec } from '../records/types.js';
 import { ApiError, type ControlPlane, type Listing, type LogView, type StatusView, type ViewError } from './control-plane.js';
@@ -122,6 +123,7 @@ export class ControlService implements ControlPlane {
       deleted: false,
       createdAtMs: keep ? existing.createdAtMs : this.now(),
       stamp: this.node.hlc.tick(),
+      sig: UNSIGNED,
     };
     await this.commitAcknowledged([{ kind: 'job', record: job }]);
     return jobView(job, this.now());
@@ -194,10 +196,10 @@ export class ControlService implements ControlPlane {
 
   async cancelInstance(id: string): Promise<InstanceView> {
     const instance = this.instanceRecord(id);
-    if (instance.cancelRequestedAtMs === null) {
+    if (!this.store.cancelOf(id)) {
       const status = this.store.progressOf(instance).status;
       if (!isInstanceFinished(status)) {
-        await this.commitAcknowledged([{ kind: 'instance', record: { ...instance, cancelRequestedAtMs: this.now() } }]);
+        await this.commitAcknowledged([{ kind: 'cancel', record: { instanceId: id, requestedAtMs: this.now(), stamp: this.node.hlc.tick(), sig: UNSIGNED } }]);
       }
     }
     return this.getInstance(id);
@@ -206,7 +208,7 @@ export class ControlService implements ControlPlane {
   async logs(id: string, nodeRef: string | null): Promise<LogView[]> {
     const instance = this.instanceRecord(id);
     const stepRunners = Object.values(this.store.stepsOf(id)).map((step) => step?.runnerNodeId);
-    const everyNode = [...new Set([...instance.targets, ...stepRunners.filter((n): n is string => n !== undefined)])];
+    const everyNode = [...new Set([...this.store.targetsOf(instance), ...stepRunners.filter((n): n is string => n !== undefined)])];
     const candidates = everyNode.map((n) => ({ nodeId: n, name: this.store.member(n)?.name ?? null }));
     const nodeId = nodeRef === null ? null : resolveNodeRef(nodeRef, candidates, `instance ${id}`);
     const nodes = nodeId === null ? everyNode : [nodeId];
@@ -286,7 +288,7 @@ export class ControlService implements ControlPlane {
   }
 
   private viewOf(instance: InstanceRecord): InstanceView {
-    return instanceView(instance, this.store.subtasksOf(instance.id), this.store.stepsOf(instance.id), (nodeId) => this.store.member(nodeId)?.name ?? null);
+    return instanceView(instance, this.store.factsOf(instance), (nodeId) => this.store.member(nodeId)?.name ?? null);
   }
 
   /** Applies records and answers only once they are on disk here and on another member (guarantee 8). */

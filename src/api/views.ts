@@ -3,8 +3,8 @@
 import { formatDurationUnits } from '../core/duration.js';
 import { iso } from '../core/time.js';
 import type { MemberInfo } from '../cluster/view.js';
-import { deriveInstanceProgress, type InstanceSteps } from '../records/status.js';
-import type { AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
+import { deriveInstanceProgress, type InstanceFacts } from '../records/status.js';
+import type { AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskStatus, FailureReason } from '../records/types.js';
 import { nextFireAfter } from '../scheduler/schedule.js';
 import { liveSpec } from '../records/types.js';
 
@@ -80,13 +80,9 @@ function attemptView(a: AttemptSummary): AttemptView {
   return { attempt: a.attempt, status: a.status, reason: a.reason, exitCode: a.exitCode, startedAt: iso(a.startedAtMs), finishedAt: iso(a.finishedAtMs) };
 }
 
-export function instanceView(
-  instance: InstanceRecord,
-  subtasks: ReadonlyMap<string, SubtaskRecord>,
-  steps: InstanceSteps,
-  nameOf: (nodeId: string) => string | null,
-): InstanceView {
-  const progress = deriveInstanceProgress(instance, subtasks, steps);
+export function instanceView(instance: InstanceRecord, facts: InstanceFacts, nameOf: (nodeId: string) => string | null): InstanceView {
+  const progress = deriveInstanceProgress(instance, facts);
+  const { targets, subtasks, steps = {} } = facts;
   return {
     id: instance.id,
     job: instance.job,
@@ -99,12 +95,12 @@ export function instanceView(
     startedAt: iso(progress.startedAtMs),
     finishedAt: iso(progress.finishedAtMs),
     failure: instance.failure,
-    cancelRequested: instance.cancelRequestedAtMs !== null,
-    targets: instance.targets,
+    cancelRequested: (facts.cancelRequestedAtMs ?? null) !== null,
+    targets: [...targets],
     counts: progress.counts,
     pre: stepView(instance.spec.pre, steps.pre),
     post: stepView(instance.spec.post, steps.post),
-    subtasks: instance.targets.map((nodeId, shardIndex) => {
+    subtasks: targets.map((nodeId, shardIndex) => {
       const s = subtasks.get(nodeId);
       const current = s ?? { attempt: 1, status: 'pending' as const, reason: null, exitCode: null, startedAtMs: null, finishedAtMs: null };
       return {

@@ -111,7 +111,7 @@ async function runSeed(seed: number): Promise<Outcome> {
     const views = created.map((id) => {
       const instance = store.instance(id);
       if (!instance) throw new Error(`instance ${id} is missing at ${viewer()}`);
-      return instanceView(instance, store.subtasksOf(id), store.stepsOf(id), () => null);
+      return instanceView(instance, store.factsOf(instance), () => null);
     });
     const history: HistoryLine[] = sim.executions.filter((e) => e.step === null).map((e) => ({ nodeId: e.nodeId, instanceId: e.instanceId, attempt: e.attempt }));
     const survivors = new Set(sim.ids().filter((id) => !sim.disrupted.has(id)));
@@ -147,7 +147,7 @@ function differences(sim: SimCluster): string {
     for (const instance of store.instances()) {
       const status = store.progressOf(instance).status;
       if (isInstanceFinished(status)) continue;
-      lines.push(`  unfinished at ${viewer}: ${instance.id} ${status} targets=${instance.targets.join(',')} cancel=${instance.cancelRequestedAtMs}`);
+      lines.push(`  unfinished at ${viewer}: ${instance.id} ${status} targets=${store.targetsOf(instance).join(',')} cancel=${store.cancelOf(instance.id)?.requestedAtMs ?? null}`);
       for (const t of [...store.subtasksOf(instance.id).values(), ...Object.values(store.stepsOf(instance.id))]) {
         if (t) lines.push(`    ${'step' in t ? `${t.step} step` : 'subtask'} ${runnerOf(t)} attempt ${t.attempt} ${t.status} ${t.reason ?? ''} by ${t.reporter}`);
       }

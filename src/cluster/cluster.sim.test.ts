@@ -5,7 +5,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SWIM_GOSSIP, SWIM_PING } from './membership.js';
 import { RECORDS_TOPIC } from './replicator.js';
 import type { MemberState } from './view.js';
-import type { AnyRecord, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, SubtaskRecord } from '../records/types.js';
+import { recordKey } from '../records/merge.js';
+import { signRecord } from '../records/signature.js';
+import { parseRecord } from '../records/validate.js';
+import fc from 'fast-check';
 import { Rng } from '../testing/random.js';
 import { SimCluster, nodeIdOf, replayHint, type SimClusterOptions } from '../testing/sim-cluster.js';
 
@@ -65,15 +69,17 @@ function assertGuarantees(sim: SimCluster): void {
   }
   for (const id of sim.liveIds()) {
     const store = sim.store(id);
+    // Guarantee 4: a subtask exists only for a node that a creation of its instance targeted
+    // (the merge keeps one creation; the other side's targets keep their subtasks).
+    const created = (instanceId: string) => sim.createdTargets.get(instanceId) ?? new Set<string>();
     for (const instance of store.instances()) {
       for (const [nodeId, subtask] of store.subtasksOf(instance.id)) {
         if (subtask.nodeId !== nodeId) violations.push(`${id}: subtask ${instance.id}/${nodeId} names ${subtask.nodeId}`);
-        if (!instance.targets.includes(nodeId)) violations.push(`${id}: subtask ${instance.id}/${nodeId} outside the targets`);
+        if (!created(instance.id).has(nodeId)) violations.push(`${id}: subtask ${instance.id}/${nodeId} outside every creation's targets`);
       }
     }
     for (const e of sim.executions) {
-      const instance = store.instance(e.instanceId);
-      if (instance && !instance.targets.includes(e.nodeId)) violations.push(`${e.nodeId} ran a subtask of ${e.instanceId} that is not its own`);
+      if (e.step === null && !created(e.instanceId).has(e.nodeId)) violations.push(`${e.nodeId} ran a subtask of ${e.instanceId} that is not its own`);
     }
   }
   expect(violations.slice(0, 20), 'guarantees 1-3').toEqual([]);
@@ -478,6 +484,100 @@ describe('cluster simulation', () => {
       await sim.until(() => finishedEverywhere(sim, instance.id) && healthy(sim, 'n01'), 10_000, 'the broadcast after the garbage');
       expect(sim.progressSeenBy('n04', instance.id)?.status).toBe('succeeded');
       expect(aliveCount(sim, 'n04')).toBe(SIZE);
+    });
+  });
+
+  it.each(seeds([37]))('(n) forged and altered records are refused on every path: gossip, anti-entropy, acknowledged push (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      await startAndAgree(sim);
+      await sim.addJob('n02', 'target', { cmd: 'sleep:5000' });
+      const instance = await sim.runJob('n02', 'target');
+      await sim.until(() => sim.liveIds().every((v) => sim.store(v).subtask(instance.id, 'n04')?.status === 'running'), 5_000, 'n04 running its subtask, known to all');
+
+      // A member of the cluster that holds its own key (it may sign as itself, and nothing else).
+      const rogue = sim.net.endpoint('x-rogue');
+      const rogueKeys = sim.keyring.keysFor('x-rogue');
+      const forgeries: AnyRecord[] = [];
+      let syncReply: AnyRecord[] = [];
+      rogue.setHandlers({
+        onMessage: () => undefined,
+        onPeerConnected: () => undefined,
+        onPeerDisconnected: () => undefined,
+        onRequest: async (_from, data) => {
+          const { body } = JSON.parse(new TextDecoder().decode(data)) as { body?: { root?: unknown } };
+          const reply = typeof body?.root === 'string' ? { same: false } : { records: syncReply, want: [] };
+          return new TextEncoder().encode(JSON.stringify({ ok: true, body: reply }));
+        },
+      });
+      const victims = ['n03', 'n05', 'n06'];
+      for (const v of victims) await sim.drive(rogue.dial(v, []), `rogue dialling ${v}`);
+
+      // Genuine signed records, then each altered in one field (fast-check picks the field and
+      // the value), with a later stamp so that it would win a merge if it were accepted.
+      const genuine: AnyRecord[] = [
+        { kind: 'subtask', record: sim.store('n02').subtask(instance.id, 'n04') as SubtaskRecord },
+        { kind: 'job', record: sim.store('n02').job('target') as JobRecord },
+        { kind: 'member', record: sim.store('n02').member('n07') as MemberRecord },
+        { kind: 'instance', record: sim.store('n02').instance(instance.id) as InstanceRecord },
+      ];
+      // A change that keeps the record well-formed, so that only its signature can give it away.
+      const changed = (value: unknown, pick: number): unknown => {
+        if (typeof value === 'number') return value + 1 + (pick % 3);
+        if (typeof value === 'boolean') return !value;
+        if (typeof value === 'string') return ['succeeded', 'failed', 'n05', 'x-rogue', `${value}x`][pick % 5];
+        if (Array.isArray(value)) return pick % 2 === 0 ? [] : [...value, 'n05'];
+        if (value === null) return [1, 'n05', 'true'][pick % 3];
+        const entries = Object.entries(value as Record<string, unknown>);
+        if (entries.length === 0) return { role: 'x' };
+        const [key, inner] = entries[pick % entries.length] as [string, unknown];
+        return { ...(value as object), [key]: changed(inner, Math.floor(pick / 7)) };
+      };
+      const alteration = fc.tuple(fc.constantFrom(...genuine), fc.nat(), fc.nat());
+      for (const [original, field, pick] of fc.sample(alteration, { numRuns: 400, seed })) {
+        if (forgeries.length >= 40) break;
+        const copy = structuredClone(original);
+        copy.record.stamp = { ...copy.record.stamp, wallMs: sim.now() + 1 + forgeries.length };
+        const fields = Object.keys(copy.record).filter((k) => k !== 'sig' && k !== 'stamp');
+        const name = fields[field % fields.length] as string;
+        const record = copy.record as unknown as Record<string, unknown>;
+        record[name] = changed(record[name], pick);
+        if (parseRecord(JSON.parse(JSON.stringify(copy))).ok) forgeries.push(copy);
+      }
+      // Signed by the rogue itself, but not its to write: n04's result, and n07's member record.
+      const byRogue = (r: AnyRecord) => signRecord(r, rogueKeys);
+      const n04 = sim.store('n02').subtask(instance.id, 'n04') as SubtaskRecord;
+      forgeries.push(byRogue({ kind: 'subtask', record: { ...n04, status: 'succeeded', exitCode: 0, finishedAtMs: sim.now(), reporter: 'x-rogue', stamp: { wallMs: sim.now() + 100, counter: 0, nodeId: 'x-rogue' } } }));
+      forgeries.push(byRogue({ kind: 'member', record: { ...(sim.store('n02').member('n07') as MemberRecord), left: true, incarnation: 99, stamp: { wallMs: sim.now() + 100, counter: 0, nodeId: 'x-rogue' } } }));
+      expect(forgeries.length).toBeGreaterThan(20);
+      // And one record the rogue may write (a job of its own): the paths do carry records.
+      const allowed = byRogue({ kind: 'job', record: { ...(sim.store('n02').job('target') as JobRecord), name: 'rogue-job', stamp: { wallMs: sim.now() + 100, counter: 0, nodeId: 'x-rogue' } } });
+
+      // What each record's writer holds: the genuine record, which every victim must end with.
+      const state = (v: string) => genuine.map((r) => sim.store(v).versionOf(recordKey(r)));
+      const writers = ['n04', 'n02', 'n07', 'n02'];
+      const genuineVersions = () => genuine.map((r, i) => sim.store(writers[i] as string).versionOf(recordKey(r)));
+      const forgedBefore = victims.map((v) => sim.node(v).replicator.counters.recordsForged);
+      const enc = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+      // 1. gossip (relayed by others too); 2. anti-entropy: n05 syncs with the rogue, which
+      // answers with the forgeries; 3. an acknowledged push to n06.
+      rogue.publish(RECORDS_TOPIC, enc({ records: forgeries }));
+      syncReply = forgeries;
+      await sim.drive(sim.node('n05').replicator.syncWith('x-rogue'), 'n05 syncing with the rogue');
+      const pushed = JSON.parse(new TextDecoder().decode(await sim.drive(rogue.request('n06', enc({ type: 'push', body: { records: [...forgeries, allowed], ack: true } }), 1_000), 'the push'))) as { ok: boolean };
+      expect(pushed.ok).toBe(true);
+      await sim.run(200);
+
+      victims.forEach((v, i) => {
+        expect(state(v), `${v} holds the genuine records`).toEqual(genuineVersions());
+        // Every forgery was checked and refused at least once (the gossip copy), on every path it took.
+        const refused = sim.node(v).replicator.counters.recordsForged - (forgedBefore[i] as number);
+        expect(refused, `${v} refused forgeries`).toBeGreaterThanOrEqual(forgeries.length * (v === 'n03' ? 1 : 2));
+      });
+      expect(sim.store('n06').job('rogue-job')).toBeDefined();
+      for (const id of sim.liveIds()) expect(sim.store(id).subtask(instance.id, 'n04')?.status).toBe('running');
+      sim.net.crash('x-rogue');
+      await sim.until(() => finishedEverywhere(sim, instance.id), 10_000, 'the broadcast after the forgeries');
+      expect(sim.progressSeenBy('n04', instance.id)?.status).toBe('succeeded');
     });
   });
 

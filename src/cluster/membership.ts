@@ -727,7 +727,8 @@ export class Membership implements MembershipView {
     const excess = peers.length - this.deps.config.maxPeerConnections;
     if (excess <= 0 || this.leaving) return;
     const nowMs = this.deps.clock.now();
-    const young = (p: string) => nowMs - (this.connectedAtMs.get(p) ?? 0) < this.deps.config.probeIntervalMs;
+    // A connection whose opening this node has not been told of yet is the youngest of all.
+    const young = (p: string) => nowMs - (this.connectedAtMs.get(p) ?? nowMs) < this.deps.config.probeIntervalMs;
     const spare = this.shuffled(peers.filter((p) => p !== this.currentLeader && this.liveness.get(p)?.probing !== true && !young(p)));
     spare.sort((a, b) => Number(this.transient.has(b)) - Number(this.transient.has(a)));
     for (const peer of spare.slice(0, excess)) {

@@ -1,8 +1,9 @@
 // Replication of records. Local changes go out at once as gossip deltas; because
 // gossip is lossy, every node also runs anti-entropy with one peer on connect and
 // periodically: it sends a digest of what it holds and both sides exchange what the
-// other lacks. Records from the network are validated and checked for authority
-// before they are merged; a bad one is dropped and counted, never a crash.
+// other lacks. Records from the network are validated, and their writer's signature and
+// authority checked (records/signature.ts), before they are merged, whoever relayed
+// them; a bad one is dropped and counted, never a crash.
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { every } from '../core/clock.js';
 import type { ChorusConfig } from '../core/config.js';
@@ -10,13 +11,15 @@ import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import { recordKey } from '../records/merge.js';
 import type { AnyRecord } from '../records/types.js';
-import { runnerOf } from '../records/types.js';
+import { authorityProblem, type RecordKeys } from '../records/signature.js';
 import { parseRecord } from '../records/validate.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { Rpc } from './rpc.js';
 import { InvariantError } from '../core/assert.js';
 
 export const RECORDS_TOPIC = 'chorus/records/1';
+/** A member hands records it wrote to the leader, which gossips them (Replicator.publish). */
+export const RELAY = 'relay';
 
 export interface ReplicatorDeps {
   transport: Transport;
@@ -26,6 +29,10 @@ export interface ReplicatorDeps {
   rpc: Rpc;
   log: Logger;
   random: () => number;
+  /** Checks the signature of every record that arrives. */
+  keys: RecordKeys;
+  /** The leader as this node sees it, to which it hands the records it writes. */
+  leaderId: () => string | null;
   /** Called for every message that proves a peer is alive. */
   heardFrom: (peer: string) => void;
 }
@@ -33,7 +40,14 @@ export interface ReplicatorDeps {
 export interface ReplicationCounters {
   deltasSent: number;
   deltasReceived: number;
+  /** Malformed records and records whose signature or writer was wrong. */
   recordsRejected: number;
+  /** Of those, records whose signature or writer was wrong (forged or altered). */
+  recordsForged: number;
+  /** Records that arrived again, identical to what this node holds: not checked again. */
+  recordsDuplicate: number;
+  /** Records written here that were handed to the leader to gossip. */
+  relayedToLeader: number;
   syncsCompleted: number;
   syncsFailed: number;
 }
@@ -42,13 +56,20 @@ export class WriteNotReplicatedError extends Error {}
 
 export class Replicator {
   private timer: TimerHandle | null = null;
-  private outbox: AnyRecord[] = [];
-  private flushQueued = false;
-  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, syncsCompleted: 0, syncsFailed: 0 };
+  /** Records written here since the last flush, by key (the latest is sent). */
+  private readonly own = new Map<string, AnyRecord>();
+  /** Records members handed to this node to gossip, by key. */
+  private readonly relayed = new Map<string, AnyRecord>();
+  private readonly ownFlush: Batcher;
+  private readonly relayFlush: Batcher;
+  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, syncsCompleted: 0, syncsFailed: 0 };
 
   constructor(private readonly deps: ReplicatorDeps) {
+    this.ownFlush = new Batcher(deps.clock, () => this.flushOwn());
+    this.relayFlush = new Batcher(deps.clock, () => this.flushRelayed());
     deps.rpc.handle('sync', (from, body) => this.onSync(from, body));
     deps.rpc.handle('push', (from, body) => this.onPush(from, body));
+    deps.rpc.handle(RELAY, (from, body) => this.onRelay(from, body));
   }
 
   start(): void {
@@ -58,20 +79,47 @@ export class Replicator {
   stop(): void {
     this.timer?.cancel();
     this.timer = null;
+    this.ownFlush.cancel();
+    this.relayFlush.cancel();
   }
 
-  /** Queues locally written records for gossip (sent together at the end of this turn). */
+  /**
+   * Sends records written here to the cluster. A member hands them to the leader, which
+   * gossips what it receives from everyone in a few batched messages; so a broadcast's
+   * results cost every node a few messages rather than one (and gossipsub's duplicates)
+   * per target. The records carry their writers' signatures, so the leader's relaying
+   * needs no trust. Without a reachable leader, the records are gossiped directly; and
+   * anti-entropy repairs what any of this loses.
+   */
   publish(records: AnyRecord[]): void {
-    this.outbox.push(...records);
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    queueMicrotask(() => this.flushOutbox());
+    for (const r of records) this.own.set(recordKey(r), r);
+    this.ownFlush.arm(this.deps.config.deltaBatchMs);
   }
 
-  private flushOutbox(): void {
-    this.flushQueued = false;
-    const records = this.outbox;
-    this.outbox = [];
+  /** Hands records written here to the leader (or, as the leader or without one, gossips them). */
+  private flushOwn(): void {
+    const own = this.latest(this.own);
+    const leader = this.deps.leaderId();
+    if (own.length === 0) return;
+    if (leader !== null && leader !== this.deps.transport.localId && this.deps.transport.connectedPeers().includes(leader)) {
+      this.counters.relayedToLeader += own.length;
+      this.deps.rpc.call(leader, RELAY, { records: own }, this.deps.config.requestTimeoutMs).catch(() => this.gossip(own));
+    } else this.gossip(own);
+  }
+
+  private flushRelayed(): void {
+    const relayed = this.latest(this.relayed);
+    if (relayed.length > 0) this.gossip(relayed);
+  }
+
+  /** The batch's records in their latest version (a record written twice in the window goes once), and the batch emptied. */
+  private latest(batch: Map<string, AnyRecord>): AnyRecord[] {
+    const out = [...batch].map(([key, r]) => this.deps.store.get(key) ?? r);
+    batch.clear();
+    return out;
+  }
+
+  private gossip(records: AnyRecord[]): void {
     for (const batch of batches(records, this.deps.config.maxDeltaBytes)) {
       try {
         this.deps.transport.publish(RECORDS_TOPIC, encode({ records: batch }));
@@ -82,15 +130,28 @@ export class Replicator {
     }
   }
 
+  /** Records a member handed over to be gossiped (as the leader it took them to be): checked, merged and passed on. */
+  private async onRelay(from: string, body: unknown): Promise<unknown> {
+    this.deps.heardFrom(from);
+    const accepted = this.acceptRecords(from, (body as { records?: unknown } | null)?.records);
+    for (const r of accepted) this.relayed.set(recordKey(r), r);
+    if (accepted.length > 0) this.relayFlush.arm(this.deps.config.relayBatchMs);
+    return { ok: true };
+  }
+
   onGossip(from: string, data: Uint8Array): void {
     this.deps.heardFrom(from);
     const body = decode(data) as { records?: unknown } | null;
     this.counters.deltasReceived += 1;
-    this.acceptRecords(from, body?.records, true);
+    this.acceptRecords(from, body?.records);
   }
 
-  /** Validates and merges records from `from`. `direct`: written by the sender itself (gossip), not relayed. */
-  private acceptRecords(from: string, raw: unknown, direct: boolean): AnyRecord[] {
+  /**
+   * Validates, checks and merges records that `from` sent (written by anyone: it may only
+   * relay them). A record identical to the one held is skipped before its signature is
+   * checked again: gossip and anti-entropy deliver most records more than once.
+   */
+  acceptRecords(from: string, raw: unknown): AnyRecord[] {
     if (!Array.isArray(raw)) {
       this.counters.recordsRejected += 1;
       return [];
@@ -98,9 +159,20 @@ export class Replicator {
     const accepted: AnyRecord[] = [];
     for (const item of raw) {
       const parsed = parseRecord(item);
-      if (!parsed.ok || !authorised(parsed.record, from, direct)) {
+      if (!parsed.ok) {
         this.counters.recordsRejected += 1;
-        this.deps.log.debug({ from, error: parsed.ok ? 'not authorised' : parsed.error }, 'record rejected');
+        this.deps.log.debug({ from, error: parsed.error }, 'record rejected');
+        continue;
+      }
+      if (this.deps.store.holds(parsed.record)) {
+        this.counters.recordsDuplicate += 1;
+        continue;
+      }
+      const problem = authorityProblem(parsed.record, this.deps.keys);
+      if (problem !== null) {
+        this.counters.recordsRejected += 1;
+        this.counters.recordsForged += 1;
+        this.deps.log.warn({ from, record: recordKey(parsed.record), problem }, 'record refused: not signed by a writer allowed to write it');
         continue;
       }
       accepted.push(parsed.record);
@@ -125,7 +197,7 @@ export class Replicator {
         records?: unknown;
         want?: unknown;
       };
-      this.acceptRecords(peer, reply.records, false);
+      this.acceptRecords(peer, reply.records);
       const want = Array.isArray(reply.want) ? reply.want.filter((k): k is string => typeof k === 'string') : [];
       const missing = want.map((k) => this.deps.store.get(k)).filter((r): r is AnyRecord => r !== undefined);
       if (missing.length > 0) await this.deps.rpc.call(peer, 'push', { records: missing, ack: false }, this.deps.config.requestTimeoutMs, { bulk: true });
@@ -169,7 +241,7 @@ export class Replicator {
   private async onPush(from: string, body: unknown): Promise<unknown> {
     this.deps.heardFrom(from);
     const { records, ack } = (body ?? {}) as { records?: unknown; ack?: unknown };
-    this.acceptRecords(from, records, false);
+    this.acceptRecords(from, records);
     if (ack === true) await this.deps.store.flush();
     return { ok: true };
   }
@@ -204,29 +276,35 @@ export class Replicator {
 
 }
 
-/**
- * Who may write what. Gossip deltas are signed by their sender, so the sender must be the
- * record's writer. A subtask's running or terminal state may come only from its owner,
- * except the leader's `node-lost` verdict. Relayed records (anti-entropy) are checked on
- * the same rules through their `reporter`.
- */
-export function authorised(record: AnyRecord, from: string, direct: boolean): boolean {
-  switch (record.kind) {
-    case 'member':
-      return !direct || record.record.nodeId === from;
-    case 'job':
-      return !direct || record.record.stamp.nodeId === from;
-    case 'instance':
-      // Any member may request a cancel; the creation itself cannot change by merge.
-      return true;
-    case 'subtask':
-    case 'step': {
-      const s = record.record;
-      if (direct && s.reporter !== from) return false;
-      if (s.reporter === runnerOf(s)) return true;
-      if (s.status === 'pending') return true; // created by the leader
-      return s.status === 'failed' && s.reason === 'node-lost';
+/** Runs `flush` once, `windowMs` after the first of any number of arm() calls (0: at the end of the turn). */
+class Batcher {
+  private timer: TimerHandle | null = null;
+  private queued = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly flush: () => void,
+  ) {}
+
+  arm(windowMs: number): void {
+    if (this.timer !== null || this.queued) return;
+    const run = () => {
+      if (this.timer === null && !this.queued) return; // cancelled meanwhile
+      this.timer = null;
+      this.queued = false;
+      this.flush();
+    };
+    if (windowMs > 0) this.timer = this.clock.setTimer(windowMs, run);
+    else {
+      this.queued = true;
+      queueMicrotask(run);
     }
+  }
+
+  cancel(): void {
+    this.timer?.cancel();
+    this.timer = null;
+    this.queued = false;
   }
 }
 

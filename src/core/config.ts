@@ -92,6 +92,19 @@ export interface ChorusConfig {
   peerRedialMaxMs: number;
   /** Largest batch of records in one gossip delta; more go in several. Must stay under maxPublishBytes. Higher: fewer messages, bigger ones. */
   maxDeltaBytes: number;
+  /**
+   * Records written or relayed within this window go out together, and a record written
+   * twice in it (a short command's `running`, then its result) goes once. Higher: fewer
+   * messages on every node, records a little later everywhere. 0: at the end of each turn.
+   */
+  deltaBatchMs: number;
+  /**
+   * The leader gathers the records members hand it (Replicator.publish) this long before it
+   * gossips them: a broadcast's results from every target go out in a few messages. Higher:
+   * fewer messages on every node, results seen later on nodes other than the leader and the
+   * writer. 0: at the end of each turn.
+   */
+  relayBatchMs: number;
 
   // Transport (libp2p).
   /** Largest request or reply frame either side accepts. Bigger frames are refused, not buffered. Higher: bigger syncs and log replies, more memory a peer can make us buffer. */
@@ -197,6 +210,8 @@ export const defaultConfig: ChorusConfig = {
   peerRedialBaseMs: 500,
   peerRedialMaxMs: 10_000,
   maxDeltaBytes: 256 * 1024,
+  deltaBatchMs: 20,
+  relayBatchMs: 100,
   maxMessageBytes: 8 * 1024 * 1024,
   maxPublishBytes: 1024 * 1024,
   dialTimeoutMs: 10_000,
@@ -259,6 +274,8 @@ const MAY_BE_ZERO: ReadonlySet<NumberKnob> = new Set<NumberKnob>([
   'leaveRecentMs', // a leaving node re-sends only its unfinished work
   'indirectChecks', // an unanswered probe is a suspicion at once
   'awarenessMax', // no Lifeguard: probe timeouts never grow
+  'deltaBatchMs', // records go out at the end of each turn
+  'relayBatchMs', // relayed records go out at the end of each turn
 ]);
 
 /**

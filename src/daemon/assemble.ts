@@ -6,6 +6,7 @@ import { ControlService, type ServiceDeps } from '../api/service.js';
 import { HybridClock } from '../records/hlc.js';
 import { randomInstanceId } from '../records/ids.js';
 import type { MemberRecord } from '../records/types.js';
+import { UNSIGNED } from '../records/signature.js';
 import { ChorusNode, type NodeComponents } from './node.js';
 
 /**
@@ -45,6 +46,7 @@ export function assembleNode(parts: NodeParts): AssembledNode {
     incarnation: (previous?.incarnation ?? 0) + 1,
     left: false,
     stamp: hlc.tick(),
+    sig: UNSIGNED, // signed when the node commits it at start
   };
   const node = new ChorusNode({
     transport,
@@ -56,6 +58,7 @@ export function assembleNode(parts: NodeParts): AssembledNode {
     outputs: parts.outputs,
     executor: parts.executor,
     hlc,
+    keys: parts.keys,
     self,
     log: parts.log,
     newInstanceId: parts.newInstanceId ?? randomInstanceId,

@@ -76,6 +76,7 @@ describe('a record that cannot be shown', () => {
       deleted: false,
       createdAtMs: Date.now(),
       stamp: { wallMs: Date.now(), counter: 0, nodeId: 'somebody' },
+      sig: '',
     };
     storeOf(daemon).apply([{ kind: 'job', record: poison }]);
 

@@ -14,6 +14,7 @@ import { iso } from '../api/views.js';
 import { processExecutor } from '../executor/process-executor.js';
 import { Libp2pTransport, transportConfigOf } from '../network/libp2p-transport.js';
 import { loadOrCreatePrivateKey } from '../network/peer-key.js';
+import { Ed25519RecordKeys } from '../network/record-keys.js';
 import { writeFileDurable } from '../store/durable-file.js';
 import { FileJournal } from '../store/journal.js';
 import { DataDirLock } from '../store/lock.js';
@@ -88,8 +89,10 @@ export class ChorusDaemon {
       }
       const journal = new FileJournal(paths.journal);
       journal.open();
+      const privateKey = await loadOrCreatePrivateKey(dataDir);
+      const keys = new Ed25519RecordKeys(privateKey);
       const transport = await Libp2pTransport.create({
-        privateKey: await loadOrCreatePrivateKey(dataDir),
+        privateKey,
         listen: options.listen,
         mdns: options.mdns,
         swarmKey: await swarmKeyOf(options.swarmKeyFile, dataDir, log),
@@ -102,12 +105,21 @@ export class ChorusDaemon {
       });
       let apiUrl = '';
       const nodeId = transport.localId;
+      const adopted = await store.adoptUnsigned(nodeId, keys);
+      if (adopted.signed + adopted.setAside.length > 0) {
+        log.warn(
+          { signed: adopted.signed, setAside: adopted.setAside, quarantine: store.quarantinePath },
+          `${store.path} was written before records were signed: ${adopted.signed} record(s) of this node signed now` +
+            (adopted.setAside.length > 0 ? `, ${adopted.setAside.length} written by other nodes set aside in ${store.quarantinePath}` : ''),
+        );
+      }
       const { node, service } = assembleNode({
         transport,
         clock,
         random: Math.random,
         config,
         store,
+        keys,
         journal,
         outputs: new FileOutputStore(paths.logs),
         executor: processExecutor,

@@ -4,7 +4,7 @@
 // files; the simulator gives it an in-memory network, a fake clock and memory.
 // `assembleNode()` (assemble.ts) builds it for both.
 import { every, type Clock, type TimerHandle } from '../core/clock.js';
-import { InvariantError } from '../core/assert.js';
+import { InvariantError, invariant } from '../core/assert.js';
 import { pruneFinishedInstances } from '../store/retention.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
@@ -14,7 +14,8 @@ import { Replicator, RECORDS_TOPIC } from '../cluster/replicator.js';
 import { Rpc, RpcError } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord } from '../records/types.js';
-import { instanceRecordSchema, jobSpecSchema, parseRecord } from '../records/validate.js';
+import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
+import { signRecord, type RecordKeys } from '../records/signature.js';
 import { Leader } from '../scheduler/leader.js';
 import { isInstanceFinished } from '../records/status.js';
 import type { AttemptJournal } from '../store/journal.js';
@@ -37,6 +38,8 @@ export interface NodeComponents {
   outputs: OutputStore;
   executor: Executor;
   hlc: HybridClock;
+  /** Signs every record this node writes, and checks the signature of every record it receives. */
+  keys: RecordKeys;
   /** This node's member record for this start (a new incarnation). */
   self: MemberRecord;
   log: Logger;
@@ -56,6 +59,7 @@ const COMPONENTS: readonly (keyof NodeComponents)[] = [
   'outputs',
   'executor',
   'hlc',
+  'keys',
   'self',
   'log',
   'newInstanceId',
@@ -115,6 +119,8 @@ export class ChorusNode {
       rpc: this.rpc,
       log,
       random: deps.random,
+      keys: deps.keys,
+      leaderId: () => this.membership.leaderId(),
       heardFrom: (peer) => this.membership.heardFrom(peer),
     });
     const commit = (records: AnyRecord[]) => this.commit(records);
@@ -246,8 +252,12 @@ export class ChorusNode {
     this.membership.stop();
   }
 
-  /** Applies records written here and sends them to the cluster. */
+  /** Signs records written here, applies them and sends them to the cluster. */
   commit(records: AnyRecord[]): AnyRecord[] {
+    for (const r of records) {
+      invariant(r.record.stamp.nodeId === this.id, null, () => `a ${r.kind} record stamped by ${r.record.stamp.nodeId} cannot be written (signed) by ${this.id}`);
+      signRecord(r, this.deps.keys);
+    }
     const changed = this.deps.store.apply(records);
     if (changed.length > 0 && this.started) this.replicator.publish(changed);
     return changed;
@@ -289,10 +299,12 @@ export class ChorusNode {
     }
     const parsed = instanceRecordSchema.safeParse((reply.records as { record?: unknown }[] | undefined)?.[0]?.record);
     if (!parsed.success) throw new Error(`the leader ${leaderId} answered without an instance`);
-    const records = (reply.records as unknown[]).map(parseRecord).flatMap((r) => (r.ok ? [r.record] : []));
-    this.deps.store.apply(records);
+    // Checked like any record from the network: the leader's own signature on what it created.
+    this.replicator.acceptRecords(leaderId, reply.records);
+    const instance = this.deps.store.instance(parsed.data.id);
+    if (!instance) throw new Error(`the leader ${leaderId} answered with an instance it did not sign`);
     await this.deps.store.flush(); // on disk here too before the CLI hears "accepted"
-    return parsed.data as InstanceRecord;
+    return instance;
   }
 
   private async createAndAcknowledge(job: string, spec: JobSpec, trigger: InstanceTrigger): Promise<InstanceRecord> {

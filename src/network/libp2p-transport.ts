@@ -1,8 +1,9 @@
 // The production Transport: gossipsub for best-effort broadcast, a length-prefixed
 // request/response stream protocol for reliable point-to-point calls, over libp2p.
 
-import { gossipsub, StrictSign } from '@libp2p/gossipsub';
-import type { GossipSub, Message } from '@libp2p/gossipsub';
+import { createHash } from 'node:crypto';
+import { gossipsub, StrictNoSign } from '@libp2p/gossipsub';
+import type { GossipSub, GossipsubMessage } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
 import { mdns } from '@libp2p/mdns';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -165,11 +166,20 @@ export class Libp2pTransport implements Transport {
         identify: identify(),
         ping: ping(),
         pubsub: gossipsub({
-          globalSignaturePolicy: StrictSign,
+          // Unsigned messages: every record inside carries its writer's signature, checked
+          // by the receiver whoever relayed it (records/signature.ts). Signing each gossip
+          // message as well cost a signature check per copy received, duplicates included
+          // (gossipsub checks before it drops a duplicate): about 450 ed25519 checks per
+          // node for one broadcast on 20 daemons, most of their CPU (BENCHMARKS.md).
+          globalSignaturePolicy: StrictNoSign,
+          // Without a sender and sequence number, a message is known by its content.
+          msgIdFn: (msg) => createHash('sha256').update(msg.data).digest(),
+          fastMsgIdFn: (msg) => createHash('sha1').update(msg.data ?? new Uint8Array()).digest('base64'),
           emitSelf: false,
-          // Own messages go straight to every subscribed peer, not only the mesh, so a
-          // small cluster gets them at once; zero subscribers is normal while starting.
-          floodPublish: true,
+          // Own messages go to the mesh (gossipsub's D peers), not to every connected peer:
+          // a node's gossip costs the same whatever the cluster's size. Zero subscribers is
+          // normal while starting.
+          floodPublish: false,
           allowPublishToZeroTopicPeers: true,
           ignoreDuplicatePublishError: true,
           fallbackToFloodsub: false,
@@ -493,11 +503,10 @@ export class Libp2pTransport implements Transport {
     this.notify((h) => h.onPeerDisconnected(evt.detail.toString()));
   };
 
-  private readonly onGossip = (evt: CustomEvent<Message>): void => {
-    const msg = evt.detail;
-    // StrictSign means every accepted message is signed, so `from` is authenticated.
-    if (msg.type !== 'signed') return;
-    const from = msg.from.toString();
+  /** `from` is the neighbour that passed the message on (the writer is named, and its signature checked, inside every record). */
+  private readonly onGossip = (evt: CustomEvent<GossipsubMessage>): void => {
+    const { msg, propagationSource } = evt.detail;
+    const from = propagationSource.toString();
     if (from === this.localId) return;
     this.notify((h) => h.onMessage(msg.topic, from, msg.data));
   };
@@ -551,7 +560,7 @@ export class Libp2pTransport implements Transport {
     this.node.addEventListener('connection:open', this.onConnectionOpen);
     this.node.addEventListener('connection:close', this.onConnectionClose);
     this.node.addEventListener('peer:discovery', this.onDiscovery);
-    this.node.services.pubsub.addEventListener('message', this.onGossip);
+    this.node.services.pubsub.addEventListener('gossipsub:message', this.onGossip);
   }
 
   private removeEventListeners(): void {
@@ -560,7 +569,7 @@ export class Libp2pTransport implements Transport {
     this.node.removeEventListener('connection:open', this.onConnectionOpen);
     this.node.removeEventListener('connection:close', this.onConnectionClose);
     this.node.removeEventListener('peer:discovery', this.onDiscovery);
-    this.node.services.pubsub.removeEventListener('message', this.onGossip);
+    this.node.services.pubsub.removeEventListener('gossipsub:message', this.onGossip);
   }
 
   private notify(call: (handlers: TransportEvents) => void): void {

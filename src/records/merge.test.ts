@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical.js';
-import { mergeInstance, mergeJob, mergeMember, mergeRecord, mergeStep, mergeSubtask, MergeInvariantError } from './merge.js';
-import type { InstanceRecord, JobRecord, MemberRecord, Stamp, StepRecord, SubtaskRecord } from './types.js';
+import { mergeCancel, mergeInstance, mergeJob, mergeMember, mergeRecord, mergeStep, mergeSubtask, MergeInvariantError } from './merge.js';
+import type { CancelRecord, InstanceRecord, JobRecord, MemberRecord, Stamp, StepRecord, SubtaskRecord } from './types.js';
 import { parseRecord } from './validate.js';
 
 const NODES = ['n1', 'n2', 'n3'];
@@ -11,6 +11,8 @@ const stampArb: fc.Arbitrary<Stamp> = fc.record({
   counter: fc.integer({ min: 0, max: 2 }),
   nodeId: fc.constantFrom(...NODES),
 });
+/** Signatures are opaque to a merge: it must keep the one that came with the record it picks. */
+const sigArb = fc.constantFrom('sig-a', 'sig-b');
 const specArb = fc.record({
   cmd: fc.constantFrom('true', 'echo hi', 'false'),
   type: fc.constantFrom('broadcast' as const, 'standalone' as const),
@@ -30,6 +32,7 @@ const jobArb: fc.Arbitrary<JobRecord> = fc.record({
   deleted: fc.boolean(),
   createdAtMs: fc.constant(1000),
   stamp: stampArb,
+  sig: sigArb,
 });
 
 // Subtasks of one key: the owner is always n1, whatever else varies.
@@ -46,6 +49,7 @@ const subtaskArb: fc.Arbitrary<SubtaskRecord> = fc.record({
   history: fc.constant([]),
   reporter: fc.constantFrom(...NODES),
   stamp: stampArb,
+  sig: sigArb,
 });
 
 const instanceArb: fc.Arbitrary<InstanceRecord> = fc.record({
@@ -57,8 +61,8 @@ const instanceArb: fc.Arbitrary<InstanceRecord> = fc.record({
   createdAtMs: fc.constant(1000),
   targets: fc.subarray(NODES),
   failure: fc.constant(null),
-  cancelRequestedAtMs: fc.constantFrom(null, 1003, 1004),
   stamp: stampArb,
+  sig: sigArb,
   // As the leader writes them: a failure (nobody to run on) exactly when there are no targets.
 }).map((i) => ({ ...i, failure: i.targets.length === 0 ? 'no alive node to run on' : null }));
 
@@ -70,6 +74,14 @@ const memberArb: fc.Arbitrary<MemberRecord> = fc.record({
   incarnation: fc.integer({ min: 0, max: 2 }),
   left: fc.boolean(),
   stamp: stampArb,
+  sig: sigArb,
+});
+
+const cancelArb: fc.Arbitrary<CancelRecord> = fc.record({
+  instanceId: fc.constant('i1'),
+  requestedAtMs: fc.constantFrom(1003, 1004),
+  stamp: stampArb,
+  sig: sigArb,
 });
 
 function lawsFor<T>(name: string, arb: fc.Arbitrary<T>, merge: (a: T, b: T) => T): void {
@@ -81,6 +93,11 @@ function lawsFor<T>(name: string, arb: fc.Arbitrary<T>, merge: (a: T, b: T) => T
     it('is commutative', () => fc.assert(fc.property(arb, arb, (a, b) => same(merge(a, b), merge(b, a))), { numRuns: 2000 }));
     it('is associative', () =>
       fc.assert(fc.property(arb, arb, arb, (a, b, c) => same(merge(merge(a, b), c), merge(a, merge(b, c)))), { numRuns: 2000 }));
+    it('picks one of its inputs as it is, signature included (it never builds a record nobody signed)', () =>
+      fc.assert(fc.property(arb, arb, (a, b) => {
+        const merged = merge(a, b);
+        expect(merged === a || merged === b).toBe(true);
+      }), { numRuns: 1000 }));
     it('is idempotent', () => fc.assert(fc.property(arb, arb, (a, b) => {
       same(merge(a, a), a);
       same(merge(merge(a, b), b), merge(a, b));
@@ -114,6 +131,7 @@ lawsFor('step', stepArb, mergeStep);
 lawsFor('subtask', subtaskArb, mergeSubtask);
 lawsFor('instance', instanceArb, mergeInstance);
 lawsFor('member', memberArb, mergeMember);
+lawsFor('cancel', cancelArb, mergeCancel);
 
 describe('subtask merge rules', () => {
   it('never changes the node id (guarantee 1)', () =>
@@ -153,25 +171,20 @@ describe('subtask merge rules', () => {
   });
 });
 
-describe('instance merge rules', () => {
-  it('keeps the earliest creation and a sticky cancel', () => {
+describe('instance and cancel merge rules', () => {
+  it('keeps the earliest creation', () => {
     const [a] = fc.sample(instanceArb, 1) as [InstanceRecord];
-    const early = { ...a, trigger: 'schedule' as const, targets: ['n1'], failure: null, cancelRequestedAtMs: null, stamp: { wallMs: 1, counter: 0, nodeId: 'n2' } };
-    const late = { ...a, trigger: 'manual' as const, targets: ['n1'], failure: null, cancelRequestedAtMs: 1234, stamp: { wallMs: 2, counter: 0, nodeId: 'n1' } };
-    const merged = mergeInstance(late, early);
-    expect(merged.trigger).toBe('schedule');
-    expect(merged.cancelRequestedAtMs).toBe(1234);
+    const early = { ...a, trigger: 'schedule' as const, targets: ['n1'], failure: null, stamp: { wallMs: 1, counter: 0, nodeId: 'n2' } };
+    const late = { ...a, trigger: 'manual' as const, targets: ['n1'], failure: null, stamp: { wallMs: 2, counter: 0, nodeId: 'n1' } };
+    expect(mergeInstance(late, early)).toBe(early);
+    expect(mergeInstance(early, late)).toBe(early);
   });
 
-  it('unites the targets of two leaders that created the same instance on both sides of a partition', () => {
-    const [a] = fc.sample(instanceArb, 1) as [InstanceRecord];
-    const sideA = { ...a, targets: ['n1', 'n2'], failure: null, stamp: { wallMs: 1, counter: 0, nodeId: 'n1' } };
-    const sideB = { ...a, targets: ['n3'], failure: null, stamp: { wallMs: 2, counter: 0, nodeId: 'n3' } };
-    expect(mergeInstance(sideA, sideB).targets).toEqual(['n1', 'n2', 'n3']);
-    const nobody = { ...a, targets: [], failure: 'no alive node to run on', stamp: { wallMs: 0, counter: 0, nodeId: 'n2' } };
-    const merged = mergeInstance(nobody, sideB);
-    expect(merged.targets).toEqual(['n3']);
-    expect(merged.failure).toBeNull();
+  it('keeps the earliest cancel request, whoever asked', () => {
+    const first: CancelRecord = { instanceId: 'i1', requestedAtMs: 1000, stamp: { wallMs: 5, counter: 0, nodeId: 'n3' }, sig: 'x' };
+    const second: CancelRecord = { instanceId: 'i1', requestedAtMs: 2000, stamp: { wallMs: 1, counter: 0, nodeId: 'n1' }, sig: 'y' };
+    expect(mergeCancel(second, first)).toBe(first);
+    expect(() => mergeCancel(first, { ...second, instanceId: 'i2' })).toThrow(MergeInvariantError);
   });
 });
 
@@ -183,5 +196,8 @@ describe('record validation', () => {
     if (!bad.ok) expect(bad.error).toMatch(/nodeId/);
     expect(parseRecord('garbage').ok).toBe(false);
     expect(parseRecord({ kind: 'job', record: { ...fc.sample(jobArb, 1)[0], stamp: { wallMs: -1 } } }).ok).toBe(false);
+    const { sig: _sig, ...unsigned } = fc.sample(jobArb, 1)[0] as JobRecord;
+    expect(parseRecord({ kind: 'job', record: unsigned }).ok).toBe(false);
+    expect(parseRecord({ kind: 'job', record: unsigned }, { legacyUnsigned: true })).toMatchObject({ ok: true, record: { record: { sig: '' } } });
   });
 });

@@ -1,10 +1,11 @@
 // The merge rules of every replicated record. Each merge picks the greater of two
 // records under a total order, so it is commutative, associative and idempotent
-// (merge.test.ts checks this with generated records). Keep these functions pure.
+// (merge.test.ts checks this with generated records), and the result is always one of
+// the two signed records as its writer signed it. Keep these functions pure.
 import { InvariantError } from '../core/assert.js';
 import { canonicalJson } from './canonical.js';
 import { compareStamps } from './hlc.js';
-import type { AnyRecord, AttemptState, InstanceRecord, JobRecord, MemberRecord, StepRecord, SubtaskRecord } from './types.js';
+import type { AnyRecord, AttemptState, CancelRecord, InstanceRecord, JobRecord, MemberRecord, StepRecord, SubtaskRecord } from './types.js';
 import { isTerminal, subtaskKey } from './types.js';
 
 /** Two records that are not versions of one record were given to a merge: a bug (guarantee 6 rests on it). */
@@ -73,41 +74,26 @@ export function mergeStep(a: StepRecord, b: StepRecord): StepRecord {
 }
 
 /**
- * An instance's creation is immutable, except when two leaders created the same instance
- * id (a scheduled fire on both sides of a partition, guarantee 7): then the earliest
- * creation wins everywhere, and the target set is the union of both, because each
- * side's targets got their own subtasks and may have run them. A cancel request is sticky.
+ * An instance never changes after its creation, except that two leaders may create the
+ * same instance id (a scheduled fire on both sides of a partition, guarantee 7): then the
+ * earliest creation wins everywhere. The other side's targets are not lost: each got a
+ * subtask record of its own, and the instance's targets include every subtask's node
+ * (RecordStore.targetsOf). The merge picks one signed record and never builds a new one.
  */
 export function mergeInstance(a: InstanceRecord, b: InstanceRecord): InstanceRecord {
   assertSameKey(a.id, b.id, 'instance');
-  const cancelRequestedAtMs = minOrNull(a.cancelRequestedAtMs, b.cancelRequestedAtMs);
-  const base = pickCreation(a, b);
-  const targets = unionSorted(a.targets, b.targets);
-  const failure = targets.length > 0 ? null : base.failure;
-  if (base.cancelRequestedAtMs === cancelRequestedAtMs && base.failure === failure && sameList(base.targets, targets)) return base;
-  return { ...base, targets, failure, cancelRequestedAtMs };
-}
-
-function pickCreation(a: InstanceRecord, b: InstanceRecord): InstanceRecord {
   const byStamp = compareStamps(a.stamp, b.stamp);
   if (byStamp !== 0) return byStamp < 0 ? a : b;
-  const creation = (r: InstanceRecord) => ({ ...r, targets: [], failure: null, cancelRequestedAtMs: null });
-  return compareCanonical(creation(a), creation(b)) <= 0 ? a : b;
+  return compareCanonical(a, b) <= 0 ? a : b;
 }
 
-function unionSorted(a: string[], b: string[]): string[] {
-  if (sameList(a, b)) return a;
-  return [...new Set([...a, ...b])].sort();
-}
-
-function sameList(a: string[], b: string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function minOrNull(a: number | null, b: number | null): number | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return Math.min(a, b);
+/** A cancel request is sticky: the earliest one wins (then stamp and content break ties). */
+export function mergeCancel(a: CancelRecord, b: CancelRecord): CancelRecord {
+  assertSameKey(a.instanceId, b.instanceId, 'cancel');
+  if (a.requestedAtMs !== b.requestedAtMs) return a.requestedAtMs < b.requestedAtMs ? a : b;
+  const byStamp = compareStamps(a.stamp, b.stamp);
+  if (byStamp !== 0) return byStamp < 0 ? a : b;
+  return compareCanonical(a, b) <= 0 ? a : b;
 }
 
 /** A member record is written only by its node: the newest incarnation, then the newest stamp, wins. */
@@ -125,6 +111,8 @@ export function recordKey(r: AnyRecord): string {
       return `job:${r.record.name}`;
     case 'instance':
       return `instance:${r.record.id}`;
+    case 'cancel':
+      return `cancel:${r.record.instanceId}`;
     case 'subtask':
       return `subtask:${subtaskKey(r.record.instanceId, r.record.nodeId)}`;
     case 'step':
@@ -137,6 +125,7 @@ export function recordKey(r: AnyRecord): string {
 export function mergeRecord(a: AnyRecord, b: AnyRecord): AnyRecord {
   if (a.kind === 'job' && b.kind === 'job') return { kind: 'job', record: mergeJob(a.record, b.record) };
   if (a.kind === 'instance' && b.kind === 'instance') return { kind: 'instance', record: mergeInstance(a.record, b.record) };
+  if (a.kind === 'cancel' && b.kind === 'cancel') return { kind: 'cancel', record: mergeCancel(a.record, b.record) };
   if (a.kind === 'subtask' && b.kind === 'subtask') return { kind: 'subtask', record: mergeSubtask(a.record, b.record) };
   if (a.kind === 'step' && b.kind === 'step') return { kind: 'step', record: mergeStep(a.record, b.record) };
   if (a.kind === 'member' && b.kind === 'member') return { kind: 'member', record: mergeMember(a.record, b.record) };

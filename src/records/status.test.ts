@@ -17,8 +17,8 @@ function instance(targets: string[], extra: Partial<InstanceRecord> = {}): Insta
     createdAtMs: 1_000,
     targets,
     failure: null,
-    cancelRequestedAtMs: null,
     stamp: { wallMs: 1_000, counter: 0, nodeId: 'n1' },
+    sig: '',
     ...extra,
   };
 }
@@ -39,6 +39,7 @@ function subtask(nodeId: string, status: SubtaskStatus, extra: Partial<SubtaskRe
     history: [],
     reporter: nodeId,
     stamp: { wallMs: 2_000, counter: 0, nodeId },
+    sig: '',
     ...extra,
   };
 }
@@ -49,9 +50,14 @@ function byNode(...subtasks: SubtaskRecord[]): Map<string, SubtaskRecord> {
 
 const TARGETS = ['n1', 'n2', 'n3'];
 
+/** The progress of an instance over its own targets (RecordStore.targetsOf adds other creations' nodes: record-store.test.ts). */
+function progress(inst: InstanceRecord, subtasks: Map<string, SubtaskRecord>, cancelRequestedAtMs: number | null = null) {
+  return deriveInstanceProgress(inst, { targets: inst.targets, subtasks, cancelRequestedAtMs });
+}
+
 describe('deriveInstanceProgress', () => {
   it('is pending while every subtask is pending', () => {
-    const p = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'pending'), subtask('n2', 'pending'), subtask('n3', 'pending')));
+    const p = progress(instance(TARGETS), byNode(subtask('n1', 'pending'), subtask('n2', 'pending'), subtask('n3', 'pending')));
     expect(p).toEqual({
       status: 'pending',
       startedAtMs: null,
@@ -61,36 +67,36 @@ describe('deriveInstanceProgress', () => {
   });
 
   it('counts a target with no subtask record yet as pending', () => {
-    const none = deriveInstanceProgress(instance(TARGETS), new Map());
+    const none = progress(instance(TARGETS), new Map());
     expect(none.status).toBe('pending');
     expect(none.counts.pending).toBe(3);
 
     // Two done, one not yet known: still running, not succeeded.
-    const partial = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'succeeded'), subtask('n2', 'succeeded')));
+    const partial = progress(instance(TARGETS), byNode(subtask('n1', 'succeeded'), subtask('n2', 'succeeded')));
     expect(partial.status).toBe('running');
     expect(partial.counts).toEqual({ pending: 1, running: 0, succeeded: 2, failed: 0, cancelled: 0 });
     expect(partial.finishedAtMs).toBeNull();
   });
 
   it('ignores subtasks of nodes that are not targets', () => {
-    const p = deriveInstanceProgress(instance(['n1']), byNode(subtask('n1', 'succeeded'), subtask('intruder', 'failed')));
+    const p = progress(instance(['n1']), byNode(subtask('n1', 'succeeded'), subtask('intruder', 'failed')));
     expect(p.status).toBe('succeeded');
     expect(p.counts).toEqual({ pending: 0, running: 0, succeeded: 1, failed: 0, cancelled: 0 });
   });
 
   it('is running as soon as one subtask runs or has finished', () => {
-    const running = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'running'), subtask('n2', 'pending'), subtask('n3', 'pending')));
+    const running = progress(instance(TARGETS), byNode(subtask('n1', 'running'), subtask('n2', 'pending'), subtask('n3', 'pending')));
     expect(running.status).toBe('running');
     expect(running.startedAtMs).toBe(2_000);
     expect(running.finishedAtMs).toBeNull();
 
-    const oneFailed = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'failed'), subtask('n2', 'pending'), subtask('n3', 'running')));
+    const oneFailed = progress(instance(TARGETS), byNode(subtask('n1', 'failed'), subtask('n2', 'pending'), subtask('n3', 'running')));
     expect(oneFailed.status).toBe('running');
     expect(oneFailed.counts).toEqual({ pending: 1, running: 1, succeeded: 0, failed: 1, cancelled: 0 });
   });
 
   it('succeeds only when every target succeeded', () => {
-    const p = deriveInstanceProgress(
+    const p = progress(
       instance(TARGETS),
       byNode(
         subtask('n1', 'succeeded', { startedAtMs: 2_500, finishedAtMs: 2_600 }),
@@ -108,7 +114,7 @@ describe('deriveInstanceProgress', () => {
   });
 
   it('fails when every subtask ended and one failed', () => {
-    const p = deriveInstanceProgress(
+    const p = progress(
       instance(TARGETS),
       byNode(subtask('n1', 'succeeded'), subtask('n2', 'failed', { reason: 'node-lost', reporter: 'n1' }), subtask('n3', 'succeeded')),
     );
@@ -117,47 +123,46 @@ describe('deriveInstanceProgress', () => {
   });
 
   it('a cancelled subtask without a cancel request makes the instance failed, not cancelled', () => {
-    const p = deriveInstanceProgress(instance(TARGETS), byNode(subtask('n1', 'succeeded'), subtask('n2', 'cancelled'), subtask('n3', 'succeeded')));
+    const p = progress(instance(TARGETS), byNode(subtask('n1', 'succeeded'), subtask('n2', 'cancelled'), subtask('n3', 'succeeded')));
     expect(p.status).toBe('failed');
   });
 
   it('is cancelled when a cancel was requested and a subtask was cancelled', () => {
-    const cancelRequested = instance(TARGETS, { cancelRequestedAtMs: 2_500 });
-    const p = deriveInstanceProgress(
-      cancelRequested,
-      byNode(subtask('n1', 'succeeded'), subtask('n2', 'cancelled', { reporter: 'n1' }), subtask('n3', 'failed')),
-    );
+    const p = progress(instance(TARGETS), byNode(subtask('n1', 'succeeded'), subtask('n2', 'cancelled', { reporter: 'n1' }), subtask('n3', 'failed')), 2_500);
     expect(p.status).toBe('cancelled');
     expect(p.counts).toEqual({ pending: 0, running: 0, succeeded: 1, failed: 1, cancelled: 1 });
     expect(isInstanceFinished(p.status)).toBe(true);
   });
 
   it('stays running after a cancel request until every subtask has ended', () => {
-    const cancelRequested = instance(TARGETS, { cancelRequestedAtMs: 2_500 });
-    const p = deriveInstanceProgress(cancelRequested, byNode(subtask('n1', 'cancelled'), subtask('n2', 'running'), subtask('n3', 'cancelled')));
+    const p = progress(instance(TARGETS), byNode(subtask('n1', 'cancelled'), subtask('n2', 'running'), subtask('n3', 'cancelled')), 2_500);
     expect(p.status).toBe('running');
     expect(p.finishedAtMs).toBeNull();
     expect(isInstanceFinished(p.status)).toBe(false);
   });
 
   it('a cancel request that came too late (everything succeeded) leaves it succeeded', () => {
-    const p = deriveInstanceProgress(instance(['n1'], { cancelRequestedAtMs: 9_000 }), byNode(subtask('n1', 'succeeded')));
+    const p = progress(instance(['n1']), byNode(subtask('n1', 'succeeded')), 9_000);
     expect(p.status).toBe('succeeded');
   });
 
   it('a cancel request where nothing was cancelled but something failed is failed', () => {
-    const p = deriveInstanceProgress(instance(['n1', 'n2'], { cancelRequestedAtMs: 2_500 }), byNode(subtask('n1', 'succeeded'), subtask('n2', 'failed')));
+    const p = progress(instance(['n1', 'n2']), byNode(subtask('n1', 'succeeded'), subtask('n2', 'failed')), 2_500);
     expect(p.status).toBe('failed');
   });
 
-  it('is failed when the instance could not start (failure set), whatever its subtasks say', () => {
-    const p = deriveInstanceProgress(instance(['n1'], { failure: 'no node matched the tags role=db' }), byNode(subtask('n1', 'succeeded')));
+  it('is failed when the instance could not start (no target), unless another creation of it gave it targets', () => {
+    const couldNotStart = instance([], { failure: 'no node matched the tags role=db' });
+    const p = progress(couldNotStart, new Map());
     expect(p.status).toBe('failed');
     expect(isInstanceFinished(p.status)).toBe(true);
+    // The other side of a partition created it with n1 as target: n1's subtask decides.
+    const merged = deriveInstanceProgress(couldNotStart, { targets: ['n1'], subtasks: byNode(subtask('n1', 'succeeded')) });
+    expect(merged.status).toBe('succeeded');
   });
 
   it('is failed with no targets, finishing at its creation', () => {
-    const p = deriveInstanceProgress(instance([], { createdAtMs: 1_234 }), new Map());
+    const p = progress(instance([], { createdAtMs: 1_234 }), new Map());
     expect(p).toEqual({
       status: 'failed',
       startedAtMs: null,
@@ -172,7 +177,7 @@ describe('deriveInstanceProgress', () => {
       startedAtMs: 5_000,
       history: [{ attempt: 1, status: 'failed', reason: 'exit-code', exitCode: 1, startedAtMs: 2_000, finishedAtMs: 2_500 }],
     });
-    const p = deriveInstanceProgress(instance(['n1']), byNode(retry));
+    const p = progress(instance(['n1']), byNode(retry));
     expect(p.status).toBe('running');
     expect(p.startedAtMs).toBe(2_000);
   });

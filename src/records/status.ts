@@ -12,15 +12,22 @@ export interface InstanceProgress {
 
 export type InstanceSteps = Partial<Record<StepName, StepRecord>>;
 
-export function deriveInstanceProgress(
-  instance: InstanceRecord,
-  subtasksByNode: ReadonlyMap<string, SubtaskRecord>,
-  steps: InstanceSteps = {},
-): InstanceProgress {
+/** What an instance's status is derived from, besides the instance itself (RecordStore.progressOf gathers it). */
+export interface InstanceFacts {
+  /** Its targets: those it was created with and any node holding a subtask of it (RecordStore.targetsOf). */
+  targets: readonly string[];
+  subtasks: ReadonlyMap<string, SubtaskRecord>;
+  steps?: InstanceSteps;
+  cancelRequestedAtMs?: number | null;
+}
+
+export function deriveInstanceProgress(instance: InstanceRecord, facts: InstanceFacts): InstanceProgress {
+  const { targets, subtasks: subtasksByNode, steps = {} } = facts;
+  const cancelRequested = (facts.cancelRequestedAtMs ?? null) !== null;
   const counts = { pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
   let startedAtMs: number | null = null;
   let finishedAtMs: number | null = null;
-  for (const nodeId of instance.targets) {
+  for (const nodeId of targets) {
     const subtask = subtasksByNode.get(nodeId);
     const status = subtask?.status ?? 'pending';
     counts[status] += 1;
@@ -35,19 +42,20 @@ export function deriveInstanceProgress(
     if (step?.startedAtMs != null) startedAtMs = Math.min(startedAtMs ?? Infinity, step.startedAtMs);
     if (step && isTerminal(step.status) && step.finishedAtMs != null) finishedAtMs = Math.max(finishedAtMs ?? 0, step.finishedAtMs);
   }
-  const status = withSteps(instance, steps, statusFrom(instance, counts));
+  const status = withSteps(instance, targets.length === 0, steps, statusFrom(targets.length, cancelRequested, counts));
   const terminal = status === 'succeeded' || status === 'failed' || status === 'cancelled';
   if (terminal && finishedAtMs === null) finishedAtMs = instance.createdAtMs;
   return { status, startedAtMs, finishedAtMs: terminal ? finishedAtMs : null, counts };
 }
 
-function statusFrom(instance: InstanceRecord, counts: InstanceProgress['counts']): InstanceStatus {
-  if (instance.failure !== null || instance.targets.length === 0) return 'failed';
-  const total = instance.targets.length;
+function statusFrom(total: number, cancelRequested: boolean, counts: InstanceProgress['counts']): InstanceStatus {
+  // A creation that found no eligible node fails, unless another leader's creation of the
+  // same instance (the other side of a partition) gave it targets.
+  if (total === 0) return 'failed';
   const terminal = counts.succeeded + counts.failed + counts.cancelled;
   if (terminal === total) {
     if (counts.succeeded === total) return 'succeeded';
-    if (instance.cancelRequestedAtMs !== null && counts.cancelled > 0) return 'cancelled';
+    if (cancelRequested && counts.cancelled > 0) return 'cancelled';
     return 'failed';
   }
   if (counts.pending === total) return 'pending';
@@ -55,15 +63,15 @@ function statusFrom(instance: InstanceRecord, counts: InstanceProgress['counts']
 }
 
 /** A `--pre` step gates the subtasks; a `--post` step runs after them and can fail the instance. */
-function withSteps(instance: InstanceRecord, steps: InstanceSteps, fromSubtasks: InstanceStatus): InstanceStatus {
-  if (instance.spec.pre !== null && instance.failure === null) {
+function withSteps(instance: InstanceRecord, couldNotStart: boolean, steps: InstanceSteps, fromSubtasks: InstanceStatus): InstanceStatus {
+  if (instance.spec.pre !== null && !couldNotStart) {
     const pre = steps.pre;
     if (!pre || pre.status === 'pending') return 'pending';
     if (pre.status === 'running') return 'running';
     if (pre.status === 'cancelled') return 'cancelled';
     if (pre.status === 'failed') return 'failed';
   }
-  if (instance.spec.post === null || !isInstanceFinished(fromSubtasks) || instance.failure !== null) return fromSubtasks;
+  if (instance.spec.post === null || !isInstanceFinished(fromSubtasks) || couldNotStart) return fromSubtasks;
   if (fromSubtasks === 'cancelled') return fromSubtasks;
   const post = steps.post;
   if (!post || !isTerminal(post.status)) return 'running';

@@ -31,8 +31,18 @@ export interface JobSpec {
   post: string | null;
 }
 
+/**
+ * Every record carries `sig`: its writer's signature (the node key whose public key is the
+ * node id in `stamp.nodeId`) over the rest of the record, so that it can travel through any
+ * peer and still be trusted (signature.ts). A merge only ever picks one of two signed
+ * records, never builds a new one, so every record a node holds is one its writer signed.
+ */
+export interface Signed {
+  sig: string;
+}
+
 /** A stored job: a last-writer-wins register keyed by name. Deletion is a tombstone. */
-export interface JobRecord {
+export interface JobRecord extends Signed {
   name: string;
   /** null exactly for a tombstone (deleted): a deleted job keeps no command. */
   spec: JobSpec | null;
@@ -56,7 +66,7 @@ export interface AttemptSummary {
 }
 
 /** Where an attempt of a subtask or a step stands; merged on the lattice of merge.ts. */
-export interface AttemptState extends AttemptSummary {
+export interface AttemptState extends AttemptSummary, Signed {
   /** Earliest time the runner may start this attempt (retry backoff, step settling). */
   notBeforeMs: number | null;
   /** Earlier attempts, oldest first, bounded. */
@@ -91,8 +101,14 @@ export interface StepRecord extends AttemptState {
 export type InstanceTrigger = 'manual' | 'schedule' | 'adhoc';
 export type InstanceStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
-/** A run of a job. Its status is derived from its subtasks (see status.ts). */
-export interface InstanceRecord {
+/**
+ * A run of a job, as its leader created it; it never changes afterwards. Its status is
+ * derived from its subtasks (see status.ts), a cancel is a record of its own, and its
+ * targets are those it was created with plus any node that holds a subtask of it (two
+ * leaders that created the same scheduled instance on both sides of a partition each
+ * created subtasks for their own side: RecordStore.targetsOf).
+ */
+export interface InstanceRecord extends Signed {
   id: string;
   job: string;
   spec: JobSpec;
@@ -103,12 +119,18 @@ export interface InstanceRecord {
   targets: string[];
   /** Why the instance could not start at all (for example: no node matched its tags). */
   failure: string | null;
-  cancelRequestedAtMs: number | null;
+  stamp: Stamp;
+}
+
+/** A request to cancel an instance, by any member; the earliest request wins everywhere. */
+export interface CancelRecord extends Signed {
+  instanceId: string;
+  requestedAtMs: number;
   stamp: Stamp;
 }
 
 /** A node's self-description, written only by that node. */
-export interface MemberRecord {
+export interface MemberRecord extends Signed {
   nodeId: string;
   name: string;
   tags: Record<string, string>;
@@ -122,6 +144,7 @@ export interface MemberRecord {
 export type AnyRecord =
   | { kind: 'job'; record: JobRecord }
   | { kind: 'instance'; record: InstanceRecord }
+  | { kind: 'cancel'; record: CancelRecord }
   | { kind: 'subtask'; record: SubtaskRecord }
   | { kind: 'step'; record: StepRecord }
   | { kind: 'member'; record: MemberRecord };

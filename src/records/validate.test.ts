@@ -7,7 +7,7 @@ import { parseRecord } from './validate.js';
 import { jobSpec } from '../testing/fixtures.js';
 
 const SPEC: JobSpec = jobSpec();
-const JOB: JobRecord = { name: 'j', spec: SPEC, enabled: true, deleted: false, createdAtMs: 1000, stamp: { wallMs: 1000, counter: 0, nodeId: 'n1' } };
+const JOB: JobRecord = { name: 'j', spec: SPEC, enabled: true, deleted: false, createdAtMs: 1000, stamp: { wallMs: 1000, counter: 0, nodeId: 'n1' }, sig: '' };
 
 const withSpec = (spec: Partial<JobSpec>) => ({ kind: 'job', record: { ...JOB, spec: { ...SPEC, ...spec } } });
 
@@ -36,7 +36,7 @@ describe('parseRecord bounds', () => {
 });
 
 describe('step records', () => {
-  const attempt = { attempt: 1, status: 'succeeded', reason: null, exitCode: 0, startedAtMs: 1000, finishedAtMs: 1100, notBeforeMs: null, history: [], reporter: 'n1', stamp: { wallMs: 1100, counter: 0, nodeId: 'n1' } };
+  const attempt = { attempt: 1, status: 'succeeded', reason: null, exitCode: 0, startedAtMs: 1000, finishedAtMs: 1100, notBeforeMs: null, history: [], reporter: 'n1', stamp: { wallMs: 1100, counter: 0, nodeId: 'n1' }, sig: '' };
 
   it('name their runner runnerNodeId; one written before steps had their own type (nodeId) is read as such', () => {
     const current = parseRecord({ kind: 'step', record: { instanceId: 'i1', step: 'post', runnerNodeId: 'n1', ...attempt } });

@@ -17,6 +17,8 @@ const duration = (min: number) => z.number().int().min(min).max(MAX_DURATION_MS)
 const tags = z.record(z.string().max(MAX_ID), z.string().max(MAX_ID));
 
 export const stampSchema = z.object({ wallMs: ms, counter: z.number().int().nonnegative(), nodeId: id });
+/** The writer's signature, checked by signature.ts (a record without a valid one is refused from the network). */
+const sig = z.string().max(200);
 
 const cronSchema = z
   .object({ kind: z.literal('cron'), expr: z.string().min(1).max(MAX_ID), tz: z.string().max(MAX_ID).nullable() })
@@ -56,6 +58,7 @@ export const jobRecordSchema = z
     deleted: z.boolean(),
     createdAtMs: ms,
     stamp: stampSchema,
+    sig,
   })
   .refine((job) => job.deleted || job.spec !== null, { message: 'a job that is not deleted needs a spec', path: ['spec'] });
 
@@ -77,6 +80,7 @@ const attemptFields = {
   history: z.array(attemptSummarySchema).max(MAX_HISTORY),
   reporter: id,
   stamp: stampSchema,
+  sig,
 };
 
 export const subtaskRecordSchema = z.object({ instanceId: id, nodeId: id, ...attemptFields });
@@ -99,9 +103,11 @@ export const instanceRecordSchema = z.object({
   createdAtMs: ms,
   targets: z.array(id).max(MAX_TARGETS),
   failure: z.string().max(MAX_TEXT).nullable(),
-  cancelRequestedAtMs: ms.nullable(),
   stamp: stampSchema,
+  sig,
 });
+
+export const cancelRecordSchema = z.object({ instanceId: id, requestedAtMs: ms, stamp: stampSchema, sig });
 
 export const memberRecordSchema = z.object({
   nodeId: id,
@@ -111,11 +117,13 @@ export const memberRecordSchema = z.object({
   incarnation: z.number().int().nonnegative(),
   left: z.boolean(),
   stamp: stampSchema,
+  sig,
 });
 
 export const anyRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('job'), record: jobRecordSchema }),
   z.object({ kind: z.literal('instance'), record: instanceRecordSchema }),
+  z.object({ kind: z.literal('cancel'), record: cancelRecordSchema }),
   z.object({ kind: z.literal('subtask'), record: subtaskRecordSchema }),
   z.object({ kind: z.literal('step'), record: stepRecordSchema }),
   z.object({ kind: z.literal('member'), record: memberRecordSchema }),
@@ -123,8 +131,20 @@ export const anyRecordSchema = z.discriminatedUnion('kind', [
 
 export type ParseResult = { ok: true; record: AnyRecord } | { ok: false; error: string };
 
-export function parseRecord(value: unknown): ParseResult {
-  const parsed = anyRecordSchema.safeParse(value);
+/**
+ * `legacyUnsigned`: a record of a state file written before records were signed has no
+ * `sig`; it is read with an empty one (the daemon signs again what it wrote itself, and
+ * sets the rest aside: see assemble.ts). From the network, a record without a valid
+ * signature is refused (signature.ts).
+ */
+export function parseRecord(value: unknown, options: { legacyUnsigned?: boolean } = {}): ParseResult {
+  const parsed = anyRecordSchema.safeParse(options.legacyUnsigned === true ? withEmptySig(value) : value);
   if (!parsed.success) return { ok: false, error: z.prettifyError(parsed.error) };
   return { ok: true, record: parsed.data as AnyRecord };
+}
+
+function withEmptySig(value: unknown): unknown {
+  const r = value as { record?: unknown } | null;
+  if (typeof r !== 'object' || r === null || typeof r.record !== 'object' || r.record === null || 'sig' in r.record) return value;
+  return { ...r, record: { ...r.record, sig: '' } };
 }

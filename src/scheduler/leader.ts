@@ -11,6 +11,7 @@ import { isGone, matchesTags } from '../cluster/view.js';
 import type { HybridClock } from '../records/hlc.js';
 import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
+import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, AttemptState, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { isTerminal, liveSpec } from '../records/types.js';
 import type { RecordStore } from '../store/record-store.js';
@@ -139,8 +140,8 @@ export class Leader {
       createdAtMs: nowMs,
       targets,
       failure,
-      cancelRequestedAtMs: null,
       stamp,
+      sig: UNSIGNED,
     };
     // With a --pre step, the subtasks are created only once it has succeeded.
     const first: AnyRecord[] =
@@ -263,7 +264,7 @@ export class Leader {
     const lost: AnyRecord[] = [];
     const subtasks = store.subtasksOf(instance.id);
     const preDone = instance.spec.pre === null || store.step(instance.id, 'pre')?.status === 'succeeded';
-    for (const nodeId of preDone ? instance.targets : []) {
+    for (const nodeId of preDone ? store.targetsOf(instance) : []) {
       const subtask = subtasks.get(nodeId);
       if (!isGone(view.stateOf(nodeId)) || (subtask && isTerminal(subtask.status))) continue;
       lost.push({ kind: 'subtask', record: this.nodeLost(subtask ?? newSubtask(instance.id, nodeId, this.deps.hlc.tick())) });
@@ -287,8 +288,9 @@ export class Leader {
         return missing.map((nodeId) => ({ kind: 'subtask', record: newSubtask(instance.id, nodeId, stamp) }));
       }
     }
-    const allEnded = instance.targets.length > 0 && instance.targets.every((n) => isTerminal(subtasks.get(n)?.status ?? 'pending'));
-    if (instance.spec.post !== null && allEnded && instance.cancelRequestedAtMs === null && !store.step(instance.id, 'post')) {
+    const targets = store.targetsOf(instance);
+    const allEnded = targets.length > 0 && targets.every((n) => isTerminal(subtasks.get(n)?.status ?? 'pending'));
+    if (instance.spec.post !== null && allEnded && !store.cancelOf(instance.id) && !store.step(instance.id, 'post')) {
       return [{ kind: 'step', record: this.newStep(instance.id, 'post', this.deps.hlc.tick(), true) }];
     }
     return [];
@@ -336,5 +338,6 @@ export function firstAttempt(stamp: SubtaskRecord['stamp']): AttemptState {
     history: [],
     reporter: stamp.nodeId,
     stamp,
+    sig: UNSIGNED,
   };
 }

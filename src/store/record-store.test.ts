@@ -13,13 +13,15 @@ import { FakeClock } from '../testing/fake-clock.js';
 import { jobSpec } from '../testing/fixtures.js';
 import { newSubtask } from '../scheduler/leader.js';
 import { waitFor } from '../testing/wait.js';
+import { SimKeyring } from '../testing/sim-keys.js';
+import { authorityProblem } from '../records/signature.js';
 
 const spec: JobSpec = jobSpec({ cmd: 'echo hi' });
 
 const stamp = (wallMs: number, counter = 0, nodeId = 'n1'): Stamp => ({ wallMs, counter, nodeId });
 
 function job(name: string, wallMs = 1000, extra: Partial<JobRecord> = {}): AnyRecord {
-  return { kind: 'job', record: { name, spec, enabled: true, deleted: false, createdAtMs: 1000, stamp: stamp(wallMs), ...extra } };
+  return { kind: 'job', record: { name, spec, enabled: true, deleted: false, createdAtMs: 1000, stamp: stamp(wallMs), sig: 'sig', ...extra } };
 }
 
 function instance(id: string, targets: string[] = ['n1', 'n2'], extra: Partial<InstanceRecord> = {}): AnyRecord {
@@ -34,8 +36,8 @@ function instance(id: string, targets: string[] = ['n1', 'n2'], extra: Partial<I
       createdAtMs: 1000,
       targets,
       failure: null,
-      cancelRequestedAtMs: null,
       stamp: stamp(1000),
+      sig: 'sig',
       ...extra,
     },
   };
@@ -49,7 +51,11 @@ function subtask(instanceId: string, nodeId: string, extra: Partial<SubtaskRecor
 }
 
 function member(nodeId: string, incarnation = 1, extra: Partial<MemberRecord> = {}): AnyRecord {
-  return { kind: 'member', record: { nodeId, name: nodeId, tags: {}, addrs: [], incarnation, left: false, stamp: stamp(1000, 0, nodeId), ...extra } };
+  return { kind: 'member', record: { nodeId, name: nodeId, tags: {}, addrs: [], incarnation, left: false, stamp: stamp(1000, 0, nodeId), sig: 'sig', ...extra } };
+}
+
+function cancel(instanceId: string, requestedAtMs: number, nodeId = 'n2'): AnyRecord {
+  return { kind: 'cancel', record: { instanceId, requestedAtMs, stamp: stamp(requestedAtMs, 0, nodeId), sig: 'sig' } };
 }
 
 async function readState(path: string): Promise<{ version: number; records: AnyRecord[] }> {
@@ -105,15 +111,37 @@ describe('apply and onChange', () => {
     expect(store.job('backup')?.stamp.wallMs).toBe(2000);
   });
 
-  it('reports the merged record, not the incoming one', async () => {
+  it('reports the merged record, not the incoming one: the earliest creation and the earliest cancel stick', async () => {
     const store = newStore();
     await store.load();
-    store.apply([instance('i1', ['n1'], { cancelRequestedAtMs: 5000 })]);
-    // A later creation with an earlier cancel: the earliest creation wins, the earliest cancel sticks.
-    const changed = store.apply([instance('i1', ['n1'], { stamp: stamp(2000), cancelRequestedAtMs: 3000 })]);
-    expect(changed).toHaveLength(1);
-    expect(changed[0]).toMatchObject({ kind: 'instance', record: { stamp: { wallMs: 1000 }, cancelRequestedAtMs: 3000 } });
-    expect(store.instance('i1')?.cancelRequestedAtMs).toBe(3000);
+    store.apply([instance('i1', ['n1']), cancel('i1', 5000)]);
+    const later = store.apply([instance('i1', ['n1'], { stamp: stamp(2000) }), cancel('i1', 6000)]);
+    expect(later).toEqual([]);
+    const changed = store.apply([cancel('i1', 3000, 'n3')]);
+    expect(changed).toMatchObject([{ kind: 'cancel', record: { requestedAtMs: 3000, stamp: { nodeId: 'n3' } } }]);
+    expect(store.cancelOf('i1')?.requestedAtMs).toBe(3000);
+    expect(store.instance('i1')?.stamp.wallMs).toBe(1000);
+  });
+
+  it("counts a node that holds a subtask of an instance among its targets (the other side's creation of it)", async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([instance('i1', ['n2', 'n4']), subtask('i1', 'n2'), subtask('i1', 'n4')]);
+    const created = store.instance('i1') as InstanceRecord;
+    expect(store.targetsOf(created)).toBe(created.targets); // nothing added: the same array
+    store.apply([subtask('i1', 'n3'), subtask('i1', 'n1')]);
+    expect(store.targetsOf(created)).toEqual(['n1', 'n2', 'n3', 'n4']);
+    expect(store.progressOf(created).counts.pending).toBe(4);
+  });
+
+  it('holds() tells a record it has from one that differs, even only in its signature', async () => {
+    const store = newStore();
+    await store.load();
+    const held = job('backup');
+    store.apply([held]);
+    expect(store.holds(structuredClone(held))).toBe(true);
+    expect(store.holds({ kind: 'job', record: { ...(held.record as JobRecord), sig: 'other' } })).toBe(false);
+    expect(store.holds(job('other'))).toBe(false);
   });
 
   it('does not call listeners when nothing changed', async () => {
@@ -299,7 +327,8 @@ describe('persistence', () => {
     store.apply([
       job('backup', 2000, { enabled: false }),
       job('gone', 2000, { deleted: true }),
-      instance('i1', ['n1', 'n2'], { cancelRequestedAtMs: 4000 }),
+      instance('i1', ['n1', 'n2']),
+      cancel('i1', 4000),
       subtask('i1', 'n1', { status: 'failed', reason: 'exit-code', exitCode: 3, startedAtMs: 1100, finishedAtMs: 1200 }),
       subtask('i1', 'n2', { attempt: 2, status: 'running', reporter: 'n2', history: [{ attempt: 1, status: 'failed', reason: 'timeout', exitCode: null, startedAtMs: 1, finishedAtMs: 2 }] }),
       member('n1', 3, { tags: { role: 'web' }, addrs: ['/ip4/127.0.0.1/tcp/1'] }),
@@ -310,7 +339,8 @@ describe('persistence', () => {
     await reloaded.load();
     const sortByKey = (records: AnyRecord[]) => [...records].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
     expect(sortByKey(reloaded.all())).toEqual(sortByKey(store.all()));
-    expect(reloaded.size()).toBe(6);
+    expect(reloaded.size()).toBe(7);
+    expect(reloaded.cancelOf('i1')?.requestedAtMs).toBe(4000);
     expect(reloaded.job('backup')?.enabled).toBe(false);
     expect(reloaded.subtask('i1', 'n2')?.attempt).toBe(2);
     expect([...reloaded.subtasksOf('i1').keys()].sort()).toEqual(['n1', 'n2']);
@@ -394,6 +424,32 @@ describe('a corrupt state file', () => {
     expect(kept.map((k) => k.name)).toEqual(['job poison', 'subtask i1', 'nope']);
     expect(kept[0]?.record).toEqual(poison);
     await store.close();
+  });
+
+  it('a state file from before records were signed: its own records are signed now, the others set aside (nothing lost)', async () => {
+    const path = join(dir, 'state.json');
+    const unsigned = (r: AnyRecord) => {
+      const { sig: _sig, ...rest } = r.record as unknown as Record<string, unknown>;
+      return { kind: r.kind, record: rest };
+    };
+    const own = job('mine', 1000, { stamp: stamp(1000, 0, 'n1') });
+    const foreign = job('theirs', 1000, { stamp: stamp(1000, 0, 'n2') });
+    await writeFile(path, JSON.stringify({ version: 1, records: [unsigned(own), unsigned(foreign), unsigned(member('n1'))] }));
+    const store = newStore();
+    await store.load();
+    const keys = new SimKeyring('test').keysFor('n1');
+    expect(await store.adoptUnsigned('n1', keys)).toEqual({ signed: 2, setAside: ['job:theirs'] });
+    expect(store.jobs().map((j) => j.name)).toEqual(['mine']);
+    const mine = { kind: 'job', record: store.job('mine') } as AnyRecord;
+    expect(authorityProblem(mine, keys)).toBeNull();
+    const kept = JSON.parse(await readFile(join(dir, 'state.rejected.json'), 'utf8')) as { name: string; error: string }[];
+    expect(kept.map((k) => k.name)).toEqual(['job:theirs']);
+    expect(kept[0]?.error).toMatch(/before records were signed/);
+    // Signed now: a second start has nothing to adopt.
+    await store.close();
+    const again = newStore();
+    await again.load();
+    expect(await again.adoptUnsigned('n1', keys)).toEqual({ signed: 0, setAside: [] });
   });
 
   it('says when the file is not JSON', async () => {

@@ -6,15 +6,17 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { defaultConfig } from '../core/config.js';
 import { canonicalJson } from '../records/canonical.js';
 import { mergeRecord, recordKey } from '../records/merge.js';
-import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, CancelRecord, InstanceRecord, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
-import { deriveInstanceProgress, type InstanceProgress, type InstanceSteps } from '../records/status.js';
+import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
+import { deriveInstanceProgress, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
 import { DataFileError } from './durable-file.js';
 import { MemoryPersister, StateFilePersister, type StateFile, type StatePersister } from './state-file.js';
 
 interface RecordOfKind {
   job: JobRecord;
   instance: InstanceRecord;
+  cancel: CancelRecord;
   subtask: SubtaskRecord;
   step: StepRecord;
   member: MemberRecord;
@@ -96,7 +98,7 @@ export class RecordStore {
     for (const id of Array.isArray(file.pruned) ? file.pruned : []) if (typeof id === 'string') this.pruned.add(id);
     const rejected: RejectedRecord[] = [];
     for (const [index, raw] of file.records.entries()) {
-      const parsed = parseRecord(raw);
+      const parsed = parseRecord(raw, { legacyUnsigned: true });
       if (parsed.ok) this.mergeOne(parsed.record);
       else rejected.push({ index, name: describeRaw(raw), error: parsed.error, raw });
     }
@@ -158,7 +160,7 @@ export class RecordStore {
 
   private isPruned(record: AnyRecord): boolean {
     if (this.pruned.size === 0) return false;
-    const id = record.kind === 'instance' ? record.record.id : record.kind === 'subtask' || record.kind === 'step' ? record.record.instanceId : null;
+    const id = instanceIdOf(record);
     return id !== null && this.pruned.has(id);
   }
 
@@ -208,6 +210,12 @@ export class RecordStore {
     return this.rootVersionCache;
   }
 
+  /** Whether this exact record (same content and signature) is the one held under its key. */
+  holds(record: AnyRecord): boolean {
+    const version = this.versions.get(recordKey(record));
+    return version !== undefined && version === fingerprint(canonicalJson(record));
+  }
+
   versionOf(key: string): string | undefined {
     return this.versions.get(key);
   }
@@ -255,9 +263,74 @@ export class RecordStore {
     return { pre: this.step(instanceId, 'pre'), post: this.step(instanceId, 'post') };
   }
 
-  /** The instance's derived status, from its subtasks and steps. */
+  /** The instance's derived status, from its subtasks, steps and cancel request. */
   progressOf(instance: InstanceRecord): InstanceProgress {
-    return deriveInstanceProgress(instance, this.subtasksOf(instance.id), this.stepsOf(instance.id));
+    return deriveInstanceProgress(instance, this.factsOf(instance));
+  }
+
+  /** Everything an instance's status and view are derived from, besides the instance itself. */
+  factsOf(instance: InstanceRecord): InstanceFacts {
+    return {
+      targets: this.targetsOf(instance),
+      subtasks: this.subtasksOf(instance.id),
+      steps: this.stepsOf(instance.id),
+      cancelRequestedAtMs: this.cancelOf(instance.id)?.requestedAtMs ?? null,
+    };
+  }
+
+  /**
+   * The nodes an instance runs on, sorted: those it was created with, and any other node
+   * that holds a subtask of it (the other side's targets, when two leaders created it).
+   */
+  targetsOf(instance: InstanceRecord): string[] {
+    const subtasks = this.subtasksByInstance.get(instance.id);
+    if (!subtasks || subtasks.size === 0) return instance.targets;
+    let extra: string[] | null = null;
+    const created = subtasks.size > instance.targets.length ? new Set(instance.targets) : null;
+    for (const nodeId of subtasks.keys()) {
+      const known = created ? created.has(nodeId) : sortedHas(instance.targets, nodeId);
+      if (!known) (extra ??= []).push(nodeId);
+    }
+    return extra === null ? instance.targets : [...instance.targets, ...extra].sort();
+  }
+
+  /** The cancel request of an instance, if any. */
+  cancelOf(instanceId: string): CancelRecord | undefined {
+    const r = this.records.get(`cancel:${instanceId}`);
+    return r?.kind === 'cancel' ? r.record : undefined;
+  }
+
+  /**
+   * Records of a state file written before records were signed (an empty `sig`): this
+   * node's own are signed now; those of other writers, which it cannot sign for and no
+   * peer would accept, are set aside in `quarantinePath` (nothing is lost) and dropped.
+   */
+  async adoptUnsigned(selfId: string, keys: RecordKeys): Promise<{ signed: number; setAside: string[] }> {
+    const unsigned = [...this.records.values()].filter((r) => r.record.sig === UNSIGNED);
+    const foreign = unsigned.filter((r) => r.record.stamp.nodeId !== selfId);
+    if (foreign.length > 0) {
+      const rejectedAt = new Date(this.options.clock.now()).toISOString();
+      const error = 'written before records were signed, by another node: only its writer could sign it';
+      await this.persister.setAside(foreign.map((r) => ({ rejectedAt, name: recordKey(r), error, record: r })));
+    }
+    for (const r of foreign) this.forget(recordKey(r));
+    for (const r of unsigned) {
+      if (r.record.stamp.nodeId !== selfId) continue;
+      this.forget(recordKey(r));
+      this.mergeOne(signRecord({ ...r, record: { ...r.record } } as AnyRecord, keys));
+    }
+    if (unsigned.length > 0) this.scheduleFlush();
+    return { signed: unsigned.length - foreign.length, setAside: foreign.map(recordKey) };
+  }
+
+  private forget(key: string): void {
+    const removed = this.records.get(key);
+    if (!removed) return;
+    this.kindMap(removed.kind).delete(key);
+    this.records.delete(key);
+    this.versions.delete(key);
+    this.rootVersionCache = null;
+    if (removed.kind === 'subtask') this.subtasksByInstance.get(removed.record.instanceId)?.delete(removed.record.nodeId);
   }
 
   subtask(instanceId: string, nodeId: string): SubtaskRecord | undefined {
@@ -282,7 +355,7 @@ export class RecordStore {
   /** Removes an instance and its subtasks (retention). Not replicated: every node prunes by the same rule. */
   removeInstance(id: string): void {
     this.rootVersionCache = null;
-    for (const key of [`instance:${id}`, `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
+    for (const key of [`instance:${id}`, `cancel:${id}`, `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
       const removed = this.records.get(key);
       if (removed) this.kindMap(removed.kind).delete(key);
       this.records.delete(key);
@@ -301,6 +374,33 @@ export class RecordStore {
     this.closed = true;
     await this.flush();
   }
+}
+
+/** The instance a record belongs to (itself, for an instance), or null for jobs and members. */
+export function instanceIdOf(record: AnyRecord): string | null {
+  switch (record.kind) {
+    case 'instance':
+      return record.record.id;
+    case 'cancel':
+    case 'subtask':
+    case 'step':
+      return record.record.instanceId;
+    default:
+      return null;
+  }
+}
+
+function sortedHas(sorted: readonly string[], value: string): boolean {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const at = sorted[mid] as string;
+    if (at === value) return true;
+    if (at < value) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
 }
 
 /** A short hash of a record's canonical JSON. */

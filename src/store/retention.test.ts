@@ -12,11 +12,11 @@ const spec: JobSpec = jobSpec();
 const stamp = (wallMs: number) => ({ wallMs, counter: 0, nodeId: 'n1' });
 
 function instance(id: string, createdAtMs: number, job = 'backup'): InstanceRecord {
-  return { id, job, spec, trigger: 'manual', scheduledAtMs: null, createdAtMs, targets: ['n1'], failure: null, cancelRequestedAtMs: null, stamp: stamp(createdAtMs) };
+  return { id, job, spec, trigger: 'manual', scheduledAtMs: null, createdAtMs, targets: ['n1'], failure: null, stamp: stamp(createdAtMs), sig: '' };
 }
 
 function subtask(instanceId: string, status: SubtaskRecord['status'], wallMs: number): SubtaskRecord {
-  return { instanceId, nodeId: 'n1', attempt: 1, status, reason: null, exitCode: status === 'succeeded' ? 0 : null, startedAtMs: wallMs, finishedAtMs: status === 'succeeded' ? wallMs : null, notBeforeMs: null, history: [], reporter: 'n1', stamp: stamp(wallMs) };
+  return { instanceId, nodeId: 'n1', attempt: 1, status, reason: null, exitCode: status === 'succeeded' ? 0 : null, startedAtMs: wallMs, finishedAtMs: status === 'succeeded' ? wallMs : null, notBeforeMs: null, history: [], reporter: 'n1', stamp: stamp(wallMs), sig: '' };
 }
 
 const dirs: string[] = [];

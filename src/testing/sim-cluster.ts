@@ -4,6 +4,7 @@
 // daemon's own assembleNode(): commands run on a fake executor in virtual time, journals,
 // output and state live in memory (a crash keeps the journal, as a disk keeps an fsynced
 // file), and job add, run and cancel go through the same ControlService as the HTTP API.
+import { SimKeyring } from './sim-keys.js';
 import { createHash, type Hash } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { InvariantError } from '../core/assert.js';
@@ -126,9 +127,16 @@ export class SimCluster {
   readonly executions: Execution[] = [];
   /** Every node-lost verdict any node gave, when it gave it (later merges may hide it). */
   readonly verdicts: Verdict[] = [];
+  /**
+   * Every node any creation of an instance targeted (two leaders may create one instance
+   * with different targets; the merge keeps one creation): guarantee 4's ground truth.
+   */
+  readonly createdTargets = new Map<string, Set<string>>();
   /** Nodes that crashed, froze, left or were partitioned: the only fair targets of a verdict. */
   readonly disrupted = new Set<string>();
   private readonly rng: Rng;
+  /** Every node's record keys (see sim-keys.ts). */
+  readonly keyring: SimKeyring;
   private readonly members = new Map<string, SimMember>();
   /** Broken invariants any node reported: the next wait fails with the first. */
   readonly invariantErrors: InvariantError[] = [];
@@ -144,6 +152,7 @@ export class SimCluster {
 
   constructor(options: SimClusterOptions) {
     this.seed = options.seed;
+    this.keyring = new SimKeyring(`sim-${options.seed}`);
     this.rng = new Rng(options.seed);
     this.config = configFrom(options.config ?? {});
     this.tagsOf = options.tagsOf ?? (() => ({}));
@@ -507,6 +516,7 @@ export class SimCluster {
       random: () => random.next(),
       config: this.config,
       store,
+      keys: this.keyring.keysFor(id),
       journal,
       outputs,
       executor: this.executorFor(id, incarnation, clock),
@@ -520,6 +530,11 @@ export class SimCluster {
     store.onChange((records) => {
       m.digest = null;
       for (const r of records) {
+        if (r.kind === 'instance') {
+          const targets = this.createdTargets.get(r.record.id) ?? new Set<string>();
+          for (const nodeId of r.record.targets) targets.add(nodeId);
+          this.createdTargets.set(r.record.id, targets);
+        }
         if (r.kind !== 'subtask' || r.record.reason !== 'node-lost' || r.record.reporter !== id || r.record.stamp.nodeId !== id) continue;
         const { instanceId, nodeId, attempt } = r.record;
         this.verdicts.push({ atMs: clock.now(), reporter: id, nodeId, instanceId, attempt });

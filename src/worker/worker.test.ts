@@ -69,7 +69,7 @@ afterEach(async () => {
 });
 
 function instance(): InstanceRecord {
-  return { id: ID, job: 'j', spec, trigger: 'manual', scheduledAtMs: null, createdAtMs: 1000, targets: [LEADER, SELF].sort(), failure: null, cancelRequestedAtMs: null, stamp: { wallMs: 1000, counter: 0, nodeId: LEADER } };
+  return { id: ID, job: 'j', spec, trigger: 'manual', scheduledAtMs: null, createdAtMs: 1000, targets: [LEADER, SELF].sort(), failure: null, stamp: { wallMs: 1000, counter: 0, nodeId: LEADER }, sig: '' };
 }
 
 function pending(): SubtaskRecord {

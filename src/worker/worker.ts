@@ -78,6 +78,7 @@ export class Worker {
     for (const r of records) {
       if ((r.kind === 'subtask' || r.kind === 'step') && runnerOf(r.record) === this.deps.selfId) relevant = this.track(r.record.instanceId) || relevant;
       if (r.kind === 'instance' && r.record.targets.includes(this.deps.selfId)) relevant = this.track(r.record.id) || relevant;
+      if (r.kind === 'cancel' && this.open.has(r.record.instanceId)) relevant = true;
     }
     if (relevant) this.queueScan();
   }
@@ -159,7 +160,7 @@ export class Worker {
     invariant(runnerOf(subtask) === this.deps.selfId, 2, () => `asked to run ${instance.id}, which is ${runnerOf(subtask)}'s`);
     const id = journalId(instance.id, stepOf(subtask));
     const key = `${id}#${subtask.attempt}`;
-    const cancelled = instance.cancelRequestedAtMs !== null;
+    const cancelled = this.deps.store.cancelOf(instance.id) !== undefined;
     if (this.running.has(key)) {
       if (cancelled) this.running.get(key)?.abort();
       return;
@@ -210,7 +211,8 @@ export class Worker {
       }
       this.startRetryAtMs.delete(key);
       this.report(subtask, { ...subtask, status: 'running', startedAtMs, reporter: selfId, stamp: this.deps.hlc.tick() });
-      const shardIndex = instance.targets.indexOf(selfId);
+      const targets = this.deps.store.targetsOf(instance);
+      const shardIndex = targets.indexOf(selfId);
       const result = await this.deps.executor.run({
         cmd: (step ? instance.spec[step] : instance.spec.cmd) ?? 'true',
         stdin: step === 'post' ? this.postInput(instance) : undefined,
@@ -221,7 +223,7 @@ export class Worker {
           CHORUS_NODE_ID: selfId,
           CHORUS_ATTEMPT: String(subtask.attempt),
           CHORUS_SHARD_INDEX: String(shardIndex),
-          CHORUS_SHARD_TOTAL: String(instance.targets.length),
+          CHORUS_SHARD_TOTAL: String(targets.length),
         },
         timeoutMs: instance.spec.timeoutMs,
         maxOutputBytes: this.deps.config.maxOutputBytes,
@@ -232,7 +234,7 @@ export class Worker {
       });
       await this.saveLog(instance.id, step, subtask.attempt, result);
       // Stopped by our own shutdown, not by a cancel: the attempt was interrupted.
-      const interrupted = this.stopped && result.status === 'cancelled' && instance.cancelRequestedAtMs === null;
+      const interrupted = this.stopped && result.status === 'cancelled' && !this.deps.store.cancelOf(instance.id);
       const outcome = interrupted
         ? { ...outcomeOf(result, startedAtMs, clock.now()), status: 'failed' as const, reason: 'interrupted' as const }
         : outcomeOf(result, startedAtMs, clock.now());
@@ -255,7 +257,7 @@ export class Worker {
 
   /** What a --post step reads on stdin: the instance and every node's result. */
   private postInput(instance: InstanceRecord): string {
-    const results = instance.targets.map((nodeId) => {
+    const results = this.deps.store.targetsOf(instance).map((nodeId) => {
       const s = this.deps.store.subtask(instance.id, nodeId);
       return { nodeId, status: s?.status ?? 'pending', attempt: s?.attempt ?? 1, exitCode: s?.exitCode ?? null, reason: s?.reason ?? null, startedAt: iso(s?.startedAtMs), finishedAt: iso(s?.finishedAtMs) };
     });
@@ -277,7 +279,7 @@ export class Worker {
     invariant(runnerOf(current) === this.deps.selfId, 1, () => `a result of ${this.deps.selfId} for ${instanceId} found the subtask of ${runnerOf(current)}`);
     const final = this.ownerTerminal(current, outcome);
     const retriable = step === null && outcome.status === 'failed' && (outcome.reason === 'exit-code' || outcome.reason === 'timeout' || outcome.reason === 'spawn-failed');
-    const mayRetry = retriable && attempt <= instance.spec.retries && instance.cancelRequestedAtMs === null && !this.stopped;
+    const mayRetry = retriable && attempt <= instance.spec.retries && !this.deps.store.cancelOf(instanceId) && !this.stopped;
     if (!mayRetry) return this.report(current, final);
     const backoffMs = Math.min(this.deps.config.retryBackoffBaseMs * 2 ** (attempt - 1), this.deps.config.retryBackoffMaxMs);
     const history = [...current.history, summary(final)].slice(-this.deps.config.maxAttemptHistory);

@@ -1,0 +1,68 @@
+// Records that carry their own authority: every record is signed by its writer (the node
+// named in its stamp), and who may write what is checked here, on every path a record
+// takes into a node (gossip, anti-entropy, acknowledged pushes, a run's reply). So a
+// record can travel through any peer and still be trusted, and no member can forge
+// another node's result: a subtask's running or terminal state is accepted only when
+// signed by its owner, except the `node-lost` verdict any member may give.
+import { canonicalJson } from './canonical.js';
+import type { AnyRecord } from './types.js';
+import { runnerOf } from './types.js';
+
+/** Signing as this node, and checking anyone's signature. The daemon's are ed25519 node keys; the simulator's are cheaper. */
+export interface RecordKeys {
+  /** Signs `data` as this node; the signature as text. */
+  sign(data: Uint8Array): string;
+  /** Whether `sig` is `signer`'s signature of `data`. Never throws: a bad key or signature is false. */
+  verify(signer: string, data: Uint8Array, sig: string): boolean;
+}
+
+const DOMAIN = 'chorus-record-v1';
+
+/** The `sig` of a record being written: ChorusNode.commit signs every record it writes. */
+export const UNSIGNED = '';
+
+/** What is signed: the kind and the record in canonical JSON, without its signature. */
+export function signingBytes(r: AnyRecord): Uint8Array {
+  const { sig: _sig, ...unsigned } = r.record;
+  return new TextEncoder().encode(`${DOMAIN}\n${r.kind}\n${canonicalJson(unsigned)}`);
+}
+
+/** Signs a record written by this node, in place; returns it. */
+export function signRecord<T extends AnyRecord>(r: T, keys: RecordKeys): T {
+  r.record.sig = keys.sign(signingBytes(r));
+  return r;
+}
+
+/**
+ * Why a record may not be accepted, or null if it may: its signature must be its writer's
+ * (the stamp's node), and its writer must be allowed to write it.
+ */
+export function authorityProblem(r: AnyRecord, keys: RecordKeys): string | null {
+  const writer = r.record.stamp.nodeId;
+  const rule = writerProblem(r, writer);
+  if (rule !== null) return rule;
+  if (!keys.verify(writer, signingBytes(r), r.record.sig)) return `its signature is not ${writer}'s`;
+  return null;
+}
+
+/** Who may write what (the signature is checked after this, so it is checked only for records that could be allowed). */
+function writerProblem(r: AnyRecord, writer: string): string | null {
+  switch (r.kind) {
+    case 'member':
+      return r.record.nodeId === writer ? null : `a member record of ${r.record.nodeId} written by ${writer}`;
+    case 'job':
+    case 'instance':
+    case 'cancel':
+      return null; // any member may define jobs, create instances (the leader) and ask for a cancel
+    case 'subtask':
+    case 'step': {
+      const task = r.record;
+      if (task.reporter !== writer) return `reported by ${task.reporter} but written by ${writer}`;
+      if (writer === runnerOf(task)) return null;
+      // Another node may create the first attempt (the leader) or give the node-lost verdict.
+      if (task.status === 'pending' && task.attempt === 1 && task.startedAtMs === null) return null;
+      if (task.status === 'failed' && task.reason === 'node-lost') return null;
+      return `a ${task.status} state of ${runnerOf(task)}'s work written by ${writer}, not by its runner`;
+    }
+  }
+}
