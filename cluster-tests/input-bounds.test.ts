@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readStateRecords } from '../src/store/state-file.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../src/api/views.js';
 import { jobSpec } from '../src/testing/fixtures.js';
@@ -102,9 +103,11 @@ describe('a poisoned state file and a stale node.json', () => {
     expect((await d.stop()).exitCode).toBe(0);
     expect(existsSync(join(d.dataDir, 'node.json'))).toBe(false);
 
+    // The records are in the snapshot or, written since, in the change log: put a poison one in the snapshot.
+    type Stored = { kind: string; record: { name?: string; spec?: { schedule: unknown } } };
     const statePath = join(d.dataDir, 'state.json');
-    const state = JSON.parse(await readFile(statePath, 'utf8')) as { records: { kind: string; record: { name?: string; spec?: { schedule: unknown } } }[] };
-    const fine = state.records.find((r) => r.kind === 'job' && r.record.name === 'fine');
+    const state = (existsSync(statePath) ? JSON.parse(await readFile(statePath, 'utf8')) : { version: 1, records: [] }) as { records: Stored[] };
+    const fine = ((await readStateRecords(d.dataDir)) as unknown as Stored[]).find((r) => r.kind === 'job' && r.record.name === 'fine');
     const poison = structuredClone(fine) as NonNullable<typeof fine>;
     poison.record.name = 'poison';
     (poison.record.spec as { schedule: unknown }).schedule = { kind: 'every', intervalMs: 100_000_000 * 86_400_000 };

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { LogView, StatusView } from '../src/api/control-plane.js';
 import type { InstanceView, JobView, NodeView } from '../src/api/views.js';
 import { dataPaths } from '../src/daemon/paths.js';
-import type { AnyRecord } from '../src/records/types.js';
+import { readStateRecords } from '../src/store/state-file.js';
 import {
   EXIT,
   cli,
@@ -456,8 +456,7 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
     await waitFor(() => existsSync(marker), { timeoutMs: 20_000, what: 'the job to start (marker file)' });
     const pgid = await jobProcessGroup(pidFile);
     // The records must show `running` on disk: that is what the restart goes by once the journal is gone.
-    const statePath = dataPaths(first.dataDir).state;
-    await waitFor(async () => (await subtaskOnDisk(statePath, id))?.status === 'running', { timeoutMs: 15_000, what: `${statePath} to show the subtask running` });
+    await waitFor(async () => (await subtaskOnDisk(first.dataDir, id))?.status === 'running', { timeoutMs: 15_000, what: `${first.dataDir}/state.{json,log} to show the subtask running` });
 
     first.kill('SIGKILL');
     expect(await first.waitForExit()).toEqual({ exitCode: null, signal: 'SIGKILL' });
@@ -492,11 +491,11 @@ describe('crash in the middle of a subtask (guarantee 3)', () => {
   });
 });
 
-/** This instance's subtask as the state file holds it; null while it is missing or half written. */
-async function subtaskOnDisk(statePath: string, instanceId: string): Promise<{ status: string } | null> {
+/** This instance's subtask as the state on disk holds it (snapshot and change log); null while it is missing or half written. */
+async function subtaskOnDisk(dataDir: string, instanceId: string): Promise<{ status: string } | null> {
   try {
-    const state = JSON.parse(await readFile(statePath, 'utf8')) as { records: AnyRecord[] };
-    const found = state.records.find((r) => r.kind === 'subtask' && r.record.instanceId === instanceId);
+    const records = await readStateRecords(dataDir);
+    const found = records.find((r) => r.kind === 'subtask' && r.record.instanceId === instanceId);
     return found?.kind === 'subtask' ? found.record : null;
   } catch {
     return null;

@@ -16,10 +16,15 @@ import { parseRecord } from '../records/validate.js';
 import type { RecordStore } from '../store/record-store.js';
 import type { Rpc } from './rpc.js';
 import { InvariantError } from '../core/assert.js';
+import { SYNC_BUCKETS } from '../store/sync-index.js';
 
 export const RECORDS_TOPIC = 'chorus/records/1';
 /** A member hands records it wrote to the leader, which gossips them (Replicator.publish). */
 export const RELAY = 'relay';
+/** Anti-entropy: a page of records in some buckets (Replicator.syncWith). */
+export const SYNC_PULL = 'sync-pull';
+/** About what one digest entry (a record key and its version) costs in JSON. */
+const DIGEST_ENTRY_BYTES = 110;
 
 export interface ReplicatorDeps {
   transport: Transport;
@@ -50,6 +55,8 @@ export interface ReplicationCounters {
   relayedToLeader: number;
   syncsCompleted: number;
   syncsFailed: number;
+  /** Pages of records moved by anti-entropy, either way. */
+  syncPages: number;
 }
 
 export class WriteNotReplicatedError extends Error {}
@@ -60,9 +67,11 @@ export class Replicator {
   private readonly own = new Map<string, AnyRecord>();
   /** Records members handed to this node to gossip, by key. */
   private readonly relayed = new Map<string, AnyRecord>();
+  /** Peers an exchange is running with. */
+  private readonly syncing = new Set<string>();
   private readonly ownFlush: Batcher;
   private readonly relayFlush: Batcher;
-  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, syncsCompleted: 0, syncsFailed: 0 };
+  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, syncsCompleted: 0, syncsFailed: 0, syncPages: 0 };
 
   constructor(private readonly deps: ReplicatorDeps) {
     this.ownFlush = new Batcher(deps.clock, () => this.flushOwn());
@@ -70,6 +79,7 @@ export class Replicator {
     deps.rpc.handle('sync', (from, body) => this.onSync(from, body));
     deps.rpc.handle('push', (from, body) => this.onPush(from, body));
     deps.rpc.handle(RELAY, (from, body) => this.onRelay(from, body));
+    deps.rpc.handle(SYNC_PULL, (from, body) => this.onSyncPull(from, body));
   }
 
   start(): void {
@@ -182,31 +192,81 @@ export class Replicator {
 
   // ---- anti-entropy -----------------------------------------------------------------
 
-  /** Pull-and-push exchange with one peer: afterwards each side holds the other's records. */
+  /**
+   * Pull-and-push exchange with one peer: afterwards each side holds the other's records.
+   * It compares one root, then the bucket hashes, then lists the entries of differing
+   * buckets only, and moves records in pages of at most syncPageBytes: no message grows
+   * with the whole state, and a node that was away for a day (or a new one joining a
+   * cluster of 200,000 records) catches up in bounded steps (sync-index.ts).
+   */
   async syncWith(peer: string): Promise<void> {
+    if (this.syncing.has(peer)) return; // one exchange per peer at a time
+    this.syncing.add(peer);
     try {
-      // Most exchanges find nothing to do: compare one fingerprint before sending a digest.
-      const probe = (await this.deps.rpc.call(peer, 'sync', { root: this.deps.store.rootVersion() }, this.deps.config.requestTimeoutMs)) as {
-        same?: unknown;
-      };
-      if (probe?.same === true) {
-        this.counters.syncsCompleted += 1;
-        return;
+      // Most exchanges find nothing to do: one fingerprint, and the bucket hashes only if it differs.
+      const first = (await this.deps.rpc.call(peer, 'sync', { root: this.deps.store.rootVersion() }, this.deps.config.requestTimeoutMs)) as { same?: unknown; buckets?: unknown };
+      if (first?.same !== true) {
+        const differing = typeof first?.buckets === 'string' ? this.deps.store.sync.differingBuckets(first.buckets) : null;
+        if (differing === null) throw new Error('malformed bucket hashes');
+        for (const chunk of this.bucketChunks(differing)) await this.exchangeBuckets(peer, chunk);
       }
-      const reply = (await this.deps.rpc.call(peer, 'sync', { digest: this.digest() }, this.deps.config.requestTimeoutMs, { bulk: true })) as {
-        records?: unknown;
-        want?: unknown;
-      };
-      this.acceptRecords(peer, reply.records);
-      const want = Array.isArray(reply.want) ? reply.want.filter((k): k is string => typeof k === 'string') : [];
-      const missing = want.map((k) => this.deps.store.get(k)).filter((r): r is AnyRecord => r !== undefined);
-      if (missing.length > 0) await this.deps.rpc.call(peer, 'push', { records: missing, ack: false }, this.deps.config.requestTimeoutMs, { bulk: true });
       this.counters.syncsCompleted += 1;
     } catch (err) {
       if (err instanceof InvariantError) throw err; // a bug in merging what arrived, not a failed exchange
       this.counters.syncsFailed += 1;
       this.deps.log.debug({ peer, err: (err as Error).message }, 'anti-entropy failed');
+    } finally {
+      this.syncing.delete(peer);
     }
+  }
+
+  /** Pulls the peer's records of some buckets, page by page, then pushes it what it lacks. */
+  private async exchangeBuckets(peer: string, buckets: number[]): Promise<void> {
+    const digest = this.digestOf(buckets);
+    let want: string[] = [];
+    let after: string | null = null;
+    do {
+      const reply = (await this.deps.rpc.call(peer, SYNC_PULL, { buckets, digest, after }, this.deps.config.requestTimeoutMs, { bulk: true })) as {
+        records?: unknown;
+        want?: unknown;
+        next?: unknown;
+      };
+      this.acceptRecords(peer, reply?.records);
+      this.counters.syncPages += 1;
+      if (after === null && Array.isArray(reply?.want)) want = reply.want.filter((k): k is string => typeof k === 'string');
+      after = typeof reply?.next === 'string' ? reply.next : null;
+    } while (after !== null);
+    const missing = want.map((k) => this.deps.store.get(k)).filter((r): r is AnyRecord => r !== undefined);
+    for (const page of batches(missing, this.deps.config.syncPageBytes)) {
+      await this.deps.rpc.call(peer, 'push', { records: page, ack: false }, this.deps.config.requestTimeoutMs, { bulk: true });
+      this.counters.syncPages += 1;
+    }
+  }
+
+  /** Differing buckets in groups whose digest (about 100 bytes an entry) stays within half a page. */
+  private bucketChunks(buckets: number[]): number[][] {
+    const budget = this.deps.config.syncPageBytes / 2;
+    const chunks: number[][] = [];
+    let current: number[] = [];
+    let size = 0;
+    for (const bucket of buckets) {
+      const bytes = this.deps.store.sync.keysIn(bucket).size * DIGEST_ENTRY_BYTES;
+      if (current.length > 0 && size + bytes > budget) {
+        chunks.push(current);
+        current = [];
+        size = 0;
+      }
+      current.push(bucket);
+      size += bytes;
+    }
+    if (current.length > 0) chunks.push(current);
+    return chunks;
+  }
+
+  private digestOf(buckets: number[]): Record<string, string> {
+    const digest: Record<string, string> = {};
+    for (const bucket of buckets) for (const key of this.deps.store.sync.keysIn(bucket)) digest[key] = this.deps.store.versionOf(key) as string;
+    return digest;
   }
 
   private syncWithRandomPeer(): void {
@@ -216,26 +276,45 @@ export class Replicator {
     void this.syncWith(peer);
   }
 
-  private digest(): Record<string, string> {
-    const digest: Record<string, string> = {};
-    for (const record of this.deps.store.all()) digest[recordKey(record)] = this.deps.store.versionOf(recordKey(record)) as string;
-    return digest;
-  }
-
+  /** The first step of an exchange: equal roots, or this node's bucket hashes. */
   private async onSync(from: string, body: unknown): Promise<unknown> {
     this.deps.heardFrom(from);
-    const root = (body as { root?: unknown })?.root;
-    if (typeof root === 'string') return { same: root === this.deps.store.rootVersion() };
-    const theirs = ((body as { digest?: unknown })?.digest ?? {}) as Record<string, unknown>;
+    const root = (body as { root?: unknown } | null)?.root;
+    if (typeof root !== 'string') throw new Error('malformed sync request (expected {root})');
+    if (root === this.deps.store.rootVersion()) return { same: true };
+    return { same: false, buckets: this.deps.store.sync.bucketHashes() };
+  }
+
+  /**
+   * One page of this node's records in the given buckets that differ from the asker's
+   * digest, in key order from `after`; on the first page, also the keys of the digest this
+   * node lacks or holds in another version (the asker pushes those).
+   */
+  private async onSyncPull(from: string, body: unknown): Promise<unknown> {
+    this.deps.heardFrom(from);
+    const { buckets, digest, after } = (body ?? {}) as { buckets?: unknown; digest?: unknown; after?: unknown };
+    const valid = Array.isArray(buckets) && buckets.length <= SYNC_BUCKETS && buckets.every((b) => Number.isInteger(b) && b >= 0 && b < SYNC_BUCKETS);
+    if (!valid || typeof digest !== 'object' || digest === null || (after !== null && typeof after !== 'string')) throw new Error('malformed sync-pull request');
+    const theirs = digest as Record<string, unknown>;
+    const { store } = this.deps;
+    const keys: string[] = [];
+    for (const bucket of buckets as number[]) for (const key of store.sync.keysIn(bucket)) if (theirs[key] !== store.versionOf(key) && (after === null || key > after)) keys.push(key);
+    keys.sort();
     const records: AnyRecord[] = [];
-    for (const record of this.deps.store.all()) {
-      const key = recordKey(record);
-      if (theirs[key] !== this.deps.store.versionOf(key)) records.push(record);
+    let size = 0;
+    let next: string | null = null;
+    for (const key of keys) {
+      const record = store.get(key) as AnyRecord;
+      const bytes = JSON.stringify(record).length;
+      if (records.length > 0 && size + bytes > this.deps.config.syncPageBytes) {
+        next = records[records.length - 1] ? recordKey(records[records.length - 1] as AnyRecord) : null;
+        break;
+      }
+      records.push(record);
+      size += bytes;
     }
-    const want = Object.entries(theirs)
-      .filter(([key, version]) => this.deps.store.versionOf(key) !== version)
-      .map(([key]) => key);
-    return { records, want };
+    const want = after === null ? Object.entries(theirs).filter(([key, version]) => store.versionOf(key) !== version).map(([key]) => key) : [];
+    return { records, want, next };
   }
 
   private async onPush(from: string, body: unknown): Promise<unknown> {
@@ -249,19 +328,26 @@ export class Replicator {
   /** Sends records straight to every connected peer at once (a leave must not wait for gossip). */
   async pushToAll(records: AnyRecord[], timeoutMs: number): Promise<number> {
     const peers = this.deps.transport.connectedPeers();
-    const results = await Promise.allSettled(peers.map((peer) => this.deps.rpc.call(peer, 'push', { records, ack: false }, timeoutMs)));
+    const results = await Promise.allSettled(peers.map((peer) => this.pushPages(peer, records, false, timeoutMs)));
     return results.filter((r) => r.status === 'fulfilled').length;
+  }
+
+  /** Pushes records to one peer in pages of at most syncPageBytes; `ack`: each page on its disk before it answers. */
+  private async pushPages(peer: string, records: AnyRecord[], ack: boolean, timeoutMs: number): Promise<void> {
+    for (const page of batches(records, this.deps.config.syncPageBytes)) {
+      await this.deps.rpc.call(peer, 'push', { records: page, ack }, timeoutMs, { bulk: true });
+    }
   }
 
   /**
    * Guarantee 8: returns once the records are on disk on at least one other alive member
-   * (when there is one). Tries the given peers in turn.
+   * (when there is one). Tries the given peers at once; the first to confirm every page wins.
    */
   async replicateTo(peers: string[], records: AnyRecord[]): Promise<string | null> {
     if (peers.length === 0) throw new WriteNotReplicatedError('no other alive member is connected');
     // All at once, first confirmation wins: one slow or dead peer must not hold up the answer.
     const attempts = peers.map((peer) =>
-      this.deps.rpc.call(peer, 'push', { records, ack: true }, this.deps.config.requestTimeoutMs).then(
+      this.pushPages(peer, records, true, this.deps.config.requestTimeoutMs).then(
         () => peer,
         (err: Error) => Promise.reject(new Error(`${peer.slice(-8)}: ${err.message}`)),
       ),
@@ -273,7 +359,6 @@ export class Replicator {
       throw new WriteNotReplicatedError(`no other member confirmed the write (${reasons})`);
     }
   }
-
 }
 
 /** Runs `flush` once, `windowMs` after the first of any number of arm() calls (0: at the end of the turn). */

@@ -47,9 +47,10 @@ describe('validateConfig', () => {
     [{ joinRetryBaseMs: 10_000 }, /^joinRetryBaseMs \(10000\) must be at most joinRetryMaxMs \(5000\)/],
     [{ peerRedialMaxMs: 100 }, /^peerRedialBaseMs \(500\) must be at most peerRedialMaxMs \(100\)/],
     [{ maxDeltaBytes: 1024 * 1024 }, /^maxDeltaBytes \(1048576\) must be less than maxPublishBytes \(1048576\)/],
-    [{ maxMessageBytes: 512 * 1024 }, /^maxPublishBytes \(1048576\) must be at most maxMessageBytes \(524288\)/],
-    [{ maxPublishBytes: 4 * 1024 * 1024 }, /^maxPublishBytes \(4194304\) must be at most 4193280: gossipsub drops RPCs over 4194304 bytes/],
-    [{ maxOutputBytes: 4 * 1024 * 1024 }, /^maxOutputBytes \(4194304\) must be less than half of maxMessageBytes \(8388608\)/],
+    [{ maxMessageBytes: 900 * 1024 }, /^maxPublishBytes \(1048576\) must be at most maxMessageBytes \(921600\)/],
+    [{ maxPublishBytes: 4 * 1024 * 1024, maxMessageBytes: 8 * 1024 * 1024 }, /^maxPublishBytes \(4194304\) must be at most 4193280: gossipsub drops RPCs over 4194304 bytes/],
+    [{ maxOutputBytes: 4 * 1024 * 1024 }, /^maxOutputBytes \(4194304\) must be less than half of maxMessageBytes \(1048576\)/],
+    [{ syncPageBytes: 1024 * 1024 }, /^syncPageBytes \(1048576\) must be less than maxMessageBytes \(1048576\): a page of records/],
   ])('refuses %j', (overrides, message) => {
     const problems = problemsOf(overrides);
     expect(problems).toHaveLength(1);

@@ -82,6 +82,12 @@ export interface ChorusConfig {
   selfSettleMs: number;
   /** Anti-entropy period with one random peer. Lower: lost gossip is repaired sooner, more sync traffic. */
   antiEntropyIntervalMs: number;
+  /**
+   * Largest page of records anti-entropy moves in one message (and half of it for a digest
+   * of keys). Must stay under maxMessageBytes with room for the envelope. Higher: fewer
+   * round trips to catch up, bigger messages to buffer.
+   */
+  syncPageBytes: number;
   /** Timeout of a direct request (sync, write acknowledgement, log fetch; twice this for a run forwarded to the leader). Lower: a dead peer is given up sooner; too low fails on a busy peer. */
   requestTimeoutMs: number;
   /** If our own timers fire this late, we were stalled: do not trust our own timeouts for a while. Lower: a short stall is noticed, more pauses of failure detection on a busy host. */
@@ -205,6 +211,7 @@ export const defaultConfig: ChorusConfig = {
   leaderStableMs: 300,
   selfSettleMs: 1000,
   antiEntropyIntervalMs: 2000,
+  syncPageBytes: 768 * 1024,
   requestTimeoutMs: 3000,
   stallThresholdMs: 400,
   peerRedialBaseMs: 500,
@@ -212,7 +219,7 @@ export const defaultConfig: ChorusConfig = {
   maxDeltaBytes: 256 * 1024,
   deltaBatchMs: 20,
   relayBatchMs: 100,
-  maxMessageBytes: 8 * 1024 * 1024,
+  maxMessageBytes: 1024 * 1024,
   maxPublishBytes: 1024 * 1024,
   dialTimeoutMs: 10_000,
   inboundReadTimeoutMs: 30_000,
@@ -338,6 +345,7 @@ const RELATIONS: readonly Relation[] = [
   atMost('peerRedialBaseMs', 'peerRedialMaxMs', 'the first redial backoff cannot exceed its cap'),
   // The replicator cuts deltas at maxDeltaBytes; the transport refuses to publish more than maxPublishBytes, and the delta's own envelope comes on top.
   lessThan('maxDeltaBytes', 'maxPublishBytes', 'a delta batch (plus its envelope) must fit in one gossip message'),
+  lessThan('syncPageBytes', 'maxMessageBytes', 'a page of records (plus its envelope) must fit in one message'),
   // Anti-entropy repairs lost gossip over direct requests: what can be gossiped must also fit in one.
   atMost('maxPublishBytes', 'maxMessageBytes', 'what is gossiped must also fit in a direct request, which repairs lost gossip'),
   // gossipsub neither sends nor reads an RPC frame over 4 MiB: every such message would be lost.

@@ -137,7 +137,8 @@ describe('a data directory that lost files', () => {
   it('lost state.json: warns that the state is filled in again from the cluster, same identity', async () => {
     const id = daemon.service.status().nodeId;
     await daemon.stop();
-    await rm(join(dir, 'state.json'));
+    await rm(join(dir, 'state.json'), { force: true });
+    await rm(join(dir, 'state.log'), { force: true });
     logged.length = 0;
     daemon = await startDaemon();
     expect(daemon.service.status().nodeId).toBe(id);

@@ -84,6 +84,9 @@ export class ChorusDaemon {
         onFlushError: (err, path) => log.error({ err, path }, `cannot write ${path}: ${(err as Error).message}; trying again in ${config.storeFlushRetryMs} ms`),
       });
       await store.load();
+      if (store.tornLogLine) {
+        log.warn({ path: paths.stateLog }, `the last line of ${paths.stateLog} was cut short (the daemon stopped in the middle of a write that was never acknowledged); it was dropped`);
+      }
       for (const r of store.rejectedOnLoad) {
         log.warn({ record: r.name, index: r.index, error: r.error, quarantine: store.quarantinePath }, `${r.name} in ${store.path} is invalid and was set aside in ${store.quarantinePath}: ${r.error}`);
       }

@@ -29,7 +29,7 @@ export async function vanishedFiles(dataDir: string): Promise<VanishedFiles> {
   }
   const missing: string[] = [];
   if (remaining.length > 0) {
-    if (!(await has(paths.state))) missing.push('state.json');
+    if (!(await has(paths.state)) && !(await has(paths.stateLog))) missing.push('state.json');
     if (!(await has(paths.peerKey))) missing.push('peer-key');
   }
   return { missing, remaining, previousNodeId };

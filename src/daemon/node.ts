@@ -143,7 +143,7 @@ export class ChorusNode {
       for (const r of records) hlc.observe(r.record.stamp);
     });
     this.rpc.handle('run', (from, body) => this.onRunRequest(from, body));
-    this.rpc.handle('logs', async (_from, body) => this.deps.outputs.read(String((body as { instanceId?: unknown })?.instanceId)));
+    this.rpc.handle('logs', async (_from, body) => boundedLogs(await this.deps.outputs.read(String((body as { instanceId?: unknown })?.instanceId)), this.deps.config.syncPageBytes));
   }
 
   get id(): string {
@@ -325,7 +325,8 @@ export class ChorusNode {
     if (this.membership.leaderId() !== this.id) throw new NotLeaderError(`not the leader (${this.membership.leaderId() ?? 'none'} is)`);
     const instance = await this.createAndAcknowledge(job, parsedSpec.data as JobSpec, trigger);
     this.deps.log.debug({ from, instance: instance.id }, 'run requested by a member');
-    return { records: this.recordsOf(instance) };
+    // The instance alone (its subtasks follow by gossip): a reply that stays small however many targets it has.
+    return { records: [this.deps.store.get(`instance:${instance.id}`)] };
   }
 
   /** This node's recent and unfinished subtasks and steps: its last word before leaving. */
@@ -392,4 +393,31 @@ export class ChorusNode {
     if (this.membership.leaderId() !== this.id) this.leaderGate.leading = false;
     if (this.started) this.leader.tick();
   }
+}
+
+/**
+ * The logs of an instance on this node, newest attempts first to fit `maxBytes` (a reply
+ * must stay under the message limit however many retries there were); an attempt left
+ * out is listed with no output and a note that says so.
+ */
+export function boundedLogs(logs: SubtaskLog[], maxBytes: number): SubtaskLog[] {
+  let size = 0;
+  const kept = new Set<SubtaskLog>();
+  for (const log of [...logs].reverse()) {
+    const bytes = JSON.stringify(log).length;
+    if (size + bytes > maxBytes) break;
+    kept.add(log);
+    size += bytes;
+  }
+  return logs.map((log) =>
+    kept.has(log)
+      ? log
+      : {
+          ...log,
+          stdout: '',
+          stderr: `(output of attempt ${log.step ?? log.attempt} not sent: with the later attempts it exceeds the ${maxBytes}-byte reply limit)`,
+          stdoutDroppedBytes: log.stdoutDroppedBytes + Buffer.byteLength(log.stdout),
+          stderrDroppedBytes: log.stderrDroppedBytes + Buffer.byteLength(log.stderr),
+        },
+  );
 }

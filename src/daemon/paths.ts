@@ -7,6 +7,8 @@ export const dataPaths = (dataDir: string) => ({
   journal: join(dataDir, 'journal.log'),
   swarmKey: join(dataDir, 'swarm.key'),
   state: join(dataDir, 'state.json'),
+  /** Changes since the snapshot in state.json (state-file.ts). */
+  stateLog: join(dataDir, 'state.log'),
   peerKey: join(dataDir, 'peer-key'),
   /** The node id of the last start: tells a lost peer-key (a new identity) from a first start. */
   nodeId: join(dataDir, 'node-id'),

@@ -169,19 +169,20 @@ describe('Libp2pTransport', () => {
     expect(new TextDecoder().decode(await a.transport.request(b.transport.localId, text('y'), 3_000))).toBe('y');
   });
 
-  it('carries an 8 MiB frame and refuses larger ones on both sides', async () => {
+  it('carries a frame of maxMessageBytes (1 MiB) and refuses larger ones on both sides', async () => {
     const limit = 64 * 1024;
     const [a, small] = await Promise.all([startNode(), startNode({ config: { maxMessageBytes: limit } })]);
     await a.transport.dialAddr(small.transport.addresses()[0]!);
     const b = await startNode();
     await a.transport.dialAddr(b.transport.addresses()[0]!);
 
-    const eightMiB = new Uint8Array(8 * 1024 * 1024).fill(7);
-    const echoed = await a.transport.request(b.transport.localId, eightMiB, 15_000);
-    expect(echoed.byteLength).toBe(eightMiB.byteLength);
+    const oneMiB = new Uint8Array(1024 * 1024).fill(7);
+    expect(oneMiB.byteLength).toBe(DEFAULT_TRANSPORT_CONFIG.maxMessageBytes);
+    const echoed = await a.transport.request(b.transport.localId, oneMiB, 15_000);
+    expect(echoed.byteLength).toBe(oneMiB.byteLength);
 
     // Sender-side check: never put an oversized frame on the wire.
-    await expect(a.transport.request(b.transport.localId, new Uint8Array(eightMiB.byteLength + 1), 5_000)).rejects.toThrow(
+    await expect(a.transport.request(b.transport.localId, new Uint8Array(oneMiB.byteLength + 1), 5_000)).rejects.toThrow(
       /exceeds the limit/,
     );
     // Receiver-side check: a peer with a smaller limit refuses the frame from its length prefix.

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord, Stamp, SubtaskRecord } from '../records/types.js';
 import { DataFileError, DurableJsonFile } from './durable-file.js';
+import { recordKey } from '../records/merge.js';
 import { systemClock } from '../core/clock.js';
 import { RecordStore } from './record-store.js';
-import { MemoryPersister } from './state-file.js';
+import { MemoryPersister, StateFilePersister } from './state-file.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { jobSpec } from '../testing/fixtures.js';
 import { newSubtask } from '../scheduler/leader.js';
@@ -58,8 +59,18 @@ function cancel(instanceId: string, requestedAtMs: number, nodeId = 'n2'): AnyRe
   return { kind: 'cancel', record: { instanceId, requestedAtMs, stamp: stamp(requestedAtMs, 0, nodeId), sig: 'sig' } };
 }
 
-async function readState(path: string): Promise<{ version: number; records: AnyRecord[] }> {
-  return JSON.parse(await readFile(path, 'utf8')) as { version: number; records: AnyRecord[] };
+/** What is on disk, as a reload would see it: the snapshot (if any) with the logged changes over it, the last version of each record winning. */
+async function readState(snapshotPath: string): Promise<{ version: number; records: AnyRecord[] }> {
+  const logPath = snapshotPath.replace(/state\.json$/, 'state.log');
+  const snapshot = await readFile(snapshotPath, 'utf8').then((t) => JSON.parse(t) as { version: number; records: AnyRecord[]; pruned?: string[] }, () => ({ version: 1, records: [] as AnyRecord[] }));
+  const byKey = new Map(snapshot.records.map((r) => [recordKey(r), r]));
+  const log = await readFile(logPath, 'utf8').catch(() => '');
+  for (const line of log.split('\n').filter(Boolean)) {
+    const change = JSON.parse(line) as { records: AnyRecord[]; pruned: string[] };
+    for (const r of change.records) byKey.set(recordKey(r), r);
+    for (const id of change.pruned) for (const [key, r] of byKey) if ((r.kind === 'instance' ? r.record.id : (r.record as { instanceId?: string }).instanceId) === id) byKey.delete(key);
+  }
+  return { version: snapshot.version, records: [...byKey.values()] };
 }
 
 
@@ -245,9 +256,9 @@ describe('persistence', () => {
     expect(state.records).toHaveLength(2);
     expect(state.records).toContainEqual(job('backup'));
     expect(state.records).toContainEqual(subtask('i1', 'n1'));
-    // No temporary file is left behind.
+    // The changes went to the log (a fresh node has no snapshot yet); no temporary file is left behind.
     const { readdir } = await import('node:fs/promises');
-    expect(await readdir(dir)).toEqual(['state.json']);
+    expect(await readdir(dir)).toEqual(['state.log']);
   });
 
   it('a flush covers changes applied while an earlier write is in flight', async () => {
@@ -264,7 +275,7 @@ describe('persistence', () => {
   });
 
   it('batches many applies into few writes', async () => {
-    const write = vi.spyOn(DurableJsonFile.prototype, 'write');
+    const write = vi.spyOn(StateFilePersister.prototype, 'append');
     const store = newStore(60_000);
     await store.load();
     for (let i = 0; i < 200; i++) {
@@ -281,7 +292,7 @@ describe('persistence', () => {
   });
 
   it('writes a batch on its own after the flush delay', async () => {
-    const write = vi.spyOn(DurableJsonFile.prototype, 'write');
+    const write = vi.spyOn(StateFilePersister.prototype, 'append');
     const store = newStore(30);
     await store.load();
     for (let i = 0; i < 100; i++) store.apply([job(`job-${i}`)]);
@@ -301,23 +312,23 @@ describe('persistence', () => {
     const persister = new MemoryPersister();
     const failures: string[] = [];
     let failNext = true;
-    const write = persister.write.bind(persister);
-    persister.write = async (state) => {
+    const append = persister.append.bind(persister);
+    persister.append = async (change) => {
       if (failNext) {
         failNext = false;
         throw new Error('ENOSPC: no space left on device');
       }
-      await write(state);
+      await append(change);
     };
     const store = new RecordStore({ persister, clock, flushDelayMs: 5, flushRetryMs: 1000, onFlushError: (err) => void failures.push((err as Error).message) });
     store.apply([job('a')]);
     await clock.advanceAsync(5);
     expect(failures).toEqual(['ENOSPC: no space left on device']);
-    expect(persister.written).toBeNull();
+    expect(persister.allWritten()).toEqual([]);
     await clock.advanceAsync(999);
-    expect(persister.written).toBeNull();
+    expect(persister.allWritten()).toEqual([]);
     await clock.advanceAsync(1);
-    expect(persister.written?.records.map((r) => (r.record as JobRecord).name)).toEqual(['a']);
+    expect(persister.allWritten().map((r) => (r.record as JobRecord).name)).toEqual(['a']);
     expect(failures).toHaveLength(1);
   });
 
@@ -346,15 +357,79 @@ describe('persistence', () => {
     expect([...reloaded.subtasksOf('i1').keys()].sort()).toEqual(['n1', 'n2']);
     expect(reloaded.member('n1')?.tags).toEqual({ role: 'web' });
     // Loading reports nothing as a change and writes nothing.
-    const before = await readFile(store.path, 'utf8');
+    const logPath = join(dir, 'state.log');
+    const before = await readFile(logPath, 'utf8');
     await reloaded.flush();
-    expect(await readFile(store.path, 'utf8')).toBe(before);
+    expect(await readFile(logPath, 'utf8')).toBe(before);
   });
 
   it('a missing file loads as empty state', async () => {
     const store = newStore();
     await store.load();
     expect(store.size()).toBe(0);
+  });
+
+  it('one record changing appends that record, not the whole state; the log is folded into a snapshot once it outgrows it', async () => {
+    const { stat } = await import('node:fs/promises');
+    const store = new RecordStore({ persister: new StateFilePersister(dir), clock: systemClock, flushDelayMs: 60_000, flushRetryMs: 1000, minCompactBytes: 64 * 1024 });
+    stores.push(store);
+    await store.load();
+    store.apply(Array.from({ length: 300 }, (_, i) => job(`job-${i}`)));
+    await store.flush(); // the first batch goes to the log (there is no snapshot yet): about 100 KB
+    const logAfterBatch = (await stat(join(dir, 'state.log'))).size;
+    store.apply([job('job-7', 5000)]);
+    await store.flush(); // it outgrew 64 KB: folded into a snapshot
+    expect((await stat(join(dir, 'state.json'))).size).toBeGreaterThan(logAfterBatch);
+    expect((await stat(join(dir, 'state.log'))).size).toBe(0);
+    const snapshotBytes = (await stat(join(dir, 'state.json'))).size;
+    // Now one change costs one line of about one record.
+    store.apply([job('job-8', 6000)]);
+    await store.flush();
+    const line = (await stat(join(dir, 'state.log'))).size;
+    expect(line).toBeGreaterThan(100);
+    expect(line).toBeLessThan(2 * JSON.stringify(job('job-8', 6000)).length);
+    expect((await stat(join(dir, 'state.json'))).size).toBe(snapshotBytes);
+    const reloaded = newStore();
+    await reloaded.load();
+    expect(reloaded.size()).toBe(300);
+    expect(reloaded.job('job-8')?.stamp.wallMs).toBe(6000);
+    expect(reloaded.job('job-7')?.stamp.wallMs).toBe(5000);
+  });
+
+  it('a torn last line of the log (a crash mid-append, never acknowledged) is dropped and said; the next flush writes a clean snapshot', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([job('kept')]);
+    await store.flush();
+    await store.close();
+    const { appendFile, readFile: read } = await import('node:fs/promises');
+    await appendFile(join(dir, 'state.log'), '{"records":[{"kind":"job","rec');
+    const reloaded = newStore();
+    await reloaded.load();
+    expect(reloaded.tornLogLine).toBe(true);
+    expect(reloaded.jobs().map((j) => j.name)).toEqual(['kept']);
+    reloaded.apply([job('after')]);
+    await reloaded.flush();
+    expect(await read(join(dir, 'state.log'), 'utf8')).toBe('');
+    expect((await readState(reloaded.path)).records.map((r) => (r.record as JobRecord).name).sort()).toEqual(['after', 'kept']);
+  });
+
+  it('a damaged line in the middle of the log stops the load, naming state.log, and changes nothing', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([job('a')]);
+    await store.flush();
+    store.apply([job('b')]);
+    await store.flush();
+    await store.close();
+    const path = join(dir, 'state.log');
+    const lines = (await readFile(path, 'utf8')).split('\n');
+    await writeFile(path, [lines[0]?.slice(0, 10), ...lines.slice(1)].join('\n'));
+    const bytes = await readFile(path);
+    const error = await newStore().load().then(() => null, (err: unknown) => err);
+    expect(error).toBeInstanceOf(DataFileError);
+    expect((error as DataFileError).message).toMatch(/state\.log is unreadable \(line 1 is not valid JSON/);
+    expect((await readFile(path)).equals(bytes)).toBe(true);
   });
 
   it('NODE_ENV=test does not turn the store into memory', async () => {

@@ -11,7 +11,8 @@ import { parseRecord } from '../records/validate.js';
 import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
 import { deriveInstanceProgress, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
 import { DataFileError } from './durable-file.js';
-import { MemoryPersister, StateFilePersister, type StateFile, type StatePersister } from './state-file.js';
+import { MemoryPersister, StateFilePersister, type StateChange, type StateFile, type StatePersister } from './state-file.js';
+import { SyncIndex } from './sync-index.js';
 
 interface RecordOfKind {
   job: JobRecord;
@@ -21,6 +22,9 @@ interface RecordOfKind {
   step: StepRecord;
   member: MemberRecord;
 }
+
+/** The change log is folded into a new snapshot once it is bigger than the snapshot and than this. */
+const MIN_COMPACT_BYTES = 1024 * 1024;
 
 /** Pruned instance ids remembered. A peer that missed retention this long is long dead. */
 const MAX_PRUNED_IDS = 100_000;
@@ -35,6 +39,8 @@ export interface StoreOptions {
   flushRetryMs: number;
   /** Told of every failed background write (the next one is already scheduled). */
   onFlushError?: (err: unknown, path: string) => void;
+  /** The log is folded into a snapshot only beyond this size (tests make it small). */
+  minCompactBytes?: number;
 }
 
 /** A record of the state file that did not validate: where it was and why. */
@@ -61,15 +67,22 @@ export class RecordStore {
   /** The same records by kind: the leader scans instances every tick, not every record. */
   private readonly byKind = new Map<AnyRecord['kind'], Map<string, AnyRecord>>();
   private readonly subtasksByInstance = new Map<string, Map<string, SubtaskRecord>>();
+  /** What anti-entropy compares: bucket hashes over every (key, version). */
+  private readonly syncIndex = new SyncIndex();
   /** Fingerprint of each record's content, for anti-entropy digests. */
   private readonly versions = new Map<string, string>();
   private readonly pruned = new Set<string>();
-  private rootVersionCache: string | null = null;
   private readonly persister: StatePersister;
   private readonly listeners: ChangeListener[] = [];
   private flushTimer: TimerHandle | null = null;
   private flushing: Promise<void> = Promise.resolve();
   private dirty = false;
+  /** Records changed since the last flush (written then in their state at that moment). */
+  private readonly dirtyKeys = new Set<string>();
+  /** Instances retention removed since the last flush. */
+  private prunedSinceFlush: string[] = [];
+  /** The next flush writes a whole snapshot (after a load that set records aside, or a torn log line). */
+  private compactNext = false;
 
   constructor(private readonly options: StoreOptions) {
     this.persister = options.persister;
@@ -90,26 +103,42 @@ export class RecordStore {
   }
 
   async load(): Promise<void> {
-    const file = (await this.persister.read()) as Partial<StateFile> | null;
-    if (file === null) return;
-    if (typeof file !== 'object' || file.version !== 1 || !Array.isArray(file.records)) {
+    const stored = await this.persister.read();
+    const file = stored.snapshot as Partial<StateFile> | null;
+    if (file !== null && (typeof file !== 'object' || file.version !== 1 || !Array.isArray(file.records))) {
       throw new DataFileError(this.path, 'it is not a chorus state file (expected {"version":1,"records":[...]})');
     }
-    for (const id of Array.isArray(file.pruned) ? file.pruned : []) if (typeof id === 'string') this.pruned.add(id);
     const rejected: RejectedRecord[] = [];
-    for (const [index, raw] of file.records.entries()) {
-      const parsed = parseRecord(raw, { legacyUnsigned: true });
-      if (parsed.ok) this.mergeOne(parsed.record);
-      else rejected.push({ index, name: describeRaw(raw), error: parsed.error, raw });
+    const take = (raws: unknown[], where: string) => {
+      for (const [index, raw] of raws.entries()) {
+        const parsed = parseRecord(raw, { legacyUnsigned: true });
+        if (parsed.ok) this.mergeOne(parsed.record);
+        else rejected.push({ index, name: describeRaw(raw), error: `${parsed.error} (${where})`, raw });
+      }
+    };
+    for (const id of Array.isArray(file?.pruned) ? file.pruned : []) if (typeof id === 'string') this.pruned.add(id);
+    take(file?.records ?? [], this.path);
+    // The changes logged after the snapshot, in order: records merge as they did then, and a
+    // removal by retention removes again.
+    for (const [line, change] of stored.changes.entries()) {
+      const { records, pruned } = change as { records: unknown[]; pruned?: unknown };
+      take(records, `${this.persister.logPath} line ${line + 1}`);
+      for (const id of Array.isArray(pruned) ? pruned : []) if (typeof id === 'string') this.forgetInstance(id);
     }
     // One bad record must not keep the node down, nor be lost: it is set aside, durably,
-    // before the next flush rewrites the state file without it.
+    // and the next flush writes a snapshot without it (as it does after a torn last line).
     if (rejected.length > 0) {
       const rejectedAt = new Date(this.options.clock.now()).toISOString();
       await this.persister.setAside(rejected.map((r) => ({ rejectedAt, name: r.name, error: r.error, record: r.raw })));
     }
     this.rejectedOnLoad = rejected;
+    this.tornLogLine = stored.tornLastLine;
+    this.compactNext = rejected.length > 0 || stored.tornLastLine;
+    this.dirtyKeys.clear();
   }
+
+  /** The change log's last line was cut short by a crash (that batch was never acknowledged); the daemon says so. */
+  tornLogLine = false;
 
   /** Records of the state file that failed validation at load, set aside in `quarantinePath`. */
   rejectedOnLoad: RejectedRecord[] = [];
@@ -146,8 +175,9 @@ export class RecordStore {
     if (current && this.versions.get(key) === version) return null;
     this.records.set(key, merged);
     this.kindMap(merged.kind).set(key, merged);
+    this.dirtyKeys.add(key);
+    this.syncIndex.set(key, version, this.versions.get(key));
     this.versions.set(key, version);
-    this.rootVersionCache = null;
     if (merged.kind === 'subtask') this.indexSubtask(merged.record);
     return merged;
   }
@@ -182,32 +212,53 @@ export class RecordStore {
     });
   }
 
-  /** Resolves once every change applied so far is on disk. */
+  /**
+   * Resolves once every change applied so far is on disk: the changed records appended to
+   * the log (O(change)), or, when the log has outgrown the snapshot, one new snapshot.
+   */
   flush(): Promise<void> {
     this.flushTimer?.cancel();
     this.flushTimer = null;
     if (!this.dirty) return this.flushing;
     this.dirty = false;
-    const snapshot: StateFile = { version: 1, records: [...this.records.values()], pruned: [...this.pruned] };
+    const change: StateChange = { records: [], pruned: this.prunedSinceFlush };
+    for (const key of this.dirtyKeys) {
+      const record = this.records.get(key);
+      if (record) change.records.push(record);
+    }
+    const keys = [...this.dirtyKeys];
+    this.dirtyKeys.clear();
+    this.prunedSinceFlush = [];
+    const compact = this.compactNext || this.persister.logBytes > Math.max(this.options.minCompactBytes ?? MIN_COMPACT_BYTES, this.persister.snapshotBytes);
+    this.compactNext = false;
     this.flushing = this.flushing.catch(() => undefined).then(async () => {
       try {
-        await this.persister.write(snapshot);
+        if (compact) await this.persister.compact(this.snapshot());
+        else await this.persister.append(change);
       } catch (err) {
-        this.dirty = true; // the next flush writes these changes again
+        // The next flush writes these changes again.
+        this.dirty = true;
+        for (const key of keys) this.dirtyKeys.add(key);
+        this.prunedSinceFlush.push(...change.pruned);
+        if (compact) this.compactNext = true;
         throw err;
       }
     });
     return this.flushing;
   }
 
+  private snapshot(): StateFile {
+    return { version: 1, records: [...this.records.values()], pruned: [...this.pruned] };
+  }
+
   /** One fingerprint of everything held: two stores with equal roots hold the same records. */
   rootVersion(): string {
-    if (this.rootVersionCache === null) {
-      const hash = createHash('sha256');
-      for (const key of [...this.versions.keys()].sort()) hash.update(`${key}=${this.versions.get(key)}\n`);
-      this.rootVersionCache = hash.digest('base64url').slice(0, 22);
-    }
-    return this.rootVersionCache;
+    return this.syncIndex.root();
+  }
+
+  /** The anti-entropy buckets (sync-index.ts): their hashes, and the keys in one. */
+  get sync(): Pick<SyncIndex, 'bucketHashes' | 'differingBuckets' | 'keysIn'> {
+    return this.syncIndex;
   }
 
   /** Whether this exact record (same content and signature) is the one held under its key. */
@@ -319,7 +370,10 @@ export class RecordStore {
       this.forget(recordKey(r));
       this.mergeOne(signRecord({ ...r, record: { ...r.record } } as AnyRecord, keys));
     }
-    if (unsigned.length > 0) this.scheduleFlush();
+    if (unsigned.length > 0) {
+      this.compactNext = true; // a snapshot without the unsigned versions
+      this.scheduleFlush();
+    }
     return { signed: unsigned.length - foreign.length, setAside: foreign.map(recordKey) };
   }
 
@@ -328,8 +382,9 @@ export class RecordStore {
     if (!removed) return;
     this.kindMap(removed.kind).delete(key);
     this.records.delete(key);
+    this.dirtyKeys.delete(key);
+    this.syncIndex.remove(key, this.versions.get(key) as string);
     this.versions.delete(key);
-    this.rootVersionCache = null;
     if (removed.kind === 'subtask') this.subtasksByInstance.get(removed.record.instanceId)?.delete(removed.record.nodeId);
   }
 
@@ -354,17 +409,18 @@ export class RecordStore {
 
   /** Removes an instance and its subtasks (retention). Not replicated: every node prunes by the same rule. */
   removeInstance(id: string): void {
-    this.rootVersionCache = null;
+    this.forgetInstance(id);
+    this.prunedSinceFlush.push(id);
+    this.scheduleFlush();
+  }
+
+  private forgetInstance(id: string): void {
     for (const key of [`instance:${id}`, `cancel:${id}`, `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
-      const removed = this.records.get(key);
-      if (removed) this.kindMap(removed.kind).delete(key);
-      this.records.delete(key);
-      this.versions.delete(key);
+      this.forget(key);
     }
     this.subtasksByInstance.delete(id);
     this.pruned.add(id);
     if (this.pruned.size > MAX_PRUNED_IDS) this.pruned.delete(this.pruned.values().next().value as string);
-    this.scheduleFlush();
   }
 
   private closed = false;
@@ -373,6 +429,7 @@ export class RecordStore {
   async close(): Promise<void> {
     this.closed = true;
     await this.flush();
+    await this.persister.close?.();
   }
 }
 

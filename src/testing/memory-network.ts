@@ -39,7 +39,7 @@ const DEFAULT_CONDITIONS: NetworkConditions = {
   duplicateRate: 0,
   minDelayMs: 1,
   maxDelayMs: 10,
-  // gossipsub's usual limit; anything near it in a simulation is a runaway digest.
+  // chorus's own limit (config.maxMessageBytes): no message of any kind is bigger.
   maxMessageBytes: 1024 * 1024,
 };
 
@@ -434,7 +434,11 @@ export class MemoryNetwork {
     };
     if (kind === 'ping') return sendReply({ ok: true, data: new Uint8Array(0) });
     runHandler(server, client.id, data).then(
-      (reply) => sendReply({ ok: true, data: reply }),
+      (reply) =>
+        // As the libp2p transport does: a reply over the limit is refused, not sent.
+        reply.byteLength > this.conditions.maxMessageBytes
+          ? sendReply({ ok: false, error: new MemoryTransportError('too-large', `reply of ${reply.byteLength} bytes exceeds ${this.conditions.maxMessageBytes}`) })
+          : sendReply({ ok: true, data: reply }),
       (err: unknown) => sendReply({ ok: false, error: new MemoryTransportError('remote', `${server.id} failed the request: ${errorMessage(err)}`) }),
     );
   }
