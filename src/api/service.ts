@@ -197,7 +197,7 @@ export class ControlService implements ControlPlane {
   async cancelInstance(id: string): Promise<InstanceView> {
     const instance = this.instanceRecord(id);
     if (!this.store.cancelOf(id)) {
-      const status = this.store.progressOf(instance).status;
+      const status = this.store.statusOf(instance);
       if (!isInstanceFinished(status)) {
         await this.commitAcknowledged([{ kind: 'cancel', record: { instanceId: id, requestedAtMs: this.now(), stamp: this.node.hlc.tick(), sig: UNSIGNED } }]);
       }

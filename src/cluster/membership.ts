@@ -34,7 +34,7 @@ import {
   type SwimStateMessage,
   type SwimUpdate,
 } from './swim.js';
-import type { MemberInfo, MembershipView, MemberState } from './view.js';
+import { isGone, type MemberInfo, type MembershipView, type MemberState } from './view.js';
 
 /** Members known only from records that a node pings per probe round to learn whether they are up. */
 const VERIFICATIONS_PER_ROUND = 4;
@@ -105,6 +105,8 @@ export interface MembershipCounters {
 
 export class Membership implements MembershipView {
   private readonly liveness = new Map<string, Liveness>();
+  /** Members now dead or left. */
+  private readonly gone = new Set<string>();
   /** Members now suspect (the only ones with a suspicion clock running). */
   private readonly suspects = new Set<string>();
   /** Members alive or suspect, this node excluded. */
@@ -838,6 +840,8 @@ export class Membership implements MembershipView {
       this.hurry();
     } else this.suspects.delete(nodeId);
     entry.state = state;
+    if (isGone(state)) this.gone.add(nodeId);
+    else this.gone.delete(nodeId);
     if (state === 'alive' && entry.aliveSinceMs === null) entry.aliveSinceMs = this.deps.clock.now();
     if (state === 'dead' || state === 'left') entry.aliveSinceMs = null;
     this.deps.log.info({ peer: nodeId, state }, 'member state');
@@ -899,6 +903,10 @@ export class Membership implements MembershipView {
 
   leaderId(): string | null {
     return this.currentLeader;
+  }
+
+  goneMembers(): ReadonlySet<string> {
+    return this.gone;
   }
 
   members(): MemberInfo[] {

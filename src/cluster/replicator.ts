@@ -11,18 +11,24 @@ import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import { recordKey } from '../records/merge.js';
 import type { AnyRecord } from '../records/types.js';
-import { authorityProblem, type RecordKeys } from '../records/signature.js';
+import { authorityProblem, authorityProblems, type RecordKeys } from '../records/signature.js';
 import { parseRecord } from '../records/validate.js';
 import type { RecordStore } from '../store/record-store.js';
-import type { Rpc } from './rpc.js';
+import { RpcError, type Rpc } from './rpc.js';
 import { InvariantError } from '../core/assert.js';
-import { SYNC_BUCKETS } from '../store/sync-index.js';
+import { bucketOf, SYNC_BUCKETS } from '../store/sync-index.js';
 
 export const RECORDS_TOPIC = 'chorus/records/1';
 /** A member hands records it wrote to the leader, which gossips them (Replicator.publish). */
 export const RELAY = 'relay';
 /** Anti-entropy: a page of records in some buckets (Replicator.syncWith). */
 export const SYNC_PULL = 'sync-pull';
+/** Peers whose last pull is remembered (a node has at most maxPeerConnections of them). */
+const MAX_PULLERS = 1024;
+/** Pages of a pull being checked at once while the next one is fetched. */
+const PAGES_IN_FLIGHT = 2;
+/** Batches at least this big have their signatures checked by RecordKeys.verifyMany (a worker thread in the daemon). */
+const VERIFY_BATCH_MIN = 32;
 /** About what one digest entry (a record key and its version) costs in JSON. */
 const DIGEST_ENTRY_BYTES = 110;
 
@@ -38,6 +44,8 @@ export interface ReplicatorDeps {
   keys: RecordKeys;
   /** The leader as this node sees it, to which it hands the records it writes. */
   leaderId: () => string | null;
+  /** Told of a broken invariant found in work that runs in the background (the node stops). */
+  onInvariant: (err: InvariantError) => void;
   /** Called for every message that proves a peer is alive. */
   heardFrom: (peer: string) => void;
 }
@@ -55,8 +63,12 @@ export interface ReplicationCounters {
   relayedToLeader: number;
   syncsCompleted: number;
   syncsFailed: number;
+  /** Exchanges not started because the peer was pulling from this node at the time. */
+  syncsSkipped: number;
   /** Pages of records moved by anti-entropy, either way. */
   syncPages: number;
+  /** The largest page of records this node sent to a peer, in bytes of JSON (it must stay under maxMessageBytes). */
+  largestSyncPageBytes: number;
 }
 
 export class WriteNotReplicatedError extends Error {}
@@ -69,9 +81,11 @@ export class Replicator {
   private readonly relayed = new Map<string, AnyRecord>();
   /** Peers an exchange is running with. */
   private readonly syncing = new Set<string>();
+  /** When each peer last pulled a page from this node. */
+  private readonly pulledBy = new Map<string, number>();
   private readonly ownFlush: Batcher;
   private readonly relayFlush: Batcher;
-  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, syncsCompleted: 0, syncsFailed: 0, syncPages: 0 };
+  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, syncsCompleted: 0, syncsFailed: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0 };
 
   constructor(private readonly deps: ReplicatorDeps) {
     this.ownFlush = new Batcher(deps.clock, () => this.flushOwn());
@@ -162,32 +176,43 @@ export class Replicator {
    * checked again: gossip and anti-entropy deliver most records more than once.
    */
   acceptRecords(from: string, raw: unknown): AnyRecord[] {
+    const fresh = this.freshRecords(from, raw);
+    const accepted = fresh.filter((r) => this.authorised(from, r, authorityProblem(r, this.deps.keys)));
+    return this.deps.store.apply(accepted);
+  }
+
+  /** The same for a large batch (a page of anti-entropy, a push): the signatures are checked off the event loop where the keys can. */
+  async acceptMany(from: string, raw: unknown): Promise<AnyRecord[]> {
+    const fresh = this.freshRecords(from, raw);
+    if (fresh.length < VERIFY_BATCH_MIN || !this.deps.keys.verifyMany) return this.deps.store.apply(fresh.filter((r) => this.authorised(from, r, authorityProblem(r, this.deps.keys))));
+    const problems = await authorityProblems(fresh, this.deps.keys);
+    return this.deps.store.apply(fresh.filter((r, i) => this.authorised(from, r, problems[i] ?? null)));
+  }
+
+  /** The well-formed records of `raw` that this node does not hold as they are; the rest counted. */
+  private freshRecords(from: string, raw: unknown): AnyRecord[] {
     if (!Array.isArray(raw)) {
       this.counters.recordsRejected += 1;
       return [];
     }
-    const accepted: AnyRecord[] = [];
+    const fresh: AnyRecord[] = [];
     for (const item of raw) {
       const parsed = parseRecord(item);
       if (!parsed.ok) {
         this.counters.recordsRejected += 1;
         this.deps.log.debug({ from, error: parsed.error }, 'record rejected');
-        continue;
-      }
-      if (this.deps.store.holds(parsed.record)) {
-        this.counters.recordsDuplicate += 1;
-        continue;
-      }
-      const problem = authorityProblem(parsed.record, this.deps.keys);
-      if (problem !== null) {
-        this.counters.recordsRejected += 1;
-        this.counters.recordsForged += 1;
-        this.deps.log.warn({ from, record: recordKey(parsed.record), problem }, 'record refused: not signed by a writer allowed to write it');
-        continue;
-      }
-      accepted.push(parsed.record);
+      } else if (this.deps.store.holds(parsed.record)) this.counters.recordsDuplicate += 1;
+      else fresh.push(parsed.record);
     }
-    return this.deps.store.apply(accepted);
+    return fresh;
+  }
+
+  private authorised(from: string, record: AnyRecord, problem: string | null): boolean {
+    if (problem === null) return true;
+    this.counters.recordsRejected += 1;
+    this.counters.recordsForged += 1;
+    this.deps.log.warn({ from, record: recordKey(record), problem }, 'record refused: not signed by a writer allowed to write it');
+    return false;
   }
 
   // ---- anti-entropy -----------------------------------------------------------------
@@ -201,6 +226,12 @@ export class Replicator {
    */
   async syncWith(peer: string): Promise<void> {
     if (this.syncing.has(peer)) return; // one exchange per peer at a time
+    // The peer is pulling from this node right now (it is catching up): an exchange the
+    // other way would send it digests and pages it is already getting.
+    if (this.deps.clock.now() - (this.pulledBy.get(peer) ?? -Infinity) < this.deps.config.antiEntropyIntervalMs) {
+      this.counters.syncsSkipped += 1;
+      return;
+    }
     this.syncing.add(peer);
     try {
       // Most exchanges find nothing to do: one fingerprint, and the bucket hashes only if it differs.
@@ -208,7 +239,9 @@ export class Replicator {
       if (first?.same !== true) {
         const differing = typeof first?.buckets === 'string' ? this.deps.store.sync.differingBuckets(first.buckets) : null;
         if (differing === null) throw new Error('malformed bucket hashes');
-        for (const chunk of this.bucketChunks(differing)) await this.exchangeBuckets(peer, chunk);
+        const wanted: string[] = [];
+        for (const chunk of this.bucketChunks(differing)) wanted.push(...(await this.exchangeBuckets(peer, chunk)));
+        await this.pushWanted(peer, wanted);
       }
       this.counters.syncsCompleted += 1;
     } catch (err) {
@@ -220,24 +253,53 @@ export class Replicator {
     }
   }
 
-  /** Pulls the peer's records of some buckets, page by page, then pushes it what it lacks. */
-  private async exchangeBuckets(peer: string, buckets: number[]): Promise<void> {
+  /**
+   * Pulls the peer's records of some buckets, page by page, then pushes it what it lacks.
+   * The next page is asked for before this one is checked and merged, so that the peer
+   * builds it while this node works (catching up is bounded by the slower side, not both).
+   */
+  private async exchangeBuckets(peer: string, buckets: number[]): Promise<string[]> {
     const digest = this.digestOf(buckets);
+    type Page = { records?: unknown; want?: unknown; next?: unknown };
+    const pull = (after: string | null) => this.deps.rpc.call(peer, SYNC_PULL, { buckets, digest, after }, this.deps.config.requestTimeoutMs, { bulk: true }) as Promise<Page>;
+    let pending: Promise<Page> | null = pull(null);
     let want: string[] = [];
-    let after: string | null = null;
-    do {
-      const reply = (await this.deps.rpc.call(peer, SYNC_PULL, { buckets, digest, after }, this.deps.config.requestTimeoutMs, { bulk: true })) as {
-        records?: unknown;
-        want?: unknown;
-        next?: unknown;
-      };
-      this.acceptRecords(peer, reply?.records);
-      this.counters.syncPages += 1;
-      if (after === null && Array.isArray(reply?.want)) want = reply.want.filter((k): k is string => typeof k === 'string');
-      after = typeof reply?.next === 'string' ? reply.next : null;
-    } while (after !== null);
+    let first = true;
+    // Pages being checked (on the signature worker) while the next arrives and is parsed.
+    const checking: Promise<unknown>[] = [];
+    let pullFailed: unknown = null;
+    try {
+      while (pending !== null) {
+        const page: Page = await pending;
+        const next = typeof page?.next === 'string' ? page.next : null;
+        pending = next === null ? null : pull(next);
+        pending?.catch(() => undefined); // awaited at the next turn of the loop; handled if this one throws first
+        checking.push(this.acceptMany(peer, page?.records));
+        if (checking.length >= PAGES_IN_FLIGHT) await checking.shift();
+        this.counters.syncPages += 1;
+        if (first && Array.isArray(page?.want)) want = page.want.filter((k): k is string => typeof k === 'string');
+        first = false;
+      }
+    } catch (err) {
+      pullFailed = err;
+    }
+    // Whatever happened, every page taken is merged before the exchange ends (or fails);
+    // a broken invariant in a merge comes first.
+    const failed = (await Promise.allSettled(checking)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (pullFailed !== null) throw pullFailed;
+    return want;
+  }
+
+  /**
+   * One page of what the peer lacks goes back with an exchange (a small difference is
+   * repaired both ways at once); more, the peer pulls itself when it syncs with this node.
+   * Pushing all of it too would send the same records twice when both sides sync at once.
+   */
+  private async pushWanted(peer: string, want: string[]): Promise<void> {
     const missing = want.map((k) => this.deps.store.get(k)).filter((r): r is AnyRecord => r !== undefined);
-    for (const page of batches(missing, this.deps.config.syncPageBytes)) {
+    const [page] = batches(missing, this.deps.config.syncPageBytes);
+    if (page !== undefined) {
       await this.deps.rpc.call(peer, 'push', { records: page, ack: false }, this.deps.config.requestTimeoutMs, { bulk: true });
       this.counters.syncPages += 1;
     }
@@ -287,43 +349,73 @@ export class Replicator {
 
   /**
    * One page of this node's records in the given buckets that differ from the asker's
-   * digest, in key order from `after`; on the first page, also the keys of the digest this
-   * node lacks or holds in another version (the asker pushes those).
+   * digest, bucket by bucket and in key order within a bucket, from the cursor `after`
+   * ("BUCKET:KEY"); on the first page, also the keys of the digest this node lacks or
+   * holds in another version (the asker pushes those). A page costs the records it holds
+   * and the sorting of one bucket, whatever the size of the state.
    */
   private async onSyncPull(from: string, body: unknown): Promise<unknown> {
     this.deps.heardFrom(from);
+    this.pulledBy.set(from, this.deps.clock.now());
+    if (this.pulledBy.size > MAX_PULLERS) this.pulledBy.delete(this.pulledBy.keys().next().value as string);
     const { buckets, digest, after } = (body ?? {}) as { buckets?: unknown; digest?: unknown; after?: unknown };
     const valid = Array.isArray(buckets) && buckets.length <= SYNC_BUCKETS && buckets.every((b) => Number.isInteger(b) && b >= 0 && b < SYNC_BUCKETS);
     if (!valid || typeof digest !== 'object' || digest === null || (after !== null && typeof after !== 'string')) throw new Error('malformed sync-pull request');
     const theirs = digest as Record<string, unknown>;
     const { store } = this.deps;
-    const keys: string[] = [];
-    for (const bucket of buckets as number[]) for (const key of store.sync.keysIn(bucket)) if (theirs[key] !== store.versionOf(key) && (after === null || key > after)) keys.push(key);
-    keys.sort();
+    const cursor = parseCursor(after);
     const records: AnyRecord[] = [];
     let size = 0;
     let next: string | null = null;
-    for (const key of keys) {
-      const record = store.get(key) as AnyRecord;
-      const bytes = JSON.stringify(record).length;
-      if (records.length > 0 && size + bytes > this.deps.config.syncPageBytes) {
-        next = records[records.length - 1] ? recordKey(records[records.length - 1] as AnyRecord) : null;
-        break;
+    const ordered = [...new Set(buckets as number[])].sort((a, b) => a - b).filter((b) => cursor === null || b >= cursor.bucket);
+    fill: for (const bucket of ordered) {
+      const keys = [...store.sync.keysIn(bucket)].filter((key) => theirs[key] !== store.versionOf(key) && (cursor === null || bucket > cursor.bucket || key > cursor.key));
+      keys.sort();
+      for (const key of keys) {
+        const record = store.get(key) as AnyRecord;
+        const bytes = JSON.stringify(record).length;
+        if (records.length > 0 && size + bytes > this.deps.config.syncPageBytes) {
+          // The last record taken may be in an earlier bucket than this one.
+          const last = records[records.length - 1] as AnyRecord;
+          next = `${bucketOf(recordKey(last))}:${recordKey(last)}`;
+          break fill;
+        }
+        records.push(record);
+        size += bytes;
       }
-      records.push(record);
-      size += bytes;
     }
     const want = after === null ? Object.entries(theirs).filter(([key, version]) => store.versionOf(key) !== version).map(([key]) => key) : [];
+    // The page's size as sent: its records, their commas and the envelope (the want list goes on the first page only, and is bounded by the asker's digest).
+    const wantBytes = want.reduce((n, key) => n + key.length + 3, 0);
+    this.counters.largestSyncPageBytes = Math.max(this.counters.largestSyncPageBytes, size + records.length + wantBytes + 64);
     return { records, want, next };
   }
 
+  /**
+   * Records a peer pushes. An acknowledged push (guarantee 8) is answered once they are
+   * merged and on disk. Any other is taken in the background, at most PAGES_IN_FLIGHT at a
+   * time: beyond that the push is refused as busy (the sender tries again later), so a peer
+   * cannot pile up work here faster than this node checks it.
+   */
   private async onPush(from: string, body: unknown): Promise<unknown> {
     this.deps.heardFrom(from);
     const { records, ack } = (body ?? {}) as { records?: unknown; ack?: unknown };
-    this.acceptRecords(from, records);
-    if (ack === true) await this.deps.store.flush();
+    if (ack === true) {
+      await this.acceptMany(from, records);
+      await this.deps.store.flush();
+      return { ok: true };
+    }
+    if (this.pushesInFlight >= PAGES_IN_FLIGHT) throw new RpcError(`busy: ${this.pushesInFlight} pushed pages are being checked already; try again later`, 'busy');
+    this.pushesInFlight += 1;
+    this.acceptMany(from, records)
+      .catch((err: unknown) => {
+        if (err instanceof InvariantError) this.deps.onInvariant(err);
+      })
+      .finally(() => (this.pushesInFlight -= 1));
     return { ok: true };
   }
+
+  private pushesInFlight = 0;
 
   /** Sends records straight to every connected peer at once (a leave must not wait for gossip). */
   async pushToAll(records: AnyRecord[], timeoutMs: number): Promise<number> {
@@ -359,6 +451,15 @@ export class Replicator {
       throw new WriteNotReplicatedError(`no other member confirmed the write (${reasons})`);
     }
   }
+}
+
+/** A sync-pull cursor, "BUCKET:KEY": the last record of the previous page. */
+function parseCursor(after: string | null): { bucket: number; key: string } | null {
+  if (after === null) return null;
+  const colon = after.indexOf(':');
+  const bucket = Number(after.slice(0, colon));
+  if (colon < 1 || !Number.isInteger(bucket) || bucket < 0 || bucket >= SYNC_BUCKETS) throw new Error('malformed sync-pull cursor');
+  return { bucket, key: after.slice(colon + 1) };
 }
 
 /** Runs `flush` once, `windowMs` after the first of any number of arm() calls (0: at the end of the turn). */

@@ -20,6 +20,8 @@ export interface MembershipView {
   members(): MemberInfo[];
   stateOf(nodeId: string): MemberState | undefined;
   leaderId(): string | null;
+  /** Members now dead or left (whose unfinished work is lost), kept up to date: no walk over every member. */
+  goneMembers(): ReadonlySet<string>;
 }
 
 /** A member that will not run anything any more: its pending or running work is lost. */

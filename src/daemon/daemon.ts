@@ -59,6 +59,7 @@ export class ChorusDaemon {
     private readonly options: DaemonOptions,
     private readonly lock: DataDirLock,
     private readonly transport: Libp2pTransport,
+    private readonly keys: Ed25519RecordKeys,
     private readonly journal: FileJournal,
     readonly node: ChorusNode,
     readonly service: ControlService,
@@ -138,7 +139,7 @@ export class ChorusDaemon {
       reportVanished(vanished, dataDir, node, log);
       await writeFileDurable(paths.nodeId, `${nodeId}\n`);
       const api = new ApiServer(service, await loadOrCreateToken(paths.token), log);
-      const daemon = new ChorusDaemon(options, lock, transport, journal, node, service, api);
+      const daemon = new ChorusDaemon(options, lock, transport, keys, journal, node, service, api);
       await node.start();
       for (const address of options.join) void daemon.joinThrough(address, config);
       apiUrl = await api.listen(options.apiHost, options.apiPort).catch((err: unknown) => {
@@ -195,6 +196,7 @@ export class ChorusDaemon {
     await this.api.close();
     await this.node.store.close();
     await this.transport.stop();
+    await this.keys.close();
     this.journal.close();
     this.lock.release();
   }

@@ -121,6 +121,7 @@ export class ChorusNode {
       random: deps.random,
       keys: deps.keys,
       leaderId: () => this.membership.leaderId(),
+      onInvariant: (err) => this.deps.fatal(err),
       heardFrom: (peer) => this.membership.heardFrom(peer),
     });
     const commit = (records: AnyRecord[]) => this.commit(records);
@@ -336,7 +337,7 @@ export class ChorusNode {
     const recentMs = this.deps.clock.now() - this.deps.config.leaveRecentMs;
     const recent = (t: { finishedAtMs: number | null }) => t.finishedAtMs === null || t.finishedAtMs >= recentMs;
     for (const instance of store.instances()) {
-      if (isInstanceFinished(store.progressOf(instance).status) && instance.createdAtMs < recentMs) continue;
+      if (isInstanceFinished(store.statusOf(instance)) && instance.createdAtMs < recentMs) continue;
       const subtask = store.subtask(instance.id, this.id);
       if (subtask && recent(subtask)) out.push({ kind: 'subtask', record: subtask });
       for (const step of Object.values(store.stepsOf(instance.id))) if (step?.runnerNodeId === this.id && recent(step)) out.push({ kind: 'step', record: step });
@@ -391,6 +392,7 @@ export class ChorusNode {
 
   private onMembershipChange(): void {
     if (this.membership.leaderId() !== this.id) this.leaderGate.leading = false;
+    this.leader.membershipChanged();
     if (this.started) this.leader.tick();
   }
 }

@@ -44,6 +44,7 @@ export function swarmGuard(options: SwarmGuardOptions): () => ConnectionProtecto
         } catch (err) {
           return refuse(`no swarm key handshake (${(err as Error).message})`, err);
         }
+        boundCiphers(boxed);
         const bytes = byteStream(boxed);
         let reply: Uint8Array;
         try {
@@ -57,6 +58,56 @@ export function swarmGuard(options: SwarmGuardOptions): () => ConnectionProtecto
       },
     };
   };
+}
+
+/** The largest piece XSalsa20 is given at once: it fits the cipher's initial WebAssembly memory, which so never grows. */
+const CIPHER_CHUNK_BYTES = 64 * 1024;
+
+interface Cipher {
+  update(input: Uint8Array, output?: Uint8Array): Uint8Array;
+  finalize(): void;
+}
+
+/**
+ * Works around two faults of @libp2p/pnet 3.0.27 (fixed upstream in js-libp2p PR #3585, not
+ * yet released): it gives its XSalsa20 ciphers whole write buffers at once, and the
+ * ciphers share one WebAssembly memory of at most 64 MB per process, so a backlog of
+ * writes to a slow peer crashed the daemon (RangeError: WebAssembly.Memory.grow(): Maximum
+ * memory size exceeded, seen catching a node up with 200,000 records); and it never
+ * finalizes its ciphers, so every connection kept two slots of that memory for good.
+ * Here each cipher is given at most 64 KiB at a time (a stream cipher: the same bytes) and
+ * is finalized when its connection closes. If pnet's internals change, nothing is done.
+ */
+function boundCiphers(boxed: MessageStream): void {
+  const box = boxed as unknown as { inboundXor?: Cipher; outboundXor?: Cipher };
+  const ciphers = [box.inboundXor, box.outboundXor].filter((c): c is Cipher => typeof c?.update === 'function' && typeof c.finalize === 'function');
+  if (ciphers.length !== 2) return;
+  for (const cipher of ciphers) {
+    const update = cipher.update.bind(cipher);
+    cipher.update = (input, output) => {
+      if (input.byteLength <= CIPHER_CHUNK_BYTES) return update(input, output);
+      const out = output ?? new Uint8Array(input.byteLength);
+      for (let at = 0; at < input.byteLength; at += CIPHER_CHUNK_BYTES) {
+        const end = Math.min(at + CIPHER_CHUNK_BYTES, input.byteLength);
+        update(input.subarray(at, end), out.subarray(at, end));
+      }
+      return out;
+    };
+  }
+  let finalized = false;
+  boxed.addEventListener('close', () => {
+    if (finalized) return;
+    finalized = true;
+    // After close no data passes; finalize hands the cipher's slot back and wipes its key.
+    for (const cipher of ciphers) {
+      cipher.update = (input, output) => output ?? new Uint8Array(input.byteLength); // nothing may run on a finalized cipher
+      try {
+        cipher.finalize();
+      } catch {
+        // already finalized by a pnet that does it itself
+      }
+    }
+  });
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -15,6 +15,21 @@ function sortKeys(value: unknown): unknown {
   return value;
 }
 
+/**
+ * A record's canonical JSON without its signature: what its writer signs, and with the
+ * signature what tells two versions apart. Records are never changed once made (a new
+ * version is a new object; only `sig` is set, at commit), so it is computed once per object.
+ */
+const bodies = new WeakMap<object, string>();
+export function recordBody(record: { sig: string }): string {
+  let body = bodies.get(record);
+  if (body === undefined) {
+    const { sig: _sig, ...unsigned } = record;
+    bodies.set(record, (body = canonicalJson(unsigned)));
+  }
+  return body;
+}
+
 /** 32-bit FNV-1a of a string: a cheap, stable fingerprint (not for security). */
 export function fnv1a(text: string): number {
   let h = 2166136261;

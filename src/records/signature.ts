@@ -4,7 +4,7 @@
 // record can travel through any peer and still be trusted, and no member can forge
 // another node's result: a subtask's running or terminal state is accepted only when
 // signed by its owner, except the `node-lost` verdict any member may give.
-import { canonicalJson } from './canonical.js';
+import { recordBody } from './canonical.js';
 import type { AnyRecord } from './types.js';
 import { runnerOf } from './types.js';
 
@@ -14,6 +14,14 @@ export interface RecordKeys {
   sign(data: Uint8Array): string;
   /** Whether `sig` is `signer`'s signature of `data`. Never throws: a bad key or signature is false. */
   verify(signer: string, data: Uint8Array, sig: string): boolean;
+  /** The same for many at once, off the event loop where the keys can (the daemon's use a worker thread). */
+  verifyMany?(checks: SignatureCheck[]): Promise<boolean[]>;
+}
+
+export interface SignatureCheck {
+  signer: string;
+  data: Uint8Array;
+  sig: string;
 }
 
 const DOMAIN = 'chorus-record-v1';
@@ -23,8 +31,7 @@ export const UNSIGNED = '';
 
 /** What is signed: the kind and the record in canonical JSON, without its signature. */
 export function signingBytes(r: AnyRecord): Uint8Array {
-  const { sig: _sig, ...unsigned } = r.record;
-  return new TextEncoder().encode(`${DOMAIN}\n${r.kind}\n${canonicalJson(unsigned)}`);
+  return new TextEncoder().encode(`${DOMAIN}\n${r.kind}\n${recordBody(r.record)}`);
 }
 
 /** Signs a record written by this node, in place; returns it. */
@@ -41,9 +48,26 @@ export function authorityProblem(r: AnyRecord, keys: RecordKeys): string | null 
   const writer = r.record.stamp.nodeId;
   const rule = writerProblem(r, writer);
   if (rule !== null) return rule;
-  if (!keys.verify(writer, signingBytes(r), r.record.sig)) return `its signature is not ${writer}'s`;
+  if (!keys.verify(writer, signingBytes(r), r.record.sig)) return signatureProblem(r);
   return null;
 }
+
+/** authorityProblem for many records: the same answers, the signatures checked together (verifyMany) when the keys can. */
+export async function authorityProblems(records: AnyRecord[], keys: RecordKeys): Promise<(string | null)[]> {
+  if (!keys.verifyMany) return records.map((r) => authorityProblem(r, keys));
+  const problems = records.map((r) => writerProblem(r, r.record.stamp.nodeId));
+  const toCheck = records.flatMap((r, i) => (problems[i] === null ? [i] : []));
+  const valid = await keys.verifyMany(toCheck.map((i) => {
+    const r = records[i] as AnyRecord;
+    return { signer: r.record.stamp.nodeId, data: signingBytes(r), sig: r.record.sig };
+  }));
+  toCheck.forEach((i, n) => {
+    if (valid[n] !== true) problems[i] = signatureProblem(records[i] as AnyRecord);
+  });
+  return problems;
+}
+
+const signatureProblem = (r: AnyRecord) => `its signature is not ${r.record.stamp.nodeId}'s`;
 
 /** Who may write what (the signature is checked after this, so it is checked only for records that could be allowed). */
 function writerProblem(r: AnyRecord, writer: string): string | null {

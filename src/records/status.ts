@@ -42,10 +42,19 @@ export function deriveInstanceProgress(instance: InstanceRecord, facts: Instance
     if (step?.startedAtMs != null) startedAtMs = Math.min(startedAtMs ?? Infinity, step.startedAtMs);
     if (step && isTerminal(step.status) && step.finishedAtMs != null) finishedAtMs = Math.max(finishedAtMs ?? 0, step.finishedAtMs);
   }
-  const status = withSteps(instance, targets.length === 0, steps, statusFrom(targets.length, cancelRequested, counts));
+  const status = statusOfCounts(instance, targets.length, counts, steps, cancelRequested);
   const terminal = status === 'succeeded' || status === 'failed' || status === 'cancelled';
   if (terminal && finishedAtMs === null) finishedAtMs = instance.createdAtMs;
   return { status, startedAtMs, finishedAtMs: terminal ? finishedAtMs : null, counts };
+}
+
+/**
+ * The status from the counts of subtask states over the targets (missing subtasks count
+ * as pending), the steps and the cancel request: RecordStore.statusOf keeps the counts up
+ * to date as subtasks change, so the leader never walks every target of every instance.
+ */
+export function statusOfCounts(instance: InstanceRecord, total: number, counts: InstanceProgress['counts'], steps: InstanceSteps, cancelRequested: boolean): InstanceStatus {
+  return withSteps(instance, total === 0, steps, statusFrom(total, cancelRequested, counts));
 }
 
 function statusFrom(total: number, cancelRequested: boolean, counts: InstanceProgress['counts']): InstanceStatus {

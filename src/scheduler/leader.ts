@@ -14,7 +14,7 @@ import { isInstanceFinished } from '../records/status.js';
 import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, AttemptState, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { isTerminal, liveSpec } from '../records/types.js';
-import type { RecordStore } from '../store/record-store.js';
+import { instanceIdOf, sortedHas, type RecordStore } from '../store/record-store.js';
 import type { Logger } from '../core/log.js';
 import { latestFireBetween, nextFireAfter } from './schedule.js';
 
@@ -46,17 +46,27 @@ export class Leader {
   private readonly due = new Map<string, { stampKey: string; nextMs: number | null }>();
   private wasLeader = false;
   private running = false;
-  private readonly finished = new Set<string>();
+  /**
+   * Instances unfinished when last looked at, and instances whose records changed since:
+   * a round looks at the changed ones only (a node catching up receives thousands of
+   * records of unfinished-looking instances), and at every unfinished one when a member's
+   * state changed (its work may be lost) and every leaderIdleTickMs as a safety net.
+   */
+  private readonly open = new Set<string>();
+  private readonly changed = new Set<string>();
+  /** Look at every instance (after becoming leader), every open one, or the changed ones only. */
+  private sweep: 'all' | 'open' | 'changed' = 'all';
+  private nextOpenSweepMs = 0;
   /** Whether the last tick left work that needs the fast tick: an unfinished instance, or a leader not yet allowed to act. */
   private busy = false;
 
   constructor(private readonly deps: LeaderDeps) {
-    // A finished instance can come back to life: the owner's own report outranks a
+    // A finished instance can come back to life too: the owner's own report outranks a
     // node-lost verdict (a thawed pre-step runner that succeeded, say).
     deps.store.onChange((records) => {
       for (const r of records) {
-        if (r.kind === 'instance') this.finished.delete(r.record.id);
-        else if (r.kind === 'subtask' || r.kind === 'step') this.finished.delete(r.record.instanceId);
+        const id = instanceIdOf(r);
+        if (id !== null) this.changed.add(id);
       }
       // A new job, an ended subtask: the leader looks at once rather than at its next tick.
       if (this.running && this.wasLeader) this.tickSoon();
@@ -117,7 +127,10 @@ export class Leader {
   /** One round of the leader's duties; true if it left work in flight. */
   private act(): boolean {
     const leading = this.isLeader();
-    if (leading && !this.wasLeader) this.due.clear(); // re-check every schedule for missed fires
+    if (leading && !this.wasLeader) {
+      this.due.clear(); // re-check every schedule for missed fires
+      this.sweep = 'all'; // and every instance: a new leader picks up what its predecessor left
+    }
     this.wasLeader = leading;
     if (!leading) return false;
     if (this.deps.mayAct && !this.deps.mayAct()) return true;
@@ -168,7 +181,7 @@ export class Leader {
     const { store } = this.deps;
     return store
       .instances()
-      .find((i) => i.job === jobName && !isInstanceFinished(store.progressOf(i).status));
+      .find((i) => i.job === jobName && !isInstanceFinished(store.statusOf(i)));
   }
 
   private chooseTargets(instanceId: string, spec: JobSpec): { targets: string[]; failure: string | null } {
@@ -243,30 +256,42 @@ export class Leader {
    * left. A new leader does the same for instances its predecessor created.
    */
   private advanceInstances(): boolean {
-    const { store } = this.deps;
+    const { store, clock, config } = this.deps;
+    const nowMs = clock.now();
+    if (this.sweep === 'changed' && nowMs >= this.nextOpenSweepMs) this.sweep = 'open';
+    const ids = this.sweep === 'all' ? store.instances().map((i) => i.id) : this.sweep === 'open' ? [...this.open, ...this.changed] : [...this.changed];
+    if (this.sweep !== 'changed') this.nextOpenSweepMs = nowMs + config.leaderIdleTickMs;
+    this.sweep = 'changed';
+    this.changed.clear();
     const writes: AnyRecord[] = [];
-    let unfinished = false;
-    for (const instance of store.instances()) {
-      if (this.finished.has(instance.id)) continue;
-      if (isInstanceFinished(store.progressOf(instance).status)) {
-        this.finished.add(instance.id); // until one of its records changes (see constructor)
+    for (const id of ids) {
+      const instance = store.instance(id);
+      if (!instance || isInstanceFinished(store.statusOf(instance))) {
+        this.open.delete(id); // until one of its records changes (see constructor)
         continue;
       }
-      unfinished = true;
+      this.open.add(id);
       writes.push(...this.lostWork(instance), ...this.nextSteps(instance));
     }
     if (writes.length > 0) this.deps.commit(writes);
-    return unfinished;
+    return this.open.size > 0;
   }
 
+  /** A member's state changed: every unfinished instance is looked at again (its work may be lost). */
+  membershipChanged(): void {
+    if (this.sweep === 'changed') this.sweep = 'open';
+  }
+
+  /** Verdicts for the work of members now gone: walks the gone members (few), not the instance's targets (maybe thousands). */
   private lostWork(instance: InstanceRecord): AnyRecord[] {
     const { store, view } = this.deps;
     const lost: AnyRecord[] = [];
     const subtasks = store.subtasksOf(instance.id);
     const preDone = instance.spec.pre === null || store.step(instance.id, 'pre')?.status === 'succeeded';
-    for (const nodeId of preDone ? store.targetsOf(instance) : []) {
+    for (const nodeId of preDone ? view.goneMembers() : []) {
       const subtask = subtasks.get(nodeId);
-      if (!isGone(view.stateOf(nodeId)) || (subtask && isTerminal(subtask.status))) continue;
+      const isTarget = subtask !== undefined || sortedHas(instance.targets, nodeId);
+      if (!isTarget || (subtask && isTerminal(subtask.status))) continue;
       lost.push({ kind: 'subtask', record: this.nodeLost(subtask ?? newSubtask(instance.id, nodeId, this.deps.hlc.tick())) });
       this.deps.log.warn({ instance: instance.id, node: nodeId }, 'subtask node-lost');
     }
@@ -281,15 +306,15 @@ export class Leader {
   private nextSteps(instance: InstanceRecord): AnyRecord[] {
     const { store } = this.deps;
     const subtasks = store.subtasksOf(instance.id);
-    if (store.step(instance.id, 'pre')?.status === 'succeeded') {
+    if (store.step(instance.id, 'pre')?.status === 'succeeded' && subtasks.size < instance.targets.length) {
       const missing = instance.targets.filter((nodeId) => !subtasks.has(nodeId));
       if (missing.length > 0) {
         const stamp = this.deps.hlc.tick();
         return missing.map((nodeId) => ({ kind: 'subtask', record: newSubtask(instance.id, nodeId, stamp) }));
       }
     }
-    const targets = store.targetsOf(instance);
-    const allEnded = targets.length > 0 && targets.every((n) => isTerminal(subtasks.get(n)?.status ?? 'pending'));
+    const { ended, total } = store.endedOf(instance);
+    const allEnded = total > 0 && ended === total;
     if (instance.spec.post !== null && allEnded && !store.cancelOf(instance.id) && !store.step(instance.id, 'post')) {
       return [{ kind: 'step', record: this.newStep(instance.id, 'post', this.deps.hlc.tick(), true) }];
     }
@@ -341,3 +366,4 @@ export function firstAttempt(stamp: SubtaskRecord['stamp']): AttemptState {
     sig: UNSIGNED,
   };
 }
+

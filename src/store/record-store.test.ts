@@ -3,6 +3,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord, Stamp, SubtaskRecord } from '../records/types.js';
 import { DataFileError, DurableJsonFile } from './durable-file.js';
@@ -143,6 +144,31 @@ describe('apply and onChange', () => {
     store.apply([subtask('i1', 'n3'), subtask('i1', 'n1')]);
     expect(store.targetsOf(created)).toEqual(['n1', 'n2', 'n3', 'n4']);
     expect(store.progressOf(created).counts.pending).toBe(4);
+  });
+
+  it('statusOf, kept up to date change by change, always equals the status derived from every record (property)', () => {
+    const nodes = ['n1', 'n2', 'n3', 'n4'];
+    const change = fc.oneof(
+      fc.record({ kind: fc.constant('instance' as const), targets: fc.subarray(nodes), wallMs: fc.integer({ min: 1, max: 5 }) }),
+      fc.record({ kind: fc.constant('subtask' as const), node: fc.constantFrom(...nodes), attempt: fc.integer({ min: 1, max: 2 }), status: fc.constantFrom('pending' as const, 'running' as const, 'succeeded' as const, 'failed' as const, 'cancelled' as const) }),
+      fc.record({ kind: fc.constant('cancel' as const) }),
+      fc.record({ kind: fc.constant('remove' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(change, { maxLength: 30 }), (changes) => {
+        const store = RecordStore.inMemory(systemClock, 60_000);
+        let wall = 1000;
+        for (const c of changes) {
+          if (c.kind === 'instance') store.apply([instance('i1', [...c.targets].sort(), { stamp: stamp(c.wallMs) })]);
+          else if (c.kind === 'subtask') store.apply([subtask('i1', c.node, { attempt: c.attempt, status: c.status, reporter: c.node, stamp: stamp((wall += 1), 0, c.node) })]);
+          else if (c.kind === 'cancel') store.apply([cancel('i1', (wall += 1))]);
+          else store.removeInstance('i1');
+          const held = store.instance('i1');
+          if (held) expect(store.statusOf(held)).toBe(store.progressOf(held).status);
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('holds() tells a record it has from one that differs, even only in its signature', async () => {

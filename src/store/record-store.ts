@@ -4,12 +4,12 @@
 import { createHash } from 'node:crypto';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { defaultConfig } from '../core/config.js';
-import { canonicalJson } from '../records/canonical.js';
+import { recordBody } from '../records/canonical.js';
 import { mergeRecord, recordKey } from '../records/merge.js';
-import type { AnyRecord, CancelRecord, InstanceRecord, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, CancelRecord, InstanceRecord, InstanceStatus, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
 import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
-import { deriveInstanceProgress, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
+import { deriveInstanceProgress, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
 import { DataFileError } from './durable-file.js';
 import { MemoryPersister, StateFilePersister, type StateChange, type StateFile, type StatePersister } from './state-file.js';
 import { SyncIndex } from './sync-index.js';
@@ -62,11 +62,18 @@ function describeRaw(raw: unknown): string {
 
 export type ChangeListener = (records: AnyRecord[]) => void;
 
+interface Tally {
+  counts: InstanceProgress['counts'];
+  outside: number;
+}
+
 export class RecordStore {
   private readonly records = new Map<string, AnyRecord>();
   /** The same records by kind: the leader scans instances every tick, not every record. */
   private readonly byKind = new Map<AnyRecord['kind'], Map<string, AnyRecord>>();
   private readonly subtasksByInstance = new Map<string, Map<string, SubtaskRecord>>();
+  /** Per instance: its subtasks counted by state, and how many are of nodes its creation does not name (statusOf). */
+  private readonly tallies = new Map<string, Tally>();
   /** What anti-entropy compares: bucket hashes over every (key, version). */
   private readonly syncIndex = new SyncIndex();
   /** Fingerprint of each record's content, for anti-entropy digests. */
@@ -171,7 +178,7 @@ export class RecordStore {
     const current = this.records.get(key);
     const merged = current ? mergeRecord(current, record) : record;
     if (current === merged || (current && current.record === merged.record)) return null;
-    const version = fingerprint(canonicalJson(merged));
+    const version = versionOf(merged);
     if (current && this.versions.get(key) === version) return null;
     this.records.set(key, merged);
     this.kindMap(merged.kind).set(key, merged);
@@ -179,6 +186,7 @@ export class RecordStore {
     this.syncIndex.set(key, version, this.versions.get(key));
     this.versions.set(key, version);
     if (merged.kind === 'subtask') this.indexSubtask(merged.record);
+    if (merged.kind === 'instance') this.recountOutside(merged.record);
     return merged;
   }
 
@@ -197,7 +205,40 @@ export class RecordStore {
   private indexSubtask(subtask: SubtaskRecord): void {
     let byNode = this.subtasksByInstance.get(subtask.instanceId);
     if (!byNode) this.subtasksByInstance.set(subtask.instanceId, (byNode = new Map()));
+    const previous = byNode.get(subtask.nodeId);
     byNode.set(subtask.nodeId, subtask);
+    const tally = this.tallyOf(subtask.instanceId);
+    if (previous) tally.counts[previous.status] -= 1;
+    else if (!this.isCreationTarget(subtask.instanceId, subtask.nodeId)) tally.outside += 1;
+    tally.counts[subtask.status] += 1;
+  }
+
+  private unindexSubtask(subtask: SubtaskRecord): void {
+    const byNode = this.subtasksByInstance.get(subtask.instanceId);
+    if (byNode?.get(subtask.nodeId) !== subtask) return;
+    byNode.delete(subtask.nodeId);
+    const tally = this.tallyOf(subtask.instanceId);
+    tally.counts[subtask.status] -= 1;
+    if (!this.isCreationTarget(subtask.instanceId, subtask.nodeId)) tally.outside -= 1;
+  }
+
+  private tallyOf(instanceId: string): Tally {
+    let tally = this.tallies.get(instanceId);
+    if (!tally) this.tallies.set(instanceId, (tally = { counts: { pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }, outside: 0 }));
+    return tally;
+  }
+
+  /** Whether the instance's creation (as held) names the node; an instance not held yet names nobody. */
+  private isCreationTarget(instanceId: string, nodeId: string): boolean {
+    const r = this.records.get(`instance:${instanceId}`);
+    return r?.kind === 'instance' && sortedHas(r.record.targets, nodeId);
+  }
+
+  /** The creation held changed (it arrived, or another leader's won the merge): count the subtasks outside its targets again. */
+  private recountOutside(instance: InstanceRecord): void {
+    const tally = this.tallyOf(instance.id);
+    tally.outside = 0;
+    for (const nodeId of this.subtasksByInstance.get(instance.id)?.keys() ?? []) if (!sortedHas(instance.targets, nodeId)) tally.outside += 1;
   }
 
   private scheduleFlush(delayMs = this.options.flushDelayMs): void {
@@ -264,7 +305,7 @@ export class RecordStore {
   /** Whether this exact record (same content and signature) is the one held under its key. */
   holds(record: AnyRecord): boolean {
     const version = this.versions.get(recordKey(record));
-    return version !== undefined && version === fingerprint(canonicalJson(record));
+    return version !== undefined && version === versionOf(record);
   }
 
   versionOf(key: string): string | undefined {
@@ -312,6 +353,26 @@ export class RecordStore {
 
   stepsOf(instanceId: string): InstanceSteps {
     return { pre: this.step(instanceId, 'pre'), post: this.step(instanceId, 'post') };
+  }
+
+  /**
+   * The instance's status in O(1), from counts kept up to date as subtasks change: what the
+   * leader, retention and `forbid` ask of every instance. progressOf adds times and walks
+   * every subtask (for views).
+   */
+  statusOf(instance: InstanceRecord): InstanceStatus {
+    const tally = this.tallies.get(instance.id);
+    const total = instance.targets.length + (tally?.outside ?? 0);
+    const counts = { ...(tally?.counts ?? { pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }) };
+    counts.pending = total - counts.running - counts.succeeded - counts.failed - counts.cancelled;
+    return statusOfCounts(instance, total, counts, this.stepsOf(instance.id), this.cancelOf(instance.id) !== undefined);
+  }
+
+  /** How many of the instance's targets have a terminal subtask, and how many targets it has. */
+  endedOf(instance: InstanceRecord): { ended: number; total: number } {
+    const tally = this.tallies.get(instance.id);
+    const total = instance.targets.length + (tally?.outside ?? 0);
+    return { ended: tally ? tally.counts.succeeded + tally.counts.failed + tally.counts.cancelled : 0, total };
   }
 
   /** The instance's derived status, from its subtasks, steps and cancel request. */
@@ -385,7 +446,7 @@ export class RecordStore {
     this.dirtyKeys.delete(key);
     this.syncIndex.remove(key, this.versions.get(key) as string);
     this.versions.delete(key);
-    if (removed.kind === 'subtask') this.subtasksByInstance.get(removed.record.instanceId)?.delete(removed.record.nodeId);
+    if (removed.kind === 'subtask') this.unindexSubtask(removed.record);
   }
 
   subtask(instanceId: string, nodeId: string): SubtaskRecord | undefined {
@@ -419,6 +480,7 @@ export class RecordStore {
       this.forget(key);
     }
     this.subtasksByInstance.delete(id);
+    this.tallies.delete(id);
     this.pruned.add(id);
     if (this.pruned.size > MAX_PRUNED_IDS) this.pruned.delete(this.pruned.values().next().value as string);
   }
@@ -447,7 +509,8 @@ export function instanceIdOf(record: AnyRecord): string | null {
   }
 }
 
-function sortedHas(sorted: readonly string[], value: string): boolean {
+/** Whether a sorted list (an instance's targets) holds `value`, by bisection. */
+export function sortedHas(sorted: readonly string[], value: string): boolean {
   let lo = 0;
   let hi = sorted.length - 1;
   while (lo <= hi) {
@@ -460,7 +523,12 @@ function sortedHas(sorted: readonly string[], value: string): boolean {
   return false;
 }
 
-/** A short hash of a record's canonical JSON. */
+/** A record version's fingerprint: its kind, canonical body and signature. */
+function versionOf(r: AnyRecord): string {
+  return fingerprint(`${r.kind}\n${recordBody(r.record)}\n${r.record.sig}`);
+}
+
+/** A short hash of a text. */
 function fingerprint(text: string): string {
   return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }

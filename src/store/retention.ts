@@ -7,7 +7,7 @@ import type { RecordStore } from './record-store.js';
 export function pruneFinishedInstances(store: RecordStore, keepPerJob: number): string[] {
   const byJob = new Map<string, { id: string; createdAtMs: number }[]>();
   for (const instance of store.instances()) {
-    if (!isInstanceFinished(store.progressOf(instance).status)) continue;
+    if (!isInstanceFinished(store.statusOf(instance))) continue;
     const list = byJob.get(instance.job) ?? [];
     list.push({ id: instance.id, createdAtMs: instance.createdAtMs });
     byJob.set(instance.job, list);
