@@ -11,11 +11,10 @@
 // serf needs fixed ports (it advertises them to the others); each is taken from the
 // kernel (listen on port 0, then close) just before the agent starts, on 127.0.0.1 only.
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { runProcess } from '../cluster-tests/support/cli.js';
-import { cleanupAllSync, signalPid, spawnTracked, type TrackedProcess } from '../cluster-tests/support/processes.js';
+import { cleanupAllSync, signalPid } from '../cluster-tests/support/processes.js';
+import { ensureSerf, members, serfVersion, startAgent, type Agent } from './serf.js';
 import { sleep, waitForOrNull } from '../cluster-tests/support/wait.js';
 import { processCpuTicks, processStatusKb } from '../src/core/proc.js';
 
@@ -34,58 +33,6 @@ const idleSeconds = Number(values['idle-seconds']);
 if (sizes.some((n) => !Number.isInteger(n) || n < 2 || n > 200) || !(idleSeconds > 0)) {
   process.stderr.write('serf-anchor: --sizes takes whole numbers from 2 to 200, --idle-seconds a positive number\n');
   process.exit(2);
-}
-
-function serfPath(): string | null {
-  const found = spawnSync('sh', ['-c', 'command -v serf'], { encoding: 'utf8' }).stdout.trim();
-  return found === '' ? null : found;
-}
-
-/** serf, installed from Debian's packages when missing and we may; null (with a note) when not. */
-function ensureSerf(): string | null {
-  const existing = serfPath();
-  if (existing) return existing;
-  if (process.getuid?.() !== 0 || spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status !== 0) {
-    log('serf is not installed and cannot be installed here (needs root and apt-get): no anchor figures');
-    return null;
-  }
-  log('serf is not installed: apt-get install -y serf (Debian package)');
-  const install = spawnSync('sh', ['-c', 'apt-get install -y serf || (apt-get update && apt-get install -y serf)'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  if (install.status !== 0) {
-    log(`apt-get install serf failed (exit ${install.status}): no anchor figures`);
-    return null;
-  }
-  return serfPath();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-interface Agent {
-  name: string;
-  rpc: string;
-  proc: TrackedProcess;
-}
-
-async function startAgent(serf: string, name: string, join: string | null): Promise<Agent & { bind: string }> {
-  const bind = `127.0.0.1:${await freePort()}`;
-  const rpc = `127.0.0.1:${await freePort()}`;
-  const args = ['agent', `-node=${name}`, `-bind=${bind}`, `-rpc-addr=${rpc}`, '-log-level=warn', ...(join ? [`-join=${join}`] : [])];
-  return { name, bind, rpc, proc: spawnTracked(serf, args, { kind: 'serf' }) };
-}
-
-/** `serf members -status=STATUS` as seen by `agent`: the names listed. */
-async function members(serf: string, agent: Agent, status: string): Promise<Set<string>> {
-  const r = await runProcess(serf, ['members', `-rpc-addr=${agent.rpc}`, `-status=${status}`], { timeoutMs: 5000 });
-  return new Set(r.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/)[0] as string));
 }
 
 const median = (xs: number[]) => {
@@ -137,9 +84,9 @@ async function measure(serf: string, size: number): Promise<string> {
   return row;
 }
 
-const serf = ensureSerf();
+const serf = ensureSerf(log);
 if (serf === null) process.exit(0);
-const version = spawnSync(serf, ['version'], { encoding: 'utf8' }).stdout.split('\n')[0]?.trim() ?? 'serf';
+const version = serfVersion(serf);
 const rows: string[] = [];
 try {
   for (const size of sizes) rows.push(await measure(serf, size));
