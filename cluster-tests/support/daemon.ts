@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import { ChorusClient } from '../../src/api/client.js';
 import type { NodeInfo } from '../../src/daemon/paths.js';
 import { cli, shellWord, type CliOptions, type CliResult } from './cli.js';
-import { RUN_JS, sharedSwarmKeyFile, signalPid, spawnTracked, tempDir, type ExitInfo, type TrackedProcess } from './processes.js';
+import { DAEMON_NODE_FLAGS, RUN_JS, sharedSwarmKeyFile, signalPid, spawnTracked, tempDir, type ExitInfo, type TrackedProcess } from './processes.js';
 import { StopWaiting, waitFor, withTimeout } from './wait.js';
 
 /** What `DIR/node.json` holds: the daemon's own type. */
@@ -236,7 +236,8 @@ async function spawnDaemon(label: string, opts: StartDaemonOptions & { dataDir: 
   appendFileSync(logPath, `\n===== ${new Date().toISOString()} chorus ${args.map(shellWord).join(' ')}\n`);
   const logStart = statSync(logPath).size;
   const logFd = openSync(logPath, 'a');
-  const [file, argv] = opts.executable ? [opts.executable, args] : [process.execPath, [RUN_JS, ...args]];
+  // The V8 flags bin/chorus and dist/chorus run with (a small young generation).
+  const [file, argv] = opts.executable ? [opts.executable, args] : [process.execPath, [...DAEMON_NODE_FLAGS, RUN_JS, ...args]];
   let tracked: TrackedProcess;
   try {
     tracked = spawnTracked(file, argv, { kind: 'daemon', env: opts.env, stdio: ['ignore', logFd, logFd] });

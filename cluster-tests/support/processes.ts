@@ -23,6 +23,8 @@ import { withTimeout } from './wait.js';
 export const REPO_ROOT = findRepoRoot(dirname(fileURLToPath(import.meta.url)));
 /** The CLI entry point; always run with `process.execPath` (the pinned Node). */
 export const RUN_JS = join(REPO_ROOT, 'bin', 'run.js');
+/** What bin/chorus and dist/chorus pass to Node (see bin/chorus): daemons in tests and benchmarks run as users run them. */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
 /** Environment variable that marks every process started through this support. */
 export const PROCESS_TAG_VAR = 'CHORUS_TEST_PROCESS_TAG';
 

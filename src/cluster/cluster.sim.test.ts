@@ -106,10 +106,10 @@ function healthy(sim: SimCluster, expectedLeader?: string): boolean {
   return allSee(sim, live, live, 'alive') && sim.converged(live);
 }
 
-async function startAndAgree(sim: SimCluster, connect: 'seed' | 'all' = 'seed'): Promise<number> {
+async function startAndAgree(sim: SimCluster, connect: 'seed' | 'all' = 'seed', timeoutMs = 10_000): Promise<number> {
   sim.start(connect);
   const n = sim.ids().length;
-  return sim.until(() => sim.agreed() && aliveCount(sim, nodeIdOf(1)) === n, 10_000, `${n} nodes agreeing on ${n} alive members and one leader`);
+  return sim.until(() => sim.agreed() && aliveCount(sim, nodeIdOf(1)) === n, timeoutMs, `${n} nodes agreeing on ${n} alive members and one leader`);
 }
 
 function subtasksSeenBy(sim: SimCluster, viewer: string, instanceId: string): SubtaskRecord[] {
@@ -735,7 +735,7 @@ describe('cluster simulation', () => {
 
   it.each(seeds([35, 36]))('(m) 40 nodes with a budget of 8 connections each: one cluster, failures found by neighbours and known to all, a broadcast to all 40 (seed %i)', async (seed) => {
     await withSim(seed, { size: 40, config: { maxPeerConnections: 8 } }, async (sim) => {
-      measure('join convergence, 40 nodes, 8 connections each', await startAndAgree(sim));
+      measure('join convergence, 40 nodes, 8 connections each', await startAndAgree(sim, 'seed', 15_000));
       await sim.run(3_000);
       const degrees = sim.ids().map((id) => sim.transport(id).connectedPeers().length);
       expect(Math.max(...degrees)).toBeLessThanOrEqual(8);

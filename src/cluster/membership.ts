@@ -37,7 +37,15 @@ import {
 import { isGone, type MemberInfo, type MembershipView, type MemberState } from './view.js';
 
 /** Members known only from records that a node pings per probe round to learn whether they are up. */
-const VERIFICATIONS_PER_ROUND = 4;
+/**
+ * Members known only from records that a node pings per second to learn whether they are
+ * up (paced per second, not per probe round: a fleet that joins at once must be verified
+ * at the same pace whatever the probe interval).
+ */
+const VERIFICATIONS_PER_SECOND = 8;
+
+/** About how many members probe a suspect themselves on hearing of the suspicion (see apply). */
+const CONFIRMING_PROBERS = 3;
 
 export const SWIM_PING = 'swim-ping';
 export const SWIM_PROBE = 'swim-probe';
@@ -80,6 +88,10 @@ export interface MembershipDeps {
   random: () => number;
   log: Logger;
   onChange: () => void;
+  /** This node's fingerprint of its records, sent with every probe and ack. */
+  stateRoot: () => string;
+  /** A peer's fingerprint arrived with a probe or an ack (anti-entropy decides whether to sync). */
+  onPeerRoot: (peer: string, root: string) => void;
 }
 
 export interface MembershipCounters {
@@ -259,7 +271,7 @@ export class Membership implements MembershipView {
   // ---- messages ----------------------------------------------------------------------
 
   private envelopeFor(peer: string): SwimEnvelope {
-    return { self: this.selfInc, you: this.viewOf(peer), updates: this.queue.take(this.deps.config.maxPiggyback, this.retransmits()) };
+    return { self: this.selfInc, you: this.viewOf(peer), updates: this.queue.take(this.deps.config.maxPiggyback, this.retransmits()), root: this.deps.stateRoot() };
   }
 
   /** How this node sees `peer`, when that is news it must answer (a suspicion or a dead verdict). */
@@ -282,6 +294,7 @@ export class Membership implements MembershipView {
     if (envelope.you && envelope.you.state !== 'alive') this.refute(envelope.you.inc);
     for (const update of envelope.updates) this.apply(update);
     this.heardDirectly(from, envelope.self);
+    if (envelope.root !== undefined) this.deps.onPeerRoot(from, envelope.root);
     return true;
   }
 
@@ -387,9 +400,13 @@ export class Membership implements MembershipView {
           return;
         }
         entry.inc = update.inc;
-        // Not probed at once by everyone who hears of it: on a loaded host that turned one
-        // slow member into a storm of probes, timeouts and more suspicions.
         this.suspect(update.node, entry, update.by ?? null, true);
+        // A few of those who hear of a new suspicion probe the suspect themselves: each
+        // failed probe is a confirmation, and confirmations shorten the suspicion towards its
+        // minimum (Lifeguard), so a frozen member is dead in about 3 s, not 5. Not everyone:
+        // on a loaded host that turned one slow member into a storm of probes, timeouts and
+        // more suspicions; about CONFIRMING_PROBERS members of any cluster size do it.
+        if (this.deps.random() < CONFIRMING_PROBERS / Math.max(1, this.activeCount() - 2)) this.probeSoon(update.node);
         return;
       case 'dead':
         if (order < 0 || (entry.state === 'dead' && order === 0)) return;
@@ -466,7 +483,9 @@ export class Membership implements MembershipView {
       if (this.stalledSince(startMs, directMs)) return;
       const helpers = this.pickConnected(this.deps.config.indirectChecks, (id, e) => id !== target && e.state === 'alive');
       this.counters.indirectProbes += helpers.length;
-      const indirectMs = 2 * this.deps.config.probeTimeoutMs * this.timeoutScale();
+      // The indirect probes get the rest of the probe interval (memberlist's choice), at least a probe timeout.
+      const { probeIntervalMs, probeTimeoutMs } = this.deps.config;
+      const indirectMs = Math.max(probeTimeoutMs, probeIntervalMs - probeTimeoutMs) * this.timeoutScale();
       const replies = await Promise.allSettled(
         helpers.map((helper) => this.deps.rpc.call(helper, SWIM_PROBE, { target, envelope: this.envelopeFor(helper) }, indirectMs) as Promise<{ ack?: unknown }>),
       );
@@ -629,7 +648,7 @@ export class Membership implements MembershipView {
    * start missed us, and it is not among our connections): ask it directly, a few per round.
    */
   private verifySome(nowMs: number): void {
-    let budget = VERIFICATIONS_PER_ROUND;
+    let budget = Math.max(1, Math.round((VERIFICATIONS_PER_SECOND * this.deps.config.probeIntervalMs) / 1000));
     for (const nodeId of this.suspects) {
       if (budget === 0) return;
       const entry = this.liveness.get(nodeId) as Liveness;
@@ -667,6 +686,9 @@ export class Membership implements MembershipView {
       if (nowMs - suspicion.sinceMs < waitMs) continue;
       if (suspicion.unverified && entry.probing) continue; // its verification ping decides
       if (suspicion.unverified) {
+        // One that has addresses is asked (verifySome), and only that answer decides: a
+        // fleet joining at once has more to verify than the timer allows.
+        if (this.deps.store.member(nodeId)?.addrs.length) continue;
         this.declareDead(nodeId, entry, `known from records only and not heard from in ${nowMs - suspicion.sinceMs} ms`, false);
       } else if (!suspicion.lastChance && !this.deps.transport.connectedPeers().includes(nodeId)) {
         // Its refutation may have missed us (we are not its neighbour): ask it once ourselves.
@@ -828,6 +850,13 @@ export class Membership implements MembershipView {
     this.deps.log.warn({ peer: nodeId, why }, 'member declared dead');
     if (announce) this.disseminate({ node: nodeId, state: 'dead', inc: entry.inc });
     this.setState(nodeId, entry, 'dead');
+    // A connection to a member held dead is a frozen or vanished host's, half-open at best:
+    // it would keep its place in the connection budget. The member is dialled again if it
+    // comes back (it refutes when the dead-member check reaches it).
+    if (this.deps.transport.connectedPeers().includes(nodeId)) {
+      this.trimming.add(nodeId); // on purpose: the close is not news of a failure
+      this.deps.transport.hangUp(nodeId).catch(() => this.trimming.delete(nodeId));
+    }
   }
 
   private setState(nodeId: string, entry: Liveness, state: MemberState): void {

@@ -23,12 +23,23 @@ export const RECORDS_TOPIC = 'chorus/records/1';
 export const RELAY = 'relay';
 /** Anti-entropy: a page of records in some buckets (Replicator.syncWith). */
 export const SYNC_PULL = 'sync-pull';
+/** A node starts an exchange on a differing fingerprint at most this often (the probes bring one a second). */
+const ROOT_SYNC_GAP_MS = 1000;
+/** A peer that pulled a page from this node this recently is taken to be pulling still. */
+const PULLING_WINDOW_MS = 2000;
 /** Peers whose last pull is remembered (a node has at most maxPeerConnections of them). */
 const MAX_PULLERS = 1024;
 /** Pages of a pull being checked at once while the next one is fetched. */
 const PAGES_IN_FLIGHT = 2;
-/** Batches at least this big have their signatures checked by RecordKeys.verifyMany (a worker thread in the daemon). */
-const VERIFY_BATCH_MIN = 32;
+/**
+ * Batches at least this big have their signatures checked by RecordKeys.verifyMany (a
+ * worker thread in the daemon): pages of anti-entropy (about 1,300 records). A smaller
+ * batch is checked at once (a broadcast's instance and its subtasks: 51 records, 6 ms),
+ * which on a busy host costs less than handing it to a thread.
+ */
+const VERIFY_BATCH_MIN = 256;
+/** Members an acknowledged write is pushed to at once; the next ones only if none confirmed. */
+const ACK_FANOUT = 3;
 /** About what one digest entry (a record key and its version) costs in JSON. */
 const DIGEST_ENTRY_BYTES = 110;
 
@@ -63,6 +74,8 @@ export interface ReplicationCounters {
   relayedToLeader: number;
   syncsCompleted: number;
   syncsFailed: number;
+  /** Exchanges started because a probe or an ack carried a different fingerprint. */
+  syncsOnProbe: number;
   /** Exchanges not started because the peer was pulling from this node at the time. */
   syncsSkipped: number;
   /** Pages of records moved by anti-entropy, either way. */
@@ -85,7 +98,7 @@ export class Replicator {
   private readonly pulledBy = new Map<string, number>();
   private readonly ownFlush: Batcher;
   private readonly relayFlush: Batcher;
-  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, syncsCompleted: 0, syncsFailed: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0 };
+  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, syncsCompleted: 0, syncsFailed: 0, syncsOnProbe: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0 };
 
   constructor(private readonly deps: ReplicatorDeps) {
     this.ownFlush = new Batcher(deps.clock, () => this.flushOwn());
@@ -120,15 +133,23 @@ export class Replicator {
     this.ownFlush.arm(this.deps.config.deltaBatchMs);
   }
 
-  /** Hands records written here to the leader (or, as the leader or without one, gossips them). */
+  /**
+   * Sends records written here: a subtask's or step's state to the leader, which gathers a
+   * broadcast's results into a few messages; anything else (a job, an instance, a cancel, a
+   * member record: rare, and wanted everywhere at once) by gossip straight away. As the
+   * leader, or without a reachable one, everything is gossiped.
+   */
   private flushOwn(): void {
     const own = this.latest(this.own);
-    const leader = this.deps.leaderId();
     if (own.length === 0) return;
-    if (leader !== null && leader !== this.deps.transport.localId && this.deps.transport.connectedPeers().includes(leader)) {
-      this.counters.relayedToLeader += own.length;
-      this.deps.rpc.call(leader, RELAY, { records: own }, this.deps.config.requestTimeoutMs).catch(() => this.gossip(own));
-    } else this.gossip(own);
+    const leader = this.deps.leaderId();
+    const viaLeader = leader !== null && leader !== this.deps.transport.localId && this.deps.transport.connectedPeers().includes(leader);
+    const results = viaLeader ? own.filter((r) => r.kind === 'subtask' || r.kind === 'step') : [];
+    const direct = viaLeader ? own.filter((r) => r.kind !== 'subtask' && r.kind !== 'step') : own;
+    if (direct.length > 0) this.gossip(direct);
+    if (results.length === 0) return;
+    this.counters.relayedToLeader += results.length;
+    this.deps.rpc.call(leader as string, RELAY, { records: results }, this.deps.config.requestTimeoutMs).catch(() => this.gossip(results));
   }
 
   private flushRelayed(): void {
@@ -228,7 +249,7 @@ export class Replicator {
     if (this.syncing.has(peer)) return; // one exchange per peer at a time
     // The peer is pulling from this node right now (it is catching up): an exchange the
     // other way would send it digests and pages it is already getting.
-    if (this.deps.clock.now() - (this.pulledBy.get(peer) ?? -Infinity) < this.deps.config.antiEntropyIntervalMs) {
+    if (this.deps.clock.now() - (this.pulledBy.get(peer) ?? -Infinity) < PULLING_WINDOW_MS) {
       this.counters.syncsSkipped += 1;
       return;
     }
@@ -330,6 +351,30 @@ export class Replicator {
     for (const bucket of buckets) for (const key of this.deps.store.sync.keysIn(bucket)) digest[key] = this.deps.store.versionOf(key) as string;
     return digest;
   }
+
+  /**
+   * A peer's fingerprint came with a probe or an ack (every node probes one neighbour a
+   * second): when it differs from this node's, an exchange with that peer starts, at most
+   * one at a time and not sooner than rootSyncGapMs after the last. So anti-entropy costs
+   * no message of its own while the cluster agrees; the timer is only a safety net.
+   */
+  onPeerRoot(peer: string, root: string): void {
+    if (root === this.deps.store.rootVersion() || this.rootSyncRunning) return;
+    const nowMs = this.deps.clock.now();
+    if (nowMs - this.lastRootSyncMs < ROOT_SYNC_GAP_MS) return;
+    this.lastRootSyncMs = nowMs;
+    this.rootSyncRunning = true;
+    this.counters.syncsOnProbe += 1;
+    this.syncWith(peer).finally(() => {
+      this.rootSyncRunning = false;
+      this.lastRootSyncMs = this.deps.clock.now();
+    }).catch((err: unknown) => {
+      if (err instanceof InvariantError) this.deps.onInvariant(err);
+    });
+  }
+
+  private rootSyncRunning = false;
+  private lastRootSyncMs = -Infinity;
 
   private syncWithRandomPeer(): void {
     const peers = this.deps.transport.connectedPeers();
@@ -437,19 +482,30 @@ export class Replicator {
    */
   async replicateTo(peers: string[], records: AnyRecord[]): Promise<string | null> {
     if (peers.length === 0) throw new WriteNotReplicatedError('no other alive member is connected');
-    // All at once, first confirmation wins: one slow or dead peer must not hold up the answer.
-    const attempts = peers.map((peer) =>
-      this.pushPages(peer, records, true, this.deps.config.requestTimeoutMs).then(
-        () => peer,
-        (err: Error) => Promise.reject(new Error(`${peer.slice(-8)}: ${err.message}`)),
-      ),
-    );
-    try {
-      return await Promise.any(attempts);
-    } catch (err) {
-      const reasons = (err as AggregateError).errors.map((e: Error) => e.message).join('; ');
-      throw new WriteNotReplicatedError(`no other member confirmed the write (${reasons})`);
+    // A few at once, first confirmation wins: one slow or dead peer must not hold up the
+    // answer, and one confirmation is all it takes (asking all 31 neighbours of a node in
+    // a fleet had each of them check and fsync the same records, for one answer).
+    const shuffled = [...peers];
+    for (let i = shuffled.length - 1; i > 0; i--) {
+      const j = Math.floor(this.deps.random() * (i + 1));
+      [shuffled[i], shuffled[j]] = [shuffled[j] as string, shuffled[i] as string];
     }
+    const reasons: string[] = [];
+    // Two rounds at most: a caller waits for this (a run forwarded to the leader: twice requestTimeoutMs).
+    for (let at = 0; at < Math.min(shuffled.length, 2 * ACK_FANOUT); at += ACK_FANOUT) {
+      const attempts = shuffled.slice(at, at + ACK_FANOUT).map((peer) =>
+        this.pushPages(peer, records, true, this.deps.config.requestTimeoutMs).then(
+          () => peer,
+          (err: Error) => Promise.reject(new Error(`${peer.slice(-8)}: ${err.message}`)),
+        ),
+      );
+      try {
+        return await Promise.any(attempts);
+      } catch (err) {
+        reasons.push(...(err as AggregateError).errors.map((e: Error) => e.message));
+      }
+    }
+    throw new WriteNotReplicatedError(`no other member confirmed the write (${reasons.join('; ')})`);
   }
 }
 

@@ -32,6 +32,11 @@ export interface SwimEnvelope {
   /** How the sender sees the receiver; a receiver seen suspect or dead refutes at once. */
   you: { state: SwimState; inc: Incarnation } | null;
   updates: SwimUpdate[];
+  /**
+   * The sender's fingerprint of every record it holds (RecordStore.rootVersion): a probe
+   * and its ack double as anti-entropy's first step, and a difference starts an exchange.
+   */
+  root?: string;
 }
 
 /** Limits of what is accepted from the network; more is a malformed message. */
@@ -85,7 +90,8 @@ export function parseEnvelope(x: unknown): SwimEnvelope | null {
     if (update === null) return null;
     updates.push(update);
   }
-  return { self, you, updates };
+  if (e.root !== undefined && (typeof e.root !== 'string' || e.root.length > 64)) return null;
+  return { self, you, updates, ...(typeof e.root === 'string' ? { root: e.root } : {}) };
 }
 
 /** How many times each change is sent on: retransmitMult × ceil(log10(n + 1)), memberlist's retransmit limit. */

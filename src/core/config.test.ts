@@ -39,10 +39,11 @@ describe('validateConfig', () => {
     [{ killGraceMs: MAX_TIMEOUT_MS + 1 }, /^killGraceMs is 2147483648; it must be at most 2147483647 \(Node fires a timer longer than that at once\)$/],
     [{ requestTimeoutMs: MAX_TIMEOUT_MS }, /^requestTimeoutMs is 2147483647; it must be at most 1073741823/],
     // Combinations.
-    [{ probeTimeoutMs: 500 }, /^probeTimeoutMs \(500\) must be less than probeIntervalMs \(500\): a direct probe must time out before the next probe is due$/],
-    [{ suspicionMult: 1 }, /^suspicionMult \(1\) × probeIntervalMs \(500\) = 500 ms must exceed stallThresholdMs \(400\) plus the 100 ms membership tick, here 500: a stall/],
-    [{ stallThresholdMs: 900 }, /^suspicionMult \(2\) × probeIntervalMs \(500\) = 1000 ms must exceed stallThresholdMs \(900\) plus .* here 1000/],
-    [{ suspicionMaxMult: 1 }, /^suspicionMult \(2\) must be at most suspicionMaxMult \(1\): the suspicion timeout starts at its maximum/],
+    [{ probeTimeoutMs: 1000 }, /^probeTimeoutMs \(1000\) must be less than probeIntervalMs \(1000\): a direct probe must time out before the next probe is due$/],
+    [{ probeIntervalMs: 500, probeTimeoutMs: 300 }, /^suspicionMult \(1\) × probeIntervalMs \(500\) = 500 ms must exceed stallThresholdMs \(400\) plus the 100 ms membership tick, here 500: a stall/],
+    [{ stallThresholdMs: 900 }, /^suspicionMult \(1\) × probeIntervalMs \(1000\) = 1000 ms must exceed stallThresholdMs \(900\) plus .* here 1100/],
+    [{ suspicionMaxMult: 0.5 }, /^suspicionMaxMult is 0.5/],
+    [{ suspicionMult: 4 }, /^suspicionMult \(4\) must be at most suspicionMaxMult \(3\): the suspicion timeout starts at its maximum/],
     [{ retryBackoffBaseMs: 60_000 }, /^retryBackoffBaseMs \(60000\) must be at most retryBackoffMaxMs \(30000\)/],
     [{ joinRetryBaseMs: 10_000 }, /^joinRetryBaseMs \(10000\) must be at most joinRetryMaxMs \(5000\)/],
     [{ peerRedialMaxMs: 100 }, /^peerRedialBaseMs \(500\) must be at most peerRedialMaxMs \(100\)/],
@@ -79,11 +80,11 @@ describe('validateConfig', () => {
   });
 
   it('reports every problem at once', () => {
-    const problems = problemsOf({ probeTimeoutMs: 600, workerTickMs: 0, retainInstancesPerJob: 1.5, maxDeltaBytes: 2 * 1024 * 1024 });
+    const problems = problemsOf({ probeTimeoutMs: 1200, workerTickMs: 0, retainInstancesPerJob: 1.5, maxDeltaBytes: 2 * 1024 * 1024 });
     expect(problems).toEqual([
       expect.stringMatching(/^workerTickMs is 0/),
       expect.stringMatching(/^retainInstancesPerJob is 1.5/),
-      expect.stringMatching(/^probeTimeoutMs \(600\) must be less than probeIntervalMs/),
+      expect.stringMatching(/^probeTimeoutMs \(1200\) must be less than probeIntervalMs/),
       expect.stringMatching(/^maxDeltaBytes \(2097152\) must be less than maxPublishBytes/),
     ]);
     expect(() => configFrom({ workerTickMs: 0, retainInstancesPerJob: 1.5 })).toThrow(/^invalid configuration: workerTickMs.*; retainInstancesPerJob/);
@@ -108,7 +109,7 @@ describe('validateConfig', () => {
 
 describe('membership timing', () => {
   it('ticks at a fifth of the probe interval, at least every 10 ms', () => {
-    expect(membershipTickMs(defaultConfig)).toBe(100);
+    expect(membershipTickMs(defaultConfig)).toBe(200);
     expect(membershipTickMs({ probeIntervalMs: 1001 })).toBe(200);
     expect(membershipTickMs({ probeIntervalMs: 20 })).toBe(10);
   });

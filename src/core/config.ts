@@ -80,7 +80,11 @@ export interface ChorusConfig {
   leaderStableMs: number;
   /** A (re)started node that knows other members does not lead before this (its view is stale). Higher: a safer first decision, a longer leaderless start. */
   selfSettleMs: number;
-  /** Anti-entropy period with one random peer. Lower: lost gossip is repaired sooner, more sync traffic. */
+  /**
+   * Anti-entropy with one random peer at least this often. Every probe and ack carries the
+   * sender's fingerprint and a difference starts an exchange at once (replicator.ts), so
+   * this is a safety net. Lower: more exchanges when all agree; higher: nothing is slower.
+   */
   antiEntropyIntervalMs: number;
   /**
    * Largest page of records anti-entropy moves in one message (and half of it for a digest
@@ -150,7 +154,12 @@ export interface ChorusConfig {
   maxConnectionsPerHostPerSecond: number;
   /** Incoming connections still in their handshake (swarm key, noise, yamux) at once. Higher: more members can (re)join at the same moment; lower: half-open connections cost less. */
   maxPendingInboundConnections: number;
-  /** libp2p pings every open connection this often and closes one that does not answer. SWIM's probes find dead members; this clears half-open connections. Lower: a dead connection is closed sooner, more pings (each one a stream) per connection. */
+  /**
+   * libp2p's connection monitor pings every connection this often (on a new stream each
+   * time, with a protocol negotiation); 0 turns it off. SWIM finds dead members by itself
+   * (membership.ts), and a member it declares dead is hung up on, so the default is 0: at 30
+   * members the monitor and yamux's keep-alive were half of an idle node's packets.
+   */
   connectionPingIntervalMs: number;
   /** Requests in flight on one connection at once, each way; more are refused. Higher: more parallel calls to one peer, more buffers (each up to maxMessageBytes). */
   maxRpcStreamsPerConnection: number;
@@ -190,14 +199,15 @@ export const defaultConfig: ChorusConfig = {
   maxAttemptHistory: 20,
   killGraceMs: 2000,
   pipeDrainGraceMs: 500,
-  // SWIM: one probe per 500 ms whatever the cluster size. A frozen member is suspected about
-  // 1 s after it froze and declared dead 1 to 3 s later (2 × log10 N × 500 ms when three
-  // others confirm), so about 2.5 s at 5 nodes and under 4 s at 50; a killed one at once
-  // (its connections close and a redial fails).
-  probeIntervalMs: 500,
-  probeTimeoutMs: 400,
+  // SWIM: one probe per second whatever the cluster size (memberlist's default; every 500 ms
+  // cost an idle node 0.33 % of a core more at 30 members: a probe and its ack are four
+  // encrypted, multiplexed frames). A frozen member is suspected about 1.5 s after it froze
+  // and declared dead 1.7 s to 5 s later at 50 members (log10 N × 1 s once three others
+  // confirm), so about 3 to 4 s; a killed one at once (its connections close, a redial fails).
+  probeIntervalMs: 1000,
+  probeTimeoutMs: 500,
   indirectChecks: 3,
-  suspicionMult: 2,
+  suspicionMult: 1,
   suspicionMaxMult: 3,
   gossipIntervalMs: 200,
   gossipFanout: 3,
@@ -210,7 +220,7 @@ export const defaultConfig: ChorusConfig = {
   pushPullIntervalMs: 30_000,
   leaderStableMs: 300,
   selfSettleMs: 1000,
-  antiEntropyIntervalMs: 2000,
+  antiEntropyIntervalMs: 30_000,
   syncPageBytes: 768 * 1024,
   requestTimeoutMs: 3000,
   stallThresholdMs: 400,
@@ -231,7 +241,7 @@ export const defaultConfig: ChorusConfig = {
   maxConnectionsPerHostPerSecond: 1000,
   maxPendingInboundConnections: 256,
   maxRpcStreamsPerConnection: 256,
-  connectionPingIntervalMs: 60_000,
+  connectionPingIntervalMs: 0,
   joinRetryBaseMs: 250,
   joinRetryMaxMs: 5000,
   joinRetryReportMs: 60_000,
@@ -283,6 +293,7 @@ const MAY_BE_ZERO: ReadonlySet<NumberKnob> = new Set<NumberKnob>([
   'awarenessMax', // no Lifeguard: probe timeouts never grow
   'deltaBatchMs', // records go out at the end of each turn
   'relayBatchMs', // relayed records go out at the end of each turn
+  'connectionPingIntervalMs', // libp2p's connection monitor is off (SWIM finds dead members)
 ]);
 
 /**

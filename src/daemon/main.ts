@@ -16,12 +16,22 @@ export class DaemonStartError extends Error {
   }
 }
 
+/** Errors libp2p throws for a write to a stream or muxer that already closed. */
+const CLOSED_STREAM_ERRORS = new Set(['StreamStateError', 'StreamClosedError', 'MuxerClosedError', 'StreamResetError']);
+
 export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel?: string }): Promise<void> {
   const log = createLogger({ level: options.logLevel });
   // A broken invariant thrown where no caller can handle it (a timer, a network event)
   // stops the daemon the same way the worker's does: one fatal line naming the guarantee.
   // Anything else ends the process as Node would without these handlers: its stack, exit 1.
   const onUnexpected = (err: unknown) => {
+    // libp2p writing to a stream or connection that closed meanwhile, from a callback no
+    // caller can catch (a teardown race in the library): that connection is gone and the
+    // node is fine. Logged with its stack, and the daemon goes on.
+    if (err instanceof Error && CLOSED_STREAM_ERRORS.has(err.name)) {
+      log.warn({ err }, `a network write to a closed stream failed outside any caller (${err.name}: ${err.message}); ignored`);
+      return;
+    }
     if (err instanceof InvariantError) {
       log.fatal({ err, guarantee: err.guarantee }, `${err.message}; the daemon stops`);
       process.exit(EXIT_INVARIANT);

@@ -110,6 +110,8 @@ export class ChorusNode {
       random: deps.random,
       log,
       onChange: () => this.onMembershipChange(),
+      stateRoot: () => store.rootVersion(),
+      onPeerRoot: (peer, root) => this.replicator.onPeerRoot(peer, root),
     });
     this.replicator = new Replicator({
       transport,

@@ -11,7 +11,6 @@ import { ping } from '@libp2p/ping';
 import type { Ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
 import { multiaddr } from '@multiformats/multiaddr';
 import * as lp from 'it-length-prefixed';
 import { createLibp2p } from 'libp2p';
@@ -20,6 +19,7 @@ import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/int
 import type { RequestOptions, Transport, TransportEvents } from '../core/transport.js';
 import { swarmGuard } from './swarm-guard.js';
 import { RemoteHandlerError, WireChannel } from './wire-channel.js';
+import { droppedFrames, guardedYamux } from './muxer.js';
 import { defaultConfig, type ChorusConfig } from '../core/config.js';
 
 export const RPC_PROTOCOL = '/chorus/rpc/1.0.0';
@@ -90,6 +90,16 @@ export interface TransportStats {
   staleConnectionRepairs: number;
   /** Connections refused because the other side did not prove the swarm key. */
   refusedConnections: number;
+  /** Connections this node dialled (not counting ones that already existed), and request channels and streams it opened. */
+  dials: number;
+  channelsOpened: number;
+  requestStreamsOpened: number;
+  /** Connections opened, either way. */
+  connectionsOpened: number;
+  /** Muxer frames dropped because their connection had just closed (muxer.ts). */
+  droppedFramesOnClosedConnections: number;
+  /** Request channels open now (wire-channel.ts). */
+  openChannels: number;
 }
 
 export { RemoteHandlerError };
@@ -112,12 +122,16 @@ export class Libp2pTransport implements Transport {
   private readonly channels = new Map<string, WireChannel[]>();
   /** Channels being opened, so that concurrent requests share one. */
   private readonly opening = new Map<string, Promise<WireChannel>>();
-  private readonly counters: TransportStats = {
+  private readonly counters: Omit<TransportStats, 'droppedFramesOnClosedConnections' | 'openChannels'> = {
     publishedToNobody: 0,
     publishFailures: 0,
     droppedBeforeHandlers: 0,
     staleConnectionRepairs: 0,
     refusedConnections: 0,
+    dials: 0,
+    channelsOpened: 0,
+    requestStreamsOpened: 0,
+    connectionsOpened: 0,
   };
 
   private constructor(
@@ -140,7 +154,8 @@ export class Libp2pTransport implements Transport {
       addresses: { listen: opts.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      // No keep-alive pings per connection (one every 30 s each): SWIM's probes find dead members.
+      streamMuxers: [guardedYamux({ enableKeepAlive: false })],
       peerDiscovery: opts.mdns === true ? [mdns()] : [],
       connectionProtector: swarmGuard({
         psk: opts.swarmKey,
@@ -161,7 +176,7 @@ export class Libp2pTransport implements Transport {
       },
       // libp2p pings every connection to find dead ones; SWIM's probes already find dead
       // members, so this only needs to clear half-open connections, and rarely.
-      connectionMonitor: { pingInterval: config.connectionPingIntervalMs },
+      connectionMonitor: config.connectionPingIntervalMs > 0 ? { pingInterval: config.connectionPingIntervalMs } : { enabled: false },
       services: {
         identify: identify(),
         ping: ping(),
@@ -186,7 +201,12 @@ export class Libp2pTransport implements Transport {
           // Peer scoring defends public networks against sybils; in a cluster of trusted
           // nodes it only hurts: colocated nodes (all on 127.0.0.1) and restarted nodes
           // re-grafting inside a backoff window would be scored down and graylisted.
+          // Records are repaired by anti-entropy, so gossipsub's own mesh upkeep and lazy
+          // repair can run at half its usual pace, and scores (unused: weights are 0) decay
+          // rarely: fewer wake-ups of every idle node.
+          heartbeatInterval: 2000,
           scoreParams: {
+            decayInterval: 10_000,
             IPColocationFactorWeight: 0,
             IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']),
             behaviourPenaltyWeight: 0,
@@ -227,7 +247,7 @@ export class Libp2pTransport implements Transport {
   }
 
   stats(): TransportStats {
-    return { ...this.counters, refusedConnections: this.refused.count };
+    return { ...this.counters, refusedConnections: this.refused.count, droppedFramesOnClosedConnections: droppedFrames.count, openChannels: this.openChannels() };
   }
 
   publish(topic: string, data: Uint8Array): void {
@@ -277,6 +297,7 @@ export class Libp2pTransport implements Transport {
     if (open) return open;
     let opening = this.opening.get(peer);
     if (!opening) {
+      this.counters.channelsOpened++;
       opening = this.node
         .dialProtocol(peerIdFromString(peer), WIRE_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) })
         .then((stream) => this.attachChannel(peer, stream))
@@ -331,6 +352,7 @@ export class Libp2pTransport implements Transport {
     const signal = AbortSignal.timeout(timeoutMs);
     let stream: Stream | undefined;
     try {
+      this.counters.requestStreamsOpened++;
       stream = await this.node.dialProtocol(peerIdFromString(peer), RPC_PROTOCOL, { signal });
       return await this.exchange(stream, data, signal);
     } catch (err) {
@@ -426,6 +448,7 @@ export class Libp2pTransport implements Transport {
       await this.repairIfStale(peerId, this.node.getConnections(peerId));
       return;
     }
+    this.counters.dials++;
     await this.node.dial(peerId, { signal: AbortSignal.timeout(this.config.dialTimeoutMs) });
   }
 
@@ -520,6 +543,7 @@ export class Libp2pTransport implements Transport {
    */
   private readonly onConnectionOpen = (evt: CustomEvent<Connection>): void => {
     const opened = evt.detail;
+    this.counters.connectionsOpened++;
     if (this.repairing.has(opened.remotePeer.toString())) return;
     const older = this.node
       .getConnections(opened.remotePeer)

@@ -36,6 +36,9 @@ export interface LeaderDeps {
   mayAct?: () => boolean;
 }
 
+/** A non-leader looks this many idle ticks apart (5 s by default). */
+const NON_LEADER_TICKS = 10;
+
 export class ConcurrencyForbiddenError extends Error {
   readonly code = 'concurrency-forbid';
 }
@@ -105,7 +108,9 @@ export class Leader {
   private nextTickMs(): number {
     const { leaderTickMs, leaderIdleTickMs } = this.deps.config;
     if (this.busy) return leaderTickMs;
-    if (!this.wasLeader) return leaderIdleTickMs;
+    // A member that is not the leader has nothing to do until it becomes one, and it is
+    // told at once when it does (membership changes tick it): a rare look is a safety net.
+    if (!this.wasLeader) return NON_LEADER_TICKS * leaderIdleTickMs;
     const nowMs = this.deps.clock.now();
     let delayMs = leaderIdleTickMs;
     for (const entry of this.due.values()) if (entry.nextMs !== null) delayMs = Math.min(delayMs, entry.nextMs - nowMs);
