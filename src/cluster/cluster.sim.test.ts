@@ -267,6 +267,31 @@ describe('cluster simulation', () => {
     });
   });
 
+  it.each(seeds([31, 32, 33]))('(d) results handed to a leader killed before it gossiped them are gossiped by their owners (seed %i)', async (seed) => {
+    await withSim(seed, {}, async (sim) => {
+      await startAndAgree(sim);
+      await sim.addJob('n05', 'short', { cmd: 'sleep:200' });
+      const instance = await sim.runJob('n05', 'short');
+      // The leader holds a result the others do not have yet: it was handed over, not yet gossiped.
+      const handedOver = () => sim.liveIds().filter((id) => id !== 'n01' && sim.store('n01').subtask(instance.id, id)?.status === 'succeeded' && sim.store('n02').subtask(instance.id, id)?.status !== 'succeeded');
+      await sim.until(() => handedOver().length > 0, 5_000, 'the leader holding a result nobody else has');
+      const owners = handedOver();
+      // Killed well after a reply could have come back, before its relay batch went out.
+      await sim.run(sim.config.relayBatchMs / 2);
+      expect(handedOver()).toEqual(expect.arrayContaining(owners));
+      sim.crash('n01');
+      const live = sim.liveIds();
+      const tookMs = await sim.until(
+        () => live.every((v) => owners.every((o) => sim.store(v).subtask(instance.id, o)?.status === 'succeeded')),
+        sim.config.antiEntropyIntervalMs,
+        'the results the dead leader held reaching every survivor',
+      );
+      measure('results held by a killed leader reaching every survivor', tookMs);
+      for (const o of owners) expect(sim.node(o).replicator.counters.relaysUnanswered, `${o} gossiping what the dead leader did not`).toBeGreaterThan(0);
+      await sim.until(() => finishedEverywhere(sim, instance.id) && sim.agreed(live), 10_000, 'the broadcast ending');
+    });
+  });
+
   it.each(seeds([14, 15]))('(e) a frozen node is declared dead, and after thaw is alive again without blaming its peers (seed %i)', async (seed) => {
     await withSim(seed, {}, async (sim) => {
       await startAndAgree(sim);

@@ -72,6 +72,8 @@ export interface ReplicationCounters {
   recordsDuplicate: number;
   /** Records written here that were handed to the leader to gossip. */
   relayedToLeader: number;
+  /** Records handed to a leader that did not answer (killed, frozen, gone) and were gossiped from here instead. */
+  relaysUnanswered: number;
   syncsCompleted: number;
   syncsFailed: number;
   /** Exchanges started because a probe or an ack carried a different fingerprint. */
@@ -92,13 +94,15 @@ export class Replicator {
   private readonly own = new Map<string, AnyRecord>();
   /** Records members handed to this node to gossip, by key. */
   private readonly relayed = new Map<string, AnyRecord>();
+  /** Members waiting for the records they handed over to be gossiped. */
+  private relayWaiters: Array<() => void> = [];
   /** Peers an exchange is running with. */
   private readonly syncing = new Set<string>();
   /** When each peer last pulled a page from this node. */
   private readonly pulledBy = new Map<string, number>();
   private readonly ownFlush: Batcher;
   private readonly relayFlush: Batcher;
-  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, syncsCompleted: 0, syncsFailed: 0, syncsOnProbe: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0 };
+  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, relaysUnanswered: 0, syncsCompleted: 0, syncsFailed: 0, syncsOnProbe: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0 };
 
   constructor(private readonly deps: ReplicatorDeps) {
     this.ownFlush = new Batcher(deps.clock, () => this.flushOwn());
@@ -118,6 +122,7 @@ export class Replicator {
     this.timer = null;
     this.ownFlush.cancel();
     this.relayFlush.cancel();
+    this.answerRelays();
   }
 
   /**
@@ -149,12 +154,22 @@ export class Replicator {
     if (direct.length > 0) this.gossip(direct);
     if (results.length === 0) return;
     this.counters.relayedToLeader += results.length;
-    this.deps.rpc.call(leader as string, RELAY, { records: results }, this.deps.config.requestTimeoutMs).catch(() => this.gossip(results));
+    this.deps.rpc.call(leader as string, RELAY, { records: results }, this.deps.config.requestTimeoutMs).catch(() => {
+      this.counters.relaysUnanswered += results.length;
+      this.gossip(results.map((r) => this.deps.store.get(recordKey(r)) ?? r));
+    });
   }
 
   private flushRelayed(): void {
     const relayed = this.latest(this.relayed);
     if (relayed.length > 0) this.gossip(relayed);
+    this.answerRelays();
+  }
+
+  private answerRelays(): void {
+    const waiters = this.relayWaiters;
+    this.relayWaiters = [];
+    for (const answer of waiters) answer();
   }
 
   /** The batch's records in their latest version (a record written twice in the window goes once), and the batch emptied. */
@@ -175,12 +190,18 @@ export class Replicator {
     }
   }
 
-  /** Records a member handed over to be gossiped (as the leader it took them to be): checked, merged and passed on. */
+  /**
+   * Records a member handed over to be gossiped (as the leader it took them to be): checked,
+   * merged and passed on. The answer comes once they have been gossiped, so a leader killed
+   * in between leaves the member without one, and the member gossips them itself.
+   */
   private async onRelay(from: string, body: unknown): Promise<unknown> {
     this.deps.heardFrom(from);
     const accepted = this.acceptRecords(from, (body as { records?: unknown } | null)?.records);
     for (const r of accepted) this.relayed.set(recordKey(r), r);
-    if (accepted.length > 0) this.relayFlush.arm(this.deps.config.relayBatchMs);
+    if (this.relayed.size === 0) return { ok: true };
+    this.relayFlush.arm(this.deps.config.relayBatchMs);
+    await new Promise<void>((resolve) => this.relayWaiters.push(resolve));
     return { ok: true };
   }
 
