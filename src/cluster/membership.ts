@@ -27,6 +27,7 @@ import {
   DisseminationQueue,
   parseEnvelope,
   parseStateMessage,
+  parseProbeAnswer,
   retransmitLimit,
   suspicionTimeoutMs,
   type Incarnation,
@@ -350,14 +351,22 @@ export class Membership implements MembershipView {
     }
   }
 
-  /** Pings `target` for a member that could not reach it: answers whether it acked (a nack tells the asker that we at least are reachable). */
-  private async onProbeRequest(from: string, body: unknown): Promise<{ ack: boolean }> {
+  /**
+   * Pings `target` for a member that could not reach it: answers whether it acked (a nack tells
+   * the asker that we at least are reachable), and, when it did not and we hold it dead, that
+   * verdict: the asker may be the one member the news of the death has not reached (its
+   * dissemination is random and bounded), and need not sit out a suspicion of its own.
+   */
+  private async onProbeRequest(from: string, body: unknown): Promise<{ ack: boolean; verdict?: SwimUpdate }> {
     const target = (body as { target?: unknown } | null)?.target;
     if (typeof target !== 'string' || target === this.selfId || !this.receive(from, (body as { envelope?: unknown }).envelope)) {
       if (typeof target !== 'string' || target === this.selfId) this.counters.malformedMessages += 1;
       throw new Error('malformed probe request');
     }
-    return { ack: await this.ping(target, this.deps.config.probeTimeoutMs, true) };
+    const ack = await this.ping(target, this.deps.config.probeTimeoutMs, true);
+    const entry = this.liveness.get(target);
+    if (ack || entry?.state !== 'dead') return { ack };
+    return { ack, verdict: { node: target, state: 'dead', inc: entry.inc } };
   }
 
   /** Direct evidence: the member itself spoke, with its incarnation. */
@@ -489,14 +498,19 @@ export class Membership implements MembershipView {
       const replies = await Promise.allSettled(
         helpers.map((helper) => this.deps.rpc.call(helper, SWIM_PROBE, { target, envelope: this.envelopeFor(helper) }, indirectMs) as Promise<{ ack?: unknown }>),
       );
-      if (replies.some((r) => r.status === 'fulfilled' && r.value?.ack === true)) return;
+      const answers = replies.map((r) => (r.status === 'fulfilled' ? parseProbeAnswer(r.value) : null));
+      if (answers.some((a) => a?.ack === true)) return;
       // Lifeguard: helpers that did not even nack point at this node's own trouble.
-      const nacks = replies.filter((r) => r.status === 'fulfilled').length;
+      const nacks = answers.filter((a) => a !== null).length;
       if (helpers.length > 0) this.adjustAwareness(helpers.length - nacks);
       if (this.stalledSince(startMs, directMs + indirectMs)) return;
       // It may have refuted (a newer incarnation) while we waited: this probe was about the old one.
       if ((entry.state === 'alive' || entry.state === 'suspect') && compareIncarnations(entry.inc, probedInc) === 0) {
-        this.suspect(target, entry, this.selfId, false);
+        // A helper that holds it dead (at this incarnation or a newer one) says so: taken as
+        // the news it is, as from gossip, rather than suspected all over again.
+        const verdict = answers.find((a) => a?.verdict && compareIncarnations(a.verdict.inc, probedInc) >= 0)?.verdict;
+        if (verdict) this.apply(verdict, false);
+        else this.suspect(target, entry, this.selfId, false);
       }
     } finally {
       entry.probing = false;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareIncarnations, DisseminationQueue, MAX_UPDATES_PER_MESSAGE, parseEnvelope, retransmitLimit, suspicionTimeoutMs, type SwimUpdate } from './swim.js';
+import { compareIncarnations, DisseminationQueue, MAX_UPDATES_PER_MESSAGE, parseEnvelope, parseProbeAnswer, retransmitLimit, suspicionTimeoutMs, type SwimUpdate } from './swim.js';
 
 const update = (node: string, state: SwimUpdate['state'] = 'alive', inc: [number, number] = [1, 0]): SwimUpdate => ({ node, state, inc });
 
@@ -43,6 +43,23 @@ describe('parseEnvelope', () => {
         if (parsed !== null) expect(parseEnvelope(JSON.parse(JSON.stringify(parsed)))).toEqual(parsed);
       }),
     );
+  });
+});
+
+describe('parseProbeAnswer', () => {
+  it('takes an ack, a nack, and a nack with the helper\'s dead verdict', () => {
+    expect(parseProbeAnswer({ ack: true })).toEqual({ ack: true, verdict: null });
+    expect(parseProbeAnswer({ ack: false })).toEqual({ ack: false, verdict: null });
+    expect(parseProbeAnswer({ ack: false, verdict: { node: 'n4', state: 'dead', inc: [2, 1] } })).toEqual({ ack: false, verdict: { node: 'n4', state: 'dead', inc: [2, 1] } });
+  });
+
+  it.each([
+    ['not an object', 'ack'],
+    ['no ack', { verdict: { node: 'n4', state: 'dead', inc: [2, 1] } }],
+    ['a verdict that is not a death', { ack: false, verdict: { node: 'n4', state: 'alive', inc: [2, 1] } }],
+    ['a malformed verdict', { ack: false, verdict: { node: 'n4', state: 'dead', inc: [-1, 0] } }],
+  ])('refuses %s', (_what, body) => {
+    expect(parseProbeAnswer(body)).toBeNull();
   });
 });
 

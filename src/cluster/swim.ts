@@ -71,6 +71,18 @@ function updateOf(x: unknown): SwimUpdate | null {
   return update;
 }
 
+/**
+ * A helper's answer to an indirect probe: whether the target acked, and, when the helper holds
+ * it dead, that verdict (null when the answer is malformed).
+ */
+export function parseProbeAnswer(x: unknown): { ack: boolean; verdict: SwimUpdate | null } | null {
+  if (typeof x !== 'object' || x === null || typeof (x as { ack?: unknown }).ack !== 'boolean') return null;
+  const a = x as { ack: boolean; verdict?: unknown };
+  if (a.verdict === undefined || a.verdict === null) return { ack: a.ack, verdict: null };
+  const verdict = updateOf(a.verdict);
+  return verdict === null || verdict.state !== 'dead' ? null : { ack: a.ack, verdict };
+}
+
 /** Checks an envelope from the network; null when anything in it is malformed (the whole message is dropped). */
 export function parseEnvelope(x: unknown): SwimEnvelope | null {
   if (typeof x !== 'object' || x === null) return null;
