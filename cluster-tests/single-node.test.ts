@@ -43,6 +43,20 @@ describe('one daemon, driven through the CLI', () => {
     expect(status.nodeId).toBe(d.info.nodeId);
     expect(status).toMatchObject({ name: 'solo', isLeader: true, leader: d.info.nodeId, members: 1, aliveMembers: 1, api: d.info.api });
     expect(status.tags).toEqual({ role: 'test' });
+    // Every bounded store and queue, with what it holds and its limit (README "Limits").
+    expect(status.bounds.map((b) => b.name)).toEqual([
+      'records',
+      'finished instances of a job',
+      'pruned instance ids',
+      'members',
+      'connections',
+      'membership updates queued',
+      'peers pulling state',
+      'unshowable records remembered',
+    ]);
+    expect(status.bounds.find((b) => b.name === 'records')).toMatchObject({ used: status.records, limit: 100_000 });
+    expect(status.bounds.find((b) => b.name === 'members')).toMatchObject({ used: 1 });
+    for (const b of status.bounds) expect(b.used, b.name).toBeLessThanOrEqual(b.limit);
 
     const nodes = await okJson<NodeView[]>(d, ['nodes']);
     expect(nodes).toHaveLength(1);

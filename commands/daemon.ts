@@ -76,8 +76,9 @@ function checkMultiaddr(multiaddr: (text: string) => { getComponents(): { name: 
   }
 }
 
+/** HOST:PORT, or the http:// URL that chorus status shows (the API speaks plain HTTP; no path). */
 function parseApi(value: string): { apiHost: string; apiPort: number } {
-  const match = /^(.+):(\d+)$/.exec(value);
+  const match = /^(?:http:\/\/)?([^/\s]+):(\d+)\/?$/.exec(value);
   const port = match ? Number(match[2]) : NaN;
   if (!match || port > 65535) throw badInput(`--api ${value}: write it as HOST:PORT, for example 127.0.0.1:7410 (port 0 picks a free one)`);
   return { apiHost: (match[1] as string).replace(/^\[|\]$/g, ''), apiPort: port };

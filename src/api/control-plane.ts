@@ -33,6 +33,17 @@ export interface StatusView {
   /** Records this node holds but cannot show (newest last, bounded); see the log for each. */
   errors: ViewError[];
   memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
+  /** Every bounded store, queue and cache of this node: what it holds now and its limit. */
+  bounds: BoundView[];
+}
+
+/** One bound: `used` may exceed `limit` only where the text says what happens then (unfinished work is never pruned). */
+export interface BoundView {
+  name: string;
+  used: number;
+  limit: number;
+  /** What the bound holds and what happens at the limit. */
+  about: string;
 }
 
 export interface LogView {

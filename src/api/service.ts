@@ -78,6 +78,10 @@ export class ControlService implements ControlPlane {
       records: this.store.size(),
       errors: [...this.viewErrors.values()],
       memory: host.memory(),
+      bounds: [
+        ...node.bounds(),
+        { name: 'unshowable records remembered', used: this.viewErrors.size, limit: node.config.maxViewErrors, about: 'records that could not be shown, for status; the oldest go first' },
+      ],
       counters: {
         ...prefixed('membership', node.membership.counters),
         ...prefixed('replication', node.replicator.counters),

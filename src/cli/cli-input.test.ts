@@ -70,4 +70,11 @@ describe('chorus daemon flags', () => {
     expectExit(j, EXIT.badInput);
     expect(j.stderr).toMatch(/--join not-an-address: not a multiaddr/);
   });
+
+  it.each(['https://127.0.0.1:7410', 'http://127.0.0.1:7410/v1', '127.0.0.1', '127.0.0.1:70000'])('a bad --api (%s) is one line naming the flag, exit 2, before anything starts', async (api) => {
+    const dir = await tempDir('chorus-api-');
+    const r = await cli(['daemon', '--data-dir', dir, '--api', api, '--listen', '/ip4/127.0.0.1/tcp/0']);
+    expectExit(r, EXIT.badInput);
+    expect(r.stderr).toContain(`--api ${api}: write it as HOST:PORT`);
+  });
 });

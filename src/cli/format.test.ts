@@ -142,12 +142,20 @@ describe('human views', () => {
       records: 0,
       counters: {},
       errors: [],
-      memory: { rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 },
+      memory: { rssBytes: 120 * 1024 * 1024, heapUsedBytes: 40 * 1024 * 1024, heapTotalBytes: 0, externalBytes: 0 },
+      bounds: [
+        { name: 'records', used: 1200, limit: 100_000, about: '' },
+        { name: 'connections', used: 33, limit: 32, about: '' },
+      ],
     } satisfies StatusView);
     expect(status.split('\n')[0]).toBe('node …abcdef123456 (n1)');
     expect(status).toContain('leader:   …ed0987654321');
     // ...and the whole id once, on its own line, for --join addresses.
     expect(status).toContain(`id:       ${NODE_A}`);
+    // Every bound with its limit, and the one exceeded marked.
+    expect(status).toContain('memory:   120.0 MiB resident, 40.0 MiB heap');
+    expect(status).toContain('    records      1200 of 100000\n');
+    expect(status).toContain('    connections    33 of 32  (over the limit)');
   });
 
   it('show a job timeout and an --every schedule in their own units', () => {

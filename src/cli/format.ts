@@ -259,7 +259,18 @@ export function formatStatus(s: StatusView): string {
     `  listen:   ${s.multiaddrs.join(' ')}`,
     `  data:     ${s.dataDir}`,
     `  uptime:   ${formatDuration(s.uptimeMs)}`,
+    `  memory:   ${mib(s.memory.rssBytes)} resident, ${mib(s.memory.heapUsedBytes)} heap`,
+    ...(s.bounds.length > 0 ? ['  bounds:', ...formatBounds(s.bounds)] : []),
   ].join('\n');
+}
+
+const mib = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+
+/** One line per bound: its name, what it holds of its limit, and a mark where it is exceeded (unfinished work is never pruned). */
+function formatBounds(bounds: StatusView['bounds']): string[] {
+  const nameWidth = Math.max(...bounds.map((b) => b.name.length));
+  const usedWidth = Math.max(...bounds.map((b) => String(b.used).length));
+  return bounds.map((b) => `    ${b.name.padEnd(nameWidth)}  ${String(b.used).padStart(usedWidth)} of ${b.limit}${b.used > b.limit ? '  (over the limit)' : ''}`);
 }
 
 export function formatLogs(logs: LogView[]): string {

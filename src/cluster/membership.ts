@@ -952,6 +952,11 @@ export class Membership implements MembershipView {
     return this.gone;
   }
 
+  /** Membership changes waiting to be disseminated (the queue keeps at most MAX_QUEUED_UPDATES). */
+  pendingUpdates(): number {
+    return this.queue.size;
+  }
+
   members(): MemberInfo[] {
     const nowMs = this.deps.clock.now();
     const out: MemberInfo[] = [];

@@ -28,7 +28,7 @@ const ROOT_SYNC_GAP_MS = 1000;
 /** A peer that pulled a page from this node this recently is taken to be pulling still. */
 const PULLING_WINDOW_MS = 2000;
 /** Peers whose last pull is remembered (a node has at most maxPeerConnections of them). */
-const MAX_PULLERS = 1024;
+export const MAX_PULLERS = 1024;
 /** Pages of a pull being checked at once while the next one is fetched. */
 const PAGES_IN_FLIGHT = 2;
 /**
@@ -111,6 +111,11 @@ export class Replicator {
     deps.rpc.handle('push', (from, body) => this.onPush(from, body));
     deps.rpc.handle(RELAY, (from, body) => this.onRelay(from, body));
     deps.rpc.handle(SYNC_PULL, (from, body) => this.onSyncPull(from, body));
+  }
+
+  /** Peers remembered as pulling from this node (at most MAX_PULLERS). */
+  pullers(): number {
+    return this.pulledBy.size;
   }
 
   start(): void {

@@ -34,6 +34,12 @@ export interface ChorusConfig {
   maxConcurrentSubtasks: number;
   /** Finished instances kept per job (older ones and their logs are deleted). Higher: more history, a bigger state file and anti-entropy digest. */
   retainInstancesPerJob: number;
+  /**
+   * Records a node holds at most: past it, the oldest finished instances of any job are
+   * pruned (unfinished ones never are). About 1.6 KB of heap per record. Higher: more
+   * history, more memory, a longer catch-up for a new node.
+   */
+  retainRecords: number;
   /** How often old finished instances are pruned. Lower: the state stays closer to retainInstancesPerJob, more scans. */
   retentionIntervalMs: number;
   /** Earlier attempts kept in a subtask's history. Higher: more history shown, bigger subtask records. */
@@ -195,6 +201,7 @@ export const defaultConfig: ChorusConfig = {
   maxOutputBytes: 64 * 1024,
   maxConcurrentSubtasks: 32,
   retainInstancesPerJob: 200,
+  retainRecords: 100_000,
   retentionIntervalMs: 60_000,
   maxAttemptHistory: 20,
   killGraceMs: 2000,

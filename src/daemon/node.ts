@@ -10,7 +10,8 @@ import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import { Membership } from '../cluster/membership.js';
-import { Replicator, RECORDS_TOPIC } from '../cluster/replicator.js';
+import { MAX_PULLERS, Replicator, RECORDS_TOPIC } from '../cluster/replicator.js';
+import { MAX_QUEUED_UPDATES, MAX_STATE_ENTRIES } from '../cluster/swim.js';
 import { Rpc, RpcError } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord } from '../records/types.js';
@@ -20,7 +21,7 @@ import { Leader } from '../scheduler/leader.js';
 import { isInstanceFinished } from '../records/status.js';
 import type { AttemptJournal } from '../store/journal.js';
 import type { OutputStore, SubtaskLog } from '../store/output-store.js';
-import type { RecordStore } from '../store/record-store.js';
+import { MAX_PRUNED_IDS, type RecordStore } from '../store/record-store.js';
 import { Worker } from '../worker/worker.js';
 import type { Executor } from '../executor/process-executor.js';
 
@@ -215,9 +216,27 @@ export class ChorusNode {
     if (err instanceof InvariantError) this.deps.fatal(err);
   }
 
+  /** The node's bounded stores and queues, for `chorus status`: what each holds and its limit. */
+  bounds(): { name: string; used: number; limit: number; about: string }[] {
+    const { store, config, transport } = this.deps;
+    const finishedPerJob = new Map<string, number>();
+    for (const instance of store.instances()) {
+      if (isInstanceFinished(store.statusOf(instance))) finishedPerJob.set(instance.job, (finishedPerJob.get(instance.job) ?? 0) + 1);
+    }
+    return [
+      { name: 'records', used: store.size(), limit: config.retainRecords, about: 'replicated records held; past it the oldest finished instances go (unfinished ones never)' },
+      { name: 'finished instances of a job', used: Math.max(0, ...finishedPerJob.values()), limit: config.retainInstancesPerJob, about: 'the most any job has; past it its oldest go, with their logs' },
+      { name: 'pruned instance ids', used: store.prunedCount(), limit: MAX_PRUNED_IDS, about: 'remembered so that no peer brings a pruned instance back; the oldest are forgotten first' },
+      { name: 'members', used: store.members().length, limit: MAX_STATE_ENTRIES, about: 'member records; the most a membership push/pull carries' },
+      { name: 'connections', used: transport.connectedPeers().length, limit: config.maxPeerConnections, about: 'members this node keeps a connection to; past it some are closed' },
+      { name: 'membership updates queued', used: this.membership.pendingUpdates(), limit: MAX_QUEUED_UPDATES, about: 'changes waiting to be disseminated; past it the most-sent go first' },
+      { name: 'peers pulling state', used: this.replicator.pullers(), limit: MAX_PULLERS, about: 'peers catching up from this node, remembered so as not to sync against them' },
+    ];
+  }
+
   /** Removes old finished instances, their logs and their journal entries. */
   async applyRetention(): Promise<number> {
-    const removed = pruneFinishedInstances(this.deps.store, this.deps.config.retainInstancesPerJob);
+    const removed = pruneFinishedInstances(this.deps.store, this.deps.config.retainInstancesPerJob, this.deps.config.retainRecords);
     for (const id of removed) await this.deps.outputs.delete(id);
     if (removed.length > 0) {
       const gone = new Set(removed);

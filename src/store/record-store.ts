@@ -27,7 +27,7 @@ interface RecordOfKind {
 const MIN_COMPACT_BYTES = 1024 * 1024;
 
 /** Pruned instance ids remembered. A peer that missed retention this long is long dead. */
-const MAX_PRUNED_IDS = 100_000;
+export const MAX_PRUNED_IDS = 100_000;
 
 export interface StoreOptions {
   persister: StatePersister;
@@ -322,6 +322,11 @@ export class RecordStore {
 
   size(): number {
     return this.records.size;
+  }
+
+  /** Ids of pruned instances remembered, so that no peer brings them back (at most MAX_PRUNED_IDS). */
+  prunedCount(): number {
+    return this.pruned.size;
   }
 
   job(name: string): JobRecord | undefined {

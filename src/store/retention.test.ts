@@ -70,4 +70,24 @@ describe('retention', () => {
     expect(reloaded.apply([{ kind: 'subtask', record: subtask('a1', 'pending', 999) }])).toEqual([]);
     expect(reloaded.instance('a2')).toBeDefined();
   });
+
+  it('keeps the node within its bound of records: the oldest finished instances of any job go first, unfinished ones never', async () => {
+    // Two records each (an instance and its subtask): 10 records.
+    const { store } = await storeWith([
+      { id: 'a1', at: 1000, done: true },
+      { id: 'b1', at: 1500, done: true, job: 'other' },
+      { id: 'a0', at: 500, done: false },
+      { id: 'a2', at: 2000, done: true },
+      { id: 'b2', at: 2500, done: true, job: 'other' },
+    ]);
+    expect(store.size()).toBe(10);
+    expect(pruneFinishedInstances(store, 200, 10)).toEqual([]);
+    expect(pruneFinishedInstances(store, 200, 5)).toEqual(['a1', 'b1', 'a2']);
+    expect(store.size()).toBe(4);
+    expect(store.instances().map((i) => i.id).sort()).toEqual(['a0', 'b2']);
+    // Below what unfinished work holds: the finished go, the unfinished stay (the bound is exceeded, not the work lost).
+    expect(pruneFinishedInstances(store, 200, 1)).toEqual(['b2']);
+    expect(store.instances().map((i) => i.id)).toEqual(['a0']);
+    expect(store.size()).toBe(2);
+  });
 });
