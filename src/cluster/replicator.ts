@@ -21,6 +21,13 @@ import { bucketOf, SYNC_BUCKETS } from '../store/sync-index.js';
 export const RECORDS_TOPIC = 'chorus/records/1';
 /** A member hands records it wrote to the leader, which gossips them (Replicator.publish). */
 export const RELAY = 'relay';
+/**
+ * Steps records take towards the leader: at most this many in all (a bound that also ends
+ * any loop between members that disagree on the leader for a moment), and of them at most
+ * MAX_RELAY_HOPS - 1 through neighbours that have no connection to it either. Past that they
+ * are gossiped.
+ */
+const MAX_RELAY_HOPS = 3;
 /** Anti-entropy: a page of records in some buckets (Replicator.syncWith). */
 export const SYNC_PULL = 'sync-pull';
 /** A node starts an exchange on a differing fingerprint at most this often (the probes bring one a second). */
@@ -55,6 +62,8 @@ export interface ReplicatorDeps {
   keys: RecordKeys;
   /** The leader as this node sees it, to which it hands the records it writes. */
   leaderId: () => string | null;
+  /** Connected members with a connection to the leader: a member without one hands its records to one of them. */
+  neighboursLinkedToLeader: () => string[];
   /** Told of a broken invariant found in work that runs in the background (the node stops). */
   onInvariant: (err: InvariantError) => void;
   /** Called for every message that proves a peer is alive. */
@@ -74,6 +83,8 @@ export interface ReplicationCounters {
   relayedToLeader: number;
   /** Records handed to a leader that did not answer (killed, frozen, gone) and were gossiped from here instead. */
   relaysUnanswered: number;
+  /** Records this node took from members and passed on to the leader (it was their neighbour with a connection to it). */
+  relaysForwarded: number;
   syncsCompleted: number;
   syncsFailed: number;
   /** Exchanges started because a probe or an ack carried a different fingerprint. */
@@ -96,17 +107,19 @@ export class Replicator {
   private readonly relayed = new Map<string, AnyRecord>();
   /** Members waiting for the records they handed over to be gossiped. */
   private relayWaiters: Array<() => void> = [];
+  /** The most steps any of the records handed over in this batch has taken towards the leader. */
+  private relayHops = 0;
   /** Peers an exchange is running with. */
   private readonly syncing = new Set<string>();
   /** When each peer last pulled a page from this node. */
   private readonly pulledBy = new Map<string, number>();
   private readonly ownFlush: Batcher;
   private readonly relayFlush: Batcher;
-  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, relaysUnanswered: 0, syncsCompleted: 0, syncsFailed: 0, syncsOnProbe: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0 };
+  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, relaysUnanswered: 0, relaysForwarded: 0, syncsCompleted: 0, syncsFailed: 0, syncsOnProbe: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0 };
 
   constructor(private readonly deps: ReplicatorDeps) {
     this.ownFlush = new Batcher(deps.clock, () => this.flushOwn());
-    this.relayFlush = new Batcher(deps.clock, () => this.flushRelayed());
+    this.relayFlush = new Batcher(deps.clock, () => void this.flushRelayed());
     deps.rpc.handle('sync', (from, body) => this.onSync(from, body));
     deps.rpc.handle('push', (from, body) => this.onPush(from, body));
     deps.rpc.handle(RELAY, (from, body) => this.onRelay(from, body));
@@ -147,28 +160,80 @@ export class Replicator {
    * Sends records written here: a subtask's or step's state to the leader, which gathers a
    * broadcast's results into a few messages; anything else (a job, an instance, a cancel, a
    * member record: rare, and wanted everywhere at once) by gossip straight away. As the
-   * leader, or without a reachable one, everything is gossiped.
+   * leader, or without a leader, everything is gossiped.
    */
   private flushOwn(): void {
     const own = this.latest(this.own);
     if (own.length === 0) return;
     const leader = this.deps.leaderId();
-    const viaLeader = leader !== null && leader !== this.deps.transport.localId && this.deps.transport.connectedPeers().includes(leader);
-    const results = viaLeader ? own.filter((r) => r.kind === 'subtask' || r.kind === 'step') : [];
-    const direct = viaLeader ? own.filter((r) => r.kind !== 'subtask' && r.kind !== 'step') : own;
+    const handOver = leader !== null && leader !== this.deps.transport.localId;
+    const results = handOver ? own.filter((r) => r.kind === 'subtask' || r.kind === 'step') : [];
+    const direct = handOver ? own.filter((r) => r.kind !== 'subtask' && r.kind !== 'step') : own;
     if (direct.length > 0) this.gossip(direct);
-    if (results.length === 0) return;
-    this.counters.relayedToLeader += results.length;
-    this.deps.rpc.call(leader as string, RELAY, { records: results }, this.deps.config.requestTimeoutMs).catch(() => {
-      this.counters.relaysUnanswered += results.length;
-      this.gossip(results.map((r) => this.deps.store.get(recordKey(r)) ?? r));
+    if (results.length > 0) this.handOver(results);
+  }
+
+  /**
+   * Hands records towards the leader: to it when connected to it; otherwise to a neighbour
+   * that said it is, which passes them on with everything else it was handed; failing that,
+   * to any neighbour, which does the same (at most MAX_RELAY_HOPS such steps). With a
+   * connection budget of 32, most members of a large fleet have no connection to the leader,
+   * and a gossip message of its own from each of them was a thousand messages per broadcast
+   * at every node of a thousand. Every step is a request that is answered, so a lost message
+   * is noticed: when the one handed to does not answer, the records are gossiped from here.
+   */
+  private handOver(records: AnyRecord[]): void {
+    const via = this.nextStepToLeader(0);
+    if (via === null) return this.gossip(records);
+    this.counters.relayedToLeader += records.length;
+    this.deps.rpc.call(via.peer, RELAY, { records, hops: via.hops }, this.deps.config.requestTimeoutMs).catch(() => {
+      this.counters.relaysUnanswered += records.length;
+      this.gossip(records.map((r) => this.deps.store.get(recordKey(r)) ?? r));
     });
   }
 
-  private flushRelayed(): void {
+  /** Where records go next on their way to the leader, and how many steps they will have taken; null: gossip them from here. */
+  private nextStepToLeader(hops: number): { peer: string; hops: number } | null {
+    const leader = this.deps.leaderId();
+    if (leader === null || leader === this.deps.transport.localId) return null;
+    if (hops >= MAX_RELAY_HOPS) return null;
+    const connected = this.deps.transport.connectedPeers();
+    if (connected.includes(leader)) return { peer: leader, hops: hops + 1 };
+    const pick = (peers: string[]) => peers[Math.floor(this.deps.random() * peers.length)];
+    const linked = pick(this.deps.neighboursLinkedToLeader());
+    if (linked !== undefined) return { peer: linked, hops: hops + 1 };
+    if (hops >= MAX_RELAY_HOPS - 2) return null;
+    const any = pick(connected);
+    return any === undefined ? null : { peer: any, hops: hops + 1 };
+  }
+
+  /**
+   * What members handed to this node: as the leader (or with no way on to it), it gossips
+   * them; otherwise it passes them on towards the leader in one request, and gossips them
+   * itself if that is not answered. Either way the members get their answer after.
+   */
+  private async flushRelayed(): Promise<void> {
     const relayed = this.latest(this.relayed);
-    if (relayed.length > 0) this.gossip(relayed);
-    this.answerRelays();
+    const hops = this.relayHops;
+    this.relayHops = 0;
+    const waiters = this.relayWaiters;
+    this.relayWaiters = [];
+    try {
+      if (relayed.length === 0) return;
+      const via = this.nextStepToLeader(hops);
+      if (via !== null) {
+        try {
+          this.counters.relaysForwarded += relayed.length;
+          await this.deps.rpc.call(via.peer, RELAY, { records: relayed, hops: via.hops }, this.deps.config.requestTimeoutMs);
+          return;
+        } catch {
+          this.counters.relaysUnanswered += relayed.length;
+        }
+      }
+      this.gossip(relayed.map((r) => this.deps.store.get(recordKey(r)) ?? r));
+    } finally {
+      for (const answer of waiters) answer();
+    }
   }
 
   private answerRelays(): void {
@@ -196,14 +261,22 @@ export class Replicator {
   }
 
   /**
-   * Records a member handed over to be gossiped (as the leader it took them to be): checked,
-   * merged and passed on. The answer comes once they have been gossiped, so a leader killed
-   * in between leaves the member without one, and the member gossips them itself.
+   * Records a member handed over (to this node as the leader, or as its neighbour with a
+   * connection to the leader): checked, merged and passed on. The answer comes once they
+   * have been gossiped or taken by the leader, so a node killed in between leaves the member
+   * without one, and the member gossips them itself.
    */
   private async onRelay(from: string, body: unknown): Promise<unknown> {
     this.deps.heardFrom(from);
-    const accepted = this.acceptRecords(from, (body as { records?: unknown } | null)?.records);
+    // Records already held are passed on too (they were checked when they first came): a
+    // neighbour often has a member's result from anti-entropy before the member's hand-over.
+    const held: AnyRecord[] = [];
+    const raw = (body as { records?: unknown } | null)?.records;
+    const fresh = this.freshRecords(from, raw, held);
+    const accepted = [...this.deps.store.apply(fresh.filter((r) => this.authorised(from, r, authorityProblem(r, this.deps.keys)))), ...held];
     for (const r of accepted) this.relayed.set(recordKey(r), r);
+    const hops = (body as { hops?: unknown } | null)?.hops;
+    if (accepted.length > 0) this.relayHops = Math.max(this.relayHops, typeof hops === 'number' && Number.isSafeInteger(hops) && hops >= 0 ? Math.min(hops, MAX_RELAY_HOPS) : MAX_RELAY_HOPS);
     if (this.relayed.size === 0) return { ok: true };
     this.relayFlush.arm(this.deps.config.relayBatchMs);
     await new Promise<void>((resolve) => this.relayWaiters.push(resolve));
@@ -236,8 +309,8 @@ export class Replicator {
     return this.deps.store.apply(fresh.filter((r, i) => this.authorised(from, r, problems[i] ?? null)));
   }
 
-  /** The well-formed records of `raw` that this node does not hold as they are; the rest counted. */
-  private freshRecords(from: string, raw: unknown): AnyRecord[] {
+  /** The well-formed records of `raw` that this node does not hold as they are (those it holds go to `held`); the rest counted. */
+  private freshRecords(from: string, raw: unknown, held?: AnyRecord[]): AnyRecord[] {
     if (!Array.isArray(raw)) {
       this.counters.recordsRejected += 1;
       return [];
@@ -248,8 +321,10 @@ export class Replicator {
       if (!parsed.ok) {
         this.counters.recordsRejected += 1;
         this.deps.log.debug({ from, error: parsed.error }, 'record rejected');
-      } else if (this.deps.store.holds(parsed.record)) this.counters.recordsDuplicate += 1;
-      else fresh.push(parsed.record);
+      } else if (this.deps.store.holds(parsed.record)) {
+        this.counters.recordsDuplicate += 1;
+        held?.push(parsed.record);
+      } else fresh.push(parsed.record);
     }
     return fresh;
   }

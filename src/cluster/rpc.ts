@@ -6,6 +6,9 @@ import { InvariantError } from '../core/assert.js';
 
 export type RpcHandler = (from: string, body: unknown) => Promise<unknown>;
 
+
+const ENCODER = new TextEncoder();
+const DECODER = new TextDecoder();
 export class RpcError extends Error {
   constructor(
     message: string,
@@ -40,8 +43,8 @@ export class Rpc {
    */
   async call(peer: string, type: string, body: unknown, timeoutMs: number, options: { dial?: boolean; bulk?: boolean } = {}): Promise<unknown> {
     if (options.dial === true && !this.transport.connectedPeers().includes(peer)) await this.connect(peer);
-    const reply = await this.transport.request(peer, new TextEncoder().encode(JSON.stringify({ type, body })), timeoutMs, { bulk: options.bulk });
-    const parsed = JSON.parse(new TextDecoder().decode(reply)) as { ok: boolean; body?: unknown; error?: string; code?: string };
+    const reply = await this.transport.request(peer, ENCODER.encode(JSON.stringify({ type, body })), timeoutMs, { bulk: options.bulk });
+    const parsed = JSON.parse(DECODER.decode(reply)) as { ok: boolean; body?: unknown; error?: string; code?: string };
     if (!parsed.ok) throw new RpcError(parsed.error ?? `${type} failed on ${peer}`, parsed.code);
     return parsed.body;
   }
@@ -50,7 +53,7 @@ export class Rpc {
   async onRequest(from: string, data: Uint8Array): Promise<Uint8Array> {
     let reply: { ok: boolean; body?: unknown; error?: string; code?: string };
     try {
-      const request = JSON.parse(new TextDecoder().decode(data)) as { type?: unknown; body?: unknown };
+      const request = JSON.parse(DECODER.decode(data)) as { type?: unknown; body?: unknown };
       const handler = typeof request.type === 'string' ? this.handlers.get(request.type) : undefined;
       if (!handler) throw new RpcError(`unknown request type ${String(request.type)}`);
       reply = { ok: true, body: await handler(from, request.body) };
@@ -59,6 +62,6 @@ export class Rpc {
       const code = (err as { code?: unknown }).code;
       reply = { ok: false, error: (err as Error).message, code: typeof code === 'string' ? code : undefined };
     }
-    return new TextEncoder().encode(JSON.stringify(reply));
+    return ENCODER.encode(JSON.stringify(reply));
   }
 }

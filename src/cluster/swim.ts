@@ -37,6 +37,11 @@ export interface SwimEnvelope {
    * and its ack double as anti-entropy's first step, and a difference starts an exchange.
    */
   root?: string;
+  /**
+   * Whether the sender has a connection to the leader (or is it): a member without one
+   * hands the records it writes to such a neighbour, which passes them on (Replicator).
+   */
+  leaderLink?: boolean;
 }
 
 /** Limits of what is accepted from the network; more is a malformed message. */
@@ -103,7 +108,8 @@ export function parseEnvelope(x: unknown): SwimEnvelope | null {
     updates.push(update);
   }
   if (e.root !== undefined && (typeof e.root !== 'string' || e.root.length > 64)) return null;
-  return { self, you, updates, ...(typeof e.root === 'string' ? { root: e.root } : {}) };
+  if (e.leaderLink !== undefined && typeof e.leaderLink !== 'boolean') return null;
+  return { self, you, updates, ...(typeof e.root === 'string' ? { root: e.root } : {}), ...(typeof e.leaderLink === 'boolean' ? { leaderLink: e.leaderLink } : {}) };
 }
 
 /** How many times each change is sent on: retransmitMult × ceil(log10(n + 1)), memberlist's retransmit limit. */

@@ -124,6 +124,7 @@ export class ChorusNode {
       random: deps.random,
       keys: deps.keys,
       leaderId: () => this.membership.leaderId(),
+      neighboursLinkedToLeader: () => this.membership.neighboursLinkedToLeader(),
       onInvariant: (err) => this.deps.fatal(err),
       heardFrom: (peer) => this.membership.heardFrom(peer),
     });

@@ -107,6 +107,8 @@ interface NodeState {
   alive: boolean;
   frozen: boolean;
   links: Map<string, Link>;
+  /** The ids of `links`, sorted; null after a change (rebuilt at the next connectedPeers). */
+  sortedPeers: string[] | null;
   /** Connection events that happened while frozen; delivered at thaw, as the kernel would. */
   deferred: Array<(h: TransportEvents) => void>;
   /** Gossip ids this incarnation has seen (bounded, oldest forgotten first). */
@@ -330,6 +332,7 @@ export class MemoryNetwork {
       alive: true,
       frozen: false,
       links: new Map(),
+      sortedPeers: null,
       deferred: [],
       seen: new Set(),
     } as Omit<NodeState, 'transport'> as NodeState;
@@ -358,6 +361,7 @@ export class MemoryNetwork {
     const link: Link = { id: this.nextLinkId++, open: true, inflight: new Set() };
     a.links.set(b.id, link);
     b.links.set(a.id, link);
+    a.sortedPeers = b.sortedPeers = null;
     this.emit(a, (h) => h.onPeerConnected(b.id));
     this.emit(b, (h) => h.onPeerConnected(a.id));
   }
@@ -368,6 +372,7 @@ export class MemoryNetwork {
     link.open = false;
     node.links.delete(peerId);
     peer.links.delete(node.id);
+    node.sortedPeers = peer.sortedPeers = null;
     const error = new MemoryTransportError('closed', `connection ${node.id} <-> ${peerId} closed`);
     for (const fail of [...link.inflight]) fail(error);
     this.emit(node, (h) => h.onPeerDisconnected(peerId));
@@ -606,7 +611,8 @@ export class MemoryTransport implements Transport {
   }
 
   connectedPeers(): string[] {
-    return [...this.node.links.keys()].sort();
+    this.node.sortedPeers ??= [...this.node.links.keys()].sort();
+    return this.node.sortedPeers.slice();
   }
 
   dial(peer: string, _addrs: string[] = []): Promise<void> {
