@@ -4,7 +4,8 @@
 // and runs the broadcast checker (src/testing/checker.ts) over every command start the
 // fake executor saw and the final records. A failing seed prints itself and replays
 // exactly: CHORUS_SIM_SEED=N npx vitest run src/cluster/broadcast.sim.test.ts
-// More seeds: CHORUS_SIM_SEEDS=10000 CHORUS_SIM_SEED_FROM=1 (see npm run sim:sweep).
+// More seeds: CHORUS_SIM_SEEDS=10000 CHORUS_SIM_SEED_FROM=1 (see npm run sim:sweep); at 100
+// nodes: npm run sim:sweep:100.
 import { describe, expect, it } from 'vitest';
 import { instanceView } from '../api/views.js';
 import { recordKey } from '../records/merge.js';
@@ -16,6 +17,10 @@ import { Rng } from '../testing/random.js';
 import { SimCluster, replayHint } from '../testing/sim-cluster.js';
 
 const SIM_FILE = 'src/cluster/broadcast.sim.test.ts';
+
+/** CHORUS_SIM_NODES=N runs every seed with N nodes instead of 2-6 (npm run sim:sweep:100). */
+const FIXED_SIZE = process.env.CHORUS_SIM_NODES ? Number(process.env.CHORUS_SIM_NODES) : undefined;
+if (FIXED_SIZE !== undefined && !(Number.isInteger(FIXED_SIZE) && FIXED_SIZE >= 2)) throw new Error(`CHORUS_SIM_NODES must be a whole number ≥ 2, got ${process.env.CHORUS_SIM_NODES}`);
 
 function seedList(): number[] {
   const one = process.env.CHORUS_SIM_SEED;
@@ -37,7 +42,8 @@ const outcomes: Outcome[] = [];
 /** One randomized run; throws with the seed and the violations if a guarantee broke. */
 async function runSeed(seed: number): Promise<Outcome> {
   const rng = new Rng(seed);
-  const size = rng.int(2, 6);
+  const drawn = rng.int(2, 6);
+  const size = FIXED_SIZE ?? drawn;
   const sim = new SimCluster({
     seed,
     size,
