@@ -115,8 +115,8 @@ export interface ChorusConfig {
    */
   deltaBatchMs: number;
   /**
-   * The leader gathers the records members hand it (Replicator.publish) this long before it
-   * gossips them: a broadcast's results from every target go out in a few messages. Higher:
+   * The leader gathers the records members hand it (Replicator.publish) at most this long
+   * (3 ms per connected member, up to this) before it gossips them: a broadcast's results from every target go out in a few messages. Higher:
    * fewer messages on every node, results seen later on nodes other than the leader and the
    * writer. 0: at the end of each turn.
    */
