@@ -35,6 +35,7 @@ import {
   type SwimStateMessage,
   type SwimUpdate,
 } from './swim.js';
+import { shuffle } from '../core/shuffle.js';
 import { isGone, type MemberInfo, type MembershipView, type MemberState } from './view.js';
 
 /** Members known only from records that a node pings per probe round to learn whether they are up. */
@@ -839,11 +840,7 @@ export class Membership implements MembershipView {
   }
 
   private shuffled<T>(ids: T[]): T[] {
-    for (let i = ids.length - 1; i > 0; i--) {
-      const j = Math.floor(this.deps.random() * (i + 1));
-      [ids[i], ids[j]] = [ids[j] as T, ids[i] as T];
-    }
-    return ids;
+    return shuffle(ids, this.deps.random);
   }
 
   /** The entry of a member; a new one is unverified (suspect, never heard since this start). */

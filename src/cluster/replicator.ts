@@ -16,6 +16,7 @@ import { parseRecord } from '../records/validate.js';
 import type { RecordStore } from '../store/record-store.js';
 import { RpcError, type Rpc } from './rpc.js';
 import { InvariantError } from '../core/assert.js';
+import { shuffle } from '../core/shuffle.js';
 import { bucketOf, SYNC_BUCKETS } from '../store/sync-index.js';
 
 export const RECORDS_TOPIC = 'chorus/records/1';
@@ -190,7 +191,7 @@ export class Replicator {
     this.counters.relayedToLeader += records.length;
     this.deps.rpc.call(via.peer, RELAY, { records, hops: via.hops }, this.deps.config.requestTimeoutMs).catch(() => {
       this.counters.relaysUnanswered += records.length;
-      this.gossip(records.map((r) => this.deps.store.get(recordKey(r)) ?? r));
+      this.gossipLatest(records);
     });
   }
 
@@ -232,16 +233,22 @@ export class Replicator {
           this.counters.relaysUnanswered += relayed.length;
         }
       }
-      this.gossip(relayed.map((r) => this.deps.store.get(recordKey(r)) ?? r));
+      this.gossipLatest(relayed);
     } finally {
       for (const answer of waiters) answer();
     }
   }
 
+  /** Answers every member waiting on a hand-over (the node is stopping). */
   private answerRelays(): void {
     const waiters = this.relayWaiters;
     this.relayWaiters = [];
     for (const answer of waiters) answer();
+  }
+
+  /** Gossips records in the version held now (a later one may have come since they were batched). */
+  private gossipLatest(records: AnyRecord[]): void {
+    this.gossip(records.map((r) => this.deps.store.get(recordKey(r)) ?? r));
   }
 
   /** The batch's records in their latest version (a record written twice in the window goes once), and the batch emptied. */
@@ -273,9 +280,7 @@ export class Replicator {
     // Records already held are passed on too (they were checked when they first came): a
     // neighbour often has a member's result from anti-entropy before the member's hand-over.
     const held: AnyRecord[] = [];
-    const raw = (body as { records?: unknown } | null)?.records;
-    const fresh = this.freshRecords(from, raw, held);
-    const accepted = [...this.deps.store.apply(fresh.filter((r) => this.authorised(from, r, authorityProblem(r, this.deps.keys)))), ...held];
+    const accepted = [...this.acceptRecords(from, (body as { records?: unknown } | null)?.records, held), ...held];
     for (const r of accepted) this.relayed.set(recordKey(r), r);
     const hops = (body as { hops?: unknown } | null)?.hops;
     if (accepted.length > 0) this.relayHops = Math.max(this.relayHops, typeof hops === 'number' && Number.isSafeInteger(hops) && hops >= 0 ? Math.min(hops, MAX_RELAY_HOPS) : MAX_RELAY_HOPS);
@@ -299,8 +304,8 @@ export class Replicator {
    * relay them). A record identical to the one held is skipped before its signature is
    * checked again: gossip and anti-entropy deliver most records more than once.
    */
-  acceptRecords(from: string, raw: unknown): AnyRecord[] {
-    const fresh = this.freshRecords(from, raw);
+  acceptRecords(from: string, raw: unknown, held?: AnyRecord[]): AnyRecord[] {
+    const fresh = this.freshRecords(from, raw, held);
     const accepted = fresh.filter((r) => this.authorised(from, r, authorityProblem(r, this.deps.keys)));
     return this.deps.store.apply(accepted);
   }
@@ -308,8 +313,7 @@ export class Replicator {
   /** The same for a large batch (a page of anti-entropy, a push): the signatures are checked off the event loop where the keys can. */
   async acceptMany(from: string, raw: unknown): Promise<AnyRecord[]> {
     const fresh = this.freshRecords(from, raw);
-    if (fresh.length < VERIFY_BATCH_MIN || !this.deps.keys.verifyMany) return this.deps.store.apply(fresh.filter((r) => this.authorised(from, r, authorityProblem(r, this.deps.keys))));
-    const problems = await authorityProblems(fresh, this.deps.keys);
+    const problems = fresh.length < VERIFY_BATCH_MIN ? fresh.map((r) => authorityProblem(r, this.deps.keys)) : await authorityProblems(fresh, this.deps.keys);
     return this.deps.store.apply(fresh.filter((r, i) => this.authorised(from, r, problems[i] ?? null)));
   }
 
@@ -590,11 +594,7 @@ export class Replicator {
     // A few at once, first confirmation wins: one slow or dead peer must not hold up the
     // answer, and one confirmation is all it takes (asking all 31 neighbours of a node in
     // a fleet had each of them check and fsync the same records, for one answer).
-    const shuffled = [...peers];
-    for (let i = shuffled.length - 1; i > 0; i--) {
-      const j = Math.floor(this.deps.random() * (i + 1));
-      [shuffled[i], shuffled[j]] = [shuffled[j] as string, shuffled[i] as string];
-    }
+    const shuffled = shuffle([...peers], this.deps.random);
     const reasons: string[] = [];
     // Two rounds at most: a caller waits for this (a run forwarded to the leader: twice requestTimeoutMs).
     for (let at = 0; at < Math.min(shuffled.length, 2 * ACK_FANOUT); at += ACK_FANOUT) {

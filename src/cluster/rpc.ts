@@ -6,9 +6,9 @@ import { InvariantError } from '../core/assert.js';
 
 export type RpcHandler = (from: string, body: unknown) => Promise<unknown>;
 
-
 const ENCODER = new TextEncoder();
 const DECODER = new TextDecoder();
+
 export class RpcError extends Error {
   constructor(
     message: string,

@@ -24,7 +24,7 @@ export interface InstanceFacts {
 export function deriveInstanceProgress(instance: InstanceRecord, facts: InstanceFacts): InstanceProgress {
   const { targets, subtasks: subtasksByNode, steps = {} } = facts;
   const cancelRequested = (facts.cancelRequestedAtMs ?? null) !== null;
-  const counts = { pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+  const counts = emptyCounts();
   let startedAtMs: number | null = null;
   let finishedAtMs: number | null = null;
   for (const nodeId of targets) {
@@ -46,6 +46,11 @@ export function deriveInstanceProgress(instance: InstanceRecord, facts: Instance
   const terminal = status === 'succeeded' || status === 'failed' || status === 'cancelled';
   if (terminal && finishedAtMs === null) finishedAtMs = instance.createdAtMs;
   return { status, startedAtMs, finishedAtMs: terminal ? finishedAtMs : null, counts };
+}
+
+/** Subtasks counted by state, all at zero. */
+export function emptyCounts(): InstanceProgress['counts'] {
+  return { pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
 }
 
 /**

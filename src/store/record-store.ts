@@ -9,7 +9,7 @@ import { mergeRecord, recordKey } from '../records/merge.js';
 import type { AnyRecord, CancelRecord, InstanceRecord, InstanceStatus, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
 import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
-import { deriveInstanceProgress, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
+import { deriveInstanceProgress, emptyCounts, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
 import { DataFileError } from './durable-file.js';
 import { MemoryPersister, StateFilePersister, type StateChange, type StateFile, type StatePersister } from './state-file.js';
 import { SyncIndex } from './sync-index.js';
@@ -224,7 +224,7 @@ export class RecordStore {
 
   private tallyOf(instanceId: string): Tally {
     let tally = this.tallies.get(instanceId);
-    if (!tally) this.tallies.set(instanceId, (tally = { counts: { pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }, outside: 0 }));
+    if (!tally) this.tallies.set(instanceId, (tally = { counts: emptyCounts(), outside: 0 }));
     return tally;
   }
 
@@ -367,8 +367,8 @@ export class RecordStore {
    */
   statusOf(instance: InstanceRecord): InstanceStatus {
     const tally = this.tallies.get(instance.id);
-    const total = instance.targets.length + (tally?.outside ?? 0);
-    const counts = { ...(tally?.counts ?? { pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }) };
+    const total = this.targetCount(instance);
+    const counts = { ...(tally?.counts ?? emptyCounts()) };
     counts.pending = total - counts.running - counts.succeeded - counts.failed - counts.cancelled;
     return statusOfCounts(instance, total, counts, this.stepsOf(instance.id), this.cancelOf(instance.id) !== undefined);
   }
@@ -376,8 +376,12 @@ export class RecordStore {
   /** How many of the instance's targets have a terminal subtask, and how many targets it has. */
   endedOf(instance: InstanceRecord): { ended: number; total: number } {
     const tally = this.tallies.get(instance.id);
-    const total = instance.targets.length + (tally?.outside ?? 0);
-    return { ended: tally ? tally.counts.succeeded + tally.counts.failed + tally.counts.cancelled : 0, total };
+    return { ended: tally ? tally.counts.succeeded + tally.counts.failed + tally.counts.cancelled : 0, total: this.targetCount(instance) };
+  }
+
+  /** The creation's targets plus the nodes outside them that hold a subtask (targetsOf's length, without building it). */
+  private targetCount(instance: InstanceRecord): number {
+    return instance.targets.length + (this.tallies.get(instance.id)?.outside ?? 0);
   }
 
   /** The instance's derived status, from its subtasks, steps and cancel request. */
