@@ -416,6 +416,29 @@ describe('cluster simulation', () => {
     });
   });
 
+  it.each(seeds([39, 40]))('(p) a fingerprint that differs while records are still arriving starts no exchange; once they stop, the gap is closed at once (seed %i)', async (seed) => {
+    await withSim(seed, { size: 8 }, async (sim) => {
+      await startAndAgree(sim);
+      // Every gossip copy lost: a job reaches the 3 members its writer pushes it to (the
+      // acknowledged write), and the others only by anti-entropy.
+      sim.net.configure({ lossRate: 1 });
+      const onProbe = (id: string) => sim.node(id).replicator.counters.syncsOnProbe;
+      const writerBefore = onProbe('n01');
+      // n01 writes a job every 300 ms for 4 s: its records change all the time, and the probes
+      // it sends and answers carry fingerprints that differ from most others'.
+      for (let i = 0; i < 14; i++) {
+        await sim.addJob('n01', `busy-${i}`);
+        await sim.run(300);
+      }
+      expect(onProbe('n01') - writerBefore, 'exchanges started by the node whose records kept changing').toBe(0);
+      const othersBefore = sim.liveIds().reduce((sum, id) => sum + onProbe(id), 0);
+      // Long before the periodic exchange (30 s), everyone holds the 14 jobs, pulled on probes.
+      const ms = await sim.until(() => sim.liveIds().every((id) => sim.store(id).jobs().length === 14), 4_000, 'the jobs everywhere');
+      expect(sim.liveIds().reduce((sum, id) => sum + onProbe(id), 0)).toBeGreaterThan(othersBefore);
+      measure('records lost to gossip, on every node after the writes stop (probe exchanges)', ms);
+    });
+  });
+
   it.each(seeds([33, 34]))('(l) a node restarted alone after the whole cluster stopped never takes a stopped member as leader (seed %i)', async (seed) => {
     await withSim(seed, { size: 3 }, async (sim) => {
       await startAndAgree(sim);

@@ -35,6 +35,13 @@ const RELAY_MS_PER_PEER = 3;
 export const SYNC_PULL = 'sync-pull';
 /** A node starts an exchange on a differing fingerprint at most this often (the probes bring one a second). */
 const ROOT_SYNC_GAP_MS = 1000;
+/**
+ * Nor while its own records changed this recently: gossip is still arriving (a broadcast's
+ * results come in batches for a second or two), fingerprints differ only because it is in
+ * flight, and exchanges then moved the same records again. At 50 daemons one broadcast of
+ * `true` started 90 such exchanges (192 pages) over the cluster.
+ */
+const ROOT_SYNC_QUIET_MS = 750;
 /** A peer that pulled a page from this node this recently is taken to be pulling still. */
 const PULLING_WINDOW_MS = 2000;
 /** Peers whose last pull is remembered (a node has at most maxPeerConnections of them). */
@@ -127,6 +134,9 @@ export class Replicator {
     deps.rpc.handle('push', (from, body) => this.onPush(from, body));
     deps.rpc.handle(RELAY, (from, body) => this.onRelay(from, body));
     deps.rpc.handle(SYNC_PULL, (from, body) => this.onSyncPull(from, body));
+    deps.store.onChange(() => {
+      this.lastChangeMs = deps.clock.now();
+    });
   }
 
   /** Peers remembered as pulling from this node (at most MAX_PULLERS). */
@@ -464,13 +474,15 @@ export class Replicator {
   /**
    * A peer's fingerprint came with a probe or an ack (every node probes one neighbour a
    * second): when it differs from this node's, an exchange with that peer starts, at most
-   * one at a time and not sooner than rootSyncGapMs after the last. So anti-entropy costs
+   * one at a time, not sooner than ROOT_SYNC_GAP_MS after the last, and not while records
+   * are still arriving (ROOT_SYNC_QUIET_MS). So anti-entropy costs
    * no message of its own while the cluster agrees; the timer is only a safety net.
    */
   onPeerRoot(peer: string, root: string): void {
     if (root === this.deps.store.rootVersion() || this.rootSyncRunning) return;
     const nowMs = this.deps.clock.now();
     if (nowMs - this.lastRootSyncMs < ROOT_SYNC_GAP_MS) return;
+    if (nowMs - this.lastChangeMs < ROOT_SYNC_QUIET_MS) return;
     this.lastRootSyncMs = nowMs;
     this.rootSyncRunning = true;
     this.counters.syncsOnProbe += 1;
@@ -484,6 +496,8 @@ export class Replicator {
 
   private rootSyncRunning = false;
   private lastRootSyncMs = -Infinity;
+  /** When a record last changed here (from anywhere). */
+  private lastChangeMs = -Infinity;
 
   private syncWithRandomPeer(): void {
     const peers = this.deps.transport.connectedPeers();

@@ -22,6 +22,21 @@ import { RemoteHandlerError, WireChannel } from './wire-channel.js';
 import { droppedFrames, guardedYamux } from './muxer.js';
 import { defaultConfig, type ChorusConfig } from '../core/config.js';
 
+
+/** Parsed peer ids by their string, so that a request does not decode base58 each time (cleared when full). */
+const parsedPeerIds = new Map<string, PeerId>();
+const MAX_PARSED_PEER_IDS = 4096;
+
+function peerIdOf(peer: string): PeerId {
+  let id = parsedPeerIds.get(peer);
+  if (id === undefined) {
+    if (parsedPeerIds.size >= MAX_PARSED_PEER_IDS) parsedPeerIds.clear();
+    id = peerIdFromString(peer);
+    parsedPeerIds.set(peer, id);
+  }
+  return id;
+}
+
 export const RPC_PROTOCOL = '/chorus/rpc/1.0.0';
 /** The long-lived request channel (wire-channel.ts); RPC_PROTOCOL is kept for large transfers. */
 export const WIRE_PROTOCOL = '/chorus/wire/1.0.0';
@@ -278,7 +293,7 @@ export class Libp2pTransport implements Transport {
     }
     // Only over a connection that exists: dialling is the caller's decision (the membership
     // keeps a budget of connections; an implicit dial would reopen one it just closed).
-    if (this.node.getConnections(peerIdFromString(peer)).length === 0) throw new Error(`request to ${peer} failed: not connected`);
+    if (this.node.getConnections(peerIdOf(peer)).length === 0) throw new Error(`request to ${peer} failed: not connected`);
     if (options.bulk === true || data.byteLength > CHANNEL_REQUEST_MAX_BYTES) return this.requestOnOwnStream(peer, data, timeoutMs);
     const startedMs = Date.now();
     try {
@@ -299,7 +314,7 @@ export class Libp2pTransport implements Transport {
     if (!opening) {
       this.counters.channelsOpened++;
       opening = this.node
-        .dialProtocol(peerIdFromString(peer), WIRE_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) })
+        .dialProtocol(peerIdOf(peer), WIRE_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) })
         .then((stream) => this.attachChannel(peer, stream))
         .finally(() => this.opening.delete(peer));
       this.opening.set(peer, opening);
@@ -353,7 +368,7 @@ export class Libp2pTransport implements Transport {
     let stream: Stream | undefined;
     try {
       this.counters.requestStreamsOpened++;
-      stream = await this.node.dialProtocol(peerIdFromString(peer), RPC_PROTOCOL, { signal });
+      stream = await this.node.dialProtocol(peerIdOf(peer), RPC_PROTOCOL, { signal });
       return await this.exchange(stream, data, signal);
     } catch (err) {
       stream?.abort(err instanceof Error ? err : new Error(String(err)));
@@ -434,12 +449,20 @@ export class Libp2pTransport implements Transport {
     await stream.close({ signal });
   }
 
+  /**
+   * Ids of the peers with an open connection. Not libp2p's getPeers(): it goes through a
+   * PeerSet, which decodes every id from base58 into a new PeerId that is encoded again;
+   * called on every probe, ack and relay, that was a tenth of a busy member's CPU at 50
+   * daemons. A connection's remotePeer caches its string.
+   */
   connectedPeers(): string[] {
-    return this.node.getPeers().map((p) => p.toString());
+    const peers = new Set<string>();
+    for (const connection of this.node.getConnections()) peers.add(connection.remotePeer.toString());
+    return [...peers];
   }
 
   async dial(peer: string, addrs: string[]): Promise<void> {
-    const peerId = peerIdFromString(peer);
+    const peerId = peerIdOf(peer);
     if (addrs.length > 0) {
       await this.node.peerStore.merge(peerId, { multiaddrs: addrs.map((a) => multiaddr(a)) });
     }
@@ -468,13 +491,13 @@ export class Libp2pTransport implements Transport {
   }
 
   async hangUp(peer: string): Promise<void> {
-    await this.node.hangUp(peerIdFromString(peer));
+    await this.node.hangUp(peerIdOf(peer));
   }
 
   async ping(peer: string, timeoutMs: number): Promise<number> {
     const signal = AbortSignal.timeout(timeoutMs);
     try {
-      return await this.node.services.ping.ping(peerIdFromString(peer), { signal });
+      return await this.node.services.ping.ping(peerIdOf(peer), { signal });
     } catch (err) {
       if (signal.aborted) throw new Error(`ping to ${peer} timed out after ${timeoutMs} ms`, { cause: err });
       throw err;
