@@ -64,7 +64,14 @@ export class ChorusDaemon {
     readonly node: ChorusNode,
     readonly service: ControlService,
     private readonly api: ApiServer,
+    private readonly nodeLog: Logger,
   ) {}
+
+  /** Changes what is logged from now on (SIGHUP after the config file changed it). */
+  setLogLevel(level: string): void {
+    this.options.log.level = level;
+    this.nodeLog.level = level;
+  }
 
   static async start(options: DaemonOptions): Promise<ChorusDaemon> {
     const { dataDir, log } = options;
@@ -117,6 +124,7 @@ export class ChorusDaemon {
             (adopted.setAside.length > 0 ? `, ${adopted.setAside.length} written by other nodes set aside in ${store.quarantinePath}` : ''),
         );
       }
+      const nodeLog = log.child({ node: nodeId.slice(-8) });
       const { node, service } = assembleNode({
         transport,
         clock,
@@ -127,7 +135,7 @@ export class ChorusDaemon {
         journal,
         outputs: new FileOutputStore(paths.logs),
         executor: processExecutor,
-        log: log.child({ node: nodeId.slice(-8) }),
+        log: nodeLog,
         fatal: (err) => {
           log.fatal({ err, guarantee: err.guarantee }, `${err.message}; the daemon stops`);
           (options.onFatal ?? (() => process.exit(EXIT_INVARIANT)))(err);
@@ -139,7 +147,7 @@ export class ChorusDaemon {
       reportVanished(vanished, dataDir, node, log);
       await writeFileDurable(paths.nodeId, `${nodeId}\n`);
       const api = new ApiServer(service, await loadOrCreateToken(paths.token), log);
-      const daemon = new ChorusDaemon(options, lock, transport, keys, journal, node, service, api);
+      const daemon = new ChorusDaemon(options, lock, transport, keys, journal, node, service, api, nodeLog);
       await node.start();
       for (const address of options.join) void daemon.joinThrough(address, config);
       apiUrl = await api.listen(options.apiHost, options.apiPort).catch((err: unknown) => {

@@ -19,7 +19,17 @@ export class DaemonStartError extends Error {
 /** Errors libp2p throws for a write to a stream or muxer that already closed. */
 const CLOSED_STREAM_ERRORS = new Set(['StreamStateError', 'StreamClosedError', 'MuxerClosedError', 'StreamResetError']);
 
-export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel?: string }): Promise<void> {
+export interface Reloaded {
+  tags: Record<string, string> | null;
+  logLevel: string | null;
+  restartNeeded: string[];
+}
+
+/**
+ * `reload`: what SIGHUP does (the command re-reads the config file and says what changed);
+ * a rejection is logged and the daemon goes on as it was.
+ */
+export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel?: string; reload?: () => Promise<Reloaded> }): Promise<void> {
   const log = createLogger({ level: options.logLevel });
   // A broken invariant thrown where no caller can handle it (a timer, a network event)
   // stops the daemon the same way the worker's does: one fatal line naming the guarantee.
@@ -65,6 +75,24 @@ export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    const { reload } = options;
+    // Without a config file there is nothing to re-read; SIGHUP must still not kill the daemon.
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      if (!reload) return log.warn('SIGHUP: no --config file to re-read; nothing changed');
+      reload().then(
+        (changes) => {
+          if (changes.logLevel !== null) daemon.setLogLevel(changes.logLevel);
+          if (changes.tags !== null) daemon.node.setTags(changes.tags);
+          const applied = [...(changes.logLevel !== null ? [`log-level ${changes.logLevel}`] : []), ...(changes.tags !== null ? ['tags'] : [])];
+          log.info({ applied, tags: changes.tags ?? undefined }, applied.length > 0 ? `SIGHUP: config re-read; applied ${applied.join(', ')}` : 'SIGHUP: config re-read; nothing to apply');
+          if (changes.restartNeeded.length > 0) {
+            log.warn({ keys: changes.restartNeeded }, `SIGHUP: restart needed to apply ${changes.restartNeeded.join(', ')} (changed in the config file)`);
+          }
+        },
+        (err: unknown) => log.error({ err: (err as Error).message }, `SIGHUP: the config was not applied: ${(err as Error).message}`),
+      );
+    });
   });
   log.info('stopped');
 }

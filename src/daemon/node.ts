@@ -247,6 +247,13 @@ export class ChorusNode {
     return removed.length;
   }
 
+  /** New tags for this node (SIGHUP after the config file changed them): a new version of its member record, everywhere. */
+  setTags(tags: Record<string, string>): void {
+    if (!this.started) return;
+    this.self = { ...this.self, tags: { ...tags }, stamp: this.deps.hlc.tick() };
+    this.commit([{ kind: 'member', record: this.self }]);
+  }
+
   /** Connects to a member through one of its addresses (`--join`). */
   async join(peer: string, addrs: string[]): Promise<void> {
     await this.deps.transport.dial(peer, addrs);
