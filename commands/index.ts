@@ -15,6 +15,8 @@ import JobRm from './job/rm.js';
 import JobRun from './job/run.js';
 import JobShow from './job/show.js';
 import Keygen from './keygen.js';
+import NodeDrain from './node/drain.js';
+import NodeUndrain from './node/undrain.js';
 import Nodes from './nodes.js';
 import Run from './run.js';
 import Status from './status.js';
@@ -24,6 +26,8 @@ export const COMMANDS = {
   daemon: Daemon,
   status: Status,
   nodes: Nodes,
+  'node:drain': NodeDrain,
+  'node:undrain': NodeUndrain,
   run: Run,
   keygen: Keygen,
   help: Help,

@@ -1,7 +1,7 @@
 // What the control API can ask of a node. The daemon implements it; the HTTP server
 // only parses, authenticates and maps errors.
 import type { JobSpec } from '../records/types.js';
-import type { InstanceView, JobView, NodeView } from './views.js';
+import type { InstanceView, JobView, NodeDetailView, NodeView } from './views.js';
 
 export class ApiError extends Error {
   constructor(
@@ -72,6 +72,10 @@ export interface Listing<T> {
 export interface ControlPlane {
   status(): StatusView;
   nodes(): NodeView[];
+  /** One member (full id, id suffix or name), with how much unfinished work this node sees it hold. */
+  getNode(ref: string): NodeDetailView;
+  /** Drains or undrains a member (it writes its own record): no new instance targets a draining node. */
+  drainNode(ref: string, draining: boolean): Promise<NodeDetailView>;
   listJobs(): Listing<JobView>;
   getJob(name: string): JobView;
   putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView>;

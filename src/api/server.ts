@@ -34,6 +34,8 @@ export class ApiServer {
   ) {
     this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
     this.route('GET', /^\/v1\/nodes$/, async () => this.plane.nodes());
+    this.route('GET', /^\/v1\/nodes\/([^/]+)$/, async (_r, [ref]) => this.plane.getNode(ref as string));
+    this.route('POST', /^\/v1\/nodes\/([^/]+)\/(drain|undrain)$/, async (_r, [ref, action]) => this.plane.drainNode(ref as string, action === 'drain'));
     this.route('GET', /^\/v1\/jobs$/, async () => listed(this.plane.listJobs()));
     this.route('GET', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => this.plane.getJob(name as string));
     this.route('PUT', /^\/v1\/jobs\/([^/]+)$/, async (req, [name]) => {

@@ -17,7 +17,7 @@ import { liveSpec } from '../records/types.js';
 import { ApiError, type ControlPlane, type Listing, type LogView, type StatusView, type ViewError } from './control-plane.js';
 import { resolveNodeRef } from './node-ref.js';
 import { versionOf } from './version-of.js';
-import { instanceView, iso, jobView, type InstanceView, type JobView, type NodeView } from './views.js';
+import { instanceView, iso, jobView, type InstanceView, type JobView, type NodeDetailView, type NodeView } from './views.js';
 
 export interface ServiceDeps {
   node: ChorusNode;
@@ -95,6 +95,37 @@ export class ControlService implements ControlPlane {
       .members()
       .sort((a, b) => a.nodeId.localeCompare(b.nodeId))
       .map((m) => ({ ...m, lastSeen: iso(m.lastSeenMs) }));
+  }
+
+  getNode(ref: string): NodeDetailView {
+    const nodeId = this.resolveMember(ref);
+    return this.nodeDetail(nodeId);
+  }
+
+  async drainNode(ref: string, draining: boolean): Promise<NodeDetailView> {
+    const nodeId = this.resolveMember(ref);
+    const member = this.node.membership.members().find((m) => m.nodeId === nodeId);
+    if (member && member.state !== 'alive' && nodeId !== this.node.id) {
+      throw new ApiError(409, 'node-not-alive', `node ${member.name} (${nodeId}) is ${member.state}: only a live node can record its own drain; it takes no new work while it is not alive anyway`);
+    }
+    try {
+      await this.node.drain(nodeId, draining);
+    } catch (err) {
+      if (err instanceof RpcError || err instanceof ApiError) throw err;
+      throw new ApiError(502, 'node-unreachable', `could not ask node ${member?.name ?? nodeId} to ${draining ? 'drain' : 'undrain'}: ${(err as Error).message}`);
+    }
+    return this.nodeDetail(nodeId);
+  }
+
+  private resolveMember(ref: string): string {
+    const candidates = this.node.membership.members().map((m) => ({ nodeId: m.nodeId, name: m.name }));
+    return resolveNodeRef(ref, candidates, 'the cluster');
+  }
+
+  private nodeDetail(nodeId: string): NodeDetailView {
+    const member = this.nodes().find((m) => m.nodeId === nodeId);
+    if (!member) throw new ApiError(404, 'unknown-node', `no member ${nodeId}`);
+    return { ...member, unfinished: this.node.unfinishedWorkOf(nodeId) };
   }
 
   listJobs(): Listing<JobView> {

@@ -40,6 +40,8 @@ export interface InstanceView {
   failure: string | null;
   cancelRequested: boolean;
   targets: string[];
+  /** Alive members that matched but were not targeted, and why (`draining`). */
+  skipped: { nodeId: string; nodeName: string | null; reason: 'draining' }[];
   counts: Record<SubtaskStatus, number>;
   subtasks: SubtaskView[];
   /** The job's --pre and --post commands for this instance, run once on the leader. */
@@ -74,6 +76,9 @@ export interface JobView {
 
 export type NodeView = MemberInfo & { lastSeen: string | null };
 
+/** A member and its unfinished work (pending or running subtasks and steps), as the answering node sees it. */
+export type NodeDetailView = NodeView & { unfinished: number };
+
 export { iso };
 
 function attemptView(a: AttemptSummary): AttemptView {
@@ -97,6 +102,7 @@ export function instanceView(instance: InstanceRecord, facts: InstanceFacts, nam
     failure: instance.failure,
     cancelRequested: (facts.cancelRequestedAtMs ?? null) !== null,
     targets: [...targets],
+    skipped: (instance.skipped ?? []).map((s) => ({ nodeId: s.nodeId, nodeName: nameOf(s.nodeId), reason: s.reason })),
     counts: progress.counts,
     pre: stepView(instance.spec.pre, steps.pre),
     post: stepView(instance.spec.post, steps.post),

@@ -3,7 +3,7 @@
 import { Command, Flags, Errors } from '@oclif/core';
 import { ChorusClient, ClientError, EXIT, resolveEndpoint } from '../api/client.js';
 import type { InstanceView } from '../api/views.js';
-import { formatInstance } from './format.js';
+import { formatInstance, formatSkipped } from './format.js';
 import { exitCodeFor, reportOutputTail, waitForInstance } from './wait.js';
 
 export const endpointFlags = {
@@ -78,7 +78,8 @@ export async function followInstance(
     return view.status === 'failed' ? EXIT.failed : EXIT.ok;
   }
   const showProgress = !options.json || process.stderr.isTTY;
-  if (showProgress) command.followProgress(`instance ${view.id} of ${view.job} on ${view.targets.length} node(s)`);
+  const skipped = formatSkipped(view);
+  if (showProgress) command.followProgress(`instance ${view.id} of ${view.job} on ${view.targets.length} node(s)${skipped ? `; skipped ${skipped}` : ''}`);
   const result = await waitForInstance(client, view, options.timeoutMs, showProgress ? (l) => command.followProgress(l) : null);
   command.followOutput(result.view, () => formatInstance(result.view));
   if (result.timedOut) command.followProgress(`timed out waiting; instance ${view.id} is still ${result.view.status}`);

@@ -69,7 +69,7 @@ function job(over: Partial<JobView> = {}): JobView {
 }
 
 function node(over: Partial<NodeView> = {}): NodeView {
-  return { nodeId: NODE_A, name: 'n1', tags: { role: 'web' }, addrs: [], incarnation: 1, state: 'alive', leader: true, lastSeenMs: NOW_MS - 3000, lastSeen: isoAt(-3000), ...over };
+  return { nodeId: NODE_A, name: 'n1', tags: { role: 'web' }, addrs: [], incarnation: 1, state: 'alive', leader: true, draining: false, lastSeenMs: NOW_MS - 3000, lastSeen: isoAt(-3000), ...over };
 }
 
 const widest = (text: string) => Math.max(...text.split('\n').map((l) => [...l].length));

@@ -174,6 +174,8 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
   ].map((line) => clip(oneLine(line), MAX_LINE_WIDTH));
   if (view.finishedAt) lines.push(`  finished: ${timeWithIso(view.finishedAt, nowMs)}`);
   if (view.failure) lines.push(`  failure:  ${wrap(view.failure, MAX_LINE_WIDTH - 12).join(`\n${' '.repeat(12)}`)}`);
+  const skipped = formatSkipped(view);
+  if (skipped) lines.push(`  skipped:  ${wrap(skipped, MAX_LINE_WIDTH - 12).join(`\n${' '.repeat(12)}`)}`);
   for (const [name, step] of [['pre', view.pre], ['post', view.post]] as const) {
     if (!step) continue;
     const outcome = `${step.status}${step.reason ? ` (${step.reason}${step.exitCode !== null ? ` ${step.exitCode}` : ''})` : ''}`;
@@ -195,6 +197,13 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
   const c = view.counts;
   lines.push(`  ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running} running, ${c.pending} pending`);
   return lines.join('\n');
+}
+
+/** The members an instance left out, and why: "2 draining: web-3 (…a1b2c3d4e5f6), web-4 (…)"; '' when none. */
+export function formatSkipped(view: Pick<InstanceView, 'skipped'>): string {
+  const skipped = view.skipped ?? [];
+  if (skipped.length === 0) return '';
+  return `${skipped.length} draining: ${skipped.map((s) => `${s.nodeName ?? '?'} (${shortId(s.nodeId)})`).join(', ')}`;
 }
 
 export function formatInstanceList(views: InstanceView[], nowMs = Date.now()): string {
@@ -237,12 +246,13 @@ export function formatNodes(nodes: NodeView[], nowMs = Date.now()): string {
     n.name,
     n.state,
     n.leader ? 'yes' : '',
+    n.draining ? 'yes' : '',
     Object.entries(n.tags).map(([k, v]) => `${k}=${v}`).join(','),
     n.lastSeen ? relativeTime(n.lastSeen, nowMs) : '',
   ]);
-  return table(['ID', 'NAME', 'STATE', 'LEADER', 'TAGS', 'LAST SEEN'], rows, [
-    { columns: [4], floor: 16 },
-    { columns: [1, 4], floor: 4 },
+  return table(['ID', 'NAME', 'STATE', 'LEADER', 'DRAINING', 'TAGS', 'LAST SEEN'], rows, [
+    { columns: [5], floor: 16 },
+    { columns: [1, 5], floor: 4 },
   ]);
 }
 

@@ -439,6 +439,52 @@ describe('cluster simulation', () => {
     });
   });
 
+  it.each(seeds([41, 42]))('(q) a drained node is in no new instance\'s targets, stays drained across its restart, and takes work again once undrained (seed %i)', async (seed) => {
+    await withSim(seed, { size: 6 }, async (sim) => {
+      await startAndAgree(sim);
+      await sim.addJob('n01', 'all', { cmd: 'sleep:20', type: 'broadcast' });
+      await sim.addJob('n01', 'one', { cmd: 'sleep:20', type: 'standalone' });
+      const drainedEverywhere = (draining: boolean) => sim.liveIds().every((id) => sim.node(id).membership.members().find((m) => m.nodeId === 'n04')?.draining === draining);
+      // n02 asks n04 (only n04 writes its own member record).
+      const drained = await sim.drive(sim.service('n02').drainNode('n04', true), 'n02 draining n04');
+      expect(drained).toMatchObject({ nodeId: 'n04', draining: true });
+      await sim.until(() => drainedEverywhere(true), 5_000, 'the drain seen everywhere');
+      const broadcast = await sim.runJob('n03', 'all');
+      expect(broadcast.targets).toEqual(['n01', 'n02', 'n03', 'n05', 'n06']);
+      expect(broadcast.skipped).toEqual([{ nodeId: 'n04', reason: 'draining' }]);
+      for (let i = 0; i < 6; i++) {
+        const standalone = await sim.runJob('n05', 'one');
+        expect(standalone.targets).toHaveLength(1);
+        expect(standalone.targets).not.toContain('n04');
+        await sim.until(() => finishedEverywhere(sim, standalone.id), 5_000, 'a standalone run');
+      }
+      await sim.until(() => finishedEverywhere(sim, broadcast.id), 5_000, 'the broadcast without n04');
+
+      // A restart is a new incarnation of n04, still draining.
+      sim.restart('n04');
+      await sim.until(() => sim.store('n01').member('n04')?.incarnation === 2 && aliveCount(sim, 'n01') === 6 && sim.agreed(), 10_000, 'n04 back');
+      expect(sim.store('n01').member('n04')?.draining).toBe(true);
+      const afterRestart = await sim.runJob('n01', 'all');
+      expect(afterRestart.targets).not.toContain('n04');
+      await sim.until(() => finishedEverywhere(sim, afterRestart.id), 5_000, 'the broadcast after the restart');
+
+      await sim.drive(sim.service('n06').drainNode('n04', false), 'n06 undraining n04');
+      await sim.until(() => drainedEverywhere(false), 5_000, 'the undrain seen everywhere');
+      const again = await sim.runJob('n01', 'all');
+      expect(again.targets).toContain('n04');
+      expect(again.skipped).toBeUndefined();
+      await sim.until(() => finishedEverywhere(sim, again.id), 5_000, 'a broadcast with n04 again');
+      expect(sim.executions.filter((e) => e.nodeId === 'n04').map((e) => e.instanceId)).toEqual([again.id]);
+
+      // Every alive match draining: the instance fails at once and says why.
+      for (const id of sim.liveIds()) await sim.drive(sim.service('n01').drainNode(id, true), `draining ${id}`);
+      await sim.until(() => sim.liveIds().every((id) => sim.node('n01').membership.members().find((m) => m.nodeId === id)?.draining), 5_000, 'everyone draining, seen by the leader');
+      const none = await sim.runJob('n02', 'all');
+      expect(none.targets).toEqual([]);
+      expect(none.failure).toBe('every alive node is draining (6)');
+    });
+  });
+
   it.each(seeds([33, 34]))('(l) a node restarted alone after the whole cluster stopped never takes a stopped member as leader (seed %i)', async (seed) => {
     await withSim(seed, { size: 3 }, async (sim) => {
       await startAndAgree(sim);

@@ -1003,6 +1003,7 @@ export class Membership implements MembershipView {
         incarnation: record.incarnation,
         state,
         leader: record.nodeId === this.currentLeader,
+        draining: record.draining === true,
         lastSeenMs: self ? nowMs : (entry?.lastHeardMs ?? null),
       });
     }

@@ -11,6 +11,8 @@ export interface MemberInfo {
   incarnation: number;
   state: MemberState;
   leader: boolean;
+  /** Takes no new work (`chorus node drain`). */
+  draining: boolean;
   /** Local time this node last heard from the member (itself: now). */
   lastSeenMs: number | null;
 }

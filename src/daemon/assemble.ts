@@ -45,6 +45,8 @@ export function assembleNode(parts: NodeParts): AssembledNode {
     addrs: transport.addresses(),
     incarnation: (previous?.incarnation ?? 0) + 1,
     left: false,
+    // A drain outlives a restart: the node comes back still taking no new work.
+    ...(previous?.draining === true ? { draining: true } : {}),
     stamp: hlc.tick(),
     sig: UNSIGNED, // signed when the node commits it at start
   };

@@ -75,6 +75,9 @@ export function checkComponents(components: Partial<NodeComponents>): asserts co
 
 export class LeaderUnreachableError extends Error {}
 
+/** A member asks another to drain or undrain itself (only a node writes its own member record). */
+export const DRAIN = 'drain';
+
 export class NotLeaderError extends Error {
   readonly code = 'no-leader';
 }
@@ -148,6 +151,7 @@ export class ChorusNode {
       for (const r of records) hlc.observe(r.record.stamp);
     });
     this.rpc.handle('run', (from, body) => this.onRunRequest(from, body));
+    this.rpc.handle(DRAIN, (from, body) => this.onDrainRequest(from, body));
     this.rpc.handle('logs', async (_from, body) => boundedLogs(await this.deps.outputs.read(String((body as { instanceId?: unknown })?.instanceId)), this.deps.config.syncPageBytes));
   }
 
@@ -252,6 +256,56 @@ export class ChorusNode {
     if (!this.started) return;
     this.self = { ...this.self, tags: { ...tags }, stamp: this.deps.hlc.tick() };
     this.commit([{ kind: 'member', record: this.self }]);
+  }
+
+  /** Takes no new work, or takes it again: a new version of this node's member record (a drain outlives a restart). */
+  setDraining(draining: boolean): MemberRecord {
+    if ((this.self.draining === true) !== draining) {
+      this.self = { ...this.self, draining, stamp: this.deps.hlc.tick() };
+      this.commit([{ kind: 'member', record: this.self }]);
+      this.deps.log.info({ draining }, draining ? 'draining: this node takes no new work' : 'undrained: this node takes new work again');
+    }
+    return this.self;
+  }
+
+  /**
+   * Drains (or undrains) a member: only the member writes its own record, so another one is
+   * asked to (over a connection made for it if need be); its signed record comes back and is
+   * taken here at once.
+   */
+  async drain(nodeId: string, draining: boolean): Promise<MemberRecord> {
+    if (nodeId === this.id) {
+      const record = this.setDraining(draining);
+      await this.deps.store.flush();
+      return record;
+    }
+    const reply = (await this.rpc.call(nodeId, DRAIN, { draining }, this.deps.config.requestTimeoutMs, { dial: true })) as { records?: unknown };
+    this.replicator.acceptRecords(nodeId, reply?.records);
+    const record = this.deps.store.member(nodeId);
+    if (!record || (record.draining === true) !== draining) throw new Error(`node ${nodeId} answered without its ${draining ? 'drained' : 'undrained'} member record`);
+    return record;
+  }
+
+  private async onDrainRequest(from: string, body: unknown): Promise<unknown> {
+    const draining = (body as { draining?: unknown } | null)?.draining;
+    if (typeof draining !== 'boolean') throw new Error('malformed drain request (expected {draining: boolean})');
+    const record = this.setDraining(draining);
+    this.deps.log.info({ from, draining }, `${draining ? 'drain' : 'undrain'} requested by a member`);
+    await this.deps.store.flush(); // on disk before the answer: it survives a restart
+    return { records: [{ kind: 'member', record }] };
+  }
+
+  /** Subtasks and steps of this node's, or another's, that are pending or running (what a drain waits for). */
+  unfinishedWorkOf(nodeId: string): number {
+    const { store } = this.deps;
+    let count = 0;
+    for (const instance of store.instances()) {
+      if (isInstanceFinished(store.statusOf(instance))) continue;
+      const subtask = store.subtask(instance.id, nodeId);
+      if (subtask && (subtask.status === 'pending' || subtask.status === 'running')) count += 1;
+      for (const step of Object.values(store.stepsOf(instance.id))) if (step?.runnerNodeId === nodeId && (step.status === 'pending' || step.status === 'running')) count += 1;
+    }
+    return count;
   }
 
   /** Connects to a member through one of its addresses (`--join`). */

@@ -119,7 +119,14 @@ export interface InstanceRecord extends Signed {
   targets: string[];
   /** Why the instance could not start at all (for example: no node matched its tags). */
   failure: string | null;
+  /** Alive members that matched but were left out, and why (a draining node). Absent: none. */
+  skipped?: SkippedTarget[];
   stamp: Stamp;
+}
+
+export interface SkippedTarget {
+  nodeId: string;
+  reason: 'draining';
 }
 
 /** A request to cancel an instance, by any member; the earliest request wins everywhere. */
@@ -138,6 +145,8 @@ export interface MemberRecord extends Signed {
   /** Bumped at every start of the daemon: a restarted node is a new incarnation. */
   incarnation: number;
   left: boolean;
+  /** Takes no new work (`chorus node drain`); kept across restarts. Absent: false. */
+  draining?: boolean;
   stamp: Stamp;
 }
 

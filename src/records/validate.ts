@@ -103,6 +103,7 @@ export const instanceRecordSchema = z.object({
   createdAtMs: ms,
   targets: z.array(id).max(MAX_TARGETS),
   failure: z.string().max(MAX_TEXT).nullable(),
+  skipped: z.array(z.object({ nodeId: id, reason: z.literal('draining') })).max(MAX_TARGETS).optional(),
   stamp: stampSchema,
   sig,
 });
@@ -116,6 +117,7 @@ export const memberRecordSchema = z.object({
   addrs: z.array(z.string().max(1000)).max(64),
   incarnation: z.number().int().nonnegative(),
   left: z.boolean(),
+  draining: z.boolean().optional(),
   stamp: stampSchema,
   sig,
 });

@@ -12,7 +12,7 @@ import type { HybridClock } from '../records/hlc.js';
 import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
 import { UNSIGNED } from '../records/signature.js';
-import type { AnyRecord, AttemptState, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, AttemptState, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SkippedTarget, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { isTerminal, liveSpec } from '../records/types.js';
 import { instanceIdOf, sortedHas, type RecordStore } from '../store/record-store.js';
 import type { Logger } from '../core/log.js';
@@ -147,7 +147,7 @@ export class Leader {
   createInstance(job: string, spec: JobSpec, trigger: InstanceTrigger, fire?: { jobCreatedAtMs: number; atMs: number }): InstanceRecord {
     const nowMs = this.deps.clock.now();
     const id = fire ? scheduledInstanceId(job, fire.jobCreatedAtMs, fire.atMs) : (this.deps.newInstanceId ?? randomInstanceId)();
-    const { targets, failure } = this.chooseTargets(id, spec);
+    const { targets, failure, skipped } = this.chooseTargets(id, spec);
     const stamp = this.deps.hlc.tick();
     const instance: InstanceRecord = {
       id,
@@ -158,6 +158,7 @@ export class Leader {
       createdAtMs: nowMs,
       targets,
       failure,
+      ...(skipped.length > 0 ? { skipped } : {}),
       stamp,
       sig: UNSIGNED,
     };
@@ -167,7 +168,7 @@ export class Leader {
         ? [{ kind: 'step', record: this.newStep(id, 'pre', stamp, trigger === 'schedule') }]
         : targets.map((nodeId) => ({ kind: 'subtask', record: newSubtask(id, nodeId, stamp) }));
     this.deps.commit([{ kind: 'instance', record: instance }, ...first]);
-    this.deps.log.info({ instance: id, job, trigger, targets: targets.length, failure }, 'instance created');
+    this.deps.log.info({ instance: id, job, trigger, targets: targets.length, failure, skipped: skipped.length > 0 ? skipped.map((s) => s.nodeId) : undefined }, 'instance created');
     return instance;
   }
 
@@ -189,19 +190,22 @@ export class Leader {
       .find((i) => i.job === jobName && !isInstanceFinished(store.statusOf(i)));
   }
 
-  private chooseTargets(instanceId: string, spec: JobSpec): { targets: string[]; failure: string | null } {
-    const eligible = this.deps.view
-      .members()
-      .filter((m) => m.state === 'alive' && matchesTags(m.tags, spec.tags))
-      .map((m) => m.nodeId)
-      .sort();
+  /** Alive members that match the job's tags, less the draining ones (which the instance records as skipped). */
+  private chooseTargets(instanceId: string, spec: JobSpec): { targets: string[]; failure: string | null; skipped: SkippedTarget[] } {
+    const matching = this.deps.view.members().filter((m) => m.state === 'alive' && matchesTags(m.tags, spec.tags));
+    const eligible = matching.filter((m) => !m.draining).map((m) => m.nodeId).sort();
+    const skipped: SkippedTarget[] = matching
+      .filter((m) => m.draining)
+      .map((m) => ({ nodeId: m.nodeId, reason: 'draining' as const }))
+      .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
     if (eligible.length === 0) {
       const tags = Object.entries(spec.tags).map(([k, v]) => `${k}=${v}`);
-      const failure = tags.length > 0 ? `no alive node matches the tags ${tags.join(', ')}` : 'no alive node to run on';
-      return { targets: [], failure };
+      const none = tags.length > 0 ? `no alive node matches the tags ${tags.join(', ')}` : 'no alive node to run on';
+      const failure = skipped.length > 0 ? `${tags.length > 0 ? `every alive node matching ${tags.join(', ')}` : 'every alive node'} is draining (${skipped.length})` : none;
+      return { targets: [], failure, skipped };
     }
-    if (spec.type === 'broadcast') return { targets: eligible, failure: null };
-    return { targets: [this.leastBusy(instanceId, eligible)], failure: null };
+    if (spec.type === 'broadcast') return { targets: eligible, failure: null, skipped };
+    return { targets: [this.leastBusy(instanceId, eligible)], failure: null, skipped };
   }
 
   /** A standalone job goes to the eligible node with the fewest unfinished subtasks. */

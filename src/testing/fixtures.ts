@@ -54,6 +54,7 @@ export function instanceView(subtasks: SubtaskView[], over: Partial<InstanceView
     finishedAt: null,
     failure: null,
     cancelRequested: false,
+    skipped: [],
     targets: subtasks.map((s) => s.nodeId),
     counts: { pending: 0, running: 0, succeeded: subtasks.length, failed: 0, cancelled: 0 },
     subtasks,
