@@ -4,7 +4,7 @@
 // it back into new broadcasts.
 import { describe, expect, it } from 'vitest';
 import type { InstanceView, NodeDetailView, NodeView } from '../src/api/views.js';
-import { EXIT, expectExit, startCluster, useProcessCleanup, waitFor } from './support/index.js';
+import { EXIT, expectExit, startCluster, useProcessCleanup, waitFor, waitForAgreement } from './support/index.js';
 
 useProcessCleanup();
 
@@ -14,6 +14,7 @@ describe('chorus node drain', () => {
   it('a drained node gets no new work, keeps running what it has, stays drained across a restart, and comes back when undrained', { timeout: TEST_TIMEOUT_MS }, async () => {
     const [a, b, c] = await startCluster({ prefix: 'drain-', count: 3 });
     if (!a || !b || !c) throw new Error('three daemons expected');
+    await waitForAgreement({ alive: [a, b, c], stableMs: 1000, what: 'three daemons agreeing' });
     const drainingSeenBy = async (viewer: typeof a, draining: boolean) =>
       (await viewer.json<NodeView[]>(['nodes'])).find((n) => n.nodeId === b.nodeId)?.draining === draining;
 

@@ -20,6 +20,8 @@ export default class Daemon extends Command {
     tag: Flags.string({ multiple: true, description: 'KEY=VALUE tag of this node, matched by job --tag (repeatable) [env: CHORUS_TAGS, comma-separated]' }),
     mdns: Flags.boolean({ description: 'also find members on the LAN by multicast DNS [env: CHORUS_MDNS]', allowNo: true }),
     'swarm-key': Flags.string({ description: 'file with a pre-shared key: only nodes with the same key can connect [env: CHORUS_SWARM_KEY]' }),
+    metrics: Flags.string({ description: 'serve Prometheus metrics at http://HOST:PORT/metrics [env: CHORUS_METRICS]' }),
+    'log-format': Flags.string({ options: ['json', 'pretty'], description: 'JSON lines, or readable lines [default: pretty on a terminal, json otherwise] [env: CHORUS_LOG_FORMAT]' }),
     'log-level': Flags.string({ options: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], description: '[default: info] [env: CHORUS_LOG_LEVEL]' }),
   };
 
@@ -59,7 +61,9 @@ export default class Daemon extends Command {
         mdns: current.mdns,
         swarmKeyFile: current.swarmKey,
         logLevel: current.logLevel,
+        logFormat: current.logFormat,
         config: current.tuning,
+        metrics: current.metrics === null ? null : parseApiAddress(current.metrics),
         ...(configFile === undefined
           ? {}
           : {

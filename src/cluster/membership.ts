@@ -14,6 +14,7 @@
 // - if this node's own timers ran late (a busy machine, a paused process), its probes and
 //   suspicion clocks from before the stall are not held against anyone (Lifeguard's
 //   "local health" as well: failed probes make this node slower to judge, not faster).
+import type { NodeObserver } from '../core/observer.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { coalesced } from '../core/clock.js';
 import { membershipTickMs, type ChorusConfig } from '../core/config.js';
@@ -94,6 +95,7 @@ export interface MembershipDeps {
   stateRoot: () => string;
   /** A peer's fingerprint arrived with a probe or an ack (anti-entropy decides whether to sync). */
   onPeerRoot: (peer: string, root: string) => void;
+  observer?: NodeObserver;
 }
 
 export interface MembershipCounters {
@@ -870,6 +872,7 @@ export class Membership implements MembershipView {
     if (announce) this.counters.deadVerdicts += 1;
     else this.counters.unreachableUnverified += 1;
     this.deps.log.warn({ peer: nodeId, why }, 'member declared dead');
+    this.deps.observer?.memberDead?.({ nodeId, silentForMs: entry.lastHeardMs === null ? null : this.deps.clock.now() - entry.lastHeardMs });
     if (announce) this.disseminate({ node: nodeId, state: 'dead', inc: entry.inc });
     this.setState(nodeId, entry, 'dead');
     // A connection to a member held dead is a frozen or vanished host's, half-open at best:
@@ -958,6 +961,7 @@ export class Membership implements MembershipView {
     if (leader !== this.currentLeader) {
       this.deps.log.info({ leader }, 'leader changed');
       this.currentLeader = leader;
+      this.deps.observer?.leaderChanged?.(leader);
       this.deps.onChange();
     }
   }

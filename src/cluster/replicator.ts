@@ -105,6 +105,11 @@ export interface ReplicationCounters {
   syncPages: number;
   /** The largest page of records this node sent to a peer, in bytes of JSON (it must stay under maxMessageBytes). */
   largestSyncPageBytes: number;
+  /** Bytes of gossip deltas this node published, and received. */
+  deltaBytesSent: number;
+  deltaBytesReceived: number;
+  /** Bytes of anti-entropy pages this node sent to peers (as JSON). */
+  syncBytesSent: number;
 }
 
 export class WriteNotReplicatedError extends Error {}
@@ -125,7 +130,7 @@ export class Replicator {
   private readonly pulledBy = new Map<string, number>();
   private readonly ownFlush: Batcher;
   private readonly relayFlush: Batcher;
-  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, relaysUnanswered: 0, relaysForwarded: 0, syncsCompleted: 0, syncsFailed: 0, syncsOnProbe: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0 };
+  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, relaysUnanswered: 0, relaysForwarded: 0, syncsCompleted: 0, syncsFailed: 0, syncsOnProbe: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0, deltaBytesSent: 0, deltaBytesReceived: 0, syncBytesSent: 0 };
 
   constructor(private readonly deps: ReplicatorDeps) {
     this.ownFlush = new Batcher(deps.clock, () => this.flushOwn());
@@ -271,8 +276,10 @@ export class Replicator {
   private gossip(records: AnyRecord[]): void {
     for (const batch of batches(records, this.deps.config.maxDeltaBytes)) {
       try {
-        this.deps.transport.publish(RECORDS_TOPIC, encode({ records: batch }));
+        const data = encode({ records: batch });
+        this.deps.transport.publish(RECORDS_TOPIC, data);
         this.counters.deltasSent += 1;
+        this.counters.deltaBytesSent += data.byteLength;
       } catch (err) {
         this.deps.log.warn({ err }, 'delta not published');
       }
@@ -306,6 +313,7 @@ export class Replicator {
     this.deps.heardFrom(from);
     const body = decode(data) as { records?: unknown } | null;
     this.counters.deltasReceived += 1;
+    this.counters.deltaBytesReceived += data.byteLength;
     this.acceptRecords(from, body?.records);
   }
 
@@ -555,7 +563,9 @@ export class Replicator {
     const want = after === null ? Object.entries(theirs).filter(([key, version]) => store.versionOf(key) !== version).map(([key]) => key) : [];
     // The page's size as sent: its records, their commas and the envelope (the want list goes on the first page only, and is bounded by the asker's digest).
     const wantBytes = want.reduce((n, key) => n + key.length + 3, 0);
-    this.counters.largestSyncPageBytes = Math.max(this.counters.largestSyncPageBytes, size + records.length + wantBytes + 64);
+    const pageBytes = size + records.length + wantBytes + 64;
+    this.counters.largestSyncPageBytes = Math.max(this.counters.largestSyncPageBytes, pageBytes);
+    this.counters.syncBytesSent += pageBytes;
     return { records, want, next };
   }
 

@@ -65,6 +65,7 @@ export function assembleNode(parts: NodeParts): AssembledNode {
     log: parts.log,
     newInstanceId: parts.newInstanceId ?? randomInstanceId,
     fatal: parts.fatal,
+    ...(parts.observer ? { observer: parts.observer } : {}),
   });
   const service = new ControlService({ node, clock, log: parts.log, host: parts.host });
   return { node, service };

@@ -2,6 +2,7 @@
 // (state, journal, keys, token), starts libp2p, assembles the node (assemble.ts) and
 // serves its control-plane service over HTTP; stop undoes all of it, in reverse order.
 import { mkdir, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { InvariantError } from '../core/assert.js';
@@ -22,6 +23,7 @@ import { FileOutputStore } from '../store/output-store.js';
 import { RecordStore } from '../store/record-store.js';
 import { StateFilePersister } from '../store/state-file.js';
 import { assembleNode } from './assemble.js';
+import { DaemonMetrics } from './metrics.js';
 import { loadOrCreateToken, reportVanished, swarmKeyOf, vanishedFiles } from './data-dir.js';
 import { TOPICS, type ChorusNode } from './node.js';
 import { dataPaths, type NodeInfo } from './paths.js';
@@ -42,6 +44,8 @@ export interface DaemonOptions {
   swarmKeyFile: string | null;
   log: Logger;
   config?: Partial<ChorusConfig>;
+  /** Serve Prometheus metrics at http://HOST:PORT/metrics (`--metrics`); null: none. */
+  metrics?: { host: string; port: number } | null;
   clock?: Clock;
   /** A broken invariant (already logged): the process must stop. Default: exit 70 at once. */
   onFatal?: (err: InvariantError) => void;
@@ -54,6 +58,8 @@ export const EXIT_INVARIANT = 70;
 
 export class ChorusDaemon {
   private stopping = false;
+  /** The /metrics server, when there is one (closed at stop). */
+  metricsServer: Server | null = null;
 
   private constructor(
     private readonly options: DaemonOptions,
@@ -84,11 +90,13 @@ export class ChorusDaemon {
       // We hold the lock, so a node.json here is a crashed daemon's: never let a client trust it.
       await rm(paths.nodeInfo, { force: true });
       const vanished = await vanishedFiles(dataDir);
+      const metrics = options.metrics ? new DaemonMetrics() : null;
       const store = new RecordStore({
         persister: new StateFilePersister(dataDir),
         clock,
         flushDelayMs: config.storeFlushDelayMs,
         flushRetryMs: config.storeFlushRetryMs,
+        ...(metrics ? { onFlushed: (e: Parameters<DaemonMetrics['storeFlushed']>[0]) => metrics.storeFlushed(e) } : {}),
         onFlushError: (err, path) => log.error({ err, path }, `cannot write ${path}: ${(err as Error).message}; trying again in ${config.storeFlushRetryMs} ms`),
       });
       await store.load();
@@ -143,7 +151,9 @@ export class ChorusDaemon {
         name: options.name ?? hostname(),
         tags: options.tags,
         host: { api: () => apiUrl, dataDir, memory: memorySnapshot, networkCounters: () => transport.stats() },
+        ...(metrics ? { observer: metrics } : {}),
       });
+      metrics?.attach(node);
       reportVanished(vanished, dataDir, node, log);
       await writeFileDurable(paths.nodeId, `${nodeId}\n`);
       const api = new ApiServer(service, await loadOrCreateToken(paths.token), log);
@@ -153,6 +163,14 @@ export class ChorusDaemon {
       apiUrl = await api.listen(options.apiHost, options.apiPort).catch((err: unknown) => {
         throw inUse(err) ? new DaemonFlagError(`--api ${options.apiHost}:${options.apiPort}: the address is already in use; pick another port`) : err;
       });
+      let metricsServer: { server: Server; url: string } | null = null;
+      if (metrics && options.metrics) {
+        const { host, port } = options.metrics;
+        metricsServer = await metrics.serve(host, port).catch((err: unknown) => {
+          throw inUse(err) ? new DaemonFlagError(`--metrics ${host}:${port}: the address is already in use; pick another port`) : err;
+        });
+        daemon.metricsServer = metricsServer.server;
+      }
       await store.flush();
       const info: NodeInfo = {
         nodeId,
@@ -162,6 +180,7 @@ export class ChorusDaemon {
         pid: process.pid,
         version: CHORUS_VERSION,
         startedAt: iso(clock.now()) as string,
+        ...(metricsServer ? { metrics: metricsServer.url } : {}),
       };
       await writeFileDurable(paths.nodeInfo, `${JSON.stringify(info, null, 2)}\n`);
       log.info({ nodeId, api: apiUrl, multiaddrs: info.multiaddrs }, 'chorus daemon ready');
@@ -202,6 +221,7 @@ export class ChorusDaemon {
     await rm(dataPaths(this.options.dataDir).nodeInfo, { force: true });
     await this.node.leave();
     await this.api.close();
+    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
     await this.node.store.close();
     await this.transport.stop();
     await this.keys.close();

@@ -1,5 +1,5 @@
 // Runs a daemon in the foreground until SIGTERM or SIGINT, then leaves gracefully.
-import { createLogger } from '../core/log.js';
+import { createLogger, type LogFormat } from '../core/log.js';
 import { DataFileError } from '../store/durable-file.js';
 import { DataDirLockedError } from '../store/lock.js';
 import { SwarmKeyError } from '../network/swarm-key.js';
@@ -29,8 +29,8 @@ export interface Reloaded {
  * `reload`: what SIGHUP does (the command re-reads the config file and says what changed);
  * a rejection is logged and the daemon goes on as it was.
  */
-export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel?: string; reload?: () => Promise<Reloaded> }): Promise<void> {
-  const log = createLogger({ level: options.logLevel });
+export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel?: string; logFormat?: LogFormat | null; reload?: () => Promise<Reloaded> }): Promise<void> {
+  const log = await createLogger({ level: options.logLevel, ...(options.logFormat ? { format: options.logFormat } : {}) });
   // A broken invariant thrown where no caller can handle it (a timer, a network event)
   // stops the daemon the same way the worker's does: one fatal line naming the guarantee.
   // Anything else ends the process as Node would without these handlers: its stack, exit 1.

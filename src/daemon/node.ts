@@ -3,6 +3,7 @@
 // an output store, an executor...). The daemon gives it libp2p, the real clock and
 // files; the simulator gives it an in-memory network, a fake clock and memory.
 // `assembleNode()` (assemble.ts) builds it for both.
+import { NO_OBSERVER, type NodeObserver } from '../core/observer.js';
 import { every, type Clock, type TimerHandle } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
 import { pruneFinishedInstances } from '../store/retention.js';
@@ -48,6 +49,8 @@ export interface NodeComponents {
   newInstanceId: () => string;
   /** Told of a broken invariant: the daemon exits naming the guarantee; the simulator fails the run. */
   fatal: (err: InvariantError) => void;
+  /** Told of what the node does (the daemon's metrics). Default: nobody. */
+  observer?: NodeObserver;
 }
 
 const COMPONENTS: readonly (keyof NodeComponents)[] = [
@@ -74,6 +77,9 @@ export function checkComponents(components: Partial<NodeComponents>): asserts co
 }
 
 export class LeaderUnreachableError extends Error {}
+
+/** Instance ids remembered as counted by noticeFinished (oldest forgotten first). */
+const FINISHED_REMEMBERED = 10_000;
 
 /** A member asks another to drain or undrain itself (only a node writes its own member record). */
 export const DRAIN = 'drain';
@@ -114,6 +120,7 @@ export class ChorusNode {
       random: deps.random,
       log,
       onChange: () => this.onMembershipChange(),
+      observer: deps.observer ?? NO_OBSERVER,
       stateRoot: () => store.rootVersion(),
       onPeerRoot: (peer, root) => this.replicator.onPeerRoot(peer, root),
     });
@@ -132,7 +139,7 @@ export class ChorusNode {
       heardFrom: (peer) => this.membership.heardFrom(peer),
     });
     const commit = (records: AnyRecord[]) => this.commit(records);
-    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, mayAct: () => this.leaderMayAct(), newInstanceId: deps.newInstanceId });
+    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, mayAct: () => this.leaderMayAct(), newInstanceId: deps.newInstanceId, observer: deps.observer ?? NO_OBSERVER, selfId: transport.localId });
     this.worker = new Worker({
       clock,
       config,
@@ -145,11 +152,13 @@ export class ChorusNode {
       commit,
       log,
       fatal: deps.fatal,
+      observer: deps.observer ?? NO_OBSERVER,
     });
     // Later local stamps must order after every stamp we have seen.
     store.onChange((records) => {
       for (const r of records) hlc.observe(r.record.stamp);
     });
+    store.onChange((records) => this.noticeFinished(records));
     this.rpc.handle('run', (from, body) => this.onRunRequest(from, body));
     this.rpc.handle(DRAIN, (from, body) => this.onDrainRequest(from, body));
     this.rpc.handle('logs', async (_from, body) => boundedLogs(await this.deps.outputs.read(String((body as { instanceId?: unknown })?.instanceId)), this.deps.config.syncPageBytes));
@@ -157,6 +166,30 @@ export class ChorusNode {
 
   get id(): string {
     return this.deps.transport.localId;
+  }
+
+  /** Instances seen ending while this node leads, logged and told to the observer once each (the newest FINISHED_REMEMBERED ids are kept). */
+  private readonly finishedSeen = new Set<string>();
+
+  private noticeFinished(records: AnyRecord[]): void {
+    if (!this.started || this.membership.leaderId() !== this.id) return;
+    const { store } = this.deps;
+    const touched = new Set<string>();
+    for (const r of records) {
+      if (r.kind === 'instance') touched.add(r.record.id);
+      else if (r.kind === 'subtask' || r.kind === 'step' || r.kind === 'cancel') touched.add(r.record.instanceId);
+    }
+    for (const id of touched) {
+      if (this.finishedSeen.has(id)) continue;
+      const instance = store.instance(id);
+      if (!instance) continue;
+      const status = store.statusOf(instance);
+      if (status !== 'succeeded' && status !== 'failed' && status !== 'cancelled') continue;
+      this.finishedSeen.add(id);
+      if (this.finishedSeen.size > FINISHED_REMEMBERED) this.finishedSeen.delete(this.finishedSeen.values().next().value as string);
+      this.deps.observer?.instanceFinished?.({ job: instance.job, status });
+      this.deps.log.info({ job: instance.job, instanceId: id, nodeId: this.id, attempt: null, status }, `instance ${status}`);
+    }
   }
 
   get hlc(): HybridClock {

@@ -24,4 +24,6 @@ export interface NodeInfo {
   pid: number;
   version: string;
   startedAt: string;
+  /** The Prometheus endpoint, when the daemon serves one (`--metrics`). */
+  metrics?: string;
 }

@@ -11,6 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { ConfigError, configFrom, defaultConfig, type ChorusConfig } from '../core/config.js';
 import { DurationError, parseDuration } from '../core/duration.js';
+import { LOG_FORMATS, type LogFormat } from '../core/log.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -26,6 +27,10 @@ export interface DaemonSettings {
   mdns: boolean;
   swarmKey: string | null;
   logLevel: LogLevel;
+  /** json or pretty; null: pretty on a terminal, json otherwise. */
+  logFormat: LogFormat | null;
+  /** HOST:PORT to serve Prometheus metrics on (/metrics); null: none. */
+  metrics: string | null;
   /** Only the knobs the file set; the rest keep their defaults. */
   tuning: Partial<ChorusConfig>;
 }
@@ -47,7 +52,7 @@ interface KeyDef {
   /** The key in the file, and the flag's name. */
   key: string;
   env: string;
-  kind: 'string' | 'list' | 'boolean' | 'tags' | 'level';
+  kind: 'string' | 'list' | 'boolean' | 'tags' | 'level' | 'format';
 }
 
 const KEYS: KeyDef[] = [
@@ -60,6 +65,8 @@ const KEYS: KeyDef[] = [
   { field: 'mdns', key: 'mdns', env: 'CHORUS_MDNS', kind: 'boolean' },
   { field: 'swarmKey', key: 'swarm-key', env: 'CHORUS_SWARM_KEY', kind: 'string' },
   { field: 'logLevel', key: 'log-level', env: 'CHORUS_LOG_LEVEL', kind: 'level' },
+  { field: 'logFormat', key: 'log-format', env: 'CHORUS_LOG_FORMAT', kind: 'format' },
+  { field: 'metrics', key: 'metrics', env: 'CHORUS_METRICS', kind: 'string' },
 ];
 
 /** The environment variable of each setting, for help texts and the README. */
@@ -104,6 +111,8 @@ export const DEFAULT_SETTINGS: DaemonSettings = {
   mdns: false,
   swarmKey: null,
   logLevel: 'info',
+  logFormat: null,
+  metrics: null,
   tuning: {},
 };
 
@@ -145,6 +154,8 @@ function valueProblem(def: KeyDef, value: unknown): string | null {
       return null;
     case 'api':
       return parseApiAddress(value as string) ? null : `${String(value)}: ${API_HELP}`;
+    case 'metrics':
+      return parseApiAddress(value as string) ? null : `${String(value)}: write it as HOST:PORT, for example 127.0.0.1:9464 (port 0 picks a free one)`;
     case 'name':
     case 'dataDir':
     case 'swarmKey':
@@ -178,6 +189,8 @@ export interface DaemonFlags {
   mdns?: boolean | undefined;
   'swarm-key'?: string | undefined;
   'log-level'?: string | undefined;
+  'log-format'?: string | undefined;
+  metrics?: string | undefined;
 }
 
 /** The flags given on the command line (oclif leaves the others undefined: no defaults there). */
@@ -229,6 +242,10 @@ export function layerFromEnv(env: NodeJS.ProcessEnv): SettingsLayer {
       }
       case 'level':
         if (!(LOG_LEVELS as readonly string[]).includes(raw.trim())) throw new SettingsError(`${def.env}=${raw}: must be one of ${LOG_LEVELS.join(', ')}`);
+        value = raw.trim();
+        break;
+      case 'format':
+        if (!(LOG_FORMATS as readonly string[]).includes(raw.trim())) throw new SettingsError(`${def.env}=${raw}: must be one of ${LOG_FORMATS.join(', ')}`);
         value = raw.trim();
         break;
       default:
@@ -288,6 +305,9 @@ export function layerFromToml(text: string, path: string): SettingsLayer {
         break;
       case 'level':
         if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) throw new SettingsError(`${at}: must be one of ${LOG_LEVELS.join(', ')}; got ${describe(raw)}`);
+        break;
+      case 'format':
+        if (typeof raw !== 'string' || !(LOG_FORMATS as readonly string[]).includes(raw)) throw new SettingsError(`${at}: must be one of ${LOG_FORMATS.join(', ')}; got ${describe(raw)}`);
         break;
       default:
         if (typeof raw !== 'string') throw new SettingsError(`${at}: must be a string; got ${describe(raw)}`);

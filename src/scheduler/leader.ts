@@ -2,6 +2,7 @@
 // the `node-lost` verdict for subtasks of members that died or left. Every node runs
 // this; only the current leader acts. A brief double leader is harmless: scheduled
 // instance ids are deterministic and merge into one.
+import type { NodeObserver } from '../core/observer.js';
 import { fnv1a } from '../records/canonical.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { coalesced } from '../core/clock.js';
@@ -34,6 +35,9 @@ export interface LeaderDeps {
    * peers first when it becomes leader or wakes from a stall). Default: always.
    */
   mayAct?: () => boolean;
+  observer?: NodeObserver;
+  /** This node's id, for the log's events. */
+  selfId?: string;
 }
 
 /** A non-leader looks this many idle ticks apart (5 s by default). */
@@ -168,7 +172,11 @@ export class Leader {
         ? [{ kind: 'step', record: this.newStep(id, 'pre', stamp, trigger === 'schedule') }]
         : targets.map((nodeId) => ({ kind: 'subtask', record: newSubtask(id, nodeId, stamp) }));
     this.deps.commit([{ kind: 'instance', record: instance }, ...first]);
-    this.deps.log.info({ instance: id, job, trigger, targets: targets.length, failure, skipped: skipped.length > 0 ? skipped.map((s) => s.nodeId) : undefined }, 'instance created');
+    this.deps.observer?.instanceCreated?.({ job, trigger, targets: targets.length, skipped: skipped.length });
+    this.deps.log.info(
+      { job, instanceId: id, nodeId: this.deps.selfId ?? null, attempt: null, trigger, targets: targets.length, failure, skipped: skipped.length > 0 ? skipped.map((s) => s.nodeId) : undefined },
+      failure ? `instance created: ${failure}` : 'instance created',
+    );
     return instance;
   }
 
@@ -302,12 +310,12 @@ export class Leader {
       const isTarget = subtask !== undefined || sortedHas(instance.targets, nodeId);
       if (!isTarget || (subtask && isTerminal(subtask.status))) continue;
       lost.push({ kind: 'subtask', record: this.nodeLost(subtask ?? newSubtask(instance.id, nodeId, this.deps.hlc.tick())) });
-      this.deps.log.warn({ instance: instance.id, node: nodeId }, 'subtask node-lost');
+      this.deps.log.warn({ job: instance.job, instanceId: instance.id, nodeId, attempt: subtask?.attempt ?? 1, status: 'failed', reason: 'node-lost' }, 'subtask node-lost');
     }
     for (const step of Object.values(store.stepsOf(instance.id))) {
       if (!step || isTerminal(step.status) || !isGone(view.stateOf(step.runnerNodeId))) continue;
       lost.push({ kind: 'step', record: this.nodeLost(step) });
-      this.deps.log.warn({ instance: instance.id, step: step.step, node: step.runnerNodeId }, 'step node-lost');
+      this.deps.log.warn({ job: instance.job, instanceId: instance.id, nodeId: step.runnerNodeId, attempt: step.attempt, step: step.step, status: 'failed', reason: 'node-lost' }, 'step node-lost');
     }
     return lost;
   }

@@ -41,6 +41,8 @@ export interface StoreOptions {
   onFlushError?: (err: unknown, path: string) => void;
   /** The log is folded into a snapshot only beyond this size (tests make it small). */
   minCompactBytes?: number;
+  /** Told of every write of the state files, with its time and the files' size after it. */
+  onFlushed?: (e: { durationMs: number; bytes: number; compacted: boolean; ok: boolean }) => void;
 }
 
 /** A record of the state file that did not validate: where it was and why. */
@@ -273,10 +275,14 @@ export class RecordStore {
     const compact = this.compactNext || this.persister.logBytes > Math.max(this.options.minCompactBytes ?? MIN_COMPACT_BYTES, this.persister.snapshotBytes);
     this.compactNext = false;
     this.flushing = this.flushing.catch(() => undefined).then(async () => {
+      const startedMs = performance.now();
+      const told = (ok: boolean) => this.options.onFlushed?.({ durationMs: performance.now() - startedMs, bytes: this.persister.snapshotBytes + this.persister.logBytes, compacted: compact, ok });
       try {
         if (compact) await this.persister.compact(this.snapshot());
         else await this.persister.append(change);
+        told(true);
       } catch (err) {
+        told(false);
         // The next flush writes these changes again.
         this.dirty = true;
         for (const key of keys) this.dirtyKeys.add(key);

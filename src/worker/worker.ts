@@ -1,6 +1,7 @@
 // Runs this node's own subtasks, and only those (guarantee 2). Every attempt is
 // journalled and fsynced before its command is spawned, and never started twice
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
+import type { NodeObserver } from '../core/observer.js';
 import { iso } from '../core/time.js';
 import type { TimerHandle } from '../core/clock.js';
 import { coalesced } from '../core/clock.js';
@@ -16,6 +17,7 @@ import type { NodeComponents } from '../daemon/node.js';
 export type WorkerDeps = Pick<NodeComponents, 'clock' | 'config' | 'store' | 'journal' | 'outputs' | 'executor' | 'hlc' | 'log' | 'fatal'> & {
   selfId: string;
   commit: (records: AnyRecord[]) => void;
+  observer?: NodeObserver;
 };
 
 export interface AttemptOutcome {
@@ -44,6 +46,12 @@ export class Worker {
   private stopped = false;
 
   constructor(private readonly deps: WorkerDeps) {}
+
+  /** The fields every subtask or step event in the log carries. */
+  private event(instanceId: string, step: StepName | null, attempt: number | null, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    const job = this.deps.store.instance(instanceId)?.job ?? null;
+    return { job, instanceId, nodeId: this.deps.selfId, attempt, ...(step ? { step } : {}), ...extra };
+  }
 
   /** Reconciles the journal with the store (crash recovery), then starts running subtasks. */
   start(): void {
@@ -206,11 +214,12 @@ export class Worker {
         // Nothing ran: the attempt stays pending and is tried again a worker tick later
         // (not at the next scan, which comes at once: a full disk must not spin the loop).
         this.startRetryAtMs.set(key, clock.now() + this.deps.config.workerTickMs);
-        log.error({ err, instance: instance.id, step, attempt: subtask.attempt, journal: journal.path }, `cannot journal the start of ${id} attempt ${subtask.attempt}; not started, tried again in ${this.deps.config.workerTickMs} ms: ${(err as Error).message}`);
+        log.error(this.event(instance.id, step, subtask.attempt, { err, journal: journal.path }), `cannot journal the start of ${id} attempt ${subtask.attempt}; not started, tried again in ${this.deps.config.workerTickMs} ms: ${(err as Error).message}`);
         return;
       }
       this.startRetryAtMs.delete(key);
       this.report(subtask, { ...subtask, status: 'running', startedAtMs, reporter: selfId, stamp: this.deps.hlc.tick() });
+      log.info(this.event(instance.id, step, subtask.attempt), step ? `${step} step started` : 'subtask started');
       const targets = this.deps.store.targetsOf(instance);
       const shardIndex = targets.indexOf(selfId);
       const result = await this.deps.executor.run({
@@ -247,7 +256,7 @@ export class Worker {
       } else {
         // An operating error (the journal's disk, say) after the start: the record stays
         // `running`; a restart reports it interrupted, and it is never started again.
-        this.deps.log.error({ err, instance: instance.id, step, attempt: subtask.attempt }, `subtask execution failed: ${(err as Error).message}`);
+        this.deps.log.error(this.event(instance.id, step, subtask.attempt, { err }), `subtask execution failed: ${(err as Error).message}`);
       }
     } finally {
       this.running.delete(key);
@@ -273,13 +282,25 @@ export class Worker {
     if (step !== null && runnerOf(current) !== this.deps.selfId) {
       // Two leaders created this step at once and the merge chose the other runner after
       // this one had started it: its result stays in the journal and the log, not in the record.
-      this.deps.log.warn({ instance: instanceId, step, runner: runnerOf(current) }, `the ${step} step of ${instanceId} is now run by ${runnerOf(current)}; this node's result is not reported`);
+      this.deps.log.warn(this.event(instanceId, step, attempt, { runner: runnerOf(current) }), `the ${step} step of ${instanceId} is now run by ${runnerOf(current)}; this node's result is not reported`);
       return;
     }
     invariant(runnerOf(current) === this.deps.selfId, 1, () => `a result of ${this.deps.selfId} for ${instanceId} found the subtask of ${runnerOf(current)}`);
     const final = this.ownerTerminal(current, outcome);
     const retriable = step === null && outcome.status === 'failed' && (outcome.reason === 'exit-code' || outcome.reason === 'timeout' || outcome.reason === 'spawn-failed');
     const mayRetry = retriable && attempt <= instance.spec.retries && !this.deps.store.cancelOf(instanceId) && !this.stopped;
+    this.deps.log.info(
+      this.event(instanceId, step, attempt, { status: outcome.status, reason: outcome.reason, exitCode: outcome.exitCode, durationMs: outcome.startedAtMs === null ? null : outcome.finishedAtMs - outcome.startedAtMs, retry: mayRetry }),
+      `${step ? `${step} step` : 'subtask'} ${outcome.status}${outcome.reason ? ` (${outcome.reason}${outcome.exitCode !== null ? ` ${outcome.exitCode}` : ''})` : ''}${mayRetry ? '; retried' : ''}`,
+    );
+    this.deps.observer?.attemptEnded?.({
+      job: instance.job,
+      step,
+      status: outcome.status,
+      reason: outcome.reason,
+      durationMs: outcome.startedAtMs === null ? null : outcome.finishedAtMs - outcome.startedAtMs,
+      retried: mayRetry,
+    });
     if (!mayRetry) return this.report(current, final);
     const backoffMs = Math.min(this.deps.config.retryBackoffBaseMs * 2 ** (attempt - 1), this.deps.config.retryBackoffMaxMs);
     const history = [...current.history, summary(final)].slice(-this.deps.config.maxAttemptHistory);
@@ -309,7 +330,7 @@ export class Worker {
     const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs, finishedAtMs: nowMs };
     this.deps.journal.recordEnd({ instanceId: id, attempt: subtask.attempt, atMs: nowMs, ...outcome });
     this.killLeftovers(instance.id, step, subtask.attempt);
-    this.deps.log.warn({ instance: instance.id, step, attempt: subtask.attempt }, 'attempt interrupted by a restart; not run again');
+    this.deps.log.warn(this.event(instance.id, step, subtask.attempt, { status: 'failed', reason: 'interrupted' }), 'attempt interrupted by a restart; not run again');
     this.report(subtask, this.ownerTerminal(subtask, outcome));
   }
 
@@ -337,7 +358,7 @@ export class Worker {
         startedAtMs: start.atMs,
       });
       this.killLeftovers(instanceId, step, start.attempt);
-      this.deps.log.warn({ instance: instanceId, step, attempt: start.attempt }, 'attempt interrupted by a restart; not run again');
+      this.deps.log.warn(this.event(instanceId, step, start.attempt, { status: 'failed', reason: 'interrupted' }), 'attempt interrupted by a restart; not run again');
     }
     for (const end of this.deps.journal.finished()) {
       const [instanceId, step] = splitJournalId(end.instanceId);
@@ -368,7 +389,7 @@ export class Worker {
         journal.recordEnd({ instanceId: id, attempt: task.attempt, atMs: nowMs, ...outcome });
         const killed = this.killLeftovers(instance.id, step, task.attempt);
         log.warn(
-          { instance: instance.id, step, attempt: task.attempt, journal: journal.path, unreadableLines: journal.skippedLines, killedGroups: killed },
+          this.event(instance.id, step, task.attempt, { status: 'failed', reason: 'interrupted', journal: journal.path, unreadableLines: journal.skippedLines, killedGroups: killed }),
           `attempt ${task.attempt} of ${id} was running before the restart, but the journal ${journal.path} (${journal.skippedLines} unreadable line(s)) has no record of it; ` +
             `reported interrupted, not run again${killed.length > 0 ? `; killed process group(s) ${killed.join(', ')}` : ''}`,
         );
@@ -389,7 +410,7 @@ export class Worker {
     const absent = step ? [] : ['CHORUS_STEP'];
     const recordedGroup = this.deps.journal.spawnOf(journalId(instanceId, step), attempt);
     const killed = this.deps.executor.killLeftover({ vars, absent, recordedGroup });
-    if (killed.length > 0) this.deps.log.warn({ instance: instanceId, step, attempt, killedGroups: killed }, 'killed the process group(s) a crash left running');
+    if (killed.length > 0) this.deps.log.warn(this.event(instanceId, step, attempt, { killedGroups: killed }), 'killed the process group(s) a crash left running');
     return killed;
   }
 
@@ -428,7 +449,7 @@ export class Worker {
       await this.deps.outputs.save(log);
     } catch (err) {
       // A full disk loses the output, not the result: the attempt is still reported.
-      this.deps.log.error({ err, instance: instanceId, step, attempt }, `cannot save the output of ${journalId(instanceId, step)} attempt ${attempt}: ${(err as Error).message}`);
+      this.deps.log.error(this.event(instanceId, step, attempt, { err }), `cannot save the output of ${journalId(instanceId, step)} attempt ${attempt}: ${(err as Error).message}`);
     }
   }
 }
