@@ -8,8 +8,10 @@ import InstanceLogs from './instance/logs.js';
 import InstanceShow from './instance/show.js';
 import InstanceWait from './instance/wait.js';
 import JobAdd from './job/add.js';
+import JobApply from './job/apply.js';
 import JobDisable from './job/disable.js';
 import JobEnable from './job/enable.js';
+import JobExport from './job/export.js';
 import JobList from './job/list.js';
 import JobRm from './job/rm.js';
 import JobRun from './job/run.js';
@@ -33,6 +35,8 @@ export const COMMANDS = {
   help: Help,
   version: Version,
   'job:add': JobAdd,
+  'job:apply': JobApply,
+  'job:export': JobExport,
   'job:list': JobList,
   'job:show': JobShow,
   'job:rm': JobRm,
