@@ -68,6 +68,6 @@ describe('chorus daemon --config', () => {
     await writeFile(file, 'listen = "/ip4/127.0.0.1/tcp/0"\nlisten-port = 7400\n');
     const unknown = await cli(['daemon', '--config', file, '--data-dir', dataDir]);
     expectExit(unknown, EXIT.badInput);
-    expect(unknown.stderr).toContain(`${file}: unknown key "listen-port" (allowed: data-dir, listen, join, api, name, tags, mdns, swarm-key, log-level, log-format, metrics, tuning)`);
+    expect(unknown.stderr).toContain(`${file}: unknown key "listen-port" (allowed: data-dir, listen, join, api, name, tags, mdns, swarm-key, log-level, log-format, metrics, tls-cert, tls-key, insecure-api, tuning)`);
   });
 });

@@ -22,6 +22,9 @@ export default class Daemon extends Command {
     'swarm-key': Flags.string({ description: 'file with a pre-shared key: only nodes with the same key can connect [env: CHORUS_SWARM_KEY]' }),
     metrics: Flags.string({ description: 'serve Prometheus metrics at http://HOST:PORT/metrics [env: CHORUS_METRICS]' }),
     'log-format': Flags.string({ options: ['json', 'pretty'], description: 'JSON lines, or readable lines [default: pretty on a terminal, json otherwise] [env: CHORUS_LOG_FORMAT]' }),
+    'tls-cert': Flags.string({ description: 'PEM certificate: the API speaks HTTPS (needed to listen beyond loopback) [env: CHORUS_TLS_CERT]' }),
+    'tls-key': Flags.string({ description: 'PEM private key of --tls-cert [env: CHORUS_TLS_KEY]' }),
+    'insecure-api': Flags.boolean({ description: 'let the API listen beyond loopback without TLS (tokens travel in clear; warned at every start) [env: CHORUS_INSECURE_API]', allowNo: true }),
     'log-level': Flags.string({ options: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], description: '[default: info] [env: CHORUS_LOG_LEVEL]' }),
   };
 
@@ -64,6 +67,8 @@ export default class Daemon extends Command {
         logFormat: current.logFormat,
         config: current.tuning,
         metrics: current.metrics === null ? null : parseApiAddress(current.metrics),
+        tls: current.tlsCert !== null && current.tlsKey !== null ? { certFile: current.tlsCert, keyFile: current.tlsKey } : null,
+        insecureApi: current.insecureApi,
         ...(configFile === undefined
           ? {}
           : {

@@ -22,6 +22,9 @@ import NodeUndrain from './node/undrain.js';
 import Nodes from './nodes.js';
 import Run from './run.js';
 import Status from './status.js';
+import TokenCreate from './token/create.js';
+import TokenList from './token/list.js';
+import TokenRevoke from './token/revoke.js';
 import Version from './version.js';
 
 export const COMMANDS = {
@@ -48,4 +51,7 @@ export const COMMANDS = {
   'instance:wait': InstanceWait,
   'instance:logs': InstanceLogs,
   'instance:cancel': InstanceCancel,
+  'token:create': TokenCreate,
+  'token:list': TokenList,
+  'token:revoke': TokenRevoke,
 };

@@ -1,10 +1,13 @@
 // What the tests need from Debian's packages, installed here rather than by hand:
-// promtool (package `prometheus`) checks a scrape of /metrics. Needs root and apt-get; where
+// promtool (package `prometheus`) checks a scrape of /metrics; openssl makes the TLS tests' certificates. Needs root and apt-get; where
 // that is not possible it says so, and the test that needs the tool fails with that reason.
 import { spawnSync } from 'node:child_process';
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const NEEDED = [{ command: 'promtool', pkg: 'prometheus' }];
+const NEEDED = [
+  { command: 'promtool', pkg: 'prometheus' },
+  { command: 'openssl', pkg: 'openssl' }, // certificates for the TLS API tests
+];
 
 for (const { command, pkg } of NEEDED) {
   if (has(command)) continue;

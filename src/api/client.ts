@@ -30,12 +30,32 @@ export interface Endpoint {
   token: string;
   /** Where the endpoint came from, for error messages. */
   source: string;
+  /**
+   * PEM certificates to trust for an https:// API: --ca (the host name is checked), or the
+   * daemon's own certificate named in node.json (pinned: that very certificate, whatever
+   * name it was issued for; the CLI reached it through the data directory).
+   */
+  ca?: { pem: string; from: string; pinned?: boolean };
 }
 
 export interface EndpointFlags {
   dataDir?: string;
   api?: string;
   token?: string;
+  /** --ca FILE (or CHORUS_CACERT). */
+  ca?: string;
+}
+
+/** The CA file the CLI trusts for https://, or undefined. */
+async function readCa(path: string | undefined, flag: string): Promise<{ pem: string; from: string } | undefined> {
+  if (path === undefined || path.trim() === '') return undefined;
+  try {
+    const pem = await readFile(path, 'utf8');
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no PEM certificate in it');
+    return { pem, from: `${flag} ${path}` };
+  } catch (err) {
+    throw new ClientError(`${flag} ${path}: cannot use it as a CA certificate (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, EXIT.badInput, 'bad-input');
+  }
 }
 
 export function defaultDataDir(): string {
@@ -45,10 +65,11 @@ export function defaultDataDir(): string {
 export async function resolveEndpoint(flags: EndpointFlags, note: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<Endpoint> {
   const api = flags.api ?? process.env.CHORUS_API;
   if (api !== undefined) normaliseApi(api); // a bad --api is bad input, whichever else is given
+  const ca = flags.ca !== undefined ? await readCa(flags.ca, '--ca') : await readCa(process.env.CHORUS_CACERT, 'CHORUS_CACERT');
   if (api !== undefined && flags.dataDir === undefined) {
     const token = flags.token ?? process.env.CHORUS_TOKEN;
     if (!token) throw new ClientError(`--api ${api} needs a token: pass --token or set CHORUS_TOKEN`, EXIT.badInput);
-    return { api: normaliseApi(api), token, source: `--api ${api}` };
+    return { api: normaliseApi(api), token, source: `--api ${api}`, ...(ca ? { ca } : {}) };
   }
   const dataDir = resolve(flags.dataDir ?? defaultDataDir());
   if (api !== undefined) {
@@ -85,7 +106,10 @@ export async function resolveEndpoint(flags: EndpointFlags, note: (line: string)
       throw new ClientError(`cannot read the API token ${paths.token}: ${(err as Error).message}`, EXIT.unreachable);
     }
   }
-  return { api: normaliseApi(flags.api ?? info.api), token, source: `--data-dir ${dataDir}` };
+  // A daemon on this host with its own certificate: trusted for itself, unless --ca says otherwise.
+  const pinned = api === undefined && typeof info.tlsCert === 'string' ? await readCa(info.tlsCert, `the certificate named in ${paths.nodeInfo}`).catch(() => undefined) : undefined;
+  const own = ca ?? (pinned ? { ...pinned, pinned: true } : undefined);
+  return { api: normaliseApi(flags.api ?? info.api), token, source: `--data-dir ${dataDir}`, ...(own ? { ca: own } : {}) };
 }
 
 function normaliseApi(api: string): string {
@@ -128,13 +152,15 @@ export class ChorusClient {
 
   private async requestOnce<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
     let response: Response;
+    const init = {
+      method,
+      headers: { authorization: `Bearer ${this.endpoint.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    };
     try {
-      response = await fetch(`${this.endpoint.api}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${this.endpoint.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      response =
+        this.endpoint.ca && this.endpoint.api.startsWith('https:') ? await this.fetchTrusting(this.endpoint.ca.pem, `${this.endpoint.api}${path}`, init) : await fetch(`${this.endpoint.api}${path}`, init);
     } catch (err) {
       throw this.unreachable(err as Error);
     }
@@ -164,8 +190,25 @@ export class ChorusClient {
 
   warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`);
 
+  private agent: unknown = null;
+
+  /** fetch over TLS trusting `ca` (undici's own fetch and Agent: the global fetch takes no CA). */
+  private async fetchTrusting(ca: string, url: string, init: RequestInit): Promise<Response> {
+    const undici = await import('undici');
+    // A pinned certificate is trusted as itself: no host name to check (it may be issued for the host's DNS name, and the daemon reached on 127.0.0.1).
+    this.agent ??= new undici.Agent({ connect: this.endpoint.ca?.pinned ? { ca, checkServerIdentity: () => undefined } : { ca } });
+    return (await undici.fetch(url, { ...(init as object), dispatcher: this.agent as InstanceType<typeof undici.Agent> })) as unknown as Response;
+  }
+
   private unreachable(err: Error): ClientError {
     const cause = (err.cause as NodeJS.ErrnoException | undefined)?.code ?? err.name;
+    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(String(cause))) {
+      return new ClientError(
+        `cannot trust the chorus daemon at ${this.endpoint.api} (${cause}): give its CA certificate with --ca FILE or CHORUS_CACERT${this.endpoint.ca ? ` (${this.endpoint.ca.from} did not verify it)` : ''}`,
+        EXIT.unreachable,
+        'untrusted',
+      );
+    }
     return new ClientError(
       `cannot reach the chorus daemon at ${this.endpoint.api} (${cause}), found from ${this.endpoint.source}. ` +
         'Is `chorus daemon` running for that data directory?',

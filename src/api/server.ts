@@ -1,8 +1,10 @@
-// The control API: HTTP on 127.0.0.1 with a bearer token. Thin on purpose: it checks
-// the token, validates input (400 with what is wrong) and calls the ControlPlane.
+// The control API: HTTP on 127.0.0.1 (HTTPS with --tls-cert/--tls-key) with a bearer token.
+// Thin on purpose: it checks the token and its role, validates input (400 with what is
+// wrong) and calls the ControlPlane.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
+import { ROLES, type Role, type TokenStore } from './tokens.js';
 import { z } from 'zod';
 import { jobSpecSchema } from '../records/validate.js';
 import { ApiError, type ControlPlane, type Listing } from './control-plane.js';
@@ -19,6 +21,7 @@ const MAX_BODY_BYTES = 1024 * 1024;
 const MAX_WAIT_MS = 30_000;
 
 const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(false) });
+const tokenBody = z.object({ role: z.enum(ROLES), name: z.string().min(1).max(100).nullable().default(null) });
 const runBody = z.object({ spec: jobSpecSchema });
 
 type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams) => Promise<unknown>;
@@ -29,9 +32,18 @@ export class ApiServer {
 
   constructor(
     private readonly plane: ControlPlane,
-    private readonly token: string,
+    private readonly tokens: TokenStore,
     private readonly log: Logger,
   ) {
+    this.route('GET', /^\/v1\/tokens$/, async () => this.tokens.list());
+    this.route('POST', /^\/v1\/tokens$/, async (req) => {
+      const body = parse(tokenBody, await readJson(req));
+      return this.tokens.create(body.role, body.name, new Date().toISOString());
+    });
+    this.route('DELETE', /^\/v1\/tokens\/([^/]+)$/, async (_r, [id]) => {
+      if (!(await this.tokens.revoke(id as string))) throw new ApiError(404, 'unknown-token', `no token with id ${id} on this daemon (chorus token list shows them)`);
+      return { revoked: id };
+    });
     this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
     this.route('GET', /^\/v1\/nodes$/, async () => this.plane.nodes());
     this.route('GET', /^\/v1\/nodes\/([^/]+)$/, async (_r, [ref]) => this.plane.getNode(ref as string));
@@ -67,15 +79,17 @@ export class ApiServer {
     this.routes.push({ method, pattern, handler });
   }
 
-  async listen(host: string, port: number): Promise<string> {
-    const server = createServer((req, res) => void this.handle(req, res));
+  /** Listens on host:port, over TLS when `tls` is given; resolves with the URL. */
+  async listen(host: string, port: number, tls: { cert: Buffer; key: Buffer } | null = null): Promise<string> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());
     });
     const addr = server.address() as AddressInfo;
-    return `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    return `${tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   }
 
   async close(): Promise<void> {
@@ -87,9 +101,13 @@ export class ApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (!this.authorized(req)) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token');
+      const role = this.roleOf(req);
+      if (role === null) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token');
       const url = new URL(req.url ?? '/', 'http://localhost');
       const path = url.pathname;
+      if (!allows(role, req.method ?? 'GET', path)) {
+        throw new ApiError(403, 'forbidden', `a ${role} token may not ${req.method} ${path}: it can only look (status, nodes, jobs, instances and their logs); use an operate token`);
+      }
       const matches = this.routes.filter((r) => r.pattern.test(path));
       if (matches.length === 0) throw new ApiError(404, 'not-found', `no such endpoint: ${path}`);
       const route = matches.find((r) => r.method === req.method);
@@ -106,13 +124,17 @@ export class ApiServer {
     }
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  private roleOf(req: IncomingMessage): Role | null {
     // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
     const match = /^bearer +(.*)$/i.exec(req.headers.authorization ?? '');
-    const presented = Buffer.from(match ? (match[1] as string).trim() : '');
-    const expected = Buffer.from(this.token);
-    return presented.length === expected.length && timingSafeEqual(presented, expected);
+    return this.tokens.roleOf(match ? (match[1] as string).trim() : '');
   }
+}
+
+/** What a role may do: operate everything; read only looks (GET), and not at the tokens. */
+export function allows(role: Role, method: string, path: string): boolean {
+  if (role === 'operate') return true;
+  return (method === 'GET' || method === 'HEAD') && !path.startsWith('/v1/tokens');
 }
 
 function send(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {

@@ -14,6 +14,7 @@ export const endpointFlags = {
   }),
   api: Flags.string({ description: 'API URL of a daemon, instead of --data-dir', env: 'CHORUS_API', helpGroup: 'DAEMON' }),
   token: Flags.string({ description: 'API token, with --api', env: 'CHORUS_TOKEN', helpGroup: 'DAEMON' }),
+  ca: Flags.string({ description: 'CA certificate (PEM) to trust for an https:// --api', env: 'CHORUS_CACERT', helpGroup: 'DAEMON' }),
 };
 
 export const jsonFlag = {
@@ -26,9 +27,9 @@ export abstract class ClientCommand extends Command {
   protected jsonMode = false;
   private clientInstance: ChorusClient | null = null;
 
-  protected async client(flags: { 'data-dir'?: string; api?: string; token?: string }): Promise<ChorusClient> {
+  protected async client(flags: { 'data-dir'?: string; api?: string; token?: string; ca?: string }): Promise<ChorusClient> {
     if (!this.clientInstance) {
-      this.clientInstance = new ChorusClient(await resolveEndpoint({ dataDir: flags['data-dir'], api: flags.api, token: flags.token }));
+      this.clientInstance = new ChorusClient(await resolveEndpoint({ dataDir: flags['data-dir'], api: flags.api, token: flags.token, ca: flags.ca }));
     }
     return this.clientInstance;
   }

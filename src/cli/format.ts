@@ -206,6 +206,12 @@ export function formatSkipped(view: Pick<InstanceView, 'skipped'>): string {
   return `${skipped.length} draining: ${skipped.map((s) => `${s.nodeName ?? '?'} (${shortId(s.nodeId)})`).join(', ')}`;
 }
 
+/** The API tokens of a daemon (`chorus token list`). */
+export function formatTokens(tokens: { id: string; role: string; name: string | null; createdAt: string }[], nowMs = Date.now()): string {
+  if (tokens.length === 0) return "no tokens besides the daemon's own (DIR/api-token, role operate)";
+  return table(['ID', 'ROLE', 'NAME', 'CREATED'], tokens.map((t) => [t.id, t.role, t.name ?? '', t.createdAt ? relativeTime(t.createdAt, nowMs) : '']), [{ columns: [2], floor: 8 }]);
+}
+
 export function formatInstanceList(views: InstanceView[], nowMs = Date.now()): string {
   if (views.length === 0) return 'no instances';
   const rows = views.map((v) => [v.id, v.job, v.status, v.trigger, relativeTime(v.createdAt, nowMs), `${v.counts.succeeded}/${v.subtasks.length}`]);

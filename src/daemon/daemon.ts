@@ -1,7 +1,10 @@
 // The daemon: one process owning one data directory. It takes the lock, opens the files
 // (state, journal, keys, token), starts libp2p, assembles the node (assemble.ts) and
 // serves its control-plane service over HTTP; stop undoes all of it, in reverse order.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -23,6 +26,7 @@ import { FileOutputStore } from '../store/output-store.js';
 import { RecordStore } from '../store/record-store.js';
 import { StateFilePersister } from '../store/state-file.js';
 import { assembleNode } from './assemble.js';
+import { TokenStore } from '../api/tokens.js';
 import { DaemonMetrics } from './metrics.js';
 import { loadOrCreateToken, reportVanished, swarmKeyOf, vanishedFiles } from './data-dir.js';
 import { TOPICS, type ChorusNode } from './node.js';
@@ -44,6 +48,10 @@ export interface DaemonOptions {
   swarmKeyFile: string | null;
   log: Logger;
   config?: Partial<ChorusConfig>;
+  /** Serve the API over HTTPS with this certificate and key (PEM files). */
+  tls?: { certFile: string; keyFile: string } | null;
+  /** Let the API listen beyond loopback without TLS (tokens in clear; warned at every start). */
+  insecureApi?: boolean;
   /** Serve Prometheus metrics at http://HOST:PORT/metrics (`--metrics`); null: none. */
   metrics?: { host: string; port: number } | null;
   clock?: Clock;
@@ -82,6 +90,15 @@ export class ChorusDaemon {
   static async start(options: DaemonOptions): Promise<ChorusDaemon> {
     const { dataDir, log } = options;
     const config = configFrom(options.config ?? {}); // before anything is opened: a bad knob changes nothing
+    const tls = options.tls ? await readTls(options.tls) : null;
+    const exposed = !isLoopback(options.apiHost);
+    if (exposed && !tls && !options.insecureApi) {
+      throw new DaemonFlagError(
+        `--api ${options.apiHost}:${options.apiPort}: an API other hosts can reach needs TLS, or its tokens travel in clear: ` +
+          'give --tls-cert FILE --tls-key FILE (or --insecure-api to accept clear text)',
+      );
+    }
+    if (exposed && !tls) log.warn({ api: `${options.apiHost}:${options.apiPort}` }, `the API listens on ${options.apiHost} without TLS (--insecure-api): tokens and commands travel in clear`);
     const clock = options.clock ?? systemClock;
     const paths = dataPaths(dataDir);
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -156,11 +173,11 @@ export class ChorusDaemon {
       metrics?.attach(node);
       reportVanished(vanished, dataDir, node, log);
       await writeFileDurable(paths.nodeId, `${nodeId}\n`);
-      const api = new ApiServer(service, await loadOrCreateToken(paths.token), log);
+      const api = new ApiServer(service, await TokenStore.open(paths.tokens, await loadOrCreateToken(paths.token)), log);
       const daemon = new ChorusDaemon(options, lock, transport, keys, journal, node, service, api, nodeLog);
       await node.start();
       for (const address of options.join) void daemon.joinThrough(address, config);
-      apiUrl = await api.listen(options.apiHost, options.apiPort).catch((err: unknown) => {
+      apiUrl = await api.listen(options.apiHost, options.apiPort, tls).catch((err: unknown) => {
         throw inUse(err) ? new DaemonFlagError(`--api ${options.apiHost}:${options.apiPort}: the address is already in use; pick another port`) : err;
       });
       let metricsServer: { server: Server; url: string } | null = null;
@@ -181,6 +198,7 @@ export class ChorusDaemon {
         version: CHORUS_VERSION,
         startedAt: iso(clock.now()) as string,
         ...(metricsServer ? { metrics: metricsServer.url } : {}),
+        ...(options.tls ? { tlsCert: resolve(options.tls.certFile) } : {}),
       };
       await writeFileDurable(paths.nodeInfo, `${JSON.stringify(info, null, 2)}\n`);
       log.info({ nodeId, api: apiUrl, multiaddrs: info.multiaddrs }, 'chorus daemon ready');
@@ -233,4 +251,30 @@ export class ChorusDaemon {
 function memorySnapshot() {
   const m = process.memoryUsage();
   return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external };
+}
+
+/** 127.0.0.0/8, ::1 and localhost: only this host can reach them. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  return isIP(h) === 4 && h.startsWith('127.');
+}
+
+/** The certificate and key, checked to form a TLS context before anything starts (a flag error otherwise). */
+async function readTls(files: { certFile: string; keyFile: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = async (flag: string, path: string) => {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw new DaemonFlagError(`${flag} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const cert = await read('--tls-cert', files.certFile);
+  const key = await read('--tls-key', files.keyFile);
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new DaemonFlagError(`--tls-cert ${files.certFile} --tls-key ${files.keyFile}: not a usable certificate and key (${(err as Error).message})`);
+  }
+  return { cert, key };
 }

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 export const dataPaths = (dataDir: string) => ({
   nodeInfo: join(dataDir, 'node.json'),
   token: join(dataDir, 'api-token'),
+  /** More API tokens, hashed, with their roles (`chorus token create`). */
+  tokens: join(dataDir, 'tokens.json'),
   journal: join(dataDir, 'journal.log'),
   swarmKey: join(dataDir, 'swarm.key'),
   state: join(dataDir, 'state.json'),
@@ -24,6 +26,8 @@ export interface NodeInfo {
   pid: number;
   version: string;
   startedAt: string;
+  /** The API's TLS certificate, when it speaks HTTPS: a CLI on this host trusts it for this daemon. */
+  tlsCert?: string;
   /** The Prometheus endpoint, when the daemon serves one (`--metrics`). */
   metrics?: string;
 }

@@ -97,7 +97,7 @@ describe('daemon settings', () => {
 
   it('refuses anything unknown or invalid in the file, naming the file, the key and what is allowed', () => {
     const cases: [string, string][] = [
-      ['lisen = []', `${FILE}: unknown key "lisen" (allowed: data-dir, listen, join, api, name, tags, mdns, swarm-key, log-level, log-format, metrics, tuning)`],
+      ['lisen = []', `${FILE}: unknown key "lisen" (allowed: data-dir, listen, join, api, name, tags, mdns, swarm-key, log-level, log-format, metrics, tls-cert, tls-key, insecure-api, tuning)`],
       ['listen = 7400', `${FILE}: key "listen": must be a list of multiaddrs, like ["/ip4/10.0.0.5/tcp/7400"]; got 7400`],
       ['listen = ["/ip4/1.2.3.4"]', `${FILE}: key "listen": /ip4/1.2.3.4: give an address and a TCP port, like /ip4/10.0.0.5/tcp/7400`],
       ['api = "127.0.0.1:99999"', `${FILE}: key "api": 127.0.0.1:99999: write it as HOST:PORT`],

@@ -31,6 +31,11 @@ export interface DaemonSettings {
   logFormat: LogFormat | null;
   /** HOST:PORT to serve Prometheus metrics on (/metrics); null: none. */
   metrics: string | null;
+  /** PEM certificate and key of the API's TLS; both or neither. */
+  tlsCert: string | null;
+  tlsKey: string | null;
+  /** An API beyond loopback without TLS is refused unless this is set. */
+  insecureApi: boolean;
   /** Only the knobs the file set; the rest keep their defaults. */
   tuning: Partial<ChorusConfig>;
 }
@@ -67,6 +72,9 @@ const KEYS: KeyDef[] = [
   { field: 'logLevel', key: 'log-level', env: 'CHORUS_LOG_LEVEL', kind: 'level' },
   { field: 'logFormat', key: 'log-format', env: 'CHORUS_LOG_FORMAT', kind: 'format' },
   { field: 'metrics', key: 'metrics', env: 'CHORUS_METRICS', kind: 'string' },
+  { field: 'tlsCert', key: 'tls-cert', env: 'CHORUS_TLS_CERT', kind: 'string' },
+  { field: 'tlsKey', key: 'tls-key', env: 'CHORUS_TLS_KEY', kind: 'string' },
+  { field: 'insecureApi', key: 'insecure-api', env: 'CHORUS_INSECURE_API', kind: 'boolean' },
 ];
 
 /** The environment variable of each setting, for help texts and the README. */
@@ -113,6 +121,9 @@ export const DEFAULT_SETTINGS: DaemonSettings = {
   logLevel: 'info',
   logFormat: null,
   metrics: null,
+  tlsCert: null,
+  tlsKey: null,
+  insecureApi: false,
   tuning: {},
 };
 
@@ -159,6 +170,8 @@ function valueProblem(def: KeyDef, value: unknown): string | null {
     case 'name':
     case 'dataDir':
     case 'swarmKey':
+    case 'tlsCert':
+    case 'tlsKey':
       return (value as string).trim() === '' ? 'must not be empty' : null;
     case 'tags':
       for (const [key, tag] of Object.entries(value as Record<string, string>)) {
@@ -191,6 +204,9 @@ export interface DaemonFlags {
   'log-level'?: string | undefined;
   'log-format'?: string | undefined;
   metrics?: string | undefined;
+  'tls-cert'?: string | undefined;
+  'tls-key'?: string | undefined;
+  'insecure-api'?: boolean | undefined;
 }
 
 /** The flags given on the command line (oclif leaves the others undefined: no defaults there). */
@@ -314,7 +330,7 @@ export function layerFromToml(text: string, path: string): SettingsLayer {
     }
     const problem = valueProblem(def, value);
     if (problem) throw new SettingsError(`${at}: ${problem}`);
-    layer[def.field] = def.field === 'dataDir' || def.field === 'swarmKey' ? resolve(dirname(path), value as string) : value;
+    layer[def.field] = ['dataDir', 'swarmKey', 'tlsCert', 'tlsKey'].includes(def.field) ? resolve(dirname(path), value as string) : value;
   }
   return layer as SettingsLayer;
 }
@@ -389,6 +405,10 @@ export function resolveSettings(layers: { flags: SettingsLayer; env: SettingsLay
     sources[def.key] = source;
   }
   settings.dataDir = resolve(settings.dataDir as string);
+  if ((settings.tlsCert === null) !== (settings.tlsKey === null)) {
+    const [given, missing] = settings.tlsCert === null ? ['tls-key', 'tls-cert'] : ['tls-cert', 'tls-key'];
+    throw new SettingsError(`${given} is given (from ${sources[given]}) without ${missing}: the API's TLS needs both a certificate and its key`);
+  }
   settings.tuning = { ...(layers.file.tuning ?? {}) };
   for (const key of Object.keys(TUNING)) sources[`tuning.${key}`] = (layers.file.tuning ?? {})[TUNING[key] as keyof ChorusConfig] === undefined ? 'default' : 'file';
   return { settings: settings as unknown as DaemonSettings, sources };
