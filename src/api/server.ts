@@ -18,6 +18,8 @@ export const ERRORS_HEADER = 'x-chorus-errors';
 const MAX_ERRORS_HEADER_BYTES = 4096;
 
 const MAX_BODY_BYTES = 1024 * 1024;
+/** A body beyond the limit is drained (and dropped) up to this size before the 413. */
+const DRAIN_LIMIT_BYTES = 16 * MAX_BODY_BYTES;
 const MAX_WAIT_MS = 30_000;
 
 const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(false) });
@@ -180,15 +182,27 @@ function decodePathPart(part: string): string {
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
+  const tooLarge = () => new ApiError(413, 'too-large', `the request body is over ${MAX_BODY_BYTES} bytes (1 MiB), the most the API takes`);
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new ApiError(413, 'too-large', `request body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
+    // Past the limit the rest is read and dropped, so that the client, still sending, gets
+    // the 413 rather than a reset connection; far past it, the connection is cut.
+    if (size > DRAIN_LIMIT_BYTES) throw tooLarge();
+    if (size <= MAX_BODY_BYTES) chunks.push(chunk as Buffer);
   }
+  if (size > MAX_BODY_BYTES) throw tooLarge();
+  if (size > 0) {
+    // A body is JSON, said so: a form or text sent by mistake is named, not half understood.
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    if (type !== 'application/json') {
+      throw new ApiError(415, 'unsupported-media-type', `the request body must be JSON sent with Content-Type: application/json${type ? `, not ${type}` : ' (none was given)'}`);
+    }
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
-  } catch {
-    throw new ApiError(400, 'bad-request', 'the request body is not valid JSON');
+    return JSON.parse(text || 'null');
+  } catch (err) {
+    throw new ApiError(400, 'bad-request', `the request body is not valid JSON (${(err as Error).message})`);
   }
 }
 

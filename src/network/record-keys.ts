@@ -4,6 +4,7 @@
 // check on the reference machine, 37 µs a signature); public keys are parsed once per
 // node and cached. Large batches (a page of anti-entropy: 1,500 records) are checked on a
 // worker thread, so that a node catching up checks one page while it merges the last.
+import { signatureBytes } from '../records/signature.js';
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -39,8 +40,8 @@ export class Ed25519RecordKeys implements RecordKeys {
   verify(signer: string, data: Uint8Array, sig: string): boolean {
     const publicKey = this.publicKeyOf(signer);
     if (publicKey === null) return false;
-    const signature = Buffer.from(sig, 'base64url');
-    if (signature.byteLength !== 64) return false;
+    const signature = signatureBytes(sig);
+    if (signature === null || signature.byteLength !== 64) return false;
     try {
       return verify(null, data, publicKey, signature);
     } catch {
@@ -50,7 +51,8 @@ export class Ed25519RecordKeys implements RecordKeys {
 
   /** Checks many signatures on the worker thread (in order); a check the worker cannot make is made here. */
   async verifyMany(checks: SignatureCheck[]): Promise<boolean[]> {
-    const items = checks.map((c) => ({ spki: this.spkiOf(c.signer), data: c.data, sig: Buffer.from(c.sig, 'base64url') }));
+    // A signature that is not in its canonical text fails without a worker's check (an empty one never verifies).
+    const items = checks.map((c) => ({ spki: this.spkiOf(c.signer), data: c.data, sig: signatureBytes(c.sig) ?? Buffer.alloc(0) }));
     try {
       // Split over the workers; each answers for its share, in order.
       const workers = this.pool();

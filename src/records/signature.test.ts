@@ -116,6 +116,32 @@ describe('record signatures (ed25519 node keys)', () => {
   });
 });
 
+describe('a signature only in its canonical text', () => {
+  it('refuses a signature text that decodes to the right bytes but is not the one written (found by fuzzing)', async () => {
+    for (const keys of [owner.keys, new SimKeyring('seed').keysFor(owner.id)]) {
+      const signed = signRecord(subtask(owner.id), keys);
+      const sig = signed.record.sig;
+      expect(authorityProblem(signed, keys)).toBeNull();
+      const last = sig.at(-1) as string;
+      // The last character carries unused bits: another letter with the same used bits decodes to the same bytes.
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      const sameBytes = [...alphabet].filter((c) => c !== last && Buffer.from(sig.slice(0, -1) + c, 'base64url').equals(Buffer.from(sig, 'base64url')));
+      const variants = [`${sig.slice(0, 3)}\uFFFD${sig.slice(3)}`, `${sig} `, `${sig}=`, `${sig.slice(0, 5)}.${sig.slice(5)}`, ...sameBytes.map((c) => sig.slice(0, -1) + c)];
+      expect(variants.length).toBeGreaterThan(4);
+      for (const variant of variants) {
+        const altered = { ...signed, record: { ...signed.record, sig: variant } } as AnyRecord;
+        expect(authorityProblem(altered, keys), JSON.stringify(variant)).toMatch(/signature/);
+      }
+      if (keys instanceof Ed25519RecordKeys) {
+        const data = new TextEncoder().encode('x');
+        const good = keys.sign(data);
+        expect(await keys.verifyMany([{ signer: owner.id, data, sig: good }, { signer: owner.id, data, sig: `${good.slice(0, 2)}\uFFFD${good.slice(2)}` }])).toEqual([true, false]);
+        await keys.close();
+      }
+    }
+  });
+});
+
 describe('record signatures (the simulator keyring)', () => {
   it('lets each node sign only as itself', () => {
     const ring = new SimKeyring('seed');

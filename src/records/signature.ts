@@ -29,6 +29,18 @@ const DOMAIN = 'chorus-record-v1';
 /** The `sig` of a record being written: ChorusNode.commit signs every record it writes. */
 export const UNSIGNED = '';
 
+/**
+ * A signature's bytes, only from its one canonical base64url text. Node's decoder skips
+ * characters outside the alphabet and ignores a last character's unused bits, so without
+ * this check "Fh-pRx..." and "Fh-\uFFFDpRx..." were the same valid signature: anyone relaying a
+ * record could make another version of it, with the same content, that replaced it.
+ */
+export function signatureBytes(sig: string): Buffer | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(sig)) return null;
+  const bytes = Buffer.from(sig, 'base64url');
+  return bytes.toString('base64url') === sig ? bytes : null;
+}
+
 /** What is signed: the kind and the record in canonical JSON, without its signature. */
 export function signingBytes(r: AnyRecord): Uint8Array {
   return new TextEncoder().encode(`${DOMAIN}\n${r.kind}\n${recordBody(r.record)}`);

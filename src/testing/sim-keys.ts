@@ -6,6 +6,7 @@
 // embed) knows for every node. Not a real MAC (a length extension could forge one): it
 // only has to tell a record signed by its writer from one signed by another simulated node
 // or altered after signing, which is what the simulations check.
+import { signatureBytes } from '../records/signature.js';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { RecordKeys } from '../records/signature.js';
 
@@ -20,8 +21,8 @@ export class SimKeyring {
       sign: (data) => this.mac(nodeId, data).toString('base64url'),
       verify: (signer, data, sig) => {
         const expected = this.mac(signer, data);
-        const given = Buffer.from(sig, 'base64url');
-        return given.byteLength === expected.byteLength && timingSafeEqual(given, expected);
+        const given = signatureBytes(sig);
+        return given !== null && given.byteLength === expected.byteLength && timingSafeEqual(given, expected);
       },
     };
   }
