@@ -125,6 +125,30 @@ describe.skipIf(process.platform === 'win32')('single executable (dist/chorus)',
     }
   });
 
+  it('completes commands in bash, from the executable and from bin/run.js alike (oclif\'s autocomplete plugin)', async () => {
+    const complete = async (runner: string[], line: string) => {
+      const script = await execa(runner[0] as string, [...runner.slice(1), 'autocomplete', 'script', 'bash'], { cwd: tmp, env: hostEnv(), extendEnv: false, reject: false });
+      expect(script.exitCode, script.stderr).toBe(0);
+      expect(script.stdout).toContain(`CHORUS_AC_BASH_SETUP_PATH=${tmp}/.cache/chorus/autocomplete/bash_setup`);
+      const words = line.split(' ');
+      const bash = await execa(
+        'bash',
+        ['-c', `${script.stdout.trim()}\nCOMP_WORDS=(${words.join(' ')}); COMP_CWORD=${words.length - 1}; COMP_LINE="${line}"; COMP_POINT=${line.length}; _chorus_autocomplete; echo "\${COMPREPLY[*]}"`],
+        { cwd: tmp, env: hostEnv(), extendEnv: false, reject: false },
+      );
+      expect(bash.exitCode, bash.stderr).toBe(0);
+      return bash.stdout.trim().split(/\s+/);
+    };
+    for (const runner of [[chorus], [pinnedNode, join(repo, 'bin', 'run.js')]]) {
+      await rm(join(tmp, '.cache'), { recursive: true, force: true });
+      // Building the cache is what `autocomplete bash` does first; `script` then names it.
+      const setup = await execa(runner[0] as string, [...runner.slice(1), 'autocomplete', 'bash'], { cwd: tmp, env: hostEnv(), extendEnv: false, reject: false });
+      expect(setup.exitCode, setup.stderr).toBe(0);
+      expect(await complete(runner, 'chorus job ap')).toEqual(['apply']);
+      expect(await complete(runner, 'chorus no')).toEqual(expect.arrayContaining(['node', 'nodes']));
+    }
+  });
+
   it(
     'runs a daemon and a broadcast on it',
     async () => {

@@ -8,7 +8,7 @@
 //   --no-code-cache  skip V8 code cache (smaller blob, slower start)
 import { spawnSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
-import { chmod, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -81,7 +81,7 @@ const result = await esbuild.build({
     'import.meta.filename': '__chorus_import_meta_filename',
     'import.meta.dirname': '__chorus_import_meta_dirname',
   },
-  plugins: [stubPlugin(STUBS)],
+  plugins: [stubPlugin(STUBS), pluginCommands()],
   metafile: true,
   logLevel: 'warning',
   logOverride: {
@@ -157,6 +157,48 @@ console.error(
     `(bundle ${mb(bundleSize)}, node ${mb((await stat(nodeBinary)).size)}) ` +
     `in ${((performance.now() - started) / 1000).toFixed(1)} s`,
 );
+
+/**
+ * `chorus:plugin-commands`: the commands of the oclif plugins package.json lists
+ * (@oclif/plugin-autocomplete), imported by file. bin/run.js lets oclif load a plugin from
+ * node_modules; the executable has no node_modules, and the plugin's package exports none
+ * of its command files, so they are found here, by path, and put in the command map.
+ */
+function pluginCommands() {
+  return {
+    name: 'chorus-plugin-commands',
+    setup(build) {
+      build.onResolve({ filter: /^chorus:plugin-commands$/ }, (args) => ({ path: args.path, namespace: 'chorus-plugin-commands' }));
+      build.onLoad({ filter: /.*/, namespace: 'chorus-plugin-commands' }, async () => {
+        const pjson = JSON.parse(await readFile(resolve('package.json'), 'utf8'));
+        const lines = [];
+        const entries = [];
+        for (const name of pjson.oclif?.plugins ?? []) {
+          const dir = resolve('node_modules', name);
+          const plugin = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8'));
+          const commandsDir = join(dir, plugin.oclif.commands);
+          for (const file of await listJs(commandsDir)) {
+            const id = relative(commandsDir, file).replace(/\.js$/, '').replace(/\/index$/, '').split('/').join(':');
+            const local = `C${entries.length}`;
+            lines.push(`import ${local} from ${JSON.stringify(file)};`);
+            entries.push(`${JSON.stringify(id)}: ${local}`);
+          }
+        }
+        return { contents: `${lines.join('\n')}\nexport default { ${entries.join(', ')} };\n`, loader: 'js', resolveDir: process.cwd() };
+      });
+    },
+  };
+}
+
+async function listJs(dir) {
+  const out = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await listJs(path)));
+    else if (entry.name.endsWith('.js')) out.push(path);
+  }
+  return out.sort();
+}
 
 function stubPlugin(stubs) {
   const filter = new RegExp(`^(${Object.keys(stubs).join('|')})$`);

@@ -14,6 +14,8 @@ import { Config, Plugin, flush, handle, run } from '@oclif/core';
 
 import { COMMANDS } from '../dist/commands/index.js';
 import pjson from '../package.json' with { type: 'json' };
+// The commands of the plugins package.json lists (shell completion), by file: build-binary.mjs.
+import PLUGIN_COMMANDS from 'chorus:plugin-commands';
 
 /**
  * Builds the oclif root plugin from memory. The plugin's command cache is filled
@@ -24,14 +26,18 @@ import pjson from '../package.json' with { type: 'json' };
  */
 async function loadConfig() {
   const root = dirname(process.execPath);
-  const plugin = new Plugin({ isRoot: true, pjson: structuredClone(pjson), root, ignoreManifest: true });
+  const rootPjson = structuredClone(pjson);
+  // Its plugins are in the command map below: nothing to look for on disk.
+  delete rootPjson.oclif.plugins;
+  const commands = { ...COMMANDS, ...PLUGIN_COMMANDS };
+  const plugin = new Plugin({ isRoot: true, pjson: rootPjson, root, ignoreManifest: true });
   // `commandCache` is private in oclif's typings but is the exact cache that the
   // 'explicit' strategy consults before touching disk (@oclif/core 4, plugin.js).
   // The check below turns a future rename into a loud failure instead of a silent
   // import() of a file that is not there.
-  /** @type {any} */ (plugin).commandCache = COMMANDS;
+  /** @type {any} */ (plugin).commandCache = commands;
   await plugin.load();
-  const expected = Object.keys(COMMANDS).length;
+  const expected = Object.keys(commands).length;
   if (plugin.commands.length !== expected) {
     throw new Error(
       `chorus executable: oclif loaded ${plugin.commands.length} of ${expected} commands; ` +
