@@ -105,6 +105,7 @@ describe('daemon settings', () => {
       ['log-level = "loud"', `${FILE}: key "log-level": must be one of trace, debug, info, warn, error, silent; got "loud"`],
       ['tags = ["role=web"]', `${FILE}: key "tags": must be a table of strings, like tags = { role = "web" }; got a list`],
       ['tags = { role = 1 }', `${FILE}: key "tags": tag role must be a string, got 1`],
+      ['[tags]\nrole = "web"\nlog-level = "info"', `${FILE}: key "tags.log-level": log-level is a setting, not a tag: in TOML every key after a [tags] line belongs to that table; move it above [tags]`],
       ['name = ""', `${FILE}: key "name": must not be empty`],
       ['tuning = 3', `${FILE}: key "tuning" must be a table ([tuning]); got 3`],
       ['[tuning]\nprobe-timout = "1s"', `${FILE}: unknown key "tuning.probe-timout" (allowed in [tuning]: probe-interval, probe-timeout,`],

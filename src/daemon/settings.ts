@@ -313,9 +313,13 @@ export function layerFromToml(text: string, path: string): SettingsLayer {
         if (typeof raw === 'string') value = [raw];
         else if (!Array.isArray(raw) || !raw.every((v) => typeof v === 'string')) throw new SettingsError(`${at}: must be a list of multiaddrs, like ["/ip4/10.0.0.5/tcp/7400"]; got ${describe(raw)}`);
         break;
-      case 'tags':
+      case 'tags': {
         if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SettingsError(`${at}: must be a table of strings, like tags = { role = "web" }; got ${describe(raw)}`);
+        // A setting written below the [tags] line is a tag in TOML: say so rather than tag the node with it.
+        const setting = Object.keys(raw).find((k) => KEYS.some((d) => d.key === k) || k === 'tuning');
+        if (setting !== undefined) throw new SettingsError(`${path}: key "tags.${setting}": ${setting} is a setting, not a tag: in TOML every key after a [tags] line belongs to that table; move it above [tags]`);
         break;
+      }
       case 'boolean':
         if (typeof raw !== 'boolean') throw new SettingsError(`${at}: must be true or false; got ${describe(raw)}`);
         break;
