@@ -1,7 +1,5 @@
 import { Flags } from '@oclif/core';
 import { ClientCommand } from '../../src/cli/base.js';
-import { applyJobs, formatApply } from '../../src/cli/job-apply.js';
-import { JobFileError, jobFilesAt, readJobFiles } from '../../src/cli/job-file.js';
 import { badInput } from '../../src/cli/job-spec.js';
 
 export default class JobApply extends ClientCommand {
@@ -21,6 +19,9 @@ export default class JobApply extends ClientCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(JobApply);
     this.jsonMode = flags.json;
+    // Loaded here, not at the top: every command's start-up pays for top-level imports (ajv, smol-toml).
+    const { JobFileError, jobFilesAt, readJobFiles } = await import('../../src/cli/job-file.js');
+    const { applyJobs, formatApply } = await import('../../src/cli/job-apply.js');
     let desired;
     try {
       const files = (await Promise.all(flags.file.map((f) => jobFilesAt(f)))).flat();

@@ -1,7 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
 import { ClientCommand } from '../../src/cli/base.js';
-import { exportJobs } from '../../src/cli/job-file.js';
 import { checkJobName } from '../../src/cli/job-spec.js';
 
 export default class JobExport extends ClientCommand {
@@ -14,6 +13,7 @@ export default class JobExport extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobExport);
+    const { exportJobs } = await import('../../src/cli/job-file.js'); // not a start-up cost of every command
     const client = await this.client(flags);
     const jobs =
       args.name === undefined
