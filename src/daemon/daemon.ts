@@ -27,7 +27,7 @@ import { RecordStore } from '../store/record-store.js';
 import { StateFilePersister } from '../store/state-file.js';
 import { assembleNode } from './assemble.js';
 import { TokenStore } from '../api/tokens.js';
-import { DaemonMetrics } from './metrics.js';
+import type { DaemonMetrics } from './metrics.js';
 import { loadOrCreateToken, reportVanished, swarmKeyOf, vanishedFiles } from './data-dir.js';
 import { TOPICS, type ChorusNode } from './node.js';
 import { dataPaths, type NodeInfo } from './paths.js';
@@ -107,7 +107,8 @@ export class ChorusDaemon {
       // We hold the lock, so a node.json here is a crashed daemon's: never let a client trust it.
       await rm(paths.nodeInfo, { force: true });
       const vanished = await vanishedFiles(dataDir);
-      const metrics = options.metrics ? new DaemonMetrics() : null;
+      // prom-client is loaded only by a daemon that serves metrics.
+      const metrics = options.metrics ? new (await import('./metrics.js')).DaemonMetrics() : null;
       const store = new RecordStore({
         persister: new StateFilePersister(dataDir),
         clock,
