@@ -25,7 +25,7 @@ export default class JobApply extends ClientCommand {
     let desired;
     try {
       const files = (await Promise.all(flags.file.map((f) => jobFilesAt(f)))).flat();
-      desired = await readJobFiles(files, Date.now());
+      desired = await readJobFiles(files);
     } catch (err) {
       if (err instanceof JobFileError) throw badInput(err.message);
       throw err;

@@ -8,7 +8,7 @@ const NOW = Date.parse('2026-12-06T12:00:00Z');
 
 function problemsOf(file: string, text: string): string[] {
   try {
-    parseJobFile(file, text, NOW);
+    parseJobFile(file, text);
   } catch (err) {
     expect(err).toBeInstanceOf(JobFileError);
     return (err as JobFileError).problems;
@@ -26,7 +26,6 @@ describe('job files', () => {
     const toml = parseJobFile(
       'jobs.toml',
       ['[jobs.backup]', 'cmd = "pg_dump"', 'type = "standalone"', 'cron = "0 3 * * *"', 'tz = "Europe/Paris"', 'timeout = "30m"', 'retries = 2', 'concurrency = "forbid"', 'tags = { role = "db" }', '', '[jobs.tick]', 'cmd = "date"', 'every = "10m"', 'enabled = false'].join('\n'),
-      NOW,
     );
     expect(toml).toEqual([
       {
@@ -38,7 +37,7 @@ describe('job files', () => {
       },
       { name: 'tick', file: 'jobs.toml', line: 11, enabled: false, spec: { cmd: 'date', type: 'broadcast', schedule: { kind: 'every', intervalMs: 600_000 }, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow', pre: null, post: null } },
     ]);
-    const json = parseJobFile('jobs.json', '{\n  "jobs": {\n    "once": { "cmd": "x", "at": "2026-12-07T00:00:00Z", "pre": "echo pre" }\n  }\n}\n', NOW);
+    const json = parseJobFile('jobs.json', '{\n  "jobs": {\n    "once": { "cmd": "x", "at": "2026-12-07T00:00:00Z", "pre": "echo pre" }\n  }\n}\n');
     expect(json[0]).toMatchObject({ name: 'once', line: 3, spec: { schedule: { kind: 'at', atMs: Date.parse('2026-12-07T00:00:00Z') }, pre: 'echo pre' } });
   });
 
@@ -85,7 +84,7 @@ describe('job files', () => {
     fc.assert(
       fc.property(fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/), fc.tuple(spec, fc.boolean()), { minKeys: 1, maxKeys: 4 }), fc.constantFrom('toml', 'json'), (jobs, format) => {
         const views = Object.entries(jobs).map(([name, [s, enabled]]) => view(name, s, enabled));
-        const parsed = parseJobFile(`jobs.${format}`, exportJobs(views, format as 'toml' | 'json'), NOW);
+        const parsed = parseJobFile(`jobs.${format}`, exportJobs(views, format as 'toml' | 'json'));
         expect(parsed.map((p) => p.name).sort()).toEqual(Object.keys(jobs).sort());
         for (const p of parsed) expect(changedFields(views.find((v) => v.name === p.name) as ReturnType<typeof view>, p)).toEqual([]);
       }),

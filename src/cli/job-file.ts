@@ -7,7 +7,7 @@ import { extname, join } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import schema from '../../schema/job.schema.json' with { type: 'json' };
-import { DurationError, parseDuration } from '../core/duration.js';
+import { DurationError, formatExactDuration, parseDuration } from '../core/duration.js';
 import { MAX_DURATION_MS, MIN_EVERY_MS } from '../core/limits.js';
 import type { JobSpec, Schedule } from '../records/types.js';
 import { ScheduleError, validateCron } from '../scheduler/schedule.js';
@@ -79,7 +79,7 @@ export async function jobFilesAt(path: string): Promise<string[]> {
 }
 
 /** Reads and checks every file; a job named in two files is an error naming both. */
-export async function readJobFiles(paths: string[], nowMs: number): Promise<DesiredJob[]> {
+export async function readJobFiles(paths: string[]): Promise<DesiredJob[]> {
   const problems: string[] = [];
   const jobs = new Map<string, DesiredJob>();
   for (const file of paths) {
@@ -91,7 +91,7 @@ export async function readJobFiles(paths: string[], nowMs: number): Promise<Desi
       continue;
     }
     try {
-      for (const job of parseJobFile(file, text, nowMs)) {
+      for (const job of parseJobFile(file, text)) {
         const other = jobs.get(job.name);
         if (other) problems.push(`${where(file, job.line)}: job ${job.name} is also defined in ${where(other.file, other.line)}`);
         else jobs.set(job.name, job);
@@ -108,7 +108,7 @@ export async function readJobFiles(paths: string[], nowMs: number): Promise<Desi
 const where = (file: string, line: number | null) => (line === null ? file : `${file}:${line}`);
 
 /** The jobs of one file (TOML or JSON by its extension). */
-export function parseJobFile(file: string, text: string, nowMs: number): DesiredJob[] {
+export function parseJobFile(file: string, text: string): DesiredJob[] {
   const format = formatOf(file);
   if (format === null) throw new JobFileError([`${file}: a job file ends in .toml or .json`]);
   let doc: unknown;
@@ -140,7 +140,7 @@ export function parseJobFile(file: string, text: string, nowMs: number): Desired
     if (badJobs.has(name)) continue;
     const line = lineOf(text, format, ['jobs', name]);
     try {
-      out.push({ name, spec: specOf(name, entry, nowMs), enabled: entry.enabled ?? true, file, line });
+      out.push({ name, spec: specOf(name, entry), enabled: entry.enabled ?? true, file, line });
     } catch (err) {
       if (!(err instanceof FieldError)) throw err;
       problems.push(`${where(file, lineOf(text, format, ['jobs', name, err.key]) ?? line)}: jobs.${name}.${err.key}: ${err.message}`);
@@ -173,7 +173,7 @@ function durationOf(key: string, text: string, minMs = 1): number {
 }
 
 /** The spec `job add` would build from the same values (the API checks `at` against now). */
-function specOf(name: string, e: JobEntry, _nowMs: number): JobSpec {
+function specOf(name: string, e: JobEntry): JobSpec {
   let schedule: Schedule | null = null;
   if (e.cron !== undefined) {
     try {
@@ -313,13 +313,6 @@ function sortKeys(tags: Record<string, string>): [string, string][] {
   return Object.entries(tags).sort(([x], [y]) => x.localeCompare(y));
 }
 
-/** A duration that parses back to exactly `ms`. */
-function exact(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
-    if (ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}
 
 /** A job as a file holds it: what differs from the defaults, so apply takes it back unchanged. */
 export function entryOf(job: Pick<JobView, 'spec' | 'enabled'>): JobEntry {
@@ -328,10 +321,10 @@ export function entryOf(job: Pick<JobView, 'spec' | 'enabled'>): JobEntry {
   if (s.schedule?.kind === 'cron') {
     e.cron = s.schedule.expr;
     if (s.schedule.tz !== null) e.tz = s.schedule.tz;
-  } else if (s.schedule?.kind === 'every') e.every = exact(s.schedule.intervalMs);
+  } else if (s.schedule?.kind === 'every') e.every = formatExactDuration(s.schedule.intervalMs);
   else if (s.schedule?.kind === 'at') e.at = new Date(s.schedule.atMs).toISOString();
   if (Object.keys(s.tags).length > 0) e.tags = { ...s.tags };
-  if (s.timeoutMs !== null) e.timeout = exact(s.timeoutMs);
+  if (s.timeoutMs !== null) e.timeout = formatExactDuration(s.timeoutMs);
   if (s.retries !== 0) e.retries = s.retries;
   if (s.concurrency !== 'allow') e.concurrency = s.concurrency;
   if (s.pre !== null) e.pre = s.pre;

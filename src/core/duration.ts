@@ -23,6 +23,14 @@ export function parseDuration(text: string): number {
   return Math.round(totalMs);
 }
 
+/** A duration written so that parseDuration gives back exactly `ms` (> 0): "1m", "90s", "1500ms". For files chorus prints and reads back. */
+export function formatExactDuration(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;

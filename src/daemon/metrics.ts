@@ -27,7 +27,6 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
 
 export class DaemonMetrics implements NodeObserver {
   readonly registry = new Registry();
-  private node: ChorusNode | null = null;
   private readonly instancesCreated: Counter<'job' | 'trigger'>;
   private readonly instancesFinished: Counter<'job' | 'status'>;
   private readonly attemptsEnded: Counter<'job' | 'kind' | 'status' | 'reason'>;
@@ -68,74 +67,55 @@ export class DaemonMetrics implements NodeObserver {
     this.flushSeconds = new Histogram({ name: 'chorus_store_flush_seconds', help: 'Time of each write of the state files (kind append or snapshot).', labelNames: ['kind'], buckets: FLUSH_SECONDS, registers });
     this.flushFailures = new Counter({ name: 'chorus_store_flush_failures_total', help: 'Writes of the state files that failed (tried again).', registers });
     this.stateBytes = new Gauge({ name: 'chorus_store_bytes', help: 'Size of the state files (snapshot and change log) after the last write.', registers });
+  }
+
+  /** The node is assembled after the metrics exist (the store's writes are observed from the start); what is read from it at each scrape is registered here. */
+  attach(node: ChorusNode): void {
+    const registers = [this.registry];
+    // prom-client calls collect() with the metric as `this`.
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge('chorus_leader', '1 when this node is the leader.', () => (node.membership.leaderId() === node.id ? 1 : 0));
+    gauge('chorus_records', 'Records this node holds.', () => node.store.size());
+    gauge('chorus_running_subtasks', 'Attempts this node is running now.', () => node.worker.runningCount());
+    gauge('chorus_members_draining', 'Alive members that are draining (take no new work), as this node sees them.', () => node.membership.members().filter((m) => m.draining && m.state === 'alive').length);
     new Gauge({
       name: 'chorus_members',
       help: 'Members as this node sees them, by state.',
       labelNames: ['state'],
       registers,
-      collect: () => this.collectMembers(),
-    });
-    new Gauge({ name: 'chorus_members_draining', help: 'Alive members that are draining (take no new work), as this node sees them.', registers, collect: () => this.collectDraining() });
-    const replication = () => this.node?.replicator.counters;
-    const membership = () => this.node?.membership.counters;
-    mirroredCounter(this.registry, 'chorus_gossip_messages_sent_total', 'Gossip deltas (batches of records) this node published.', () => replication()?.deltasSent ?? 0);
-    mirroredCounter(this.registry, 'chorus_gossip_messages_received_total', 'Gossip deltas this node received.', () => replication()?.deltasReceived ?? 0);
-    mirroredCounter(this.registry, 'chorus_gossip_bytes_sent_total', 'Bytes of gossip deltas this node published.', () => replication()?.deltaBytesSent ?? 0);
-    mirroredCounter(this.registry, 'chorus_gossip_bytes_received_total', 'Bytes of gossip deltas this node received.', () => replication()?.deltaBytesReceived ?? 0);
-    mirroredCounter(this.registry, 'chorus_anti_entropy_exchanges_total', 'Anti-entropy exchanges this node completed.', () => replication()?.syncsCompleted ?? 0);
-    mirroredCounter(this.registry, 'chorus_anti_entropy_failures_total', 'Anti-entropy exchanges that failed.', () => replication()?.syncsFailed ?? 0);
-    mirroredCounter(this.registry, 'chorus_anti_entropy_pages_total', 'Pages of records moved by anti-entropy, either way.', () => replication()?.syncPages ?? 0);
-    mirroredCounter(this.registry, 'chorus_anti_entropy_bytes_sent_total', 'Bytes of anti-entropy pages this node sent.', () => replication()?.syncBytesSent ?? 0);
-    mirroredCounter(this.registry, 'chorus_records_rejected_total', 'Records refused from the network: malformed, or with a wrong signature or writer.', () => replication()?.recordsRejected ?? 0);
-    mirroredCounter(this.registry, 'chorus_records_forged_total', 'Of the rejected records, those whose signature or writer was wrong.', () => replication()?.recordsForged ?? 0);
-    mirroredCounter(this.registry, 'chorus_membership_probes_total', 'SWIM probes this node sent.', () => membership()?.probesSent ?? 0);
-    mirroredCounter(this.registry, 'chorus_membership_suspicions_total', 'Suspicions this node started or heard of.', () => membership()?.suspicions ?? 0);
-    mirroredCounter(this.registry, 'chorus_membership_dead_verdicts_total', 'Members this node declared dead.', () => membership()?.deadVerdicts ?? 0);
-    mirroredCounter(this.registry, 'chorus_stalls_total', 'Times this node found its own event loop had stalled.', () => membership()?.stallsDetected ?? 0);
-  }
-
-  /** The node is assembled after the metrics exist (the store's writes are observed from the start). */
-  attach(node: ChorusNode): void {
-    this.node = node;
-    const registers = [this.registry];
-    // Read from the node at each scrape (prom-client calls collect() with the gauge as `this`).
-    new Gauge({
-      name: 'chorus_leader',
-      help: '1 when this node is the leader.',
-      registers,
       collect() {
-        this.set(node.membership.leaderId() === node.id ? 1 : 0);
+        const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+        for (const m of node.membership.members()) counts[m.state] = (counts[m.state] ?? 0) + 1;
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
-    new Gauge({
-      name: 'chorus_records',
-      help: 'Records this node holds.',
-      registers,
-      collect() {
-        this.set(node.store.size());
-      },
-    });
-    new Gauge({
-      name: 'chorus_running_subtasks',
-      help: 'Attempts this node is running now.',
-      registers,
-      collect() {
-        this.set(node.worker.runningCount());
-      },
-    });
-  }
-
-  private collectDraining(): void {
-    const gauge = this.registry.getSingleMetric('chorus_members_draining') as Gauge;
-    gauge.set((this.node?.membership.members() ?? []).filter((m) => m.draining && m.state === 'alive').length);
-  }
-
-  private collectMembers(): void {
-    const gauge = this.registry.getSingleMetric('chorus_members') as Gauge<'state'>;
-    gauge.reset();
-    const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
-    for (const m of this.node?.membership.members() ?? []) counts[m.state] = (counts[m.state] ?? 0) + 1;
-    for (const [state, n] of Object.entries(counts)) gauge.set({ state }, n);
+    const replication = node.replicator.counters;
+    const membership = node.membership.counters;
+    const mirrored: [string, string, () => number][] = [
+      ['chorus_gossip_messages_sent_total', 'Gossip deltas (batches of records) this node published.', () => replication.deltasSent],
+      ['chorus_gossip_messages_received_total', 'Gossip deltas this node received.', () => replication.deltasReceived],
+      ['chorus_gossip_bytes_sent_total', 'Bytes of gossip deltas this node published.', () => replication.deltaBytesSent],
+      ['chorus_gossip_bytes_received_total', 'Bytes of gossip deltas this node received.', () => replication.deltaBytesReceived],
+      ['chorus_anti_entropy_exchanges_total', 'Anti-entropy exchanges this node completed.', () => replication.syncsCompleted],
+      ['chorus_anti_entropy_failures_total', 'Anti-entropy exchanges that failed.', () => replication.syncsFailed],
+      ['chorus_anti_entropy_pages_total', 'Pages of records moved by anti-entropy, either way.', () => replication.syncPages],
+      ['chorus_anti_entropy_bytes_sent_total', 'Bytes of anti-entropy pages this node sent.', () => replication.syncBytesSent],
+      ['chorus_records_rejected_total', 'Records refused from the network: malformed, or with a wrong signature or writer.', () => replication.recordsRejected],
+      ['chorus_records_forged_total', 'Of the rejected records, those whose signature or writer was wrong.', () => replication.recordsForged],
+      ['chorus_membership_probes_total', 'SWIM probes this node sent.', () => membership.probesSent],
+      ['chorus_membership_suspicions_total', 'Suspicions this node started or heard of.', () => membership.suspicions],
+      ['chorus_membership_dead_verdicts_total', 'Members this node declared dead.', () => membership.deadVerdicts],
+      ['chorus_stalls_total', 'Times this node found its own event loop had stalled.', () => membership.stallsDetected],
+    ];
+    for (const [name, help, read] of mirrored) mirroredCounter(this.registry, name, help, read);
   }
 
   // ---- NodeObserver ---------------------------------------------------------------

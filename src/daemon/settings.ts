@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import { ConfigError, configFrom, defaultConfig, type ChorusConfig } from '../core/config.js';
-import { DurationError, parseDuration } from '../core/duration.js';
+import { DurationError, formatExactDuration, parseDuration } from '../core/duration.js';
 import { LOG_FORMATS, type LogFormat } from '../core/log.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
@@ -443,13 +443,9 @@ export function settingsToToml(resolved: ResolvedSettings): string {
   return `${header.join('\n')}\n${body}\n`;
 }
 
-/** A duration that parses back to exactly `ms` ("1m", "1500ms"); 0 stays the number 0. */
+/** A duration that parses back to exactly `ms`; 0 (where a knob allows it) stays the number 0. */
 export function exactDuration(ms: number): string | number {
-  if (ms === 0) return 0;
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
-    if (ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
+  return ms === 0 ? 0 : formatExactDuration(ms);
 }
 
 /** What can change while the daemon runs (SIGHUP): tags and the log level; every other difference needs a restart. */
