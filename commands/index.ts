@@ -5,6 +5,8 @@ import Help from './help.js';
 import InstanceCancel from './instance/cancel.js';
 import InstanceList from './instance/list.js';
 import InstanceLogs from './instance/logs.js';
+import InstancePause from './instance/pause.js';
+import InstanceResume from './instance/resume.js';
 import InstanceShow from './instance/show.js';
 import InstanceWait from './instance/wait.js';
 import JobAdd from './job/add.js';
@@ -51,6 +53,8 @@ export const COMMANDS = {
   'instance:wait': InstanceWait,
   'instance:logs': InstanceLogs,
   'instance:cancel': InstanceCancel,
+  'instance:pause': InstancePause,
+  'instance:resume': InstanceResume,
   'token:create': TokenCreate,
   'token:list': TokenList,
   'token:revoke': TokenRevoke,

@@ -1,16 +1,17 @@
 import { Flags } from '@oclif/core';
 import type { InstanceView } from '../src/api/views.js';
 import { ClientCommand, followInstance } from '../src/cli/base.js';
-import { badInput, durationFlag, parseTags } from '../src/cli/job-spec.js';
+import { badInput, durationFlag, parseRollout, parseTags, rolloutFlags } from '../src/cli/job-spec.js';
 import type { JobSpec } from '../src/records/types.js';
 
 export default class Run extends ClientCommand {
   static override description = 'Run a command once on every eligible node now (an ad-hoc broadcast, no stored job).';
-  static override usage = 'run [--tag KEY=VALUE]... [--wait] [--timeout DURATION] [--cmd-timeout DURATION] [--json] -- CMD [ARG]...';
+  static override usage = 'run [--tag KEY=VALUE]... [--wait] [--timeout DURATION] [--cmd-timeout DURATION] [--max-parallel N|P%] [--waves LIST] [--max-failures N|P%] [--min-success N|P%] [--json] -- CMD [ARG]...';
   static override examples = [
     '<%= config.bin %> run --wait -- uname -a',
     '<%= config.bin %> run --tag role=web --wait --timeout 5m -- systemctl reload nginx',
     "<%= config.bin %> run --wait -- 'df -h / | tail -1'",
+    '<%= config.bin %> run --waves 1,50%,100% --max-failures 1 --wait -- systemctl restart agent',
   ];
   static override strict = false;
   static override flags = {
@@ -18,6 +19,7 @@ export default class Run extends ClientCommand {
     wait: Flags.boolean({ description: 'wait until every node finished; exit 0 only if all succeeded' }),
     timeout: Flags.string({ description: 'with --wait: give up waiting after this long (exit 124)' }),
     'cmd-timeout': Flags.string({ description: 'kill the command on a node after this long (reason timeout)' }),
+    ...rolloutFlags,
   };
 
   async run(): Promise<void> {
@@ -36,6 +38,7 @@ export default class Run extends ClientCommand {
       concurrency: 'allow',
       pre: null,
       post: null,
+      ...parseRollout(flags),
     };
     const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
     const client = await this.client(flags);

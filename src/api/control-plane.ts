@@ -88,5 +88,7 @@ export interface ControlPlane {
   /** Resolves with the instance as soon as its view differs from `version`, or after `waitMs`. */
   watchInstance(id: string, version: string | null, waitMs: number): Promise<InstanceView>;
   cancelInstance(id: string): Promise<InstanceView>;
+  /** Stops (true) or restarts (false) the release of a rolling instance's subtasks. */
+  pauseInstance(id: string, paused: boolean): Promise<InstanceView>;
   logs(id: string, nodeId: string | null): Promise<LogView[]>;
 }

@@ -74,6 +74,7 @@ export class ApiServer {
       return this.plane.watchInstance(id as string, q.get('version'), waitMs);
     });
     this.route('POST', /^\/v1\/instances\/([^/]+)\/cancel$/, async (_r, [id]) => this.plane.cancelInstance(id as string));
+    this.route('POST', /^\/v1\/instances\/([^/]+)\/(pause|resume)$/, async (_r, [id, verb]) => this.plane.pauseInstance(id as string, verb === 'pause'));
     this.route('GET', /^\/v1\/instances\/([^/]+)\/logs$/, async (_r, [id], q) => this.plane.logs(id as string, q.get('node')));
   }
 

@@ -240,6 +240,19 @@ export class ControlService implements ControlPlane {
     return this.getInstance(id);
   }
 
+  async pauseInstance(id: string, paused: boolean): Promise<InstanceView> {
+    const instance = this.instanceRecord(id);
+    if (this.store.pausedOf(id) === paused) return this.getInstance(id);
+    const verb = paused ? 'pause' : 'resume';
+    if (isInstanceFinished(this.store.statusOf(instance))) throw new ApiError(409, 'instance-ended', `instance ${id} has ended: there is nothing to ${verb}`);
+    const targets = this.store.targetsOf(instance);
+    if (paused && this.store.subtasksOf(id).size >= targets.length) {
+      throw new ApiError(409, 'nothing-to-pause', `every subtask of instance ${id} is already released, so there is nothing to hold back: pause stops the release of a rolling broadcast's subtasks (--max-parallel, --waves); use chorus instance cancel to stop running work`);
+    }
+    await this.commitAcknowledged([{ kind: 'pause', record: { instanceId: id, paused, stamp: this.node.hlc.tick(), sig: UNSIGNED } }]);
+    return this.getInstance(id);
+  }
+
   async logs(id: string, nodeRef: string | null): Promise<LogView[]> {
     const instance = this.instanceRecord(id);
     const stepRunners = Object.values(this.store.stepsOf(id)).map((step) => step?.runnerNodeId);

@@ -4,7 +4,8 @@ import { formatDurationUnits } from '../core/duration.js';
 import { iso } from '../core/time.js';
 import type { MemberInfo } from '../cluster/view.js';
 import { deriveInstanceProgress, type InstanceFacts } from '../records/status.js';
-import type { AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskStatus, FailureReason } from '../records/types.js';
+import type { Amount, AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
+import { parallelLimit, waveEnds, waveOf } from '../records/rollout.js';
 import { nextFireAfter } from '../scheduler/schedule.js';
 import { liveSpec } from '../records/types.js';
 
@@ -21,6 +22,11 @@ export interface SubtaskView extends AttemptView {
   nodeId: string;
   nodeName: string | null;
   shardIndex: number;
+  /** Its wave (1 and up; 1 for every subtask of an instance without --waves). */
+  wave: number;
+  /** Whether the leader released it to its owner: false while a rollout holds it back (status pending) and for an aborted one. */
+  released: boolean;
+  releasedAt: string | null;
   /** When a retry may start (backoff), for a pending attempt after the first. */
   notBefore: string | null;
   history: AttemptView[];
@@ -43,10 +49,30 @@ export interface InstanceView {
   /** Alive members that matched but were not targeted, and why (`draining`). */
   skipped: { nodeId: string; nodeName: string | null; reason: 'draining' }[];
   counts: Record<SubtaskStatus, number>;
+  /** Its rollout is paused (`chorus instance pause`): no subtask is released until it is resumed. */
+  paused: boolean;
+  /** The rolling and quorum options it was created with, and how far it got; null when it has none. */
+  rollout: RolloutView | null;
   subtasks: SubtaskView[];
   /** The job's --pre and --post commands for this instance, run once on the leader. */
   pre: StepView | null;
   post: StepView | null;
+}
+
+export interface RolloutView {
+  maxParallel: Amount | null;
+  waves: Amount[] | null;
+  maxFailures: Amount | null;
+  minSuccess: Amount | null;
+  /** --max-parallel as a number of subtasks over these targets (null: no limit). */
+  parallelLimit: number | null;
+  /** Size of each wave, in order (one wave of every target without --waves). */
+  waveSizes: number[];
+  /** The wave being released or run (1 and up), or null once every subtask is released. */
+  currentWave: number | null;
+  released: number;
+  /** The failure budget was spent: unreleased subtasks ended cancelled/aborted. */
+  aborted: boolean;
 }
 
 export interface StepView extends AttemptView {
@@ -88,6 +114,7 @@ function attemptView(a: AttemptSummary): AttemptView {
 export function instanceView(instance: InstanceRecord, facts: InstanceFacts, nameOf: (nodeId: string) => string | null): InstanceView {
   const progress = deriveInstanceProgress(instance, facts);
   const { targets, subtasks, steps = {} } = facts;
+  const ends = waveEnds(instance.spec, targets.length);
   return {
     id: instance.id,
     job: instance.job,
@@ -104,6 +131,8 @@ export function instanceView(instance: InstanceRecord, facts: InstanceFacts, nam
     targets: [...targets],
     skipped: (instance.skipped ?? []).map((s) => ({ nodeId: s.nodeId, nodeName: nameOf(s.nodeId), reason: s.reason })),
     counts: progress.counts,
+    paused: facts.paused ?? false,
+    rollout: rolloutView(instance.spec, targets, subtasks),
     pre: stepView(instance.spec.pre, steps.pre),
     post: stepView(instance.spec.post, steps.post),
     subtasks: targets.map((nodeId, shardIndex) => {
@@ -113,11 +142,45 @@ export function instanceView(instance: InstanceRecord, facts: InstanceFacts, nam
         nodeId,
         nodeName: nameOf(nodeId),
         shardIndex,
+        wave: waveOf(ends, shardIndex) + 1,
+        released: s !== undefined && isReleased(s),
+        releasedAt: iso(s?.releasedAtMs),
         ...attemptView(current),
         notBefore: iso(s?.notBeforeMs),
         history: (s?.history ?? []).map(attemptView),
       };
     }),
+  };
+}
+
+/** Released: the leader wrote it for its owner (a record written before rollouts existed counts when it ran). */
+function isReleased(s: SubtaskRecord): boolean {
+  return s.releasedAtMs !== undefined || s.startedAtMs !== null || s.history.length > 0;
+}
+
+function rolloutView(spec: JobSpec, targets: readonly string[], subtasks: ReadonlyMap<string, SubtaskRecord>): RolloutView | null {
+  const { maxParallel, waves, maxFailures, minSuccess } = spec;
+  if (maxParallel === undefined && waves === undefined && maxFailures === undefined && minSuccess === undefined) return null;
+  const ends = waveEnds(spec, targets.length);
+  let released = 0;
+  let aborted = false;
+  let firstUnreleased: number | null = null;
+  targets.forEach((nodeId, index) => {
+    const s = subtasks.get(nodeId);
+    if (s?.reason === 'aborted') aborted = true;
+    if (s && isReleased(s)) released += 1;
+    else if (!s && firstUnreleased === null) firstUnreleased = index;
+  });
+  return {
+    maxParallel: maxParallel ?? null,
+    waves: waves ?? null,
+    maxFailures: maxFailures ?? null,
+    minSuccess: minSuccess ?? null,
+    parallelLimit: parallelLimit(spec, targets.length),
+    waveSizes: ends.map((end, i) => end - (ends[i - 1] ?? 0)),
+    currentWave: firstUnreleased === null ? null : waveOf(ends, firstUnreleased) + 1,
+    released,
+    aborted,
   };
 }
 

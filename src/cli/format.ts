@@ -182,21 +182,43 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
     lines.push(clip(oneLine(`  ${name} step: ${outcome}${step.nodeId ? ` on ${shortId(step.nodeId)}` : ''}  [${step.cmd}]`), MAX_LINE_WIDTH));
   }
   if (view.cancelRequested) lines.push('  cancel requested');
+  const rollout = formatRollout(view);
+  if (rollout) lines.push(`  rollout:  ${wrap(rollout, MAX_LINE_WIDTH - 12).join(`\n${' '.repeat(12)}`)}`);
   if (view.subtasks.length > 0) {
+    const waves = (view.rollout?.waveSizes.length ?? 1) > 1;
     const rows = view.subtasks.map((s) => [
       shortId(s.nodeId),
       s.nodeName ?? '',
+      ...(waves ? [String(s.wave)] : []),
       s.status,
       String(s.attempt),
       s.exitCode === null ? '' : String(s.exitCode),
-      s.reason ?? '',
+      s.reason ?? (s.status === 'pending' && !s.released ? 'not released' : ''),
       elapsed(s.startedAt, s.finishedAt, nowMs),
     ]);
-    lines.push(table(['NODE', 'NAME', 'STATUS', 'ATTEMPT', 'EXIT', 'REASON', 'TIME'], rows, [{ columns: [1], floor: 4 }]));
+    const header = ['NODE', 'NAME', ...(waves ? ['WAVE'] : []), 'STATUS', 'ATTEMPT', 'EXIT', 'REASON', 'TIME'];
+    lines.push(table(header, rows, [{ columns: [1], floor: 4 }]));
   }
   const c = view.counts;
   lines.push(`  ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running} running, ${c.pending} pending`);
   return lines.join('\n');
+}
+
+/** An instance's rolling and quorum options and how far it got, in one sentence; '' without any. */
+export function formatRollout(view: Pick<InstanceView, 'rollout' | 'paused' | 'subtasks'>): string {
+  const r = view.rollout;
+  if (!r) return view.paused ? 'PAUSED' : '';
+  const parts: string[] = [];
+  if (r.waveSizes.length > 1) {
+    const at = r.currentWave === null ? 'all waves released' : `wave ${r.currentWave} of ${r.waveSizes.length}`;
+    parts.push(`${at} (sizes ${r.waveSizes.join(', ')})`);
+  }
+  if (r.parallelLimit !== null) parts.push(`at most ${r.parallelLimit} at once${typeof r.maxParallel === 'string' ? ` (${r.maxParallel})` : ''}`);
+  if (r.maxFailures !== null) parts.push(`stops after more than ${r.maxFailures} failed`);
+  if (r.minSuccess !== null) parts.push(`succeeds with ${r.minSuccess} succeeded`);
+  parts.push(`${r.released} of ${view.subtasks.length} released`);
+  const state = r.aborted ? '; ABORTED: more failed than --max-failures allows' : view.paused ? '; PAUSED (chorus instance resume)' : '';
+  return `${parts.join(', ')}${state}`;
 }
 
 /** The members an instance left out, and why: "2 draining: web-3 (…a1b2c3d4e5f6), web-4 (…)"; '' when none. */
@@ -232,6 +254,11 @@ export function formatJob(job: JobView, nowMs = Date.now()): string {
   lines.push(`  retries:     ${job.retries}`, `  concurrency: ${job.concurrency}`);
   if (job.pre) lines.push(`  pre:         ${job.pre}`);
   if (job.post) lines.push(`  post:        ${job.post}`);
+  const spec = job.spec;
+  if (spec.maxParallel !== undefined) lines.push(`  max-parallel: ${spec.maxParallel}`);
+  if (spec.waves !== undefined) lines.push(`  waves:       ${spec.waves.join(',')}`);
+  if (spec.maxFailures !== undefined) lines.push(`  max-failures: ${spec.maxFailures}`);
+  if (spec.minSuccess !== undefined) lines.push(`  min-success: ${spec.minSuccess}`);
   return lines.join('\n');
 }
 

@@ -41,12 +41,25 @@ describe('job files', () => {
     expect(json[0]).toMatchObject({ name: 'once', line: 3, spec: { schedule: { kind: 'at', atMs: Date.parse('2026-12-07T00:00:00Z') }, pre: 'echo pre' } });
   });
 
+  it('reads the rolling and quorum keys by the rules of the flags', () => {
+    const [job] = parseJobFile('r.toml', ['[jobs.restart]', 'cmd = "systemctl restart agent"', 'max-parallel = 2', 'waves = [1, "10%", "100%"]', 'max-failures = "10%"', 'min-success = 3'].join('\n'));
+    expect(job?.spec).toMatchObject({ maxParallel: 2, waves: [1, '10%', '100%'], maxFailures: '10%', minSuccess: 3 });
+    const [same] = parseJobFile('r.json', JSON.stringify({ jobs: { restart: { cmd: 'x', waves: '1,10%,100%' } } }));
+    expect(same?.spec.waves).toEqual([1, '10%', '100%']);
+    expect(problemsOf('r.toml', ['[jobs.a]', 'cmd = "x"', 'max-parallel = 0', '[jobs.b]', 'cmd = "x"', 'waves = "10%,5%"', '[jobs.c]', 'cmd = "x"', 'type = "standalone"', 'min-success = 1', '[jobs.d]', 'cmd = "x"', 'max-failures = "1000%"'].join('\n'))).toEqual([
+      'r.toml:13: jobs.d.max-failures: write a number of subtasks (2) or a share of the targets ("10%", at most "100%")',
+      'r.toml:3: jobs.a.max-parallel: 0: a number from 1 to 10000',
+      'r.toml:6: jobs.b.waves: 10%,5%: sizes are cumulative (each wave includes the ones before it), so 5% after 10% adds nothing; write e.g. 1,10%,100%',
+      'r.toml:10: jobs.c.min-success: steers a broadcast across its nodes; a standalone job runs on one node',
+    ]);
+  });
+
   it('reports every problem with its file, line and key', () => {
     const text = ['[jobs.one]', 'cmd = "true"', 'retries = "many"', 'shedule = "x"', '', '[jobs.two]', 'cmd = "true"', 'cron = "61 * * * *"', '', '[jobs.three]', 'cmd = "true"', 'every = "5 minutes"', 'cron = "* * * * *"', '', '[jobs."bad name!"]', 'cmd = "x"', '', '[jobs.four]', 'cmd = "x"', 'tz = "UTC"', '', '[jobs.five]', 'cmd = "x"', 'every = "100ms"', 'type = "everywhere"'].join('\n');
     expect(problemsOf('x.toml', text).sort()).toEqual(
       [
         "x.toml:15: jobs.bad name!: bad job name: use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit",
-        'x.toml:4: jobs.one.shedule: unknown key (allowed: cmd, type, cron, tz, every, at, tags, timeout, retries, concurrency, pre, post, enabled)',
+        'x.toml:4: jobs.one.shedule: unknown key (allowed: cmd, type, cron, tz, every, at, tags, timeout, retries, concurrency, pre, post, enabled, max-parallel, waves, max-failures, min-success)',
         'x.toml:3: jobs.one.retries: must be integer',
         'x.toml:10: jobs.three: use only one of cron, every and at',
         'x.toml:12: jobs.three.every: not a duration; write it like 30s, 5m, 1h30m or 500ms',
@@ -70,7 +83,7 @@ describe('job files', () => {
       fc.record({ kind: fc.constant('every' as const), intervalMs: fc.integer({ min: 1000, max: 86_400_000 * 30 }) }),
       fc.record({ kind: fc.constant('at' as const), atMs: fc.integer({ min: NOW, max: NOW + 86_400_000 * 300 }) }),
     );
-    const spec = fc.record<JobSpec>({
+    const baseSpec = fc.record<JobSpec>({
       cmd: fc.string({ minLength: 1 }).filter((s) => s.trim() !== ''),
       type: fc.constantFrom('broadcast', 'standalone'),
       schedule,
@@ -81,6 +94,12 @@ describe('job files', () => {
       pre: fc.option(fc.string({ minLength: 1 }), { nil: null }),
       post: fc.option(fc.string({ minLength: 1 }), { nil: null }),
     });
+    const amount = (min: number) => fc.oneof(fc.integer({ min, max: 10_000 }), fc.integer({ min, max: 100 }).map((p) => `${p}%` as const));
+    const rollout = fc.record(
+      { maxParallel: amount(1), waves: fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 1, maxLength: 4 }).map((xs) => [...new Set(xs)].sort((a, b) => a - b).map((x) => `${x}%` as const)), maxFailures: amount(0), minSuccess: amount(1) },
+      { requiredKeys: [] },
+    );
+    const spec = fc.tuple(baseSpec, rollout).map(([s, r]): JobSpec => (s.type === 'broadcast' ? { ...s, ...r } : s));
     fc.assert(
       fc.property(fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/), fc.tuple(spec, fc.boolean()), { minKeys: 1, maxKeys: 4 }), fc.constantFrom('toml', 'json'), (jobs, format) => {
         const views = Object.entries(jobs).map(([name, [s, enabled]]) => view(name, s, enabled));

@@ -12,6 +12,8 @@ import { MAX_DURATION_MS, MIN_EVERY_MS } from '../core/limits.js';
 import type { JobSpec, Schedule } from '../records/types.js';
 import { ScheduleError, validateCron } from '../scheduler/schedule.js';
 import type { JobView } from '../api/views.js';
+import { ClientError } from '../api/client.js';
+import { parseRollout } from './job-spec.js';
 
 /** One job as a file holds it (the keys of schema/job.schema.json). */
 export interface JobEntry {
@@ -28,6 +30,10 @@ export interface JobEntry {
   pre?: string;
   post?: string;
   enabled?: boolean;
+  'max-parallel'?: number | string;
+  waves?: (number | string)[] | string;
+  'max-failures'?: number | string;
+  'min-success'?: number | string;
 }
 
 /** A job wanted by the files: its spec, whether it is enabled, and where it was written. */
@@ -125,7 +131,10 @@ export function parseJobFile(file: string, text: string): DesiredJob[] {
   const badJobs = new Set<string>();
   if (!validate(doc)) {
     // propertyNames reports the name twice (its pattern, then the name): the second says it better.
-    const errors = (validate.errors ?? []).filter((e) => !e.schemaPath.includes('/propertyNames/'));
+    // A value that fits no branch of a oneOf (an amount: 2 or "10%") is said once, in one sentence.
+    const all = validate.errors ?? [];
+    const oneOfPaths = new Set(all.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
+    const errors = all.filter((e) => !e.schemaPath.includes('/propertyNames/') && (e.keyword === 'oneOf' || !oneOfPaths.has(e.instancePath)));
     for (const e of errors) {
       const path = pathOf(e);
       if (path[0] === 'jobs' && path[1] !== undefined) badJobs.add(path[1]);
@@ -201,7 +210,32 @@ function specOf(name: string, e: JobEntry): JobSpec {
     concurrency: e.concurrency ?? 'allow',
     pre: e.pre ?? null,
     post: e.post ?? null,
+    ...rolloutOf(e),
   };
+}
+
+/** The rolling and quorum keys, checked by the rules of `job add`'s flags. */
+function rolloutOf(e: JobEntry): Partial<JobSpec> {
+  const flags = {
+    'max-parallel': e['max-parallel'],
+    waves: Array.isArray(e.waves) ? e.waves.join(',') : e.waves,
+    'max-failures': e['max-failures'],
+    'min-success': e['min-success'],
+  };
+  const out: Partial<JobSpec> = {};
+  for (const [key, value] of Object.entries(flags)) {
+    if (value === undefined) continue;
+    try {
+      Object.assign(out, parseRollout({ [key]: String(value) }));
+    } catch (err) {
+      if (err instanceof ClientError) throw new FieldError(key, err.message.replace(`--${key} `, ''));
+      throw err;
+    }
+  }
+  if ((e.type ?? 'broadcast') === 'standalone' && Object.keys(out).length > 0) {
+    throw new FieldError(Object.keys(flags).find((k) => flags[k as keyof typeof flags] !== undefined) as string, 'steers a broadcast across its nodes; a standalone job runs on one node');
+  }
+  return out;
 }
 
 function pathOf(e: ErrorObject): string[] {
@@ -228,6 +262,10 @@ function describeSchemaError(e: ErrorObject): string {
       return `${at}: tz only applies to cron`;
     case 'not':
       return `${at}: use only one of cron, every and at`;
+    case 'oneOf':
+      return at.endsWith('.waves')
+        ? `${at}: write wave sizes as a list like [1, "10%", "100%"] or a text like "1,10%,100%"`
+        : `${at}: write a number of subtasks (2) or a share of the targets ("10%", at most "100%")`;
     default:
       return `${at}: ${e.message ?? e.keyword}`;
   }
@@ -300,6 +338,9 @@ export function changedFields(current: JobView, wanted: DesiredJob): string[] {
   if (a.concurrency !== b.concurrency) out.push('concurrency');
   if (a.pre !== b.pre) out.push('pre');
   if (a.post !== b.post) out.push('post');
+  for (const [key, field] of [['max-parallel', 'maxParallel'], ['waves', 'waves'], ['max-failures', 'maxFailures'], ['min-success', 'minSuccess']] as const) {
+    if (!same(a[field] ?? null, b[field] ?? null)) out.push(key);
+  }
   if (current.enabled !== wanted.enabled) out.push('enabled');
   return out;
 }
@@ -330,6 +371,10 @@ export function entryOf(job: Pick<JobView, 'spec' | 'enabled'>): JobEntry {
   if (s.pre !== null) e.pre = s.pre;
   if (s.post !== null) e.post = s.post;
   if (!job.enabled) e.enabled = false;
+  if (s.maxParallel !== undefined) e['max-parallel'] = s.maxParallel;
+  if (s.waves !== undefined) e.waves = [...s.waves];
+  if (s.maxFailures !== undefined) e['max-failures'] = s.maxFailures;
+  if (s.minSuccess !== undefined) e['min-success'] = s.minSuccess;
   return e;
 }
 

@@ -148,3 +148,31 @@ describe('documented bounds (README "Limits")', () => {
     expect(checkJobName('disk-report.v2_1')).toBe('disk-report.v2_1');
   });
 });
+
+describe('rolling and quorum flags', () => {
+  it('take a count or a share, and leave the spec without them when absent', () => {
+    expect(buildSpec({ cmd: 'x' }, NOW)).not.toHaveProperty('maxParallel');
+    expect(buildSpec({ cmd: 'x', 'max-parallel': '2', waves: '1, 10%,100%', 'max-failures': '0', 'min-success': '90%' }, NOW)).toMatchObject({
+      maxParallel: 2,
+      waves: [1, '10%', '100%'],
+      maxFailures: 0,
+      minSuccess: '90%',
+    });
+  });
+
+  it.each([
+    [{ 'max-parallel': '0' }, /--max-parallel 0: a number from 1 to 10000/],
+    [{ 'max-parallel': 'two' }, /--max-parallel two: write a number of subtasks \(2\) or a share of the targets \(10%\)/],
+    [{ 'max-parallel': '2.5' }, /--max-parallel 2\.5: write a number/],
+    [{ 'max-failures': '101%' }, /--max-failures 101%: a percentage from 0% to 100%/],
+    [{ 'min-success': '0%' }, /--min-success 0%: a percentage from 1% to 100%/],
+    [{ waves: '1,,100%' }, /--waves 1,,100%: write cumulative wave sizes separated by commas/],
+    [{ waves: '5,2' }, /so 2 after 5 adds nothing/],
+    [{ waves: '50%,50%' }, /so 50% after 50% adds nothing/],
+    [{ type: 'standalone', waves: '1' }, /a standalone job runs on one node/],
+  ])('refuses %j', (flags, message) => {
+    const err = badInputError({ cmd: 'x', ...flags });
+    expect(err.exitCode).toBe(EXIT.badInput);
+    expect(err.message).toMatch(message);
+  });
+});

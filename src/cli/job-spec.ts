@@ -1,11 +1,15 @@
 // Turns command-line flags into a JobSpec, with a clear message for every bad value.
 import { parseDuration, DurationError } from '../core/duration.js';
 import { ClientError, EXIT } from '../api/client.js';
-import type { JobSpec, Schedule } from '../records/types.js';
+import { Flags } from '@oclif/core';
+import type { Amount, JobSpec, Schedule } from '../records/types.js';
 import { validateCron, ScheduleError } from '../scheduler/schedule.js';
 import { atProblem, jobNameProblem, MAX_DURATION_MS, MIN_EVERY_MS } from '../core/limits.js';
 import { defaultConfig } from '../core/config.js';
 import { formatDurationUnits } from '../core/duration.js';
+
+/** The largest count `--max-parallel` and the like take (the most targets an instance can have). */
+const MAX_AMOUNT = 10_000;
 
 export interface SpecFlags {
   cmd: string;
@@ -20,6 +24,58 @@ export interface SpecFlags {
   concurrency?: string;
   pre?: string;
   post?: string;
+  'max-parallel'?: string;
+  waves?: string;
+  'max-failures'?: string;
+  'min-success'?: string;
+}
+
+/** The rolling and quorum flags `job add` and `run` share (README, "Rolling broadcasts"). */
+export const rolloutFlags = {
+  'max-parallel': Flags.string({ description: 'at most N (or P%) of the instance\'s subtasks released and running at once across the cluster', helpGroup: 'ROLLOUT' }),
+  waves: Flags.string({ description: 'cumulative wave sizes over the sorted targets, e.g. 1,10%,100%; a wave starts when the previous one has ended', helpGroup: 'ROLLOUT' }),
+  'max-failures': Flags.string({ description: 'stop when more than N (or P%) subtasks failed: unreleased ones end cancelled/aborted, the instance fails', helpGroup: 'ROLLOUT' }),
+  'min-success': Flags.string({ description: 'the instance succeeds when at least N (or P%) subtasks succeeded (default: all)', helpGroup: 'ROLLOUT' }),
+};
+
+/** `N` (a whole number, `min` and up) or `P%` (`min`-100). */
+export function parseAmount(flag: string, value: string, min: number): Amount {
+  const text = value.trim();
+  const pct = /^(\d{1,3})%$/.exec(text);
+  if (pct) {
+    const p = Number(pct[1]);
+    if (p < min || p > 100) throw badInput(`${flag} ${value}: a percentage from ${min}% to 100%`);
+    return `${p}%`;
+  }
+  if (!/^\d+$/.test(text)) throw badInput(`${flag} ${value}: write a number of subtasks (2) or a share of the targets (10%)`);
+  const n = Number(text);
+  if (n < min || n > MAX_AMOUNT) throw badInput(`${flag} ${value}: a number from ${min} to ${MAX_AMOUNT}`);
+  return n;
+}
+
+/** `--waves 1,10%,100%`: cumulative sizes, each larger than the one before it of the same kind. */
+export function parseWaves(value: string): Amount[] {
+  const parts = value.split(',').map((p) => p.trim());
+  if (parts.some((p) => p === '')) throw badInput(`--waves ${value}: write cumulative wave sizes separated by commas, e.g. 1,10%,100%`);
+  if (parts.length > 100) throw badInput(`--waves ${value}: at most 100 waves`);
+  const waves = parts.map((p) => parseAmount('--waves', p, 1));
+  for (let i = 1; i < waves.length; i++) {
+    const [a, b] = [waves[i - 1] as Amount, waves[i] as Amount];
+    if (typeof a === typeof b && parseFloat(String(b)) <= parseFloat(String(a))) {
+      throw badInput(`--waves ${value}: sizes are cumulative (each wave includes the ones before it), so ${b} after ${a} adds nothing; write e.g. 1,10%,100%`);
+    }
+  }
+  return waves;
+}
+
+/** The rolling and quorum fields of a spec from the flags (absent flags leave their field out). */
+export function parseRollout(flags: Pick<SpecFlags, 'max-parallel' | 'waves' | 'max-failures' | 'min-success'>): Pick<JobSpec, 'maxParallel' | 'waves' | 'maxFailures' | 'minSuccess'> {
+  return {
+    ...(flags['max-parallel'] !== undefined ? { maxParallel: parseAmount('--max-parallel', flags['max-parallel'], 1) } : {}),
+    ...(flags.waves !== undefined ? { waves: parseWaves(flags.waves) } : {}),
+    ...(flags['max-failures'] !== undefined ? { maxFailures: parseAmount('--max-failures', flags['max-failures'], 0) } : {}),
+    ...(flags['min-success'] !== undefined ? { minSuccess: parseAmount('--min-success', flags['min-success'], 1) } : {}),
+  };
 }
 
 export function badInput(message: string): ClientError {
@@ -91,6 +147,10 @@ export function buildSpec(flags: SpecFlags, nowMs: number): JobSpec {
   if (flags.cmd.trim() === '') throw badInput('--cmd cannot be empty');
   const retries = flags.retries ?? 0;
   if (!Number.isInteger(retries) || retries < 0 || retries > 100) throw badInput(`--retries must be a whole number from 0 to 100, not ${retries}`);
+  const rollout = parseRollout(flags);
+  if (flags.type === 'standalone' && Object.keys(rollout).length > 0) {
+    throw badInput('--max-parallel, --waves, --max-failures and --min-success steer a broadcast across its nodes; a standalone job runs on one node');
+  }
   return {
     cmd: flags.cmd,
     type: (flags.type ?? 'broadcast') as JobSpec['type'],
@@ -101,5 +161,6 @@ export function buildSpec(flags: SpecFlags, nowMs: number): JobSpec {
     concurrency: (flags.concurrency ?? 'allow') as JobSpec['concurrency'],
     pre: flags.pre ?? null,
     post: flags.post ?? null,
+    ...rollout,
   };
 }

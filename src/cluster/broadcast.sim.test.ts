@@ -12,7 +12,7 @@ import { recordKey } from '../records/merge.js';
 import type { JobSpec } from '../records/types.js';
 import { runnerOf } from '../records/types.js';
 import { isInstanceFinished } from '../records/status.js';
-import { checkBroadcasts, type HistoryLine } from '../testing/checker.js';
+import { checkBroadcasts, rolloutContested, type HistoryLine } from '../testing/checker.js';
 import { Rng } from '../testing/random.js';
 import { SimCluster, replayHint } from '../testing/sim-cluster.js';
 
@@ -32,6 +32,10 @@ function seedList(): number[] {
 
 interface Outcome {
   instances: number;
+  /** Instances with rolling or quorum options, those the rollout checks applied to (no two leaders), and those aborted. */
+  rolling: number;
+  rollingChecked: number;
+  aborted: number;
   executions: number;
   disruptions: number;
   virtualMs: number;
@@ -44,11 +48,13 @@ async function runSeed(seed: number): Promise<Outcome> {
   const rng = new Rng(seed);
   const drawn = rng.int(2, 6);
   const size = FIXED_SIZE ?? drawn;
+  const network = { lossRate: rng.int(0, 2) / 10, duplicateRate: rng.int(0, 2) / 10, minDelayMs: 1, maxDelayMs: rng.int(2, 40) };
+  const clockSkewMs = rng.int(0, 200);
   const sim = new SimCluster({
     seed,
     size,
-    network: { lossRate: rng.int(0, 2) / 10, duplicateRate: rng.int(0, 2) / 10, minDelayMs: 1, maxDelayMs: rng.int(2, 40) },
-    clockSkewMs: rng.int(0, 200),
+    network,
+    clockSkewMs,
   });
   const created: string[] = [];
   let disruptions = 0;
@@ -121,14 +127,17 @@ async function runSeed(seed: number): Promise<Outcome> {
     });
     const history: HistoryLine[] = sim.executions.filter((e) => e.step === null).map((e) => ({ nodeId: e.nodeId, instanceId: e.instanceId, attempt: e.attempt }));
     const survivors = new Set(sim.ids().filter((id) => !sim.disrupted.has(id)));
-    const violations = checkBroadcasts({ history, instances: views, survivors, expectedInstances: created });
+    const rollout = { releases: sim.deliveredReleases(), verdicts: sim.verdicts, contested: [...sim.contested, ...sim.partitions], clockToleranceMs: 2 * clockSkewMs };
+    const violations = checkBroadcasts({ history, instances: views, survivors, expectedInstances: created, ...rollout });
+    const rolling = views.filter((v) => v.rollout !== null);
+    const rollingChecked = rolling.filter((v) => !rolloutContested(v, rollout)).length;
     violations.push(...stepViolations(sim, partitioned));
     violations.push(...sim.unjustifiedVerdicts().map((v) => `node-lost verdict by ${v.reporter} against ${v.nodeId}, which never failed`));
     if (violations.length > 0) throw new Error(`${violations.length} violation(s):\n${violations.slice(0, 20).join('\n')}`);
-    return { instances: created.length, executions: sim.executions.length, disruptions, virtualMs: sim.now() - Date.UTC(2030, 0, 1) };
+    return { instances: created.length, rolling: rolling.length, rollingChecked, aborted: rolling.filter((v) => v.rollout?.aborted).length, executions: sim.executions.length, disruptions, virtualMs: sim.now() - Date.UTC(2030, 0, 1) };
   } catch (err) {
     const hint = `[seed ${seed}] ${replayHint(seed, SIM_FILE)}`;
-    if (err instanceof Error) err.message = `${err.message}\n${hint}\n${sim.describe()}\n${differences(sim)}`;
+    if (err instanceof Error) err.message = `${err.message}\n${hint}\n${sim.describe()}\n  disruptions: ${sim.disruptionLog.join(', ')}\n${differences(sim)}`;
     throw err;
   } finally {
     sim.dispose();
@@ -168,12 +177,25 @@ function randomSpec(rng: Rng): Partial<JobSpec> {
   else if (rng.chance(0.1)) words.push('fail:3');
   const steps = rng.chance(0.25);
   return {
+    ...randomRollout(rng),
     cmd: words.join(' '),
     retries: rng.int(0, 2),
     timeoutMs: rng.chance(0.15) ? rng.int(200, 1500) : null,
     pre: steps ? `sleep:${rng.int(5, 200)}` : null,
     post: steps && rng.chance(0.7) ? `sleep:${rng.int(5, 200)}` : null,
   };
+}
+
+/** Rolling and quorum options on about half the jobs (issue 11): the checker's rollout invariants apply to those. */
+function randomRollout(rng: Rng): Partial<JobSpec> {
+  if (rng.chance(0.5)) return {};
+  const amount = (min: number): JobSpec['maxParallel'] => (rng.chance(0.5) ? rng.int(min, 3) : `${rng.int(Math.max(min, 1) * 10, 90)}%`);
+  const out: Partial<JobSpec> = {};
+  if (rng.chance(0.6)) out.maxParallel = amount(1);
+  if (rng.chance(0.5)) out.waves = rng.chance(0.5) ? [1, '50%', '100%'] : [1, rng.int(2, 3)];
+  if (rng.chance(0.4)) out.maxFailures = amount(0);
+  if (rng.chance(0.3)) out.minSuccess = amount(1);
+  return out;
 }
 
 /**
@@ -211,11 +233,13 @@ describe('randomized broadcasts under failure: the checker finds no violation', 
     if (outcomes.length < 20) return; // a single replayed seed proves nothing in aggregate
     const total = (k: keyof Outcome) => outcomes.reduce((a, o) => a + o[k], 0);
     console.log(
-      `broadcast simulation: ${outcomes.length} seeds, ${total('instances')} instances, ${total('executions')} command starts, ` +
+      `broadcast simulation: ${outcomes.length} seeds, ${total('instances')} instances (${total('rolling')} rolling, ${total('rollingChecked')} of them under the rollout checks, ${total('aborted')} aborted), ${total('executions')} command starts, ` +
         `${total('disruptions')} disruptions, ${Math.round(total('virtualMs') / 1000)} s of virtual time`,
     );
     expect(total('instances')).toBeGreaterThan(outcomes.length);
     expect(total('disruptions')).toBeGreaterThan(outcomes.length / 2);
+    expect(total('rollingChecked')).toBeGreaterThan(outcomes.length / 2);
+    expect(total('aborted')).toBeGreaterThan(0);
   });
 });
 

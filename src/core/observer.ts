@@ -10,6 +10,8 @@ export interface NodeObserver {
   instanceFinished?(e: { job: string; status: 'succeeded' | 'failed' | 'cancelled' }): void;
   /** An attempt this node ran (its subtask, or a step it ran as leader) ended. */
   attemptEnded?(e: { job: string; step: StepName | null; status: TerminalStatus; reason: FailureReason | null; durationMs: number | null; retried: boolean }): void;
+  /** This node, as leader, released subtasks of an instance to their owners (wrote their first records). */
+  subtasksReleased?(instanceId: string, nodeIds: readonly string[]): void;
   /** The leader this node sees changed (null: none). */
   leaderChanged?(leader: string | null): void;
   /** This node declared a member dead, `silentForMs` after it last heard from it (null: never heard). */

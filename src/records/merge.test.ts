@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical.js';
-import { mergeCancel, mergeInstance, mergeJob, mergeMember, mergeRecord, mergeStep, mergeSubtask, MergeInvariantError } from './merge.js';
-import type { CancelRecord, InstanceRecord, JobRecord, MemberRecord, Stamp, StepRecord, SubtaskRecord } from './types.js';
+import { mergeCancel, mergeInstance, mergeJob, mergeMember, mergePause, mergeRecord, mergeStep, mergeSubtask, MergeInvariantError } from './merge.js';
+import type { CancelRecord, InstanceRecord, JobRecord, MemberRecord, PauseRecord, Stamp, StepRecord, SubtaskRecord } from './types.js';
 import { parseRecord } from './validate.js';
 
 const NODES = ['n1', 'n2', 'n3'];
@@ -132,6 +132,9 @@ lawsFor('subtask', subtaskArb, mergeSubtask);
 lawsFor('instance', instanceArb, mergeInstance);
 lawsFor('member', memberArb, mergeMember);
 lawsFor('cancel', cancelArb, mergeCancel);
+
+const pauseArb: fc.Arbitrary<PauseRecord> = fc.record({ instanceId: fc.constant('i1'), paused: fc.boolean(), stamp: stampArb, sig: sigArb });
+lawsFor('pause', pauseArb, mergePause);
 
 describe('subtask merge rules', () => {
   it('never changes the node id (guarantee 1)', () =>

@@ -5,7 +5,7 @@
 import { InvariantError } from '../core/assert.js';
 import { canonicalJson } from './canonical.js';
 import { compareStamps } from './hlc.js';
-import type { AnyRecord, AttemptState, CancelRecord, InstanceRecord, JobRecord, MemberRecord, StepRecord, SubtaskRecord } from './types.js';
+import type { AnyRecord, AttemptState, CancelRecord, InstanceRecord, JobRecord, MemberRecord, PauseRecord, StepRecord, SubtaskRecord } from './types.js';
 import { isTerminal, subtaskKey } from './types.js';
 
 /** Two records that are not versions of one record were given to a merge: a bug (guarantee 6 rests on it). */
@@ -96,6 +96,14 @@ export function mergeCancel(a: CancelRecord, b: CancelRecord): CancelRecord {
   return compareCanonical(a, b) <= 0 ? a : b;
 }
 
+/** Pause and resume of a rollout: the last writer wins. */
+export function mergePause(a: PauseRecord, b: PauseRecord): PauseRecord {
+  assertSameKey(a.instanceId, b.instanceId, 'pause');
+  const byStamp = compareStamps(a.stamp, b.stamp);
+  if (byStamp !== 0) return byStamp > 0 ? a : b;
+  return compareCanonical(a, b) >= 0 ? a : b;
+}
+
 /** A member record is written only by its node: the newest incarnation, then the newest stamp, wins. */
 export function mergeMember(a: MemberRecord, b: MemberRecord): MemberRecord {
   assertSameKey(a.nodeId, b.nodeId, 'member');
@@ -119,6 +127,8 @@ export function recordKey(r: AnyRecord): string {
       return `step:${r.record.instanceId}/${r.record.step}`;
     case 'member':
       return `member:${r.record.nodeId}`;
+    case 'pause':
+      return `pause:${r.record.instanceId}`;
   }
 }
 
@@ -129,5 +139,6 @@ export function mergeRecord(a: AnyRecord, b: AnyRecord): AnyRecord {
   if (a.kind === 'subtask' && b.kind === 'subtask') return { kind: 'subtask', record: mergeSubtask(a.record, b.record) };
   if (a.kind === 'step' && b.kind === 'step') return { kind: 'step', record: mergeStep(a.record, b.record) };
   if (a.kind === 'member' && b.kind === 'member') return { kind: 'member', record: mergeMember(a.record, b.record) };
+  if (a.kind === 'pause' && b.kind === 'pause') return { kind: 'pause', record: mergePause(a.record, b.record) };
   throw new MergeInvariantError(`cannot merge a ${a.kind} with a ${b.kind}`);
 }

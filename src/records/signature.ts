@@ -89,7 +89,8 @@ function writerProblem(r: AnyRecord, writer: string): string | null {
     case 'job':
     case 'instance':
     case 'cancel':
-      return null; // any member may define jobs, create instances (the leader) and ask for a cancel
+    case 'pause':
+      return null; // any member may define jobs, create instances (the leader), ask for a cancel and pause a rollout
     case 'subtask':
     case 'step': {
       const task = r.record;
@@ -98,6 +99,8 @@ function writerProblem(r: AnyRecord, writer: string): string | null {
       // Another node may create the first attempt (the leader) or give the node-lost verdict.
       if (task.status === 'pending' && task.attempt === 1 && task.startedAtMs === null) return null;
       if (task.status === 'failed' && task.reason === 'node-lost') return null;
+      // Or end a subtask it never released when a rollout stops (its owner never ran it).
+      if (task.status === 'cancelled' && task.reason === 'aborted' && task.attempt === 1 && task.startedAtMs === null) return null;
       return `a ${task.status} state of ${runnerOf(task)}'s work written by ${writer}, not by its runner`;
     }
   }

@@ -113,6 +113,23 @@ describe('deriveInstanceProgress', () => {
     expect(isInstanceFinished(p.status)).toBe(true);
   });
 
+  it('with --min-success, succeeds once enough succeeded and every subtask ended; the results stay as they were', () => {
+    const quorum = instance(TARGETS, { spec: jobSpec({ minSuccess: 2 }) });
+    const twoOk = byNode(subtask('n1', 'succeeded'), subtask('n2', 'failed'), subtask('n3', 'succeeded'));
+    expect(progress(quorum, twoOk).status).toBe('succeeded');
+    expect(progress(quorum, twoOk).counts).toMatchObject({ succeeded: 2, failed: 1 });
+    expect(progress(quorum, byNode(subtask('n1', 'succeeded'), subtask('n2', 'succeeded'), subtask('n3', 'running'))).status).toBe('running');
+    expect(progress(quorum, byNode(subtask('n1', 'succeeded'), subtask('n2', 'failed'), subtask('n3', 'failed'))).status).toBe('failed');
+    const share = instance(TARGETS, { spec: jobSpec({ minSuccess: '67%' }) });
+    expect(progress(share, twoOk).status).toBe('failed');
+  });
+
+  it('over the --max-failures budget is failed even when the quorum was met', () => {
+    const both = instance(TARGETS, { spec: jobSpec({ minSuccess: 1, maxFailures: 0 }) });
+    const aborted = subtask('n3', 'cancelled', { reason: 'aborted', reporter: 'n1', startedAtMs: null });
+    expect(progress(both, byNode(subtask('n1', 'succeeded'), subtask('n2', 'failed'), aborted)).status).toBe('failed');
+  });
+
   it('fails when every subtask ended and one failed', () => {
     const p = progress(
       instance(TARGETS),

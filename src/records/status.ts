@@ -1,6 +1,7 @@
 // An instance's status is derived from its subtasks rather than stored, so every node
 // that holds the same records reports the same status, with nothing to reconcile.
-import type { InstanceRecord, InstanceStatus, StepName, StepRecord, SubtaskRecord } from './types.js';
+import type { InstanceRecord, InstanceStatus, JobSpec, StepName, StepRecord, SubtaskRecord } from './types.js';
+import { meetsQuorum, overFailureBudget } from './rollout.js';
 import { isTerminal } from './types.js';
 
 export interface InstanceProgress {
@@ -19,6 +20,8 @@ export interface InstanceFacts {
   subtasks: ReadonlyMap<string, SubtaskRecord>;
   steps?: InstanceSteps;
   cancelRequestedAtMs?: number | null;
+  /** The rollout is paused (`chorus instance pause`). */
+  paused?: boolean;
 }
 
 export function deriveInstanceProgress(instance: InstanceRecord, facts: InstanceFacts): InstanceProgress {
@@ -59,10 +62,10 @@ export function emptyCounts(): InstanceProgress['counts'] {
  * to date as subtasks change, so the leader never walks every target of every instance.
  */
 export function statusOfCounts(instance: InstanceRecord, total: number, counts: InstanceProgress['counts'], steps: InstanceSteps, cancelRequested: boolean): InstanceStatus {
-  return withSteps(instance, total === 0, steps, statusFrom(total, cancelRequested, counts));
+  return withSteps(instance, total === 0, steps, statusFrom(instance.spec, total, cancelRequested, counts));
 }
 
-function statusFrom(total: number, cancelRequested: boolean, counts: InstanceProgress['counts']): InstanceStatus {
+function statusFrom(spec: JobSpec, total: number, cancelRequested: boolean, counts: InstanceProgress['counts']): InstanceStatus {
   // A creation that found no eligible node fails, unless another leader's creation of the
   // same instance (the other side of a partition) gave it targets.
   if (total === 0) return 'failed';
@@ -70,7 +73,9 @@ function statusFrom(total: number, cancelRequested: boolean, counts: InstancePro
   if (terminal === total) {
     if (counts.succeeded === total) return 'succeeded';
     if (cancelRequested && counts.cancelled > 0) return 'cancelled';
-    return 'failed';
+    // Over the failure budget (--max-failures) the instance failed, whatever the quorum says.
+    if (overFailureBudget(spec, counts.failed, total)) return 'failed';
+    return meetsQuorum(spec, counts.succeeded, total) ? 'succeeded' : 'failed';
   }
   if (counts.pending === total) return 'pending';
   return 'running';

@@ -12,6 +12,9 @@ export interface Stamp {
 export type JobType = 'broadcast' | 'standalone';
 export type Concurrency = 'allow' | 'forbid';
 
+/** A number of subtasks (`2`) or a share of an instance's targets (`"10%"`, 0-100 %). */
+export type Amount = number | `${number}%`;
+
 export type Schedule =
   | { kind: 'cron'; expr: string; tz: string | null }
   | { kind: 'every'; intervalMs: number }
@@ -29,6 +32,14 @@ export interface JobSpec {
   concurrency: Concurrency;
   pre: string | null;
   post: string | null;
+  /** Rolling broadcast (scheduler/rollout.ts): at most this many subtasks released and unended at once. Absent: all at once. */
+  maxParallel?: Amount;
+  /** Cumulative wave sizes over the sorted targets; a wave is released when the previous one has ended. */
+  waves?: Amount[];
+  /** More failed subtasks than this stop the instance: unreleased subtasks end cancelled/aborted. */
+  maxFailures?: Amount;
+  /** The instance succeeds when at least this many subtasks succeeded (and all ended). Absent: all. */
+  minSuccess?: Amount;
 }
 
 /**
@@ -54,7 +65,7 @@ export interface JobRecord extends Signed {
 
 export type SubtaskStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type TerminalStatus = 'succeeded' | 'failed' | 'cancelled';
-export type FailureReason = 'exit-code' | 'timeout' | 'node-lost' | 'interrupted' | 'cancelled' | 'spawn-failed';
+export type FailureReason = 'exit-code' | 'timeout' | 'node-lost' | 'interrupted' | 'cancelled' | 'spawn-failed' | 'aborted';
 
 export interface AttemptSummary {
   attempt: number;
@@ -83,6 +94,12 @@ export interface AttemptState extends AttemptSummary, Signed {
 export interface SubtaskRecord extends AttemptState {
   instanceId: string;
   nodeId: string;
+  /**
+   * When the leader released it to its owner (wrote its first record). A rolling broadcast
+   * releases its subtasks over time; an unreleased one has no record. Absent in records
+   * written before rollouts, and in a subtask that was never released (aborted).
+   */
+  releasedAtMs?: number;
 }
 
 export type StepName = 'pre' | 'post';
@@ -150,13 +167,21 @@ export interface MemberRecord extends Signed {
   stamp: Stamp;
 }
 
+/** Whether an instance's rollout is paused (`chorus instance pause|resume`): last writer wins. */
+export interface PauseRecord extends Signed {
+  instanceId: string;
+  paused: boolean;
+  stamp: Stamp;
+}
+
 export type AnyRecord =
   | { kind: 'job'; record: JobRecord }
   | { kind: 'instance'; record: InstanceRecord }
   | { kind: 'cancel'; record: CancelRecord }
   | { kind: 'subtask'; record: SubtaskRecord }
   | { kind: 'step'; record: StepRecord }
-  | { kind: 'member'; record: MemberRecord };
+  | { kind: 'member'; record: MemberRecord }
+  | { kind: 'pause'; record: PauseRecord };
 
 export const TERMINAL: ReadonlySet<SubtaskStatus> = new Set(['succeeded', 'failed', 'cancelled']);
 

@@ -1,7 +1,7 @@
 // Schemas for records that come from outside the process (the network, the data
 // file). A record that does not match is rejected before it reaches a merge.
 import { z } from 'zod';
-import type { AnyRecord } from './types.js';
+import type { Amount, AnyRecord } from './types.js';
 import { JOB_NAME_PATTERN, MAX_DURATION_MS, MAX_RETRIES, MAX_TIME_MS, MIN_EVERY_MS } from '../core/limits.js';
 import { ScheduleError, validateCron } from '../scheduler/schedule.js';
 
@@ -9,6 +9,8 @@ const MAX_ID = 200;
 const MAX_TEXT = 16 * 1024;
 const MAX_TARGETS = 10_000;
 const MAX_HISTORY = 100;
+const MAX_WAVES = 100;
+const AMOUNT_PERCENT = /^(0|[1-9]\d{0,2})%$/;
 
 const id = z.string().min(1).max(MAX_ID);
 /** A point in time: every one of them must be showable as a date (see core/limits.ts). */
@@ -37,6 +39,14 @@ export const scheduleSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('at'), atMs: ms }),
 ]);
 
+/** A count (`min` and up) or a percentage written `"P%"` (`min`-100, whole). */
+function amount(min: number) {
+  return z.union([
+    z.number().int().min(min).max(MAX_TARGETS),
+    z.string().regex(AMOUNT_PERCENT, 'a percentage like "10%"').refine((s) => Number(s.slice(0, -1)) >= min && Number(s.slice(0, -1)) <= 100, `a percentage from ${min}% to 100%`),
+  ]) as unknown as z.ZodType<Amount>;
+}
+
 export const jobSpecSchema = z.object({
   cmd: z.string().min(1).max(MAX_TEXT),
   type: z.enum(['broadcast', 'standalone']),
@@ -47,6 +57,10 @@ export const jobSpecSchema = z.object({
   concurrency: z.enum(['allow', 'forbid']),
   pre: z.string().min(1).max(MAX_TEXT).nullable(),
   post: z.string().min(1).max(MAX_TEXT).nullable(),
+  maxParallel: amount(1).optional(),
+  waves: z.array(amount(1)).min(1).max(MAX_WAVES).optional(),
+  maxFailures: amount(0).optional(),
+  minSuccess: amount(1).optional(),
 });
 
 export const jobRecordSchema = z
@@ -63,7 +77,7 @@ export const jobRecordSchema = z
   .refine((job) => job.deleted || job.spec !== null, { message: 'a job that is not deleted needs a spec', path: ['spec'] });
 
 const subtaskStatus = z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled']);
-const reason = z.enum(['exit-code', 'timeout', 'node-lost', 'interrupted', 'cancelled', 'spawn-failed']).nullable();
+const reason = z.enum(['exit-code', 'timeout', 'node-lost', 'interrupted', 'cancelled', 'spawn-failed', 'aborted']).nullable();
 
 const attemptSummarySchema = z.object({
   attempt: z.number().int().positive(),
@@ -83,7 +97,7 @@ const attemptFields = {
   sig,
 };
 
-export const subtaskRecordSchema = z.object({ instanceId: id, nodeId: id, ...attemptFields });
+export const subtaskRecordSchema = z.object({ instanceId: id, nodeId: id, ...attemptFields, releasedAtMs: ms.optional() });
 
 /** A step written before steps had their own type named its runner `nodeId`: read it as `runnerNodeId`. */
 function legacyStep(value: unknown): unknown {
@@ -110,6 +124,8 @@ export const instanceRecordSchema = z.object({
 
 export const cancelRecordSchema = z.object({ instanceId: id, requestedAtMs: ms, stamp: stampSchema, sig });
 
+export const pauseRecordSchema = z.object({ instanceId: id, paused: z.boolean(), stamp: stampSchema, sig });
+
 export const memberRecordSchema = z.object({
   nodeId: id,
   name: z.string().max(MAX_ID),
@@ -129,6 +145,7 @@ export const anyRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('subtask'), record: subtaskRecordSchema }),
   z.object({ kind: z.literal('step'), record: stepRecordSchema }),
   z.object({ kind: z.literal('member'), record: memberRecordSchema }),
+  z.object({ kind: z.literal('pause'), record: pauseRecordSchema }),
 ]);
 
 export type ParseResult = { ok: true; record: AnyRecord } | { ok: false; error: string };

@@ -12,6 +12,7 @@ import { isGone, matchesTags } from '../cluster/view.js';
 import type { HybridClock } from '../records/hlc.js';
 import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
+import { isRolling, nextRelease } from '../records/rollout.js';
 import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, AttemptState, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SkippedTarget, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { isTerminal, liveSpec } from '../records/types.js';
@@ -166,11 +167,13 @@ export class Leader {
       stamp,
       sig: UNSIGNED,
     };
-    // With a --pre step, the subtasks are created only once it has succeeded.
+    // With a --pre step, the subtasks are created only once it has succeeded; a rolling
+    // broadcast releases its first wave (up to --max-parallel) now and the rest as they end.
     const first: AnyRecord[] =
       spec.pre !== null && targets.length > 0
         ? [{ kind: 'step', record: this.newStep(id, 'pre', stamp, trigger === 'schedule') }]
-        : targets.map((nodeId) => ({ kind: 'subtask', record: newSubtask(id, nodeId, stamp) }));
+        : nextRelease(spec, targets, new Map(), false).release.map((nodeId) => ({ kind: 'subtask', record: newSubtask(id, nodeId, stamp, nowMs) }));
+    this.deps.observer?.subtasksReleased?.(id, first.flatMap((r) => (r.kind === 'subtask' ? [r.record.nodeId] : [])));
     this.deps.commit([{ kind: 'instance', record: instance }, ...first]);
     this.deps.observer?.instanceCreated?.({ job, trigger, targets: targets.length, skipped: skipped.length });
     this.deps.log.info(
@@ -323,12 +326,11 @@ export class Leader {
   private nextSteps(instance: InstanceRecord): AnyRecord[] {
     const { store } = this.deps;
     const subtasks = store.subtasksOf(instance.id);
-    if (store.step(instance.id, 'pre')?.status === 'succeeded' && subtasks.size < instance.targets.length) {
-      const missing = instance.targets.filter((nodeId) => !subtasks.has(nodeId));
-      if (missing.length > 0) {
-        const stamp = this.deps.hlc.tick();
-        return missing.map((nodeId) => ({ kind: 'subtask', record: newSubtask(instance.id, nodeId, stamp) }));
-      }
+    const preDone = instance.spec.pre === null || store.step(instance.id, 'pre')?.status === 'succeeded';
+    const targets = store.targetsOf(instance);
+    if (preDone && subtasks.size < targets.length) {
+      const { release, abort } = nextRelease(instance.spec, targets, subtasks, store.pausedOf(instance.id));
+      if (release.length > 0 || abort.length > 0) return this.releaseOrAbort(instance, release, abort);
     }
     const { ended, total } = store.endedOf(instance);
     const allEnded = total > 0 && ended === total;
@@ -336,6 +338,22 @@ export class Leader {
       return [{ kind: 'step', record: this.newStep(instance.id, 'post', this.deps.hlc.tick(), true) }];
     }
     return [];
+  }
+
+  /** Releases subtasks to their owners (their first record) or ends unreleased ones `aborted` (the failure budget is spent). */
+  private releaseOrAbort(instance: InstanceRecord, release: string[], abort: string[]): AnyRecord[] {
+    const nowMs = this.deps.clock.now();
+    const stamp = this.deps.hlc.tick();
+    const event = { job: instance.job, instanceId: instance.id, nodeId: this.deps.selfId ?? null, attempt: null };
+    if (release.length > 0) {
+      this.deps.observer?.subtasksReleased?.(instance.id, release);
+      if (isRolling(instance.spec)) this.deps.log.info({ ...event, released: release.length }, 'subtasks released');
+    }
+    if (abort.length > 0) this.deps.log.warn({ ...event, aborted: abort.length, status: 'failed' }, 'rollout stopped: more subtasks failed than --max-failures allows; unreleased subtasks aborted');
+    return [
+      ...release.map((nodeId): AnyRecord => ({ kind: 'subtask', record: newSubtask(instance.id, nodeId, stamp, nowMs) })),
+      ...abort.map((nodeId): AnyRecord => ({ kind: 'subtask', record: abortedSubtask(instance.id, nodeId, stamp, nowMs) })),
+    ];
   }
 
   /**
@@ -363,8 +381,14 @@ export class Leader {
   }
 }
 
-export function newSubtask(instanceId: string, nodeId: string, stamp: SubtaskRecord['stamp']): SubtaskRecord {
-  return { instanceId, nodeId, ...firstAttempt(stamp) };
+/** A subtask's first record; `releasedAtMs` is set when the leader releases it to its owner (not for a node-lost verdict on an unreleased one). */
+export function newSubtask(instanceId: string, nodeId: string, stamp: SubtaskRecord['stamp'], releasedAtMs?: number): SubtaskRecord {
+  return { instanceId, nodeId, ...firstAttempt(stamp), ...(releasedAtMs !== undefined ? { releasedAtMs } : {}) };
+}
+
+/** A subtask the rollout never released, ended because the failure budget was spent. */
+export function abortedSubtask(instanceId: string, nodeId: string, stamp: SubtaskRecord['stamp'], nowMs: number): SubtaskRecord {
+  return { instanceId, nodeId, ...firstAttempt(stamp), status: 'cancelled', reason: 'aborted', finishedAtMs: nowMs };
 }
 
 /** Attempt 1, pending, written by the stamp's node (the leader). */

@@ -6,7 +6,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { defaultConfig } from '../core/config.js';
 import { recordBody } from '../records/canonical.js';
 import { mergeRecord, recordKey } from '../records/merge.js';
-import type { AnyRecord, CancelRecord, InstanceRecord, InstanceStatus, JobRecord, MemberRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, CancelRecord, InstanceRecord, InstanceStatus, JobRecord, MemberRecord, PauseRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
 import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
 import { deriveInstanceProgress, emptyCounts, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
@@ -21,6 +21,7 @@ interface RecordOfKind {
   subtask: SubtaskRecord;
   step: StepRecord;
   member: MemberRecord;
+  pause: PauseRecord;
 }
 
 /** The change log is folded into a new snapshot once it is bigger than the snapshot and than this. */
@@ -402,6 +403,7 @@ export class RecordStore {
       subtasks: this.subtasksOf(instance.id),
       steps: this.stepsOf(instance.id),
       cancelRequestedAtMs: this.cancelOf(instance.id)?.requestedAtMs ?? null,
+      paused: this.pausedOf(instance.id),
     };
   }
 
@@ -419,6 +421,12 @@ export class RecordStore {
       if (!known) (extra ??= []).push(nodeId);
     }
     return extra === null ? instance.targets : [...instance.targets, ...extra].sort();
+  }
+
+  /** Whether the instance's rollout is paused (`chorus instance pause`). */
+  pausedOf(instanceId: string): boolean {
+    const r = this.records.get(`pause:${instanceId}`);
+    return r?.kind === 'pause' && r.record.paused;
   }
 
   /** The cancel request of an instance, if any. */
@@ -491,7 +499,7 @@ export class RecordStore {
   }
 
   private forgetInstance(id: string): void {
-    for (const key of [`instance:${id}`, `cancel:${id}`, `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
+    for (const key of [`instance:${id}`, `cancel:${id}`, `pause:${id}`, `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
       this.forget(key);
     }
     this.subtasksByInstance.delete(id);
@@ -516,6 +524,7 @@ export function instanceIdOf(record: AnyRecord): string | null {
     case 'instance':
       return record.record.id;
     case 'cancel':
+    case 'pause':
     case 'subtask':
     case 'step':
       return record.record.instanceId;

@@ -16,6 +16,18 @@ export interface CheckInput {
   survivors: ReadonlySet<string>;
   /** Instances expected in `instances` (each must exist and have ended). */
   expectedInstances?: string[];
+  /** Every release of a subtask by a leader (the simulator sees them); checked: none released twice. */
+  releases?: { instanceId: string; nodeId: string; atMs: number }[];
+  /** node-lost verdicts with their time: the cluster counts a subtask ended from its first verdict on. */
+  verdicts?: { instanceId: string; nodeId: string; atMs: number }[];
+  /**
+   * When more than one node believed itself the leader (a partition, the moment a failover
+   * settles): two leaders may each steer a rollout then (guarantee 7), so the rollout checks
+   * skip instances that overlap such a time. Guarantees 1-5 are checked for every instance.
+   */
+  contested?: { fromMs: number; toMs: number }[];
+  /** How far apart the nodes' clocks may be: the rollout checks compare times written by different nodes. */
+  clockToleranceMs?: number;
 }
 
 /** Parses history lines; a torn last line (a process killed mid-write) is ignored. */
@@ -56,7 +68,83 @@ export function checkBroadcasts(input: CheckInput): string[] {
 
   for (const id of input.expectedInstances ?? []) if (!byId.has(id)) violations.push(`instance ${id} is missing`);
   for (const instance of input.instances) violations.push(...checkInstance(instance, runs, input.survivors));
+  for (const instance of input.instances) if (instance.rollout) violations.push(...checkRollout(instance, input));
   return violations;
+}
+
+const ms = (iso: string | null): number | null => (iso === null ? null : Date.parse(iso));
+
+/**
+ * The rollout's invariants (issue 11), from the records' times: never more than
+ * --max-parallel subtasks released and unended at once; no wave released before every
+ * subtask of the earlier waves ended; no release after the rollout was aborted; no subtask
+ * released twice. A subtask counts as ended from its end or its first node-lost verdict,
+ * whichever came first (a thawed owner's own later report does not reopen the slot the
+ * leader already reused). Skipped for an instance that overlapped a partition.
+ */
+/** Whether the instance's life overlapped a time when two leaders could steer it (the rollout checks skip it then). */
+export function rolloutContested(instance: InstanceView, input: Pick<CheckInput, 'releases' | 'contested' | 'clockToleranceMs'>): boolean {
+  const created = ms(instance.createdAt) as number;
+  // A leader that lost a record may still act on the instance after others saw it end: up to its last release.
+  const lastRelease = Math.max(0, ...(input.releases ?? []).filter((r) => r.instanceId === instance.id).map((r) => r.atMs));
+  const finished = Math.max(ms(instance.finishedAt) ?? Number.POSITIVE_INFINITY, lastRelease);
+  const skew = input.clockToleranceMs ?? 0;
+  return (input.contested ?? []).some((p) => p.fromMs <= finished + skew && p.toMs >= created - skew);
+}
+
+export function checkRollout(instance: InstanceView, input: Pick<CheckInput, 'releases' | 'verdicts' | 'contested' | 'clockToleranceMs'>): string[] {
+  const out: string[] = [];
+  const skew = input.clockToleranceMs ?? 0;
+  const rollout = instance.rollout;
+  if (!rollout || rolloutContested(instance, input)) return out;
+  const firstVerdict = new Map<string, number>();
+  for (const v of input.verdicts ?? []) {
+    if (v.instanceId !== instance.id) continue;
+    firstVerdict.set(v.nodeId, Math.min(firstVerdict.get(v.nodeId) ?? Number.POSITIVE_INFINITY, v.atMs));
+  }
+  const endOf = (s: InstanceView['subtasks'][number]) => Math.min(ms(s.finishedAt) ?? Number.POSITIVE_INFINITY, firstVerdict.get(s.nodeId) ?? Number.POSITIVE_INFINITY);
+  const released = instance.subtasks.filter((s) => s.releasedAt !== null);
+
+  const times = new Map<string, number>();
+  for (const r of input.releases ?? []) {
+    if (r.instanceId !== instance.id) continue;
+    const key = r.nodeId;
+    if (times.has(key)) out.push(`${instance.id}/${r.nodeId} released twice (at ${times.get(key)} and ${r.atMs})`);
+    times.set(key, r.atMs);
+  }
+
+  if (rollout.parallelLimit !== null) {
+    const events = released.flatMap((s) => [
+      { at: ms(s.releasedAt) as number, delta: 1, nodeId: s.nodeId },
+      { at: endOf(s) - skew, delta: -1, nodeId: s.nodeId },
+    ]);
+    events.sort((a, b) => a.at - b.at || a.delta - b.delta); // an end at the same ms frees its slot first
+    let open = 0;
+    for (const e of events) {
+      open += e.delta;
+      if (open > rollout.parallelLimit) {
+        out.push(`${instance.id}: ${open} subtasks released and unended at ${new Date(e.at).toISOString()} (at ${e.nodeId}'s release), over --max-parallel ${rollout.parallelLimit}`);
+        break;
+      }
+    }
+  }
+
+  const abortedAt = Math.min(...instance.subtasks.filter((s) => s.reason === 'aborted').map((s) => ms(s.finishedAt) ?? Number.POSITIVE_INFINITY));
+  for (const s of released) {
+    if ((ms(s.releasedAt) as number) > abortedAt + skew) out.push(`${instance.id}/${s.nodeId} released at ${s.releasedAt}, after the rollout was aborted at ${new Date(abortedAt).toISOString()}`);
+  }
+  for (const s of instance.subtasks) {
+    if (s.reason === 'aborted' && (s.released || s.startedAt !== null)) out.push(`${instance.id}/${s.nodeId} is aborted but was released or started`);
+  }
+
+  for (const s of released) {
+    const earlier = instance.subtasks.filter((e) => e.wave < s.wave);
+    const lastEnd = Math.max(...earlier.map(endOf));
+    if ((ms(s.releasedAt) as number) < lastEnd - skew) {
+      out.push(`${instance.id}/${s.nodeId} of wave ${s.wave} released at ${s.releasedAt}, before wave ${s.wave - 1} had ended (${Number.isFinite(lastEnd) ? new Date(lastEnd).toISOString() : 'never'})`);
+    }
+  }
+  return out;
 }
 
 function checkInstance(instance: InstanceView, runs: Map<string, number>, survivors: ReadonlySet<string>): string[] {
@@ -88,7 +176,7 @@ function checkInstance(instance: InstanceView, runs: Map<string, number>, surviv
   return out;
 }
 
-/** A final attempt that legitimately never started: cancelled while pending. */
+/** A final attempt that legitimately never started: cancelled while pending, or aborted before its release. */
 function neverStarted(status: string, reason: string | null, startedAt: string | null): boolean {
-  return status === 'cancelled' && reason === 'cancelled' && startedAt === null;
+  return status === 'cancelled' && (reason === 'cancelled' || reason === 'aborted') && startedAt === null;
 }

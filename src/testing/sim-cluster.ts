@@ -127,6 +127,32 @@ export class SimCluster {
   readonly executions: Execution[] = [];
   /** Every node-lost verdict any node gave, when it gave it (later merges may hide it). */
   readonly verdicts: Verdict[] = [];
+  /** Every subtask release a leader wrote (its first record of the subtask, with releasedAtMs). */
+  readonly releases: { atMs: number; by: string; instanceId: string; nodeId: string }[] = [];
+  private readonly releaseKeys = new Set<string>();
+  /** What the test did to the nodes, with times (crash, restart, leave, freeze, thaw, partition, heal): for failure messages. */
+  readonly disruptionLog: string[] = [];
+  private note(what: string): void {
+    this.disruptionLog.push(`+${this.now() - this.startMs} ${what}`);
+  }
+  /** Per release (instance/node/releasedAtMs): the nodes whose store held it. */
+  private readonly releaseHolders = new Map<string, Set<string>>();
+
+  private releaseSeenBy(key: string, nodeId: string): void {
+    let holders = this.releaseHolders.get(key);
+    if (!holders) this.releaseHolders.set(key, (holders = new Set()));
+    holders.add(nodeId);
+  }
+
+  /** The releases that reached their owner: one that died with its leader (or never got through) released nothing. */
+  deliveredReleases(): { atMs: number; by: string; instanceId: string; nodeId: string }[] {
+    return this.releases.filter((r) => this.releaseHolders.get(`${r.instanceId}/${r.nodeId}/${r.atMs}`)?.has(r.nodeId) === true);
+  }
+  /** Times when more than one running node believed itself the leader (toMs Infinity while it lasts): guarantee 7 allows it. */
+  readonly contested: { fromMs: number; toMs: number }[] = [];
+  private readonly selfLeaders = new Set<string>();
+  /** Partitions, from their start to their heal (toMs Infinity while one lasts): each side may have its own leader. */
+  readonly partitions: { fromMs: number; toMs: number }[] = [];
   /**
    * Every node any creation of an instance targeted (two leaders may create one instance
    * with different targets; the merge keeps one creation): guarantee 4's ground truth.
@@ -198,6 +224,7 @@ export class SimCluster {
 
   /** kill -9: connections close, timers stop; state.json and the journal survive. */
   crash(id: string): void {
+    this.note(`crash ${id}`);
     const m = this.member(id);
     if (m.status === 'crashed' || m.status === 'left') throw new Error(`${id} is not running (${m.status})`);
     m.persisted = structuredClone(m.store.all());
@@ -205,10 +232,12 @@ export class SimCluster {
     m.journal.close();
     m.status = 'crashed';
     this.disrupted.add(id);
+    this.selfLeader(id, false);
   }
 
   /** A new process with the same id and data: a new incarnation that joins through a running node. */
   restart(id: string, seedId?: string): void {
+    this.note(`restart ${id}`);
     const old = this.member(id);
     if (old.status === 'running' || old.status === 'frozen') this.crash(id);
     const persisted = old.persisted;
@@ -219,6 +248,7 @@ export class SimCluster {
 
   /** Graceful stop (SIGTERM): leave, then the process exits and its connections close. */
   async leave(id: string): Promise<void> {
+    this.note(`leave ${id}`);
     const m = this.member(id);
     if (m.status !== 'running') throw new Error(`${id} cannot leave while ${m.status}`);
     this.disrupted.add(id);
@@ -227,26 +257,44 @@ export class SimCluster {
     this.net.crash(id);
     m.journal.close();
     m.status = 'left';
+    this.selfLeader(id, false);
   }
 
   freeze(id: string): void {
+    this.note(`freeze ${id}`);
     this.net.freeze(id);
     this.member(id).status = 'frozen';
     this.disrupted.add(id);
   }
 
   thaw(id: string): void {
+    this.note(`thaw ${id}`);
     this.net.thaw(id);
     this.member(id).status = 'running';
   }
 
   partition(groupA: string[], groupB: string[]): void {
+    this.note(`partition ${groupA.join(',')} | ${groupB.join(',')}`);
     this.net.partition(groupA, groupB);
     for (const id of [...groupA, ...groupB]) this.disrupted.add(id);
+    if (this.partitions.at(-1)?.toMs !== Number.POSITIVE_INFINITY) this.partitions.push({ fromMs: this.now(), toMs: Number.POSITIVE_INFINITY });
   }
 
   heal(): void {
+    this.note(`heal`);
     this.net.heal();
+    const last = this.partitions.at(-1);
+    if (last && last.toMs === Number.POSITIVE_INFINITY) last.toMs = this.now();
+  }
+
+  /** Keeps `contested` up to date as a node's view of the leader changes or the node stops. */
+  private selfLeader(id: string, leading: boolean): void {
+    if (leading) this.selfLeaders.add(id);
+    else this.selfLeaders.delete(id);
+    const last = this.contested.at(-1);
+    const open = last !== undefined && last.toMs === Number.POSITIVE_INFINITY;
+    if (this.selfLeaders.size > 1 && !open) this.contested.push({ fromMs: this.now(), toMs: Number.POSITIVE_INFINITY });
+    if (this.selfLeaders.size <= 1 && open) last.toMs = this.now();
   }
 
   /** Crashes what still runs and closes the journals. Call in afterEach / finally. */
@@ -525,6 +573,7 @@ export class SimCluster {
       name: `sim-${id}`,
       tags: { sim: '1', ...this.tagsOf(id) },
       newInstanceId: () => `sim${String(++this.instanceCounter).padStart(5, '0')}`,
+      observer: { leaderChanged: (leader) => this.selfLeader(id, leader === id) },
       host: { api: () => `sim://${id}`, dataDir: null, memory: () => ({ rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }), networkCounters: () => ({}) },
     });
     store.onChange((records) => {
@@ -534,6 +583,15 @@ export class SimCluster {
           const targets = this.createdTargets.get(r.record.id) ?? new Set<string>();
           for (const nodeId of r.record.targets) targets.add(nodeId);
           this.createdTargets.set(r.record.id, targets);
+        }
+        if (r.kind === 'subtask' && r.record.releasedAtMs !== undefined) this.releaseSeenBy(`${r.record.instanceId}/${r.record.nodeId}/${r.record.releasedAtMs}`, id);
+        if (r.kind === 'subtask' && r.record.status === 'pending' && r.record.attempt === 1 && r.record.releasedAtMs !== undefined && r.record.reporter === id && r.record.stamp.nodeId === id) {
+          // The same release may come back to its writer after a restart that lost it from disk: one release still.
+          const key = `${r.record.instanceId}/${r.record.nodeId}/${r.record.releasedAtMs}/${id}`;
+          if (!this.releaseKeys.has(key)) {
+            this.releaseKeys.add(key);
+            this.releases.push({ atMs: r.record.releasedAtMs, by: id, instanceId: r.record.instanceId, nodeId: r.record.nodeId });
+          }
         }
         if (r.kind !== 'subtask' || r.record.reason !== 'node-lost' || r.record.reporter !== id || r.record.stamp.nodeId !== id) continue;
         const { instanceId, nodeId, attempt } = r.record;
@@ -614,9 +672,10 @@ const DEFAULT_SPEC: JobSpec = jobSpec({ cmd: 'sleep:100' });
 /**
  * What a fake command does, from its text alone (space-separated words):
  * `sleep:MS` takes MS of virtual time (default 10); `fail:CODE` exits with CODE;
- * `flaky:N` exits 1 on attempts 1..N and 0 afterwards. Anything else exits 127.
+ * `flaky:N` exits 1 on attempts 1..N and 0 afterwards; `failon:n02,n05` exits 1 on those
+ * nodes. Anything else exits 127.
  */
-export function planOf(cmd: string, attempt: number): { durationMs: number; exitCode: number } {
+export function planOf(cmd: string, attempt: number, nodeId = ''): { durationMs: number; exitCode: number } {
   let durationMs = 10;
   let exitCode = 0;
   for (const word of cmd.trim().split(/\s+/)) {
@@ -625,6 +684,7 @@ export function planOf(cmd: string, attempt: number): { durationMs: number; exit
     if (verb === 'sleep' && Number.isInteger(n) && n >= 0) durationMs = n;
     else if (verb === 'fail' && Number.isInteger(n)) exitCode = n;
     else if (verb === 'flaky' && Number.isInteger(n)) exitCode = attempt <= n ? 1 : 0;
+    else if (verb === 'failon' && arg !== undefined) exitCode = arg.split(',').includes(nodeId) ? 1 : exitCode;
     else exitCode = 127;
   }
   return { durationMs, exitCode };
@@ -633,7 +693,7 @@ export function planOf(cmd: string, attempt: number): { durationMs: number; exit
 /** The fake executor: completes after virtual time, honours `timeoutMs` and `signal` like runCommand. */
 export function fakeRun(clock: Clock, req: ExecutionRequest): Promise<ExecutionResult> {
   const startedAtMs = clock.now();
-  const plan = planOf(req.cmd, Number(req.env.CHORUS_ATTEMPT ?? '1'));
+  const plan = planOf(req.cmd, Number(req.env.CHORUS_ATTEMPT ?? '1'), req.env.CHORUS_NODE_ID ?? '');
   const result = (status: ExecutionResult['status'], reason: ExecutionResult['reason'], exitCode: number | null): ExecutionResult => ({
     status,
     reason,
