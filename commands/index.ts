@@ -15,6 +15,7 @@ import JobDisable from './job/disable.js';
 import JobEnable from './job/enable.js';
 import JobExport from './job/export.js';
 import JobList from './job/list.js';
+import JobPlan from './job/plan.js';
 import JobRm from './job/rm.js';
 import JobRun from './job/run.js';
 import JobShow from './job/show.js';
@@ -43,6 +44,7 @@ export const COMMANDS = {
   'job:apply': JobApply,
   'job:export': JobExport,
   'job:list': JobList,
+  'job:plan': JobPlan,
   'job:show': JobShow,
   'job:rm': JobRm,
   'job:enable': JobEnable,

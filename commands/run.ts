@@ -3,10 +3,12 @@ import type { InstanceView } from '../src/api/views.js';
 import { ClientCommand, followInstance } from '../src/cli/base.js';
 import { badInput, durationFlag, parseRollout, parseTags, rolloutFlags } from '../src/cli/job-spec.js';
 import type { JobSpec } from '../src/records/types.js';
+import { formatPlan } from '../src/cli/format.js';
+import type { PlanView } from '../src/scheduler/plan.js';
 
 export default class Run extends ClientCommand {
   static override description = 'Run a command once on every eligible node now (an ad-hoc broadcast, no stored job).';
-  static override usage = 'run [--tag KEY=VALUE]... [--wait] [--timeout DURATION] [--cmd-timeout DURATION] [--max-parallel N|P%] [--waves LIST] [--max-failures N|P%] [--min-success N|P%] [--json] -- CMD [ARG]...';
+  static override usage = 'run [--tag KEY=VALUE]... [--wait] [--timeout DURATION] [--cmd-timeout DURATION] [--max-parallel N|P%] [--waves LIST] [--max-failures N|P%] [--min-success N|P%] [--plan] [--json] -- CMD [ARG]...';
   static override examples = [
     '<%= config.bin %> run --wait -- uname -a',
     '<%= config.bin %> run --tag role=web --wait --timeout 5m -- systemctl reload nginx',
@@ -17,6 +19,7 @@ export default class Run extends ClientCommand {
   static override flags = {
     tag: Flags.string({ multiple: true, description: 'only nodes with this tag (KEY=VALUE, repeatable, all must match)' }),
     wait: Flags.boolean({ description: 'wait until every node finished; exit 0 only if all succeeded' }),
+    plan: Flags.boolean({ description: 'print the nodes it would run on now (and those left out, and why); run nothing', exclusive: ['wait'] }),
     timeout: Flags.string({ description: 'with --wait: give up waiting after this long (exit 124)' }),
     'cmd-timeout': Flags.string({ description: 'kill the command on a node after this long (reason timeout)' }),
     ...rolloutFlags,
@@ -40,8 +43,13 @@ export default class Run extends ClientCommand {
       post: null,
       ...parseRollout(flags),
     };
-    const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
     const client = await this.client(flags);
+    if (flags.plan) {
+      const plan = await client.request<PlanView>('POST', '/v1/plan', { spec });
+      this.output(plan, () => formatPlan(plan));
+      return;
+    }
+    const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
     const view = await client.request<InstanceView>('POST', '/v1/run', { spec });
     this.finish(await followInstance(this, client, view, { wait: flags.wait, timeoutMs, json: flags.json }));
   }

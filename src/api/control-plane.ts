@@ -1,5 +1,6 @@
 // What the control API can ask of a node. The daemon implements it; the HTTP server
 // only parses, authenticates and maps errors.
+import type { PlanView } from '../scheduler/plan.js';
 import type { JobSpec } from '../records/types.js';
 import type { InstanceView, JobView, NodeDetailView, NodeView } from './views.js';
 
@@ -78,6 +79,8 @@ export interface ControlPlane {
   drainNode(ref: string, draining: boolean): Promise<NodeDetailView>;
   listJobs(): Listing<JobView>;
   getJob(name: string): JobView;
+  planJob(name: string): PlanView;
+  planAdhoc(spec: JobSpec): PlanView;
   putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView>;
   removeJob(name: string): Promise<void>;
   setJobEnabled(name: string, enabled: boolean): Promise<JobView>;

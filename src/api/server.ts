@@ -52,6 +52,7 @@ export class ApiServer {
     this.route('POST', /^\/v1\/nodes\/([^/]+)\/(drain|undrain)$/, async (_r, [ref, action]) => this.plane.drainNode(ref as string, action === 'drain'));
     this.route('GET', /^\/v1\/jobs$/, async () => listed(this.plane.listJobs()));
     this.route('GET', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => this.plane.getJob(name as string));
+    this.route('GET', /^\/v1\/jobs\/([^/]+)\/plan$/, async (_r, [name]) => this.plane.planJob(name as string));
     this.route('PUT', /^\/v1\/jobs\/([^/]+)$/, async (req, [name]) => {
       const body = parse(putJobBody, await readJson(req));
       return this.plane.putJob(name as string, body.spec, body.replace);
@@ -65,6 +66,7 @@ export class ApiServer {
     );
     this.route('POST', /^\/v1\/jobs\/([^/]+)\/run$/, async (_r, [name]) => this.plane.runJob(name as string));
     this.route('POST', /^\/v1\/run$/, async (req) => this.plane.runAdhoc(parse(runBody, await readJson(req)).spec));
+    this.route('POST', /^\/v1\/plan$/, async (req) => this.plane.planAdhoc(parse(runBody, await readJson(req)).spec));
     this.route('GET', /^\/v1\/instances$/, async (_r, _p, q) =>
       listed(this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) })),
     );
@@ -137,6 +139,7 @@ export class ApiServer {
 /** What a role may do: operate everything; read only looks (GET), and not at the tokens. */
 export function allows(role: Role, method: string, path: string): boolean {
   if (role === 'operate') return true;
+  if (method === 'POST' && path === '/v1/plan') return true; // a plan runs nothing
   return (method === 'GET' || method === 'HEAD') && !path.startsWith('/v1/tokens');
 }
 

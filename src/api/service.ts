@@ -17,6 +17,7 @@ import { liveSpec } from '../records/types.js';
 import { ApiError, type ControlPlane, type Listing, type LogView, type StatusView, type ViewError } from './control-plane.js';
 import { resolveNodeRef } from './node-ref.js';
 import { versionOf } from './version-of.js';
+import { planOf, type PlanView } from '../scheduler/plan.js';
 import { instanceView, iso, jobView, type InstanceView, type JobView, type NodeDetailView, type NodeView } from './views.js';
 
 export interface ServiceDeps {
@@ -135,6 +136,17 @@ export class ControlService implements ControlPlane {
       .filter((j) => !j.deleted)
       .sort((a, b) => a.name.localeCompare(b.name));
     return this.showEach(jobs, (j) => ({ kind: 'job', key: j.name }), (j) => jobView(j, nowMs));
+  }
+
+  /** The nodes a run of the job would target now, and the members left out (nothing is run). */
+  planJob(name: string): PlanView {
+    return planOf(name, liveSpec(this.liveJob(name)), this.node.membership.members());
+  }
+
+  /** The plan of an ad-hoc run (`chorus run --plan`). */
+  planAdhoc(spec: JobSpec): PlanView {
+    validateSpec(spec, this.now(), this.node.config.misfireGraceMs);
+    return planOf(null, spec, this.node.membership.members());
   }
 
   getJob(name: string): JobView {

@@ -1,6 +1,7 @@
 // The one place that formats jobs, instances and nodes for people: relative times,
 // short node ids and tables that fit an 80-column terminal. --json never comes here.
 import Table from 'cli-table3';
+import type { PlanView } from '../scheduler/plan.js';
 import type { LogView, StatusView } from '../api/control-plane.js';
 import type { AttemptView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
@@ -219,6 +220,30 @@ export function formatRollout(view: Pick<InstanceView, 'rollout' | 'paused' | 's
   parts.push(`${r.released} of ${view.subtasks.length} released`);
   const state = r.aborted ? '; ABORTED: more failed than --max-failures allows' : view.paused ? '; PAUSED (chorus instance resume)' : '';
   return `${parts.join(', ')}${state}`;
+}
+
+/** `chorus job plan` / `chorus run --plan`: the targets now, their waves, and who is left out and why. */
+export function formatPlan(plan: PlanView): string {
+  const what = plan.job === null ? `run of ${plan.cmd}` : `job ${plan.job}`;
+  const lines: string[] = [];
+  if (plan.failure) lines.push(`plan for ${what}: nothing would run: ${plan.failure}`);
+  else if (plan.type === 'standalone') lines.push(`plan for ${what}: one of ${plan.targets.length} eligible node(s), the least busy when it runs`);
+  else {
+    const waves = plan.waveSizes.length > 1 ? ` in ${plan.waveSizes.length} waves of ${plan.waveSizes.join(', ')}` : '';
+    const parallel = plan.parallelLimit !== null ? `, at most ${plan.parallelLimit} at once` : '';
+    lines.push(`plan for ${what}: ${plan.targets.length} node(s)${waves}${parallel} (nothing was run)`);
+  }
+  const tagText = (tags: Record<string, string>) => Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(',');
+  if (plan.targets.length > 0) {
+    const rows = plan.targets.map((t) => [String(t.shardIndex), shortId(t.nodeId), t.name, t.state, ...(plan.type === 'broadcast' ? [String(t.wave)] : []), tagText(t.tags)]);
+    lines.push(table(['SHARD', 'NODE', 'NAME', 'STATE', ...(plan.type === 'broadcast' ? ['WAVE'] : []), 'TAGS'], rows, [{ columns: [plan.type === 'broadcast' ? 5 : 4], floor: 12 }]));
+  }
+  if (plan.leftOut.length > 0) {
+    lines.push(`left out (${plan.leftOut.length}):`);
+    const rows = plan.leftOut.map((l) => [shortId(l.nodeId), l.name, l.state, l.reason, l.detail, tagText(l.tags)]);
+    lines.push(table(['NODE', 'NAME', 'STATE', 'REASON', 'DETAIL', 'TAGS'], rows, [{ columns: [4, 5], floor: 12 }]));
+  }
+  return lines.join('\n');
 }
 
 /** The members an instance left out, and why: "2 draining: web-3 (…a1b2c3d4e5f6), web-4 (…)"; '' when none. */

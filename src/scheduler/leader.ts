@@ -8,7 +8,8 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { coalesced } from '../core/clock.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { MembershipView } from '../cluster/view.js';
-import { isGone, matchesTags } from '../cluster/view.js';
+import { isGone } from '../cluster/view.js';
+import { eligibility, noTargetFailure } from './plan.js';
 import type { HybridClock } from '../records/hlc.js';
 import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
@@ -201,20 +202,12 @@ export class Leader {
       .find((i) => i.job === jobName && !isInstanceFinished(store.statusOf(i)));
   }
 
-  /** Alive members that match the job's tags, less the draining ones (which the instance records as skipped). */
+  /** Alive members that match the job's tags, less the draining ones (which the instance records as skipped) and the suspect ones (plan.ts). */
   private chooseTargets(instanceId: string, spec: JobSpec): { targets: string[]; failure: string | null; skipped: SkippedTarget[] } {
-    const matching = this.deps.view.members().filter((m) => m.state === 'alive' && matchesTags(m.tags, spec.tags));
-    const eligible = matching.filter((m) => !m.draining).map((m) => m.nodeId).sort();
-    const skipped: SkippedTarget[] = matching
-      .filter((m) => m.draining)
-      .map((m) => ({ nodeId: m.nodeId, reason: 'draining' as const }))
-      .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
-    if (eligible.length === 0) {
-      const tags = Object.entries(spec.tags).map(([k, v]) => `${k}=${v}`);
-      const none = tags.length > 0 ? `no alive node matches the tags ${tags.join(', ')}` : 'no alive node to run on';
-      const failure = skipped.length > 0 ? `${tags.length > 0 ? `every alive node matching ${tags.join(', ')}` : 'every alive node'} is draining (${skipped.length})` : none;
-      return { targets: [], failure, skipped };
-    }
+    const { eligible: members, leftOut } = eligibility(this.deps.view.members(), spec);
+    const eligible = members.map((m) => m.nodeId);
+    const skipped: SkippedTarget[] = leftOut.filter((l) => l.reason === 'draining').map((l) => ({ nodeId: l.member.nodeId, reason: 'draining' as const }));
+    if (eligible.length === 0) return { targets: [], failure: noTargetFailure(spec, skipped.length), skipped };
     if (spec.type === 'broadcast') return { targets: eligible, failure: null, skipped };
     return { targets: [this.leastBusy(instanceId, eligible)], failure: null, skipped };
   }
