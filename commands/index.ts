@@ -14,6 +14,7 @@ import JobApply from './job/apply.js';
 import JobDisable from './job/disable.js';
 import JobEnable from './job/enable.js';
 import JobExport from './job/export.js';
+import JobHistory from './job/history.js';
 import JobList from './job/list.js';
 import JobPlan from './job/plan.js';
 import JobRm from './job/rm.js';
@@ -43,6 +44,7 @@ export const COMMANDS = {
   'job:add': JobAdd,
   'job:apply': JobApply,
   'job:export': JobExport,
+  'job:history': JobHistory,
   'job:list': JobList,
   'job:plan': JobPlan,
   'job:show': JobShow,

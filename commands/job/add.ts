@@ -2,13 +2,14 @@ import { Args, Flags } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
 import { ClientCommand } from '../../src/cli/base.js';
 import { formatJob } from '../../src/cli/format.js';
-import { buildSpec, checkJobName, rolloutFlags } from '../../src/cli/job-spec.js';
+import { buildSpec, checkJobName, misfireFlags, rolloutFlags } from '../../src/cli/job-spec.js';
 
 export default class JobAdd extends ClientCommand {
   static override description = 'Add a job. Without a schedule it runs only with `chorus job run`.';
   static override examples = [
     '<%= config.bin %> job add disk-report --cmd "df -h /" --cron "0 6 * * *" --tz Europe/Berlin',
     '<%= config.bin %> job add heartbeat --cmd "date" --every 30s --type standalone',
+    '<%= config.bin %> job add nightly --cmd "backup.sh" --cron "0 2 * * *" --misfire all --misfire-window 6h',
     '<%= config.bin %> job add restart-agent --cmd "systemctl restart agent" --waves 1,10%,100% --max-parallel 5 --max-failures 2',
   ];
   static override args = { name: Args.string({ required: true, description: 'job name (letters, digits, . _ -)' }) };
@@ -27,6 +28,7 @@ export default class JobAdd extends ClientCommand {
     post: Flags.string({ description: 'command run once after every subtask ended (per-node results as JSON on stdin)' }),
     replace: Flags.boolean({ description: 'replace an existing job of that name' }),
     ...rolloutFlags,
+    ...misfireFlags,
   };
 
   async run(): Promise<void> {

@@ -2,7 +2,7 @@
 // only parses, authenticates and maps errors.
 import type { PlanView } from '../scheduler/plan.js';
 import type { JobSpec } from '../records/types.js';
-import type { InstanceView, JobView, NodeDetailView, NodeView } from './views.js';
+import type { FireView, InstanceView, JobView, NodeDetailView, NodeView } from './views.js';
 
 export class ApiError extends Error {
   constructor(
@@ -80,6 +80,7 @@ export interface ControlPlane {
   listJobs(): Listing<JobView>;
   getJob(name: string): JobView;
   planJob(name: string): PlanView;
+  jobHistory(name: string, limit: number): FireView[];
   planAdhoc(spec: JobSpec): PlanView;
   putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView>;
   removeJob(name: string): Promise<void>;

@@ -53,6 +53,7 @@ export class ApiServer {
     this.route('GET', /^\/v1\/jobs$/, async () => listed(this.plane.listJobs()));
     this.route('GET', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => this.plane.getJob(name as string));
     this.route('GET', /^\/v1\/jobs\/([^/]+)\/plan$/, async (_r, [name]) => this.plane.planJob(name as string));
+    this.route('GET', /^\/v1\/jobs\/([^/]+)\/history$/, async (_r, [name], q) => this.plane.jobHistory(name as string, intParam(q, 'limit', 1000, 1, 10_000)));
     this.route('PUT', /^\/v1\/jobs\/([^/]+)$/, async (req, [name]) => {
       const body = parse(putJobBody, await readJson(req));
       return this.plane.putJob(name as string, body.spec, body.replace);

@@ -18,7 +18,7 @@ import { ApiError, type ControlPlane, type Listing, type LogView, type StatusVie
 import { resolveNodeRef } from './node-ref.js';
 import { versionOf } from './version-of.js';
 import { planOf, type PlanView } from '../scheduler/plan.js';
-import { instanceView, iso, jobView, type InstanceView, type JobView, type NodeDetailView, type NodeView } from './views.js';
+import { fireView, instanceView, iso, jobView, type FireView, type InstanceView, type JobView, type NodeDetailView, type NodeView } from './views.js';
 
 export interface ServiceDeps {
   node: ChorusNode;
@@ -136,6 +136,17 @@ export class ControlService implements ControlPlane {
       .filter((j) => !j.deleted)
       .sort((a, b) => a.name.localeCompare(b.name));
     return this.showEach(jobs, (j) => ({ kind: 'job', key: j.name }), (j) => jobView(j, nowMs));
+  }
+
+  /** Every fire of the job's current definition the leaders decided, newest first (bounded by retention). */
+  jobHistory(name: string, limit: number): FireView[] {
+    const job = this.liveJob(name);
+    return this.store
+      .fires()
+      .filter((f) => f.job === name && f.jobCreatedAtMs === job.createdAtMs)
+      .sort((a, b) => b.scheduledAtMs - a.scheduledAtMs)
+      .slice(0, limit)
+      .map((f) => fireView(f, (nodeId) => this.store.member(nodeId)?.name ?? null));
   }
 
   /** The nodes a run of the job would target now, and the members left out (nothing is run). */

@@ -4,7 +4,7 @@ import { formatDurationUnits } from '../core/duration.js';
 import { iso } from '../core/time.js';
 import type { MemberInfo } from '../cluster/view.js';
 import { deriveInstanceProgress, type InstanceFacts } from '../records/status.js';
-import type { Amount, AttemptSummary, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
+import type { Amount, AttemptSummary, FireRecord, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
 import { parallelLimit, waveEnds, waveOf } from '../records/rollout.js';
 import { nextFireAfter } from '../scheduler/schedule.js';
 import { liveSpec } from '../records/types.js';
@@ -222,5 +222,31 @@ export function jobView(job: JobRecord, nowMs: number): JobView {
     enabled: job.enabled,
     createdAt: iso(job.createdAtMs) as string,
     updatedAt: iso(job.stamp.wallMs) as string,
+  };
+}
+
+/** One decided fire of a scheduled job (`chorus job history`). */
+export interface FireView {
+  job: string;
+  scheduledAt: string;
+  outcome: FireRecord['outcome'];
+  reason: FireRecord['reason'];
+  instanceId: string | null;
+  /** The leader that decided it, and its name. */
+  leader: string;
+  leaderName: string | null;
+  decidedAt: string;
+}
+
+export function fireView(fire: FireRecord, nameOf: (nodeId: string) => string | null): FireView {
+  return {
+    job: fire.job,
+    scheduledAt: iso(fire.scheduledAtMs) as string,
+    outcome: fire.outcome,
+    reason: fire.reason,
+    instanceId: fire.instanceId,
+    leader: fire.leader,
+    leaderName: nameOf(fire.leader),
+    decidedAt: iso(fire.decidedAtMs) as string,
   };
 }

@@ -2,6 +2,7 @@
 // short node ids and tables that fit an 80-column terminal. --json never comes here.
 import Table from 'cli-table3';
 import type { PlanView } from '../scheduler/plan.js';
+import type { FireView } from '../api/views.js';
 import type { LogView, StatusView } from '../api/control-plane.js';
 import type { AttemptView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
@@ -222,6 +223,13 @@ export function formatRollout(view: Pick<InstanceView, 'rollout' | 'paused' | 's
   return `${parts.join(', ')}${state}`;
 }
 
+/** `chorus job history NAME`: every decided fire, newest first. */
+export function formatHistory(fires: FireView[], nowMs = Date.now()): string {
+  if (fires.length === 0) return 'no fires decided yet (a job without a schedule never fires; run it with chorus job run)';
+  const rows = fires.map((f) => [f.scheduledAt, relativeTime(f.scheduledAt, nowMs), f.outcome, f.reason ?? '', f.instanceId ?? '', f.leaderName ?? shortId(f.leader)]);
+  return table(['SCHEDULED AT', 'WHEN', 'OUTCOME', 'REASON', 'INSTANCE', 'LEADER'], rows, [{ columns: [5], floor: 6 }]);
+}
+
 /** `chorus job plan` / `chorus run --plan`: the targets now, their waves, and who is left out and why. */
 export function formatPlan(plan: PlanView): string {
   const what = plan.job === null ? `run of ${plan.cmd}` : `job ${plan.job}`;
@@ -284,6 +292,10 @@ export function formatJob(job: JobView, nowMs = Date.now()): string {
   if (spec.waves !== undefined) lines.push(`  waves:       ${spec.waves.join(',')}`);
   if (spec.maxFailures !== undefined) lines.push(`  max-failures: ${spec.maxFailures}`);
   if (spec.minSuccess !== undefined) lines.push(`  min-success: ${spec.minSuccess}`);
+  if (spec.misfire !== undefined || spec.misfireWindowMs !== undefined) {
+    const window = spec.misfireWindowMs !== undefined ? ` within ${formatDurationUnits(spec.misfireWindowMs)}` : '';
+    lines.push(`  misfire:     ${spec.misfire ?? 'once'}${window}`);
+  }
   return lines.join('\n');
 }
 

@@ -54,12 +54,22 @@ describe('job files', () => {
     ]);
   });
 
+  it('reads misfire and misfire-window on scheduled jobs only', () => {
+    const [job] = parseJobFile('m.toml', ['[jobs.n]', 'cmd = "x"', 'cron = "0 2 * * *"', 'misfire = "all"', 'misfire-window = "6h"'].join('\n'));
+    expect(job?.spec).toMatchObject({ misfire: 'all', misfireWindowMs: 6 * 3_600_000 });
+    expect(problemsOf('m.toml', ['[jobs.a]', 'cmd = "x"', 'misfire = "all"', '[jobs.b]', 'cmd = "x"', 'every = "1m"', 'misfire = "never"', '[jobs.c]', 'cmd = "x"', 'every = "1m"', 'misfire = "skip"', 'misfire-window = "1h"'].join('\n'))).toEqual([
+      'm.toml:7: jobs.b.misfire: must be one of "skip", "once", "all"',
+      'm.toml:3: jobs.a.misfire: applies to a scheduled job (cron, every or at)',
+      'm.toml:12: jobs.c.misfire-window: does not apply to misfire = "skip" (a late fire never runs)',
+    ]);
+  });
+
   it('reports every problem with its file, line and key', () => {
     const text = ['[jobs.one]', 'cmd = "true"', 'retries = "many"', 'shedule = "x"', '', '[jobs.two]', 'cmd = "true"', 'cron = "61 * * * *"', '', '[jobs.three]', 'cmd = "true"', 'every = "5 minutes"', 'cron = "* * * * *"', '', '[jobs."bad name!"]', 'cmd = "x"', '', '[jobs.four]', 'cmd = "x"', 'tz = "UTC"', '', '[jobs.five]', 'cmd = "x"', 'every = "100ms"', 'type = "everywhere"'].join('\n');
     expect(problemsOf('x.toml', text).sort()).toEqual(
       [
         "x.toml:15: jobs.bad name!: bad job name: use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit",
-        'x.toml:4: jobs.one.shedule: unknown key (allowed: cmd, type, cron, tz, every, at, tags, timeout, retries, concurrency, pre, post, enabled, max-parallel, waves, max-failures, min-success)',
+        'x.toml:4: jobs.one.shedule: unknown key (allowed: cmd, type, cron, tz, every, at, tags, timeout, retries, concurrency, pre, post, enabled, max-parallel, waves, max-failures, min-success, misfire, misfire-window)',
         'x.toml:3: jobs.one.retries: must be integer',
         'x.toml:10: jobs.three: use only one of cron, every and at',
         'x.toml:12: jobs.three.every: not a duration; write it like 30s, 5m, 1h30m or 500ms',
@@ -99,7 +109,13 @@ describe('job files', () => {
       { maxParallel: amount(1), waves: fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 1, maxLength: 4 }).map((xs) => [...new Set(xs)].sort((a, b) => a - b).map((x) => `${x}%` as const)), maxFailures: amount(0), minSuccess: amount(1) },
       { requiredKeys: [] },
     );
-    const spec = fc.tuple(baseSpec, rollout).map(([s, r]): JobSpec => (s.type === 'broadcast' ? { ...s, ...r } : s));
+    const misfire = fc.record({ misfire: fc.constantFrom('skip' as const, 'once' as const, 'all' as const), misfireWindowMs: fc.integer({ min: 0, max: 86_400_000 }) }, { requiredKeys: [] });
+    const spec = fc.tuple(baseSpec, rollout, misfire).map(([s, r, m]): JobSpec => {
+      const withRollout = s.type === 'broadcast' ? { ...s, ...r } : s;
+      if (s.schedule === null) return withRollout;
+      const { misfireWindowMs, ...policy } = m;
+      return { ...withRollout, ...policy, ...(m.misfire !== 'skip' && misfireWindowMs !== undefined ? { misfireWindowMs } : {}) };
+    });
     fc.assert(
       fc.property(fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/), fc.tuple(spec, fc.boolean()), { minKeys: 1, maxKeys: 4 }), fc.constantFrom('toml', 'json'), (jobs, format) => {
         const views = Object.entries(jobs).map(([name, [s, enabled]]) => view(name, s, enabled));

@@ -34,6 +34,8 @@ export interface JobEntry {
   waves?: (number | string)[] | string;
   'max-failures'?: number | string;
   'min-success'?: number | string;
+  misfire?: 'skip' | 'once' | 'all';
+  'misfire-window'?: string;
 }
 
 /** A job wanted by the files: its spec, whether it is enabled, and where it was written. */
@@ -211,6 +213,18 @@ function specOf(name: string, e: JobEntry): JobSpec {
     pre: e.pre ?? null,
     post: e.post ?? null,
     ...rolloutOf(e),
+    ...misfireOf(e, schedule),
+  };
+}
+
+/** misfire and misfire-window, by the rules of `job add`'s flags. */
+function misfireOf(e: JobEntry, schedule: Schedule | null): Partial<JobSpec> {
+  if (e.misfire === undefined && e['misfire-window'] === undefined) return {};
+  if (schedule === null) throw new FieldError(e.misfire !== undefined ? 'misfire' : 'misfire-window', 'applies to a scheduled job (cron, every or at)');
+  if (e.misfire === 'skip' && e['misfire-window'] !== undefined) throw new FieldError('misfire-window', 'does not apply to misfire = "skip" (a late fire never runs)');
+  return {
+    ...(e.misfire !== undefined ? { misfire: e.misfire } : {}),
+    ...(e['misfire-window'] !== undefined ? { misfireWindowMs: durationOf('misfire-window', e['misfire-window'], 0) } : {}),
   };
 }
 
@@ -257,7 +271,7 @@ function describeSchemaError(e: ErrorObject): string {
     case 'enum':
       return `${at}: must be one of ${((e.params as { allowedValues: unknown[] }).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`;
     case 'pattern':
-      return `${at}: ${/every|timeout/.test(at) ? 'not a duration; write it like 30s, 5m, 1h30m or 500ms' : at.endsWith('.at') ? 'write a time like 2026-12-01T03:00:00Z (ISO 8601)' : e.message}`;
+      return `${at}: ${/every|timeout|misfire-window/.test(at) ? 'not a duration; write it like 30s, 5m, 1h30m or 500ms' : at.endsWith('.at') ? 'write a time like 2026-12-01T03:00:00Z (ISO 8601)' : e.message}`;
     case 'dependencies':
       return `${at}: tz only applies to cron`;
     case 'not':
@@ -338,7 +352,7 @@ export function changedFields(current: JobView, wanted: DesiredJob): string[] {
   if (a.concurrency !== b.concurrency) out.push('concurrency');
   if (a.pre !== b.pre) out.push('pre');
   if (a.post !== b.post) out.push('post');
-  for (const [key, field] of [['max-parallel', 'maxParallel'], ['waves', 'waves'], ['max-failures', 'maxFailures'], ['min-success', 'minSuccess']] as const) {
+  for (const [key, field] of [['max-parallel', 'maxParallel'], ['waves', 'waves'], ['max-failures', 'maxFailures'], ['min-success', 'minSuccess'], ['misfire', 'misfire'], ['misfire-window', 'misfireWindowMs']] as const) {
     if (!same(a[field] ?? null, b[field] ?? null)) out.push(key);
   }
   if (current.enabled !== wanted.enabled) out.push('enabled');
@@ -375,6 +389,8 @@ export function entryOf(job: Pick<JobView, 'spec' | 'enabled'>): JobEntry {
   if (s.waves !== undefined) e.waves = [...s.waves];
   if (s.maxFailures !== undefined) e['max-failures'] = s.maxFailures;
   if (s.minSuccess !== undefined) e['min-success'] = s.minSuccess;
+  if (s.misfire !== undefined) e.misfire = s.misfire;
+  if (s.misfireWindowMs !== undefined) e['misfire-window'] = formatExactDuration(s.misfireWindowMs);
   return e;
 }
 

@@ -176,3 +176,19 @@ describe('rolling and quorum flags', () => {
     expect(err.message).toMatch(message);
   });
 });
+
+describe('misfire flags', () => {
+  it('apply to scheduled jobs', () => {
+    expect(buildSpec({ cmd: 'x', every: '1m', misfire: 'all', 'misfire-window': '6h' }, NOW)).toMatchObject({ misfire: 'all', misfireWindowMs: 21_600_000 });
+    expect(buildSpec({ cmd: 'x', every: '1m' }, NOW)).not.toHaveProperty('misfire');
+  });
+
+  it.each([
+    [{ misfire: 'all' }, /--misfire and --misfire-window apply to a scheduled job/],
+    [{ every: '1m', misfire: 'never' }, /--misfire never: use skip, once or all/],
+    [{ every: '1m', misfire: 'skip', 'misfire-window': '1h' }, /--misfire-window does not apply to --misfire skip/],
+    [{ every: '1m', 'misfire-window': 'soon' }, /--misfire-window/],
+  ])('refuses %j', (flags, message) => {
+    expect(badInputError({ cmd: 'x', ...flags }).message).toMatch(message);
+  });
+});

@@ -28,6 +28,8 @@ export interface SpecFlags {
   waves?: string;
   'max-failures'?: string;
   'min-success'?: string;
+  misfire?: string;
+  'misfire-window'?: string;
 }
 
 /** The rolling and quorum flags `job add` and `run` share (README, "Rolling broadcasts"). */
@@ -36,6 +38,12 @@ export const rolloutFlags = {
   waves: Flags.string({ description: 'cumulative wave sizes over the sorted targets, e.g. 1,10%,100%; a wave starts when the previous one has ended', helpGroup: 'ROLLOUT' }),
   'max-failures': Flags.string({ description: 'stop when more than N (or P%) subtasks failed: unreleased ones end cancelled/aborted, the instance fails', helpGroup: 'ROLLOUT' }),
   'min-success': Flags.string({ description: 'the instance succeeds when at least N (or P%) subtasks succeeded (default: all)', helpGroup: 'ROLLOUT' }),
+};
+
+/** The misfire flags of `job add` (README, "Fire history and misfires"). */
+export const misfireFlags = {
+  misfire: Flags.string({ options: ['skip', 'once', 'all'], description: 'a fire the leader was away for: skip it, run the latest once (default), or run every one', helpGroup: 'SCHEDULE' }),
+  'misfire-window': Flags.string({ description: 'how late a fire may still run (default 1h)', helpGroup: 'SCHEDULE' }),
 };
 
 /** `N` (a whole number, `min` and up) or `P%` (`min`-100). */
@@ -148,13 +156,16 @@ export function buildSpec(flags: SpecFlags, nowMs: number): JobSpec {
   const retries = flags.retries ?? 0;
   if (!Number.isInteger(retries) || retries < 0 || retries > 100) throw badInput(`--retries must be a whole number from 0 to 100, not ${retries}`);
   const rollout = parseRollout(flags);
+  const schedule = parseSchedule(flags, nowMs);
+  const misfire = parseMisfire(flags);
+  if (schedule === null && Object.keys(misfire).length > 0) throw badInput('--misfire and --misfire-window apply to a scheduled job (--cron, --every or --at)');
   if (flags.type === 'standalone' && Object.keys(rollout).length > 0) {
     throw badInput('--max-parallel, --waves, --max-failures and --min-success steer a broadcast across its nodes; a standalone job runs on one node');
   }
   return {
     cmd: flags.cmd,
     type: (flags.type ?? 'broadcast') as JobSpec['type'],
-    schedule: parseSchedule(flags, nowMs),
+    schedule,
     tags: parseTags(flags.tag),
     timeoutMs: flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout),
     retries,
@@ -162,5 +173,16 @@ export function buildSpec(flags: SpecFlags, nowMs: number): JobSpec {
     pre: flags.pre ?? null,
     post: flags.post ?? null,
     ...rollout,
+    ...misfire,
+  };
+}
+
+export function parseMisfire(flags: Pick<SpecFlags, 'misfire' | 'misfire-window'>): Pick<JobSpec, 'misfire' | 'misfireWindowMs'> {
+  const policy = flags.misfire;
+  if (policy !== undefined && policy !== 'skip' && policy !== 'once' && policy !== 'all') throw badInput(`--misfire ${policy}: use skip, once or all`);
+  if (policy === 'skip' && flags['misfire-window'] !== undefined) throw badInput('--misfire-window does not apply to --misfire skip (a late fire never runs)');
+  return {
+    ...(policy !== undefined ? { misfire: policy } : {}),
+    ...(flags['misfire-window'] !== undefined ? { misfireWindowMs: durationFlag('misfire-window', flags['misfire-window'], 0) } : {}),
   };
 }

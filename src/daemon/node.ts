@@ -6,7 +6,7 @@
 import { NO_OBSERVER, type NodeObserver } from '../core/observer.js';
 import { every, type Clock, type TimerHandle } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
-import { pruneFinishedInstances } from '../store/retention.js';
+import { pruneFinishedInstances, pruneFires } from '../store/retention.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
@@ -274,6 +274,7 @@ export class ChorusNode {
 
   /** Removes old finished instances, their logs and their journal entries. */
   async applyRetention(): Promise<number> {
+    pruneFires(this.deps.store, this.deps.config.retainInstancesPerJob);
     const removed = pruneFinishedInstances(this.deps.store, this.deps.config.retainInstancesPerJob, this.deps.config.retainRecords);
     for (const id of removed) await this.deps.outputs.delete(id);
     if (removed.length > 0) {

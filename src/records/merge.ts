@@ -5,7 +5,7 @@
 import { InvariantError } from '../core/assert.js';
 import { canonicalJson } from './canonical.js';
 import { compareStamps } from './hlc.js';
-import type { AnyRecord, AttemptState, CancelRecord, InstanceRecord, JobRecord, MemberRecord, PauseRecord, StepRecord, SubtaskRecord } from './types.js';
+import type { AnyRecord, AttemptState, CancelRecord, FireRecord, InstanceRecord, JobRecord, MemberRecord, PauseRecord, StepRecord, SubtaskRecord } from './types.js';
 import { isTerminal, subtaskKey } from './types.js';
 
 /** Two records that are not versions of one record were given to a merge: a bug (guarantee 6 rests on it). */
@@ -96,6 +96,20 @@ export function mergeCancel(a: CancelRecord, b: CancelRecord): CancelRecord {
   return compareCanonical(a, b) <= 0 ? a : b;
 }
 
+const RAN: Record<FireRecord['outcome'], number> = { created: 1, 'caught-up': 1, skipped: 0, missed: 0 };
+
+/**
+ * Two leaders may decide the same fire (guarantee 7): a decision that created an instance
+ * wins (the instance exists), then the first decision; content breaks the last ties.
+ */
+export function mergeFire(a: FireRecord, b: FireRecord): FireRecord {
+  assertSameKey(`${a.job}/${a.scheduledAtMs}`, `${b.job}/${b.scheduledAtMs}`, 'fire');
+  if (RAN[a.outcome] !== RAN[b.outcome]) return RAN[a.outcome] > RAN[b.outcome] ? a : b;
+  const byStamp = compareStamps(a.stamp, b.stamp);
+  if (byStamp !== 0) return byStamp < 0 ? a : b;
+  return compareCanonical(a, b) <= 0 ? a : b;
+}
+
 /** Pause and resume of a rollout: the last writer wins. */
 export function mergePause(a: PauseRecord, b: PauseRecord): PauseRecord {
   assertSameKey(a.instanceId, b.instanceId, 'pause');
@@ -129,6 +143,8 @@ export function recordKey(r: AnyRecord): string {
       return `member:${r.record.nodeId}`;
     case 'pause':
       return `pause:${r.record.instanceId}`;
+    case 'fire':
+      return `fire:${r.record.job}/${r.record.scheduledAtMs}`;
   }
 }
 
@@ -140,5 +156,6 @@ export function mergeRecord(a: AnyRecord, b: AnyRecord): AnyRecord {
   if (a.kind === 'step' && b.kind === 'step') return { kind: 'step', record: mergeStep(a.record, b.record) };
   if (a.kind === 'member' && b.kind === 'member') return { kind: 'member', record: mergeMember(a.record, b.record) };
   if (a.kind === 'pause' && b.kind === 'pause') return { kind: 'pause', record: mergePause(a.record, b.record) };
+  if (a.kind === 'fire' && b.kind === 'fire') return { kind: 'fire', record: mergeFire(a.record, b.record) };
   throw new MergeInvariantError(`cannot merge a ${a.kind} with a ${b.kind}`);
 }

@@ -90,6 +90,7 @@ function writerProblem(r: AnyRecord, writer: string): string | null {
     case 'instance':
     case 'cancel':
     case 'pause':
+    case 'fire':
       return null; // any member may define jobs, create instances (the leader), ask for a cancel and pause a rollout
     case 'subtask':
     case 'step': {

@@ -40,7 +40,14 @@ export interface JobSpec {
   maxFailures?: Amount;
   /** The instance succeeds when at least this many subtasks succeeded (and all ended). Absent: all. */
   minSuccess?: Amount;
+  /** What a late fire does (the leader was away at its time): scheduler/fires.ts. Absent: once. */
+  misfire?: MisfirePolicy;
+  /** How late a fire may still run. Absent: the daemon's misfireGraceMs (1 h). */
+  misfireWindowMs?: number;
 }
+
+/** `--misfire`: skip late fires, run the latest of them once, or run every one of them. */
+export type MisfirePolicy = 'skip' | 'once' | 'all';
 
 /**
  * Every record carries `sig`: its writer's signature (the node key whose public key is the
@@ -167,6 +174,28 @@ export interface MemberRecord extends Signed {
   stamp: Stamp;
 }
 
+export type FireOutcome = 'created' | 'skipped' | 'caught-up' | 'missed';
+export type FireReason = 'disabled' | 'forbid-overlap' | 'no-eligible-node' | 'past-misfire-window' | 'coalesced';
+
+/**
+ * What the leader decided for one due fire of a scheduled job (`chorus job history`), keyed
+ * (job, scheduledAtMs). Replicated, so every node answers the same; bounded per job by retention.
+ */
+export interface FireRecord extends Signed {
+  job: string;
+  /** The job definition it belongs to (a job deleted and added again starts a new history). */
+  jobCreatedAtMs: number;
+  scheduledAtMs: number;
+  outcome: FireOutcome;
+  /** For a skip: disabled, forbid-overlap, no-eligible-node; for a miss: past-misfire-window, or coalesced (--misfire once ran a later one). */
+  reason: FireReason | null;
+  instanceId: string | null;
+  /** The leader that decided it. */
+  leader: string;
+  decidedAtMs: number;
+  stamp: Stamp;
+}
+
 /** Whether an instance's rollout is paused (`chorus instance pause|resume`): last writer wins. */
 export interface PauseRecord extends Signed {
   instanceId: string;
@@ -181,7 +210,8 @@ export type AnyRecord =
   | { kind: 'subtask'; record: SubtaskRecord }
   | { kind: 'step'; record: StepRecord }
   | { kind: 'member'; record: MemberRecord }
-  | { kind: 'pause'; record: PauseRecord };
+  | { kind: 'pause'; record: PauseRecord }
+  | { kind: 'fire'; record: FireRecord };
 
 export const TERMINAL: ReadonlySet<SubtaskStatus> = new Set(['succeeded', 'failed', 'cancelled']);
 

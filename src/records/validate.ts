@@ -61,6 +61,8 @@ export const jobSpecSchema = z.object({
   waves: z.array(amount(1)).min(1).max(MAX_WAVES).optional(),
   maxFailures: amount(0).optional(),
   minSuccess: amount(1).optional(),
+  misfire: z.enum(['skip', 'once', 'all']).optional(),
+  misfireWindowMs: duration(0).optional(),
 });
 
 export const jobRecordSchema = z
@@ -124,6 +126,19 @@ export const instanceRecordSchema = z.object({
 
 export const cancelRecordSchema = z.object({ instanceId: id, requestedAtMs: ms, stamp: stampSchema, sig });
 
+export const fireRecordSchema = z.object({
+  job: id,
+  jobCreatedAtMs: ms,
+  scheduledAtMs: ms,
+  outcome: z.enum(['created', 'skipped', 'caught-up', 'missed']),
+  reason: z.enum(['disabled', 'forbid-overlap', 'no-eligible-node', 'past-misfire-window', 'coalesced']).nullable(),
+  instanceId: id.nullable(),
+  leader: id,
+  decidedAtMs: ms,
+  stamp: stampSchema,
+  sig,
+});
+
 export const pauseRecordSchema = z.object({ instanceId: id, paused: z.boolean(), stamp: stampSchema, sig });
 
 export const memberRecordSchema = z.object({
@@ -146,6 +161,7 @@ export const anyRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('step'), record: stepRecordSchema }),
   z.object({ kind: z.literal('member'), record: memberRecordSchema }),
   z.object({ kind: z.literal('pause'), record: pauseRecordSchema }),
+  z.object({ kind: z.literal('fire'), record: fireRecordSchema }),
 ]);
 
 export type ParseResult = { ok: true; record: AnyRecord } | { ok: false; error: string };

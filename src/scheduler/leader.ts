@@ -15,11 +15,12 @@ import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
 import { isRolling, nextRelease } from '../records/rollout.js';
 import { UNSIGNED } from '../records/signature.js';
-import type { AnyRecord, AttemptState, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SkippedTarget, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, AttemptState, FireRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SkippedTarget, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { isTerminal, liveSpec } from '../records/types.js';
 import { instanceIdOf, sortedHas, type RecordStore } from '../store/record-store.js';
 import type { Logger } from '../core/log.js';
-import { latestFireBetween, nextFireAfter } from './schedule.js';
+import { nextFireAfter } from './schedule.js';
+import { planFires } from './fires.js';
 
 export interface LeaderDeps {
   clock: Clock;
@@ -226,8 +227,9 @@ export class Leader {
 
   private fireDueSchedules(): void {
     const nowMs = this.deps.clock.now();
+    const fires: AnyRecord[] = [];
     for (const job of this.deps.store.jobs()) {
-      if (job.deleted || !job.enabled || job.spec === null || job.spec.schedule === null) {
+      if (job.deleted || job.spec === null || job.spec.schedule === null) {
         this.due.delete(job.name);
         continue;
       }
@@ -238,29 +240,58 @@ export class Leader {
         this.due.set(job.name, entry);
       }
       if (entry.nextMs === null || entry.nextMs > nowMs) continue;
-      this.fireIfMissing(job, nowMs);
+      fires.push(...this.decideFires(job, nowMs));
       entry.nextMs = nextFireAfter(job.spec.schedule, job.createdAtMs, nowMs);
     }
+    if (fires.length > 0) this.deps.commit(fires);
   }
 
-  /** Fires the latest due time of the job's schedule unless an instance for it exists (misfire policy: run once). */
-  private fireIfMissing(job: JobRecord, nowMs: number): void {
+  /**
+   * Decides every due fire of the job not decided yet (scheduler/fires.ts): creates the
+   * instances that run and records each decision as a fire record (`chorus job history`),
+   * whatever it was: created, caught up, skipped (disabled, forbid-overlap, no eligible
+   * node) or missed (past the misfire window, or coalesced into a later fire).
+   */
+  private decideFires(job: JobRecord, nowMs: number): AnyRecord[] {
     const spec = liveSpec(job);
     const schedule = spec.schedule;
-    if (schedule === null) return;
-    // An --at time may be set a little in the past (within the misfire window): it runs once, at once.
-    const windowStartMs = nowMs - this.deps.config.misfireGraceMs;
-    const afterMs = schedule.kind === 'at' ? windowStartMs : Math.max(job.createdAtMs - 1, windowStartMs);
-    const fireMs = latestFireBetween(schedule, job.createdAtMs, afterMs, nowMs);
-    if (fireMs === null) return;
-    const id = scheduledInstanceId(job.name, job.createdAtMs, fireMs);
-    if (this.deps.store.instance(id)) return;
-    const running = spec.concurrency === 'forbid' ? this.unfinishedInstanceOf(job.name) : undefined;
-    if (running) {
-      this.deps.log.warn({ job: job.name, running: running.id, fireAt: new Date(fireMs).toISOString() }, 'fire skipped: concurrency forbid');
-      return;
+    if (schedule === null) return [];
+    const { store, config } = this.deps;
+    const plans = planFires({
+      schedule,
+      originMs: job.createdAtMs,
+      lastDecidedMs: store.lastFireOf(job.name, job.createdAtMs),
+      nowMs,
+      enabled: job.enabled,
+      policy: spec.misfire ?? 'once',
+      windowMs: spec.misfireWindowMs ?? config.misfireGraceMs,
+      limit: config.retainInstancesPerJob,
+    });
+    const out: AnyRecord[] = [];
+    const selfId = this.deps.view.selfId;
+    for (const plan of plans) {
+      const atMs = plan.scheduledAtMs;
+      const decided = (outcome: FireRecord['outcome'], reason: FireRecord['reason'], instanceId: string | null = null, running?: string): void => {
+        const record: FireRecord = { job: job.name, jobCreatedAtMs: job.createdAtMs, scheduledAtMs: atMs, outcome, reason, instanceId, leader: selfId, decidedAtMs: nowMs, stamp: this.deps.hlc.tick(), sig: UNSIGNED };
+        out.push({ kind: 'fire', record });
+        if (outcome === 'skipped' || outcome === 'missed') {
+          this.deps.log.warn({ job: job.name, instanceId, nodeId: this.deps.selfId ?? null, attempt: null, scheduledAt: new Date(atMs).toISOString(), outcome, reason, running }, `fire ${outcome}: ${reason}`);
+        }
+      };
+      if (plan.action === 'skip-disabled') decided('skipped', 'disabled');
+      else if (plan.action === 'miss-window') decided('missed', 'past-misfire-window');
+      else if (plan.action === 'miss-coalesced') decided('missed', 'coalesced');
+      else {
+        const ran = plan.late ? 'caught-up' : 'created';
+        const id = scheduledInstanceId(job.name, job.createdAtMs, atMs);
+        const running = spec.concurrency === 'forbid' ? this.unfinishedInstanceOf(job.name) : undefined;
+        if (store.instance(id)) decided(ran, null, id); // another leader created it (its fire record is on its way)
+        else if (running) decided('skipped', 'forbid-overlap', null, running.id);
+        else if (eligibility(this.deps.view.members(), spec).eligible.length === 0) decided('skipped', 'no-eligible-node');
+        else decided(ran, null, this.createInstance(job.name, spec, 'schedule', { jobCreatedAtMs: job.createdAtMs, atMs }).id);
+      }
     }
-    this.createInstance(job.name, spec, 'schedule', { jobCreatedAtMs: job.createdAtMs, atMs: fireMs });
+    return out;
   }
 
   /**

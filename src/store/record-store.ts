@@ -6,7 +6,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { defaultConfig } from '../core/config.js';
 import { recordBody } from '../records/canonical.js';
 import { mergeRecord, recordKey } from '../records/merge.js';
-import type { AnyRecord, CancelRecord, InstanceRecord, InstanceStatus, JobRecord, MemberRecord, PauseRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
+import type { AnyRecord, CancelRecord, FireRecord, InstanceRecord, InstanceStatus, JobRecord, MemberRecord, PauseRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { parseRecord } from '../records/validate.js';
 import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
 import { deriveInstanceProgress, emptyCounts, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
@@ -22,6 +22,7 @@ interface RecordOfKind {
   step: StepRecord;
   member: MemberRecord;
   pause: PauseRecord;
+  fire: FireRecord;
 }
 
 /** The change log is folded into a new snapshot once it is bigger than the snapshot and than this. */
@@ -190,7 +191,41 @@ export class RecordStore {
     this.versions.set(key, version);
     if (merged.kind === 'subtask') this.indexSubtask(merged.record);
     if (merged.kind === 'instance') this.recountOutside(merged.record);
+    if (merged.kind === 'fire') {
+      const defKey = `${merged.record.job}/${merged.record.jobCreatedAtMs}`;
+      this.lastFires.set(defKey, Math.max(this.lastFires.get(defKey) ?? Number.NEGATIVE_INFINITY, merged.record.scheduledAtMs));
+    }
     return merged;
+  }
+
+  /** Per job definition (name/createdAtMs): the latest due time a fire was decided for. */
+  private readonly lastFires = new Map<string, number>();
+  /** Per job: fires older than this were pruned (so a peer that has not pruned yet does not bring them back). */
+  private readonly firesPrunedBelow = new Map<string, number>();
+
+  /** The latest due time the leader decided a fire of this job definition for (null: none yet). */
+  lastFireOf(job: string, jobCreatedAtMs: number): number | null {
+    return this.lastFires.get(`${job}/${jobCreatedAtMs}`) ?? null;
+  }
+
+  /** Every fire decision held, of every job (`chorus job history` filters and sorts). */
+  fires(): FireRecord[] {
+    return this.ofKind('fire');
+  }
+
+  fire(job: string, scheduledAtMs: number): FireRecord | undefined {
+    const r = this.records.get(`fire:${job}/${scheduledAtMs}`);
+    return r?.kind === 'fire' ? r.record : undefined;
+  }
+
+  /** Removes fire decisions (retention); `below` per job keeps older copies from coming back. Not replicated: every node prunes by the same rule. */
+  removeFires(fires: FireRecord[], below: Map<string, number>): void {
+    for (const f of fires) this.forget(`fire:${f.job}/${f.scheduledAtMs}`);
+    for (const [job, ms] of below) this.firesPrunedBelow.set(job, Math.max(this.firesPrunedBelow.get(job) ?? 0, ms));
+    if (fires.length > 0) {
+      this.compactNext = true; // the next snapshot leaves them out
+      this.scheduleFlush();
+    }
   }
 
   private kindMap(kind: AnyRecord['kind']): Map<string, AnyRecord> {
@@ -200,6 +235,7 @@ export class RecordStore {
   }
 
   private isPruned(record: AnyRecord): boolean {
+    if (record.kind === 'fire') return record.record.scheduledAtMs < (this.firesPrunedBelow.get(record.record.job) ?? Number.NEGATIVE_INFINITY);
     if (this.pruned.size === 0) return false;
     const id = instanceIdOf(record);
     return id !== null && this.pruned.has(id);

@@ -5,6 +5,7 @@
 // never removed: their work is not done (a bound they exceed is shown by chorus status).
 import { isInstanceFinished } from '../records/status.js';
 import type { RecordStore } from './record-store.js';
+import type { FireRecord } from '../records/types.js';
 
 interface Finished {
   id: string;
@@ -40,4 +41,31 @@ export function pruneFinishedInstances(store: RecordStore, keepPerJob: number, m
     }
   }
   return removed;
+}
+
+/**
+ * Fire decisions (`chorus job history`): the newest `keepPerJob` of each job's current
+ * definition are kept; those of a deleted job, or of an earlier definition of the name
+ * (deleted and added again), go. Returns how many were removed.
+ */
+export function pruneFires(store: RecordStore, keepPerJob: number): number {
+  const byJob = new Map<string, FireRecord[]>();
+  for (const fire of store.fires()) {
+    const list = byJob.get(fire.job) ?? [];
+    list.push(fire);
+    byJob.set(fire.job, list);
+  }
+  const removed: FireRecord[] = [];
+  const below = new Map<string, number>();
+  for (const [name, list] of byJob) {
+    const job = store.job(name);
+    const current = job && !job.deleted ? list.filter((f) => f.jobCreatedAtMs === job.createdAtMs) : [];
+    removed.push(...list.filter((f) => !current.includes(f)));
+    current.sort((a, b) => b.scheduledAtMs - a.scheduledAtMs);
+    const old = current.slice(keepPerJob);
+    removed.push(...old);
+    if (old.length > 0) below.set(name, (old[0] as FireRecord).scheduledAtMs + 1);
+  }
+  store.removeFires(removed, below);
+  return removed.length;
 }
