@@ -8,12 +8,14 @@ import {
   formatInstanceList,
   formatJob,
   formatJobList,
+  formatLogGroups,
   formatLogs,
   formatNodes,
   formatOutputTail,
   formatProgressLine,
   formatRetryLines,
   formatStatus,
+  nodeLabels,
   relativeTime,
   shortId,
   TAIL_MAX_CHARS,
@@ -279,5 +281,38 @@ describe('the output tail after --wait', () => {
     expect(formatOutputTail(instance(), null)).toEqual(['see the output with: chorus instance logs 3f2a9c0d1e4b5a67']);
     const many = Array.from({ length: TAIL_MAX_NODES + 1 }, (_, i) => subtask({ nodeId: `node-${i}`, nodeName: null }));
     expect(formatOutputTail(instance({ subtasks: many }), [])).toEqual(['see the output with: chorus instance logs 3f2a9c0d1e4b5a67']);
+  });
+});
+
+describe('instance logs --group', () => {
+  it('prints each group once under its nodes, like dshbak -c, with the outcome when it is not a success', () => {
+    const text = formatLogGroups([
+      { nodes: ['web-1', 'web-2', 'web-3'].map((name, i) => ({ nodeId: `id-${i}`, name, attempt: 1 })), step: null, status: 'succeeded', reason: null, exitCode: 0, stdout: 'one\ntwo\n', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+      { nodes: [{ nodeId: 'id-9', name: 'db-1', attempt: 2 }], step: null, status: 'failed', reason: 'exit-code', exitCode: 3, stdout: '', stderr: 'boom\n', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+      { nodes: [{ nodeId: 'id-0', name: 'web-1', attempt: 1 }], step: 'post', status: 'succeeded', reason: null, exitCode: 0, stdout: '', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+    ]);
+    expect(text.split('\n')).toEqual([
+      '---- web-1,web-2,web-3 (3) ----',
+      'one',
+      'two',
+      '---- db-1#2 (1) failed (exit-code 3) ----',
+      '--- stderr ---',
+      'boom',
+      '---- post step: web-1 ----',
+      '(no output)',
+    ]);
+  });
+});
+
+describe('nodeLabels', () => {
+  it('names a node by its name, adding the short id when two share it, and by the short id without one', () => {
+    expect(nodeLabels([{ nodeId: NODE_A, name: 'web' }, { nodeId: NODE_B, name: 'web' }, { nodeId: 'n3', name: 'db' }, { nodeId: 'n4', name: null }])).toEqual(
+      new Map([
+        [NODE_A, 'web(…abcdef123456)'],
+        [NODE_B, 'web(…ed0987654321)'],
+        ['n3', 'db'],
+        ['n4', 'n4'],
+      ]),
+    );
   });
 });

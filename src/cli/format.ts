@@ -1,7 +1,7 @@
 // The one place that formats jobs, instances and nodes for people: relative times,
 // short node ids and tables that fit an 80-column terminal. --json never comes here.
 import Table from 'cli-table3';
-import type { LogView, StatusView } from '../api/control-plane.js';
+import type { LogGroup, LogView, StatusView } from '../api/control-plane.js';
 import type { AttemptView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
 
@@ -199,6 +199,54 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
   return lines.join('\n');
 }
 
+/**
+ * How output lines name nodes: the name when no other followed node has it, else the name
+ * and the short id; the short id for a node without a name.
+ */
+export function nodeLabels(nodes: readonly { nodeId: string; name: string | null }[]): Map<string, string> {
+  const seen = new Map<string, number>();
+  const unique = [...new Map(nodes.map((n) => [n.nodeId, n])).values()];
+  for (const n of unique) if (n.name !== null) seen.set(n.name, (seen.get(n.name) ?? 0) + 1);
+  return new Map(unique.map((n) => [n.nodeId, n.name === null ? shortId(n.nodeId) : seen.get(n.name) === 1 ? n.name : `${n.name}(${shortId(n.nodeId)})`]));
+}
+
+/** A node as a line of output names it: its label, `#N` for an attempt after the first, `[pre]`/`[post]` for a step. */
+export function outputLabel(label: string, step: 'pre' | 'post' | null, attempt: number): string {
+  return step !== null ? `${label}[${step}]` : attempt > 1 ? `${label}#${attempt}` : label;
+}
+
+/**
+ * `instance logs --group`: each group under a header naming its nodes, like `dshbak -c`:
+ * "---- web-1,web-2,web-3 (3) ----", with the outcome when it is not a success; stdout,
+ * then stderr after "--- stderr ---".
+ */
+export function formatLogGroups(groups: readonly LogGroup[]): string {
+  if (groups.length === 0) return 'no output recorded for that instance';
+  const labels = nodeLabels(groups.flatMap((g) => g.nodes));
+  const out: string[] = [];
+  for (const g of groups) {
+    const nodes = g.nodes.map((n) => outputLabel(labels.get(n.nodeId) as string, null, n.attempt));
+    const outcome = g.status === 'succeeded' ? '' : ` ${subtaskOutcome({ ...g, attempt: 1, startedAt: null, finishedAt: null })}`;
+    out.push(g.step ? `---- ${g.step} step: ${nodes.join(',')}${outcome} ----` : `---- ${nodes.join(',')} (${nodes.length})${outcome} ----`);
+    const body = formatStreams(g);
+    out.push(...(body.length > 0 ? body : ['(no output)']));
+  }
+  return out.join('\n');
+}
+
+/** stdout, then stderr under "--- stderr ---", each with a note of the bytes dropped before what was kept. */
+function formatStreams(log: Pick<LogView, 'stdout' | 'stderr' | 'stdoutDroppedBytes' | 'stderrDroppedBytes'>): string[] {
+  const out: string[] = [];
+  if (log.stdoutDroppedBytes > 0) out.push(`[first ${log.stdoutDroppedBytes} bytes of stdout dropped]`);
+  if (log.stdout) out.push(log.stdout.replace(/\n$/, ''));
+  if (log.stderr || log.stderrDroppedBytes > 0) {
+    out.push('--- stderr ---');
+    if (log.stderrDroppedBytes > 0) out.push(`[first ${log.stderrDroppedBytes} bytes of stderr dropped]`);
+    if (log.stderr) out.push(log.stderr.replace(/\n$/, ''));
+  }
+  return out;
+}
+
 /** The members an instance left out, and why: "2 draining: web-3 (…a1b2c3d4e5f6), web-4 (…)"; '' when none. */
 export function formatSkipped(view: Pick<InstanceView, 'skipped'>): string {
   const skipped = view.skipped ?? [];
@@ -294,13 +342,7 @@ export function formatLogs(logs: LogView[]): string {
   const out: string[] = [];
   for (const log of logs) {
     out.push(log.step ? `==> ${log.step} step on node ${shortId(log.nodeId)} <==` : `==> node ${shortId(log.nodeId)} attempt ${log.attempt} <==`);
-    if (log.stdoutDroppedBytes > 0) out.push(`[first ${log.stdoutDroppedBytes} bytes of stdout dropped]`);
-    if (log.stdout) out.push(log.stdout.replace(/\n$/, ''));
-    if (log.stderr) {
-      out.push('--- stderr ---');
-      if (log.stderrDroppedBytes > 0) out.push(`[first ${log.stderrDroppedBytes} bytes of stderr dropped]`);
-      out.push(log.stderr.replace(/\n$/, ''));
-    }
+    out.push(...formatStreams(log));
   }
   return out.join('\n');
 }
