@@ -182,6 +182,7 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
     lines.push(clip(oneLine(`  ${name} step: ${outcome}${step.nodeId ? ` on ${shortId(step.nodeId)}` : ''}  [${step.cmd}]`), MAX_LINE_WIDTH));
   }
   if (view.cancelRequested) lines.push('  cancel requested');
+  lines.push(`  ${formatSubtaskSummary(view.subtasks)}`);
   if (view.subtasks.length > 0) {
     const rows = view.subtasks.map((s) => [
       shortId(s.nodeId),
@@ -194,9 +195,38 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
     ]);
     lines.push(table(['NODE', 'NAME', 'STATUS', 'ATTEMPT', 'EXIT', 'REASON', 'TIME'], rows, [{ columns: [1], floor: 4 }]));
   }
-  const c = view.counts;
-  lines.push(`  ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running} running, ${c.pending} pending`);
   return lines.join('\n');
+}
+
+/** The order statuses are counted in: how it ended first, then what is still going on. */
+const SUMMARY_STATUSES = ['succeeded', 'failed', 'cancelled', 'running', 'pending'] as const;
+/** Per status, at most this many reasons are counted; the others are "+N more". */
+export const SUMMARY_MAX_REASONS = 3;
+
+/**
+ * One line of counts: "5 subtasks: 3 succeeded, 2 failed (exit 1: 1, node-lost: 1)". A
+ * failure is counted by its reason, an exit code by itself ("exit 2"), most frequent first;
+ * cancelled subtasks by reason only when some were `aborted`. Statuses no subtask has are
+ * left out.
+ */
+export function formatSubtaskSummary(subtasks: readonly AttemptView[]): string {
+  if (subtasks.length === 0) return 'no subtasks';
+  const parts: string[] = [];
+  for (const status of SUMMARY_STATUSES) {
+    const mine = subtasks.filter((s) => s.status === status);
+    if (mine.length === 0) continue;
+    const why = new Map<string, number>();
+    for (const s of mine) {
+      const label = s.reason === 'exit-code' ? `exit ${s.exitCode ?? '?'}` : (s.reason ?? status);
+      why.set(label, (why.get(label) ?? 0) + 1);
+    }
+    const counted = [...why].sort(([a, n], [b, m]) => m - n || a.localeCompare(b, 'en', { numeric: true }));
+    const shown = counted.slice(0, SUMMARY_MAX_REASONS).map(([label, n]) => `${label}: ${n}`);
+    if (counted.length > SUMMARY_MAX_REASONS) shown.push(`+${counted.length - SUMMARY_MAX_REASONS} more`);
+    const explain = status === 'failed' || (status === 'cancelled' && why.has('aborted'));
+    parts.push(`${mine.length} ${status}${explain ? ` (${shown.join(', ')})` : ''}`);
+  }
+  return `${subtasks.length} subtask${subtasks.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }
 
 /**
