@@ -13,7 +13,7 @@ import { ADHOC_JOB } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
 import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec } from '../records/types.js';
-import { liveSpec } from '../records/types.js';
+import { instanceIdOf, liveSpec } from '../records/types.js';
 import { ApiError, type ControlPlane, type Listing, type LogFollowView, type LogGroup, type LogView, type StatusView, type ViewError } from './control-plane.js';
 import { CursorError, decodeCursor, encodeCursor, type NodeCursor } from '../output/cursor.js';
 import { LogFollower } from '../output/follower.js';
@@ -451,7 +451,7 @@ export class ControlService implements ControlPlane {
   private notifyWatchers(records: AnyRecord[]): void {
     if (this.watchers.size === 0) return;
     for (const r of records) {
-      const id = r.kind === 'instance' ? r.record.id : r.kind === 'subtask' || r.kind === 'step' ? r.record.instanceId : null;
+      const id = instanceIdOf(r);
       if (id !== null) this.watchers.wake(id);
     }
   }

@@ -16,7 +16,7 @@ import { MAX_QUEUED_UPDATES, MAX_STATE_ENTRIES } from '../cluster/swim.js';
 import { Rpc, RpcError } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord, StepName } from '../records/types.js';
-import { isTerminal } from '../records/types.js';
+import { instanceIdOf, isTerminal } from '../records/types.js';
 import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
 import { signRecord, type RecordKeys } from '../records/signature.js';
 import { Leader } from '../scheduler/leader.js';
@@ -584,12 +584,7 @@ export class ChorusNode {
 
 /** The instances records are about. */
 function instanceIdsOf(records: AnyRecord[]): Set<string> {
-  const ids = new Set<string>();
-  for (const r of records) {
-    if (r.kind === 'instance') ids.add(r.record.id);
-    else if (r.kind === 'subtask' || r.kind === 'step' || r.kind === 'cancel') ids.add(r.record.instanceId);
-  }
-  return ids;
+  return new Set(records.map(instanceIdOf).filter((id): id is string => id !== null));
 }
 
 /**
