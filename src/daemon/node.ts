@@ -16,7 +16,7 @@ import { MAX_QUEUED_UPDATES, MAX_STATE_ENTRIES } from '../cluster/swim.js';
 import { Rpc, RpcError } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord, StepName } from '../records/types.js';
-import { instanceIdOf, isTerminal } from '../records/types.js';
+import { instanceIdOf, isTerminal, runnerOf } from '../records/types.js';
 import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
 import { signRecord, type RecordKeys } from '../records/signature.js';
 import { Leader } from '../scheduler/leader.js';
@@ -176,10 +176,16 @@ export class ChorusNode {
       for (const r of records) hlc.observe(r.record.stamp);
     });
     store.onChange((records) => this.noticeFinished(records));
-    // A follower waiting here for an instance's output also waits for its end.
+    // A follower waiting here for an instance's output also waits for this node's work in it
+    // to change (a retry, a step) and for the instance's end; not for every other node's news.
     store.onChange((records) => {
       if (this.live.waiters.size === 0) return;
-      for (const id of instanceIdsOf(records)) this.live.waiters.wake(id);
+      for (const r of records) {
+        const id = instanceIdOf(r);
+        if (id === null) continue;
+        const mine = (r.kind === 'subtask' || r.kind === 'step') && runnerOf(r.record) === this.id;
+        if (mine || r.kind === 'instance' || this.isFinished(id)) this.live.waiters.wake(id);
+      }
     });
     this.rpc.handle('run', (from, body) => this.onRunRequest(from, body));
     this.rpc.handle(DRAIN, (from, body) => this.onDrainRequest(from, body));
