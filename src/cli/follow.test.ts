@@ -28,7 +28,8 @@ describe('FollowPrinter', () => {
   it('prints whole lines after the padded node name, "|" for stdout and "!" for stderr', () => {
     const { p, lines } = printer();
     p.take(answer([{ text: 'one\ntw' }, { nodeId: 'id-22', name: 'web-22', text: 'one\n' }, { stream: 'stderr', text: 'careful\n' }]));
-    expect(lines).toEqual(['web-1  | one', 'web-22 | one', 'web-1  ! careful']);
+    // Node by node, in the order the answer first names them.
+    expect(lines).toEqual(['web-1  | one', 'web-1  ! careful', 'web-22 | one']);
     p.take(answer([{ text: 'o\r\nthree' }]));
     expect(lines.slice(3)).toEqual(['web-1  | two']);
     // The attempt ended: its last line is whole, newline or not.
@@ -51,10 +52,12 @@ describe('FollowPrinter', () => {
     ]);
   });
 
-  it('warns of skipped bytes and of an unreachable node (once), and breaks a line that never ends', () => {
+  it('warns of skipped bytes (the line they cut starts with …) and of an unreachable node (once), and breaks a line that never ends', () => {
     const { p, lines, warnings } = printer();
     const unavailable = [{ nodeId: 'id-3', name: null, message: 'not connected' }];
-    p.take(answer([{ text: 'tail\n', skippedBytes: 70_000 }], { unavailable }));
+    p.take(answer([{ text: 'before the gap' }]));
+    p.take(answer([{ text: '56\ntail\n', skippedBytes: 70_000 }], { unavailable }));
+    expect(lines).toEqual(['web-1  | before the gap', 'web-1  | …56', 'web-1  | tail']);
     p.take(answer([], { unavailable }));
     expect(warnings).toEqual([
       'warning: 70000 bytes of the stdout of web-1 were no longer kept on the node (it keeps the last of each stream) and are left out',

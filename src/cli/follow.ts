@@ -50,13 +50,17 @@ export class FollowPrinter {
   }
 
   private takeChunk(chunk: LogFollowChunk): void {
-    if (chunk.skippedBytes > 0) {
-      this.out.warn(`warning: ${chunk.skippedBytes} bytes of the ${chunk.stream} of ${this.labelOf(chunk)} were no longer kept on the node (it keeps the last of each stream) and are left out`);
-    }
     const key = keyOf(chunk);
     // An earlier attempt's last line (no newline) ends before this attempt's output.
     for (const [other, held] of this.partial) if (other !== key && held.piece.nodeId === chunk.nodeId && held.piece.stream === chunk.stream) this.flush(other);
-    const lines = `${this.partial.get(key)?.text ?? ''}${chunk.text}`.split('\n');
+    let text = chunk.text;
+    if (chunk.skippedBytes > 0) {
+      this.out.warn(`warning: ${chunk.skippedBytes} bytes of the ${chunk.stream} of ${this.labelOf(chunk)} were no longer kept on the node (it keeps the last of each stream) and are left out`);
+      // What came before the gap ends there; what follows it starts inside a line.
+      this.flush(key);
+      text = `…${text}`;
+    }
+    const lines = `${this.partial.get(key)?.text ?? ''}${text}`.split('\n');
     let rest = lines.pop() as string;
     for (const line of lines) this.print(chunk, line);
     if (rest.length > MAX_PARTIAL_LINE_CHARS) {
