@@ -289,10 +289,11 @@ export class ControlService implements ControlPlane {
     }
     const followed = nodes.map((nodeId, index) => ({ nodeId, cursor: cursors[index] as NodeCursor })).filter((n) => only === null || n.nodeId === only);
     const answer: FollowAnswer = { instanceId: id, status: this.store.statusOf(instance), chunks: [], ended: [], unavailable: [], done: false, bytes: 0 };
-    const deadline = this.now() + waitMs;
+    const startedAtMs = this.now();
+    const deadline = startedAtMs + waitMs;
     let firstNewsAtMs: number | null = null;
     for (;;) {
-      const { news, asking } = this.followStep(instance, followed, answer);
+      const { news, asking } = this.followStep(instance, followed, answer, startedAtMs);
       if (news) firstNewsAtMs ??= this.now();
       // Once there is news, the answers about to come join it (an instance that ended: all at once).
       const answerAtMs = firstNewsAtMs === null ? deadline : Math.min(deadline, firstNewsAtMs + FOLLOW_GATHER_MS);
@@ -311,7 +312,7 @@ export class ControlService implements ControlPlane {
    * budget), asks the nodes not asked yet, and marks done the nodes with nothing more to
    * come. `news`: something for the client; `asking`: questions still out.
    */
-  private followStep(instance: InstanceRecord, followed: { nodeId: string; cursor: NodeCursor }[], answer: FollowAnswer): { news: boolean; asking: number } {
+  private followStep(instance: InstanceRecord, followed: { nodeId: string; cursor: NodeCursor }[], answer: FollowAnswer, requestedAtMs: number): { news: boolean; asking: number } {
     const id = instance.id;
     answer.status = this.store.statusOf(instance);
     const finished = isInstanceFinished(answer.status);
@@ -332,8 +333,10 @@ export class ControlService implements ControlPlane {
       const name = this.store.member(nodeId)?.name ?? null;
       if (poll.state === 'failed') {
         if (!answer.unavailable.some((u) => u.nodeId === nodeId)) answer.unavailable.push({ nodeId, name, message: poll.error ?? 'no answer' });
+        // Told at once when it failed during this request (the node is asked again after requestTimeoutMs).
+        if (poll.settledAtMs >= requestedAtMs) news = true;
         // Its work ended with the instance, and what it printed cannot be had: nothing more will come.
-        if (finished) cursor.done = news = true;
+        if (finished) cursor.done = true;
         continue;
       }
       const reply = this.follower.take(poll);

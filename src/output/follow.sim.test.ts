@@ -109,6 +109,8 @@ describe('instance logs --follow (simulated cluster)', () => {
     expect(followed.answers.at(-1)).toMatchObject({ done: true, status: 'failed' });
     expect(followed.text.get('n01 attempt 1 stdout')).toBe('sleep:4000 on n01 attempt 1\n');
     expect(followed.answers.flatMap((a) => a.unavailable).map((u) => u.nodeId)).toContain('n03');
+    // A node that cannot be asked is asked again now and then, not in a loop.
+    expect(followed.answers.length, JSON.stringify(followed.answers.map((a) => [a.atMs, a.status, a.unavailable.length]))).toBeLessThanOrEqual(10);
   });
 
   it('refuses a cursor it did not make, and an unknown instance', async () => {

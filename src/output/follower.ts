@@ -14,6 +14,8 @@ export interface FollowPoll {
   state: 'asking' | 'answered' | 'failed';
   reply: OwnerFollowReply | null;
   error: string | null;
+  /** When the answer came or the question failed. */
+  settledAtMs: number;
   /** Answered: dropped unless taken by then. Failed: asked again after it. */
   expiresAtMs: number;
 }
@@ -55,7 +57,7 @@ export class LogFollower {
     const known = this.polls.get(key);
     if (known) return known;
     if (this.polls.size >= this.deps.maxPolls) return null;
-    const poll: FollowPoll = { instanceId, nodeId, position, state: 'asking', reply: null, error: null, expiresAtMs: Infinity };
+    const poll: FollowPoll = { instanceId, nodeId, position, state: 'asking', reply: null, error: null, settledAtMs: Infinity, expiresAtMs: Infinity };
     this.polls.set(key, poll);
     this.deps.ask(nodeId, instanceId, position, FOLLOW_ASK_WAIT_MS).then(
       (reply) => this.settle(poll, { state: 'answered', reply, expiresAtMs: this.deps.clock.now() + ANSWER_KEPT_MS }),
@@ -79,7 +81,7 @@ export class LogFollower {
   }
 
   private settle(poll: FollowPoll, outcome: Partial<FollowPoll>): void {
-    Object.assign(poll, outcome);
+    Object.assign(poll, outcome, { settledAtMs: this.deps.clock.now() });
     this.deps.settled(poll.instanceId);
   }
 
