@@ -52,7 +52,9 @@ describe('one daemon, driven through the CLI', () => {
       'connections',
       'membership updates queued',
       'peers pulling state',
+      'live outputs',
       'unshowable records remembered',
+      'log follow polls',
     ]);
     expect(status.bounds.find((b) => b.name === 'records')).toMatchObject({ used: status.records, limit: 100_000 });
     expect(status.bounds.find((b) => b.name === 'members')).toMatchObject({ used: 1 });

@@ -1,7 +1,7 @@
 // Running a command to completion as a tracked process: the `chorus` CLI exactly as a
 // user would (`node bin/run.js ...`), or anything else the benchmark times. No vitest.
 import { execa } from 'execa';
-import { childEnv, killTaggedProcesses, newTag, REPO_ROOT, RUN_JS, track, untrack } from './processes.js';
+import { childEnv, killTaggedProcesses, newTag, REPO_ROOT, RUN_JS, spawnTracked, track, untrack, type ExitInfo } from './processes.js';
 import { cliOutput, withDataDir, type CliOutput } from '../../src/testing/cli-args.js';
 
 export { shellWord, sq } from '../../src/testing/cli-args.js';
@@ -79,4 +79,48 @@ export async function cli(args: string[], opts: CliOptions = {}): Promise<CliRes
   const r = await runProcess(process.execPath, [RUN_JS, ...argv], opts);
   const how = `exit: ${r.exitCode}${r.signal ? ` signal: ${r.signal}` : ''}${r.timedOut ? ' (timed out)' : ''}`;
   return { ...r, args: argv, ...cliOutput(argv, how, r.stdout, r.stderr) };
+}
+
+/** A line a running command printed, and when it arrived (Date.now(), to compare with times the daemons report). */
+export interface ArrivedLine {
+  text: string;
+  atMs: number;
+}
+
+export interface RunningCli {
+  readonly args: string[];
+  /** Lines of stdout so far, as they arrived. */
+  readonly lines: ArrivedLine[];
+  /** Everything on stderr so far. */
+  stderr(): string;
+  readonly exited: Promise<ExitInfo>;
+  /** Told of every line of stdout as it arrives. */
+  onLine(listener: (line: ArrivedLine) => void): void;
+}
+
+/**
+ * Starts `chorus ARGS...` and reads its output while it runs (`instance logs --follow`).
+ * The process belongs to the current scope: it is killed when the test ends.
+ */
+export function spawnCli(args: string[], opts: Pick<CliOptions, 'dataDir' | 'env'> = {}): RunningCli {
+  const argv = withDataDir(args, opts.dataDir);
+  const tracked = spawnTracked(process.execPath, [RUN_JS, ...argv], { kind: 'cli', env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: ArrivedLine[] = [];
+  const listeners: ((line: ArrivedLine) => void)[] = [];
+  let partial = '';
+  let stderr = '';
+  tracked.child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+    const parts = `${partial}${text}`.split('\n');
+    partial = parts.pop() as string;
+    for (const part of parts) {
+      const line = { text: part, atMs: Date.now() };
+      lines.push(line);
+      for (const listener of listeners) listener(line);
+    }
+  });
+  tracked.child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  // Exited, and everything it printed read.
+  const drained = (stream: NodeJS.ReadableStream | null) => new Promise<void>((resolve) => (stream ? stream.once('close', () => resolve()) : resolve()));
+  const exited = Promise.all([tracked.exited, drained(tracked.child.stdout), drained(tracked.child.stderr)]).then(([exit]) => exit);
+  return { args: argv, lines, stderr: () => stderr, exited, onLine: (listener) => listeners.push(listener) };
 }

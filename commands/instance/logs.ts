@@ -1,24 +1,49 @@
 import { Args, Flags } from '@oclif/core';
-import type { LogView } from '../../src/api/control-plane.js';
+import { ClientError, EXIT } from '../../src/api/client.js';
+import type { LogGroup, LogView } from '../../src/api/control-plane.js';
 import { ClientCommand } from '../../src/cli/base.js';
-import { formatLogs } from '../../src/cli/format.js';
+import { followLogs } from '../../src/cli/follow.js';
+import { formatLogGroups, formatLogs } from '../../src/cli/format.js';
 import { defaultConfig } from '../../src/core/config.js';
 
 export default class InstanceLogs extends ClientCommand {
-  static override description = `Print the captured output (last ${defaultConfig.maxOutputBytes / 1024} KiB of stdout and stderr) of an instance, per node and attempt.`;
+  static override description = `Print the captured output (last ${defaultConfig.maxOutputBytes / 1024} KiB of stdout and stderr) of an instance, per node and attempt; --follow prints it as it is written, --group prints identical outputs once.`;
   static override examples = [
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67',
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --node …abcdef123456',
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --node web-1',
+    '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --follow',
+    '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --group',
   ];
   static override args = { id: Args.string({ required: true }) };
-  static override flags = { node: Flags.string({ description: 'only this node id' }) };
+  static override flags = {
+    node: Flags.string({ description: 'only this node (name, full id or id suffix)' }),
+    follow: Flags.boolean({
+      char: 'f',
+      description: 'print each line as it is written, as "NODE | line" (stdout) or "NODE ! line" (stderr), until the instance ends; exit 0 if it succeeded, 1 if not. With --json: one JSON object per line ({nodeId, name, stream, step, attempt, text})',
+    }),
+    group: Flags.boolean({ description: "each node's last attempt, identical outputs (stdout, stderr and outcome) printed once under the list of their nodes" }),
+  };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstanceLogs);
     this.jsonMode = flags.json;
-    const query = flags.node ? `?node=${encodeURIComponent(flags.node)}` : '';
-    const logs = await (await this.client(flags)).request<LogView[]>('GET', `/v1/instances/${encodeURIComponent(args.id)}/logs${query}`);
+    if (flags.follow && flags.group) {
+      throw new ClientError('--follow and --group cannot be used together: a group compares whole outputs, known once the attempts ended. Follow it, or group it once it ended (chorus instance wait ID; chorus instance logs ID --group)', EXIT.badInput, 'bad-input');
+    }
+    const client = await this.client(flags);
+    const path = `/v1/instances/${encodeURIComponent(args.id)}/logs`;
+    const node = flags.node ?? null;
+    if (flags.follow) {
+      const exitCode = await followLogs(client, args.id, node, flags.json, { line: (l) => process.stdout.write(`${l}\n`), warn: (l) => this.progress(l) });
+      return this.finish(exitCode);
+    }
+    const query = new URLSearchParams({ ...(flags.group ? { group: '1' } : {}), ...(node === null ? {} : { node }) }).toString();
+    if (flags.group) {
+      const groups = await client.request<LogGroup[]>('GET', `${path}?${query}`);
+      return this.output(groups, () => formatLogGroups(groups));
+    }
+    const logs = await client.request<LogView[]>('GET', `${path}${query ? `?${query}` : ''}`);
     this.output(logs, () => formatLogs(logs));
   }
 }

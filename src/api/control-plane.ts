@@ -1,7 +1,7 @@
 // What the control API can ask of a node. The daemon implements it; the HTTP server
 // only parses, authenticates and maps errors.
 import type { PlanView } from '../scheduler/plan.js';
-import type { JobSpec } from '../records/types.js';
+import type { FailureReason, InstanceStatus, JobSpec, StepName, SubtaskStatus } from '../records/types.js';
 import type { FireView, InstanceView, JobView, NodeDetailView, NodeView } from './views.js';
 
 export class ApiError extends Error {
@@ -57,6 +57,49 @@ export interface LogView {
   stderrDroppedBytes: number;
 }
 
+/** A piece of output as it was written, from `GET /v1/instances/ID/logs?follow=1`. */
+export interface LogFollowChunk {
+  nodeId: string;
+  name: string | null;
+  /** Set for the output of a --pre or --post step. */
+  step: StepName | null;
+  attempt: number;
+  stream: 'stdout' | 'stderr';
+  text: string;
+  /** Bytes of the stream before `text` the node no longer held (it keeps the last maxOutputBytes). */
+  skippedBytes: number;
+}
+
+/** One answer of a follow: what came since the cursor, and the cursor to ask from next. */
+export interface LogFollowView {
+  instanceId: string;
+  status: InstanceStatus;
+  chunks: LogFollowChunk[];
+  /** Attempts (and steps) read to their end in this answer: a last line without a newline is whole. */
+  ended: { nodeId: string; step: StepName | null; attempt: number }[];
+  /** Nodes whose output could not be had for this answer, and why. */
+  unavailable: { nodeId: string; name: string | null; message: string }[];
+  /** Pass it back as `cursor` for what follows. */
+  cursor: string;
+  /** The instance ended and every followed node's output was delivered. */
+  done: boolean;
+}
+
+/** Nodes whose last attempt had the same outcome and output (`GET /v1/instances/ID/logs?group=1`). */
+export interface LogGroup {
+  /** The nodes, by name, with the attempt shown (each one's current attempt). */
+  nodes: { nodeId: string; name: string | null; attempt: number }[];
+  /** Set for a --pre or --post step's output (steps are never grouped with subtasks). */
+  step: StepName | null;
+  status: SubtaskStatus;
+  reason: FailureReason | null;
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  stdoutDroppedBytes: number;
+  stderrDroppedBytes: number;
+}
+
 /** A record that cannot be shown: named, so one bad record never hides the rest. */
 export interface ViewError {
   kind: 'job' | 'instance';
@@ -95,4 +138,8 @@ export interface ControlPlane {
   /** Stops (true) or restarts (false) the release of a rolling instance's subtasks. */
   pauseInstance(id: string, paused: boolean): Promise<InstanceView>;
   logs(id: string, nodeId: string | null): Promise<LogView[]>;
+  /** Output since `cursor` ('' = from the start), waiting up to `waitMs` for some (a long poll). */
+  followLogs(id: string, nodeId: string | null, cursor: string, waitMs: number): Promise<LogFollowView>;
+  /** Each node's current attempt, nodes with the same outcome and output together. */
+  logGroups(id: string, nodeId: string | null): Promise<LogGroup[]>;
 }

@@ -21,6 +21,11 @@ const MAX_BODY_BYTES = 1024 * 1024;
 /** A body beyond the limit is drained (and dropped) up to this size before the 413. */
 const DRAIN_LIMIT_BYTES = 16 * MAX_BODY_BYTES;
 const MAX_WAIT_MS = 30_000;
+/**
+ * The request line and headers, together: four times Node's default, for the cursor of a
+ * follow (`instance logs --follow`), about 15 characters per node still producing output.
+ */
+const MAX_HEADER_BYTES = 64 * 1024;
 
 const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(false) });
 const tokenBody = z.object({ role: z.enum(ROLES), name: z.string().min(1).max(100).nullable().default(null) });
@@ -78,7 +83,14 @@ export class ApiServer {
     });
     this.route('POST', /^\/v1\/instances\/([^/]+)\/cancel$/, async (_r, [id]) => this.plane.cancelInstance(id as string));
     this.route('POST', /^\/v1\/instances\/([^/]+)\/(pause|resume)$/, async (_r, [id, verb]) => this.plane.pauseInstance(id as string, verb === 'pause'));
-    this.route('GET', /^\/v1\/instances\/([^/]+)\/logs$/, async (_r, [id], q) => this.plane.logs(id as string, q.get('node')));
+    this.route('GET', /^\/v1\/instances\/([^/]+)\/logs$/, async (_r, [id], q) => {
+      const follow = boolParam(q, 'follow');
+      const group = boolParam(q, 'group');
+      if (follow && group) throw new ApiError(400, 'bad-request', 'follow and group cannot be asked together: a group compares whole outputs, known once the attempts ended');
+      if (follow) return this.plane.followLogs(id as string, q.get('node'), q.get('cursor') ?? '', intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS));
+      if (group) return this.plane.logGroups(id as string, q.get('node'));
+      return this.plane.logs(id as string, q.get('node'));
+    });
   }
 
   private route(method: string, pattern: RegExp, handler: Handler): void {
@@ -88,7 +100,7 @@ export class ApiServer {
   /** Listens on host:port, over TLS when `tls` is given; resolves with the URL. */
   async listen(host: string, port: number, tls: { cert: Buffer; key: Buffer } | null = null): Promise<string> {
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
-    const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
+    const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key, maxHeaderSize: MAX_HEADER_BYTES }, handler) : createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handler);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -215,6 +227,13 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value);
   if (!result.success) throw new ApiError(400, 'bad-request', z.prettifyError(result.error));
   return result.data;
+}
+
+function boolParam(q: URLSearchParams, name: string): boolean {
+  const raw = q.get(name);
+  if (raw === null || raw === 'false' || raw === '0') return false;
+  if (raw === '' || raw === 'true' || raw === '1') return true;
+  throw new ApiError(400, 'bad-request', `query parameter ${name} must be true or false (1 or 0), not "${raw}"`);
 }
 
 function intParam(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {

@@ -2,7 +2,7 @@
 // watch, fetch logs...), over the node and a clock only. The HTTP server is a thin adapter
 // over it (server.ts) and the simulator drives the same service, so the API's semantics
 // run in simulations exactly as they do behind the daemon's port.
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
 import { atProblem, jobNameProblem } from '../core/limits.js';
 import type { Logger } from '../core/log.js';
 import { CHORUS_VERSION } from '../core/version.js';
@@ -13,12 +13,24 @@ import { ADHOC_JOB } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
 import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec } from '../records/types.js';
-import { liveSpec } from '../records/types.js';
-import { ApiError, type ControlPlane, type Listing, type LogView, type StatusView, type ViewError } from './control-plane.js';
+import { instanceIdOf, liveSpec } from '../records/types.js';
+import { ApiError, type ControlPlane, type Listing, type LogFollowView, type LogGroup, type LogView, type StatusView, type ViewError } from './control-plane.js';
+import { CursorError, decodeCursor, encodeCursor, type NodeCursor } from '../output/cursor.js';
+import { LogFollower } from '../output/follower.js';
+import { groupLogs } from '../output/groups.js';
+import { Waiters } from '../core/waiters.js';
 import { resolveNodeRef } from './node-ref.js';
 import { versionOf } from './version-of.js';
 import { planOf, type PlanView } from '../scheduler/plan.js';
 import { fireView, instanceView, iso, jobView, type FireView, type InstanceView, type JobView, type NodeDetailView, type NodeView } from './views.js';
+
+/** Most bytes of output in one answer of a follow; what is left comes in the next (at once). */
+const FOLLOW_ANSWER_BYTES = 1024 * 1024;
+/** After the first news for a follower, how long the answer waits for more from the other nodes. */
+const FOLLOW_GATHER_MS = 100;
+
+/** An answer of a follow while it is put together: what it holds, and how many bytes of output. */
+type FollowAnswer = Omit<LogFollowView, 'cursor'> & { bytes: number };
 
 export interface ServiceDeps {
   node: ChorusNode;
@@ -35,13 +47,24 @@ export interface ServiceDeps {
 
 export class ControlService implements ControlPlane {
   private readonly startedAtMs: number;
-  /** Long-polls waiting for a change of an instance, by instance id (a key goes when its last waiter does). */
-  private readonly watchers = new Map<string, Set<() => void>>();
+  /** Long polls waiting for a change of an instance (a watch, a follow), by instance id. */
+  private readonly watchers: Waiters;
   /** Records that could not be shown, by kind/key, oldest first (bounded). */
   private readonly viewErrors = new Map<string, ViewError>();
+  /** The questions for output this daemon has out to the nodes it follows for clients (`instance logs --follow`). */
+  private readonly follower: LogFollower;
 
   constructor(private readonly deps: ServiceDeps) {
     this.startedAtMs = deps.clock.now();
+    this.watchers = new Waiters(deps.clock);
+    const { node } = deps;
+    this.follower = new LogFollower({
+      clock: deps.clock,
+      ask: (nodeId, instanceId, position, waitMs) => node.followFrom(nodeId, instanceId, position, waitMs),
+      maxPolls: node.config.maxFollowPolls,
+      retryMs: node.config.requestTimeoutMs,
+      settled: (instanceId) => this.watchers.wake(instanceId),
+    });
     deps.node.store.onChange((records) => this.notifyWatchers(records));
   }
 
@@ -82,6 +105,7 @@ export class ControlService implements ControlPlane {
       bounds: [
         ...node.bounds(),
         { name: 'unshowable records remembered', used: this.viewErrors.size, limit: node.config.maxViewErrors, about: 'records that could not be shown, for status; the oldest go first' },
+        { name: 'log follow polls', used: this.follower.size, limit: node.config.maxFollowPolls, about: 'questions for output out to the nodes followed for clients (instance logs --follow), or answers waiting for their next request; past it nodes are asked in turns' },
       ],
       counters: {
         ...prefixed('membership', node.membership.counters),
@@ -230,24 +254,11 @@ export class ControlService implements ControlPlane {
   async watchInstance(id: string, version: string | null, waitMs: number): Promise<InstanceView> {
     const current = this.getInstance(id);
     if (version === null || versionOf(current) !== version || isInstanceFinished(current.status)) return current;
-    await new Promise<void>((resolve) => {
-      let timer: TimerHandle | null = null;
-      const done = () => {
-        timer?.cancel();
-        const waiting = this.watchers.get(id);
-        waiting?.delete(done);
-        if (waiting?.size === 0) this.watchers.delete(id);
-        resolve();
-      };
-      const waiting = this.watchers.get(id) ?? new Set();
-      this.watchers.set(id, waiting);
-      waiting.add(done);
-      timer = this.deps.clock.setTimer(waitMs, done);
-    });
+    await this.watchers.wait([id], waitMs);
     return this.getInstance(id);
   }
 
-  /** Instances someone is waiting on right now (the watch map never keeps a key without a waiter). */
+  /** Instances someone is waiting on right now (a watch or a follow; no key is kept without a waiter). */
   watchedInstances(): number {
     return this.watchers.size;
   }
@@ -278,10 +289,8 @@ export class ControlService implements ControlPlane {
 
   async logs(id: string, nodeRef: string | null): Promise<LogView[]> {
     const instance = this.instanceRecord(id);
-    const stepRunners = Object.values(this.store.stepsOf(id)).map((step) => step?.runnerNodeId);
-    const everyNode = [...new Set([...this.store.targetsOf(instance), ...stepRunners.filter((n): n is string => n !== undefined)])];
-    const candidates = everyNode.map((n) => ({ nodeId: n, name: this.store.member(n)?.name ?? null }));
-    const nodeId = nodeRef === null ? null : resolveNodeRef(nodeRef, candidates, `instance ${id}`);
+    const everyNode = this.outputNodes(instance);
+    const nodeId = this.outputNode(id, everyNode, nodeRef);
     const nodes = nodeId === null ? everyNode : [nodeId];
     const out: LogView[] = [];
     for (const target of nodes) {
@@ -294,6 +303,109 @@ export class ControlService implements ControlPlane {
       }
     }
     return out;
+  }
+
+  async logGroups(id: string, nodeRef: string | null): Promise<LogGroup[]> {
+    const instance = this.instanceRecord(id);
+    const only = this.outputNode(id, this.outputNodes(instance), nodeRef);
+    const logs = await this.logs(id, only);
+    return groupLogs(this.getInstance(id), logs, { only, nameOf: (nodeId) => this.store.member(nodeId)?.name ?? null });
+  }
+
+  async followLogs(id: string, nodeRef: string | null, cursorText: string, waitMs: number): Promise<LogFollowView> {
+    const instance = this.instanceRecord(id);
+    const nodes = this.outputNodes(instance);
+    const only = this.outputNode(id, nodes, nodeRef);
+    let cursors: NodeCursor[];
+    try {
+      cursors = decodeCursor(cursorText, nodes.length);
+    } catch (err) {
+      if (!(err instanceof CursorError)) throw err;
+      throw new ApiError(400, 'bad-cursor', `${err.message}: pass back the cursor of the previous answer as it was, or none to start`);
+    }
+    const followed = nodes.map((nodeId, index) => ({ nodeId, cursor: cursors[index] as NodeCursor })).filter((n) => only === null || n.nodeId === only);
+    const answer: FollowAnswer = { instanceId: id, status: this.store.statusOf(instance), chunks: [], ended: [], unavailable: [], done: false, bytes: 0 };
+    const startedAtMs = this.now();
+    const deadline = startedAtMs + waitMs;
+    let firstNewsAtMs: number | null = null;
+    for (;;) {
+      const { news, asking } = this.followStep(instance, followed, answer, startedAtMs);
+      if (news) firstNewsAtMs ??= this.now();
+      // Once there is news, the answers about to come join it (an instance that ended: all at once).
+      const answerAtMs = firstNewsAtMs === null ? deadline : Math.min(deadline, firstNewsAtMs + FOLLOW_GATHER_MS);
+      const leftMs = answerAtMs - this.now();
+      if (answer.done || leftMs <= 0 || (firstNewsAtMs !== null && asking === 0)) {
+        const { bytes: _bytes, ...view } = answer;
+        return { ...view, cursor: encodeCursor(cursors) };
+      }
+      const retryAtMs = this.follower.nextRetryAtMs(id);
+      await this.watchers.wait([id], Math.min(leftMs, retryAtMs === null ? Infinity : Math.max(0, retryAtMs - this.now())));
+    }
+  }
+
+  /**
+   * One look at every followed node: takes the answers that came (within the answer's
+   * budget), asks the nodes not asked yet, and marks done the nodes with nothing more to
+   * come. `news`: something for the client; `asking`: questions still out.
+   */
+  private followStep(instance: InstanceRecord, followed: { nodeId: string; cursor: NodeCursor }[], answer: FollowAnswer, requestedAtMs: number): { news: boolean; asking: number } {
+    const id = instance.id;
+    answer.status = this.store.statusOf(instance);
+    const finished = isInstanceFinished(answer.status);
+    let news = false;
+    let asking = 0;
+    for (const { nodeId, cursor } of followed) {
+      if (cursor.done) continue;
+      if (finished && this.outputOver(id, nodeId, cursor)) {
+        cursor.done = news = true;
+        continue;
+      }
+      const poll = answer.bytes < FOLLOW_ANSWER_BYTES ? this.follower.pollFor(id, nodeId, cursor.position) : null;
+      if (poll === null) continue;
+      if (poll.state === 'asking') {
+        asking += 1;
+        continue;
+      }
+      const name = this.store.member(nodeId)?.name ?? null;
+      if (poll.state === 'failed') {
+        if (!answer.unavailable.some((u) => u.nodeId === nodeId)) answer.unavailable.push({ nodeId, name, message: poll.error ?? 'no answer' });
+        // Told at once when it failed during this request (the node is asked again after requestTimeoutMs).
+        if (poll.settledAtMs >= requestedAtMs) news = true;
+        // Its work ended with the instance, and what it printed cannot be had: nothing more will come.
+        if (finished) cursor.done = true;
+        continue;
+      }
+      const reply = this.follower.take(poll);
+      for (const chunk of reply.chunks) {
+        answer.chunks.push({ nodeId, name, ...chunk });
+        answer.bytes += Buffer.byteLength(chunk.text);
+      }
+      answer.ended.push(...reply.ended.map((e) => ({ nodeId, ...e })));
+      Object.assign(cursor, { position: reply.position, complete: reply.complete, steps: reply.steps });
+      if (finished && this.outputOver(id, nodeId, cursor)) cursor.done = true;
+      news ||= reply.chunks.length > 0 || reply.ended.length > 0 || cursor.done;
+    }
+    answer.done = followed.every((n) => n.cursor.done);
+    return { news, asking };
+  }
+
+  /** Once the instance ended: the node said nothing more was there, after every step it runs had been created. */
+  private outputOver(instanceId: string, nodeId: string, cursor: NodeCursor): boolean {
+    if (!cursor.complete) return false;
+    const steps = this.store.stepsOf(instanceId);
+    return (['pre', 'post'] as const).every((step) => steps[step]?.runnerNodeId !== nodeId || cursor.steps.includes(step));
+  }
+
+  /** Every node that may hold output of the instance: its targets, then the runners of its steps; this order only grows. */
+  private outputNodes(instance: InstanceRecord): string[] {
+    const runners = [this.store.step(instance.id, 'pre')?.runnerNodeId, this.store.step(instance.id, 'post')?.runnerNodeId];
+    return [...new Set([...this.store.targetsOf(instance), ...runners.filter((n): n is string => n !== undefined)])];
+  }
+
+  /** The node `--node` names among them (full id, id suffix or name), or null without one. */
+  private outputNode(instanceId: string, nodes: string[], nodeRef: string | null): string | null {
+    if (nodeRef === null) return null;
+    return resolveNodeRef(nodeRef, nodes.map((n) => ({ nodeId: n, name: this.store.member(n)?.name ?? null })), `instance ${instanceId}`);
   }
 
   // ---- internals ------------------------------------------------------------------
@@ -378,9 +490,8 @@ export class ControlService implements ControlPlane {
   private notifyWatchers(records: AnyRecord[]): void {
     if (this.watchers.size === 0) return;
     for (const r of records) {
-      const id = r.kind === 'instance' ? r.record.id : r.kind === 'subtask' || r.kind === 'step' ? r.record.instanceId : null;
-      if (id === null) continue;
-      for (const wake of [...(this.watchers.get(id) ?? [])]) wake();
+      const id = instanceIdOf(r);
+      if (id !== null) this.watchers.wake(id);
     }
   }
 }

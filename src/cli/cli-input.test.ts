@@ -78,3 +78,11 @@ describe('chorus daemon flags', () => {
     expect(r.stderr).toContain(`--api ${api}: write it as HOST:PORT`);
   });
 });
+
+describe('instance logs flags', () => {
+  it('--follow with --group is bad input (2) that says why, before any daemon is asked', async () => {
+    const r = await cli(['instance', 'logs', 'abc', '--follow', '--group'], { dataDir: await tempDir('chorus-logs-') });
+    expectExit(r, EXIT.badInput);
+    expect(r.stderr).toMatch(/--follow and --group cannot be used together/);
+  });
+});

@@ -8,14 +8,18 @@ import {
   formatInstanceList,
   formatJob,
   formatJobList,
+  formatLogGroups,
   formatLogs,
   formatNodes,
   formatOutputTail,
   formatProgressLine,
   formatRetryLines,
   formatStatus,
+  formatSubtaskSummary,
+  nodeLabels,
   relativeTime,
   shortId,
+  SUMMARY_MAX_REASONS,
   TAIL_MAX_CHARS,
   TAIL_MAX_LINES,
   TAIL_MAX_NODES,
@@ -279,5 +283,67 @@ describe('the output tail after --wait', () => {
     expect(formatOutputTail(instance(), null)).toEqual(['see the output with: chorus instance logs 3f2a9c0d1e4b5a67']);
     const many = Array.from({ length: TAIL_MAX_NODES + 1 }, (_, i) => subtask({ nodeId: `node-${i}`, nodeName: null }));
     expect(formatOutputTail(instance({ subtasks: many }), [])).toEqual(['see the output with: chorus instance logs 3f2a9c0d1e4b5a67']);
+  });
+});
+
+describe('the subtask summary of instance show', () => {
+  let seq = 0;
+  const s = (over: Partial<SubtaskView>) => subtask({ nodeId: `id-${++seq}`, ...over });
+  const failed = (reason: SubtaskView['reason'], exitCode: number | null = null) => s({ status: 'failed', reason, exitCode });
+
+  it('counts by status, failures by reason and exit code, most frequent first, in one line', () => {
+    const subtasks = [s({}), s({}), s({}), failed('exit-code', 1), failed('node-lost'), failed('exit-code', 1), failed('exit-code', 2)];
+    expect(formatSubtaskSummary(subtasks)).toBe('7 subtasks: 3 succeeded, 4 failed (exit 1: 2, exit 2: 1, node-lost: 1)');
+    expect(formatSubtaskSummary([s({}), s({ status: 'running', exitCode: null }), s({ status: 'pending', exitCode: null })])).toBe('3 subtasks: 1 succeeded, 1 running, 1 pending');
+    expect(formatSubtaskSummary([s({})])).toBe('1 subtask: 1 succeeded');
+    expect(formatSubtaskSummary([])).toBe('no subtasks');
+  });
+
+  it('explains cancelled subtasks only when some were aborted, and cuts a long list of reasons', () => {
+    expect(formatSubtaskSummary([s({ status: 'cancelled', reason: 'cancelled' })])).toBe('1 subtask: 1 cancelled');
+    expect(formatSubtaskSummary([s({ status: 'cancelled', reason: 'cancelled' }), s({ status: 'cancelled', reason: 'aborted' as SubtaskView['reason'] })])).toBe('2 subtasks: 2 cancelled (aborted: 1, cancelled: 1)');
+    const many = [1, 2, 3, 4, 5].map((code) => failed('exit-code', code));
+    expect(formatSubtaskSummary(many)).toBe(`5 subtasks: 5 failed (exit 1: 1, exit 2: 1, exit 3: 1, +${5 - SUMMARY_MAX_REASONS} more)`);
+  });
+
+  it('comes before the table in instance show', () => {
+    const shown = formatInstance(instance(), NOW_MS).split('\n');
+    const summary = shown.findIndex((l) => l === '  2 subtasks: 2 succeeded');
+    expect(summary).toBeGreaterThan(0);
+    expect(shown[summary + 1]).toMatch(/^┌/);
+    expect(shown.some((l) => /succeeded, 0 failed/.test(l))).toBe(false);
+  });
+});
+
+describe('instance logs --group', () => {
+  it('prints each group once under its nodes, like dshbak -c, with the outcome when it is not a success', () => {
+    const text = formatLogGroups([
+      { nodes: ['web-1', 'web-2', 'web-3'].map((name, i) => ({ nodeId: `id-${i}`, name, attempt: 1 })), step: null, status: 'succeeded', reason: null, exitCode: 0, stdout: 'one\ntwo\n', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+      { nodes: [{ nodeId: 'id-9', name: 'db-1', attempt: 2 }], step: null, status: 'failed', reason: 'exit-code', exitCode: 3, stdout: '', stderr: 'boom\n', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+      { nodes: [{ nodeId: 'id-0', name: 'web-1', attempt: 1 }], step: 'post', status: 'succeeded', reason: null, exitCode: 0, stdout: '', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+    ]);
+    expect(text.split('\n')).toEqual([
+      '---- web-1,web-2,web-3 (3) ----',
+      'one',
+      'two',
+      '---- db-1#2 (1) failed (exit-code 3) ----',
+      '--- stderr ---',
+      'boom',
+      '---- post step: web-1 ----',
+      '(no output)',
+    ]);
+  });
+});
+
+describe('nodeLabels', () => {
+  it('names a node by its name, adding the short id when two share it, and by the short id without one', () => {
+    expect(nodeLabels([{ nodeId: NODE_A, name: 'web' }, { nodeId: NODE_B, name: 'web' }, { nodeId: 'n3', name: 'db' }, { nodeId: 'n4', name: null }])).toEqual(
+      new Map([
+        [NODE_A, 'web(…abcdef123456)'],
+        [NODE_B, 'web(…ed0987654321)'],
+        ['n3', 'db'],
+        ['n4', 'n4'],
+      ]),
+    );
   });
 });

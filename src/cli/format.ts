@@ -3,7 +3,7 @@
 import Table from 'cli-table3';
 import type { PlanView } from '../scheduler/plan.js';
 import type { FireView } from '../api/views.js';
-import type { LogView, StatusView } from '../api/control-plane.js';
+import type { LogGroup, LogView, StatusView } from '../api/control-plane.js';
 import type { AttemptView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
 
@@ -186,6 +186,7 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
   if (view.cancelRequested) lines.push('  cancel requested');
   const rollout = formatRollout(view);
   if (rollout) lines.push(`  rollout:  ${wrap(rollout, MAX_LINE_WIDTH - 12).join(`\n${' '.repeat(12)}`)}`);
+  lines.push(`  ${formatSubtaskSummary(view.subtasks)}`);
   if (view.subtasks.length > 0) {
     const waves = (view.rollout?.waveSizes.length ?? 1) > 1;
     const rows = view.subtasks.map((s) => [
@@ -201,8 +202,6 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
     const header = ['NODE', 'NAME', ...(waves ? ['WAVE'] : []), 'STATUS', 'ATTEMPT', 'EXIT', 'REASON', 'TIME'];
     lines.push(table(header, rows, [{ columns: [1], floor: 4 }]));
   }
-  const c = view.counts;
-  lines.push(`  ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running} running, ${c.pending} pending`);
   return lines.join('\n');
 }
 
@@ -252,6 +251,85 @@ export function formatPlan(plan: PlanView): string {
     lines.push(table(['NODE', 'NAME', 'STATE', 'REASON', 'DETAIL', 'TAGS'], rows, [{ columns: [4, 5], floor: 12 }]));
   }
   return lines.join('\n');
+}
+
+/** The order statuses are counted in: how it ended first, then what is still going on. */
+const SUMMARY_STATUSES = ['succeeded', 'failed', 'cancelled', 'running', 'pending'] as const;
+/** Per status, at most this many reasons are counted; the others are "+N more". */
+export const SUMMARY_MAX_REASONS = 3;
+
+/**
+ * One line of counts: "5 subtasks: 3 succeeded, 2 failed (exit 1: 1, node-lost: 1)". A
+ * failure is counted by its reason, an exit code by itself ("exit 2"), most frequent first;
+ * cancelled subtasks by reason only when some were `aborted`. Statuses no subtask has are
+ * left out.
+ */
+export function formatSubtaskSummary(subtasks: readonly AttemptView[]): string {
+  if (subtasks.length === 0) return 'no subtasks';
+  const parts: string[] = [];
+  for (const status of SUMMARY_STATUSES) {
+    const mine = subtasks.filter((s) => s.status === status);
+    if (mine.length === 0) continue;
+    const why = new Map<string, number>();
+    for (const s of mine) {
+      const label = s.reason === 'exit-code' ? `exit ${s.exitCode ?? '?'}` : (s.reason ?? status);
+      why.set(label, (why.get(label) ?? 0) + 1);
+    }
+    const counted = [...why].sort(([a, n], [b, m]) => m - n || a.localeCompare(b, 'en', { numeric: true }));
+    const shown = counted.slice(0, SUMMARY_MAX_REASONS).map(([label, n]) => `${label}: ${n}`);
+    if (counted.length > SUMMARY_MAX_REASONS) shown.push(`+${counted.length - SUMMARY_MAX_REASONS} more`);
+    const explain = status === 'failed' || (status === 'cancelled' && why.has('aborted'));
+    parts.push(`${mine.length} ${status}${explain ? ` (${shown.join(', ')})` : ''}`);
+  }
+  return `${subtasks.length} subtask${subtasks.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
+}
+
+/**
+ * How output lines name nodes: the name when no other followed node has it, else the name
+ * and the short id; the short id for a node without a name.
+ */
+export function nodeLabels(nodes: readonly { nodeId: string; name: string | null }[]): Map<string, string> {
+  const seen = new Map<string, number>();
+  const unique = [...new Map(nodes.map((n) => [n.nodeId, n])).values()];
+  for (const n of unique) if (n.name !== null) seen.set(n.name, (seen.get(n.name) ?? 0) + 1);
+  return new Map(unique.map((n) => [n.nodeId, n.name === null ? shortId(n.nodeId) : seen.get(n.name) === 1 ? n.name : `${n.name}(${shortId(n.nodeId)})`]));
+}
+
+/** A node as a line of output names it: its label, `#N` for an attempt after the first, `[pre]`/`[post]` for a step. */
+export function outputLabel(label: string, step: 'pre' | 'post' | null, attempt: number): string {
+  return step !== null ? `${label}[${step}]` : attempt > 1 ? `${label}#${attempt}` : label;
+}
+
+/**
+ * `instance logs --group`: each group under a header naming its nodes, like `dshbak -c`:
+ * "---- web-1,web-2,web-3 (3) ----", with the outcome when it is not a success; stdout,
+ * then stderr after "--- stderr ---".
+ */
+export function formatLogGroups(groups: readonly LogGroup[]): string {
+  if (groups.length === 0) return 'no output recorded for that instance';
+  const labels = nodeLabels(groups.flatMap((g) => g.nodes));
+  const out: string[] = [];
+  for (const g of groups) {
+    const nodes = g.nodes.map((n) => outputLabel(labels.get(n.nodeId) as string, null, n.attempt));
+    const outcome = g.status === 'succeeded' ? '' : ` ${subtaskOutcome({ ...g, attempt: 1, startedAt: null, finishedAt: null })}`;
+    out.push(g.step ? `---- ${g.step} step: ${nodes.join(',')}${outcome} ----` : `---- ${nodes.join(',')} (${nodes.length})${outcome} ----`);
+    const body = formatStreams(g);
+    out.push(...(body.length > 0 ? body : ['(no output)']));
+  }
+  return out.join('\n');
+}
+
+/** stdout, then stderr under "--- stderr ---", each with a note of the bytes dropped before what was kept. */
+function formatStreams(log: Pick<LogView, 'stdout' | 'stderr' | 'stdoutDroppedBytes' | 'stderrDroppedBytes'>): string[] {
+  const out: string[] = [];
+  if (log.stdoutDroppedBytes > 0) out.push(`[first ${log.stdoutDroppedBytes} bytes of stdout dropped]`);
+  if (log.stdout) out.push(log.stdout.replace(/\n$/, ''));
+  if (log.stderr || log.stderrDroppedBytes > 0) {
+    out.push('--- stderr ---');
+    if (log.stderrDroppedBytes > 0) out.push(`[first ${log.stderrDroppedBytes} bytes of stderr dropped]`);
+    if (log.stderr) out.push(log.stderr.replace(/\n$/, ''));
+  }
+  return out;
 }
 
 /** The members an instance left out, and why: "2 draining: web-3 (…a1b2c3d4e5f6), web-4 (…)"; '' when none. */
@@ -358,13 +436,7 @@ export function formatLogs(logs: LogView[]): string {
   const out: string[] = [];
   for (const log of logs) {
     out.push(log.step ? `==> ${log.step} step on node ${shortId(log.nodeId)} <==` : `==> node ${shortId(log.nodeId)} attempt ${log.attempt} <==`);
-    if (log.stdoutDroppedBytes > 0) out.push(`[first ${log.stdoutDroppedBytes} bytes of stdout dropped]`);
-    if (log.stdout) out.push(log.stdout.replace(/\n$/, ''));
-    if (log.stderr) {
-      out.push('--- stderr ---');
-      if (log.stderrDroppedBytes > 0) out.push(`[first ${log.stderrDroppedBytes} bytes of stderr dropped]`);
-      out.push(log.stderr.replace(/\n$/, ''));
-    }
+    out.push(...formatStreams(log));
   }
   return out.join('\n');
 }

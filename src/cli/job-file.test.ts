@@ -109,7 +109,7 @@ describe('job files', () => {
       { maxParallel: amount(1), waves: fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 1, maxLength: 4 }).map((xs) => [...new Set(xs)].sort((a, b) => a - b).map((x) => `${x}%` as const)), maxFailures: amount(0), minSuccess: amount(1) },
       { requiredKeys: [] },
     );
-    const misfire = fc.record({ misfire: fc.constantFrom('skip' as const, 'once' as const, 'all' as const), misfireWindowMs: fc.integer({ min: 0, max: 86_400_000 }) }, { requiredKeys: [] });
+    const misfire = fc.record({ misfire: fc.constantFrom('skip' as const, 'once' as const, 'all' as const), misfireWindowMs: fc.integer({ min: 1, max: 86_400_000 }) }, { requiredKeys: [] });
     const spec = fc.tuple(baseSpec, rollout, misfire).map(([s, r, m]): JobSpec => {
       const withRollout = s.type === 'broadcast' ? { ...s, ...r } : s;
       if (s.schedule === null) return withRollout;

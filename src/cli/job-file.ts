@@ -224,7 +224,7 @@ function misfireOf(e: JobEntry, schedule: Schedule | null): Partial<JobSpec> {
   if (e.misfire === 'skip' && e['misfire-window'] !== undefined) throw new FieldError('misfire-window', 'does not apply to misfire = "skip" (a late fire never runs)');
   return {
     ...(e.misfire !== undefined ? { misfire: e.misfire } : {}),
-    ...(e['misfire-window'] !== undefined ? { misfireWindowMs: durationOf('misfire-window', e['misfire-window'], 0) } : {}),
+    ...(e['misfire-window'] !== undefined ? { misfireWindowMs: durationOf('misfire-window', e['misfire-window']) } : {}),
   };
 }
 

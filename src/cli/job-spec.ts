@@ -183,6 +183,6 @@ export function parseMisfire(flags: Pick<SpecFlags, 'misfire' | 'misfire-window'
   if (policy === 'skip' && flags['misfire-window'] !== undefined) throw badInput('--misfire-window does not apply to --misfire skip (a late fire never runs)');
   return {
     ...(policy !== undefined ? { misfire: policy } : {}),
-    ...(flags['misfire-window'] !== undefined ? { misfireWindowMs: durationFlag('misfire-window', flags['misfire-window'], 0) } : {}),
+    ...(flags['misfire-window'] !== undefined ? { misfireWindowMs: durationFlag('misfire-window', flags['misfire-window']) } : {}),
   };
 }

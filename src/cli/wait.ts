@@ -6,6 +6,7 @@ import { EXIT } from '../api/client.js';
 import type { LogView } from '../api/control-plane.js';
 import type { InstanceView } from '../api/views.js';
 import { isInstanceFinished } from '../records/status.js';
+import type { InstanceStatus } from '../records/types.js';
 import { versionOf } from '../api/version-of.js';
 import { formatOutputTail, formatProgressLine, formatRetryLines, TAIL_MAX_NODES } from './format.js';
 
@@ -79,5 +80,10 @@ async function fetchLogs(client: ChorusClient, instanceId: string): Promise<LogV
 
 export function exitCodeFor(result: WaitResult): number {
   if (result.timedOut) return EXIT.timedOut;
-  return result.view.status === 'succeeded' ? EXIT.ok : EXIT.failed;
+  return exitCodeOfStatus(result.view.status);
+}
+
+/** How an instance that ended ends the command that waited for it: 0 when it succeeded, 1 when it failed or was cancelled. */
+export function exitCodeOfStatus(status: InstanceStatus): number {
+  return status === 'succeeded' ? EXIT.ok : EXIT.failed;
 }

@@ -680,7 +680,7 @@ describe('cluster simulation', () => {
   it.each(seeds([38]))('(o) a node that joins a cluster holding thousands of records catches up by anti-entropy in pages, no message over the limit (seed %i)', async (seed) => {
     // Small limits, so that 6,000 records (about 2.5 MB) need dozens of pages; the network
     // refuses any message over maxMessageBytes, as the libp2p transport does.
-    const limits = { maxMessageBytes: 128 * 1024, maxPublishBytes: 64 * 1024, maxDeltaBytes: 32 * 1024, syncPageBytes: 64 * 1024, maxOutputBytes: 16 * 1024 };
+    const limits = { maxMessageBytes: 128 * 1024, maxPublishBytes: 64 * 1024, maxDeltaBytes: 32 * 1024, syncPageBytes: 64 * 1024, maxOutputBytes: 16 * 1024, followReplyBytes: 16 * 1024 };
     await withSim(seed, { size: 3, config: limits, network: { maxMessageBytes: limits.maxMessageBytes } }, async (sim) => {
       await startAndAgree(sim);
       const writer = sim.node('n01');

@@ -30,6 +30,25 @@ export interface ChorusConfig {
   retryBackoffMaxMs: number;
   /** Tail of stdout and of stderr kept per subtask attempt. Higher: more output kept, more disk and bigger log replies. */
   maxOutputBytes: number;
+  /**
+   * `instance logs --follow`: after new output of an attempt, the node that runs it waits this
+   * long for more before it answers a waiting follower, so lines written together travel
+   * together. Higher: fewer, bigger replies, output seen later; 0: an answer per write.
+   */
+  followBatchMs: number;
+  /**
+   * Most bytes of output one answer to a follower carries from the node that ran it (the
+   * rest comes in the next). Its JSON (escapes can make a byte six characters) must fit in a
+   * message. Higher: fewer round trips for chatty commands, bigger messages.
+   */
+  followReplyBytes: number;
+  /**
+   * Questions for output a daemon serving `instance logs --follow` keeps at once: one per
+   * followed node, waiting on it (or answered and not yet passed on). More followed nodes
+   * than this are asked in turns. Higher: wide broadcasts followed whole, more memory
+   * (each answer up to followReplyBytes) and more requests held open on other nodes.
+   */
+  maxFollowPolls: number;
   /** Subtasks this node runs at once; more wait in `pending`. Higher: more throughput, more load on the host. */
   maxConcurrentSubtasks: number;
   /** Finished instances kept per job (older ones and their logs are deleted). Higher: more history, a bigger state file and anti-entropy digest. */
@@ -199,6 +218,9 @@ export const defaultConfig: ChorusConfig = {
   retryBackoffBaseMs: 500,
   retryBackoffMaxMs: 30_000,
   maxOutputBytes: 64 * 1024,
+  followBatchMs: 50,
+  followReplyBytes: 64 * 1024,
+  maxFollowPolls: 128,
   maxConcurrentSubtasks: 32,
   retainInstancesPerJob: 200,
   retainRecords: 100_000,
@@ -301,6 +323,7 @@ const MAY_BE_ZERO: ReadonlySet<NumberKnob> = new Set<NumberKnob>([
   'deltaBatchMs', // records go out at the end of each turn
   'relayBatchMs', // relayed records go out at the end of each turn
   'connectionPingIntervalMs', // libp2p's connection monitor is off (SWIM finds dead members)
+  'followBatchMs', // a follower gets every write of a command as it comes
 ]);
 
 /**
@@ -382,7 +405,20 @@ const RELATIONS: readonly Relation[] = [
         ? null
         : `maxOutputBytes (${c.maxOutputBytes}) must be less than half of maxMessageBytes (${c.maxMessageBytes}): the stdout and stderr kept of one attempt must fit in the reply that fetches its logs`,
   },
+  // A follower's answer is JSON: a byte of output can take six characters (\u0001), and the answer has an envelope.
+  {
+    knobs: ['followReplyBytes', 'maxMessageBytes'],
+    check: (c) =>
+      JSON_ESCAPE_FACTOR * c.followReplyBytes + FOLLOW_ENVELOPE_BYTES <= c.maxMessageBytes
+        ? null
+        : `followReplyBytes (${c.followReplyBytes}) must be at most (maxMessageBytes (${c.maxMessageBytes}) - ${FOLLOW_ENVELOPE_BYTES}) / ${JSON_ESCAPE_FACTOR}: the output in a follower's answer, escaped as JSON, must fit in one message`,
+  },
 ];
+
+/** The most characters JSON takes for one byte of output (a control byte: \u0001). */
+export const JSON_ESCAPE_FACTOR = 6;
+/** Room in a follower's answer for everything but the output (fields, node ids, positions). */
+const FOLLOW_ENVELOPE_BYTES = 16 * 1024;
 
 const show = (value: unknown): string => (value === undefined ? 'missing' : typeof value === 'number' ? String(value) : JSON.stringify(value));
 

@@ -15,7 +15,8 @@ import { MAX_PULLERS, Replicator, RECORDS_TOPIC } from '../cluster/replicator.js
 import { MAX_QUEUED_UPDATES, MAX_STATE_ENTRIES } from '../cluster/swim.js';
 import { Rpc, RpcError } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
-import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord } from '../records/types.js';
+import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord, StepName } from '../records/types.js';
+import { instanceIdOf, isTerminal, runnerOf } from '../records/types.js';
 import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
 import { signRecord, type RecordKeys } from '../records/signature.js';
 import { Leader } from '../scheduler/leader.js';
@@ -25,6 +26,18 @@ import type { OutputStore, SubtaskLog } from '../store/output-store.js';
 import { MAX_PRUNED_IDS, type RecordStore } from '../store/record-store.js';
 import { Worker } from '../worker/worker.js';
 import type { Executor } from '../executor/process-executor.js';
+import { LiveOutputs, liveParts } from '../output/live.js';
+import {
+  LOGS_FOLLOW,
+  followRequestSchema,
+  ownerFollowReplySchema,
+  partOf,
+  readFrom,
+  savedPart,
+  type FollowPosition,
+  type FollowRequest,
+  type OwnerFollowReply,
+} from '../output/follow.js';
 
 export const TOPICS = [RECORDS_TOPIC];
 
@@ -94,6 +107,8 @@ export class ChorusNode {
   readonly replicator: Replicator;
   readonly leader: Leader;
   readonly worker: Worker;
+  /** Output of the attempts running here, for followers (`instance logs --follow`). */
+  readonly live: LiveOutputs;
   private self: MemberRecord;
   private started = false;
   private retentionTimer: TimerHandle | null = null;
@@ -139,6 +154,7 @@ export class ChorusNode {
       heardFrom: (peer) => this.membership.heardFrom(peer),
     });
     const commit = (records: AnyRecord[]) => this.commit(records);
+    this.live = new LiveOutputs(clock);
     this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, mayAct: () => this.leaderMayAct(), newInstanceId: deps.newInstanceId, observer: deps.observer ?? NO_OBSERVER, selfId: transport.localId });
     this.worker = new Worker({
       clock,
@@ -150,6 +166,7 @@ export class ChorusNode {
       hlc,
       selfId: transport.localId,
       commit,
+      live: this.live,
       log,
       fatal: deps.fatal,
       observer: deps.observer ?? NO_OBSERVER,
@@ -159,8 +176,20 @@ export class ChorusNode {
       for (const r of records) hlc.observe(r.record.stamp);
     });
     store.onChange((records) => this.noticeFinished(records));
+    // A follower waiting here for an instance's output also waits for this node's work in it
+    // to change (a retry, a step) and for the instance's end; not for every other node's news.
+    store.onChange((records) => {
+      if (this.live.waiters.size === 0) return;
+      for (const r of records) {
+        const id = instanceIdOf(r);
+        if (id === null) continue;
+        const mine = (r.kind === 'subtask' || r.kind === 'step') && runnerOf(r.record) === this.id;
+        if (mine || r.kind === 'instance' || this.isFinished(id)) this.live.waiters.wake(id);
+      }
+    });
     this.rpc.handle('run', (from, body) => this.onRunRequest(from, body));
     this.rpc.handle(DRAIN, (from, body) => this.onDrainRequest(from, body));
+    this.rpc.handle(LOGS_FOLLOW, (_from, body) => this.followOwnOutput(followRequestSchema.parse(body)));
     this.rpc.handle('logs', async (_from, body) => boundedLogs(await this.deps.outputs.read(String((body as { instanceId?: unknown })?.instanceId)), this.deps.config.syncPageBytes));
   }
 
@@ -174,12 +203,7 @@ export class ChorusNode {
   private noticeFinished(records: AnyRecord[]): void {
     if (!this.started || this.membership.leaderId() !== this.id) return;
     const { store } = this.deps;
-    const touched = new Set<string>();
-    for (const r of records) {
-      if (r.kind === 'instance') touched.add(r.record.id);
-      else if (r.kind === 'subtask' || r.kind === 'step' || r.kind === 'cancel') touched.add(r.record.instanceId);
-    }
-    for (const id of touched) {
+    for (const id of instanceIdsOf(records)) {
       if (this.finishedSeen.has(id)) continue;
       const instance = store.instance(id);
       if (!instance) continue;
@@ -269,6 +293,7 @@ export class ChorusNode {
       { name: 'connections', used: transport.connectedPeers().length, limit: config.maxPeerConnections, about: 'members this node keeps a connection to; past it some are closed' },
       { name: 'membership updates queued', used: this.membership.pendingUpdates(), limit: MAX_QUEUED_UPDATES, about: 'changes waiting to be disseminated; past it the most-sent go first' },
       { name: 'peers pulling state', used: this.replicator.pullers(), limit: MAX_PULLERS, about: 'peers catching up from this node, remembered so as not to sync against them' },
+      { name: 'live outputs', used: this.live.size, limit: config.maxConcurrentSubtasks, about: 'running attempts whose output followers read as it is written (maxOutputBytes per stream each)' },
     ];
   }
 
@@ -476,6 +501,56 @@ export class ChorusNode {
     return (await this.rpc.call(nodeId, 'logs', { instanceId }, this.deps.config.requestTimeoutMs, { dial: true, bulk: true })) as SubtaskLog[];
   }
 
+  /** What follows `position` in a node's output of an instance (this one's, or asked of it), waiting up to `waitMs` for some. */
+  async followFrom(nodeId: string, instanceId: string, position: FollowPosition, waitMs: number): Promise<OwnerFollowReply> {
+    const request: FollowRequest = { instanceId, position, waitMs };
+    if (nodeId === this.id) return this.followOwnOutput(request);
+    const reply = await this.rpc.call(nodeId, LOGS_FOLLOW, request, waitMs + this.deps.config.requestTimeoutMs, { dial: true });
+    return ownerFollowReplySchema.parse(reply);
+  }
+
+  /**
+   * This node's output of an instance after `position`. Answers at once when there is some,
+   * when a part ended, or when nothing more can come (the instance ended and nothing of it
+   * runs here); else waits for output or a change of the instance, up to `waitMs`.
+   */
+  async followOwnOutput({ instanceId, position, waitMs }: FollowRequest): Promise<OwnerFollowReply> {
+    const { clock, config } = this.deps;
+    const deadline = clock.now() + waitMs;
+    for (;;) {
+      const reply = await this.ownOutputFrom(instanceId, position);
+      const leftMs = deadline - clock.now();
+      if (reply.chunks.length > 0 || reply.ended.length > 0 || (reply.complete && this.isFinished(instanceId)) || leftMs <= 0) return reply;
+      await this.live.waiters.wait([instanceId], leftMs);
+      // Lines written together travel together.
+      const batchMs = Math.min(config.followBatchMs, deadline - clock.now());
+      if (batchMs > 0) await new Promise<void>((resolve) => clock.setTimer(batchMs, resolve));
+    }
+  }
+
+  private async ownOutputFrom(instanceId: string, position: FollowPosition): Promise<OwnerFollowReply> {
+    const running = this.live.of(instanceId);
+    const runningParts = new Set(running.map((l) => partOf(l.step, l.attempt)));
+    // The saved logs are read only when the follower is not in the running attempt.
+    const saved = runningParts.has(position.part) ? [] : (await this.deps.outputs.read(instanceId)).filter((log) => !runningParts.has(partOf(log.step ?? null, log.attempt)));
+    const parts = [...liveParts(running), ...saved.map(savedPart)];
+    const read = readFrom(parts, position, this.deps.config.followReplyBytes);
+    const { store } = this.deps;
+    const instance = store.instance(instanceId);
+    const subtask = store.subtask(instanceId, this.id);
+    const steps = Object.values(store.stepsOf(instanceId)).filter((step) => step?.runnerNodeId === this.id);
+    // A target whose subtask is not there yet has all of it to come.
+    const target = instance !== undefined && store.targetsOf(instance).includes(this.id);
+    const tasksEnded = (subtask ? isTerminal(subtask.status) : !target) && steps.every((step) => step && isTerminal(step.status));
+    const readAll = parts.every((p) => p.part < read.position.part);
+    return { ...read, complete: this.live.of(instanceId).length === 0 && readAll && tasksEnded, steps: steps.map((step) => step?.step as StepName) };
+  }
+
+  private isFinished(instanceId: string): boolean {
+    const instance = this.deps.store.instance(instanceId);
+    return instance !== undefined && isInstanceFinished(this.deps.store.statusOf(instance));
+  }
+
   /**
    * A node that just became leader, or that was stalled (a frozen process, a busy
    * machine), may hold a stale view: what its peers did meanwhile reached it only in part,
@@ -512,6 +587,11 @@ export class ChorusNode {
     this.leader.membershipChanged();
     if (this.started) this.leader.tick();
   }
+}
+
+/** The instances records are about. */
+function instanceIdsOf(records: AnyRecord[]): Set<string> {
+  return new Set(records.map(instanceIdOf).filter((id): id is string => id !== null));
 }
 
 /**

@@ -2,11 +2,11 @@
 // kill the whole process group. Timing is only ever asserted through polled deadlines.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig } from '../core/config.js';
-import { runCommand, TailBuffer, type ExecutionRequest, type ExecutionResult } from './executor.js';
+import { AttemptOutput, runCommand, TailBuffer, type ExecutionRequest, type ExecutionResult } from './executor.js';
 import { waitFor } from '../testing/wait.js';
 
 const DEADLINE_MS = 10_000;
@@ -277,6 +277,28 @@ describe('bounded output', () => {
     // "ééé" is c3 a9 c3 a9 c3 a9; the last 5 bytes start inside the first é.
     const r = await runCommand(request("printf '\\303\\251\\303\\251\\303\\251'", { maxOutputBytes: 5 }));
     expect(r).toMatchObject({ stdout: 'éé', stdoutDroppedBytes: 2 });
+  });
+});
+
+describe('output read while the command runs', () => {
+  it('is in the given AttemptOutput as it is written, and the result is its tail', async () => {
+    let writes = 0;
+    const output = new AttemptOutput(defaultConfig.maxOutputBytes, () => (writes += 1));
+    let ended = false;
+    // The command waits for a file the test creates once it saw the first line.
+    const go = join(dir, 'go');
+    const run = runCommand(request(`echo one; echo oops >&2; while [ ! -e ${go} ]; do sleep 0.05; done; echo two`, { output })).then((r) => {
+      ended = true;
+      return r;
+    });
+    await waitFor(() => output.stdout.totalBytes === 4 && output.stderr.totalBytes === 5, 'the first lines, live');
+    expect(ended).toBe(false);
+    expect(output.stdout.snapshot()).toEqual({ bytes: Buffer.from('one\n'), startOffset: 0 });
+    expect(writes).toBeGreaterThanOrEqual(2);
+    writeFileSync(go, '');
+    const r = await run;
+    expect(r).toMatchObject({ status: 'succeeded', stdout: 'one\ntwo\n', stderr: 'oops\n' });
+    expect(output.stdout.totalBytes).toBe(8);
   });
 });
 

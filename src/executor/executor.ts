@@ -15,6 +15,12 @@ export interface ExecutionRequest {
   timeoutMs: number | null;
   /** Tail kept per stream; default: ChorusConfig's maxOutputBytes. */
   maxOutputBytes?: number;
+  /**
+   * Where the output is kept as it is written, for whoever reads it while the command runs
+   * (`instance logs --follow`); default: a new one of maxOutputBytes per stream. The result's
+   * stdout and stderr are its tails.
+   */
+  output?: AttemptOutput;
   /** Written to the child's stdin, which is then closed; without it stdin is ignored. */
   stdin?: string;
   cwd?: string;
@@ -68,6 +74,16 @@ export class TailBuffer {
     return this.heldBytes;
   }
 
+  /** Bytes of the stream so far, kept or not: the offset the next byte will have. */
+  get totalBytes(): number {
+    return this.seenBytes;
+  }
+
+  /** The bytes held now (a copy) and the stream offset of the first one; may start inside a character cut off in front. */
+  snapshot(): { bytes: Buffer; startOffset: number } {
+    return { bytes: Buffer.concat(this.chunks, this.heldBytes), startOffset: this.seenBytes - this.heldBytes };
+  }
+
   push(chunk: Buffer): void {
     this.seenBytes += chunk.length;
     this.chunks.push(chunk);
@@ -94,6 +110,28 @@ export class TailBuffer {
       this.chunks[0] = Buffer.from(this.chunks[0]!.subarray(excessBytes));
       this.heldBytes = keepBytes;
     }
+  }
+}
+
+export type OutputStream = 'stdout' | 'stderr';
+
+/** The bounded output of one attempt, both streams, readable while the command runs. */
+export class AttemptOutput {
+  readonly stdout: TailBuffer;
+  readonly stderr: TailBuffer;
+
+  /** `onData`: told after every chunk (the reader that waits for more). */
+  constructor(
+    maxBytes: number,
+    private readonly onData: () => void = () => undefined,
+  ) {
+    this.stdout = new TailBuffer(maxBytes);
+    this.stderr = new TailBuffer(maxBytes);
+  }
+
+  push(stream: OutputStream, chunk: Buffer): void {
+    this[stream].push(chunk);
+    this.onData();
   }
 }
 
@@ -129,15 +167,14 @@ function errorText(err: unknown): string {
 
 export async function runCommand(req: ExecutionRequest): Promise<ExecutionResult> {
   const startedAtMs = Date.now();
-  const stdout = new TailBuffer(req.maxOutputBytes ?? defaultConfig.maxOutputBytes);
-  const stderr = new TailBuffer(req.maxOutputBytes ?? defaultConfig.maxOutputBytes);
+  const output = req.output ?? new AttemptOutput(req.maxOutputBytes ?? defaultConfig.maxOutputBytes);
   const finish = (exit: Exit, killReason: KillReason | null, spawnError: string | null) =>
-    buildResult({ startedAtMs, exit, killReason, spawnError, stdout, stderr });
+    buildResult({ startedAtMs, exit, killReason, spawnError, stdout: output.stdout, stderr: output.stderr });
   if (req.signal?.aborted) {
     return finish({ code: null, signal: null, atMs: startedAtMs }, 'cancelled', null);
   }
   try {
-    return await execute(req, stdout, stderr, finish);
+    return await execute(req, output, finish);
   } catch (err) {
     // Options execa rejects synchronously, or anything unexpected: the promise never rejects.
     return finish({ code: null, signal: null, atMs: Date.now() }, null, errorText(err));
@@ -146,12 +183,7 @@ export async function runCommand(req: ExecutionRequest): Promise<ExecutionResult
 
 type Finish = (exit: Exit, killReason: KillReason | null, spawnError: string | null) => ExecutionResult;
 
-async function execute(
-  req: ExecutionRequest,
-  stdout: TailBuffer,
-  stderr: TailBuffer,
-  finish: Finish,
-): Promise<ExecutionResult> {
+async function execute(req: ExecutionRequest, output: AttemptOutput, finish: Finish): Promise<ExecutionResult> {
   const subprocess = execa('/bin/sh', ['-c', req.cmd], {
     env: req.env,
     cwd: req.cwd,
@@ -166,8 +198,8 @@ async function execute(
   // Listeners go on synchronously so no event can be missed.
   const exited = waitForExit(subprocess);
   const closed = new Promise<void>((resolve) => subprocess.once('close', () => resolve()));
-  collect(subprocess.stdout, stdout);
-  collect(subprocess.stderr, stderr);
+  collect(subprocess.stdout, output, 'stdout');
+  collect(subprocess.stderr, output, 'stderr');
   const pid = subprocess.pid;
   if (pid === undefined) {
     // Spawning failed (missing cwd, no /bin/sh); execa's result carries a readable reason.
@@ -194,8 +226,8 @@ function waitForExit(subprocess: NodeJS.EventEmitter): Promise<Exit> {
   });
 }
 
-function collect(stream: Readable | null | undefined, tail: TailBuffer): void {
-  stream?.on('data', (chunk: Buffer | string) => tail.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)));
+function collect(stream: Readable | null | undefined, output: AttemptOutput, name: OutputStream): void {
+  stream?.on('data', (chunk: Buffer | string) => output.push(name, Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)));
 }
 
 /** Applies the timeout and the abort signal until the shell exits; the first kill reason wins. */

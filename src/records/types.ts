@@ -229,6 +229,13 @@ export function subtaskKey(instanceId: string, nodeId: string): string {
   return `${instanceId}/${nodeId}`;
 }
 
+/** The instance a record is about (its own, its cancel, a subtask or step of it), or null for a job or member. */
+export function instanceIdOf(r: AnyRecord): string | null {
+  if (r.kind === 'instance') return r.record.id;
+  if (r.kind === 'cancel' || r.kind === 'subtask' || r.kind === 'step') return r.record.instanceId;
+  return null;
+}
+
 /** The node that runs a subtask (its owner) or a step (its runner). */
 export function runnerOf(task: SubtaskRecord | StepRecord): string {
   return 'step' in task ? task.runnerNodeId : task.nodeId;

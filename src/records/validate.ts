@@ -62,7 +62,7 @@ export const jobSpecSchema = z.object({
   maxFailures: amount(0).optional(),
   minSuccess: amount(1).optional(),
   misfire: z.enum(['skip', 'once', 'all']).optional(),
-  misfireWindowMs: duration(0).optional(),
+  misfireWindowMs: duration(1).optional(),
 });
 
 export const jobRecordSchema = z

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JobFileError, parseJobFile } from '../cli/job-file.js';
+import { CursorError, decodeCursor, encodeCursor } from '../output/cursor.js';
 import { encode } from '../cluster/replicator.js';
 import { layerFromToml, SettingsError } from '../daemon/settings.js';
 import { DataFileError } from '../store/durable-file.js';
@@ -54,7 +55,7 @@ describe('fuzz: the network', () => {
       const held = node.store.get('job:held');
       const validDelta = encode({ records: [held] });
       const validRequest = new TextEncoder().encode(JSON.stringify({ type: 'push', body: { records: [held], ack: true } }));
-      const types = ['sync', 'sync-pull', 'push', 'relay', 'run', 'logs', 'drain', 'swim-ping', 'swim-probe', 'swim-gossip', 'swim-state', 'nope'];
+      const types = ['sync', 'sync-pull', 'push', 'relay', 'run', 'logs', 'logs-follow', 'drain', 'swim-ping', 'swim-probe', 'swim-gossip', 'swim-state', 'nope'];
       await fc.assert(
         fc.asyncProperty(
           fc.oneof(fc.uint8Array({ maxLength: 300 }), mutated(validDelta), fc.json().map((j) => new TextEncoder().encode(j))),
@@ -81,6 +82,27 @@ describe('fuzz: the network', () => {
     } finally {
       sim.dispose();
     }
+  });
+});
+
+describe('fuzz: the follow cursor', () => {
+  it('a cursor of random or mutated text is a CursorError or cursors of the instance\'s nodes, nothing else', () => {
+    const valid = encodeCursor([
+      { position: { part: 2, stdout: 1234, stderr: 5 }, complete: true, steps: ['post'], done: false },
+      { position: { part: 0, stdout: 0, stderr: 0 }, complete: false, steps: [], done: true },
+      { position: { part: 1, stdout: 99, stderr: 0 }, complete: false, steps: [], done: false },
+    ]);
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), mutated(new TextEncoder().encode(valid)).map(text)), (cursor) => {
+        count('follow cursors');
+        try {
+          expect(decodeCursor(cursor, 3)).toHaveLength(3);
+        } catch (err) {
+          expect(err).toBeInstanceOf(CursorError);
+        }
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
 

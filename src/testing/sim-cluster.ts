@@ -694,12 +694,15 @@ export function planOf(cmd: string, attempt: number, nodeId = ''): { durationMs:
 export function fakeRun(clock: Clock, req: ExecutionRequest): Promise<ExecutionResult> {
   const startedAtMs = clock.now();
   const plan = planOf(req.cmd, Number(req.env.CHORUS_ATTEMPT ?? '1'), req.env.CHORUS_NODE_ID ?? '');
+  // Written as the command starts, so a follower sees it while the command runs.
+  const stdout = `${req.cmd} on ${req.env.CHORUS_NODE_ID} attempt ${req.env.CHORUS_ATTEMPT}\n`;
+  req.output?.push('stdout', Buffer.from(stdout));
   const result = (status: ExecutionResult['status'], reason: ExecutionResult['reason'], exitCode: number | null): ExecutionResult => ({
     status,
     reason,
     exitCode,
     signal: reason === 'timeout' || reason === 'cancelled' ? 'SIGTERM' : null,
-    stdout: `${req.cmd} on ${req.env.CHORUS_NODE_ID} attempt ${req.env.CHORUS_ATTEMPT}\n`,
+    stdout,
     stderr: '',
     stdoutDroppedBytes: 0,
     stderrDroppedBytes: 0,

@@ -19,6 +19,7 @@ import { newSubtask } from '../scheduler/leader.js';
 import { FileJournal } from '../store/journal.js';
 import { processAlive } from '../core/proc.js';
 import { MemoryOutputStore } from '../store/output-store.js';
+import { LiveOutputs } from '../output/live.js';
 import { processExecutor } from '../executor/process-executor.js';
 import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from '../testing/fake-clock.js';
@@ -100,6 +101,7 @@ function setup(opts: { log?: Logger; store?: RecordStore } = {}): Setup {
     hlc: new HybridClock(clock, SELF),
     selfId: SELF,
     outputs: new MemoryOutputStore(),
+    live: new LiveOutputs(clock),
     commit: (records: AnyRecord[]) => void store.apply(records),
     log,
     fatal: (err) => void fatals.push(err),

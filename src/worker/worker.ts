@@ -12,11 +12,14 @@ import { isTerminal, runnerOf } from '../records/types.js';
 import type { JournalEnd } from '../store/journal.js';
 import type { SubtaskLog } from '../store/output-store.js';
 import type { NodeComponents } from '../daemon/node.js';
+import type { LiveAttempt, LiveOutputs } from '../output/live.js';
 
 /** The node's parts the worker uses, and who it is. */
 export type WorkerDeps = Pick<NodeComponents, 'clock' | 'config' | 'store' | 'journal' | 'outputs' | 'executor' | 'hlc' | 'log' | 'fatal'> & {
   selfId: string;
   commit: (records: AnyRecord[]) => void;
+  /** Where running attempts keep their output, readable by followers while they run. */
+  live: LiveOutputs;
   observer?: NodeObserver;
 };
 
@@ -205,6 +208,7 @@ export class Worker {
     const id = journalId(instance.id, step);
     const abort = new AbortController();
     this.running.set(key, abort);
+    let live: LiveAttempt | null = null;
     try {
       const startedAtMs = clock.now();
       try {
@@ -222,6 +226,7 @@ export class Worker {
       log.info(this.event(instance.id, step, subtask.attempt), step ? `${step} step started` : 'subtask started');
       const targets = this.deps.store.targetsOf(instance);
       const shardIndex = targets.indexOf(selfId);
+      live = this.deps.live.begin(instance.id, step, subtask.attempt, this.deps.config.maxOutputBytes);
       const result = await this.deps.executor.run({
         cmd: (step ? instance.spec[step] : instance.spec.cmd) ?? 'true',
         stdin: step === 'post' ? this.postInput(instance) : undefined,
@@ -236,11 +241,15 @@ export class Worker {
         },
         timeoutMs: instance.spec.timeoutMs,
         maxOutputBytes: this.deps.config.maxOutputBytes,
+        output: live.output,
         killGraceMs: this.deps.config.killGraceMs,
         pipeDrainGraceMs: this.deps.config.pipeDrainGraceMs,
         signal: abort.signal,
         onSpawn: (pid) => journal.recordSpawn(id, subtask.attempt, pid),
       });
+      // What the saved log adds to stderr, followers read live too: the same bytes either way.
+      if (result.spawnError) live.output.push('stderr', Buffer.from(spawnErrorLine(result.spawnError)));
+      this.deps.live.end(live);
       await this.saveLog(instance.id, step, subtask.attempt, result);
       // Stopped by our own shutdown, not by a cancel: the attempt was interrupted.
       const interrupted = this.stopped && result.status === 'cancelled' && !this.deps.store.cancelOf(instance.id);
@@ -259,6 +268,7 @@ export class Worker {
         this.deps.log.error(this.event(instance.id, step, subtask.attempt, { err }), `subtask execution failed: ${(err as Error).message}`);
       }
     } finally {
+      if (live) this.deps.live.remove(live);
       this.running.delete(key);
       this.queueScan();
     }
@@ -441,7 +451,7 @@ export class Worker {
       ...(step ? { step } : {}),
       attempt,
       stdout: result.stdout,
-      stderr: result.spawnError ? `${result.stderr}${result.spawnError}\n` : result.stderr,
+      stderr: result.spawnError ? `${result.stderr}${spawnErrorLine(result.spawnError)}` : result.stderr,
       stdoutDroppedBytes: result.stdoutDroppedBytes,
       stderrDroppedBytes: result.stderrDroppedBytes,
     };
@@ -453,6 +463,9 @@ export class Worker {
     }
   }
 }
+
+/** Why a command could not start, as its saved stderr ends. */
+const spawnErrorLine = (spawnError: string) => `${spawnError}\n`;
 
 function outcomeOf(result: ExecutionResult, startedAtMs: number, finishedAtMs: number): AttemptOutcome {
   return { status: result.status, reason: result.reason, exitCode: result.exitCode, startedAtMs, finishedAtMs };
