@@ -1,14 +1,14 @@
 import { Flags } from '@oclif/core';
 import type { InstanceView } from '../src/api/views.js';
 import { ClientCommand, followInstance } from '../src/cli/base.js';
-import { badInput, durationFlag, parseRollout, parseTags, rolloutFlags } from '../src/cli/job-spec.js';
+import { badInput, durationFlag, notifyFlags, parseNotify, parseRollout, parseTags, rolloutFlags } from '../src/cli/job-spec.js';
 import type { JobSpec } from '../src/records/types.js';
 import { formatPlan } from '../src/cli/format.js';
 import type { PlanView } from '../src/scheduler/plan.js';
 
 export default class Run extends ClientCommand {
   static override description = 'Run a command once on every eligible node now (an ad-hoc broadcast, no stored job).';
-  static override usage = 'run [--tag KEY=VALUE]... [--wait] [--timeout DURATION] [--cmd-timeout DURATION] [--max-parallel N|P%] [--waves LIST] [--max-failures N|P%] [--min-success N|P%] [--plan] [--json] -- CMD [ARG]...';
+  static override usage = 'run [--tag KEY=VALUE]... [--wait] [--timeout DURATION] [--plan] [--json] [ROLLOUT FLAGS] [NOTIFY FLAGS] -- CMD [ARG]...';
   static override examples = [
     '<%= config.bin %> run --wait -- uname -a',
     '<%= config.bin %> run --tag role=web --wait --timeout 5m -- systemctl reload nginx',
@@ -23,6 +23,7 @@ export default class Run extends ClientCommand {
     timeout: Flags.string({ description: 'with --wait: give up waiting after this long (exit 124)' }),
     'cmd-timeout': Flags.string({ description: 'kill the command on a node after this long (reason timeout)' }),
     ...rolloutFlags,
+    ...notifyFlags,
   };
 
   async run(): Promise<void> {
@@ -42,6 +43,7 @@ export default class Run extends ClientCommand {
       pre: null,
       post: null,
       ...parseRollout(flags),
+      ...parseNotify(flags),
     };
     const client = await this.client(flags);
     if (flags.plan) {

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
 import { ClientCommand } from '../../src/cli/base.js';
 import { formatJob } from '../../src/cli/format.js';
-import { buildSpec, checkJobName, misfireFlags, rolloutFlags } from '../../src/cli/job-spec.js';
+import { buildSpec, checkJobName, misfireFlags, notifyFlags, rolloutFlags } from '../../src/cli/job-spec.js';
 
 export default class JobAdd extends ClientCommand {
   static override description = 'Add a job. Without a schedule it runs only with `chorus job run`.';
@@ -29,6 +29,7 @@ export default class JobAdd extends ClientCommand {
     replace: Flags.boolean({ description: 'replace an existing job of that name' }),
     ...rolloutFlags,
     ...misfireFlags,
+    ...notifyFlags,
   };
 
   async run(): Promise<void> {

@@ -4,7 +4,7 @@ import { formatDurationUnits } from '../core/duration.js';
 import { iso } from '../core/time.js';
 import type { MemberInfo } from '../cluster/view.js';
 import { deriveInstanceProgress, type InstanceFacts } from '../records/status.js';
-import type { Amount, AttemptSummary, FireRecord, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
+import type { Amount, AttemptSummary, FireRecord, NotifyRecord, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
 import { parallelLimit, waveEnds, waveOf } from '../records/rollout.js';
 import { nextFireAfter } from '../scheduler/schedule.js';
 import { liveSpec } from '../records/types.js';
@@ -53,10 +53,22 @@ export interface InstanceView {
   paused: boolean;
   /** The rolling and quorum options it was created with, and how far it got; null when it has none. */
   rollout: RolloutView | null;
+  /** Webhook deliveries (`--notify`), once the instance ended and its --notify-on asked for them. */
+  notifications: NotificationView[];
   subtasks: SubtaskView[];
   /** The job's --pre and --post commands for this instance, run once on the leader. */
   pre: StepView | null;
   post: StepView | null;
+}
+
+export interface NotificationView {
+  url: string;
+  status: NotifyRecord['status'];
+  attempts: number;
+  lastError: string | null;
+  deliveredAt: string | null;
+  /** The node delivering it (the leader that saw the instance end, or the one that took it over). */
+  runner: string;
 }
 
 export interface RolloutView {
@@ -133,6 +145,7 @@ export function instanceView(instance: InstanceRecord, facts: InstanceFacts, nam
     counts: progress.counts,
     paused: facts.paused ?? false,
     rollout: rolloutView(instance.spec, targets, subtasks),
+    notifications: (facts.notifications ?? []).map((n) => ({ url: n.url, status: n.status, attempts: n.attempts, lastError: n.lastError, deliveredAt: iso(n.deliveredAtMs), runner: n.runner })),
     pre: stepView(instance.spec.pre, steps.pre),
     post: stepView(instance.spec.post, steps.post),
     subtasks: targets.map((nodeId, shardIndex) => {

@@ -186,6 +186,10 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
   if (view.cancelRequested) lines.push('  cancel requested');
   const rollout = formatRollout(view);
   if (rollout) lines.push(`  rollout:  ${wrap(rollout, MAX_LINE_WIDTH - 12).join(`\n${' '.repeat(12)}`)}`);
+  for (const n of view.notifications ?? []) {
+    const state = n.status === 'delivered' ? `delivered${n.deliveredAt ? ` ${relativeTime(n.deliveredAt, nowMs)}` : ''}` : n.status === 'failed' ? `failed after ${n.attempts} tries (${n.lastError ?? '?'})` : `pending${n.attempts > 0 ? `, ${n.attempts} tries so far (${n.lastError ?? '?'})` : ''}`;
+    lines.push(clip(oneLine(`  webhook:  ${n.url}: ${state}`), MAX_LINE_WIDTH));
+  }
   lines.push(`  ${formatSubtaskSummary(view.subtasks)}`);
   if (view.subtasks.length > 0) {
     const waves = (view.rollout?.waveSizes.length ?? 1) > 1;
@@ -370,6 +374,7 @@ export function formatJob(job: JobView, nowMs = Date.now()): string {
   if (spec.waves !== undefined) lines.push(`  waves:       ${spec.waves.join(',')}`);
   if (spec.maxFailures !== undefined) lines.push(`  max-failures: ${spec.maxFailures}`);
   if (spec.minSuccess !== undefined) lines.push(`  min-success: ${spec.minSuccess}`);
+  for (const url of spec.notify ?? []) lines.push(`  notify:      ${url} (on ${spec.notifyOn ?? 'failure'}${spec.notifySecretFile ? `, signed with ${spec.notifySecretFile}` : ''})`);
   if (spec.misfire !== undefined || spec.misfireWindowMs !== undefined) {
     const window = spec.misfireWindowMs !== undefined ? ` within ${formatDurationUnits(spec.misfireWindowMs)}` : '';
     lines.push(`  misfire:     ${spec.misfire ?? 'once'}${window}`);

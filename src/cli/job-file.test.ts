@@ -69,7 +69,7 @@ describe('job files', () => {
     expect(problemsOf('x.toml', text).sort()).toEqual(
       [
         "x.toml:15: jobs.bad name!: bad job name: use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit",
-        'x.toml:4: jobs.one.shedule: unknown key (allowed: cmd, type, cron, tz, every, at, tags, timeout, retries, concurrency, pre, post, enabled, max-parallel, waves, max-failures, min-success, misfire, misfire-window)',
+        'x.toml:4: jobs.one.shedule: unknown key (allowed: cmd, type, cron, tz, every, at, tags, timeout, retries, concurrency, pre, post, enabled, max-parallel, waves, max-failures, min-success, misfire, misfire-window, notify, notify-on, notify-secret-file)',
         'x.toml:3: jobs.one.retries: must be integer',
         'x.toml:10: jobs.three: use only one of cron, every and at',
         'x.toml:12: jobs.three.every: not a duration; write it like 30s, 5m, 1h30m or 500ms',

@@ -13,7 +13,7 @@ import type { JobSpec, Schedule } from '../records/types.js';
 import { ScheduleError, validateCron } from '../scheduler/schedule.js';
 import type { JobView } from '../api/views.js';
 import { ClientError } from '../api/client.js';
-import { parseRollout } from './job-spec.js';
+import { parseNotify, parseRollout } from './job-spec.js';
 
 /** One job as a file holds it (the keys of schema/job.schema.json). */
 export interface JobEntry {
@@ -36,6 +36,9 @@ export interface JobEntry {
   'min-success'?: number | string;
   misfire?: 'skip' | 'once' | 'all';
   'misfire-window'?: string;
+  notify?: string[];
+  'notify-on'?: 'failure' | 'always';
+  'notify-secret-file'?: string;
 }
 
 /** A job wanted by the files: its spec, whether it is enabled, and where it was written. */
@@ -214,7 +217,18 @@ function specOf(name: string, e: JobEntry): JobSpec {
     post: e.post ?? null,
     ...rolloutOf(e),
     ...misfireOf(e, schedule),
+    ...notifyOf(e),
   };
+}
+
+/** notify, notify-on and notify-secret-file, by the rules of `job add`'s flags. */
+function notifyOf(e: JobEntry): Partial<JobSpec> {
+  try {
+    return parseNotify({ notify: e.notify, 'notify-on': e['notify-on'], 'notify-secret-file': e['notify-secret-file'] });
+  } catch (err) {
+    if (err instanceof ClientError) throw new FieldError(e.notify === undefined ? 'notify-on' : 'notify', err.message.replace(/^--/, ''));
+    throw err;
+  }
 }
 
 /** misfire and misfire-window, by the rules of `job add`'s flags. */
@@ -352,7 +366,7 @@ export function changedFields(current: JobView, wanted: DesiredJob): string[] {
   if (a.concurrency !== b.concurrency) out.push('concurrency');
   if (a.pre !== b.pre) out.push('pre');
   if (a.post !== b.post) out.push('post');
-  for (const [key, field] of [['max-parallel', 'maxParallel'], ['waves', 'waves'], ['max-failures', 'maxFailures'], ['min-success', 'minSuccess'], ['misfire', 'misfire'], ['misfire-window', 'misfireWindowMs']] as const) {
+  for (const [key, field] of [['max-parallel', 'maxParallel'], ['waves', 'waves'], ['max-failures', 'maxFailures'], ['min-success', 'minSuccess'], ['misfire', 'misfire'], ['misfire-window', 'misfireWindowMs'], ['notify', 'notify'], ['notify-on', 'notifyOn'], ['notify-secret-file', 'notifySecretFile']] as const) {
     if (!same(a[field] ?? null, b[field] ?? null)) out.push(key);
   }
   if (current.enabled !== wanted.enabled) out.push('enabled');
@@ -391,6 +405,9 @@ export function entryOf(job: Pick<JobView, 'spec' | 'enabled'>): JobEntry {
   if (s.minSuccess !== undefined) e['min-success'] = s.minSuccess;
   if (s.misfire !== undefined) e.misfire = s.misfire;
   if (s.misfireWindowMs !== undefined) e['misfire-window'] = formatExactDuration(s.misfireWindowMs);
+  if (s.notify !== undefined) e.notify = [...s.notify];
+  if (s.notifyOn !== undefined) e['notify-on'] = s.notifyOn;
+  if (s.notifySecretFile !== undefined) e['notify-secret-file'] = s.notifySecretFile;
   return e;
 }
 

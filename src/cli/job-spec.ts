@@ -1,6 +1,7 @@
 // Turns command-line flags into a JobSpec, with a clear message for every bad value.
 import { parseDuration, DurationError } from '../core/duration.js';
 import { ClientError, EXIT } from '../api/client.js';
+import { isAbsolute, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import type { Amount, JobSpec, Schedule } from '../records/types.js';
 import { validateCron, ScheduleError } from '../scheduler/schedule.js';
@@ -30,6 +31,9 @@ export interface SpecFlags {
   'min-success'?: string;
   misfire?: string;
   'misfire-window'?: string;
+  notify?: string[];
+  'notify-on'?: string;
+  'notify-secret-file'?: string;
 }
 
 /** The rolling and quorum flags `job add` and `run` share (README, "Rolling broadcasts"). */
@@ -39,6 +43,37 @@ export const rolloutFlags = {
   'max-failures': Flags.string({ description: 'stop when more than N (or P%) subtasks failed: unreleased ones end cancelled/aborted, the instance fails', helpGroup: 'ROLLOUT' }),
   'min-success': Flags.string({ description: 'the instance succeeds when at least N (or P%) subtasks succeeded (default: all)', helpGroup: 'ROLLOUT' }),
 };
+
+/** The webhook flags `job add` and `run` share (README, "Notifications"). */
+export const notifyFlags = {
+  notify: Flags.string({ multiple: true, description: 'POST the instance JSON to this URL when it ends (repeatable, at most 10)', helpGroup: 'NOTIFY' }),
+  'notify-on': Flags.string({ options: ['failure', 'always'], description: 'when to call --notify: only when it did not succeed (default), or always', helpGroup: 'NOTIFY' }),
+  'notify-secret-file': Flags.string({ description: 'sign each POST with HMAC-SHA256 of this file\'s content (X-Chorus-Signature); read on the node that delivers', helpGroup: 'NOTIFY' }),
+};
+
+/** The webhook fields from the flags; a URL must be http(s). */
+export function parseNotify(flags: Pick<SpecFlags, 'notify' | 'notify-on' | 'notify-secret-file'>): Pick<JobSpec, 'notify' | 'notifyOn' | 'notifySecretFile'> {
+  const urls = flags.notify ?? [];
+  if (urls.length === 0 && (flags['notify-on'] !== undefined || flags['notify-secret-file'] !== undefined)) throw badInput('--notify-on and --notify-secret-file need --notify URL');
+  if (urls.length > 10) throw badInput(`--notify: at most 10 URLs, not ${urls.length}`);
+  for (const url of urls) {
+    let protocol: string;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+      throw badInput(`--notify ${url}: not a URL; write it like https://hooks.example.com/chorus`);
+    }
+    if (protocol !== 'http:' && protocol !== 'https:') throw badInput(`--notify ${url}: an http:// or https:// URL`);
+  }
+  const on = flags['notify-on'];
+  if (on !== undefined && on !== 'failure' && on !== 'always') throw badInput(`--notify-on ${on}: use failure or always`);
+  const secret = flags['notify-secret-file'];
+  return {
+    ...(urls.length > 0 ? { notify: [...urls] } : {}),
+    ...(on !== undefined ? { notifyOn: on } : {}),
+    ...(secret !== undefined ? { notifySecretFile: isAbsolute(secret) ? secret : resolve(secret) } : {}),
+  };
+}
 
 /** The misfire flags of `job add` (README, "Fire history and misfires"). */
 export const misfireFlags = {
@@ -174,6 +209,7 @@ export function buildSpec(flags: SpecFlags, nowMs: number): JobSpec {
     post: flags.post ?? null,
     ...rollout,
     ...misfire,
+    ...parseNotify(flags),
   };
 }
 

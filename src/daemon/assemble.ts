@@ -66,6 +66,7 @@ export function assembleNode(parts: NodeParts): AssembledNode {
     newInstanceId: parts.newInstanceId ?? randomInstanceId,
     fatal: parts.fatal,
     ...(parts.observer ? { observer: parts.observer } : {}),
+    ...(parts.webhooks ? { webhooks: parts.webhooks } : {}),
   });
   const service = new ControlService({ node, clock, log: parts.log, host: parts.host });
   return { node, service };

@@ -20,6 +20,8 @@ import { instanceIdOf, isTerminal, runnerOf } from '../records/types.js';
 import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
 import { signRecord, type RecordKeys } from '../records/signature.js';
 import { Leader } from '../scheduler/leader.js';
+import { httpWebhooks, Notifier, type NotifierDeps } from '../scheduler/notifier.js';
+import { instanceView } from '../api/views.js';
 import { isInstanceFinished } from '../records/status.js';
 import type { AttemptJournal } from '../store/journal.js';
 import type { OutputStore, SubtaskLog } from '../store/output-store.js';
@@ -64,6 +66,8 @@ export interface NodeComponents {
   fatal: (err: InvariantError) => void;
   /** Told of what the node does (the daemon's metrics). Default: nobody. */
   observer?: NodeObserver;
+  /** How webhooks are POSTed and their secrets read. Default: HTTP and the file system (the simulator passes fakes). */
+  webhooks?: Pick<NotifierDeps, 'post' | 'readSecret'>;
 }
 
 const COMPONENTS: readonly (keyof NodeComponents)[] = [
@@ -107,6 +111,7 @@ export class ChorusNode {
   readonly replicator: Replicator;
   readonly leader: Leader;
   readonly worker: Worker;
+  readonly notifier: Notifier;
   /** Output of the attempts running here, for followers (`instance logs --follow`). */
   readonly live: LiveOutputs;
   private self: MemberRecord;
@@ -156,6 +161,22 @@ export class ChorusNode {
     const commit = (records: AnyRecord[]) => this.commit(records);
     this.live = new LiveOutputs(clock);
     this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, mayAct: () => this.leaderMayAct(), newInstanceId: deps.newInstanceId, observer: deps.observer ?? NO_OBSERVER, selfId: transport.localId });
+    this.notifier = new Notifier({
+      clock,
+      config,
+      store,
+      hlc,
+      view: this.membership,
+      journal: deps.journal,
+      commit,
+      log,
+      mayLead: () => this.membership.leaderId() === this.id && this.leaderMayAct(),
+      bodyOf: (instanceId) => {
+        const instance = store.instance(instanceId);
+        return instance ? instanceView(instance, store.factsOf(instance), (nodeId) => store.member(nodeId)?.name ?? null) : { id: instanceId };
+      },
+      ...(deps.webhooks ?? httpWebhooks),
+    });
     this.worker = new Worker({
       clock,
       config,
@@ -270,6 +291,7 @@ export class ChorusNode {
     this.replicator.start();
     this.worker.start();
     this.leader.start();
+    this.notifier.start();
     this.retentionTimer = every(this.deps.clock, this.deps.config.retentionIntervalMs, () => void this.applyRetention());
   }
 
@@ -375,6 +397,7 @@ export class ChorusNode {
   /** Leaves gracefully: others see `left` at once; running subtasks are cancelled. */
   async leave(): Promise<void> {
     this.leader.stop();
+    this.notifier.stop();
     this.self = { ...this.self, left: true, stamp: this.deps.hlc.tick() };
     this.commit([{ kind: 'member', record: this.self }]);
     this.membership.leave();
@@ -390,6 +413,7 @@ export class ChorusNode {
     this.started = false;
     this.retentionTimer?.cancel();
     this.leader.stop();
+    this.notifier.stop();
     await this.worker.stop(false);
     this.replicator.stop();
     this.membership.stop();
@@ -585,6 +609,7 @@ export class ChorusNode {
   private onMembershipChange(): void {
     if (this.membership.leaderId() !== this.id) this.leaderGate.leading = false;
     this.leader.membershipChanged();
+    this.notifier.membershipChanged();
     if (this.started) this.leader.tick();
   }
 }

@@ -5,7 +5,7 @@
 import { InvariantError } from '../core/assert.js';
 import { canonicalJson } from './canonical.js';
 import { compareStamps } from './hlc.js';
-import type { AnyRecord, AttemptState, CancelRecord, FireRecord, InstanceRecord, JobRecord, MemberRecord, PauseRecord, StepRecord, SubtaskRecord } from './types.js';
+import type { AnyRecord, AttemptState, CancelRecord, FireRecord, InstanceRecord, JobRecord, MemberRecord, NotifyRecord, PauseRecord, StepRecord, SubtaskRecord } from './types.js';
 import { isTerminal, subtaskKey } from './types.js';
 
 /** Two records that are not versions of one record were given to a merge: a bug (guarantee 6 rests on it). */
@@ -110,6 +110,23 @@ export function mergeFire(a: FireRecord, b: FireRecord): FireRecord {
   return compareCanonical(a, b) <= 0 ? a : b;
 }
 
+const NOTIFY_RANK: Record<NotifyRecord['status'], number> = { pending: 0, failed: 1, delivered: 2 };
+
+/**
+ * A webhook delivery: an end (delivered, then failed) outranks any pending state, whatever
+ * its generation, so a takeover never reopens a delivery that ended; among pending states
+ * the latest generation (the runner now), then the most attempts, then the stamp.
+ */
+export function mergeNotify(a: NotifyRecord, b: NotifyRecord): NotifyRecord {
+  assertSameKey(`${a.instanceId}/${a.index}`, `${b.instanceId}/${b.index}`, 'notify');
+  if (NOTIFY_RANK[a.status] !== NOTIFY_RANK[b.status]) return NOTIFY_RANK[a.status] > NOTIFY_RANK[b.status] ? a : b;
+  if (a.generation !== b.generation) return a.generation > b.generation ? a : b;
+  if (a.attempts !== b.attempts) return a.attempts > b.attempts ? a : b;
+  const byStamp = compareStamps(a.stamp, b.stamp);
+  if (byStamp !== 0) return byStamp > 0 ? a : b;
+  return compareCanonical(a, b) >= 0 ? a : b;
+}
+
 /** Pause and resume of a rollout: the last writer wins. */
 export function mergePause(a: PauseRecord, b: PauseRecord): PauseRecord {
   assertSameKey(a.instanceId, b.instanceId, 'pause');
@@ -145,6 +162,8 @@ export function recordKey(r: AnyRecord): string {
       return `pause:${r.record.instanceId}`;
     case 'fire':
       return `fire:${r.record.job}/${r.record.scheduledAtMs}`;
+    case 'notify':
+      return `notify:${r.record.instanceId}/${r.record.index}`;
   }
 }
 
@@ -157,5 +176,6 @@ export function mergeRecord(a: AnyRecord, b: AnyRecord): AnyRecord {
   if (a.kind === 'member' && b.kind === 'member') return { kind: 'member', record: mergeMember(a.record, b.record) };
   if (a.kind === 'pause' && b.kind === 'pause') return { kind: 'pause', record: mergePause(a.record, b.record) };
   if (a.kind === 'fire' && b.kind === 'fire') return { kind: 'fire', record: mergeFire(a.record, b.record) };
+  if (a.kind === 'notify' && b.kind === 'notify') return { kind: 'notify', record: mergeNotify(a.record, b.record) };
   throw new MergeInvariantError(`cannot merge a ${a.kind} with a ${b.kind}`);
 }

@@ -91,7 +91,9 @@ function writerProblem(r: AnyRecord, writer: string): string | null {
     case 'cancel':
     case 'pause':
     case 'fire':
-      return null; // any member may define jobs, create instances (the leader), ask for a cancel and pause a rollout
+      return null;
+    case 'notify':
+      return r.record.runner === writer ? null : `a webhook delivery run by ${r.record.runner} written by ${writer}`; // any member may define jobs, create instances (the leader), ask for a cancel and pause a rollout
     case 'subtask':
     case 'step': {
       const task = r.record;

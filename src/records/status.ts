@@ -1,6 +1,6 @@
 // An instance's status is derived from its subtasks rather than stored, so every node
 // that holds the same records reports the same status, with nothing to reconcile.
-import type { InstanceRecord, InstanceStatus, JobSpec, StepName, StepRecord, SubtaskRecord } from './types.js';
+import type { InstanceRecord, InstanceStatus, JobSpec, NotifyRecord, StepName, StepRecord, SubtaskRecord } from './types.js';
 import { meetsQuorum, overFailureBudget } from './rollout.js';
 import { isTerminal } from './types.js';
 
@@ -22,6 +22,8 @@ export interface InstanceFacts {
   cancelRequestedAtMs?: number | null;
   /** The rollout is paused (`chorus instance pause`). */
   paused?: boolean;
+  /** Its webhook deliveries (`--notify`), by index. */
+  notifications?: NotifyRecord[];
 }
 
 export function deriveInstanceProgress(instance: InstanceRecord, facts: InstanceFacts): InstanceProgress {

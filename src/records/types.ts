@@ -44,6 +44,12 @@ export interface JobSpec {
   misfire?: MisfirePolicy;
   /** How late a fire may still run. Absent: the daemon's misfireGraceMs (1 h). */
   misfireWindowMs?: number;
+  /** Webhooks POSTed the instance's JSON when it ends (scheduler/notifier.ts). Absent: none. */
+  notify?: string[];
+  /** When to notify: only when the instance did not succeed (default), or always. */
+  notifyOn?: 'failure' | 'always';
+  /** A file holding the HMAC-SHA256 key of the X-Chorus-Signature header, read on the node that delivers. */
+  notifySecretFile?: string;
 }
 
 /** `--misfire`: skip late fires, run the latest of them once, or run every one of them. */
@@ -174,6 +180,30 @@ export interface MemberRecord extends Signed {
   stamp: Stamp;
 }
 
+export type NotifyStatus = 'pending' | 'delivered' | 'failed';
+
+/**
+ * The delivery of one webhook (`--notify URL`) for one end of an instance, keyed
+ * (instanceId, index into the spec's URLs). Written only by its runner: the leader that
+ * created it, or a later leader that took it over (`generation` + 1) when the runner died.
+ */
+export interface NotifyRecord extends Signed {
+  instanceId: string;
+  index: number;
+  url: string;
+  runner: string;
+  generation: number;
+  status: NotifyStatus;
+  /** POSTs tried so far (all generations). */
+  attempts: number;
+  lastError: string | null;
+  /** When the first POST was tried: retries stop 10 minutes after it. */
+  firstTryAtMs: number | null;
+  nextTryAtMs: number | null;
+  deliveredAtMs: number | null;
+  stamp: Stamp;
+}
+
 export type FireOutcome = 'created' | 'skipped' | 'caught-up' | 'missed';
 export type FireReason = 'disabled' | 'forbid-overlap' | 'no-eligible-node' | 'past-misfire-window' | 'coalesced';
 
@@ -211,7 +241,8 @@ export type AnyRecord =
   | { kind: 'step'; record: StepRecord }
   | { kind: 'member'; record: MemberRecord }
   | { kind: 'pause'; record: PauseRecord }
-  | { kind: 'fire'; record: FireRecord };
+  | { kind: 'fire'; record: FireRecord }
+  | { kind: 'notify'; record: NotifyRecord };
 
 export const TERMINAL: ReadonlySet<SubtaskStatus> = new Set(['succeeded', 'failed', 'cancelled']);
 

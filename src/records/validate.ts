@@ -10,6 +10,7 @@ const MAX_TEXT = 16 * 1024;
 const MAX_TARGETS = 10_000;
 const MAX_HISTORY = 100;
 const MAX_WAVES = 100;
+export const MAX_NOTIFY = 10;
 const AMOUNT_PERCENT = /^(0|[1-9]\d{0,2})%$/;
 
 const id = z.string().min(1).max(MAX_ID);
@@ -47,6 +48,16 @@ function amount(min: number) {
   ]) as unknown as z.ZodType<Amount>;
 }
 
+/** An http(s) URL a webhook is POSTed to. */
+export const webhookUrl = z.string().max(2048).refine((value) => {
+  try {
+    const u = new URL(value);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}, 'an http:// or https:// URL');
+
 export const jobSpecSchema = z.object({
   cmd: z.string().min(1).max(MAX_TEXT),
   type: z.enum(['broadcast', 'standalone']),
@@ -63,6 +74,9 @@ export const jobSpecSchema = z.object({
   minSuccess: amount(1).optional(),
   misfire: z.enum(['skip', 'once', 'all']).optional(),
   misfireWindowMs: duration(1).optional(),
+  notify: z.array(webhookUrl).min(1).max(MAX_NOTIFY).optional(),
+  notifyOn: z.enum(['failure', 'always']).optional(),
+  notifySecretFile: z.string().min(1).max(4096).optional(),
 });
 
 export const jobRecordSchema = z
@@ -139,6 +153,22 @@ export const fireRecordSchema = z.object({
   sig,
 });
 
+export const notifyRecordSchema = z.object({
+  instanceId: id,
+  index: z.number().int().min(0).max(MAX_NOTIFY - 1),
+  url: webhookUrl,
+  runner: id,
+  generation: z.number().int().positive(),
+  status: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number().int().nonnegative(),
+  lastError: z.string().max(MAX_ID * 5).nullable(),
+  firstTryAtMs: ms.nullable(),
+  nextTryAtMs: ms.nullable(),
+  deliveredAtMs: ms.nullable(),
+  stamp: stampSchema,
+  sig,
+});
+
 export const pauseRecordSchema = z.object({ instanceId: id, paused: z.boolean(), stamp: stampSchema, sig });
 
 export const memberRecordSchema = z.object({
@@ -162,6 +192,7 @@ export const anyRecordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('member'), record: memberRecordSchema }),
   z.object({ kind: z.literal('pause'), record: pauseRecordSchema }),
   z.object({ kind: z.literal('fire'), record: fireRecordSchema }),
+  z.object({ kind: z.literal('notify'), record: notifyRecordSchema }),
 ]);
 
 export type ParseResult = { ok: true; record: AnyRecord } | { ok: false; error: string };

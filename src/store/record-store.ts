@@ -6,8 +6,8 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { defaultConfig } from '../core/config.js';
 import { recordBody } from '../records/canonical.js';
 import { mergeRecord, recordKey } from '../records/merge.js';
-import type { AnyRecord, CancelRecord, FireRecord, InstanceRecord, InstanceStatus, JobRecord, MemberRecord, PauseRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
-import { parseRecord } from '../records/validate.js';
+import type { AnyRecord, CancelRecord, FireRecord, InstanceRecord, NotifyRecord, InstanceStatus, JobRecord, MemberRecord, PauseRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
+import { MAX_NOTIFY, parseRecord } from '../records/validate.js';
 import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
 import { deriveInstanceProgress, emptyCounts, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
 import { DataFileError } from './durable-file.js';
@@ -23,10 +23,13 @@ interface RecordOfKind {
   member: MemberRecord;
   pause: PauseRecord;
   fire: FireRecord;
+  notify: NotifyRecord;
 }
 
 /** The change log is folded into a new snapshot once it is bigger than the snapshot and than this. */
 const MIN_COMPACT_BYTES = 1024 * 1024;
+
+const NOTIFY_INDEXES = Array.from({ length: MAX_NOTIFY }, (_, i) => i);
 
 /** Pruned instance ids remembered. A peer that missed retention this long is long dead. */
 export const MAX_PRUNED_IDS = 100_000;
@@ -440,6 +443,7 @@ export class RecordStore {
       steps: this.stepsOf(instance.id),
       cancelRequestedAtMs: this.cancelOf(instance.id)?.requestedAtMs ?? null,
       paused: this.pausedOf(instance.id),
+      notifications: this.notificationsOf(instance.id),
     };
   }
 
@@ -457,6 +461,21 @@ export class RecordStore {
       if (!known) (extra ??= []).push(nodeId);
     }
     return extra === null ? instance.targets : [...instance.targets, ...extra].sort();
+  }
+
+  /** The webhook deliveries of an instance, by index. */
+  notificationsOf(instanceId: string): NotifyRecord[] {
+    const out: NotifyRecord[] = [];
+    for (const i of NOTIFY_INDEXES) {
+      const r = this.records.get(`notify:${instanceId}/${i}`);
+      if (r?.kind === 'notify') out.push(r.record);
+    }
+    return out;
+  }
+
+  /** Every webhook delivery held (the notifier looks for its own unfinished ones). */
+  notifications(): NotifyRecord[] {
+    return this.ofKind('notify');
   }
 
   /** Whether the instance's rollout is paused (`chorus instance pause`). */
@@ -535,7 +554,7 @@ export class RecordStore {
   }
 
   private forgetInstance(id: string): void {
-    for (const key of [`instance:${id}`, `cancel:${id}`, `pause:${id}`, `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
+    for (const key of [`instance:${id}`, `cancel:${id}`, `pause:${id}`, ...NOTIFY_INDEXES.map((i) => `notify:${id}/${i}`), `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
       this.forget(key);
     }
     this.subtasksByInstance.delete(id);
@@ -561,6 +580,7 @@ export function instanceIdOf(record: AnyRecord): string | null {
       return record.record.id;
     case 'cancel':
     case 'pause':
+    case 'notify':
     case 'subtask':
     case 'step':
       return record.record.instanceId;

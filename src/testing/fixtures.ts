@@ -62,6 +62,7 @@ export function instanceView(subtasks: SubtaskView[], over: Partial<InstanceView
     counts: { pending: 0, running: 0, succeeded: subtasks.length, failed: 0, cancelled: 0 },
     paused: false,
     rollout: null,
+    notifications: [],
     subtasks,
     pre: null,
     post: null,

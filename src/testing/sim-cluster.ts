@@ -13,7 +13,7 @@ import { silentLogger } from '../core/log.js';
 import type { MemberState } from '../cluster/view.js';
 import type { ControlService } from '../api/service.js';
 import { assembleNode } from '../daemon/assemble.js';
-import type { ChorusNode } from '../daemon/node.js';
+import type { ChorusNode, NodeComponents } from '../daemon/node.js';
 import type { ExecutionRequest, ExecutionResult } from '../executor/executor.js';
 import type { Executor } from '../executor/process-executor.js';
 import { canonicalJson } from '../records/canonical.js';
@@ -52,6 +52,8 @@ export interface SimClusterOptions {
   maxTimerFiresPerRun?: number;
   /** The fake clock's leak guard: timers queued at once (each node holds a few; messages in flight one each). Default 100,000. */
   maxTimersQueued?: number;
+  /** Webhook POSTs and secrets of each node (default: none may be made: a POST fails). */
+  webhooks?: (nodeId: string, clock: Clock) => NonNullable<NodeComponents['webhooks']>;
 }
 
 export type SimNodeStatus = 'running' | 'frozen' | 'crashed' | 'left';
@@ -176,7 +178,10 @@ export class SimCluster {
   private disposed = false;
   private readonly startMs: number;
 
+  private readonly webhooksOf: SimClusterOptions['webhooks'];
+
   constructor(options: SimClusterOptions) {
+    this.webhooksOf = options.webhooks;
     this.seed = options.seed;
     this.keyring = new SimKeyring(`sim-${options.seed}`);
     this.rng = new Rng(options.seed);
@@ -574,6 +579,7 @@ export class SimCluster {
       tags: { sim: '1', ...this.tagsOf(id) },
       newInstanceId: () => `sim${String(++this.instanceCounter).padStart(5, '0')}`,
       observer: { leaderChanged: (leader) => this.selfLeader(id, leader === id) },
+      webhooks: this.webhooksOf?.(id, clock) ?? { post: () => Promise.reject(new Error('no webhooks in this simulation')), readSecret: () => Promise.reject(new Error('no secrets in this simulation')) },
       host: { api: () => `sim://${id}`, dataDir: null, memory: () => ({ rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }), networkCounters: () => ({}) },
     });
     store.onChange((records) => {

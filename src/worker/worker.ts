@@ -346,6 +346,7 @@ export class Worker {
 
   private recoverFromJournal(): void {
     for (const start of this.deps.journal.unfinished()) {
+      if (!isTaskJournalId(start.instanceId)) continue; // a webhook delivery's entry (scheduler/notifier.ts)
       const [instanceId, step] = splitJournalId(start.instanceId);
       const instance = this.deps.store.instance(instanceId);
       const task = this.currentTask(instanceId, step);
@@ -371,6 +372,7 @@ export class Worker {
       this.deps.log.warn(this.event(instanceId, step, start.attempt, { status: 'failed', reason: 'interrupted' }), 'attempt interrupted by a restart; not run again');
     }
     for (const end of this.deps.journal.finished()) {
+      if (!isTaskJournalId(end.instanceId)) continue;
       const [instanceId, step] = splitJournalId(end.instanceId);
       const task = this.currentTask(instanceId, step);
       if (task && runnerOf(task) === this.deps.selfId && task.attempt === end.attempt && this.needsOwner(task)) {
@@ -481,6 +483,12 @@ function summary(s: AttemptState) {
 
 function outcomeFromJournal(end: JournalEnd): AttemptOutcome {
   return { status: end.status, reason: end.reason, exitCode: end.exitCode, startedAtMs: end.startedAtMs, finishedAtMs: end.atMs };
+}
+
+/** Journal ids of subtasks (INSTANCE) and steps (INSTANCE:pre|post); others belong to other parts (INSTANCE:notify-N). */
+function isTaskJournalId(id: string): boolean {
+  const suffix = id.split(':')[1];
+  return suffix === undefined || suffix === 'pre' || suffix === 'post';
 }
 
 function splitJournalId(id: string): [string, StepName | null] {

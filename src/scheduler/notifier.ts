@@ -1,0 +1,234 @@
+// Webhooks (`--notify URL`, issue 11 part 6): when an instance ends, the leader writes one
+// delivery record per URL with itself as runner; the runner POSTs the instance's JSON,
+// signed with HMAC-SHA256 when the job names a secret file, and retries with backoff for
+// up to 10 minutes. A delivery is done once per instance end: its success is journalled
+// (fsynced) before its record is written, so a runner that restarts in between does not
+// POST again; a new leader takes over only deliveries whose runner died, and an ended
+// delivery outranks any takeover in the merge (records/merge.ts mergeNotify).
+import { createHmac } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { coalesced } from '../core/clock.js';
+import type { ChorusConfig } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import type { MembershipView } from '../cluster/view.js';
+import { isGone } from '../cluster/view.js';
+import type { HybridClock } from '../records/hlc.js';
+import { UNSIGNED } from '../records/signature.js';
+import { isInstanceFinished } from '../records/status.js';
+import type { AnyRecord, InstanceRecord, NotifyRecord } from '../records/types.js';
+import type { AttemptJournal } from '../store/journal.js';
+import { instanceIdOf, type RecordStore } from '../store/record-store.js';
+
+/** Retries stop this long after the first POST: the delivery is then `failed`. */
+export const RETRY_FOR_MS = 10 * 60_000;
+const FIRST_BACKOFF_MS = 1_000;
+const MAX_BACKOFF_MS = 60_000;
+/** A POST that has not answered after this is a failed try. */
+export const POST_TIMEOUT_MS = 10_000;
+
+export interface WebhookAnswer {
+  status: number;
+}
+
+export interface NotifierDeps {
+  clock: Clock;
+  config: ChorusConfig;
+  store: RecordStore;
+  hlc: HybridClock;
+  view: MembershipView;
+  journal: AttemptJournal;
+  commit: (records: AnyRecord[]) => void;
+  log: Logger;
+  /** Whether this node leads and its state is fresh enough to act on (as the leader's own check). */
+  mayLead: () => boolean;
+  /** The body: the instance's JSON as `chorus instance show --json` prints it. */
+  bodyOf: (instanceId: string) => unknown;
+  /** POSTs `body` to `url`; rejects on a network error or timeout. */
+  post: (url: string, body: string, headers: Record<string, string>) => Promise<WebhookAnswer>;
+  readSecret: (file: string) => Promise<string>;
+}
+
+/** Backoff before try `n + 1` after `n` failed tries: 1 s, 2 s, 4 s ... at most 60 s. */
+export function backoffMs(failedTries: number): number {
+  return Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.max(0, failedTries - 1));
+}
+
+/** Whether an instance that ended with `status` calls its webhooks. */
+export function wantsNotify(instance: InstanceRecord, status: string): boolean {
+  const urls = instance.spec.notify ?? [];
+  if (urls.length === 0) return false;
+  return (instance.spec.notifyOn ?? 'failure') === 'always' || status !== 'succeeded';
+}
+
+/** `sha256=HEX` of the body under the key, as GitHub's webhooks sign. */
+export function signatureOf(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+const journalIdOf = (n: NotifyRecord) => `${n.instanceId}:notify-${n.index}`;
+
+export class Notifier {
+  private timer: TimerHandle | null = null;
+  private running = false;
+  /** Instances whose records changed since the leader last looked (one may have ended). */
+  private readonly changed = new Set<string>();
+  /** Deliveries this node is POSTing right now. */
+  private readonly inFlight = new Set<string>();
+
+  constructor(private readonly deps: NotifierDeps) {
+    deps.store.onChange((records) => {
+      let wake = false;
+      for (const r of records) {
+        const id = instanceIdOf(r);
+        if (id !== null && r.kind !== 'notify') this.changed.add(id);
+        if (r.kind === 'notify' && r.record.runner === deps.view.selfId && r.record.status === 'pending') wake = true;
+      }
+      if (wake || this.changed.size > 0) this.soon();
+    });
+  }
+
+  start(): void {
+    this.running = true;
+    this.arm(this.deps.config.leaderIdleTickMs);
+  }
+
+  stop(): void {
+    this.running = false;
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  /** A member's state changed: a runner may have died (its deliveries are taken over at the next tick). */
+  membershipChanged(): void {
+    this.soon();
+  }
+
+  private readonly soon = coalesced(() => {
+    if (this.running) this.tick();
+  });
+
+  private arm(delayMs: number): void {
+    this.timer?.cancel();
+    this.timer = this.deps.clock.setTimer(delayMs, () => {
+      this.timer = null;
+      this.tick();
+    });
+  }
+
+  private tick(): void {
+    let nextMs = this.deps.clock.now() + this.deps.config.leaderIdleTickMs * 4;
+    try {
+      if (this.deps.mayLead()) this.lead();
+      nextMs = Math.min(nextMs, this.deliverOwn());
+    } finally {
+      if (this.running) this.arm(Math.max(this.deps.config.leaderTickMs, nextMs - this.deps.clock.now()));
+    }
+  }
+
+  /** The leader's part: deliveries for instances that ended, and takeovers from runners that died. */
+  private lead(): void {
+    const { store, view, hlc } = this.deps;
+    const writes: AnyRecord[] = [];
+    for (const id of this.changed) {
+      const instance = store.instance(id);
+      if (!instance) continue;
+      const status = store.statusOf(instance);
+      if (!isInstanceFinished(status) || !wantsNotify(instance, status) || store.notificationsOf(id).length > 0) continue;
+      const stamp = hlc.tick();
+      (instance.spec.notify ?? []).forEach((url, index) => {
+        const record: NotifyRecord = { instanceId: id, index, url, runner: view.selfId, generation: 1, status: 'pending', attempts: 0, lastError: null, firstTryAtMs: null, nextTryAtMs: null, deliveredAtMs: null, stamp, sig: UNSIGNED };
+        writes.push({ kind: 'notify', record });
+      });
+      this.deps.log.info({ job: instance.job, instanceId: id, nodeId: view.selfId, attempt: null, status, webhooks: instance.spec.notify?.length }, 'instance ended: webhooks to call');
+    }
+    this.changed.clear();
+    for (const n of store.notifications()) {
+      if (n.status !== 'pending' || n.runner === view.selfId || !isGone(view.stateOf(n.runner))) continue;
+      writes.push({ kind: 'notify', record: { ...n, runner: view.selfId, generation: n.generation + 1, nextTryAtMs: null, stamp: hlc.tick(), sig: UNSIGNED } });
+      this.deps.log.warn({ instanceId: n.instanceId, nodeId: view.selfId, attempt: null, url: n.url, from: n.runner }, 'webhook delivery taken over: its runner is gone');
+    }
+    if (writes.length > 0) this.deps.commit(writes);
+  }
+
+  /** The runner's part: POSTs its due deliveries; returns when it next has one due. */
+  private deliverOwn(): number {
+    const { store, view, clock, journal } = this.deps;
+    const nowMs = clock.now();
+    let nextMs = Number.POSITIVE_INFINITY;
+    for (const n of store.notifications()) {
+      if (n.status !== 'pending' || n.runner !== view.selfId) continue;
+      const key = `${n.instanceId}/${n.index}`;
+      if (this.inFlight.has(key)) continue;
+      // Delivered before a restart, but the record did not get out: say so without POSTing again.
+      const end = journal.endOf(journalIdOf(n), n.generation);
+      if (end?.status === 'succeeded') {
+        this.write(n, { status: 'delivered', deliveredAtMs: end.atMs, nextTryAtMs: null });
+        continue;
+      }
+      const dueMs = n.nextTryAtMs ?? nowMs;
+      if (dueMs > nowMs) {
+        nextMs = Math.min(nextMs, dueMs);
+        continue;
+      }
+      this.inFlight.add(key);
+      void this.deliver(n).finally(() => {
+        this.inFlight.delete(key);
+        this.soon();
+      });
+    }
+    return nextMs;
+  }
+
+  private async deliver(n: NotifyRecord): Promise<void> {
+    const { clock, journal, log } = this.deps;
+    const startedAtMs = clock.now();
+    const firstTryAtMs = n.firstTryAtMs ?? startedAtMs;
+    const attempts = n.attempts + 1;
+    let error: string;
+    try {
+      const body = JSON.stringify(this.deps.bodyOf(n.instanceId));
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'chorus', 'x-chorus-event': 'instance.ended', 'x-chorus-delivery': `${n.instanceId}/${n.index}` };
+      const secretFile = this.deps.store.instance(n.instanceId)?.spec.notifySecretFile;
+      if (secretFile) headers['x-chorus-signature'] = signatureOf(await this.deps.readSecret(secretFile), body);
+      const answer = await this.deps.post(n.url, body, headers);
+      if (answer.status >= 200 && answer.status < 300) {
+        const nowMs = clock.now();
+        journal.recordEnd({ instanceId: journalIdOf(n), attempt: n.generation, atMs: nowMs, status: 'succeeded', reason: null, exitCode: answer.status, startedAtMs });
+        this.write(n, { status: 'delivered', attempts, firstTryAtMs, deliveredAtMs: nowMs, nextTryAtMs: null, lastError: null });
+        log.info({ instanceId: n.instanceId, nodeId: this.deps.view.selfId, attempt: attempts, url: n.url, httpStatus: answer.status }, 'webhook delivered');
+        return;
+      }
+      error = `HTTP ${answer.status}`;
+    } catch (err) {
+      error = (err as Error).message.slice(0, 500);
+    }
+    const nowMs = clock.now();
+    const giveUp = nowMs + backoffMs(attempts) > firstTryAtMs + RETRY_FOR_MS;
+    this.write(n, { status: giveUp ? 'failed' : 'pending', attempts, firstTryAtMs, lastError: error, nextTryAtMs: giveUp ? null : nowMs + backoffMs(attempts) });
+    log.warn({ instanceId: n.instanceId, nodeId: this.deps.view.selfId, attempt: attempts, url: n.url, error }, giveUp ? 'webhook failed: gave up after 10 minutes of retries' : 'webhook try failed; retrying');
+  }
+
+  private write(n: NotifyRecord, change: Partial<NotifyRecord>): void {
+    // The latest version held (a takeover by another leader may have come in while POSTing: then it is no longer ours to write).
+    const current = this.deps.store.notificationsOf(n.instanceId).find((x) => x.index === n.index) ?? n;
+    if (current.runner !== this.deps.view.selfId || current.status !== 'pending') return;
+    this.deps.commit([{ kind: 'notify', record: { ...current, ...change, stamp: this.deps.hlc.tick(), sig: UNSIGNED } }]);
+  }
+}
+
+/** The daemon's webhook client: one POST with a timeout, redirects not followed (a 3xx is a failed try). */
+export const httpWebhooks: Pick<NotifierDeps, 'post' | 'readSecret'> = {
+  post: async (url, body, headers) => {
+    const res = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
+    await res.arrayBuffer().catch(() => undefined); // drain the answer so the connection is freed
+    return { status: res.status };
+  },
+  readSecret: async (file) => {
+    try {
+      return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new Error(`cannot read the --notify-secret-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  },
+};
