@@ -228,7 +228,7 @@ export const httpWebhooks: Pick<NotifierDeps, 'post' | 'readSecret'> = {
     try {
       return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
     } catch (err) {
-      throw new Error(`cannot read the --notify-secret-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new Error(`cannot read the --notify-secret-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
   },
 };
