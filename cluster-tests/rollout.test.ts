@@ -153,7 +153,8 @@ describe('rolling broadcasts, plans, history and webhooks through the CLI', () =
     await waitFor(async () => JSON.stringify(await b.json<FireView[]>(['job', 'history', 'tick'])) === JSON.stringify(await a.json<FireView[]>(['job', 'history', 'tick'])), { timeoutMs: 20_000, what: 'the same history on a and b' });
     expect(fromA[0]?.leader).toBeTruthy();
     const table = await b.cli(['job', 'history', 'tick']);
-    expect(table.stdout).toMatch(/SCHEDULED AT.*OUTCOME.*REASON.*INSTANCE.*LEADER/);
+    expect(table.stdout).toMatch(/DUE \(UTC\).*OUTCOME.*REASON.*INSTANCE.*LEADER/);
+    expect(table.stdout).toMatch(/skipped +│ disabled/);
     expect(hook.received).toHaveLength(1); // the succeeded run called nobody
   });
 });

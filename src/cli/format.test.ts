@@ -2,8 +2,9 @@
 // and the output tail that --wait ends with.
 import { describe, expect, it } from 'vitest';
 import type { LogView, StatusView } from '../api/control-plane.js';
-import { describeSchedule, type AttemptView, type InstanceView, type JobView, type NodeView, type SubtaskView } from '../api/views.js';
+import { describeSchedule, type AttemptView, type FireView, type InstanceView, type JobView, type NodeView, type SubtaskView } from '../api/views.js';
 import {
+  formatHistory,
   formatInstance,
   formatInstanceList,
   formatJob,
@@ -345,5 +346,34 @@ describe('nodeLabels', () => {
         ['n4', 'n4'],
       ]),
     );
+  });
+});
+
+describe('rollouts and fire history', () => {
+  it('a rollout line says where it is, and the table has a WAVE column and "not released"', () => {
+    const subtasks = [
+      subtaskView('a', { wave: 1 }),
+      subtaskView('b', { wave: 2, status: 'running', exitCode: null, finishedAt: null }),
+      subtaskView('c', { wave: 2, status: 'pending', released: false, releasedAt: null, exitCode: null, startedAt: null, finishedAt: null }),
+    ];
+    const view = instanceView(subtasks, {
+      status: 'running',
+      paused: true,
+      rollout: { maxParallel: 1, waves: [1, '100%'], maxFailures: 0, minSuccess: null, parallelLimit: 1, waveSizes: [1, 2], currentWave: 2, released: 2, aborted: false },
+    });
+    const text = formatInstance(view, Date.parse('2026-01-01T00:00:05Z')).replace(/\n {12}/g, ' '); // the rollout line wraps at 80 columns
+    expect(text).toMatch(/rollout: {2}wave 2 of 2 \(sizes 1, 2\), at most 1 at once, stops after more than 0 failed, 2 of 3 released; PAUSED \(chorus instance resume\)/);
+    expect(text).toMatch(/│ NODE +│ NAME +│ WAVE +│ STATUS/);
+    expect(text).toMatch(/pending +│ 1 +│ +│ not released/);
+  });
+
+  it('history: one row per fire, due time in UTC, newest first', () => {
+    const fire = (at: string, outcome: FireView['outcome'], reason: FireView['reason'], instanceId: string | null): FireView => ({ job: 'j', scheduledAt: at, outcome, reason, instanceId, leader: 'n1', leaderName: 'web-1', decidedAt: at });
+    const text = formatHistory([fire('2026-12-06T22:28:41.000Z', 'missed', 'past-misfire-window', null), fire('2026-12-06T22:27:41.000Z', 'created', null, 'f5c1a1971da8c134')], Date.parse('2026-12-06T23:30:00Z'));
+    expect(text).toMatch(/12-06 22:28:41Z │ missed +│ past-misfire-window │ +│ web-1/);
+    expect(text).toMatch(/12-06 22:27:41Z │ created +│ +│ f5c1a1971da8c134 │ web-1/);
+    expect(text.split('\n').every((l) => l.length <= 80)).toBe(true);
+    expect(text).toMatch(/2 fire\(s\), the newest due 1h ago$/);
+    expect(formatHistory([])).toMatch(/^no fires decided yet/);
   });
 });

@@ -229,8 +229,11 @@ export function formatRollout(view: Pick<InstanceView, 'rollout' | 'paused' | 's
 /** `chorus job history NAME`: every decided fire, newest first. */
 export function formatHistory(fires: FireView[], nowMs = Date.now()): string {
   if (fires.length === 0) return 'no fires decided yet (a job without a schedule never fires; run it with chorus job run)';
-  const rows = fires.map((f) => [f.scheduledAt, relativeTime(f.scheduledAt, nowMs), f.outcome, f.reason ?? '', f.instanceId ?? '', f.leaderName ?? shortId(f.leader)]);
-  return table(['SCHEDULED AT', 'WHEN', 'OUTCOME', 'REASON', 'INSTANCE', 'LEADER'], rows, [{ columns: [5], floor: 6 }]);
+  // The due time to the second, in UTC, without the year (a history holds the newest 200 fires at most); --json has it whole.
+  const due = (iso: string) => `${iso.slice(5, 10)} ${iso.slice(11, 19)}Z`;
+  const rows = fires.map((f) => [due(f.scheduledAt), f.outcome, f.reason ?? '', f.instanceId ?? '', f.leaderName ?? shortId(f.leader)]);
+  const newest = fires[0] as FireView;
+  return `${table(['DUE (UTC)', 'OUTCOME', 'REASON', 'INSTANCE', 'LEADER'], rows, [{ columns: [4], floor: 6 }])}\n${fires.length} fire(s), the newest due ${relativeTime(newest.scheduledAt, nowMs)}`;
 }
 
 /** `chorus job plan` / `chorus run --plan`: the targets now, their waves, and who is left out and why. */
