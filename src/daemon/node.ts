@@ -190,6 +190,7 @@ export class ChorusNode {
       live: this.live,
       log,
       fatal: deps.fatal,
+      stepsMayStart: () => this.stepsMayStart(),
       observer: deps.observer ?? NO_OBSERVER,
     });
     // Later local stamps must order after every stamp we have seen.
@@ -286,6 +287,7 @@ export class ChorusNode {
       },
     });
     this.started = true;
+    this.startedAtMs = this.deps.clock.now();
     this.commit([{ kind: 'member', record: this.self }]);
     this.membership.start();
     this.replicator.start();
@@ -605,6 +607,37 @@ export class ChorusNode {
   }
 
   private readonly leaderGate = { leading: false, ready: false, lastCheckMs: 0, round: 0 };
+
+  private startedAtMs = 0;
+  /** When the last anti-entropy round asked for by a step's start began (it completed with at least one peer), and whether one is running. */
+  private stepSync = { freshFromMs: Number.NEGATIVE_INFINITY, inFlight: false };
+
+  /**
+   * A --pre/--post step starts only on a fresh view of the cluster: a round of anti-entropy
+   * with the connected peers that began less than a probe interval ago. A step this node
+   * created as leader may have been created and run by another leader while this node was
+   * down (a restart) or stalled (a frozen process): running it before hearing of that would
+   * run it twice (the randomized sweep found both). Steps are few (two per instance at
+   * most), so the round costs little. A node that finds itself alone (no other member alive,
+   * once a failure could have been detected) runs its steps without waiting.
+   */
+  private stepsMayStart(): boolean {
+    const nowMs = this.deps.clock.now();
+    const { probeTimeoutMs, suspicionMult, probeIntervalMs } = this.deps.config;
+    if (nowMs - this.stepSync.freshFromMs < probeIntervalMs) return true;
+    const settled = nowMs - this.startedAtMs > probeTimeoutMs + suspicionMult * probeIntervalMs;
+    if (settled && this.membership.members().every((m) => m.nodeId === this.id || m.state !== 'alive')) return true;
+    if (!this.stepSync.inFlight) {
+      this.stepSync.inFlight = true;
+      const before = this.replicator.counters.syncsCompleted;
+      const peers = this.deps.transport.connectedPeers();
+      void Promise.allSettled(peers.map((peer) => this.replicator.syncWith(peer))).then(() => {
+        this.stepSync.inFlight = false;
+        if (this.replicator.counters.syncsCompleted > before) this.stepSync.freshFromMs = nowMs;
+      });
+    }
+    return false;
+  }
 
   private onMembershipChange(): void {
     if (this.membership.leaderId() !== this.id) this.leaderGate.leading = false;

@@ -21,7 +21,16 @@ export type WorkerDeps = Pick<NodeComponents, 'clock' | 'config' | 'store' | 'jo
   /** Where running attempts keep their output, readable by followers while they run. */
   live: LiveOutputs;
   observer?: NodeObserver;
+  /**
+   * Whether a --pre/--post step may start now. A restarted node holds the steps it created as
+   * leader before its crash; another leader may have created and run the same step meanwhile,
+   * and only a sync with the cluster tells. Default: always.
+   */
+  stepsMayStart?: () => boolean;
 };
+
+/** How often a step held back by stepsMayStart is looked at again. */
+const STEP_GATE_POLL_MS = 100;
 
 export interface AttemptOutcome {
   status: TerminalStatus;
@@ -187,6 +196,7 @@ export class Worker {
     if (waitMs > 0) return this.wakeUpIn(key, waitMs);
     const retryInMs = (this.startRetryAtMs.get(key) ?? 0) - this.deps.clock.now();
     if (retryInMs > 0) return this.wakeUpIn(key, retryInMs);
+    if (stepOf(subtask) !== null && this.deps.stepsMayStart && !this.deps.stepsMayStart()) return this.wakeUpIn(key, STEP_GATE_POLL_MS);
     if (this.running.size >= this.deps.config.maxConcurrentSubtasks) return;
     void this.execute(instance, subtask, key);
   }
