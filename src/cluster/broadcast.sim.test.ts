@@ -80,6 +80,8 @@ async function runSeed(seed: number): Promise<Outcome> {
         // A run may be refused (no leader during a failover, not replicated in a partition).
         const started = await sim.runJob(on, job).then((i) => i.id, () => null);
         if (started) created.push(started);
+        // Now and then a cancel, of a rolling one too (the unreleased subtasks must end cancelled).
+        if (created.length > 0 && rng.chance(0.1)) await sim.cancel(on, rng.pick(created)).catch(() => undefined);
       } else if (action === 4 && live.length > 1) {
         sim.crash(rng.pick(live));
         disruptions++;

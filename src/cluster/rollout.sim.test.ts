@@ -215,4 +215,22 @@ describe('rolling broadcasts in the simulator', () => {
       sim.dispose();
     }
   });
+
+  it('a cancel of a rolling broadcast: the running one is killed, the unreleased ones end cancelled and never run', async () => {
+    const sim = await formed(5, 109);
+    try {
+      const leader = sim.agreedLeader() as string;
+      const member = sim.liveIds().find((n) => n !== leader) as string;
+      const id = await runOn(sim, { cmd: 'sleep:2000', maxParallel: 1 });
+      await sim.until(() => viewOf(sim, leader, id).subtasks.some((s) => s.status === 'running') && sim.store(member).instance(id) !== undefined, 10_000, 'the first running');
+      await sim.cancel(member, id);
+      await sim.until(endedEverywhere(sim, id), 30_000, 'the instance ending');
+      const view = checked(sim, id);
+      expect(view.status).toBe('cancelled');
+      expect(view.subtasks.map((s) => [s.status, s.reason, s.released])).toEqual([['cancelled', 'cancelled', true], ...Array(4).fill(['cancelled', 'cancelled', false])]);
+      expect(sim.executions.filter((e) => e.instanceId === id)).toHaveLength(1);
+    } finally {
+      sim.dispose();
+    }
+  });
 });

@@ -102,8 +102,9 @@ function writerProblem(r: AnyRecord, writer: string): string | null {
       // Another node may create the first attempt (the leader) or give the node-lost verdict.
       if (task.status === 'pending' && task.attempt === 1 && task.startedAtMs === null) return null;
       if (task.status === 'failed' && task.reason === 'node-lost') return null;
-      // Or end a subtask it never released when a rollout stops (its owner never ran it).
-      if (task.status === 'cancelled' && task.reason === 'aborted' && task.attempt === 1 && task.startedAtMs === null) return null;
+      // Or end a subtask it never released, when a rollout stops or is cancelled (its owner never heard of it).
+      const neverReleased = r.kind === 'subtask' && r.record.releasedAtMs === undefined;
+      if (task.status === 'cancelled' && (task.reason === 'aborted' || task.reason === 'cancelled') && task.attempt === 1 && task.startedAtMs === null && neverReleased) return null;
       return `a ${task.status} state of ${runnerOf(task)}'s work written by ${writer}, not by its runner`;
     }
   }

@@ -151,6 +151,13 @@ describe('deriveInstanceProgress', () => {
     expect(isInstanceFinished(p.status)).toBe(true);
   });
 
+  it('a cancel requested after every subtask ended by itself: no post step is waited for (none is created)', () => {
+    const withPost = instance(TARGETS, { spec: jobSpec({ post: 'report' }) });
+    const failed = byNode(subtask('n1', 'failed'), subtask('n2', 'failed'), subtask('n3', 'succeeded'));
+    expect(progress(withPost, failed).status).toBe('running'); // no cancel: the post step is still to come
+    expect(progress(withPost, failed, 5_000).status).toBe('failed');
+  });
+
   it('stays running after a cancel request until every subtask has ended', () => {
     const p = progress(instance(TARGETS), byNode(subtask('n1', 'cancelled'), subtask('n2', 'running'), subtask('n3', 'cancelled')), 2_500);
     expect(p.status).toBe('running');

@@ -64,7 +64,7 @@ export function emptyCounts(): InstanceProgress['counts'] {
  * to date as subtasks change, so the leader never walks every target of every instance.
  */
 export function statusOfCounts(instance: InstanceRecord, total: number, counts: InstanceProgress['counts'], steps: InstanceSteps, cancelRequested: boolean): InstanceStatus {
-  return withSteps(instance, total === 0, steps, statusFrom(instance.spec, total, cancelRequested, counts));
+  return withSteps(instance, total === 0, steps, statusFrom(instance.spec, total, cancelRequested, counts), cancelRequested);
 }
 
 function statusFrom(spec: JobSpec, total: number, cancelRequested: boolean, counts: InstanceProgress['counts']): InstanceStatus {
@@ -84,7 +84,7 @@ function statusFrom(spec: JobSpec, total: number, cancelRequested: boolean, coun
 }
 
 /** A `--pre` step gates the subtasks; a `--post` step runs after them and can fail the instance. */
-function withSteps(instance: InstanceRecord, couldNotStart: boolean, steps: InstanceSteps, fromSubtasks: InstanceStatus): InstanceStatus {
+function withSteps(instance: InstanceRecord, couldNotStart: boolean, steps: InstanceSteps, fromSubtasks: InstanceStatus, cancelRequested: boolean): InstanceStatus {
   if (instance.spec.pre !== null && !couldNotStart) {
     const pre = steps.pre;
     if (!pre || pre.status === 'pending') return 'pending';
@@ -95,6 +95,9 @@ function withSteps(instance: InstanceRecord, couldNotStart: boolean, steps: Inst
   if (instance.spec.post === null || !isInstanceFinished(fromSubtasks) || couldNotStart) return fromSubtasks;
   if (fromSubtasks === 'cancelled') return fromSubtasks;
   const post = steps.post;
+  // A cancelled instance gets no post step (the leader creates none once a cancel was asked),
+  // even when every subtask had ended by itself before the cancel reached it.
+  if (!post && cancelRequested) return fromSubtasks;
   if (!post || !isTerminal(post.status)) return 'running';
   return post.status === 'succeeded' ? fromSubtasks : 'failed';
 }

@@ -353,6 +353,8 @@ export class Leader {
     const preDone = instance.spec.pre === null || store.step(instance.id, 'pre')?.status === 'succeeded';
     const targets = store.targetsOf(instance);
     if (preDone && subtasks.size < targets.length) {
+      // A cancelled rollout releases nothing more: what it never released ends cancelled (its owners never heard of it).
+      if (store.cancelOf(instance.id)) return this.cancelUnreleased(instance, targets.filter((t) => !subtasks.has(t)));
       const { release, abort } = nextRelease(instance.spec, targets, subtasks, store.pausedOf(instance.id));
       if (release.length > 0 || abort.length > 0) return this.releaseOrAbort(instance, release, abort);
     }
@@ -362,6 +364,12 @@ export class Leader {
       return [{ kind: 'step', record: this.newStep(instance.id, 'post', this.deps.hlc.tick(), true) }];
     }
     return [];
+  }
+
+  private cancelUnreleased(instance: InstanceRecord, unreleased: string[]): AnyRecord[] {
+    const nowMs = this.deps.clock.now();
+    const stamp = this.deps.hlc.tick();
+    return unreleased.map((nodeId): AnyRecord => ({ kind: 'subtask', record: { ...newSubtask(instance.id, nodeId, stamp), status: 'cancelled', reason: 'cancelled', finishedAtMs: nowMs } }));
   }
 
   /** Releases subtasks to their owners (their first record) or ends unreleased ones `aborted` (the failure budget is spent). */
