@@ -29,6 +29,7 @@ import Status from './status.js';
 import TokenCreate from './token/create.js';
 import TokenList from './token/list.js';
 import TokenRevoke from './token/revoke.js';
+import Ui from './ui.js';
 import Version from './version.js';
 
 export const COMMANDS = {
@@ -62,4 +63,5 @@ export const COMMANDS = {
   'token:create': TokenCreate,
   'token:list': TokenList,
   'token:revoke': TokenRevoke,
+  ui: Ui,
 };

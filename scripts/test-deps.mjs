@@ -1,5 +1,6 @@
 // What the tests need from Debian's packages, installed here rather than by hand:
-// promtool (package `prometheus`) checks a scrape of /metrics; openssl makes the TLS tests' certificates. Needs root and apt-get; where
+// promtool (package `prometheus`) checks a scrape of /metrics; openssl makes the TLS tests' certificates; chromium runs the
+// dashboard's browser tests. Needs root and apt-get; where
 // that is not possible it says so, and the test that needs the tool fails with that reason.
 import { spawnSync } from 'node:child_process';
 
@@ -7,6 +8,7 @@ const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'igno
 const NEEDED = [
   { command: 'promtool', pkg: 'prometheus' },
   { command: 'openssl', pkg: 'openssl' }, // certificates for the TLS API tests
+  { command: 'chromium', pkg: 'chromium' }, // the dashboard's browser tests (puppeteer-core drives it; about 20 s to install)
 ];
 
 for (const { command, pkg } of NEEDED) {

@@ -123,6 +123,7 @@ export interface ControlPlane {
   listJobs(): Listing<JobView>;
   getJob(name: string): JobView;
   planJob(name: string): PlanView;
+  watchNodes(version: string | null, waitMs: number): Promise<{ version: string; nodes: NodeView[] }>;
   jobHistory(name: string, limit: number): FireView[];
   planAdhoc(spec: JobSpec): PlanView;
   putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView>;

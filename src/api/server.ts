@@ -5,6 +5,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ROLES, type Role, type TokenStore } from './tokens.js';
+import { SESSION_COOKIE, sessionFromCookie, UiSessions } from './ui-sessions.js';
+import { uiAssets } from './ui-assets.js';
 import { z } from 'zod';
 import { jobSpecSchema } from '../records/validate.js';
 import { ApiError, type ControlPlane, type Listing } from './control-plane.js';
@@ -35,6 +37,7 @@ type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams) 
 
 export class ApiServer {
   private server: Server | null = null;
+  private readonly ui = new UiSessions();
   private readonly routes: { method: string; pattern: RegExp; handler: Handler }[] = [];
 
   constructor(
@@ -52,7 +55,12 @@ export class ApiServer {
       return { revoked: id };
     });
     this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
-    this.route('GET', /^\/v1\/nodes$/, async () => this.plane.nodes());
+    this.route('GET', /^\/v1\/nodes$/, async (_r, _p, q) => (boolParam(q, 'watch') ? this.plane.watchNodes(q.get('version'), intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS)) : this.plane.nodes()));
+    // A login code for the dashboard (`chorus ui`), with the role of the token that asks.
+    this.route('POST', /^\/v1\/ui\/codes$/, async (req) => {
+      const { code, expiresAtMs } = this.ui.createCode(this.roleOf(req) as Role);
+      return { code, expiresAt: new Date(expiresAtMs).toISOString(), path: `/ui/login?code=${code}` };
+    });
     this.route('GET', /^\/v1\/nodes\/([^/]+)$/, async (_r, [ref]) => this.plane.getNode(ref as string));
     this.route('POST', /^\/v1\/nodes\/([^/]+)\/(drain|undrain)$/, async (_r, [ref, action]) => this.plane.drainNode(ref as string, action === 'drain'));
     this.route('GET', /^\/v1\/jobs$/, async () => listed(this.plane.listJobs()));
@@ -98,7 +106,10 @@ export class ApiServer {
   }
 
   /** Listens on host:port, over TLS when `tls` is given; resolves with the URL. */
+  private tls = false;
+
   async listen(host: string, port: number, tls: { cert: Buffer; key: Buffer } | null = null): Promise<string> {
+    this.tls = tls !== null;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key, maxHeaderSize: MAX_HEADER_BYTES }, handler) : createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handler);
     this.server = server;
@@ -119,10 +130,16 @@ export class ApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const role = this.roleOf(req);
-      if (role === null) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token');
       const url = new URL(req.url ?? '/', 'http://localhost');
       const path = url.pathname;
+      if (path === '/ui' || path.startsWith('/ui/')) return this.serveUi(req, res, path, url.searchParams);
+      const role = this.roleOf(req);
+      if (role === null) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token');
+      // A request carried by the dashboard's cookie changes nothing unless the page itself
+      // sent it (a header a cross-site form cannot set), on top of SameSite=Strict.
+      if (this.byCookie(req) && req.method !== 'GET' && req.method !== 'HEAD' && req.headers['x-chorus-ui'] !== '1') {
+        throw new ApiError(403, 'forbidden', 'a dashboard request that changes something must carry X-Chorus-UI: 1');
+      }
       if (!allows(role, req.method ?? 'GET', path)) {
         throw new ApiError(403, 'forbidden', `a ${role} token may not ${req.method} ${path}: it can only look (status, nodes, jobs, instances and their logs); use an operate token`);
       }
@@ -145,7 +162,43 @@ export class ApiServer {
   private roleOf(req: IncomingMessage): Role | null {
     // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
     const match = /^bearer +(.*)$/i.exec(req.headers.authorization ?? '');
-    return this.tokens.roleOf(match ? (match[1] as string).trim() : '');
+    if (match) return this.tokens.roleOf((match[1] as string).trim());
+    const session = sessionFromCookie(req.headers.cookie);
+    return session === null ? null : this.ui.roleOf(session);
+  }
+
+  private byCookie(req: IncomingMessage): boolean {
+    return req.headers.authorization === undefined && sessionFromCookie(req.headers.cookie) !== null;
+  }
+
+  /** The dashboard: its files to anyone (they hold no data), and the login that turns a code into a session cookie. */
+  private serveUi(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method-not-allowed', message: `${req.method} is not allowed on ${path}` });
+    if (path === '/ui') return redirect(res, '/ui/');
+    if (path === '/ui/login') {
+      const session = this.ui.redeem(query.get('code') ?? '');
+      if (!session) return sendText(res, 401, 'This login link was used already or has expired (they last a minute, once). Run chorus ui again for a new one.\n');
+      const secure = this.tls ? '; Secure' : '';
+      const maxAge = Math.floor((session.expiresAtMs - Date.now()) / 1000);
+      return redirect(res, '/ui/', { 'set-cookie': `${SESSION_COOKIE}=${session.sessionId}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAge}${secure}` });
+    }
+    const name = path === '/ui/' ? 'index.html' : path.slice('/ui/'.length);
+    const asset = uiAssets().get(name);
+    if (!asset) {
+      const built = uiAssets().size > 0;
+      return sendText(res, 404, built ? `no such page: ${path}\n` : 'the dashboard was not built: run npm run build\n');
+    }
+    res.writeHead(200, {
+      'content-type': asset.type,
+      'content-length': asset.body.length,
+      'cache-control': 'no-cache',
+      // Only this daemon: no CDN, no inline script, no framing.
+      'content-security-policy': "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      [CHORUS_HEADER]: CHORUS_VERSION,
+    });
+    res.end(req.method === 'HEAD' ? undefined : asset.body);
   }
 }
 
@@ -153,7 +206,18 @@ export class ApiServer {
 export function allows(role: Role, method: string, path: string): boolean {
   if (role === 'operate') return true;
   if (method === 'POST' && path === '/v1/plan') return true; // a plan runs nothing
+  if (method === 'POST' && path === '/v1/ui/codes') return true; // a dashboard login with the same role
   return (method === 'GET' || method === 'HEAD') && !path.startsWith('/v1/tokens');
+}
+
+function sendText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), [CHORUS_HEADER]: CHORUS_VERSION });
+  res.end(text);
+}
+
+function redirect(res: ServerResponse, location: string, extraHeaders: Record<string, string> = {}): void {
+  res.writeHead(303, { location, 'content-length': 0, 'referrer-policy': 'no-referrer', [CHORUS_HEADER]: CHORUS_VERSION, ...extraHeaders });
+  res.end();
 }
 
 function send(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {

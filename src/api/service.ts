@@ -45,6 +45,9 @@ export interface ServiceDeps {
   };
 }
 
+/** The key the members' watchers wait on (instance ids are hex, so it cannot clash). */
+const MEMBERS_KEY = 'members:';
+
 export class ControlService implements ControlPlane {
   private readonly startedAtMs: number;
   /** Long polls waiting for a change of an instance (a watch, a follow), by instance id. */
@@ -57,6 +60,7 @@ export class ControlService implements ControlPlane {
   constructor(private readonly deps: ServiceDeps) {
     this.startedAtMs = deps.clock.now();
     this.watchers = new Waiters(deps.clock);
+    deps.node.onMembersChanged(() => this.watchers.wake(MEMBERS_KEY));
     const { node } = deps;
     this.follower = new LogFollower({
       clock: deps.clock,
@@ -113,6 +117,22 @@ export class ControlService implements ControlPlane {
         ...prefixed('network', host.networkCounters()),
       },
     };
+  }
+
+  /**
+   * The members as soon as one of them changed (state, leader, tags, drain, incarnation)
+   * since `version`, or after `waitMs` (the dashboard's live view; `lastSeen` alone does not
+   * count as a change, or the answer would come at once every time).
+   */
+  async watchNodes(version: string | null, waitMs: number): Promise<{ version: string; nodes: NodeView[] }> {
+    const current = () => {
+      const nodes = this.nodes();
+      return { version: versionOf(nodes.map(({ lastSeen: _l, lastSeenMs: _m, addrs: _a, ...rest }) => rest)), nodes };
+    };
+    const now = current();
+    if (version === null || now.version !== version) return now;
+    await this.watchers.wait([MEMBERS_KEY], waitMs);
+    return current();
   }
 
   nodes(): NodeView[] {

@@ -2,6 +2,6 @@
 import { canonicalJson, fnv1a } from '../records/canonical.js';
 import type { InstanceView } from './views.js';
 
-export function versionOf(view: InstanceView): string {
+export function versionOf(view: InstanceView | unknown[]): string {
   return fnv1a(canonicalJson(view)).toString(16);
 }

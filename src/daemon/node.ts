@@ -639,10 +639,18 @@ export class ChorusNode {
     return false;
   }
 
+  private readonly membersListeners: (() => void)[] = [];
+
+  /** Calls `listener` whenever a member's state, or the leader, changes (the dashboard's live view). */
+  onMembersChanged(listener: () => void): void {
+    this.membersListeners.push(listener);
+  }
+
   private onMembershipChange(): void {
     if (this.membership.leaderId() !== this.id) this.leaderGate.leading = false;
     this.leader.membershipChanged();
     this.notifier.membershipChanged();
+    for (const listener of this.membersListeners) listener();
     if (this.started) this.leader.tick();
   }
 }
