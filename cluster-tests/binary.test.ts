@@ -190,6 +190,19 @@ describe.skipIf(process.platform === 'win32')('single executable (dist/chorus)',
       expect(instance.status, context).toBe('succeeded');
       expect(instance.subtasks.map((s) => [s.nodeId, s.status])).toEqual([[node.nodeId, 'succeeded']]);
 
+      // The dashboard's files are inside the executable: a login URL from `chorus ui`, and the page behind it.
+      const ui = await sea(['ui', '--data-dir', dataDir, '--json'], 30_000);
+      expect(ui.exitCode, ui.stderr).toBe(0);
+      const login = await fetch((JSON.parse(ui.stdout) as { url: string }).url, { redirect: 'manual' });
+      expect(login.status).toBe(303);
+      const api = new URL((JSON.parse(ui.stdout) as { url: string }).url).origin;
+      for (const [file, type] of [['', 'text/html'], ['app.js', 'text/javascript'], ['app.css', 'text/css']]) {
+        const res = await fetch(`${api}/ui/${file}`);
+        expect(res.status, `/ui/${file}`).toBe(200);
+        expect(res.headers.get('content-type')).toContain(type);
+        expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(100);
+      }
+
       // SIGTERM leaves gracefully with exit 0, signal handling included in the SEA.
       running.kill('SIGTERM');
       const stopped = await Promise.race([

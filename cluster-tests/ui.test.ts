@@ -1,19 +1,26 @@
 // The dashboard in a real browser (Debian's chromium driven by puppeteer-core): a login
-// through `chorus ui`'s one-use URL, the cluster page, and a member's death appearing live,
-// without a reload. Screenshots go to the test's temporary directory (their path is logged).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import puppeteer, { type Browser } from 'puppeteer-core';
+// through `chorus ui`'s one-use URL, the cluster page, a 5-node broadcast whose cells turn
+// from pending to succeeded live, a killed node's cell turning failed/node-lost, and a read
+// session with no buttons that change anything (and an API that refuses it anyway).
+// Screenshots go to a temporary directory, or to CHORUS_UI_SHOTS (the README's come from there).
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { InstanceView } from '../src/api/views.js';
 import { EXIT, expectExit, startCluster, tempDir, useProcessCleanup, waitForAgreement, type Daemon } from './support/index.js';
 
 useProcessCleanup();
 
 /** The page's DOM, as the functions run inside the browser see it (this file is compiled without the DOM's types). */
-declare const document: { querySelectorAll(selector: string): { length: number }; querySelector(selector: string): { getAttribute(name: string): string | null } | null };
+declare const document: {
+  querySelectorAll(selector: string): ArrayLike<{ getAttribute(name: string): string | null }> & { length: number };
+  querySelector(selector: string): { getAttribute(name: string): string | null; textContent: string | null } | null;
+};
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-const TEST_TIMEOUT_MS = 120_000;
+const TEST_TIMEOUT_MS = 180_000;
 
 let browser: Browser | null = null;
 afterEach(async () => {
@@ -28,68 +35,108 @@ async function launch(): Promise<Browser> {
   return browser;
 }
 
-async function loginUrl(d: Daemon): Promise<string> {
-  const r = await d.cli(['ui', '--json']);
+async function loginUrl(d: Daemon, extra: string[] = []): Promise<string> {
+  const r = await d.cli(['ui', '--json', ...extra]);
   expectExit(r, EXIT.ok);
   return r.json<{ url: string }>().url;
 }
 
+async function shotsDir(): Promise<string> {
+  const dir = process.env.CHORUS_UI_SHOTS ? resolve(process.env.CHORUS_UI_SHOTS) : await tempDir('chorus-ui-shots-');
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** The status the page shows for a node's cell: "running/", "failed/node-lost"... */
+const cellOf = (page: Page, nodeId: string) => page.$eval(`li[data-node="${nodeId}"]`, (n) => n.getAttribute('data-status'));
+
 describe('the dashboard in a browser', () => {
-  it('logs in with a one-use code and shows the cluster, live', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const daemons = await startCluster({ prefix: 'ui-', count: 3 });
-    const [a, , c] = daemons as [Daemon, Daemon, Daemon];
-    await waitForAgreement({ alive: daemons, stableMs: 500, what: 'three daemons agreeing' });
+  it('logs in with a one-use code, shows the cluster and a broadcast live, and a killed node', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const daemons = await startCluster({ prefix: 'ui-', count: 5 });
+    const [a, b] = daemons as [Daemon, Daemon, Daemon, Daemon, Daemon];
+    await waitForAgreement({ alive: daemons, stableMs: 500, what: 'five daemons agreeing' });
     const url = await loginUrl(a);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/ui\/login\?code=[\w-]{20,}$/);
-    const token = (await import('node:fs')).readFileSync(join(a.dataDir, 'api-token'), 'utf8').trim();
-    expect(url).not.toContain(token);
+    expect(url).not.toContain(readFileSync(join(a.dataDir, 'api-token'), 'utf8').trim());
 
     const page = await (await launch()).newPage();
     await page.setViewport({ width: 1280, height: 800 });
-    const started = Date.now();
     await page.goto(url);
     expect(new URL(page.url()).pathname).toBe('/ui/'); // the code is gone from the address bar
-    await page.waitForFunction(() => document.querySelectorAll('tr[data-node]').length === 3, { timeout: 20_000 });
-    const firstRenderMs = Date.now() - started;
-    const states = await page.$$eval('tr[data-node]', (rows) => rows.map((r) => r.querySelector('.state')?.textContent));
-    expect(states).toEqual(['● alive', '● alive', '● alive']); // a symbol and a word, never colour alone
-    expect(await page.$eval('caption', (n) => n.textContent)).toMatch(/^3 member\(s\): 3 alive; leader ui-\d$/);
-    const shots = await tempDir('chorus-ui-shots-');
-    await page.screenshot({ path: join(shots, 'cluster.png') });
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-node]').length === 5, { timeout: 20_000 });
+    const states = await page.$$eval('tr[data-node] .state', (cells) => cells.map((c) => c.textContent));
+    expect(states).toEqual(Array(5).fill('● alive')); // a symbol and a word, never colour alone
+    expect(await page.$eval('caption', (n) => n.textContent)).toMatch(/^5 member\(s\): 5 alive; leader ui-\d$/);
+    const shots = await shotsDir();
+    await page.screenshot({ path: join(shots, 'ui-cluster.png') });
 
-    // A member dies: its row turns dead on the open page, with no reload.
-    const cId = c.nodeId;
-    c.kill('SIGKILL');
-    await page.waitForFunction((id) => document.querySelector(`tr[data-node="${id}"]`)?.getAttribute('data-state') === 'dead', { timeout: 30_000 }, cId);
-    expect(await page.$eval(`tr[data-node="${cId}"] .state`, (n) => n.textContent)).toBe('✕ dead');
-    await page.screenshot({ path: join(shots, 'cluster-dead.png') });
-    console.log(`dashboard: first render ${firstRenderMs} ms after the login URL; screenshots in ${shots}`);
+    // A rolling broadcast, two at a time: its cells go from pending (not released) to succeeded, live.
+    const run = await b.cli(['run', '--json', '--max-parallel', '2', '--', 'sleep 1']);
+    expectExit(run, EXIT.ok);
+    const id = run.json<InstanceView>().id;
+    await page.goto(`${new URL(url).origin}/ui/#/instances/${id}`);
+    await page.waitForFunction(() => document.querySelectorAll('li[data-node]').length === 5, { timeout: 20_000 });
+    const seen = new Set<string>();
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const all = await page.$$eval('li[data-node]', (items) => items.map((i) => i.getAttribute('data-status') ?? ''));
+      for (const s of all) seen.add(s);
+      if (all.every((s) => s === 'succeeded/')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(seen).toContain('unreleased/');
+    expect(seen).toContain('running/');
+    expect(seen).toContain('succeeded/');
+    expect(await page.$eval('#counts', (n) => n.textContent)).toBe('5 subtasks: 5 succeeded');
+    expect(await page.$eval('#rollout', (n) => n.textContent)).toMatch(/at most 2 at once · 5 of 5 released/);
 
-    // The same link a second time: refused, and no session.
+    // A node killed while its subtask runs: its cell turns failed/node-lost on the open page.
+    const slow = await b.cli(['run', '--json', '--', 'sleep 30']);
+    expectExit(slow, EXIT.ok);
+    const slowId = slow.json<InstanceView>().id;
+    const victim = daemons[4] as Daemon;
+    await page.goto(`${new URL(url).origin}/ui/#/instances/${slowId}`);
+    await page.waitForFunction((n) => document.querySelector(`li[data-node="${n}"]`)?.getAttribute('data-status') === 'running/', { timeout: 30_000 }, victim.nodeId);
+    victim.kill('SIGKILL');
+    await page.waitForFunction((n) => document.querySelector(`li[data-node="${n}"]`)?.getAttribute('data-status') === 'failed/node-lost', { timeout: 30_000 }, victim.nodeId);
+    expect(await cellOf(page, victim.nodeId)).toBe('failed/node-lost');
+    await page.screenshot({ path: join(shots, 'ui-instance.png') });
+    expectExit(await b.cli(['instance', 'cancel', slowId]), EXIT.ok);
+    console.log(`dashboard screenshots in ${shots}`);
+
+    // The same login link a second time: refused.
     const again = await (await browser?.newPage())?.goto(url);
     expect(again?.status()).toBe(401);
     expect(await again?.text()).toMatch(/used already or has expired/);
   });
 
-  it('without a login the API refuses the browser, and a read token logs in as read', { timeout: TEST_TIMEOUT_MS }, async () => {
+  it('a read session has no buttons that change anything, and the API refuses it anyway; no login, no data', { timeout: TEST_TIMEOUT_MS }, async () => {
     const [a] = (await startCluster({ prefix: 'uir-', count: 1 })) as [Daemon];
+    expectExit(await a.cli(['job', 'add', 'hello', '--cmd', 'true']), EXIT.ok);
     const page = await (await launch()).newPage();
-    const api = new URL(await loginUrl(a)).origin;
-    const refused = await page.goto(`${api}/v1/nodes`);
-    expect(refused?.status()).toBe(401);
-    await page.goto(`${api}/ui/`);
+    const origin = new URL(await loginUrl(a)).origin;
+    expect((await page.goto(`${origin}/v1/nodes`))?.status()).toBe(401);
+    await page.goto(`${origin}/ui/`);
     await page.waitForSelector('[role="alert"]', { timeout: 20_000 });
     expect(await page.$eval('[role="alert"]', (n) => n.textContent)).toMatch(/not logged in .*chorus ui/);
 
     const created = await a.cli(['token', 'create', '--role', 'read', '--json']);
     expectExit(created, EXIT.ok);
-    const readToken = created.json<{ token: string }>().token;
-    const viaRead = await a.cli(['ui', '--json', '--api', api, '--token', readToken]);
-    expectExit(viaRead, EXIT.ok);
-    await page.goto(viaRead.json<{ url: string }>().url);
+    await page.goto(await loginUrl(a, ['--api', origin, '--token', created.json<{ token: string }>().token]));
     await page.waitForFunction(() => document.querySelectorAll('tr[data-node]').length === 1, { timeout: 20_000 });
-    // The read session looks, and the API refuses it anything else (also with the dashboard's header).
-    const status = await page.evaluate(async () => (await fetch('/v1/run', { method: 'POST', headers: { 'content-type': 'application/json', 'x-chorus-ui': '1' }, body: JSON.stringify({ spec: {} }) })).status);
+    expect(await page.$('[data-action]')).toBeNull(); // no drain button
+    await page.goto(`${origin}/ui/#/jobs`);
+    await page.waitForSelector('tr[data-job="hello"]', { timeout: 20_000 });
+    expect(await page.$('[data-action="run"]')).toBeNull();
+    expect(await page.$eval('#me', (n) => n.textContent)).toMatch(/read only/);
+    const status = await page.evaluate(async () => (await fetch('/v1/jobs/hello/run', { method: 'POST', headers: { 'content-type': 'application/json', 'x-chorus-ui': '1' }, body: '{}' })).status);
     expect(status).toBe(403);
+
+    // An operate session has the buttons, and a run from the jobs page opens its instance.
+    await page.goto(await loginUrl(a));
+    await page.goto(`${origin}/ui/#/jobs`);
+    await page.waitForSelector('[data-action="run"]', { timeout: 20_000 });
+    await page.click('[data-action="run"]');
+    await page.waitForFunction(() => document.querySelector('#counts')?.textContent === '1 subtasks: 1 succeeded', { timeout: 20_000 });
   });
 });

@@ -81,7 +81,7 @@ const result = await esbuild.build({
     'import.meta.filename': '__chorus_import_meta_filename',
     'import.meta.dirname': '__chorus_import_meta_dirname',
   },
-  plugins: [stubPlugin(STUBS), pluginCommands()],
+  plugins: [stubPlugin(STUBS), pluginCommands(), uiAssetsPlugin()],
   metafile: true,
   logLevel: 'warning',
   logOverride: {
@@ -198,6 +198,29 @@ async function listJs(dir) {
     else if (entry.name.endsWith('.js')) out.push(path);
   }
   return out.sort();
+}
+
+/**
+ * The dashboard's files (dist/ui, built by `npm run build`) inside the executable: the
+ * module that reads them from disk (src/api/ui-assets.ts) is replaced by one that holds them.
+ */
+function uiAssetsPlugin() {
+  return {
+    name: 'chorus:ui-assets',
+    setup(build) {
+      build.onResolve({ filter: /[/\\]?ui-assets\.js$/ }, (args) => ({ path: args.path, namespace: 'chorus-ui-assets' }));
+      build.onLoad({ filter: /.*/, namespace: 'chorus-ui-assets' }, async () => {
+        const dir = join(root, 'dist', 'ui');
+        const types = { 'index.html': 'text/html; charset=utf-8', 'app.js': 'text/javascript; charset=utf-8', 'app.css': 'text/css; charset=utf-8' };
+        const files = {};
+        for (const [name, type] of Object.entries(types)) files[name] = { type, b64: (await readFile(join(dir, name))).toString('base64') };
+        return {
+          loader: 'js',
+          contents: `const files = ${JSON.stringify(files)};\nlet cache = null;\nexport function uiAssets() {\n  cache ??= new Map(Object.entries(files).map(([name, f]) => [name, { body: Buffer.from(f.b64, 'base64'), type: f.type }]));\n  return cache;\n}\n`,
+        };
+      });
+    },
+  };
 }
 
 function stubPlugin(stubs) {

@@ -56,6 +56,11 @@ export class ApiServer {
     });
     this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
     this.route('GET', /^\/v1\/nodes$/, async (_r, _p, q) => (boolParam(q, 'watch') ? this.plane.watchNodes(q.get('version'), intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS)) : this.plane.nodes()));
+    // Who the caller is to this daemon: the dashboard shows only the buttons its role allows.
+    this.route('GET', /^\/v1\/whoami$/, async (req) => {
+      const status = this.plane.status();
+      return { role: this.roleOf(req), nodeId: status.nodeId, name: status.name };
+    });
     // A login code for the dashboard (`chorus ui`), with the role of the token that asks.
     this.route('POST', /^\/v1\/ui\/codes$/, async (req) => {
       const { code, expiresAtMs } = this.ui.createCode(this.roleOf(req) as Role);

@@ -1,57 +1,34 @@
 // The dashboard in the browser: plain DOM, no framework. It talks to the daemon that served
 // it with the session cookie `chorus ui` set, through the same /v1 API as the CLI, and
 // follows changes with the API's long polls (an answer as soon as something changed), not
-// by polling every second.
+// by polling every second. Pages: #/ the cluster, #/jobs, #/jobs/NAME, #/instances,
+// #/instances/ID. A read session sees everything and has no buttons that change anything.
+import { api, Unauthorized, type FireView, type InstanceView, type JobView, type NodeView, type Role, type SubtaskView } from './api.js';
+import { button, el, GLYPH, relative, statusBadge } from './dom.js';
+import { cellStatus, Grid } from './grid.js';
+import { canonicalJson, fnv1a } from '../records/canonical.js';
 
-interface NodeView {
-  nodeId: string;
-  name: string;
-  tags: Record<string, string>;
-  state: 'alive' | 'suspect' | 'dead' | 'left';
-  leader: boolean;
-  draining: boolean;
-  incarnation: number;
-  lastSeen: string | null;
-}
-
-interface StatusView {
-  nodeId: string;
-  name: string;
-  role?: string;
-}
+/** The version the API's long poll compares (src/api/version-of.ts: the same function of the same view). */
+const versionOf = (view: unknown) => fnv1a(canonicalJson(view)).toString(16);
 
 const WAIT_MS = 25_000;
-/** State is never shown by colour alone: a symbol and the word. */
 const STATE_SYMBOL: Record<NodeView['state'], string> = { alive: '●', suspect: '◐', dead: '✕', left: '○' };
 
-class Unauthorized extends Error {}
+let role: Role = 'read';
+/** Bumped at every page change: a page's loops stop when it is no longer the current one. */
+let generation = 0;
 
-async function api<T>(path: string): Promise<T> {
-  const res = await fetch(path, { headers: { accept: 'application/json' } });
-  if (res.status === 401) throw new Unauthorized('this browser is not logged in (or the daemon restarted): run chorus ui again');
-  if (!res.ok) {
-    const body = (await res.json().catch(() => ({}))) as { message?: string };
-    throw new Error(body.message ?? `HTTP ${res.status}`);
-  }
-  return (await res.json()) as T;
+const main = () => document.getElementById('main') as HTMLElement;
+const current = (g: number) => g === generation;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function fail(err: unknown): void {
+  main().replaceChildren(el('p', { class: 'error', role: 'alert' }, (err as Error).message));
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) if (value !== undefined) node.setAttribute(key, value);
-  node.append(...children);
-  return node;
-}
+// ---- cluster --------------------------------------------------------------------------
 
-/** "12s ago", with the exact time on hover. */
-function relative(iso: string | null, nowMs = Date.now()): HTMLElement {
-  if (iso === null) return el('span', {}, '—');
-  const s = Math.round((nowMs - Date.parse(iso)) / 1000);
-  const text = s < 2 ? 'now' : s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : s < 86_400 ? `${Math.round(s / 3600)}h ago` : `${Math.round(s / 86_400)}d ago`;
-  return el('time', { datetime: iso, title: new Date(iso).toLocaleString() }, text);
-}
-
-function clusterPage(main: HTMLElement, nodes: NodeView[]): void {
+function renderCluster(nodes: NodeView[]): HTMLElement {
   const counts = new Map<string, number>();
   for (const n of nodes) counts.set(n.state, (counts.get(n.state) ?? 0) + 1);
   const leader = nodes.find((n) => n.leader);
@@ -68,44 +45,257 @@ function clusterPage(main: HTMLElement, nodes: NodeView[]): void {
       el('td', { 'data-label': 'Tags' }, ...Object.entries(n.tags).map(([k, v]) => el('span', { class: 'tag' }, `${k}=${v}`))),
       el('td', { 'data-label': 'Incarnation' }, String(n.incarnation)),
       el('td', { 'data-label': 'Last heard' }, relative(n.lastSeen)),
+      el(
+        'td',
+        { 'data-label': 'Actions' },
+        ...(role === 'operate' && n.state === 'alive'
+          ? [button(n.draining ? 'Undrain' : 'Drain', () => api(`/v1/nodes/${encodeURIComponent(n.nodeId)}/${n.draining ? 'undrain' : 'drain'}`, { method: 'POST', body: {} }), { 'data-action': 'drain' })]
+          : []),
+      ),
     ),
   );
-  const table = el(
+  return el(
     'table',
     {},
     el('caption', { class: 'summary' }, summary),
-    el('thead', {}, el('tr', {}, ...['Name', 'Node', 'State', 'Leader', 'Draining', 'Tags', 'Incarnation', 'Last heard'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('thead', {}, el('tr', {}, ...['Name', 'Node', 'State', 'Leader', 'Draining', 'Tags', 'Incarnation', 'Last heard', ''].map((h) => el('th', { scope: 'col' }, h)))),
     el('tbody', {}, ...rows),
   );
-  main.replaceChildren(el('h1', {}, 'Cluster'), table);
 }
 
-async function followCluster(main: HTMLElement): Promise<void> {
+async function clusterPage(g: number): Promise<void> {
   let version: string | null = null;
-  for (;;) {
-    try {
-      const answer: { version: string; nodes: NodeView[] } = await api(`/v1/nodes?watch=1&waitMs=${WAIT_MS}${version ? `&version=${version}` : ''}`);
-      if (answer.version !== version) clusterPage(main, answer.nodes);
-      version = answer.version;
-    } catch (err) {
-      main.replaceChildren(el('p', { class: 'error', role: 'alert' }, (err as Error).message));
-      if (err instanceof Unauthorized) return;
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-    }
+  while (current(g)) {
+    const answer: { version: string; nodes: NodeView[] } = await api(`/v1/nodes?watch=1&waitMs=${WAIT_MS}${version ? `&version=${version}` : ''}`);
+    if (!current(g)) return;
+    if (answer.version !== version) main().replaceChildren(el('h1', {}, 'Cluster'), renderCluster(answer.nodes));
+    version = answer.version;
   }
+}
+
+// ---- jobs -----------------------------------------------------------------------------
+
+function strip(instances: InstanceView[]): HTMLElement {
+  return el('span', { class: 'strip', 'aria-label': 'last outcomes, newest first' }, ...instances.map((i) => el('a', { href: `#/instances/${i.id}`, class: `badge st-${i.status}`, title: `${i.status}, ${new Date(i.createdAt).toLocaleString()}` }, GLYPH[i.status] ?? '?')));
+}
+
+async function jobsPage(g: number): Promise<void> {
+  while (current(g)) {
+    const jobs = await api<JobView[]>('/v1/jobs');
+    const recent = await Promise.all(jobs.map((j) => api<InstanceView[]>(`/v1/instances?job=${encodeURIComponent(j.name)}&limit=10`)));
+    if (!current(g)) return;
+    const rows = jobs.map((j, i) =>
+      el(
+        'tr',
+        { 'data-job': j.name },
+        el('td', { 'data-label': 'Job' }, el('a', { href: `#/jobs/${encodeURIComponent(j.name)}` }, j.name)),
+        el('td', { 'data-label': 'Schedule' }, j.scheduleText ?? 'manual'),
+        el('td', { 'data-label': 'Next fire' }, j.enabled ? relative(j.nextRunAt) : el('span', {}, '⏸ disabled')),
+        el('td', { 'data-label': 'Last runs' }, strip(recent[i] ?? [])),
+        el('td', { class: 'cmd', 'data-label': 'Command' }, j.cmd),
+        el(
+          'td',
+          { 'data-label': 'Actions' },
+          ...(role === 'operate'
+            ? [
+                button('Run', async () => {
+                  const v = await api<InstanceView>(`/v1/jobs/${encodeURIComponent(j.name)}/run`, { method: 'POST', body: {} });
+                  location.hash = `#/instances/${v.id}`;
+                }, { 'data-action': 'run' }),
+                button(j.enabled ? 'Disable' : 'Enable', () => api(`/v1/jobs/${encodeURIComponent(j.name)}/${j.enabled ? 'disable' : 'enable'}`, { method: 'POST', body: {} })),
+              ]
+            : []),
+        ),
+      ),
+    );
+    main().replaceChildren(
+      el('h1', {}, 'Jobs'),
+      jobs.length === 0
+        ? el('p', {}, 'No jobs yet (chorus job add NAME --cmd CMD).')
+        : el('table', {}, el('thead', {}, el('tr', {}, ...['Job', 'Schedule', 'Next fire', 'Last runs', 'Command', ''].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, ...rows)),
+    );
+    await sleep(10_000); // jobs change rarely: a look every 10 s (instances are followed live on their page)
+  }
+}
+
+async function jobPage(g: number, name: string): Promise<void> {
+  while (current(g)) {
+    const [history, recent] = await Promise.all([api<FireView[]>(`/v1/jobs/${encodeURIComponent(name)}/history?limit=100`), api<InstanceView[]>(`/v1/instances?job=${encodeURIComponent(name)}&limit=20`)]);
+    if (!current(g)) return;
+    const fires = history.map((f) =>
+      el(
+        'tr',
+        {},
+        el('td', { 'data-label': 'Due' }, relative(f.scheduledAt)),
+        el('td', { 'data-label': 'Outcome' }, el('span', { class: `badge fire-${f.outcome}` }, f.outcome)),
+        el('td', { 'data-label': 'Reason' }, f.reason ?? ''),
+        el('td', { class: 'id', 'data-label': 'Instance' }, f.instanceId ? el('a', { href: `#/instances/${f.instanceId}` }, f.instanceId) : ''),
+        el('td', { 'data-label': 'Leader' }, f.leaderName ?? f.leader.slice(-12)),
+      ),
+    );
+    main().replaceChildren(
+      el('h1', {}, `Job ${name}`),
+      el('p', {}, 'Last runs: ', strip(recent)),
+      el('h2', {}, 'Fire history'),
+      history.length === 0 ? el('p', {}, 'No fire decided yet (a job without a schedule never fires).') : el('table', {}, el('thead', {}, el('tr', {}, ...['Due', 'Outcome', 'Reason', 'Instance', 'Leader'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, ...fires)),
+    );
+    await sleep(10_000);
+  }
+}
+
+// ---- instances ------------------------------------------------------------------------
+
+async function instancesPage(g: number): Promise<void> {
+  while (current(g)) {
+    const list = await api<InstanceView[]>('/v1/instances?limit=50');
+    if (!current(g)) return;
+    const rows = list.map((i) =>
+      el(
+        'tr',
+        {},
+        el('td', { class: 'id', 'data-label': 'Instance' }, el('a', { href: `#/instances/${i.id}` }, i.id)),
+        el('td', { 'data-label': 'Job' }, i.job),
+        el('td', { 'data-label': 'Status' }, statusBadge(i.status)),
+        el('td', { 'data-label': 'Created' }, relative(i.createdAt)),
+        el('td', { 'data-label': 'Nodes' }, `${i.subtasks.filter((s) => s.status === 'succeeded').length}/${i.subtasks.length} ok`),
+      ),
+    );
+    main().replaceChildren(el('h1', {}, 'Instances'), el('table', {}, el('thead', {}, el('tr', {}, ...['Instance', 'Job', 'Status', 'Created', 'Nodes'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, ...rows)));
+    await sleep(5_000);
+  }
+}
+
+/** "5 subtasks: 3 succeeded, 2 failed (exit 1: 1, node-lost: 1)", as `instance show` says it. */
+function counts(subtasks: SubtaskView[]): string {
+  const byStatus = new Map<string, Map<string, number>>();
+  for (const s of subtasks) {
+    const status = cellStatus(s) === 'unreleased' ? 'pending' : s.status;
+    const reasons = byStatus.get(status) ?? new Map<string, number>();
+    byStatus.set(status, reasons);
+    const why = s.status === 'failed' ? (s.reason === 'exit-code' ? `exit ${s.exitCode}` : (s.reason ?? '?')) : s.status === 'cancelled' ? (s.reason ?? 'cancelled') : '';
+    reasons.set(why, (reasons.get(why) ?? 0) + 1);
+  }
+  const parts = ['succeeded', 'failed', 'cancelled', 'running', 'pending'].flatMap((status) => {
+    const reasons = byStatus.get(status);
+    if (!reasons) return [];
+    const n = [...reasons.values()].reduce((a, b) => a + b, 0);
+    const detail = [...reasons].filter(([why]) => why !== '').map(([why, k]) => `${why}: ${k}`);
+    return [`${n} ${status}${detail.length > 0 ? ` (${detail.join(', ')})` : ''}`];
+  });
+  return `${subtasks.length} subtasks: ${parts.join(', ')}`;
+}
+
+function rolloutText(v: InstanceView): string {
+  const r = v.rollout;
+  if (!r) return v.paused ? 'paused' : '';
+  const wave = r.waveSizes.length > 1 ? (r.currentWave === null ? 'all waves released' : `wave ${r.currentWave} of ${r.waveSizes.length}`) : '';
+  return [wave, r.parallelLimit !== null ? `at most ${r.parallelLimit} at once` : '', `${r.released} of ${v.subtasks.length} released`, r.aborted ? 'ABORTED (--max-failures)' : v.paused ? 'PAUSED' : ''].filter(Boolean).join(' · ');
+}
+
+async function followOutput(g: number, instanceId: string, s: SubtaskView, pre: HTMLElement, title: HTMLElement): Promise<void> {
+  const mine = ++followRound;
+  title.textContent = `Live output of ${s.nodeName ?? s.nodeId.slice(-12)}`;
+  pre.textContent = '';
+  let cursor = '';
+  while (current(g) && mine === followRound) {
+    const answer: { chunks: { stream: string; text: string; attempt: number }[]; cursor: string; done: boolean } = await api(`/v1/instances/${instanceId}/logs?follow=1&node=${encodeURIComponent(s.nodeId)}&waitMs=${WAIT_MS}&cursor=${encodeURIComponent(cursor)}`);
+    if (!current(g) || mine !== followRound) return;
+    for (const c of answer.chunks) pre.append(c.stream === 'stderr' ? el('span', { class: 'stderr' }, c.text) : c.text);
+    cursor = answer.cursor;
+    if (answer.done) return;
+  }
+}
+let followRound = 0;
+
+async function instancePage(g: number, id: string): Promise<void> {
+  const head = el('div', {});
+  const grid = new Grid((s) => void followOutput(g, id, s, out, outTitle).catch(fail));
+  const cellsList = el('ol', { class: 'sr-only', 'aria-label': 'subtasks' });
+  const outTitle = el('h2', {}, 'Live output (pick a node in the grid)');
+  const out = el('pre', { class: 'output', 'aria-live': 'off' });
+  const groups = el('div', {});
+  const legend = el('p', { class: 'legend' }, ...['succeeded', 'failed', 'cancelled', 'running', 'pending', 'unreleased'].map((st) => el('span', { class: `badge st-${st}` }, `${GLYPH[st]} ${st === 'unreleased' ? 'not released' : st}`)));
+  main().replaceChildren(head, grid.canvas, legend, grid.live, cellsList, outTitle, out, el('h2', {}, 'Grouped outputs'), groups);
+  let version: string | null = null;
+  let laidOut = 0;
+  let grouped = false;
+  while (current(g)) {
+    const v: InstanceView = await api(`/v1/instances/${id}?waitMs=${version ? WAIT_MS : 0}${version ? `&version=${version}` : ''}`);
+    if (!current(g)) return;
+    const finished = v.status === 'succeeded' || v.status === 'failed' || v.status === 'cancelled';
+    const actions: HTMLElement[] = [];
+    if (role === 'operate' && !finished) {
+      actions.push(button('Cancel', () => api(`/v1/instances/${id}/cancel`, { method: 'POST', body: {} }), { 'data-action': 'cancel' }));
+      if (v.rollout) actions.push(button(v.paused ? 'Resume' : 'Pause', () => api(`/v1/instances/${id}/${v.paused ? 'resume' : 'pause'}`, { method: 'POST', body: {} }), { 'data-action': 'pause' }));
+    }
+    head.replaceChildren(
+      el('h1', {}, `Instance ${v.id} `, statusBadge(v.status)),
+      el('p', { class: 'summary' }, `job ${v.job} · ${v.trigger} · created `, relative(v.createdAt), ` · ${v.cmd}`),
+      el('p', { id: 'counts' }, counts(v.subtasks)),
+      ...(v.failure ? [el('p', { class: 'error' }, v.failure)] : []),
+      ...(rolloutText(v) ? [el('p', { id: 'rollout' }, `Rollout: ${rolloutText(v)}`)] : []),
+      ...v.notifications.map((n) => el('p', {}, `Webhook ${n.url}: ${n.status}${n.attempts > 0 ? `, ${n.attempts} tries` : ''}${n.lastError ? ` (${n.lastError})` : ''}`)),
+      el('div', { class: 'actions' }, ...actions),
+    );
+    const width = Math.min(main().clientWidth || 800, 1200);
+    if (laidOut !== v.subtasks.length) {
+      grid.layout(v.subtasks, width);
+      laidOut = v.subtasks.length;
+      cellsList.replaceChildren(...v.subtasks.map((s) => el('li', { 'data-node': s.nodeId }, '')));
+    } else grid.update(v.subtasks);
+    v.subtasks.forEach((s, i) => {
+      const li = cellsList.children[i] as HTMLElement | undefined;
+      const status = cellStatus(s);
+      if (li && li.dataset.status !== `${status}/${s.reason ?? ''}`) {
+        li.dataset.status = `${status}/${s.reason ?? ''}`;
+        li.textContent = grid.describe(s);
+      }
+    });
+    if (finished && !grouped) {
+      grouped = true;
+      const list = await api<{ nodes: { name: string | null; nodeId: string }[]; status: string; reason: string | null; exitCode: number | null; stdout: string; stderr: string }[]>(`/v1/instances/${id}/logs?group=1`);
+      groups.replaceChildren(
+        ...list.map((grp) =>
+          el('section', { class: 'group' }, el('h3', {}, `${grp.nodes.map((n) => n.name ?? n.nodeId.slice(-12)).join(', ')} (${grp.nodes.length})${grp.status !== 'succeeded' ? ` ${grp.status}${grp.reason ? ` (${grp.reason}${grp.exitCode !== null ? ` ${grp.exitCode}` : ''})` : ''}` : ''}`), el('pre', { class: 'output' }, grp.stdout, ...(grp.stderr ? [el('span', { class: 'stderr' }, grp.stderr)] : []))),
+        ),
+      );
+    }
+    if (finished) return;
+    version = versionOf(v);
+  }
+}
+
+// ---- shell ----------------------------------------------------------------------------
+
+function route(): void {
+  const g = ++generation;
+  const hash = location.hash.replace(/^#/, '') || '/';
+  const [, page, arg] = hash.split('/');
+  for (const a of document.querySelectorAll('nav a')) a.removeAttribute('aria-current');
+  document.querySelector(`nav a[data-page="${page || 'cluster'}"]`)?.setAttribute('aria-current', 'page');
+  const run =
+    page === 'jobs' && arg ? jobPage(g, decodeURIComponent(arg)) : page === 'jobs' ? jobsPage(g) : page === 'instances' && arg ? instancePage(g, arg) : page === 'instances' ? instancesPage(g) : clusterPage(g);
+  run.catch(async (err: unknown) => {
+    if (!current(g)) return;
+    fail(err);
+    if (err instanceof Unauthorized) return;
+    await sleep(2_000);
+    if (current(g)) route();
+  });
+  main().focus({ preventScroll: true });
 }
 
 async function start(): Promise<void> {
-  const main = document.getElementById('main') as HTMLElement;
   try {
-    const me = await api<StatusView>('/v1/status');
+    const me = await api<{ role: Role; name: string }>('/v1/whoami');
+    role = me.role;
     const who = document.getElementById('me');
-    if (who) who.textContent = `served by ${me.name}`;
+    if (who) who.textContent = `${me.name} · ${role === 'operate' ? 'operate' : 'read only'}`;
   } catch (err) {
-    main.replaceChildren(el('p', { class: 'error', role: 'alert' }, (err as Error).message));
-    return;
+    return fail(err);
   }
-  await followCluster(main);
+  window.addEventListener('hashchange', route);
+  route();
 }
 
 void start();

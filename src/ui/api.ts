@@ -1,0 +1,75 @@
+// The dashboard's calls to the daemon that served it: the /v1 API with the session cookie.
+export class Unauthorized extends Error {}
+
+export async function api<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (init.method && init.method !== 'GET') {
+    headers['x-chorus-ui'] = '1'; // the API refuses a cookie request that changes something without it
+    headers['content-type'] = 'application/json';
+  }
+  const res = await fetch(path, { method: init.method ?? 'GET', headers, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
+  if (res.status === 401) throw new Unauthorized('This browser is not logged in (or the daemon restarted): run chorus ui again for a login link.');
+  const body = (await res.json().catch(() => ({}))) as { message?: string };
+  if (!res.ok) throw new Error(body.message ?? `HTTP ${res.status}`);
+  return body as T;
+}
+
+export type Role = 'read' | 'operate';
+
+export interface NodeView {
+  nodeId: string;
+  name: string;
+  tags: Record<string, string>;
+  state: 'alive' | 'suspect' | 'dead' | 'left';
+  leader: boolean;
+  draining: boolean;
+  incarnation: number;
+  lastSeen: string | null;
+}
+
+export interface SubtaskView {
+  nodeId: string;
+  nodeName: string | null;
+  shardIndex: number;
+  wave: number;
+  released: boolean;
+  status: 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  reason: string | null;
+  exitCode: number | null;
+  attempt: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface InstanceView {
+  id: string;
+  job: string;
+  status: 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  trigger: string;
+  cmd: string;
+  createdAt: string;
+  finishedAt: string | null;
+  failure: string | null;
+  paused: boolean;
+  rollout: { waveSizes: number[]; currentWave: number | null; released: number; aborted: boolean; parallelLimit: number | null } | null;
+  notifications: { url: string; status: string; attempts: number; lastError: string | null }[];
+  subtasks: SubtaskView[];
+}
+
+export interface JobView {
+  name: string;
+  cmd: string;
+  type: string;
+  scheduleText: string | null;
+  nextRunAt: string | null;
+  enabled: boolean;
+}
+
+export interface FireView {
+  scheduledAt: string;
+  outcome: string;
+  reason: string | null;
+  instanceId: string | null;
+  leaderName: string | null;
+  leader: string;
+}
