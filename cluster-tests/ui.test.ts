@@ -67,8 +67,14 @@ describe('the dashboard in a browser', () => {
     const states = await page.$$eval('tr[data-node] .state', (cells) => cells.map((c) => c.textContent));
     expect(states).toEqual(Array(5).fill('● alive')); // a symbol and a word, never colour alone
     expect(await page.$eval('caption', (n) => n.textContent)).toMatch(/^5 member\(s\): 5 alive; leader ui-\d$/);
+    expect(await page.$eval('#detector', (n) => n.textContent)).toMatch(/^Failure detector at ui-1: \d+ probes/);
     const shots = await shotsDir();
     await page.screenshot({ path: join(shots, 'ui-cluster.png') });
+    // On a phone: nothing wider than the screen.
+    await page.setViewport({ width: 390, height: 844 });
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } }; innerWidth: number }).document.documentElement.scrollWidth <= (globalThis as unknown as { innerWidth: number }).innerWidth)).toBe(true);
+    await page.screenshot({ path: join(shots, 'ui-cluster-phone.png') });
+    await page.setViewport({ width: 1280, height: 800 });
 
     // A rolling broadcast, two at a time: its cells go from pending (not released) to succeeded, live.
     const run = await b.cli(['run', '--json', '--max-parallel', '2', '--', 'sleep 1']);

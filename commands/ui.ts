@@ -22,7 +22,7 @@ export default class Ui extends ClientCommand {
     const url = `${client.endpoint.api}${login.path}`;
     let opened: string | null = null;
     if (flags.open) opened = await openInBrowser(url);
-    this.output({ url, expiresAt: login.expiresAt, opened: opened === null }, () =>
+    this.output({ url, expiresAt: login.expiresAt, opened: flags.open && opened === null }, () =>
       [url, `(one use, until ${login.expiresAt})`, ...(opened !== null ? [`could not open a browser (${opened}): open the URL yourself`] : flags.open ? ['opened in the browser'] : [])].join('\n'),
     );
   }

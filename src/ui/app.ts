@@ -63,12 +63,23 @@ function renderCluster(nodes: NodeView[]): HTMLElement {
   );
 }
 
+/** The failure detector as the serving daemon sees it (SWIM with Lifeguard's local health). */
+function detectorLine(status: { name: string; counters: Record<string, number> }): HTMLElement {
+  const c = (k: string) => status.counters[`membership.${k}`] ?? 0;
+  return el(
+    'p',
+    { class: 'summary', id: 'detector' },
+    `Failure detector at ${status.name}: ${c('probesSent')} probes (${c('indirectProbes')} indirect), ${c('suspicions')} suspicions, ${c('refutations')} refuted, ${c('deadVerdicts')} dead verdicts, ${c('stallsDetected')} own stalls; local health ${c('awareness') === 0 ? 'good' : `degraded (${c('awareness')}: probe timeouts lengthened)`}`,
+  );
+}
+
 async function clusterPage(g: number): Promise<void> {
   let version: string | null = null;
   while (current(g)) {
     const answer: { version: string; nodes: NodeView[] } = await api(`/v1/nodes?watch=1&waitMs=${WAIT_MS}${version ? `&version=${version}` : ''}`);
+    const status = await api<{ name: string; counters: Record<string, number> }>('/v1/status');
     if (!current(g)) return;
-    if (answer.version !== version) main().replaceChildren(el('h1', {}, 'Cluster'), renderCluster(answer.nodes));
+    main().replaceChildren(el('h1', {}, 'Cluster'), renderCluster(answer.nodes), detectorLine(status));
     version = answer.version;
   }
 }
