@@ -9,24 +9,12 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FireView, InstanceView } from '../src/api/views.js';
 import type { PlanView } from '../src/scheduler/plan.js';
+import { peakRunning } from '../src/testing/checker.js';
 import { EXIT, expectExit, startCluster, tempDir, useProcessCleanup, waitFor, waitForAgreement, type Daemon } from './support/index.js';
 
 useProcessCleanup();
 
 const TEST_TIMEOUT_MS = 240_000;
-
-/** The most subtasks that ran at once, from their recorded start and end times (one host, one clock). */
-function peak(view: InstanceView): number {
-  const events = view.subtasks.filter((s) => s.startedAt).flatMap((s) => [
-    { at: Date.parse(s.startedAt as string), d: 1 },
-    { at: Date.parse(s.finishedAt as string), d: -1 },
-  ]);
-  events.sort((a, b) => a.at - b.at || a.d - b.d);
-  let open = 0;
-  let most = 0;
-  for (const e of events) most = Math.max(most, (open += e.d));
-  return most;
-}
 
 interface Received {
   headers: IncomingMessage['headers'];
@@ -68,7 +56,7 @@ describe('rolling broadcasts, plans, history and webhooks through the CLI', () =
     // --max-parallel 2: never more than two at once.
     const parallel = await runWait(a, ['--max-parallel', '2', '--', 'sleep 1']);
     expect(parallel.status).toBe('succeeded');
-    expect(peak(parallel)).toBe(2);
+    expect(peakRunning(parallel)).toBe(2);
     expect(parallel.rollout).toMatchObject({ parallelLimit: 2, released: 4 });
 
     // --waves 1,50%,100%: the first node alone, then one more, then the last two.

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { instanceView, type InstanceView } from '../api/views.js';
 import { isInstanceFinished } from '../records/status.js';
 import type { JobSpec } from '../records/types.js';
-import { checkBroadcasts, rolloutContested, type CheckInput } from '../testing/checker.js';
+import { checkBroadcasts, peakRunning, rolloutContested, type CheckInput } from '../testing/checker.js';
 import { SimCluster } from '../testing/sim-cluster.js';
 
 async function formed(size: number, seed: number): Promise<SimCluster> {
@@ -42,19 +42,6 @@ function checked(sim: SimCluster, id: string, expectRolloutChecks = true): Insta
 }
 
 const endedEverywhere = (sim: SimCluster, id: string) => () => sim.converged() && sim.liveIds().every((n) => isInstanceFinished(sim.progressSeenBy(n, id)?.status ?? 'pending'));
-
-/** The most subtasks that ran at once, from the fake executor's starts and the records' ends. */
-function peakRunning(view: InstanceView): number {
-  const events = view.subtasks.filter((s) => s.startedAt !== null).flatMap((s) => [
-    { at: Date.parse(s.startedAt as string), d: 1 },
-    { at: s.finishedAt ? Date.parse(s.finishedAt) : Number.POSITIVE_INFINITY, d: -1 },
-  ]);
-  events.sort((a, b) => a.at - b.at || a.d - b.d);
-  let open = 0;
-  let peak = 0;
-  for (const e of events) peak = Math.max(peak, (open += e.d));
-  return peak;
-}
 
 async function runOn(sim: SimCluster, spec: Partial<JobSpec>): Promise<string> {
   const leader = sim.agreedLeader() as string;

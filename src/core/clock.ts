@@ -83,3 +83,54 @@ export function coalesced(fn: () => void): () => void {
     });
   };
 }
+
+/**
+ * A loop of work on a clock: `run()` does the work and then arms the next run after the
+ * delay `nextDelayMs()` gives (even when the work threw), while started; `soon()` runs it at
+ * the next turn, once however often it is asked. The leader and the webhook notifier tick so.
+ */
+export class Ticker {
+  private timer: TimerHandle | null = null;
+  private running = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly work: () => void,
+    private readonly nextDelayMs: () => number,
+  ) {}
+
+  get started(): boolean {
+    return this.running;
+  }
+
+  start(firstDelayMs: number): void {
+    this.running = true;
+    this.arm(firstDelayMs);
+  }
+
+  stop(): void {
+    this.running = false;
+    this.timer?.cancel();
+    this.timer = null;
+  }
+
+  readonly soon = coalesced(() => {
+    if (this.running) this.run();
+  });
+
+  run(): void {
+    try {
+      this.work();
+    } finally {
+      if (this.running) this.arm(this.nextDelayMs());
+    }
+  }
+
+  private arm(delayMs: number): void {
+    this.timer?.cancel();
+    this.timer = this.clock.setTimer(delayMs, () => {
+      this.timer = null;
+      this.run();
+    });
+  }
+}

@@ -92,6 +92,23 @@ describe('record signatures (ed25519 node keys)', () => {
     expect(authorityProblem(signed(member(owner.id, leader.id)), other.keys)).toMatch(/member record/);
   });
 
+  it('lets the leader end only a subtask it never released (a stopped or cancelled rollout), and a webhook delivery be written only by its runner', () => {
+    const unreleased = { status: 'cancelled' as const, exitCode: null, startedAtMs: null, finishedAtMs: 3000 };
+    for (const reason of ['aborted', 'cancelled'] as const) {
+      expect(authorityProblem(received(signed(subtask(leader.id, { ...unreleased, reason }))), other.keys), reason).toBeNull();
+      // Released (its owner may be running it): only the owner ends it.
+      expect(authorityProblem(signed(subtask(leader.id, { ...unreleased, reason, releasedAtMs: 1000 })), other.keys), `${reason} after a release`).toMatch(/not by its runner/);
+      // Started: the owner's work, whatever the claim.
+      expect(authorityProblem(signed(subtask(leader.id, { ...unreleased, reason, startedAtMs: 1500 })), other.keys), `${reason} of a started one`).toMatch(/not by its runner/);
+    }
+    const notify = (writer: string, runner: string): AnyRecord => ({
+      kind: 'notify',
+      record: { instanceId: 'i1', index: 0, url: 'http://127.0.0.1:9/h', runner, generation: 1, status: 'delivered', attempts: 1, lastError: null, firstTryAtMs: 2000, nextTryAtMs: null, deliveredAtMs: 2000, stamp: stampOf(writer), sig: UNSIGNED },
+    });
+    expect(authorityProblem(received(signed(notify(leader.id, leader.id))), other.keys)).toBeNull();
+    expect(authorityProblem(signed(notify(other.id, leader.id)), owner.keys)).toMatch(/webhook delivery run by/);
+  });
+
   it('refuses a record with no signature, a truncated one, or one by a writer whose id holds no key', () => {
     expect(authorityProblem(job(owner.id), other.keys)).toMatch(/signature is not/);
     const good = signed(job(owner.id));

@@ -4,8 +4,8 @@
 // instance ids are deterministic and merge into one.
 import type { NodeObserver } from '../core/observer.js';
 import { fnv1a } from '../records/canonical.js';
-import type { Clock, TimerHandle } from '../core/clock.js';
-import { coalesced } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
+import { Ticker } from '../core/clock.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { MembershipView } from '../cluster/view.js';
 import { isGone } from '../cluster/view.js';
@@ -51,11 +51,10 @@ export class ConcurrencyForbiddenError extends Error {
 }
 
 export class Leader {
-  private timer: TimerHandle | null = null;
+  private readonly ticker: Ticker;
   /** Per job: stamp of the definition seen and the next time its schedule is due. */
   private readonly due = new Map<string, { stampKey: string; nextMs: number | null }>();
   private wasLeader = false;
-  private running = false;
   /**
    * Instances unfinished when last looked at, and instances whose records changed since:
    * a round looks at the changed ones only (a node catching up receives thousands of
@@ -71,6 +70,9 @@ export class Leader {
   private busy = false;
 
   constructor(private readonly deps: LeaderDeps) {
+    this.ticker = new Ticker(deps.clock, () => {
+      this.busy = this.act();
+    }, () => this.nextTickMs());
     // A finished instance can come back to life too: the owner's own report outranks a
     // node-lost verdict (a thawed pre-step runner that succeeded, say).
     deps.store.onChange((records) => {
@@ -79,31 +81,16 @@ export class Leader {
         if (id !== null) this.changed.add(id);
       }
       // A new job, an ended subtask: the leader looks at once rather than at its next tick.
-      if (this.running && this.wasLeader) this.tickSoon();
+      if (this.wasLeader) this.ticker.soon();
     });
   }
 
   start(): void {
-    this.running = true;
-    this.arm(this.deps.config.leaderTickMs);
+    this.ticker.start(this.deps.config.leaderTickMs);
   }
 
   stop(): void {
-    this.running = false;
-    this.timer?.cancel();
-    this.timer = null;
-  }
-
-  private readonly tickSoon = coalesced(() => {
-    if (this.running) this.tick();
-  });
-
-  private arm(delayMs: number): void {
-    this.timer?.cancel();
-    this.timer = this.deps.clock.setTimer(delayMs, () => {
-      this.timer = null;
-      this.tick();
-    });
+    this.ticker.stop();
   }
 
   /**
@@ -129,11 +116,7 @@ export class Leader {
   }
 
   tick(): void {
-    try {
-      this.busy = this.act();
-    } finally {
-      if (this.running) this.arm(this.nextTickMs());
-    }
+    this.ticker.run();
   }
 
   /** One round of the leader's duties; true if it left work in flight. */

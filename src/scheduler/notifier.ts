@@ -7,8 +7,8 @@
 // delivery outranks any takeover in the merge (records/merge.ts mergeNotify).
 import { createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { Clock, TimerHandle } from '../core/clock.js';
-import { coalesced } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
+import { Ticker } from '../core/clock.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { MembershipView } from '../cluster/view.js';
@@ -69,14 +69,13 @@ export function signatureOf(secret: string, body: string): string {
 const journalIdOf = (n: NotifyRecord) => `${n.instanceId}:notify-${n.index}`;
 
 export class Notifier {
-  private timer: TimerHandle | null = null;
-  private running = false;
   /** Instances whose records changed since the leader last looked (one may have ended). */
   private readonly changed = new Set<string>();
   /** Deliveries this node is POSTing right now. */
   private readonly inFlight = new Set<string>();
 
   constructor(private readonly deps: NotifierDeps) {
+    this.ticker = new Ticker(deps.clock, () => this.tick(), () => Math.max(deps.config.leaderTickMs, this.nextMs - deps.clock.now()));
     deps.store.onChange((records) => {
       let wake = false;
       for (const r of records) {
@@ -84,46 +83,31 @@ export class Notifier {
         if (id !== null && r.kind !== 'notify') this.changed.add(id);
         if (r.kind === 'notify' && r.record.runner === deps.view.selfId && r.record.status === 'pending') wake = true;
       }
-      if (wake || this.changed.size > 0) this.soon();
+      if (wake || this.changed.size > 0) this.ticker.soon();
     });
   }
 
   start(): void {
-    this.running = true;
-    this.arm(this.deps.config.leaderIdleTickMs);
+    this.ticker.start(this.deps.config.leaderIdleTickMs);
   }
 
   stop(): void {
-    this.running = false;
-    this.timer?.cancel();
-    this.timer = null;
+    this.ticker.stop();
   }
 
   /** A member's state changed: a runner may have died (its deliveries are taken over at the next tick). */
   membershipChanged(): void {
-    this.soon();
+    this.ticker.soon();
   }
 
-  private readonly soon = coalesced(() => {
-    if (this.running) this.tick();
-  });
-
-  private arm(delayMs: number): void {
-    this.timer?.cancel();
-    this.timer = this.deps.clock.setTimer(delayMs, () => {
-      this.timer = null;
-      this.tick();
-    });
-  }
+  private readonly ticker: Ticker;
+  /** When the next look is due: a delivery's retry time, or a slow safety look. */
+  private nextMs = 0;
 
   private tick(): void {
-    let nextMs = this.deps.clock.now() + this.deps.config.leaderIdleTickMs * 4;
-    try {
-      if (this.deps.mayLead()) this.lead();
-      nextMs = Math.min(nextMs, this.deliverOwn());
-    } finally {
-      if (this.running) this.arm(Math.max(this.deps.config.leaderTickMs, nextMs - this.deps.clock.now()));
-    }
+    this.nextMs = this.deps.clock.now() + this.deps.config.leaderIdleTickMs * 4;
+    if (this.deps.mayLead()) this.lead();
+    this.nextMs = Math.min(this.nextMs, this.deliverOwn());
   }
 
   /** The leader's part: deliveries for instances that ended, and takeovers from runners that died. */
@@ -174,7 +158,7 @@ export class Notifier {
       this.inFlight.add(key);
       void this.deliver(n).finally(() => {
         this.inFlight.delete(key);
-        this.soon();
+        this.ticker.soon();
       });
     }
     return nextMs;

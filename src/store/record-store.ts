@@ -222,8 +222,10 @@ export class RecordStore {
   }
 
   /** Removes fire decisions (retention); `below` per job keeps older copies from coming back. Not replicated: every node prunes by the same rule. */
-  removeFires(fires: FireRecord[], below: Map<string, number>): void {
+  removeFires(fires: FireRecord[], below: Map<string, number>, goneDefinitions: readonly FireRecord[] = []): void {
     for (const f of fires) this.forget(`fire:${f.job}/${f.scheduledAtMs}`);
+    // A definition deleted (or replaced by a new one of the same name) decides no more fires: forget its mark too.
+    for (const f of goneDefinitions) this.lastFires.delete(`${f.job}/${f.jobCreatedAtMs}`);
     for (const [job, ms] of below) this.firesPrunedBelow.set(job, Math.max(this.firesPrunedBelow.get(job) ?? 0, ms));
     if (fires.length > 0) {
       this.compactNext = true; // the next snapshot leaves them out

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { InstanceRecord, JobSpec, SubtaskRecord } from '../records/types.js';
+import type { FireRecord, InstanceRecord, JobRecord, JobSpec, SubtaskRecord } from '../records/types.js';
 import { systemClock } from '../core/clock.js';
 import { RecordStore } from './record-store.js';
-import { pruneFinishedInstances } from './retention.js';
+import { pruneFinishedInstances, pruneFires } from './retention.js';
 import { jobSpec } from '../testing/fixtures.js';
 
 const spec: JobSpec = jobSpec();
@@ -89,5 +89,28 @@ describe('retention', () => {
     expect(pruneFinishedInstances(store, 200, 1)).toEqual(['b2']);
     expect(store.instances().map((i) => i.id)).toEqual(['a0']);
     expect(store.size()).toBe(2);
+  });
+});
+
+describe('pruneFires', () => {
+  const fire = (job: string, jobCreatedAtMs: number, scheduledAtMs: number): FireRecord => ({ job, jobCreatedAtMs, scheduledAtMs, outcome: 'created', reason: null, instanceId: null, leader: 'n1', decidedAtMs: scheduledAtMs, stamp: stamp(scheduledAtMs), sig: '' });
+  const jobRecord = (name: string, createdAtMs: number, deleted = false): JobRecord => ({ name, spec: deleted ? null : spec, enabled: true, deleted, createdAtMs, stamp: stamp(createdAtMs), sig: '' });
+
+  it('keeps the newest fires of each job, drops those of deleted or replaced definitions, and takes no pruned fire back', () => {
+    const store = RecordStore.inMemory(systemClock);
+    store.apply([
+      { kind: 'job', record: jobRecord('tick', 100) },
+      { kind: 'job', record: jobRecord('gone', 100, true) },
+      ...[1, 2, 3, 4, 5].map((i): { kind: 'fire'; record: FireRecord } => ({ kind: 'fire', record: fire('tick', 100, 1000 * i) })),
+      { kind: 'fire', record: fire('tick', 50, 500) }, // an earlier definition of the name
+      { kind: 'fire', record: fire('gone', 100, 1000) },
+    ]);
+    expect(pruneFires(store, 3)).toBe(4);
+    expect(store.fires().map((f) => `${f.job}@${f.scheduledAtMs}`).sort()).toEqual(['tick@3000', 'tick@4000', 'tick@5000']);
+    expect(store.lastFireOf('tick', 100)).toBe(5000);
+    expect(store.lastFireOf('gone', 100)).toBeNull();
+    expect(store.lastFireOf('tick', 50)).toBeNull();
+    // A peer that has not pruned yet sends an old one again: not taken.
+    expect(store.apply([{ kind: 'fire', record: fire('tick', 100, 2000) }])).toEqual([]);
   });
 });

@@ -56,16 +56,19 @@ export function pruneFires(store: RecordStore, keepPerJob: number): number {
     byJob.set(fire.job, list);
   }
   const removed: FireRecord[] = [];
+  const gone: FireRecord[] = [];
   const below = new Map<string, number>();
   for (const [name, list] of byJob) {
     const job = store.job(name);
-    const current = job && !job.deleted ? list.filter((f) => f.jobCreatedAtMs === job.createdAtMs) : [];
-    removed.push(...list.filter((f) => !current.includes(f)));
+    const live = job && !job.deleted ? job.createdAtMs : null;
+    const current = list.filter((f) => f.jobCreatedAtMs === live);
+    gone.push(...list.filter((f) => f.jobCreatedAtMs !== live));
     current.sort((a, b) => b.scheduledAtMs - a.scheduledAtMs);
     const old = current.slice(keepPerJob);
     removed.push(...old);
     if (old.length > 0) below.set(name, (old[0] as FireRecord).scheduledAtMs + 1);
   }
-  store.removeFires(removed, below);
+  removed.push(...gone);
+  store.removeFires(removed, below, gone);
   return removed.length;
 }

@@ -180,3 +180,18 @@ function checkInstance(instance: InstanceView, runs: Map<string, number>, surviv
 function neverStarted(status: string, reason: string | null, startedAt: string | null): boolean {
   return status === 'cancelled' && (reason === 'cancelled' || reason === 'aborted') && startedAt === null;
 }
+
+/** The most subtasks of an instance that ran at once, from their recorded start and end times (an unended one runs on). */
+export function peakRunning(view: Pick<InstanceView, 'subtasks'>): number {
+  const events = view.subtasks
+    .filter((s) => s.startedAt !== null)
+    .flatMap((s) => [
+      { at: Date.parse(s.startedAt as string), d: 1 },
+      { at: s.finishedAt ? Date.parse(s.finishedAt) : Number.POSITIVE_INFINITY, d: -1 },
+    ]);
+  events.sort((a, b) => a.at - b.at || a.d - b.d); // an end at the same ms as a start frees its slot first
+  let open = 0;
+  let peak = 0;
+  for (const e of events) peak = Math.max(peak, (open += e.d));
+  return peak;
+}
