@@ -3,19 +3,31 @@
 // scanning every process's environment. Only the attempt named is ever touched.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { killProcessesWithEnv, killRecordedGroup } from './leftovers.js';
 import { processAlive, processGroupOf } from '../core/proc.js';
 import { waitFor } from '../testing/wait.js';
 
-/** Unique per run, so no other process on the machine can match. */
-const INSTANCE = `i-leftovers-${process.pid}-${Date.now()}`;
-const ATTEMPT_VARS = { CHORUS_INSTANCE_ID: INSTANCE, CHORUS_NODE_ID: 'n-self', CHORUS_ATTEMPT: '1' };
+/**
+ * Unique per test and per run, so no other process on the machine can match, not even a
+ * member of an earlier test's group that was SIGKILLed but is not yet scheduled to die
+ * (on a loaded machine it keeps its environment for a while after its leader is gone).
+ */
+let INSTANCE = '';
+let ATTEMPT_VARS: Record<string, string> = {};
+let testNumber = 0;
+
+beforeEach(() => {
+  testNumber += 1;
+  INSTANCE = `i-leftovers-${process.pid}-${Date.now()}-${testNumber}`;
+  ATTEMPT_VARS = { CHORUS_INSTANCE_ID: INSTANCE, CHORUS_NODE_ID: 'n-self', CHORUS_ATTEMPT: '1' };
+});
 
 const spawned: number[] = [];
 
-afterEach(() => {
-  for (const pid of spawned.splice(0)) {
+afterEach(async () => {
+  const pids = spawned.splice(0);
+  for (const pid of pids) {
     for (const target of [-pid, pid]) {
       try {
         process.kill(target, 'SIGKILL');
@@ -24,6 +36,7 @@ afterEach(() => {
       }
     }
   }
+  await waitFor(() => pids.every((pid) => !processAlive(pid)), 'the spawned processes to die');
 });
 
 /**
