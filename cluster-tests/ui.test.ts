@@ -1,7 +1,8 @@
 // The dashboard in a real browser (Debian's chromium driven by puppeteer-core): a login
 // through `chorus ui`'s one-use URL, the cluster page, a 5-node broadcast whose cells turn
 // from pending to succeeded live, a killed node's cell turning failed/node-lost, and a read
-// session with no buttons that change anything (and an API that refuses it anyway).
+// session with no buttons that change anything (and an API that refuses it anyway); the
+// lists follow the cluster through the change long poll.
 // Screenshots go to a temporary directory, or to CHORUS_UI_SHOTS (the README's come from there).
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -131,9 +132,19 @@ describe('the dashboard in a browser', () => {
     await page.goto(await loginUrl(a, ['--api', origin, '--token', created.json<{ token: string }>().token]));
     await page.waitForFunction(() => document.querySelectorAll('tr[data-node]').length === 1, { timeout: 20_000 });
     expect(await page.$('[data-action]')).toBeNull(); // no drain button
+    const changeWatches: string[] = [];
+    page.on('request', (req) => {
+      if (req.url().includes('/v1/changes?') && req.url().includes('cursor=')) changeWatches.push(req.url());
+    });
     await page.goto(`${origin}/ui/#/jobs`);
     await page.waitForSelector('tr[data-job="hello"]', { timeout: 20_000 });
     expect(await page.$('[data-action="run"]')).toBeNull();
+    // The list follows the cluster: a job added from the CLI appears on the open page, which
+    // waits on the change long poll (GET /v1/changes) rather than reading the list again and again.
+    expectExit(await a.cli(['job', 'add', 'later', '--cmd', 'true']), EXIT.ok);
+    await page.waitForSelector('tr[data-job="later"]', { timeout: 20_000 });
+    expect(changeWatches.length).toBeGreaterThan(0);
+    expect(changeWatches[0]).toMatch(/kinds=job,instance,subtask,cancel&cursor=[0-9a-f]{12}\.\d+&waitMs=\d+/);
     expect(await page.$eval('#me', (n) => n.textContent)).toMatch(/read only/);
     const status = await page.evaluate(async () => (await fetch('/v1/jobs/hello/run', { method: 'POST', headers: { 'content-type': 'application/json', 'x-chorus-ui': '1' }, body: '{}' })).status);
     expect(status).toBe(403);
@@ -144,5 +155,11 @@ describe('the dashboard in a browser', () => {
     await page.waitForSelector('[data-action="run"]', { timeout: 20_000 });
     await page.click('[data-action="run"]');
     await page.waitForFunction(() => document.querySelector('#counts')?.textContent === '1 subtasks: 1 succeeded', { timeout: 20_000 });
+    // The instance list, open while a run starts from the CLI, shows it without a reload.
+    await page.goto(`${origin}/ui/#/instances`);
+    await page.waitForSelector('a[href^="#/instances/"]', { timeout: 20_000 });
+    const fromCli = await a.cli(['job', 'run', 'hello', '--json']);
+    expectExit(fromCli, EXIT.ok);
+    await page.waitForSelector(`a[href="#/instances/${fromCli.json<InstanceView>().id}"]`, { timeout: 20_000 });
   });
 });

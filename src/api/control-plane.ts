@@ -113,6 +113,18 @@ export interface Listing<T> {
   errors: ViewError[];
 }
 
+/** Kinds of replicated records a client can follow with `GET /v1/changes` (members have their own watch). */
+export const CHANGE_KINDS = ['job', 'instance', 'subtask', 'cancel', 'pause', 'step', 'fire', 'notify'] as const;
+export type ChangeKind = (typeof CHANGE_KINDS)[number];
+
+/** What changed on this daemon since a cursor (`GET /v1/changes`). */
+export interface ChangesView {
+  /** Pass it back to hear of the next change; it names this run of the daemon. */
+  cursor: string;
+  /** The asked kinds with a record that changed since the cursor; all of them when the cursor is from an earlier run. */
+  changed: ChangeKind[];
+}
+
 export interface ControlPlane {
   status(): StatusView;
   nodes(): NodeView[];
@@ -125,6 +137,11 @@ export interface ControlPlane {
   planJob(name: string): PlanView;
   watchNodes(version: string | null, waitMs: number): Promise<{ version: string; nodes: NodeView[] }>;
   jobHistory(name: string, limit: number): FireView[];
+  /**
+   * Which of `kinds` changed since `cursor` (null: none yet, answered at once), as soon as one
+   * did, or after `waitMs` with none: lets a list (the dashboard's) follow the cluster live.
+   */
+  watchChanges(cursor: string | null, kinds: readonly ChangeKind[], waitMs: number): Promise<ChangesView>;
   planAdhoc(spec: JobSpec): PlanView;
   putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView>;
   removeJob(name: string): Promise<void>;

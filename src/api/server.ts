@@ -9,7 +9,7 @@ import { SESSION_COOKIE, sessionFromCookie, UiSessions } from './ui-sessions.js'
 import { uiAssets } from './ui-assets.js';
 import { z } from 'zod';
 import { jobSpecSchema } from '../records/validate.js';
-import { ApiError, type ControlPlane, type Listing } from './control-plane.js';
+import { ApiError, CHANGE_KINDS, type ChangeKind, type ControlPlane, type Listing } from './control-plane.js';
 import type { Logger } from '../core/log.js';
 import { CHORUS_VERSION } from '../core/version.js';
 
@@ -68,6 +68,7 @@ export class ApiServer {
     });
     this.route('GET', /^\/v1\/nodes\/([^/]+)$/, async (_r, [ref]) => this.plane.getNode(ref as string));
     this.route('POST', /^\/v1\/nodes\/([^/]+)\/(drain|undrain)$/, async (_r, [ref, action]) => this.plane.drainNode(ref as string, action === 'drain'));
+    this.route('GET', /^\/v1\/changes$/, async (_r, _p, q) => this.plane.watchChanges(q.get('cursor'), changeKinds(q.get('kinds')), intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS)));
     this.route('GET', /^\/v1\/jobs$/, async () => listed(this.plane.listJobs()));
     this.route('GET', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => this.plane.getJob(name as string));
     this.route('GET', /^\/v1\/jobs\/([^/]+)\/plan$/, async (_r, [name]) => this.plane.planJob(name as string));
@@ -239,6 +240,15 @@ function send(res: ServerResponse, status: number, body: unknown, extraHeaders: 
 /** A listing: its items are the body, the records it left out go in a header. */
 class ListedResult {
   constructor(readonly listing: Listing<unknown>) {}
+}
+
+/** `kinds=job,instance`: the record kinds a change watch asks about (none: all of them). */
+function changeKinds(text: string | null): ChangeKind[] {
+  if (text === null || text === '') return [];
+  return text.split(',').map((kind) => {
+    if (!(CHANGE_KINDS as readonly string[]).includes(kind)) throw new ApiError(400, 'bad-request', `kinds: "${kind.slice(0, 40)}" is not a kind of record; use ${CHANGE_KINDS.join(', ')}`);
+    return kind as ChangeKind;
+  });
 }
 
 function listed(listing: Listing<unknown>): ListedResult {

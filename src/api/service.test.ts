@@ -61,6 +61,43 @@ describe('ControlService', () => {
     expect(service.watchedInstances()).toBe(0);
   });
 
+  it('a change watch answers when a record of an asked kind changes (wherever it was written), times out when none does, and names a cursor of another run', async () => {
+    const s = await cluster();
+    const service = s.service('n03');
+    const first = await service.watchChanges(null, ['job'], 60_000);
+    expect(first.changed).toEqual([]); // no cursor yet: at once, with one to wait from
+
+    const quiet = s.drive(service.watchChanges(first.cursor, ['job', 'fire'], 300), 'a watch with nothing to report');
+    const startMs = s.now();
+    expect(await quiet).toEqual({ cursor: first.cursor, changed: [] });
+    expect(s.now() - startMs).toBeGreaterThanOrEqual(300);
+
+    // A job added through another member wakes a watch on jobs, not one on fires only.
+    const onJobs = service.watchChanges(first.cursor, ['job'], 60_000);
+    const onFires = service.watchChanges(first.cursor, ['fire'], 5_000);
+    let wokenAtMs: number | null = null;
+    void onJobs.then(() => (wokenAtMs = s.now()));
+    const addedAtMs = s.now();
+    await s.addJob('n01', 'nightly', { cmd: 'sleep:1' }); // moves the clock until n01 has it acknowledged
+    const woken = await s.drive(onJobs, 'a watch on jobs');
+    expect(woken.changed).toEqual(['job']);
+    expect(woken.cursor).not.toBe(first.cursor);
+    expect(wokenAtMs! - addedAtMs).toBeLessThan(5_000);
+    expect((await s.drive(onFires, 'a watch on fires')).changed).toEqual([]);
+    // From the new cursor, the same change is not news again; from the old one it still is.
+    expect((await s.drive(service.watchChanges(woken.cursor, ['job'], 0), 'a look from the new cursor')).changed).toEqual([]);
+    expect((await s.drive(service.watchChanges(first.cursor, [], 0), 'a look at every kind')).changed).toContain('job');
+    expect(service.watchedInstances()).toBe(0); // no waiter left behind
+
+    // A cursor of an earlier run of the daemon: everything may have changed.
+    const [, seq] = woken.cursor.split('.');
+    expect((await service.watchChanges(`000000000000.${seq}`, ['job', 'instance'], 60_000)).changed).toEqual(['job', 'instance']);
+    for (const bad of ['', 'nope', `${woken.cursor.split('.')[0]}.99999999`]) {
+      const err = await apiError(service.watchChanges(bad, ['job'], 0));
+      expect([err.status, err.code]).toEqual([400, 'bad-cursor']);
+    }
+  });
+
   it('cancel through one node cancels the instance everywhere; a cancel of a finished instance changes nothing', async () => {
     const s = await cluster();
     await s.addJob('n01', 'long', { cmd: 'sleep:60000' });

@@ -14,7 +14,8 @@ import { isInstanceFinished } from '../records/status.js';
 import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec } from '../records/types.js';
 import { instanceIdOf, liveSpec } from '../records/types.js';
-import { ApiError, type ControlPlane, type Listing, type LogFollowView, type LogGroup, type LogView, type StatusView, type ViewError } from './control-plane.js';
+import { randomBytes } from 'node:crypto';
+import { ApiError, CHANGE_KINDS, type ChangeKind, type ChangesView, type ControlPlane, type Listing, type LogFollowView, type LogGroup, type LogView, type StatusView, type ViewError } from './control-plane.js';
 import { CursorError, decodeCursor, encodeCursor, type NodeCursor } from '../output/cursor.js';
 import { LogFollower } from '../output/follower.js';
 import { groupLogs } from '../output/groups.js';
@@ -47,6 +48,8 @@ export interface ServiceDeps {
 
 /** The key the members' watchers wait on (instance ids are hex, so it cannot clash). */
 const MEMBERS_KEY = 'members:';
+/** The key the watchers of record changes (`GET /v1/changes`) wait on. */
+const CHANGES_KEY = 'changes:';
 
 export class ControlService implements ControlPlane {
   private readonly startedAtMs: number;
@@ -56,6 +59,11 @@ export class ControlService implements ControlPlane {
   private readonly viewErrors = new Map<string, ViewError>();
   /** The questions for output this daemon has out to the nodes it follows for clients (`instance logs --follow`). */
   private readonly follower: LogFollower;
+  /** Names this run of the daemon in change cursors: a cursor of an earlier run counts from another sequence. */
+  private readonly runId = randomBytes(6).toString('hex');
+  /** Records changed here since the start, and the number of the last change of each kind. */
+  private changeSeq = 0;
+  private readonly lastChangeOf = new Map<string, number>();
 
   constructor(private readonly deps: ServiceDeps) {
     this.startedAtMs = deps.clock.now();
@@ -70,6 +78,31 @@ export class ControlService implements ControlPlane {
       settled: (instanceId) => this.watchers.wake(instanceId),
     });
     deps.node.store.onChange((records) => this.notifyWatchers(records));
+  }
+
+  async watchChanges(cursorText: string | null, kinds: readonly ChangeKind[], waitMs: number): Promise<ChangesView> {
+    const asked = kinds.length > 0 ? kinds : CHANGE_KINDS;
+    const since = cursorText === null ? null : this.parseChangeCursor(cursorText);
+    const answer = (changed: ChangeKind[]): ChangesView => ({ cursor: `${this.runId}.${this.changeSeq}`, changed });
+    if (since === null) return answer([]);
+    if (since === 'earlier-run') return answer([...asked]);
+    const deadlineMs = this.now() + waitMs;
+    for (;;) {
+      const changed = asked.filter((kind) => (this.lastChangeOf.get(kind) ?? 0) > since);
+      const leftMs = deadlineMs - this.now();
+      if (changed.length > 0 || leftMs <= 0) return answer(changed);
+      await this.watchers.wait([CHANGES_KEY], leftMs);
+    }
+  }
+
+  /** The change number of a cursor of this run; 'earlier-run' for a cursor another run of the daemon gave. */
+  private parseChangeCursor(text: string): number | 'earlier-run' {
+    const m = /^([0-9a-f]{12})\.(\d{1,15})$/.exec(text);
+    if (!m) throw new ApiError(400, 'bad-cursor', `cursor ${JSON.stringify(text.slice(0, 40))} is not one this API gives (RUN.NUMBER, from an earlier answer of /v1/changes)`);
+    if (m[1] !== this.runId) return 'earlier-run';
+    const seq = Number(m[2]);
+    if (seq > this.changeSeq) throw new ApiError(400, 'bad-cursor', `cursor ${text} is ahead of this daemon's changes (${this.changeSeq})`);
+    return seq;
   }
 
   private get node(): ChorusNode {
@@ -508,7 +541,9 @@ export class ControlService implements ControlPlane {
   }
 
   private notifyWatchers(records: AnyRecord[]): void {
+    for (const r of records) this.lastChangeOf.set(r.kind, ++this.changeSeq);
     if (this.watchers.size === 0) return;
+    if (records.some((r) => r.kind !== 'member')) this.watchers.wake(CHANGES_KEY);
     for (const r of records) {
       const id = instanceIdOf(r);
       if (id !== null) this.watchers.wake(id);

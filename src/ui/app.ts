@@ -1,7 +1,7 @@
 // The dashboard in the browser: plain DOM, no framework. It talks to the daemon that served
 // it with the session cookie `chorus ui` set, through the same /v1 API as the CLI, and
-// follows changes with the API's long polls (an answer as soon as something changed), not
-// by polling every second. Pages: #/ the cluster, #/jobs, #/jobs/NAME, #/instances,
+// follows changes with the API's long polls (an answer as soon as something changed: the
+// cluster, an instance, or for the lists any change of their records), not by polling. Pages: #/ the cluster, #/jobs, #/jobs/NAME, #/instances,
 // #/instances/ID. A read session sees everything and has no buttons that change anything.
 import { api, Unauthorized, type FireView, type InstanceView, type JobView, type NodeView, type Role, type SubtaskView } from './api.js';
 import { button, el, GLYPH, relative, statusBadge } from './dom.js';
@@ -84,6 +84,26 @@ async function clusterPage(g: number): Promise<void> {
   }
 }
 
+// ---- following lists ------------------------------------------------------------------
+
+/** At most one reload of a list a second, however busy the cluster. */
+const MIN_RELOAD_GAP_MS = 1_000;
+
+/**
+ * Loads a list page, then again each time a record of `kinds` changes on the daemon (the
+ * `/v1/changes` long poll; at the latest every WAIT_MS, which also moves relative times on).
+ */
+async function followChanges(g: number, kinds: string, load: () => Promise<void>): Promise<void> {
+  let cursor = (await api<{ cursor: string }>(`/v1/changes?kinds=${kinds}`)).cursor;
+  while (current(g)) {
+    const loadedAt = Date.now();
+    await load();
+    if (!current(g)) return;
+    cursor = (await api<{ cursor: string }>(`/v1/changes?kinds=${kinds}&cursor=${encodeURIComponent(cursor)}&waitMs=${WAIT_MS}`)).cursor;
+    await sleep(Math.max(0, loadedAt + MIN_RELOAD_GAP_MS - Date.now()));
+  }
+}
+
 // ---- jobs -----------------------------------------------------------------------------
 
 function strip(instances: InstanceView[]): HTMLElement {
@@ -91,7 +111,7 @@ function strip(instances: InstanceView[]): HTMLElement {
 }
 
 async function jobsPage(g: number): Promise<void> {
-  while (current(g)) {
+  await followChanges(g, 'job,instance,subtask,cancel', async () => {
     const jobs = await api<JobView[]>('/v1/jobs');
     const recent = await Promise.all(jobs.map((j) => api<InstanceView[]>(`/v1/instances?job=${encodeURIComponent(j.name)}&limit=10`)));
     if (!current(g)) return;
@@ -125,12 +145,11 @@ async function jobsPage(g: number): Promise<void> {
         ? el('p', {}, 'No jobs yet (chorus job add NAME --cmd CMD).')
         : el('table', {}, el('thead', {}, el('tr', {}, ...['Job', 'Schedule', 'Next fire', 'Last runs', 'Command', ''].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, ...rows)),
     );
-    await sleep(10_000); // jobs change rarely: a look every 10 s (instances are followed live on their page)
-  }
+  });
 }
 
 async function jobPage(g: number, name: string): Promise<void> {
-  while (current(g)) {
+  await followChanges(g, 'fire,instance,subtask,cancel', async () => {
     const [history, recent] = await Promise.all([api<FireView[]>(`/v1/jobs/${encodeURIComponent(name)}/history?limit=100`), api<InstanceView[]>(`/v1/instances?job=${encodeURIComponent(name)}&limit=20`)]);
     if (!current(g)) return;
     const fires = history.map((f) =>
@@ -150,14 +169,13 @@ async function jobPage(g: number, name: string): Promise<void> {
       el('h2', {}, 'Fire history'),
       history.length === 0 ? el('p', {}, 'No fire decided yet (a job without a schedule never fires).') : el('table', {}, el('thead', {}, el('tr', {}, ...['Due', 'Outcome', 'Reason', 'Instance', 'Leader'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, ...fires)),
     );
-    await sleep(10_000);
-  }
+  });
 }
 
 // ---- instances ------------------------------------------------------------------------
 
 async function instancesPage(g: number): Promise<void> {
-  while (current(g)) {
+  await followChanges(g, 'instance,subtask,cancel', async () => {
     const list = await api<InstanceView[]>('/v1/instances?limit=50');
     if (!current(g)) return;
     const rows = list.map((i) =>
@@ -172,8 +190,7 @@ async function instancesPage(g: number): Promise<void> {
       ),
     );
     main().replaceChildren(el('h1', {}, 'Instances'), el('table', {}, el('thead', {}, el('tr', {}, ...['Instance', 'Job', 'Status', 'Created', 'Nodes'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, ...rows)));
-    await sleep(5_000);
-  }
+  });
 }
 
 /** "5 subtasks: 3 succeeded, 2 failed (exit 1: 1, node-lost: 1)", as `instance show` says it. */
