@@ -54,7 +54,7 @@ try {
   let tick = 0;
   const view = () => ({
     id: 'bench', job: 'bench', status: 'running', trigger: 'manual', cmd: 'true', createdAt: new Date().toISOString(), finishedAt: null, failure: null, paused: false, notifications: [],
-    rollout: { waveSizes: [cells], currentWave: 1, released: cells, aborted: false, parallelLimit: null },
+    rollout: { maxParallel: null, maxFailures: null, minSuccess: null, waveSizes: [cells], currentWave: 1, released: cells, aborted: false, parallelLimit: null },
     subtasks: Array.from({ length: cells }, (_, i) => ({ nodeId: `node-${String(i).padStart(5, '0')}`, nodeName: `n${i}`, shardIndex: i, wave: 1, released: true, status: statuses[(i + tick) % 4], reason: null, exitCode: null, attempt: 1, startedAt: null, finishedAt: null })),
   });
   const server = createServer((req, res) => {

@@ -95,7 +95,7 @@ describe('the dashboard in a browser', () => {
     expect(seen).toContain('running/');
     expect(seen).toContain('succeeded/');
     expect(await page.$eval('#counts', (n) => n.textContent)).toBe('5 subtasks: 5 succeeded');
-    expect(await page.$eval('#rollout', (n) => n.textContent)).toMatch(/at most 2 at once · 5 of 5 released/);
+    expect(await page.$eval('#rollout', (n) => n.textContent)).toMatch(/^Rollout: at most 2 at once, 5 of 5 released$/);
 
     // A node killed while its subtask runs: its cell turns failed/node-lost on the open page.
     const slow = await b.cli(['run', '--json', '--', 'sleep 30']);
@@ -154,7 +154,7 @@ describe('the dashboard in a browser', () => {
     await page.goto(`${origin}/ui/#/jobs`);
     await page.waitForSelector('[data-action="run"]', { timeout: 20_000 });
     await page.click('[data-action="run"]');
-    await page.waitForFunction(() => document.querySelector('#counts')?.textContent === '1 subtasks: 1 succeeded', { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector('#counts')?.textContent === '1 subtask: 1 succeeded', { timeout: 20_000 });
     // The instance list, open while a run starts from the CLI, shows it without a reload.
     await page.goto(`${origin}/ui/#/instances`);
     await page.waitForSelector('a[href^="#/instances/"]', { timeout: 20_000 });

@@ -6,6 +6,9 @@ import type { FireView } from '../api/views.js';
 import type { LogGroup, LogView, StatusView } from '../api/control-plane.js';
 import type { AttemptView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
+import { formatRollout, formatSubtaskSummary } from '../output/summary.js';
+
+export { formatRollout, formatSubtaskSummary, SUMMARY_MAX_REASONS } from '../output/summary.js';
 
 /** Width every table and view line fits in. */
 export const MAX_LINE_WIDTH = 80;
@@ -209,23 +212,6 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
   return lines.join('\n');
 }
 
-/** An instance's rolling and quorum options and how far it got, in one sentence; '' without any. */
-export function formatRollout(view: Pick<InstanceView, 'rollout' | 'paused' | 'subtasks'>): string {
-  const r = view.rollout;
-  if (!r) return view.paused ? 'PAUSED' : '';
-  const parts: string[] = [];
-  if (r.waveSizes.length > 1) {
-    const at = r.currentWave === null ? 'all waves released' : `wave ${r.currentWave} of ${r.waveSizes.length}`;
-    parts.push(`${at} (sizes ${r.waveSizes.join(', ')})`);
-  }
-  if (r.parallelLimit !== null) parts.push(`at most ${r.parallelLimit} at once${typeof r.maxParallel === 'string' ? ` (${r.maxParallel})` : ''}`);
-  if (r.maxFailures !== null) parts.push(`stops after more than ${r.maxFailures} failed`);
-  if (r.minSuccess !== null) parts.push(`succeeds with ${r.minSuccess} succeeded`);
-  parts.push(`${r.released} of ${view.subtasks.length} released`);
-  const state = r.aborted ? '; ABORTED: more failed than --max-failures allows' : view.paused ? '; PAUSED (chorus instance resume)' : '';
-  return `${parts.join(', ')}${state}`;
-}
-
 /** `chorus job history NAME`: every decided fire, newest first. */
 export function formatHistory(fires: FireView[], nowMs = Date.now()): string {
   if (fires.length === 0) return 'no fires decided yet (a job without a schedule never fires; run it with chorus job run)';
@@ -258,37 +244,6 @@ export function formatPlan(plan: PlanView): string {
     lines.push(table(['NODE', 'NAME', 'STATE', 'REASON', 'DETAIL', 'TAGS'], rows, [{ columns: [4, 5], floor: 12 }]));
   }
   return lines.join('\n');
-}
-
-/** The order statuses are counted in: how it ended first, then what is still going on. */
-const SUMMARY_STATUSES = ['succeeded', 'failed', 'cancelled', 'running', 'pending'] as const;
-/** Per status, at most this many reasons are counted; the others are "+N more". */
-export const SUMMARY_MAX_REASONS = 3;
-
-/**
- * One line of counts: "5 subtasks: 3 succeeded, 2 failed (exit 1: 1, node-lost: 1)". A
- * failure is counted by its reason, an exit code by itself ("exit 2"), most frequent first;
- * cancelled subtasks by reason only when some were `aborted`. Statuses no subtask has are
- * left out.
- */
-export function formatSubtaskSummary(subtasks: readonly AttemptView[]): string {
-  if (subtasks.length === 0) return 'no subtasks';
-  const parts: string[] = [];
-  for (const status of SUMMARY_STATUSES) {
-    const mine = subtasks.filter((s) => s.status === status);
-    if (mine.length === 0) continue;
-    const why = new Map<string, number>();
-    for (const s of mine) {
-      const label = s.reason === 'exit-code' ? `exit ${s.exitCode ?? '?'}` : (s.reason ?? status);
-      why.set(label, (why.get(label) ?? 0) + 1);
-    }
-    const counted = [...why].sort(([a, n], [b, m]) => m - n || a.localeCompare(b, 'en', { numeric: true }));
-    const shown = counted.slice(0, SUMMARY_MAX_REASONS).map(([label, n]) => `${label}: ${n}`);
-    if (counted.length > SUMMARY_MAX_REASONS) shown.push(`+${counted.length - SUMMARY_MAX_REASONS} more`);
-    const explain = status === 'failed' || (status === 'cancelled' && why.has('aborted'));
-    parts.push(`${mine.length} ${status}${explain ? ` (${shown.join(', ')})` : ''}`);
-  }
-  return `${subtasks.length} subtask${subtasks.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
 }
 
 /**

@@ -51,7 +51,16 @@ export interface InstanceView {
   finishedAt: string | null;
   failure: string | null;
   paused: boolean;
-  rollout: { waveSizes: number[]; currentWave: number | null; released: number; aborted: boolean; parallelLimit: number | null } | null;
+  rollout: {
+    maxParallel: number | string | null;
+    maxFailures: number | string | null;
+    minSuccess: number | string | null;
+    waveSizes: number[];
+    currentWave: number | null;
+    released: number;
+    aborted: boolean;
+    parallelLimit: number | null;
+  } | null;
   notifications: { url: string; status: string; attempts: number; lastError: string | null }[];
   subtasks: SubtaskView[];
 }

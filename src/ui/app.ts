@@ -6,10 +6,8 @@
 import { api, Unauthorized, type FireView, type InstanceView, type JobView, type NodeView, type Role, type SubtaskView } from './api.js';
 import { button, el, GLYPH, relative, statusBadge } from './dom.js';
 import { cellStatus, Grid } from './grid.js';
-import { canonicalJson, fnv1a } from '../records/canonical.js';
-
-/** The version the API's long poll compares (src/api/version-of.ts: the same function of the same view). */
-const versionOf = (view: unknown) => fnv1a(canonicalJson(view)).toString(16);
+import { versionOf } from '../api/version-of.js';
+import { formatRollout, formatSubtaskSummary } from '../output/summary.js';
 
 const WAIT_MS = 25_000;
 const STATE_SYMBOL: Record<NodeView['state'], string> = { alive: '●', suspect: '◐', dead: '✕', left: '○' };
@@ -193,33 +191,6 @@ async function instancesPage(g: number): Promise<void> {
   });
 }
 
-/** "5 subtasks: 3 succeeded, 2 failed (exit 1: 1, node-lost: 1)", as `instance show` says it. */
-function counts(subtasks: SubtaskView[]): string {
-  const byStatus = new Map<string, Map<string, number>>();
-  for (const s of subtasks) {
-    const status = cellStatus(s) === 'unreleased' ? 'pending' : s.status;
-    const reasons = byStatus.get(status) ?? new Map<string, number>();
-    byStatus.set(status, reasons);
-    const why = s.status === 'failed' ? (s.reason === 'exit-code' ? `exit ${s.exitCode}` : (s.reason ?? '?')) : s.status === 'cancelled' ? (s.reason ?? 'cancelled') : '';
-    reasons.set(why, (reasons.get(why) ?? 0) + 1);
-  }
-  const parts = ['succeeded', 'failed', 'cancelled', 'running', 'pending'].flatMap((status) => {
-    const reasons = byStatus.get(status);
-    if (!reasons) return [];
-    const n = [...reasons.values()].reduce((a, b) => a + b, 0);
-    const detail = [...reasons].filter(([why]) => why !== '').map(([why, k]) => `${why}: ${k}`);
-    return [`${n} ${status}${detail.length > 0 ? ` (${detail.join(', ')})` : ''}`];
-  });
-  return `${subtasks.length} subtasks: ${parts.join(', ')}`;
-}
-
-function rolloutText(v: InstanceView): string {
-  const r = v.rollout;
-  if (!r) return v.paused ? 'paused' : '';
-  const wave = r.waveSizes.length > 1 ? (r.currentWave === null ? 'all waves released' : `wave ${r.currentWave} of ${r.waveSizes.length}`) : '';
-  return [wave, r.parallelLimit !== null ? `at most ${r.parallelLimit} at once` : '', `${r.released} of ${v.subtasks.length} released`, r.aborted ? 'ABORTED (--max-failures)' : v.paused ? 'PAUSED' : ''].filter(Boolean).join(' · ');
-}
-
 async function followOutput(g: number, instanceId: string, s: SubtaskView, pre: HTMLElement, title: HTMLElement): Promise<void> {
   const mine = ++followRound;
   title.textContent = `Live output of ${s.nodeName ?? s.nodeId.slice(-12)}`;
@@ -259,9 +230,9 @@ async function instancePage(g: number, id: string): Promise<void> {
     head.replaceChildren(
       el('h1', {}, `Instance ${v.id} `, statusBadge(v.status)),
       el('p', { class: 'summary' }, `job ${v.job} · ${v.trigger} · created `, relative(v.createdAt), ` · ${v.cmd}`),
-      el('p', { id: 'counts' }, counts(v.subtasks)),
+      el('p', { id: 'counts' }, formatSubtaskSummary(v.subtasks)),
       ...(v.failure ? [el('p', { class: 'error' }, v.failure)] : []),
-      ...(rolloutText(v) ? [el('p', { id: 'rollout' }, `Rollout: ${rolloutText(v)}`)] : []),
+      ...(formatRollout(v) ? [el('p', { id: 'rollout' }, `Rollout: ${formatRollout(v)}`)] : []),
       ...v.notifications.map((n) => el('p', {}, `Webhook ${n.url}: ${n.status}${n.attempts > 0 ? `, ${n.attempts} tries` : ''}${n.lastError ? ` (${n.lastError})` : ''}`)),
       el('div', { class: 'actions' }, ...actions),
     );
