@@ -23,7 +23,7 @@ import { Waiters } from '../core/waiters.js';
 import { resolveNodeRef } from './node-ref.js';
 import { versionOf } from './version-of.js';
 import { planOf, type PlanView } from '../scheduler/plan.js';
-import { fireView, instanceView, iso, jobView, type FireView, type InstanceView, type JobView, type NodeDetailView, type NodeView } from './views.js';
+import { fireView, instanceView, iso, jobView, nodeView, type FireView, type InstanceView, type JobView, type NodeDetailView, type NodeView } from './views.js';
 
 /** Most bytes of output in one answer of a follow; what is left comes in the next (at once). */
 const FOLLOW_ANSWER_BYTES = 1024 * 1024;
@@ -172,7 +172,7 @@ export class ControlService implements ControlPlane {
     return this.node.membership
       .members()
       .sort((a, b) => a.nodeId.localeCompare(b.nodeId))
-      .map((m) => ({ ...m, lastSeen: iso(m.lastSeenMs) }));
+      .map(nodeView);
   }
 
   getNode(ref: string): NodeDetailView {

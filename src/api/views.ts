@@ -2,7 +2,7 @@
 // conversion from records to it. Times are ISO 8601 strings.
 import { formatDurationUnits } from '../core/duration.js';
 import { iso } from '../core/time.js';
-import type { MemberInfo } from '../cluster/view.js';
+import type { MemberInfo, MemberSuspicion } from '../cluster/view.js';
 import { deriveInstanceProgress, type InstanceFacts } from '../records/status.js';
 import type { Amount, AttemptSummary, FireRecord, NotifyRecord, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
 import { parallelLimit, waveEnds, waveOf } from '../records/rollout.js';
@@ -112,7 +112,15 @@ export interface JobView {
   updatedAt: string;
 }
 
-export type NodeView = MemberInfo & { lastSeen: string | null };
+/** A member as the answering node sees it; `suspicion` while it suspects it (its failure detector's view). */
+export type NodeView = Omit<MemberInfo, 'suspicion'> & { lastSeen: string | null; suspicion: SuspicionView | null };
+
+export type SuspicionView = MemberSuspicion & { since: string; deadAt: string };
+
+export function nodeView(m: MemberInfo): NodeView {
+  const s = m.suspicion ?? null;
+  return { ...m, lastSeen: iso(m.lastSeenMs), suspicion: s === null ? null : { ...s, since: iso(s.sinceMs) as string, deadAt: iso(s.deadAtMs) as string } };
+}
 
 /** A member and its unfinished work (pending or running subtasks and steps), as the answering node sees it. */
 export type NodeDetailView = NodeView & { unfinished: number };

@@ -74,7 +74,7 @@ function job(over: Partial<JobView> = {}): JobView {
 }
 
 function node(over: Partial<NodeView> = {}): NodeView {
-  return { nodeId: NODE_A, name: 'n1', tags: { role: 'web' }, addrs: [], incarnation: 1, state: 'alive', leader: true, draining: false, lastSeenMs: NOW_MS - 3000, lastSeen: isoAt(-3000), ...over };
+  return { nodeId: NODE_A, name: 'n1', tags: { role: 'web' }, addrs: [], incarnation: 1, state: 'alive', leader: true, draining: false, lastSeenMs: NOW_MS - 3000, lastSeen: isoAt(-3000), suspicion: null, ...over };
 }
 
 const widest = (text: string) => Math.max(...text.split('\n').map((l) => [...l].length));
@@ -118,6 +118,11 @@ describe('human views', () => {
     expect(formatJob(job(), NOW_MS)).toContain(`next run:    in 2m (${isoAt(120_000)})`);
     expect(formatJobList([job()], NOW_MS)).toMatch(/│ in 2m +│/);
     expect(formatNodes([node()], NOW_MS)).toMatch(/│ 3s ago +│/);
+    // A suspect shows when this node will declare it dead unless it answers.
+    const suspicion = { sinceMs: NOW_MS - 1000, since: isoAt(-1000), confirmations: 1, expectedConfirmations: 3, deadAtMs: NOW_MS + 4000, deadAt: isoAt(4000), verified: true };
+    expect(formatNodes([node({ state: 'suspect', suspicion }), node({ nodeId: NODE_B, name: 'n2' })], NOW_MS).split('\n').slice(-1)).toEqual([
+      'n1 (…abcdef123456) suspect since 1s ago: dead in 4s unless it answers (1 of 3 confirmation(s) from other members)',
+    ]);
   });
 
   it('name nodes by their short id only, in tables, nodes, status and logs', () => {

@@ -361,10 +361,18 @@ export function formatNodes(nodes: NodeView[], nowMs = Date.now()): string {
     Object.entries(n.tags).map(([k, v]) => `${k}=${v}`).join(','),
     n.lastSeen ? relativeTime(n.lastSeen, nowMs) : '',
   ]);
-  return table(['ID', 'NAME', 'STATE', 'LEADER', 'DRAINING', 'TAGS', 'LAST SEEN'], rows, [
+  const shown = table(['ID', 'NAME', 'STATE', 'LEADER', 'DRAINING', 'TAGS', 'LAST SEEN'], rows, [
     { columns: [5], floor: 16 },
     { columns: [1, 5], floor: 4 },
   ]);
+  // The failure detector's view of each suspect: when this node declares it dead unless it answers.
+  const suspects = nodes.flatMap((n) => {
+    const s = n.suspicion;
+    if (!s) return [];
+    const why = s.verified ? `${s.confirmations} of ${s.expectedConfirmations} confirmation(s) from other members` : 'known from records only';
+    return [`${n.name} (${shortId(n.nodeId)}) suspect since ${relativeTime(s.since, nowMs)}: dead ${relativeTime(s.deadAt, nowMs)} unless it answers (${why})`];
+  });
+  return [shown, ...suspects].join('\n');
 }
 
 export function formatStatus(s: StatusView): string {

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { SWIM_GOSSIP, SWIM_PING } from './membership.js';
 import { RECORDS_TOPIC } from './replicator.js';
-import type { MemberState } from './view.js';
+import type { MemberState, MemberSuspicion } from './view.js';
 import type { AnyRecord, InstanceRecord, JobRecord, MemberRecord, SubtaskRecord } from '../records/types.js';
 import { recordKey } from '../records/merge.js';
 import { signRecord } from '../records/signature.js';
@@ -342,6 +342,43 @@ describe('cluster simulation', () => {
         for (const viewer of sim.liveIds()) expect(sim.progressSeenBy(viewer, instance.id)?.status).toBe('succeeded');
         expect(sim.store('n15').subtask(instance.id, frozen)).toMatchObject({ status: 'succeeded', reporter: frozen, attempt: 1 });
       }
+    });
+  });
+
+  it.each(seeds([43, 44]))('(e) each member shows its failure detector\'s view of a suspect: since when, confirmations, when the verdict comes; none once dead (seed %i)', async (seed) => {
+    await withSim(seed, { size: 8 }, async (sim) => {
+      await startAndAgree(sim);
+      const frozen = nodeIdOf(8);
+      sim.freeze(frozen);
+      const others = sim.liveIds();
+      const views = new Map<string, MemberSuspicion>(); // the last suspicion each viewer showed
+      const seeOf = (viewer: string) => sim.node(viewer).membership.members().find((m) => m.nodeId === frozen);
+      await sim.until(
+        () => {
+          for (const viewer of others) {
+            const m = seeOf(viewer);
+            if (m?.state === 'suspect' && m.suspicion) views.set(viewer, m.suspicion);
+            else if (m?.state === 'suspect') throw new Error(`${viewer} holds ${frozen} suspect with no suspicion to show`);
+            else expect(m?.suspicion ?? null).toBeNull(); // alive or dead: nothing to show
+          }
+          return allSee(sim, others, [frozen], 'dead');
+        },
+        8_000,
+        `${frozen} dead everywhere`,
+      );
+      expect(views.size).toBeGreaterThan(0);
+      for (const [viewer, s] of views) {
+        expect(s.verified, viewer).toBe(true);
+        expect(s.expectedConfirmations, viewer).toBe(sim.config.indirectChecks);
+        expect(s.confirmations, viewer).toBeGreaterThanOrEqual(0);
+        expect(s.confirmations, viewer).toBeLessThan(others.length);
+        // Lifeguard's timeout at 8 members: from suspicionMult probe intervals (fully confirmed) to suspicionMaxMult times that.
+        const minMs = sim.config.suspicionMult * sim.config.probeIntervalMs;
+        expect(s.deadAtMs - s.sinceMs, viewer).toBeGreaterThanOrEqual(minMs);
+        expect(s.deadAtMs - s.sinceMs, viewer).toBeLessThanOrEqual(sim.config.suspicionMaxMult * minMs);
+      }
+      // Every live member's view of every other live member: alive, nothing suspected.
+      for (const viewer of others) for (const m of sim.node(viewer).membership.members()) if (m.nodeId !== frozen) expect(m.suspicion ?? null).toBeNull();
     });
   });
 

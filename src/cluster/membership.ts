@@ -37,7 +37,7 @@ import {
   type SwimUpdate,
 } from './swim.js';
 import { shuffle } from '../core/shuffle.js';
-import { isGone, type MemberInfo, type MembershipView, type MemberState } from './view.js';
+import { isGone, type MemberInfo, type MembershipView, type MemberState, type MemberSuspicion } from './view.js';
 
 /** Members known only from records that a node pings per probe round to learn whether they are up. */
 /**
@@ -695,23 +695,32 @@ export class Membership implements MembershipView {
     }
   }
 
+  /** Confirmations that bring a suspicion's timeout to its least: the indirect probers (none for an unverified member). */
+  private expectedConfirmations(suspicion: Suspicion, members: number): number {
+    return suspicion.unverified ? 0 : Math.min(this.deps.config.indirectChecks, Math.max(0, members - 2));
+  }
+
+  /** How long a suspicion lasts before the verdict, with the confirmations it has now (Lifeguard). */
+  private suspicionWaitMs(suspicion: Suspicion, members: number): number {
+    const timeoutMs = suspicionTimeoutMs({
+      suspicionMult: this.deps.config.suspicionMult,
+      maxMult: this.deps.config.suspicionMaxMult,
+      members,
+      probeIntervalMs: this.deps.config.probeIntervalMs,
+      confirmations: Math.max(0, suspicion.confirmations.size - 1),
+      expected: this.expectedConfirmations(suspicion, members),
+    });
+    // Known from records only: the longest wait, since nobody else vouches either way.
+    return suspicion.unverified ? timeoutMs * this.deps.config.suspicionMaxMult : timeoutMs;
+  }
+
   private expireSuspicions(nowMs: number): void {
     const members = this.activeCount();
     for (const nodeId of [...this.suspects]) {
       const entry = this.liveness.get(nodeId) as Liveness;
       const suspicion = entry.suspicion;
       if (entry.state !== 'suspect' || !suspicion) continue;
-      const timeoutMs = suspicionTimeoutMs({
-        suspicionMult: this.deps.config.suspicionMult,
-        maxMult: this.deps.config.suspicionMaxMult,
-        members,
-        probeIntervalMs: this.deps.config.probeIntervalMs,
-        confirmations: Math.max(0, suspicion.confirmations.size - 1),
-        expected: suspicion.unverified ? 0 : Math.min(this.deps.config.indirectChecks, Math.max(0, members - 2)),
-      });
-      // Known from records only: the longest wait, since nobody else vouches either way.
-      const waitMs = suspicion.unverified ? timeoutMs * this.deps.config.suspicionMaxMult : timeoutMs;
-      if (nowMs - suspicion.sinceMs < waitMs) continue;
+      if (nowMs - suspicion.sinceMs < this.suspicionWaitMs(suspicion, members)) continue;
       if (suspicion.unverified && entry.probing) continue; // its verification ping decides
       if (suspicion.unverified) {
         // One that has addresses is asked (verifySome), and only that answer decides: a
@@ -994,6 +1003,12 @@ export class Membership implements MembershipView {
 
   members(): MemberInfo[] {
     const nowMs = this.deps.clock.now();
+    const active = this.activeCount();
+    const suspicionOf = (entry: Liveness | undefined): MemberSuspicion | null => {
+      const s = entry?.state === 'suspect' ? entry.suspicion : null;
+      if (!s) return null;
+      return { sinceMs: s.sinceMs, confirmations: Math.max(0, s.confirmations.size - 1), expectedConfirmations: this.expectedConfirmations(s, active), deadAtMs: s.sinceMs + this.suspicionWaitMs(s, active), verified: !s.unverified };
+    };
     const out: MemberInfo[] = [];
     for (const record of this.deps.store.members()) {
       const self = record.nodeId === this.selfId;
@@ -1009,6 +1024,7 @@ export class Membership implements MembershipView {
         leader: record.nodeId === this.currentLeader,
         draining: record.draining === true,
         lastSeenMs: self ? nowMs : (entry?.lastHeardMs ?? null),
+        suspicion: self ? null : suspicionOf(entry),
       });
     }
     return out;

@@ -15,6 +15,22 @@ export interface MemberInfo {
   draining: boolean;
   /** Local time this node last heard from the member (itself: now). */
   lastSeenMs: number | null;
+  /** This node's suspicion of the member, while it is `suspect` here (the failure detector's view). */
+  suspicion?: MemberSuspicion | null;
+}
+
+/** A suspicion as the node holding it sees it (SWIM with Lifeguard's confirmations). */
+export interface MemberSuspicion {
+  /** Local time the suspicion began here. */
+  sinceMs: number;
+  /** Other members' suspicions of it heard after the first (each shortens the timeout). */
+  confirmations: number;
+  /** Confirmations that shorten the timeout to its least (the indirect probers; 0 for a member known from records only). */
+  expectedConfirmations: number;
+  /** When this node declares it dead unless it refutes (earlier as confirmations arrive). */
+  deadAtMs: number;
+  /** False for a member known only from records and never heard since this start (not announced to others). */
+  verified: boolean;
 }
 
 export interface MembershipView {

@@ -25,6 +25,8 @@ export interface NodeView {
   draining: boolean;
   incarnation: number;
   lastSeen: string | null;
+  /** While the serving daemon suspects the member. */
+  suspicion: { since: string; deadAt: string; confirmations: number; expectedConfirmations: number; verified: boolean } | null;
 }
 
 export interface SubtaskView {

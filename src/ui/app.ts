@@ -37,7 +37,7 @@ function renderCluster(nodes: NodeView[]): HTMLElement {
       { 'data-node': n.nodeId, 'data-state': n.state },
       el('td', { 'data-label': 'Name' }, n.name),
       el('td', { class: 'id', 'data-label': 'Node', title: n.nodeId }, `…${n.nodeId.slice(-12)}`),
-      el('td', { class: `state state-${n.state}`, 'data-label': 'State' }, `${STATE_SYMBOL[n.state]} ${n.state}`),
+      el('td', { class: `state state-${n.state}`, 'data-label': 'State' }, `${STATE_SYMBOL[n.state]} ${n.state}`, ...(n.suspicion ? [suspicionNote(n.suspicion)] : [])),
       el('td', { 'data-label': 'Leader' }, n.leader ? '★ leader' : ''),
       el('td', { 'data-label': 'Draining' }, n.draining ? '⏸ draining' : ''),
       el('td', { 'data-label': 'Tags' }, ...Object.entries(n.tags).map(([k, v]) => el('span', { class: 'tag' }, `${k}=${v}`))),
@@ -58,6 +58,19 @@ function renderCluster(nodes: NodeView[]): HTMLElement {
     el('caption', { class: 'summary' }, summary),
     el('thead', {}, el('tr', {}, ...['Name', 'Node', 'State', 'Leader', 'Draining', 'Tags', 'Incarnation', 'Last heard', ''].map((h) => el('th', { scope: 'col' }, h)))),
     el('tbody', {}, ...rows),
+  );
+}
+
+/** Why and until when the serving daemon suspects a member: since, confirmations from others, the verdict's time. */
+function suspicionNote(s: NonNullable<NodeView['suspicion']>): HTMLElement {
+  return el(
+    'span',
+    { class: 'suspicion' },
+    ' since ',
+    relative(s.since),
+    s.verified ? ` · ${s.confirmations} of ${s.expectedConfirmations} confirmations · dead ` : ' · known from records only · dead ',
+    relative(s.deadAt),
+    ' unless it answers',
   );
 }
 
