@@ -1,7 +1,7 @@
 // `chorus instance logs --follow` and `--group` against three real daemons: each node's
 // first line is printed while its command still runs (it sleeps before the second), each
 // line once, and the follow exits when the instance ended, with the exit code of `instance
-// wait`; identical outputs of the three nodes are one group.
+// wait`; identical outputs of the three nodes are one group; --timeout stops a follow with 124.
 import { describe, expect, it } from 'vitest';
 import type { LogGroup } from '../src/api/control-plane.js';
 import type { InstanceView } from '../src/api/views.js';
@@ -73,6 +73,17 @@ describe('chorus instance logs --follow and --group', () => {
     expectExit(failed, EXIT.failed);
     expect(failed.stdout).toBe('web-3 ! bad\n');
     await waitFor(async () => (await instanceOn(a, failedId)).status === 'failed', { timeoutMs: 10_000, what: 'the failed instance seen ended' });
+
+    // --timeout: what came by then is printed, a line still without its newline included, and exit 124.
+    const slow = await a.cli(['run', '--json', '--', 'echo first; printf partial; sleep 60']);
+    expectExit(slow, EXIT.ok);
+    const slowId = slow.json<InstanceView>().id;
+    await waitFor(async () => (await instanceOn(a, slowId)).subtasks.every((t) => t.status === 'running'), { timeoutMs: 30_000, what: 'every node running the command' });
+    const bounded = await b.cli(['instance', 'logs', slowId, '--follow', '--timeout', '5s', '--node', 'web-2']);
+    expectExit(bounded, EXIT.timedOut);
+    expect(bounded.stdout).toBe('web-2 | first\nweb-2 | partial\n');
+    expect(bounded.stderr).toMatch(new RegExp(`timed out following; instance ${slowId} is still running`));
+    expectExit(await a.cli(['instance', 'cancel', slowId]), EXIT.ok);
 
     // An unknown instance: the usual not-found error.
     const unknown = await a.cli(['instance', 'logs', 'no-such-instance', '--follow']);

@@ -4,6 +4,7 @@ import type { LogGroup, LogView } from '../../src/api/control-plane.js';
 import { ClientCommand } from '../../src/cli/base.js';
 import { followLogs } from '../../src/cli/follow.js';
 import { formatLogGroups, formatLogs } from '../../src/cli/format.js';
+import { durationFlag } from '../../src/cli/job-spec.js';
 import { defaultConfig } from '../../src/core/config.js';
 
 export default class InstanceLogs extends ClientCommand {
@@ -13,6 +14,7 @@ export default class InstanceLogs extends ClientCommand {
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --node …abcdef123456',
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --node web-1',
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --follow',
+    '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --follow --timeout 10m',
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --group',
   ];
   static override args = { id: Args.string({ required: true }) };
@@ -22,6 +24,7 @@ export default class InstanceLogs extends ClientCommand {
       char: 'f',
       description: 'print each line as it is written, as "NODE | line" (stdout) or "NODE ! line" (stderr), until the instance ends; exit 0 if it succeeded, 1 if not. With --json: one JSON object per line ({nodeId, name, stream, step, attempt, text})',
     }),
+    timeout: Flags.string({ description: 'with --follow: stop after this long (exit 124), having printed what came by then' }),
     group: Flags.boolean({ description: "each node's last attempt, identical outputs (stdout, stderr and outcome) printed once under the list of their nodes" }),
   };
 
@@ -31,11 +34,15 @@ export default class InstanceLogs extends ClientCommand {
     if (flags.follow && flags.group) {
       throw new ClientError('--follow and --group cannot be used together: a group compares whole outputs, known once the attempts ended. Follow it, or group it once it ended (chorus instance wait ID; chorus instance logs ID --group)', EXIT.badInput, 'bad-input');
     }
+    if (flags.timeout !== undefined && !flags.follow) {
+      throw new ClientError('--timeout bounds --follow: without --follow the logs are printed at once (to wait for the end: chorus instance wait ID --timeout DUR)', EXIT.badInput, 'bad-input');
+    }
+    const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
     const client = await this.client(flags);
     const path = `/v1/instances/${encodeURIComponent(args.id)}/logs`;
     const node = flags.node ?? null;
     if (flags.follow) {
-      const exitCode = await followLogs(client, args.id, node, flags.json, { line: (l) => process.stdout.write(`${l}\n`), warn: (l) => this.progress(l) });
+      const exitCode = await followLogs(client, args.id, node, flags.json, { line: (l) => process.stdout.write(`${l}\n`), warn: (l) => this.progress(l) }, timeoutMs);
       return this.finish(exitCode);
     }
     const query = new URLSearchParams({ ...(flags.group ? { group: '1' } : {}), ...(node === null ? {} : { node }) }).toString();

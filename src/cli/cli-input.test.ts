@@ -85,4 +85,14 @@ describe('instance logs flags', () => {
     expectExit(r, EXIT.badInput);
     expect(r.stderr).toMatch(/--follow and --group cannot be used together/);
   });
+
+  it('--timeout without --follow, or not a duration, is bad input (2) naming the flag', async () => {
+    const dataDir = await tempDir('chorus-logs-');
+    const alone = await cli(['instance', 'logs', 'abc', '--timeout', '10s'], { dataDir });
+    expectExit(alone, EXIT.badInput);
+    expect(alone.stderr).toMatch(/--timeout bounds --follow/);
+    const bad = await cli(['instance', 'logs', 'abc', '--follow', '--timeout', 'soon'], { dataDir });
+    expectExit(bad, EXIT.badInput);
+    expect(bad.stderr).toMatch(/--timeout/);
+  });
 });

@@ -2,7 +2,7 @@
 // each request carrying the cursor of the answer before) and prints every line as it comes,
 // after the name of its node: "web-1 | line" for stdout, "web-1 ! line" for stderr. Lines are
 // whole: a piece of output that ends inside a line waits for the rest, or for its attempt's end.
-import type { ChorusClient } from '../api/client.js';
+import { EXIT, type ChorusClient } from '../api/client.js';
 import type { LogFollowChunk, LogFollowView } from '../api/control-plane.js';
 import type { InstanceView } from '../api/views.js';
 import { nodeLabels, outputLabel } from './format.js';
@@ -46,7 +46,7 @@ export class FollowPrinter {
       for (const e of answer.ended) if (e.nodeId === nodeId) for (const stream of ['stdout', 'stderr'] as const) this.flush(keyOf({ ...e, stream }));
     }
     for (const u of answer.unavailable) this.warnOnce(`${u.nodeId} ${u.message}`, `warning: the output of ${this.labelOf(u)} cannot be had now: ${u.message}`);
-    if (answer.done) for (const key of [...this.partial.keys()]) this.flush(key);
+    if (answer.done) this.flushAll();
   }
 
   private takeChunk(chunk: LogFollowChunk): void {
@@ -69,6 +69,11 @@ export class FollowPrinter {
     }
     if (rest === '') this.partial.delete(key);
     else this.partial.set(key, { piece: chunk, text: rest });
+  }
+
+  /** Prints every line still waiting for its newline (the follow stops before its end). */
+  flushAll(): void {
+    for (const key of [...this.partial.keys()]) this.flush(key);
   }
 
   private flush(key: string): void {
@@ -106,19 +111,30 @@ function keyOf(p: Pick<Piece, 'nodeId' | 'step' | 'attempt' | 'stream'>): string
 /**
  * Follows an instance's output until the instance ended and all of it was printed (for
  * an instance already over: its whole output, then the end). Returns the exit code of
- * `instance wait`: 0 when it succeeded, 1 when not.
+ * `instance wait`: 0 when it succeeded, 1 when not, 124 when `timeoutMs` passed first
+ * (what had come by then is printed, a line cut short included).
  */
-export async function followLogs(client: ChorusClient, instanceId: string, nodeRef: string | null, json: boolean, out: FollowOutput): Promise<number> {
+export async function followLogs(client: ChorusClient, instanceId: string, nodeRef: string | null, json: boolean, out: FollowOutput, timeoutMs: number | null = null): Promise<number> {
+  const deadline = timeoutMs === null ? Infinity : Date.now() + timeoutMs;
   const path = `/v1/instances/${encodeURIComponent(instanceId)}`;
   // Unknown instance: the usual not-found error; known: the nodes' names to pad to.
   const view = await client.request<InstanceView>('GET', path);
   const printer = new FollowPrinter(out, json, nodeLabels(view.subtasks.map((s) => ({ nodeId: s.nodeId, name: s.nodeName }))));
   let cursor = '';
+  let status = view.status;
   for (;;) {
-    const query = new URLSearchParams({ follow: '1', waitMs: String(FOLLOW_WAIT_MS), ...(cursor === '' ? {} : { cursor }), ...(nodeRef === null ? {} : { node: nodeRef }) });
-    const answer = await client.request<LogFollowView>('GET', `${path}/logs?${query.toString()}`, undefined, FOLLOW_WAIT_MS + 30_000);
+    const leftMs = deadline - Date.now();
+    if (leftMs <= 0) {
+      printer.flushAll();
+      out.warn(`timed out following; instance ${instanceId} is still ${status} (to follow it again from the start: chorus instance logs ${instanceId} --follow)`);
+      return EXIT.timedOut;
+    }
+    const waitMs = Math.max(1, Math.min(FOLLOW_WAIT_MS, Math.ceil(leftMs)));
+    const query = new URLSearchParams({ follow: '1', waitMs: String(waitMs), ...(cursor === '' ? {} : { cursor }), ...(nodeRef === null ? {} : { node: nodeRef }) });
+    const answer = await client.request<LogFollowView>('GET', `${path}/logs?${query.toString()}`, undefined, waitMs + 30_000);
     printer.take(answer);
     if (answer.done) return exitCodeOfStatus(answer.status);
     cursor = answer.cursor;
+    status = answer.status;
   }
 }
