@@ -155,6 +155,11 @@ describe('the dashboard in a browser', () => {
     await page.waitForSelector('[data-action="run"]', { timeout: 20_000 });
     await page.click('[data-action="run"]');
     await page.waitForFunction(() => document.querySelector('#counts')?.textContent === '1 subtask: 1 succeeded', { timeout: 20_000 });
+    // The jobs page's strip of last runs (one request for every job) links that run, with its outcome.
+    const clicked = new URL(page.url()).hash.replace('#/instances/', '');
+    await page.goto(`${origin}/ui/#/jobs`);
+    await page.waitForSelector(`tr[data-job="hello"] .strip a[href="#/instances/${clicked}"]`, { timeout: 20_000 });
+    expect(await page.$eval(`tr[data-job="hello"] .strip a[href="#/instances/${clicked}"]`, (n) => n.textContent)).toBe('✓');
     // The instance list, open while a run starts from the CLI, shows it without a reload.
     await page.goto(`${origin}/ui/#/instances`);
     await page.waitForSelector('a[href^="#/instances/"]', { timeout: 20_000 });

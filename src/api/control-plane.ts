@@ -132,7 +132,8 @@ export interface ControlPlane {
   getNode(ref: string): NodeDetailView;
   /** Drains or undrains a member (it writes its own record): no new instance targets a draining node. */
   drainNode(ref: string, draining: boolean): Promise<NodeDetailView>;
-  listJobs(): Listing<JobView>;
+  /** Every job; with `recent` > 0, each with its newest `recent` instances (one pass over the instances for all jobs). */
+  listJobs(recent?: number): Listing<JobView>;
   getJob(name: string): JobView;
   planJob(name: string): PlanView;
   watchNodes(version: string | null, waitMs: number): Promise<{ version: string; nodes: NodeView[] }>;

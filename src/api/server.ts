@@ -69,7 +69,7 @@ export class ApiServer {
     this.route('GET', /^\/v1\/nodes\/([^/]+)$/, async (_r, [ref]) => this.plane.getNode(ref as string));
     this.route('POST', /^\/v1\/nodes\/([^/]+)\/(drain|undrain)$/, async (_r, [ref, action]) => this.plane.drainNode(ref as string, action === 'drain'));
     this.route('GET', /^\/v1\/changes$/, async (_r, _p, q) => this.plane.watchChanges(q.get('cursor'), changeKinds(q.get('kinds')), intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS)));
-    this.route('GET', /^\/v1\/jobs$/, async () => listed(this.plane.listJobs()));
+    this.route('GET', /^\/v1\/jobs$/, async (_r, _p, q) => listed(this.plane.listJobs(intParam(q, 'recent', 0, 0, 100))));
     this.route('GET', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => this.plane.getJob(name as string));
     this.route('GET', /^\/v1\/jobs\/([^/]+)\/plan$/, async (_r, [name]) => this.plane.planJob(name as string));
     this.route('GET', /^\/v1\/jobs\/([^/]+)\/history$/, async (_r, [name], q) => this.plane.jobHistory(name as string, intParam(q, 'limit', 1000, 1, 10_000)));

@@ -98,6 +98,26 @@ describe('ControlService', () => {
     }
   });
 
+  it('a job list asked for recent runs gives each job its newest instances, newest first, with their status; asked for none, none', async () => {
+    const s = await cluster();
+    await s.addJob('n01', 'often', { cmd: 'sleep:1' });
+    await s.addJob('n01', 'once', { cmd: 'sleep:1' });
+    const often: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      often.push((await s.runJob('n02', 'often')).id);
+      await s.run(10); // distinct creation times
+    }
+    const once = (await s.runJob('n02', 'once')).id;
+    const service = s.service('n03');
+    await s.until(() => [...often, once].every((id) => s.store('n03').instance(id) !== undefined && service.getInstance(id).status === 'succeeded'), 10_000, 'every run ended, as n03 sees it');
+    const listed = service.listJobs(2).items.map((j) => [j.name, j.recent]);
+    expect(listed).toEqual([
+      ['often', [often[2], often[1]].map((id) => ({ id, status: 'succeeded', createdAt: service.getInstance(id as string).createdAt }))],
+      ['once', [{ id: once, status: 'succeeded', createdAt: service.getInstance(once).createdAt }]],
+    ]);
+    expect(service.listJobs().items.map((j) => j.recent)).toEqual([undefined, undefined]);
+  });
+
   it('cancel through one node cancels the instance everywhere; a cancel of a finished instance changes nothing', async () => {
     const s = await cluster();
     await s.addJob('n01', 'long', { cmd: 'sleep:60000' });

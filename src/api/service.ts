@@ -23,7 +23,7 @@ import { Waiters } from '../core/waiters.js';
 import { resolveNodeRef } from './node-ref.js';
 import { versionOf } from './version-of.js';
 import { planOf, type PlanView } from '../scheduler/plan.js';
-import { fireView, instanceView, iso, jobView, nodeView, type FireView, type InstanceView, type JobView, type NodeDetailView, type NodeView } from './views.js';
+import { fireView, instanceView, iso, jobView, nodeView, type FireView, type InstanceView, type JobView, type NodeDetailView, type NodeView, type RecentRun } from './views.js';
 
 /** Most bytes of output in one answer of a follow; what is left comes in the next (at once). */
 const FOLLOW_ANSWER_BYTES = 1024 * 1024;
@@ -206,13 +206,25 @@ export class ControlService implements ControlPlane {
     return { ...member, unfinished: this.node.unfinishedWorkOf(nodeId) };
   }
 
-  listJobs(): Listing<JobView> {
+  listJobs(recent = 0): Listing<JobView> {
     const nowMs = this.now();
     const jobs = this.store
       .jobs()
       .filter((j) => !j.deleted)
       .sort((a, b) => a.name.localeCompare(b.name));
-    return this.showEach(jobs, (j) => ({ kind: 'job', key: j.name }), (j) => jobView(j, nowMs));
+    if (recent <= 0) return this.showEach(jobs, (j) => ({ kind: 'job', key: j.name }), (j) => jobView(j, nowMs));
+    const byJob = new Map<string, InstanceRecord[]>();
+    for (const i of this.store.instances()) {
+      const list = byJob.get(i.job);
+      if (list) list.push(i);
+      else byJob.set(i.job, [i]);
+    }
+    const recentOf = (name: string): RecentRun[] =>
+      (byJob.get(name) ?? [])
+        .sort(newestFirst)
+        .slice(0, recent)
+        .map((i) => ({ id: i.id, status: this.store.statusOf(i), createdAt: iso(i.createdAtMs) as string }));
+    return this.showEach(jobs, (j) => ({ kind: 'job', key: j.name }), (j) => ({ ...jobView(j, nowMs), recent: recentOf(j.name) }));
   }
 
   /** Every fire of the job's current definition the leaders decided, newest first (bounded by retention). */
@@ -294,7 +306,7 @@ export class ControlService implements ControlPlane {
     const instances = this.store
       .instances()
       .filter((i) => filter.job === undefined || i.job === filter.job)
-      .sort((a, b) => b.createdAtMs - a.createdAtMs || a.id.localeCompare(b.id))
+      .sort(newestFirst)
       .slice(0, filter.limit);
     return this.showEach(instances, (i) => ({ kind: 'instance', key: i.id }), (i) => this.viewOf(i));
   }
@@ -549,6 +561,11 @@ export class ControlService implements ControlPlane {
       if (id !== null) this.watchers.wake(id);
     }
   }
+}
+
+/** Instances newest first (ties by id, so every node lists them alike). */
+function newestFirst(a: InstanceRecord, b: InstanceRecord): number {
+  return b.createdAtMs - a.createdAtMs || a.id.localeCompare(b.id);
 }
 
 function prefixed(prefix: string, counters: object): Record<string, number> {

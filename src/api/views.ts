@@ -110,6 +110,15 @@ export interface JobView {
   enabled: boolean;
   createdAt: string;
   updatedAt: string;
+  /** The job's newest instances, newest first: only when asked (`GET /v1/jobs?recent=N`). */
+  recent?: RecentRun[];
+}
+
+/** An instance in a job's row of recent runs. */
+export interface RecentRun {
+  id: string;
+  status: InstanceStatus;
+  createdAt: string;
 }
 
 /** A member as the answering node sees it; `suspicion` while it suspects it (its failure detector's view). */

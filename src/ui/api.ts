@@ -74,6 +74,8 @@ export interface JobView {
   scheduleText: string | null;
   nextRunAt: string | null;
   enabled: boolean;
+  /** With `?recent=N`: the newest runs, newest first. */
+  recent?: { id: string; status: InstanceView['status']; createdAt: string }[];
 }
 
 export interface FireView {
