@@ -165,6 +165,11 @@ describe('the dashboard in a browser', () => {
     await page.waitForSelector('a[href^="#/instances/"]', { timeout: 20_000 });
     const fromCli = await a.cli(['job', 'run', 'hello', '--json']);
     expectExit(fromCli, EXIT.ok);
-    await page.waitForSelector(`a[href="#/instances/${fromCli.json<InstanceView>().id}"]`, { timeout: 20_000 });
+    const cliRunId = fromCli.json<InstanceView>().id;
+    await page.waitForSelector(`a[href="#/instances/${cliRunId}"]`, { timeout: 20_000 });
+    // The list asks for summaries: no per-node parts, the counts only; the row counts the run's node once it ended.
+    const summaries = await page.evaluate(async () => (await (await fetch('/v1/instances?limit=2&summary=1')).json()) as { id: string; subtasks?: unknown; targets?: unknown; counts: Record<string, number> }[]);
+    expect(summaries.map((v) => [v.subtasks, v.targets, Object.values(v.counts).reduce((a, b) => a + b, 0)])).toEqual([[undefined, undefined, 1], [undefined, undefined, 1]]);
+    await page.waitForFunction((runId) => document.querySelector(`tr[data-instance="${runId}"] td[data-label="Nodes"]`)?.textContent === '1/1 ok', { timeout: 20_000 }, cliRunId);
   });
 });

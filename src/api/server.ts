@@ -10,6 +10,7 @@ import { uiAssets } from './ui-assets.js';
 import { z } from 'zod';
 import { jobSpecSchema } from '../records/validate.js';
 import { ApiError, CHANGE_KINDS, type ChangeKind, type ControlPlane, type Listing } from './control-plane.js';
+import { instanceSummary, type InstanceView } from './views.js';
 import type { Logger } from '../core/log.js';
 import { CHORUS_VERSION } from '../core/version.js';
 
@@ -88,7 +89,7 @@ export class ApiServer {
     this.route('POST', /^\/v1\/run$/, async (req) => this.plane.runAdhoc(parse(runBody, await readJson(req)).spec));
     this.route('POST', /^\/v1\/plan$/, async (req) => this.plane.planAdhoc(parse(runBody, await readJson(req)).spec));
     this.route('GET', /^\/v1\/instances$/, async (_r, _p, q) =>
-      listed(this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) })),
+      summarised(this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) }), boolParam(q, 'summary')),
     );
     this.route('GET', /^\/v1\/instances\/([^/]+)$/, async (_r, [id], q) => {
       const waitMs = intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS);
@@ -249,6 +250,11 @@ function changeKinds(text: string | null): ChangeKind[] {
     if (!(CHANGE_KINDS as readonly string[]).includes(kind)) throw new ApiError(400, 'bad-request', `kinds: "${kind.slice(0, 40)}" is not a kind of record; use ${CHANGE_KINDS.join(', ')}`);
     return kind as ChangeKind;
   });
+}
+
+/** A list of instances, each without its per-node parts when a summary was asked (`summary=1`: a 1,000-node instance is then a few hundred bytes). */
+function summarised(listing: Listing<InstanceView>, summary: boolean): ListedResult {
+  return listed(summary ? { ...listing, items: listing.items.map(instanceSummary) } : listing);
 }
 
 function listed(listing: Listing<unknown>): ListedResult {

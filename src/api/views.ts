@@ -61,6 +61,14 @@ export interface InstanceView {
   post: StepView | null;
 }
 
+/** An instance in a list that asked for `summary=1`: no per-node parts (`subtasks`, `targets`); `counts` says how they stand. */
+export type InstanceSummaryView = Omit<InstanceView, 'subtasks' | 'targets'>;
+
+export function instanceSummary(view: InstanceView): InstanceSummaryView {
+  const { subtasks: _subtasks, targets: _targets, ...summary } = view;
+  return summary;
+}
+
 export interface NotificationView {
   url: string;
   status: NotifyRecord['status'];

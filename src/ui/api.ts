@@ -64,8 +64,13 @@ export interface InstanceView {
     parallelLimit: number | null;
   } | null;
   notifications: { url: string; status: string; attempts: number; lastError: string | null }[];
+  /** Subtasks by status. */
+  counts: Record<SubtaskView['status'], number>;
   subtasks: SubtaskView[];
 }
+
+/** An instance in a list asked with `summary=1`: no per-node parts. */
+export type InstanceSummary = Omit<InstanceView, 'subtasks'>;
 
 export interface JobView {
   name: string;

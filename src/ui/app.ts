@@ -3,7 +3,7 @@
 // follows changes with the API's long polls (an answer as soon as something changed: the
 // cluster, an instance, or for the lists any change of their records), not by polling. Pages: #/ the cluster, #/jobs, #/jobs/NAME, #/instances,
 // #/instances/ID. A read session sees everything and has no buttons that change anything.
-import { api, Unauthorized, type FireView, type InstanceView, type JobView, type NodeView, type Role, type SubtaskView } from './api.js';
+import { api, Unauthorized, type FireView, type InstanceSummary, type InstanceView, type JobView, type NodeView, type Role, type SubtaskView } from './api.js';
 import { button, el, GLYPH, relative, statusBadge } from './dom.js';
 import { cellStatus, Grid } from './grid.js';
 import { versionOf } from '../api/version-of.js';
@@ -160,7 +160,7 @@ async function jobsPage(g: number): Promise<void> {
 
 async function jobPage(g: number, name: string): Promise<void> {
   await followChanges(g, 'fire,instance,subtask,cancel', async () => {
-    const [history, recent] = await Promise.all([api<FireView[]>(`/v1/jobs/${encodeURIComponent(name)}/history?limit=100`), api<InstanceView[]>(`/v1/instances?job=${encodeURIComponent(name)}&limit=20`)]);
+    const [history, recent] = await Promise.all([api<FireView[]>(`/v1/jobs/${encodeURIComponent(name)}/history?limit=100`), api<InstanceSummary[]>(`/v1/instances?job=${encodeURIComponent(name)}&limit=20&summary=1`)]);
     if (!current(g)) return;
     const fires = history.map((f) =>
       el(
@@ -186,17 +186,17 @@ async function jobPage(g: number, name: string): Promise<void> {
 
 async function instancesPage(g: number): Promise<void> {
   await followChanges(g, 'instance,subtask,cancel', async () => {
-    const list = await api<InstanceView[]>('/v1/instances?limit=50');
+    const list = await api<InstanceSummary[]>('/v1/instances?limit=50&summary=1'); // no per-node parts: counts only
     if (!current(g)) return;
     const rows = list.map((i) =>
       el(
         'tr',
-        {},
+        { 'data-instance': i.id },
         el('td', { class: 'id', 'data-label': 'Instance' }, el('a', { href: `#/instances/${i.id}` }, i.id)),
         el('td', { 'data-label': 'Job' }, i.job),
         el('td', { 'data-label': 'Status' }, statusBadge(i.status)),
         el('td', { 'data-label': 'Created' }, relative(i.createdAt)),
-        el('td', { 'data-label': 'Nodes' }, `${i.subtasks.filter((s) => s.status === 'succeeded').length}/${i.subtasks.length} ok`),
+        el('td', { 'data-label': 'Nodes' }, `${i.counts.succeeded}/${Object.values(i.counts).reduce((a, b) => a + b, 0)} ok`),
       ),
     );
     main().replaceChildren(el('h1', {}, 'Instances'), el('table', {}, el('thead', {}, el('tr', {}, ...['Instance', 'Job', 'Status', 'Created', 'Nodes'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, ...rows)));
