@@ -98,6 +98,11 @@ describe('one daemon, driven through the CLI', () => {
     const list = await okJson<InstanceView[]>(d, ['instance', 'list', '--job', 'hello']);
     expect(list.map((i) => i.id)).toContain(instance.id);
     expect(list.every((i) => i.job === 'hello')).toBe(true);
+    expect(list.every((i) => Array.isArray(i.subtasks))).toBe(true); // --json: whole instances
+    // The table reads summaries (no per-node parts) and still counts the nodes.
+    const table = await d.cli(['instance', 'list', '--job', 'hello']);
+    expectExit(table, EXIT.ok);
+    expect(table.stdout).toMatch(new RegExp(`│ ${instance.id} +│ hello +│ succeeded +│ manual +│ .* +│ 1/1 +│`));
 
     expect(await okJson<InstanceView>(d, ['instance', 'show', instance.id])).toEqual(instance);
     const human = await d.cli(['instance', 'show', instance.id]);

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import type { InstanceView } from '../../src/api/views.js';
+import type { InstanceSummaryView, InstanceView } from '../../src/api/views.js';
 import { ClientCommand } from '../../src/cli/base.js';
 import { formatInstanceList } from '../../src/cli/format.js';
 
@@ -17,8 +17,10 @@ export default class InstanceList extends ClientCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(InstanceList);
     this.jsonMode = flags.json;
-    const query = new URLSearchParams({ limit: String(flags.limit), ...(flags.job ? { job: flags.job } : {}) });
-    const views = await (await this.client(flags)).request<InstanceView[]>('GET', `/v1/instances?${query}`);
+    // The table needs only each instance's counts: it asks for summaries (a fleet-wide
+    // broadcast is then a few hundred bytes, not every node's part); --json gives them whole.
+    const query = new URLSearchParams({ limit: String(flags.limit), ...(flags.job ? { job: flags.job } : {}), ...(flags.json ? {} : { summary: '1' }) });
+    const views = await (await this.client(flags)).request<InstanceView[] | InstanceSummaryView[]>('GET', `/v1/instances?${query}`);
     this.output(views, () => formatInstanceList(views));
   }
 }

@@ -4,7 +4,7 @@ import Table from 'cli-table3';
 import type { PlanView } from '../scheduler/plan.js';
 import type { FireView } from '../api/views.js';
 import type { LogGroup, LogView, StatusView } from '../api/control-plane.js';
-import type { AttemptView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
+import type { AttemptView, InstanceSummaryView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
 import { formatRollout, formatSubtaskSummary } from '../output/summary.js';
 
@@ -307,9 +307,11 @@ export function formatTokens(tokens: { id: string; role: string; name: string | 
   return table(['ID', 'ROLE', 'NAME', 'CREATED'], tokens.map((t) => [t.id, t.role, t.name ?? '', t.createdAt ? relativeTime(t.createdAt, nowMs) : '']), [{ columns: [2], floor: 8 }]);
 }
 
-export function formatInstanceList(views: InstanceView[], nowMs = Date.now()): string {
+/** `chorus instance list`: a row per instance, from summaries (the counts are enough). */
+export function formatInstanceList(views: InstanceSummaryView[], nowMs = Date.now()): string {
   if (views.length === 0) return 'no instances';
-  const rows = views.map((v) => [v.id, v.job, v.status, v.trigger, relativeTime(v.createdAt, nowMs), `${v.counts.succeeded}/${v.subtasks.length}`]);
+  const nodes = (v: InstanceSummaryView) => Object.values(v.counts).reduce((a, b) => a + b, 0);
+  const rows = views.map((v) => [v.id, v.job, v.status, v.trigger, relativeTime(v.createdAt, nowMs), `${v.counts.succeeded}/${nodes(v)}`]);
   return table(['ID', 'JOB', 'STATUS', 'TRIGGER', 'CREATED', 'OK/NODES'], rows, [{ columns: [1], floor: 4 }]);
 }
 
