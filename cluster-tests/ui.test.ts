@@ -133,6 +133,10 @@ describe('the dashboard in a browser', () => {
     await page.waitForFunction(() => document.querySelectorAll('tr[data-node]').length === 1, { timeout: 20_000 });
     expect(await page.$('[data-action]')).toBeNull(); // no drain button
     const changeWatches: string[] = [];
+    let abortedPolls = 0; // long polls of a page left, ended by the page rather than left to hold a connection
+    page.on('requestfailed', (req) => {
+      if (req.url().includes('/v1/changes?') && req.failure()?.errorText === 'net::ERR_ABORTED') abortedPolls += 1;
+    });
     page.on('request', (req) => {
       if (req.url().includes('/v1/changes?') && req.url().includes('cursor=')) changeWatches.push(req.url());
     });
@@ -166,10 +170,14 @@ describe('the dashboard in a browser', () => {
     const fromCli = await a.cli(['job', 'run', 'hello', '--json']);
     expectExit(fromCli, EXIT.ok);
     const cliRunId = fromCli.json<InstanceView>().id;
+    expect(abortedPolls).toBeGreaterThan(0); // the jobs page's, left for the instance page
     await page.waitForSelector(`a[href="#/instances/${cliRunId}"]`, { timeout: 20_000 });
     // The list asks for summaries: no per-node parts, the counts only; the row counts the run's node once it ended.
     const summaries = await page.evaluate(async () => (await (await fetch('/v1/instances?limit=2&summary=1')).json()) as { id: string; subtasks?: unknown; targets?: unknown; counts: Record<string, number> }[]);
     expect(summaries.map((v) => [v.subtasks, v.targets, Object.values(v.counts).reduce((a, b) => a + b, 0)])).toEqual([[undefined, undefined, 1], [undefined, undefined, 1]]);
     await page.waitForFunction((runId) => document.querySelector(`tr[data-instance="${runId}"] td[data-label="Nodes"]`)?.textContent === '1/1 ok', { timeout: 20_000 }, cliRunId);
+    // Its "Created" moves on with the page's clock though nothing changes to reload the list
+    // (its last reload came within about 2 s of the run; the next would be the long poll's, 25 s on).
+    await page.waitForFunction((runId) => /^([6-9]|\d\d)s ago$/.test(document.querySelector(`tr[data-instance="${runId}"] td[data-label="Created"]`)?.textContent ?? ''), { timeout: 20_000 }, cliRunId);
   });
 });

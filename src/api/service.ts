@@ -2,6 +2,7 @@
 // watch, fetch logs...), over the node and a clock only. The HTTP server is a thin adapter
 // over it (server.ts) and the simulator drives the same service, so the API's semantics
 // run in simulations exactly as they do behind the daemon's port.
+import { randomBytes } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { atProblem, jobNameProblem } from '../core/limits.js';
 import type { Logger } from '../core/log.js';
@@ -14,7 +15,6 @@ import { isInstanceFinished } from '../records/status.js';
 import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec } from '../records/types.js';
 import { instanceIdOf, liveSpec } from '../records/types.js';
-import { randomBytes } from 'node:crypto';
 import { ApiError, CHANGE_KINDS, type ChangeKind, type ChangesView, type ControlPlane, type Listing, type LogFollowView, type LogGroup, type LogView, type StatusView, type ViewError } from './control-plane.js';
 import { CursorError, decodeCursor, encodeCursor, type NodeCursor } from '../output/cursor.js';
 import { LogFollower } from '../output/follower.js';

@@ -3,13 +3,15 @@
 // follows changes with the API's long polls (an answer as soon as something changed: the
 // cluster, an instance, or for the lists any change of their records), not by polling. Pages: #/ the cluster, #/jobs, #/jobs/NAME, #/instances,
 // #/instances/ID. A read session sees everything and has no buttons that change anything.
-import { api, Unauthorized, type FireView, type InstanceSummary, type InstanceView, type JobView, type NodeView, type Role, type SubtaskView } from './api.js';
-import { button, el, GLYPH, relative, statusBadge } from './dom.js';
+import { api, leavePage, Unauthorized, type FireView, type InstanceSummary, type InstanceView, type JobView, type NodeView, type Role, type SubtaskView } from './api.js';
+import { button, el, GLYPH, refreshTimes, relative, statusBadge } from './dom.js';
 import { cellStatus, Grid } from './grid.js';
 import { versionOf } from '../api/version-of.js';
 import { formatRollout, formatSubtaskSummary } from '../output/summary.js';
 
 const WAIT_MS = 25_000;
+/** How often relative times on the page are moved on (text only, no request). */
+const TIME_REFRESH_MS = 5_000;
 const STATE_SYMBOL: Record<NodeView['state'], string> = { alive: '●', suspect: '◐', dead: '✕', left: '○' };
 
 let role: Role = 'read';
@@ -42,7 +44,7 @@ function renderCluster(nodes: NodeView[]): HTMLElement {
       el('td', { 'data-label': 'Draining' }, n.draining ? '⏸ draining' : ''),
       el('td', { 'data-label': 'Tags' }, ...Object.entries(n.tags).map(([k, v]) => el('span', { class: 'tag' }, `${k}=${v}`))),
       el('td', { 'data-label': 'Incarnation' }, String(n.incarnation)),
-      el('td', { 'data-label': 'Last heard' }, relative(n.lastSeen)),
+      el('td', { 'data-label': 'Last heard' }, relative(n.lastSeen, Date.now(), false)),
       el(
         'td',
         { 'data-label': 'Actions' },
@@ -279,6 +281,7 @@ async function instancePage(g: number, id: string): Promise<void> {
 // ---- shell ----------------------------------------------------------------------------
 
 function route(): void {
+  leavePage();
   const g = ++generation;
   const hash = location.hash.replace(/^#/, '') || '/';
   const [, page, arg] = hash.split('/');
@@ -306,6 +309,8 @@ async function start(): Promise<void> {
     return fail(err);
   }
   window.addEventListener('hashchange', route);
+  // Relative times ("12s ago", "dead in 3s") move on between answers, from the page's clock.
+  setInterval(() => refreshTimes(document), TIME_REFRESH_MS);
   route();
 }
 

@@ -6,14 +6,29 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<
   return node;
 }
 
-/** "12s ago" / "in 3m", with the exact time on hover. */
-export function relative(iso: string | null, nowMs = Date.now()): HTMLElement {
+/**
+ * "12s ago" / "in 3m", with the exact time on hover; `refreshTimes` keeps it true as time
+ * passes, unless `ticks` is false: a time as of the last answer (a live member's "last
+ * heard", which the daemon renews every second without the page hearing of it).
+ */
+export function relative(iso: string | null, nowMs = Date.now(), ticks = true): HTMLElement {
   if (iso === null) return el('span', {}, '—');
+  return el('time', { datetime: iso, title: new Date(iso).toLocaleString(), ...(ticks ? {} : { 'data-as-of-answer': '' }) }, relativeText(iso, nowMs));
+}
+
+function relativeText(iso: string, nowMs: number): string {
   const delta = Math.round((nowMs - Date.parse(iso)) / 1000);
   const s = Math.abs(delta);
   const amount = s < 2 ? '' : s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : s < 86_400 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86_400)}d`;
-  const text = amount === '' ? 'now' : delta >= 0 ? `${amount} ago` : `in ${amount}`;
-  return el('time', { datetime: iso, title: new Date(iso).toLocaleString() }, text);
+  return amount === '' ? 'now' : delta >= 0 ? `${amount} ago` : `in ${amount}`;
+}
+
+/** Moves every relative time on the page on to now (no request: the page's own clock). */
+export function refreshTimes(root: ParentNode, nowMs = Date.now()): void {
+  for (const t of root.querySelectorAll('time[datetime]:not([data-as-of-answer])')) {
+    const text = relativeText(t.getAttribute('datetime') as string, nowMs);
+    if (t.textContent !== text) t.textContent = text;
+  }
 }
 
 /** Status is never colour alone: each has a glyph, shown with its word. */
