@@ -112,9 +112,10 @@ export class ApiServer {
     this.routes.push({ method, pattern, handler });
   }
 
-  /** Listens on host:port, over TLS when `tls` is given; resolves with the URL. */
+  /** Whether the API is served over TLS (the dashboard's session cookie is then Secure). */
   private tls = false;
 
+  /** Listens on host:port, over TLS when `tls` is given; resolves with the URL. */
   async listen(host: string, port: number, tls: { cert: Buffer; key: Buffer } | null = null): Promise<string> {
     this.tls = tls !== null;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);

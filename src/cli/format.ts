@@ -6,7 +6,7 @@ import type { FireView } from '../api/views.js';
 import type { LogGroup, LogView, StatusView } from '../api/control-plane.js';
 import type { AttemptView, InstanceSummaryView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
-import { formatRollout, formatSubtaskSummary } from '../output/summary.js';
+import { formatRollout, formatSubtaskSummary, succeededOfTotal } from '../output/summary.js';
 
 export { formatRollout, formatSubtaskSummary, SUMMARY_MAX_REASONS } from '../output/summary.js';
 
@@ -310,8 +310,7 @@ export function formatTokens(tokens: { id: string; role: string; name: string | 
 /** `chorus instance list`: a row per instance, from summaries (the counts are enough). */
 export function formatInstanceList(views: InstanceSummaryView[], nowMs = Date.now()): string {
   if (views.length === 0) return 'no instances';
-  const nodes = (v: InstanceSummaryView) => Object.values(v.counts).reduce((a, b) => a + b, 0);
-  const rows = views.map((v) => [v.id, v.job, v.status, v.trigger, relativeTime(v.createdAt, nowMs), `${v.counts.succeeded}/${nodes(v)}`]);
+  const rows = views.map((v) => [v.id, v.job, v.status, v.trigger, relativeTime(v.createdAt, nowMs), succeededOfTotal(v.counts)]);
   return table(['ID', 'JOB', 'STATUS', 'TRIGGER', 'CREATED', 'OK/NODES'], rows, [{ columns: [1], floor: 4 }]);
 }
 

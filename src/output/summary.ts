@@ -21,6 +21,11 @@ export interface SummarizedRollout {
   aborted: boolean;
 }
 
+/** "3/5": the subtasks that succeeded out of all, from an instance's counts by status (a summary has no subtasks). */
+export function succeededOfTotal(counts: Readonly<Record<string, number>>): string {
+  return `${counts.succeeded ?? 0}/${Object.values(counts).reduce((a, b) => a + b, 0)}`;
+}
+
 /** The order statuses are counted in: how it ended first, then what is still going on. */
 const SUMMARY_STATUSES = ['succeeded', 'failed', 'cancelled', 'running', 'pending'] as const;
 /** Per status, at most this many reasons are counted; the others are "+N more". */

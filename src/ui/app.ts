@@ -7,7 +7,7 @@ import { api, leavePage, Unauthorized, type FireView, type InstanceSummary, type
 import { button, el, GLYPH, refreshTimes, relative, statusBadge } from './dom.js';
 import { cellStatus, Grid } from './grid.js';
 import { versionOf } from '../api/version-of.js';
-import { formatRollout, formatSubtaskSummary } from '../output/summary.js';
+import { formatRollout, formatSubtaskSummary, succeededOfTotal } from '../output/summary.js';
 
 const WAIT_MS = 25_000;
 /** How often relative times on the page are moved on (text only, no request). */
@@ -198,7 +198,7 @@ async function instancesPage(g: number): Promise<void> {
         el('td', { 'data-label': 'Job' }, i.job),
         el('td', { 'data-label': 'Status' }, statusBadge(i.status)),
         el('td', { 'data-label': 'Created' }, relative(i.createdAt)),
-        el('td', { 'data-label': 'Nodes' }, `${i.counts.succeeded}/${Object.values(i.counts).reduce((a, b) => a + b, 0)} ok`),
+        el('td', { 'data-label': 'Nodes' }, `${succeededOfTotal(i.counts)} ok`),
       ),
     );
     main().replaceChildren(el('h1', {}, 'Instances'), el('table', {}, el('thead', {}, el('tr', {}, ...['Instance', 'Job', 'Status', 'Created', 'Nodes'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, ...rows)));
