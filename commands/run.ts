@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import type { InstanceView } from '../src/api/views.js';
-import { ClientCommand, followInstance } from '../src/cli/base.js';
+import { ClientCommand, followInstance, idempotencyFlag, requestIdOf } from '../src/cli/base.js';
+import { DEFAULT_LEADER_WAIT_MS } from '../src/api/client.js';
 import { badInput, durationFlag, notifyFlags, parseNotify, parseRollout, parseTags, rolloutFlags } from '../src/cli/job-spec.js';
 import type { JobSpec } from '../src/records/types.js';
 import { formatPlan } from '../src/cli/format.js';
@@ -20,8 +21,9 @@ export default class Run extends ClientCommand {
     tag: Flags.string({ multiple: true, description: 'only nodes with this tag (KEY=VALUE, repeatable, all must match)' }),
     wait: Flags.boolean({ description: 'wait until every node finished; exit 0 only if all succeeded' }),
     plan: Flags.boolean({ description: 'print the nodes it would run on now (and those left out, and why); run nothing', exclusive: ['wait'] }),
-    timeout: Flags.string({ description: 'with --wait: give up waiting after this long (exit 124)' }),
+    timeout: Flags.string({ description: 'give up after this long: waiting for a busy leader to take the run (default 60s), and with --wait for the run to end (exit 124)' }),
     'cmd-timeout': Flags.string({ description: 'kill the command on a node after this long (reason timeout)' }),
+    ...idempotencyFlag,
     ...rolloutFlags,
     ...notifyFlags,
   };
@@ -52,7 +54,7 @@ export default class Run extends ClientCommand {
       return;
     }
     const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
-    const view = await client.request<InstanceView>('POST', '/v1/run', { spec });
+    const view = await client.requestRun<InstanceView>('/v1/run', { spec, requestId: requestIdOf(flags) }, timeoutMs ?? DEFAULT_LEADER_WAIT_MS, (line) => this.progress(line));
     this.finish(await followInstance(this, client, view, { wait: flags.wait, timeoutMs, json: flags.json }));
   }
 }

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
-import { ClientCommand } from '../../src/cli/base.js';
+import { ClientCommand, idempotencyFlag, requestIdOf } from '../../src/cli/base.js';
 import { formatJob } from '../../src/cli/format.js';
 import { buildSpec, checkJobName, misfireFlags, notifyFlags, rolloutFlags } from '../../src/cli/job-spec.js';
 
@@ -30,6 +30,7 @@ export default class JobAdd extends ClientCommand {
     ...rolloutFlags,
     ...misfireFlags,
     ...notifyFlags,
+    ...idempotencyFlag,
   };
 
   async run(): Promise<void> {
@@ -39,6 +40,8 @@ export default class JobAdd extends ClientCommand {
     const job = await (await this.client(flags)).request<JobView>('PUT', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}`, {
       spec,
       replace: flags.replace,
+      // Only a key given by the user: a retry by hand of a write whose answer was lost is answered as the first was.
+      ...(flags['idempotency-key'] === undefined ? {} : { requestId: requestIdOf(flags) }),
     });
     this.output(job, () => `added\n${formatJob(job)}`);
   }

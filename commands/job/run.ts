@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import type { InstanceView } from '../../src/api/views.js';
-import { ClientCommand, followInstance } from '../../src/cli/base.js';
+import { ClientCommand, followInstance, idempotencyFlag, requestIdOf } from '../../src/cli/base.js';
+import { DEFAULT_LEADER_WAIT_MS } from '../../src/api/client.js';
 import { durationFlag, checkJobName } from '../../src/cli/job-spec.js';
 
 export default class JobRun extends ClientCommand {
@@ -12,7 +13,8 @@ export default class JobRun extends ClientCommand {
   static override args = { name: Args.string({ required: true }) };
   static override flags = {
     wait: Flags.boolean({ description: 'wait until the instance ends; exit 0 only if every subtask succeeded' }),
-    timeout: Flags.string({ description: 'with --wait: give up waiting after this long (exit 124); the instance goes on' }),
+    timeout: Flags.string({ description: 'give up after this long: waiting for a busy leader to take the run (default 60s), and with --wait for the instance to end (exit 124; the instance goes on)' }),
+    ...idempotencyFlag,
   };
 
   async run(): Promise<void> {
@@ -20,7 +22,8 @@ export default class JobRun extends ClientCommand {
     this.jsonMode = flags.json;
     const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
     const client = await this.client(flags);
-    const view = await client.request<InstanceView>('POST', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/run`);
+    const path = `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/run`;
+    const view = await client.requestRun<InstanceView>(path, { requestId: requestIdOf(flags) }, timeoutMs ?? DEFAULT_LEADER_WAIT_MS, (line) => this.progress(line));
     this.finish(await followInstance(this, client, view, { wait: flags.wait, timeoutMs, json: flags.json }));
   }
 }

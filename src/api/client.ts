@@ -129,6 +129,14 @@ function normaliseApi(api: string): string {
   return `${url.protocol}//${url.host}`;
 }
 
+/** Answers to a run that say the leader could not take it yet; the run is tried again (requestRun). */
+const LEADER_WAIT_CODES = new Set(['no-leader', 'leader-busy', 'leader-lost', 'not-replicated']);
+const LEADER_WAIT_WHY: Record<string, string> = { 'no-leader': 'none yet', 'leader-busy': 'busy', 'leader-lost': 'it is gone; the next one takes the request', 'not-replicated': 'no other member confirmed the run yet' };
+/** While a run waits for the leader, the CLI says so this often. */
+const LEADER_WAIT_REPORT_MS = 10_000;
+/** How long a run waits for a leader to take it when no --timeout is given. */
+export const DEFAULT_LEADER_WAIT_MS = 60_000;
+
 interface ErrorBody {
   error?: string;
   message?: string;
@@ -146,6 +154,38 @@ export class ChorusClient {
       } catch (err) {
         if (!(err instanceof ClientError) || err.code !== 'no-leader' || Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /**
+   * A run, which the leader must create: while there is no leader yet, the leader changed, or
+   * it is alive but slow to answer (busy), the request is tried again with the same request
+   * id (so at most one instance is made) until `deadlineMs` from now. `onWait` is told once
+   * when the waiting starts and every LEADER_WAIT_REPORT_MS after (the CLI says so on stderr).
+   */
+  async requestRun<T>(path: string, body: { requestId: string } & Record<string, unknown>, deadlineMs: number, onWait: (line: string) => void): Promise<T> {
+    const startedMs = Date.now();
+    let reportedMs = Number.NEGATIVE_INFINITY;
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.requestOnce<T>('POST', path, body, Math.max(1, deadlineMs - (Date.now() - startedMs)) + 5_000);
+      } catch (err) {
+        if (!(err instanceof ClientError) || !LEADER_WAIT_CODES.has(err.code)) throw err;
+        const waitedMs = Date.now() - startedMs;
+        if (waitedMs >= deadlineMs) {
+          throw new ClientError(
+            `gave up after ${Math.round(waitedMs / 1000)} s waiting for the leader (${err.message}). If the leader got the request, it may still create the run: ` +
+              `run the same command again with --idempotency-key ${body.requestId} to create it at most once, or see chorus instance list`,
+            EXIT.failed,
+            err.code,
+          );
+        }
+        if (Date.now() - reportedMs >= LEADER_WAIT_REPORT_MS) {
+          reportedMs = Date.now();
+          onWait(`${tries === 1 ? 'waiting for the leader' : `still waiting for the leader (${Math.round(waitedMs / 1000)} s)`} (${LEADER_WAIT_WHY[err.code] ?? err.code}): ${err.message}`);
+        }
+        await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** Math.min(tries - 1, 3), Math.max(0, deadlineMs - waitedMs))));
       }
     }
   }

@@ -144,11 +144,13 @@ export interface ControlPlane {
    */
   watchChanges(cursor: string | null, kinds: readonly ChangeKind[], waitMs: number): Promise<ChangesView>;
   planAdhoc(spec: JobSpec): PlanView;
-  putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView>;
+  /** `requestId`: the client's id for this write; a retry with it gets the first answer, not a second write (or a 409 for an existing job). */
+  putJob(name: string, spec: JobSpec, replace: boolean, requestId?: string | null): Promise<JobView>;
   removeJob(name: string): Promise<void>;
   setJobEnabled(name: string, enabled: boolean): Promise<JobView>;
-  runJob(name: string): Promise<InstanceView>;
-  runAdhoc(spec: JobSpec): Promise<InstanceView>;
+  /** `requestId`: the client's id for this run; the same id again makes no second instance. */
+  runJob(name: string, requestId?: string | null): Promise<InstanceView>;
+  runAdhoc(spec: JobSpec, requestId?: string | null): Promise<InstanceView>;
   listInstances(filter: { job?: string; limit: number }): Listing<InstanceView>;
   getInstance(id: string): InstanceView;
   /** Resolves with the instance as soon as its view differs from `version`, or after `waitMs`. */

@@ -5,6 +5,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ROLES, type Role, type TokenStore } from './tokens.js';
+import { REQUEST_ID_PATTERN } from '../records/ids.js';
+import { StorageWriteError } from '../store/durable-file.js';
 import { SESSION_COOKIE, sessionFromCookie, UiSessions } from './ui-sessions.js';
 import { uiAssets } from './ui-assets.js';
 import { z } from 'zod';
@@ -30,9 +32,12 @@ const MAX_WAIT_MS = 30_000;
  */
 const MAX_HEADER_BYTES = 64 * 1024;
 
-const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(false) });
+/** A client's id for a write, the same on each of its retries: the daemon answers a retry with what the first did (ids.ts). */
+const requestIdField = z.string().regex(REQUEST_ID_PATTERN, 'a request id is 8 to 128 letters, digits or ._:-').nullable().default(null);
+const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(false), requestId: requestIdField });
 const tokenBody = z.object({ role: z.enum(ROLES), name: z.string().min(1).max(100).nullable().default(null) });
-const runBody = z.object({ spec: jobSpecSchema });
+const runBody = z.object({ spec: jobSpecSchema, requestId: requestIdField });
+const jobRunBody = z.object({ requestId: requestIdField }).nullable();
 
 type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams) => Promise<unknown>;
 
@@ -76,7 +81,7 @@ export class ApiServer {
     this.route('GET', /^\/v1\/jobs\/([^/]+)\/history$/, async (_r, [name], q) => this.plane.jobHistory(name as string, intParam(q, 'limit', 1000, 1, 10_000)));
     this.route('PUT', /^\/v1\/jobs\/([^/]+)$/, async (req, [name]) => {
       const body = parse(putJobBody, await readJson(req));
-      return this.plane.putJob(name as string, body.spec, body.replace);
+      return this.plane.putJob(name as string, body.spec, body.replace, body.requestId);
     });
     this.route('DELETE', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => {
       await this.plane.removeJob(name as string);
@@ -85,8 +90,11 @@ export class ApiServer {
     this.route('POST', /^\/v1\/jobs\/([^/]+)\/(enable|disable)$/, async (_r, [name, action]) =>
       this.plane.setJobEnabled(name as string, action === 'enable'),
     );
-    this.route('POST', /^\/v1\/jobs\/([^/]+)\/run$/, async (_r, [name]) => this.plane.runJob(name as string));
-    this.route('POST', /^\/v1\/run$/, async (req) => this.plane.runAdhoc(parse(runBody, await readJson(req)).spec));
+    this.route('POST', /^\/v1\/jobs\/([^/]+)\/run$/, async (req, [name]) => this.plane.runJob(name as string, parse(jobRunBody, await readJson(req))?.requestId ?? null));
+    this.route('POST', /^\/v1\/run$/, async (req) => {
+      const body = parse(runBody, await readJson(req));
+      return this.plane.runAdhoc(body.spec, body.requestId);
+    });
     this.route('POST', /^\/v1\/plan$/, async (req) => this.plane.planAdhoc(parse(runBody, await readJson(req)).spec));
     this.route('GET', /^\/v1\/instances$/, async (_r, _p, q) =>
       summarised(this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) }), boolParam(q, 'summary')),
@@ -159,7 +167,9 @@ export class ApiServer {
       const result = await route.handler(req, params, url.searchParams);
       if (result instanceof ListedResult) return send(res, 200, result.listing.items, errorsHeader(result.listing));
       send(res, 200, result);
-    } catch (err) {
+    } catch (thrown) {
+      // A file of the data directory refused the write: nothing was applied (node.ts commitDurably).
+      const err = thrown instanceof StorageWriteError ? new ApiError(507, 'storage-failed', `${thrown.message}; nothing was done`) : thrown;
       const status = err instanceof ApiError ? err.status : 500;
       if (status >= 500) this.log.error({ err, method: req.method, url: req.url, status }, `API ${req.method} ${req.url} failed with ${status}`);
       if (err instanceof ApiError) return send(res, err.status, { error: err.code, message: err.message });

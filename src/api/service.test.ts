@@ -131,4 +131,63 @@ describe('ControlService', () => {
     const unknown = await apiError(s.drive(s.service('n01').cancelInstance('nope'), 'cancel of an unknown instance'));
     expect([unknown.status, unknown.code]).toEqual([404, 'unknown-instance']);
   });
+
+  it('a run asked again with its request id (a lost answer, another member) makes one instance; the same id for another command is 409', async () => {
+    const s = await cluster();
+    await s.addJob('n01', 'once', { cmd: 'sleep:10' });
+    await s.until(() => s.liveIds().every((id) => s.store(id).job('once') !== undefined), 5000, 'every node hearing of the job');
+    const first = await s.drive(s.service('n02').runJob('once', 'ci-build-1234'), 'a run with a request id');
+    const again = await s.drive(s.service('n02').runJob('once', 'ci-build-1234'), 'the same request again');
+    const elsewhere = await s.drive(s.service('n03').runJob('once', 'ci-build-1234'), 'the same request through another member');
+    expect([again.id, elsewhere.id]).toEqual([first.id, first.id]);
+    const other = await s.drive(s.service('n02').runJob('once', 'ci-build-5678'), 'another request');
+    expect(other.id).not.toBe(first.id);
+    await s.run(2000);
+    expect(s.store('n01').instances().filter((i) => i.job === 'once')).toHaveLength(2);
+
+    const spec = s.store('n01').job('once')!.spec!;
+    const adhoc = await s.drive(s.service('n03').runAdhoc({ ...spec, cmd: 'sleep:20' }, 'deploy-42'), 'an ad-hoc run');
+    expect((await s.drive(s.service('n01').runAdhoc({ ...spec, cmd: 'sleep:20' }, 'deploy-42'), 'the same ad-hoc run')).id).toBe(adhoc.id);
+    const reused = await apiError(s.drive(s.service('n03').runAdhoc({ ...spec, cmd: 'sleep:30' }, 'deploy-42'), 'another command with the same id'));
+    expect([reused.status, reused.code]).toEqual([409, 'request-id-reused']);
+  });
+
+  it('a job add asked again with its request id is answered as the first was (no 409 job-exists); the same id for another job write is 409', async () => {
+    const s = await cluster();
+    const spec = { ...s.store('n01').job('x')?.spec, cmd: 'sleep:1', type: 'broadcast' as const, schedule: null, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow' as const, pre: null, post: null };
+    const first = await s.drive(s.service('n02').putJob('deploy', spec, false, 'add-deploy-1'), 'job add');
+    const again = await s.drive(s.service('n02').putJob('deploy', spec, false, 'add-deploy-1'), 'the same job add again');
+    expect(again).toEqual(first);
+    const other = await apiError(s.drive(s.service('n02').putJob('deploy', { ...spec, cmd: 'sleep:2' }, false, 'add-deploy-1'), 'another write with the same id'));
+    expect([other.status, other.code]).toEqual([409, 'request-id-reused']);
+    const noKey = await apiError(s.drive(s.service('n02').putJob('deploy', spec, false), 'the same add without an id'));
+    expect(noKey.code).toBe('job-exists');
+  });
+
+  it('a run forwarded to a frozen leader: the member says why it did not answer (busy, or suspected and replaced), and the run asked again with its request id, on whichever leader, is the one instance', async () => {
+    const s = await cluster();
+    await s.addJob('n01', 'slow-leader', { cmd: 'sleep:10' });
+    await s.until(() => s.liveIds().every((id) => s.store(id).job('slow-leader') !== undefined), 5000, 'every node hearing of the job');
+    const leader = s.agreedLeader() as string;
+    const member = s.liveIds().find((id) => id !== leader) as string;
+    s.freeze(leader);
+    const busy = await apiError(s.drive(s.service(member).runJob('slow-leader', 'frozen-leader-1'), 'a run while the leader is frozen'));
+    // Alive and silent is busy; once suspected, another member leads (this one, here) and takes the request.
+    expect(busy.status).toBe(503);
+    expect(busy.message).toMatch(busy.code === 'leader-busy' ? /^the leader n0\d is alive but did not answer within 2500 ms \(busy\)/ : /^the leader n0\d did not answer \(.*timed out after 2500 ms\) and is suspect now; n0\d leads: the next leader takes the request$/);
+    s.thaw(leader);
+    let view: Awaited<ReturnType<ReturnType<SimCluster['service']>['runJob']>> | null = null;
+    const deadlineMs = s.now() + 30_000;
+    while (view === null && s.now() < deadlineMs) {
+      try {
+        view = await s.drive(s.service(member).runJob('slow-leader', 'frozen-leader-1'), 'the run asked again');
+      } catch (err) {
+        if (!['leader-busy', 'leader-lost', 'no-leader'].includes((err as { code?: string }).code ?? '')) throw err;
+        await s.run(250);
+      }
+    }
+    expect(view).not.toBeNull();
+    await s.until(() => s.liveIds().every((id) => s.store(id).instance(view!.id)?.job === 'slow-leader' && s.service(id).getInstance(view!.id).status === 'succeeded'), 20_000, 'the run ending everywhere');
+    for (const id of s.liveIds()) expect(s.store(id).instances().filter((i) => i.job === 'slow-leader').map((i) => i.id)).toEqual([view!.id]);
+  });
 });

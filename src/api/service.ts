@@ -13,6 +13,7 @@ import { LeaderUnreachableError, type ChorusNode } from '../daemon/node.js';
 import { ADHOC_JOB } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
 import { UNSIGNED } from '../records/signature.js';
+import { canonicalJson } from '../records/canonical.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec } from '../records/types.js';
 import { instanceIdOf, liveSpec } from '../records/types.js';
 import { ApiError, CHANGE_KINDS, type ChangeKind, type ChangesView, type ControlPlane, type Listing, type LogFollowView, type LogGroup, type LogView, type StatusView, type ViewError } from './control-plane.js';
@@ -24,6 +25,9 @@ import { resolveNodeRef } from './node-ref.js';
 import { versionOf } from './version-of.js';
 import { planOf, type PlanView } from '../scheduler/plan.js';
 import { fireView, instanceView, iso, jobView, nodeView, type FireView, type InstanceView, type JobView, type NodeDetailView, type NodeView, type RecentRun } from './views.js';
+
+/** Job writes remembered by request id, so a retried `chorus job add` is answered as the first was. */
+const MAX_REMEMBERED_WRITES = 1000;
 
 /** Most bytes of output in one answer of a follow; what is left comes in the next (at once). */
 const FOLLOW_ANSWER_BYTES = 1024 * 1024;
@@ -254,10 +258,28 @@ export class ControlService implements ControlPlane {
     return this.showOne({ kind: 'job', key: name }, () => jobView(job, this.now()));
   }
 
-  async putJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView> {
+  async putJob(name: string, spec: JobSpec, replace: boolean, requestId: string | null = null): Promise<JobView> {
     const badName = jobNameProblem(name);
     if (badName !== null) throw new ApiError(400, 'bad-job-name', badName);
     validateSpec(spec, this.now(), this.node.config.misfireGraceMs);
+    if (requestId === null) return this.writeJob(name, spec, replace);
+    const request = canonicalJson({ name, spec, replace });
+    const earlier = this.jobWrites.get(requestId);
+    if (earlier) {
+      if (earlier.request !== request) throw new ApiError(409, 'request-id-reused', `the request id ${requestId} was used for another job write; use a new one`);
+      return earlier.answer; // the same write again (its answer was lost): answered as the first time
+    }
+    const answer = this.writeJob(name, spec, replace);
+    this.jobWrites.set(requestId, { request, answer });
+    answer.catch(() => this.jobWrites.delete(requestId)); // a write that failed did nothing: it may be tried again
+    while (this.jobWrites.size > MAX_REMEMBERED_WRITES) this.jobWrites.delete(this.jobWrites.keys().next().value as string);
+    return answer;
+  }
+
+  /** Job writes answered for a request id, newest last (bounded): a retry gets the same answer. */
+  private readonly jobWrites = new Map<string, { request: string; answer: Promise<JobView> }>();
+
+  private async writeJob(name: string, spec: JobSpec, replace: boolean): Promise<JobView> {
     const existing = this.store.job(name);
     if (existing && !existing.deleted && !replace) {
       throw new ApiError(409, 'job-exists', `a job named "${name}" already exists; remove it first or add with --replace`);
@@ -287,14 +309,14 @@ export class ControlService implements ControlPlane {
     return jobView(job, this.now());
   }
 
-  async runJob(name: string): Promise<InstanceView> {
+  async runJob(name: string, requestId: string | null = null): Promise<InstanceView> {
     const job = this.liveJob(name);
-    return this.viewOf(await this.requestInstance(job.name, liveSpec(job), 'manual'));
+    return this.viewOf(await this.requestInstance(job.name, liveSpec(job), 'manual', requestId));
   }
 
-  async runAdhoc(spec: JobSpec): Promise<InstanceView> {
+  async runAdhoc(spec: JobSpec, requestId: string | null = null): Promise<InstanceView> {
     if (spec.schedule !== null) throw new ApiError(400, 'bad-request', 'an ad-hoc run cannot have a schedule');
-    return this.viewOf(await this.requestInstance(ADHOC_JOB, spec, 'adhoc'));
+    return this.viewOf(await this.requestInstance(ADHOC_JOB, spec, 'adhoc', requestId));
   }
 
   listInstances(filter: { job?: string; limit: number }): Listing<InstanceView> {
@@ -475,18 +497,23 @@ export class ControlService implements ControlPlane {
 
   // ---- internals ------------------------------------------------------------------
 
-  private async requestInstance(job: string, spec: JobSpec, trigger: 'manual' | 'adhoc'): Promise<InstanceRecord> {
+  private async requestInstance(job: string, spec: JobSpec, trigger: 'manual' | 'adhoc', requestId: string | null): Promise<InstanceRecord> {
     try {
-      return await this.node.requestInstance(job, spec, trigger);
+      return await this.node.requestInstance(job, spec, trigger, requestId);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      if (code === 'concurrency-forbid') throw new ApiError(409, 'concurrency-forbid', (err as Error).message);
-      if (code === 'no-leader') throw new ApiError(503, 'no-leader', (err as Error).message);
+      const message = (err as Error).message;
+      if (code === 'concurrency-forbid') throw new ApiError(409, 'concurrency-forbid', message);
+      if (code === 'request-id-reused') throw new ApiError(409, 'request-id-reused', message);
+      if (code === 'storage-failed') throw new ApiError(507, 'storage-failed', message);
+      // A client with a request id tries these again (the same id makes the same instance):
+      // no leader yet, the leader changed, or it is alive but did not answer in time.
+      if (code === 'no-leader') throw new ApiError(503, 'no-leader', message);
+      if (err instanceof LeaderUnreachableError) throw new ApiError(503, err.code, message);
       if (err instanceof WriteNotReplicatedError) {
         throw new ApiError(503, 'not-replicated', `the instance was created but no other member confirmed it yet: ${err.message}`);
       }
-      // Not retried by the CLI: the leader may have created the instance before the answer was lost.
-      if (err instanceof LeaderUnreachableError || err instanceof RpcError) throw new ApiError(503, 'leader-unreachable', err.message);
+      if (err instanceof RpcError) throw new ApiError(503, 'leader-unreachable', message);
       throw err;
     }
   }
@@ -539,11 +566,15 @@ export class ControlService implements ControlPlane {
     return instanceView(instance, this.store.factsOf(instance), (nodeId) => this.store.member(nodeId)?.name ?? null);
   }
 
-  /** Applies records and answers only once they are on disk here and on another member (guarantee 8). */
+  /**
+   * Writes records to disk, then applies them, and answers only once they are on disk here
+   * and on another member (guarantee 8). A disk that refuses them fails the request with
+   * nothing applied (StorageWriteError, HTTP 507 in server.ts).
+   */
   private async commitAcknowledged(records: AnyRecord[]): Promise<void> {
-    this.node.commit(records);
+    await this.node.commitDurably(records);
     try {
-      await this.node.acknowledge(records);
+      await this.node.acknowledge(records, false);
     } catch (err) {
       if (err instanceof WriteNotReplicatedError) {
         throw new ApiError(503, 'not-replicated', `the change is saved on this node but no other member confirmed it yet: ${err.message}`);

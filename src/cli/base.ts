@@ -3,6 +3,7 @@
 import { Command, Flags, Errors } from '@oclif/core';
 import { ChorusClient, ClientError, EXIT, resolveEndpoint } from '../api/client.js';
 import type { InstanceView } from '../api/views.js';
+import { isRequestId, newRequestId } from '../records/ids.js';
 import { formatInstance, formatSkipped } from './format.js';
 import { exitCodeFor, reportOutputTail, waitForInstance } from './wait.js';
 
@@ -16,6 +17,21 @@ export const endpointFlags = {
   token: Flags.string({ description: 'API token, with --api', env: 'CHORUS_TOKEN', helpGroup: 'DAEMON' }),
   ca: Flags.string({ description: 'CA certificate (PEM) to trust for an https:// --api', env: 'CHORUS_CACERT', helpGroup: 'DAEMON' }),
 };
+
+/** `--idempotency-key`: the same key on a retried write makes it happen once (runs: one instance, however often or wherever it is asked). */
+export const idempotencyFlag = {
+  'idempotency-key': Flags.string({
+    description: 'an id for this request (8-128 letters, digits or ._:-): the same key again, after a lost answer or a timeout, creates nothing new [default: a new random one]',
+  }),
+};
+
+/** The request id a write sends: the --idempotency-key given, or a new one (the CLI's own retries reuse it). */
+export function requestIdOf(flags: { 'idempotency-key'?: string }): string {
+  const key = flags['idempotency-key'];
+  if (key === undefined) return newRequestId();
+  if (!isRequestId(key)) throw new ClientError(`--idempotency-key ${JSON.stringify(key)}: use 8 to 128 letters, digits or ._:- (for example a CI job id)`, EXIT.badInput, 'bad-input');
+  return key;
+}
 
 export const jsonFlag = {
   json: Flags.boolean({ description: 'print exactly one JSON document on stdout' }),

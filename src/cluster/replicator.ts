@@ -620,7 +620,7 @@ export class Replicator {
     // a fleet had each of them check and fsync the same records, for one answer).
     const shuffled = shuffle([...peers], this.deps.random);
     const reasons: string[] = [];
-    // Two rounds at most: a caller waits for this (a run forwarded to the leader: twice requestTimeoutMs).
+    // Two rounds at most: a client waits for this (a forwarded run is told after leaderTryMs that the leader is busy, and asks again).
     for (let at = 0; at < Math.min(shuffled.length, 2 * ACK_FANOUT); at += ACK_FANOUT) {
       const attempts = shuffled.slice(at, at + ACK_FANOUT).map((peer) =>
         this.pushPages(peer, records, true, this.deps.config.requestTimeoutMs).then(

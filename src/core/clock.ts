@@ -68,6 +68,23 @@ export function every(clock: Clock, intervalMs: number, fn: () => void): TimerHa
   };
 }
 
+/** `promise`, or a rejection with `message` once `timeoutMs` passed on `clock` (the promise itself goes on, unheard). */
+export function withTimeout<T>(clock: Clock, promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = clock.setTimer(timeoutMs, () => reject(new Error(message)));
+    promise.then(
+      (value) => {
+        timer.cancel();
+        resolve(value);
+      },
+      (err: unknown) => {
+        timer.cancel();
+        reject(err as Error);
+      },
+    );
+  });
+}
+
 /**
  * `fn` run once at the end of the current turn however often the returned function is
  * called before then: a burst of changes asks for one recomputation.

@@ -37,7 +37,8 @@ describe('validateConfig', () => {
     [{ storeFlushDelayMs: '5' as unknown as number }, /^storeFlushDelayMs is "5"; it must be a whole number ≥ 0$/],
     [{ repairStaleConnections: 'yes' as unknown as boolean }, /^repairStaleConnections is "yes"; it must be true or false$/],
     [{ killGraceMs: MAX_TIMEOUT_MS + 1 }, /^killGraceMs is 2147483648; it must be at most 2147483647 \(Node fires a timer longer than that at once\)$/],
-    [{ requestTimeoutMs: MAX_TIMEOUT_MS }, /^requestTimeoutMs is 2147483647; it must be at most 1073741823/],
+    [{ requestTimeoutMs: MAX_TIMEOUT_MS + 1 }, /^requestTimeoutMs is 2147483648; it must be at most 2147483647/],
+    [{ leaderTryMs: MAX_TIMEOUT_MS + 1 }, /^leaderTryMs is 2147483648; it must be at most 2147483647/],
     // Combinations.
     [{ probeTimeoutMs: 1000 }, /^probeTimeoutMs \(1000\) must be less than probeIntervalMs \(1000\): a direct probe must time out before the next probe is due$/],
     [{ probeIntervalMs: 500, probeTimeoutMs: 300 }, /^suspicionMult \(1\) × probeIntervalMs \(500\) = 500 ms must exceed stallThresholdMs \(400\) plus the 100 ms membership tick, here 500: a stall/],

@@ -117,8 +117,15 @@ export interface ChorusConfig {
    * round trips to catch up, bigger messages to buffer.
    */
   syncPageBytes: number;
-  /** Timeout of a direct request (sync, write acknowledgement, log fetch; twice this for a run forwarded to the leader). Lower: a dead peer is given up sooner; too low fails on a busy peer. */
+  /** Timeout of a direct request (sync, write acknowledgement, log fetch). Lower: a dead peer is given up sooner; too low fails on a busy peer. */
   requestTimeoutMs: number;
+  /**
+   * One try of a run forwarded to the leader (dial included): past it the client is told the
+   * leader is busy (or gone) and tries again with the same request id, which makes no second
+   * instance; a try that arrives while the first is still being made waits for it. Lower: the
+   * CLI says sooner that it waits; higher: fewer tries reach a busy leader.
+   */
+  leaderTryMs: number;
   /** If our own timers fire this late, we were stalled: do not trust our own timeouts for a while. Lower: a short stall is noticed, more pauses of failure detection on a busy host. */
   stallThresholdMs: number;
   /** Redial of a known member that is not connected: first backoff, doubling up to peerRedialMaxMs. Lower: faster reconnects, more dials to a dead host. */
@@ -252,6 +259,7 @@ export const defaultConfig: ChorusConfig = {
   antiEntropyIntervalMs: 30_000,
   syncPageBytes: 768 * 1024,
   requestTimeoutMs: 3000,
+  leaderTryMs: 2500,
   stallThresholdMs: 400,
   peerRedialBaseMs: 500,
   peerRedialMaxMs: 10_000,
@@ -334,7 +342,8 @@ const TIMER_LIMITS: Partial<Record<NumberKnob, number>> = {
   killGraceMs: MAX_TIMEOUT_MS, // setTimeout before SIGKILL
   pipeDrainGraceMs: MAX_TIMEOUT_MS, // setTimeout while pipes drain
   probeTimeoutMs: Math.floor(MAX_TIMEOUT_MS / (2 * 9)), // AbortSignal.timeout of an indirect probe: twice this, times the health score + 1 (at most 9)
-  requestTimeoutMs: Math.floor(MAX_TIMEOUT_MS / 2), // AbortSignal.timeout of a request; a forwarded run waits twice this
+  requestTimeoutMs: MAX_TIMEOUT_MS, // AbortSignal.timeout of a request
+  leaderTryMs: MAX_TIMEOUT_MS, // AbortSignal.timeout of a forwarded run
   dialTimeoutMs: MAX_TIMEOUT_MS,
   inboundReadTimeoutMs: MAX_TIMEOUT_MS,
   staleProbeTimeoutMs: MAX_TIMEOUT_MS,

@@ -4,7 +4,7 @@
 // files; the simulator gives it an in-memory network, a fake clock and memory.
 // `assembleNode()` (assemble.ts) builds it for both.
 import { NO_OBSERVER, type NodeObserver } from '../core/observer.js';
-import { every, type Clock, type TimerHandle } from '../core/clock.js';
+import { every, withTimeout, type Clock, type TimerHandle } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
 import { pruneFinishedInstances, pruneFires } from '../store/retention.js';
 import type { ChorusConfig } from '../core/config.js';
@@ -18,6 +18,9 @@ import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord, StepName } from '../records/types.js';
 import { instanceIdOf, isTerminal, runnerOf } from '../records/types.js';
 import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
+import { isRequestId, requestedInstanceId } from '../records/ids.js';
+import { canonicalJson } from '../records/canonical.js';
+import { StorageWriteError } from '../store/durable-file.js';
 import { signRecord, type RecordKeys } from '../records/signature.js';
 import { Leader } from '../scheduler/leader.js';
 import { httpWebhooks, Notifier, type NotifierDeps } from '../scheduler/notifier.js';
@@ -93,7 +96,20 @@ export function checkComponents(components: Partial<NodeComponents>): asserts co
   if (missing.length > 0) throw new TypeError(`a chorus node cannot be built without its ${missing.map((m) => `"${m}"`).join(', ')} component${missing.length > 1 ? 's' : ''}`);
 }
 
-export class LeaderUnreachableError extends Error {}
+/** The leader did not answer a forwarded request: `leader-busy` (alive) or `leader-lost` (gone; another leads next). */
+export class LeaderUnreachableError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'leader-busy' | 'leader-lost' = 'leader-busy',
+  ) {
+    super(message);
+  }
+}
+
+/** A run's request id that names another run, or one whose instance retention removed. */
+export class RequestIdReusedError extends Error {
+  readonly code = 'request-id-reused';
+}
 
 /** Instance ids remembered as counted by noticeFinished (oldest forgotten first). */
 const FINISHED_REMEMBERED = 10_000;
@@ -294,7 +310,9 @@ export class ChorusNode {
     this.worker.start();
     this.leader.start();
     this.notifier.start();
-    this.retentionTimer = every(this.deps.clock, this.deps.config.retentionIntervalMs, () => void this.applyRetention());
+    this.retentionTimer = every(this.deps.clock, this.deps.config.retentionIntervalMs, () =>
+      void this.applyRetention().catch((err: unknown) => this.deps.log.error({ err }, `retention pass failed: ${(err as Error).message}; tried again at the next one`)),
+    );
   }
 
   /** A broken invariant that reached the network layer (which would turn it into an error reply) stops the node. */
@@ -328,8 +346,13 @@ export class ChorusNode {
     for (const id of removed) await this.deps.outputs.delete(id);
     if (removed.length > 0) {
       const gone = new Set(removed);
-      await this.deps.journal.compact((journalId) => !gone.has(journalId.split(':')[0] as string));
       this.deps.log.info({ removed: removed.length }, 'old instances removed (retention)');
+      try {
+        await this.deps.journal.compact((journalId) => !gone.has(journalId.split(':')[0] as string));
+      } catch (err) {
+        // The journal keeps its old entries (all of them still true); the next pass tries again.
+        this.deps.log.error({ err, journal: this.deps.journal.path }, `cannot compact the journal: ${(err as Error).message}; tried again at the next retention pass`);
+      }
     }
     return removed.length;
   }
@@ -341,14 +364,18 @@ export class ChorusNode {
     this.commit([{ kind: 'member', record: this.self }]);
   }
 
-  /** Takes no new work, or takes it again: a new version of this node's member record (a drain outlives a restart). */
-  setDraining(draining: boolean): MemberRecord {
-    if ((this.self.draining === true) !== draining) {
-      this.self = { ...this.self, draining, stamp: this.deps.hlc.tick() };
-      this.commit([{ kind: 'member', record: this.self }]);
-      this.deps.log.info({ draining }, draining ? 'draining: this node takes no new work' : 'undrained: this node takes new work again');
-    }
-    return this.self;
+  /**
+   * Takes no new work, or takes it again: a new version of this node's member record (a
+   * drain outlives a restart), on disk before it is applied or sent (a drain answered as
+   * failed has no effect).
+   */
+  async setDraining(draining: boolean): Promise<MemberRecord> {
+    if ((this.self.draining === true) === draining) return this.self;
+    const next: MemberRecord = { ...this.self, draining, stamp: this.deps.hlc.tick() };
+    await this.commitDurably([{ kind: 'member', record: next }]);
+    this.self = next;
+    this.deps.log.info({ draining }, draining ? 'draining: this node takes no new work' : 'undrained: this node takes new work again');
+    return next;
   }
 
   /**
@@ -357,11 +384,7 @@ export class ChorusNode {
    * taken here at once.
    */
   async drain(nodeId: string, draining: boolean): Promise<MemberRecord> {
-    if (nodeId === this.id) {
-      const record = this.setDraining(draining);
-      await this.deps.store.flush();
-      return record;
-    }
+    if (nodeId === this.id) return this.setDraining(draining);
     const reply = (await this.rpc.call(nodeId, DRAIN, { draining }, this.deps.config.requestTimeoutMs, { dial: true })) as { records?: unknown };
     this.replicator.acceptRecords(nodeId, reply?.records);
     const record = this.deps.store.member(nodeId);
@@ -372,9 +395,14 @@ export class ChorusNode {
   private async onDrainRequest(from: string, body: unknown): Promise<unknown> {
     const draining = (body as { draining?: unknown } | null)?.draining;
     if (typeof draining !== 'boolean') throw new Error('malformed drain request (expected {draining: boolean})');
-    const record = this.setDraining(draining);
+    let record: MemberRecord;
+    try {
+      record = await this.setDraining(draining);
+    } catch (err) {
+      if (err instanceof StorageWriteError) throw new RpcError(`node ${this.id} ${err.message}; nothing was done`, 'storage-failed');
+      throw err;
+    }
     this.deps.log.info({ from, draining }, `${draining ? 'drain' : 'undrain'} requested by a member`);
-    await this.deps.store.flush(); // on disk before the answer: it survives a restart
     return { records: [{ kind: 'member', record }] };
   }
 
@@ -423,21 +451,39 @@ export class ChorusNode {
 
   /** Signs records written here, applies them and sends them to the cluster. */
   commit(records: AnyRecord[]): AnyRecord[] {
-    for (const r of records) {
-      invariant(r.record.stamp.nodeId === this.id, null, () => `a ${r.kind} record stamped by ${r.record.stamp.nodeId} cannot be written (signed) by ${this.id}`);
-      signRecord(r, this.deps.keys);
-    }
+    this.signOwn(records);
     const changed = this.deps.store.apply(records);
     if (changed.length > 0 && this.started) this.replicator.publish(changed);
     return changed;
   }
 
   /**
+   * Signs records a client asked for, writes them to disk and only then applies and sends
+   * them (guarantee 8: a write answered as failed has no effect). Rejects with a
+   * StorageWriteError naming the file when the disk refuses them: nothing was applied.
+   */
+  async commitDurably(records: AnyRecord[]): Promise<AnyRecord[]> {
+    this.signOwn(records);
+    const changed = await this.deps.store.applyDurably(records);
+    if (changed.length > 0 && this.started) this.replicator.publish(changed);
+    return changed;
+  }
+
+  /** Signs records this node writes; a record stamped by another node is a bug. */
+  private signOwn(records: AnyRecord[]): void {
+    for (const r of records) {
+      invariant(r.record.stamp.nodeId === this.id, null, () => `a ${r.kind} record stamped by ${r.record.stamp.nodeId} cannot be written (signed) by ${this.id}`);
+      signRecord(r, this.deps.keys);
+    }
+  }
+
+  /**
    * Guarantee 8: resolves once the records are on disk here and on at least one other
    * alive member, when there is one.
    */
-  async acknowledge(records: AnyRecord[]): Promise<void> {
-    await this.deps.store.flush();
+  async acknowledge(records: AnyRecord[], flush = true): Promise<void> {
+    // Records written by commitDurably are on disk already; a flush would only wait on others' news.
+    if (flush) await this.deps.store.flush();
     const others = this.membership
       .members()
       .filter((m) => m.nodeId !== this.id && m.state === 'alive')
@@ -450,21 +496,27 @@ export class ChorusNode {
     );
   }
 
-  /** Creates an instance on the leader (here, or by asking it) and returns it once known here. */
-  async requestInstance(job: string, spec: JobSpec, trigger: InstanceTrigger): Promise<InstanceRecord> {
+  /**
+   * Creates an instance on the leader (here, or by asking it) and returns it once known here.
+   * `requestId` (the CLI sends one per run, the same on each of its retries) derives the
+   * instance's id, so a request tried again, even on another leader, makes one instance.
+   * A leader that does not answer in time is told apart: alive (busy), or gone (the next
+   * leader takes the request); the client tries again with the same id until its deadline.
+   */
+  async requestInstance(job: string, spec: JobSpec, trigger: InstanceTrigger, requestId: string | null = null): Promise<InstanceRecord> {
     const leaderId = this.membership.leaderId();
     if (leaderId === null) throw new NotLeaderError('no leader yet: no member is confirmed alive to lead (a node back after a full stop waits to hear from the others); try again in a moment');
-    if (leaderId === this.id) return this.createAndAcknowledge(job, spec, trigger);
+    if (leaderId === this.id) return this.createAndAcknowledge(job, spec, trigger, requestId);
     let reply: { records?: unknown };
+    const waitMs = this.deps.config.leaderTryMs;
     try {
-      // The leader answers only after its own acknowledged write (a push to another member
-      // that may itself take up to requestTimeoutMs), so this wait must be longer than that;
-      // with the same budget a slow ack made a reachable leader look unreachable while the
-      // instance it had created ran anyway.
-      reply = (await this.rpc.call(leaderId, 'run', { job, spec, trigger }, 2 * this.deps.config.requestTimeoutMs, { dial: true })) as { records?: unknown };
+      // A leader busy making the run (its own acknowledged write waits for another member)
+      // answers late: the client is told so and tries again with the same request id, which
+      // joins the run in flight on the leader rather than making another.
+      reply = (await withTimeout(this.deps.clock, this.rpc.call(leaderId, 'run', { job, spec, trigger, requestId }, waitMs, { dial: true }), waitMs, `request to ${leaderId} timed out after ${waitMs} ms`)) as { records?: unknown };
     } catch (err) {
       if (err instanceof RpcError) throw err; // the leader answered with an error (it carries a code)
-      throw new LeaderUnreachableError(`could not reach the leader ${leaderId}: ${(err as Error).message}`);
+      throw this.leaderSilence(leaderId, waitMs, err as Error);
     }
     const parsed = instanceRecordSchema.safeParse((reply.records as { record?: unknown }[] | undefined)?.[0]?.record);
     if (!parsed.success) throw new Error(`the leader ${leaderId} answered without an instance`);
@@ -472,27 +524,70 @@ export class ChorusNode {
     this.replicator.acceptRecords(leaderId, reply.records);
     const instance = this.deps.store.instance(parsed.data.id);
     if (!instance) throw new Error(`the leader ${leaderId} answered with an instance it did not sign`);
-    await this.deps.store.flush(); // on disk here too before the CLI hears "accepted"
+    // On disk at the leader and one other member already (guarantee 8); here too, when this disk can.
+    await this.deps.store.flush().catch((err: unknown) => this.deps.log.warn({ err, instanceId: instance.id }, `the run was accepted by the leader, but this node cannot save it yet: ${(err as Error).message}`));
     return instance;
   }
 
-  private async createAndAcknowledge(job: string, spec: JobSpec, trigger: InstanceTrigger): Promise<InstanceRecord> {
+  /** Why the leader did not answer a forwarded request: gone (another will lead), or alive and busy. */
+  private leaderSilence(leaderId: string, waitMs: number, err: Error): LeaderUnreachableError {
+    const now = this.membership.leaderId();
+    const state = this.membership.stateOf(leaderId);
+    const gone = state === 'dead' || state === 'left' || state === undefined;
+    if (now !== leaderId || gone) {
+      return new LeaderUnreachableError(`the leader ${leaderId} did not answer (${err.message}) and is ${state ?? 'unknown'} now${now !== null && now !== leaderId ? `; ${now} leads` : ''}: the next leader takes the request`, 'leader-lost');
+    }
+    return new LeaderUnreachableError(`the leader ${leaderId} is ${state} but did not answer within ${waitMs} ms (busy): ${err.message}`, 'leader-busy');
+  }
+
+  /** Runs being created here for a request id: a retry that arrives meanwhile waits for the same instance. */
+  private readonly runsInFlight = new Map<string, Promise<InstanceRecord>>();
+
+  private createAndAcknowledge(job: string, spec: JobSpec, trigger: InstanceTrigger, requestId: string | null): Promise<InstanceRecord> {
+    if (requestId === null) return this.createRun(job, spec, trigger, undefined);
+    const id = requestedInstanceId(job, requestId);
+    const inFlight = this.runsInFlight.get(id);
+    if (inFlight) return inFlight;
+    const created = this.createRun(job, spec, trigger, id).finally(() => this.runsInFlight.delete(id));
+    this.runsInFlight.set(id, created);
+    return created;
+  }
+
+  private async createRun(job: string, spec: JobSpec, trigger: InstanceTrigger, id: string | undefined): Promise<InstanceRecord> {
+    const { store } = this.deps;
+    const earlier = id === undefined ? undefined : store.instance(id);
+    if (earlier) {
+      // The same request again (the answer was lost, or the client timed out): the instance it made, acknowledged anew.
+      if (earlier.job !== job || canonicalJson(earlier.spec) !== canonicalJson(spec)) throw new RequestIdReusedError(`the request id was used for another run (instance ${earlier.id} of ${earlier.job}); use a new one`);
+      await this.acknowledge(this.recordsOf(earlier), false);
+      return earlier;
+    }
+    if (id !== undefined && store.wasPruned(id)) throw new RequestIdReusedError(`the request id was already run (instance ${id}), and its instance removed since by retention; use a new one`);
     // `forbid` is checked here, where the instance is created, for local and forwarded runs alike.
-    const storedJob = this.deps.store.job(job);
+    const storedJob = store.job(job);
     if (storedJob && !storedJob.deleted && trigger === 'manual') this.leader.assertMayStart(storedJob);
-    const instance = this.leader.createInstance(job, spec, trigger);
-    await this.acknowledge(this.recordsOf(instance));
-    return instance;
+    const planned = this.leader.planInstance(job, spec, trigger, undefined, id);
+    this.leader.releasing(planned);
+    await this.commitDurably(planned.records); // nothing is applied or sent when the disk refuses it
+    this.leader.instanceCreated(planned);
+    await this.acknowledge(planned.records, false);
+    return planned.instance;
   }
 
   private async onRunRequest(from: string, body: unknown): Promise<unknown> {
-    const { job, spec, trigger } = (body ?? {}) as { job?: unknown; spec?: unknown; trigger?: unknown };
+    const { job, spec, trigger, requestId } = (body ?? {}) as { job?: unknown; spec?: unknown; trigger?: unknown; requestId?: unknown };
     const parsedSpec = jobSpecSchema.safeParse(spec);
-    if (typeof job !== 'string' || !parsedSpec.success || (trigger !== 'manual' && trigger !== 'adhoc')) {
+    if (typeof job !== 'string' || !parsedSpec.success || (trigger !== 'manual' && trigger !== 'adhoc') || (requestId !== undefined && requestId !== null && !isRequestId(requestId))) {
       throw new Error('malformed run request');
     }
     if (this.membership.leaderId() !== this.id) throw new NotLeaderError(`not the leader (${this.membership.leaderId() ?? 'none'} is)`);
-    const instance = await this.createAndAcknowledge(job, parsedSpec.data as JobSpec, trigger);
+    let instance: InstanceRecord;
+    try {
+      instance = await this.createAndAcknowledge(job, parsedSpec.data as JobSpec, trigger, typeof requestId === 'string' ? requestId : null);
+    } catch (err) {
+      if (err instanceof StorageWriteError) throw new RpcError(`the leader ${this.id} ${err.message}; nothing was done`, 'storage-failed');
+      throw err;
+    }
     this.deps.log.debug({ from, instance: instance.id }, 'run requested by a member');
     // The instance alone (its subtasks follow by gossip): a reply that stays small however many targets it has.
     return { records: [this.deps.store.get(`instance:${instance.id}`)] };

@@ -46,6 +46,12 @@ export interface LeaderDeps {
 /** A non-leader looks this many idle ticks apart (5 s by default). */
 const NON_LEADER_TICKS = 10;
 
+/** An instance with the records that create it, before they are committed. */
+export interface PlannedInstance {
+  instance: InstanceRecord;
+  records: AnyRecord[];
+}
+
 export class ConcurrencyForbiddenError extends Error {
   readonly code = 'concurrency-forbid';
 }
@@ -133,10 +139,24 @@ export class Leader {
     return this.advanceInstances();
   }
 
-  /** Creates an instance now (manual run, ad-hoc run or scheduled fire) with one subtask per target. */
+  /** Creates an instance now (a scheduled fire) with one subtask per target, and commits it. */
   createInstance(job: string, spec: JobSpec, trigger: InstanceTrigger, fire?: { jobCreatedAtMs: number; atMs: number }): InstanceRecord {
+    const planned = this.planInstance(job, spec, trigger, fire);
+    this.releasing(planned);
+    this.deps.commit(planned.records);
+    this.instanceCreated(planned);
+    return planned.instance;
+  }
+
+  /**
+   * An instance and its first records (the subtasks released now, or its --pre step), not
+   * yet committed: a run a client asked for is written to disk before anything is applied
+   * (node.ts commitDurably), then `instanceCreated` says so. `id`: a run's id derived from
+   * its request id (ids.ts), so a retried request finds the instance it made.
+   */
+  planInstance(job: string, spec: JobSpec, trigger: InstanceTrigger, fire?: { jobCreatedAtMs: number; atMs: number }, id?: string): PlannedInstance {
     const nowMs = this.deps.clock.now();
-    const id = fire ? scheduledInstanceId(job, fire.jobCreatedAtMs, fire.atMs) : (this.deps.newInstanceId ?? randomInstanceId)();
+    id ??= fire ? scheduledInstanceId(job, fire.jobCreatedAtMs, fire.atMs) : (this.deps.newInstanceId ?? randomInstanceId)();
     const { targets, failure, skipped } = this.chooseTargets(id, spec);
     const stamp = this.deps.hlc.tick();
     const instance: InstanceRecord = {
@@ -158,14 +178,22 @@ export class Leader {
       spec.pre !== null && targets.length > 0
         ? [{ kind: 'step', record: this.newStep(id, 'pre', stamp, trigger === 'schedule') }]
         : nextRelease(spec, targets, new Map(), false).release.map((nodeId) => ({ kind: 'subtask', record: newSubtask(id, nodeId, stamp, nowMs) }));
-    this.deps.observer?.subtasksReleased?.(id, first.flatMap((r) => (r.kind === 'subtask' ? [r.record.nodeId] : [])));
-    this.deps.commit([{ kind: 'instance', record: instance }, ...first]);
+    return { instance, records: [{ kind: 'instance', record: instance }, ...first] };
+  }
+
+  /** Tells the observer of the subtasks an instance releases, before its records are committed (the simulation's checker counts releases). */
+  releasing({ instance, records }: PlannedInstance): void {
+    this.deps.observer?.subtasksReleased?.(instance.id, records.flatMap((r) => (r.kind === 'subtask' ? [r.record.nodeId] : [])));
+  }
+
+  /** Tells the observer and the log of an instance whose records were committed. */
+  instanceCreated({ instance }: PlannedInstance): void {
+    const { job, id, trigger, targets, failure, skipped = [] } = instance;
     this.deps.observer?.instanceCreated?.({ job, trigger, targets: targets.length, skipped: skipped.length });
     this.deps.log.info(
       { job, instanceId: id, nodeId: this.deps.selfId ?? null, attempt: null, trigger, targets: targets.length, failure, skipped: skipped.length > 0 ? skipped.map((s) => s.nodeId) : undefined },
       failure ? `instance created: ${failure}` : 'instance created',
     );
-    return instance;
   }
 
   /** Refuses a run of a `forbid` job while another instance of it is unfinished. */

@@ -1,20 +1,63 @@
 // Writes that survive a crash: write a temporary file, fsync it, rename it over the
 // target and fsync the directory, so a reader sees the old or the new file, never half.
-import { open, rename, readFile } from 'node:fs/promises';
+import { open, rename, readFile, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import type { Adapter } from 'lowdb';
 
 export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const tmpPath = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const file = await open(tmpPath, 'w', mode);
   try {
-    await file.writeFile(data);
-    await file.sync();
-  } finally {
-    await file.close();
+    const file = await open(tmpPath, 'w', mode);
+    try {
+      await file.writeFile(data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmpPath, path);
+  } catch (err) {
+    // A full disk must not keep the half-written copy: it holds the very space the next try needs.
+    await unlink(tmpPath).catch(() => undefined);
+    throw new StorageWriteError(path, err);
   }
-  await rename(tmpPath, path);
-  await syncDirectory(dirname(path));
+  await syncDirectory(dirname(path)).catch((err: unknown) => {
+    throw new StorageWriteError(path, err);
+  });
+}
+
+/** What an errno means, for an operator reading a message. */
+const ERRNO_MEANING: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EIO: 'input/output error',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EFBIG: 'file too large',
+};
+
+/**
+ * A file of the data directory could not be written (a full disk, an I/O error...): an
+ * operating error, named with the file, never an invariant. Whoever gets it knows that
+ * what it tried to write is not on disk, and did not apply it.
+ */
+export class StorageWriteError extends Error {
+  override readonly name = 'StorageWriteError';
+  /** The errno code (ENOSPC, EIO...), when there was one. */
+  readonly code: string | undefined;
+  /** The cause, in words (`ENOSPC: no space left on device`). */
+  readonly detail: string;
+
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    const code = cause instanceof StorageWriteError ? cause.code : (cause as NodeJS.ErrnoException | undefined)?.code;
+    const detail = cause instanceof StorageWriteError ? cause.detail : code !== undefined && ERRNO_MEANING[code] ? `${code}: ${ERRNO_MEANING[code]}` : ((cause as Error | undefined)?.message ?? String(cause));
+    super(`cannot write ${path} (${detail})`, { cause });
+    this.code = code;
+    this.detail = detail;
+  }
 }
 
 async function syncDirectory(dir: string): Promise<void> {

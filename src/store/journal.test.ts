@@ -2,13 +2,15 @@
 // returns, is never accepted twice, survives a reopen, a torn tail costs nothing, and
 // what could not be read is counted and described for the operator.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileJournal, MemoryJournal } from './journal.js';
 import { InvariantError } from '../core/assert.js';
+import { StorageWriteError } from './durable-file.js';
+import { mountSmallDisk, smallDiskProblem, type SmallDisk } from '../testing/small-disk.js';
 
 let dir: string;
 let path: string;
@@ -203,6 +205,43 @@ describe('Journal', () => {
     expect(openJournal().hasStarted('a', 1)).toBe(true);
   });
 
+  it('never refuses an append while it compacts: starts and ends at a high rate around a compaction all land', async () => {
+    const journal = openJournal();
+    // Enough entries that writing the compacted file takes several turns of the event loop.
+    for (let i = 0; i < 3000; i++) {
+      journal.recordStart(`old-${i}`, 1, i);
+      journal.recordEnd({ instanceId: `old-${i}`, attempt: 1, atMs: i + 1, status: 'succeeded', reason: null, exitCode: 0, startedAtMs: i });
+    }
+    journal.recordStart('kept', 1, 1);
+    let settled = false;
+    const compacting = journal.compact((id) => !id.startsWith('old-')).finally(() => (settled = true));
+    const errors: unknown[] = [];
+    let during = 0;
+    while (!settled) {
+      try {
+        journal.recordStart(`new-${during}`, 1, during);
+        journal.recordEnd({ instanceId: `new-${during}`, attempt: 1, atMs: during, status: 'failed', reason: 'exit-code', exitCode: 1, startedAtMs: during });
+        during += 1;
+      } catch (err) {
+        errors.push(err);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await compacting).toBe(6000);
+    expect(errors).toEqual([]);
+    expect(during, 'appends made while the compaction ran').toBeGreaterThan(0);
+    journal.recordStart('after', 1, 1);
+    journal.close();
+
+    const reopened = openJournal();
+    expect(reopened.skippedLines).toBe(0);
+    expect(reopened.hasStarted('kept', 1)).toBe(true);
+    expect(reopened.hasStarted('old-0', 1)).toBe(false);
+    expect(reopened.hasStarted('after', 1)).toBe(true);
+    for (let i = 0; i < during; i++) expect(reopened.endOf(`new-${i}`, 1)?.exitCode).toBe(1);
+    expect(lines()).toHaveLength(1 + 2 * during + 1);
+  });
+
   it('refuses to write when not open', () => {
     const journal = new FileJournal(path);
     expect(() => journal.recordStart('i1', 1, 1)).toThrow(/not open/);
@@ -235,5 +274,75 @@ describe('MemoryJournal', () => {
     expect(await reopened.compact((id) => id !== 'i2')).toBe(2);
     expect(MemoryJournal.reopen(reopened).finished()).toEqual([]);
     expect(MemoryJournal.reopen(reopened).hasStarted('i1', 1)).toBe(true);
+  });
+});
+
+describe.skipIf(smallDiskProblem !== null)(`Journal on a full disk${smallDiskProblem ? ` (not run: ${smallDiskProblem})` : ''}`, () => {
+  let disk: SmallDisk;
+  beforeEach(() => {
+    disk = mountSmallDisk(128);
+  });
+  afterEach(() => {
+    for (const journal of journals.splice(0)) journal.close();
+    disk.remove();
+  });
+
+  it('a start the disk refuses is not recorded, leaves whole lines, is named with the file, and is recorded once space is back', () => {
+    const journalPath = join(disk.dir, 'journal.log');
+    const journal = new FileJournal(journalPath);
+    journals.push(journal);
+    journal.open();
+    journal.recordStart('before', 1, 1);
+    disk.fill();
+    // The journal's last page still has room for a few entries; the one that crosses it is cut short by the disk.
+    let refused: unknown = null;
+    let n = 0;
+    for (; n < 1000 && refused === null; n++) {
+      try {
+        journal.recordStart(`full-${n}`, 1, n);
+      } catch (err) {
+        refused = err;
+      }
+    }
+    expect(refused).toBeInstanceOf(StorageWriteError);
+    expect((refused as Error).message).toBe(`cannot write ${journalPath} (ENOSPC: no space left on device)`);
+    const failed = `full-${n - 1}`;
+    expect(journal.hasStarted(failed, 1)).toBe(false);
+    const text = readFileSync(journalPath, 'utf8');
+    expect(text.endsWith('\n')).toBe(true);
+    for (const line of text.split('\n').filter(Boolean)) expect(() => JSON.parse(line) as unknown).not.toThrow();
+    // Refused again while the disk is full; accepted once it is not (it was never started).
+    expect(() => journal.recordStart(failed, 1, 0)).toThrow(StorageWriteError);
+    disk.free();
+    journal.recordStart(failed, 1, 0);
+    journal.close();
+
+    const reopened = new FileJournal(journalPath);
+    journals.push(reopened);
+    reopened.open();
+    expect(reopened.skippedLines).toBe(0);
+    expect(reopened.hasStarted('before', 1)).toBe(true);
+    expect(reopened.hasStarted(failed, 1)).toBe(true);
+    expect(reopened.unfinished()).toHaveLength(n + 1);
+  });
+
+  it('a compaction the disk refuses leaves the journal whole and working, and no file behind', async () => {
+    const journalPath = join(disk.dir, 'journal.log');
+    const journal = new FileJournal(journalPath);
+    journals.push(journal);
+    journal.open();
+    for (let i = 0; i < 50; i++) journal.recordStart(`i-${i}`, 1, i);
+    disk.fill();
+    await expect(journal.compact((id) => id !== 'i-0')).rejects.toThrow(`cannot write ${journalPath} (ENOSPC: no space left on device)`);
+    disk.free();
+    journal.recordStart('after', 1, 1);
+    journal.close();
+    expect(readdirSync(disk.dir), 'the compacted copy was removed').toEqual(['journal.log']);
+    const reopened = new FileJournal(journalPath);
+    journals.push(reopened);
+    reopened.open();
+    expect(reopened.skippedLines).toBe(0);
+    expect(reopened.hasStarted('i-49', 1)).toBe(true);
+    expect(reopened.hasStarted('after', 1)).toBe(true);
   });
 });

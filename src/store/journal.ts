@@ -2,9 +2,11 @@
 // spawned, so a node never starts the same (instance, attempt) twice, even across a
 // crash (DESIGN.md, guarantee 3). Ends are journalled too, so a result that had not
 // yet reached the record store survives a crash.
-import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { FailureReason, TerminalStatus } from '../records/types.js';
-import { writeFileDurable } from './durable-file.js';
+import { StorageWriteError } from './durable-file.js';
 import { InvariantError } from '../core/assert.js';
 
 export interface JournalStart {
@@ -155,7 +157,12 @@ abstract class JournalIndex implements AttemptJournal {
   /** Records the pid (= process group id) of a spawned attempt. Not durable: it only helps clean up. */
   recordSpawn(instanceId: string, attempt: number, pid: number): void {
     const entry: JournalSpawn = { type: 'spawn', instanceId, attempt, pid };
-    this.append(entry, false);
+    try {
+      this.append(entry, false);
+    } catch (err) {
+      // Only a help to clean up after a crash (the attempt's variables find it too): a full disk must not fail the attempt.
+      if (!(err instanceof StorageWriteError)) throw err;
+    }
     this.spawns.set(attemptKey(instanceId, attempt), entry);
   }
 
@@ -174,14 +181,33 @@ abstract class JournalIndex implements AttemptJournal {
     for (const map of [this.starts, this.ends, this.spawns] as Map<string, JournalEntry>[]) {
       for (const [key, entry] of map) if (!keepInstance(entry.instanceId)) map.delete(key);
     }
+    const removed = before - (this.starts.size + this.ends.size);
     await this.rewrite([...this.starts.values(), ...this.spawns.values(), ...this.ends.values()]);
-    return before - (this.starts.size + this.ends.size);
+    return removed;
   }
 }
 
-/** The daemon's journal: a file of JSON lines, fsynced at every start and end. */
+/**
+ * The daemon's journal: a file of JSON lines, fsynced at every start and end.
+ *
+ * Every append leaves whole lines: a write or fsync that fails (a full disk, an I/O error)
+ * is cut back to the last whole line and that cut is fsynced before the error is thrown,
+ * so the entry is not on disk and the next one starts on a line of its own. When even the
+ * cut fails, the journal can no longer say what it holds: the next append refuses with
+ * an invariant error naming guarantee 3, and the daemon stops.
+ *
+ * Compaction writes the kept entries to a file beside the journal while appends go on to
+ * the journal itself; the entries appended meanwhile are then copied over and the file
+ * swapped in, synchronously, so an append never meets a closed journal.
+ */
 export class FileJournal extends JournalIndex {
   private fd: number | null = null;
+  /** The file's length in whole lines: where a failed append is cut back to. */
+  private sizeBytes = 0;
+  /** Lines appended while a compaction writes its file, to be copied into it at the swap. */
+  private appendedDuringCompaction: string[] | null = null;
+  /** Set when a failed append could not be cut back: the file's content is unknown. */
+  private broken: StorageWriteError | null = null;
 
   open(): void {
     let text = '';
@@ -196,29 +222,98 @@ export class FileJournal extends JournalIndex {
     const last = lines.at(-1) ?? '';
     this.tornLastLine = unterminated && last.trim() !== '' && parseEntry(last) === null;
     this.fd = openSync(this.path, 'a', 0o644);
+    this.sizeBytes = fstatSync(this.fd).size;
     // A torn last write has no newline: end it, or the next entry would be glued to it and lost.
-    if (unterminated) {
-      writeSync(this.fd, '\n');
-      fsyncSync(this.fd);
-    }
+    if (unterminated) this.appendWhole('\n', true);
   }
 
   protected append(entry: JournalEntry, durable: boolean): void {
+    const line = `${JSON.stringify(entry)}\n`;
+    this.appendWhole(line, durable);
+    this.appendedDuringCompaction?.push(line);
+  }
+
+  /** Appends `text` whole (looping over short writes), or not at all: see the class comment. */
+  private appendWhole(text: string, durable: boolean): void {
+    if (this.broken) throw new InvariantError(3, `the journal ${this.path} could not be repaired after a failed write (${this.broken.message}); no attempt can be started safely`);
     if (this.fd === null) throw new Error(`the journal ${this.path} is not open`);
-    writeSync(this.fd, `${JSON.stringify(entry)}\n`);
-    if (durable) fsyncSync(this.fd);
+    const bytes = Buffer.from(text);
+    try {
+      for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done);
+      if (durable) fsyncSync(this.fd);
+      this.sizeBytes += bytes.length;
+    } catch (err) {
+      try {
+        ftruncateSync(this.fd, this.sizeBytes);
+        fsyncSync(this.fd);
+      } catch (cutErr) {
+        this.broken = new StorageWriteError(this.path, cutErr);
+        throw new InvariantError(3, `the journal ${this.path} could not be written (${new StorageWriteError(this.path, err).detail}) nor cut back to its last whole line (${this.broken.detail}); no attempt can be started safely`);
+      }
+      throw new StorageWriteError(this.path, err);
+    }
   }
 
   protected async rewrite(entries: JournalEntry[]): Promise<void> {
-    const lines = entries.map((e) => JSON.stringify(e)).join('\n');
-    this.close();
-    await writeFileDurable(this.path, lines === '' ? '' : `${lines}\n`);
-    this.fd = openSync(this.path, 'a', 0o644);
+    if (this.appendedDuringCompaction !== null) return; // one compaction at a time; the next retention pass does it
+    const aside = join(dirname(this.path), `.${basename(this.path)}.compacting`);
+    this.appendedDuringCompaction = [];
+    try {
+      const lines = entries.map((e) => `${JSON.stringify(e)}\n`).join('');
+      const file = await open(aside, 'w', 0o644);
+      try {
+        await file.writeFile(lines);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      this.swapIn(aside);
+    } catch (err) {
+      unlinkQuietly(aside);
+      throw new StorageWriteError(this.path, err);
+    } finally {
+      this.appendedDuringCompaction = null;
+    }
+  }
+
+  /** Copies what was appended meanwhile into the compacted file, and makes it the journal: all synchronous, so no append falls between. */
+  private swapIn(aside: string): void {
+    const fd = openSync(aside, 'a', 0o644);
+    try {
+      const meanwhile = Buffer.from((this.appendedDuringCompaction ?? []).join(''));
+      for (let done = 0; done < meanwhile.length; ) done += writeSync(fd, meanwhile, done, meanwhile.length - done);
+      fsyncSync(fd);
+      renameSync(aside, this.path);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = fd;
+    this.sizeBytes = fstatSync(fd).size;
+    syncDirectory(dirname(this.path));
   }
 
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

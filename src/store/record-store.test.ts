@@ -1,12 +1,13 @@
 // The record store: merging and change reports, the indexes the daemon queries, and
 // durable, batched persistence that refuses (and never overwrites) a corrupt file.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec, MemberRecord, Stamp, SubtaskRecord } from '../records/types.js';
-import { DataFileError, DurableJsonFile } from './durable-file.js';
+import { DataFileError, DurableJsonFile, StorageWriteError } from './durable-file.js';
+import { mountSmallDisk, smallDiskProblem, type SmallDisk } from '../testing/small-disk.js';
 import { recordKey } from '../records/merge.js';
 import { systemClock } from '../core/clock.js';
 import { RecordStore } from './record-store.js';
@@ -556,5 +557,97 @@ describe('a corrupt state file', () => {
   it('says when the file is not JSON', async () => {
     await writeFile(join(dir, 'state.json'), 'garbage{');
     await expect(newStore().load()).rejects.toThrow(/not valid JSON/);
+  });
+});
+
+describe('applyDurably: what a client asked for is on disk before it is applied', () => {
+  it('applies the records once written, and a failed write applies nothing and says which file', async () => {
+    const persister = new MemoryPersister();
+    const store = RecordStore.inMemory(new FakeClock(1000), 60_000, persister);
+    await store.load();
+    const told: AnyRecord[][] = [];
+    store.onChange((records) => told.push(records));
+    expect(await store.applyDurably([job('a')])).toHaveLength(1);
+    expect(persister.allWritten().map(recordKey)).toEqual(['job:a']);
+    expect(store.job('a')).toBeDefined();
+
+    vi.spyOn(persister, 'append').mockRejectedValueOnce(new StorageWriteError('/data/state.log', Object.assign(new Error('no space'), { code: 'ENOSPC' })));
+    await expect(store.applyDurably([job('b')])).rejects.toThrow('cannot write /data/state.log (ENOSPC: no space left on device)');
+    expect(store.job('b'), 'not applied').toBeUndefined();
+    expect(told.map((records) => records.map(recordKey))).toEqual([['job:a']]);
+    // Written once: the next flush does not write it again.
+    await store.flush();
+    expect(persister.changes).toHaveLength(1);
+  });
+});
+
+describe.skipIf(smallDiskProblem !== null)(`the state files on a full disk${smallDiskProblem ? ` (not run: ${smallDiskProblem})` : ''}`, () => {
+  let disk: SmallDisk;
+  beforeEach(() => {
+    disk = mountSmallDisk(256);
+  });
+  afterEach(async () => {
+    for (const store of stores.splice(0)) await store.close().catch(() => undefined);
+    disk.remove();
+  });
+
+  it('a refused append leaves whole lines and applies nothing; background writes retry; once space is back everything acknowledged is there after a restart', async () => {
+    const flushErrors: string[] = [];
+    const store = new RecordStore({ persister: new StateFilePersister(disk.dir), clock: systemClock, flushDelayMs: 10, flushRetryMs: 20, onFlushError: (err, path) => flushErrors.push(`${path}: ${(err as Error).message}`) });
+    stores.push(store);
+    await store.load();
+    await store.applyDurably([job('before')]);
+    disk.fill();
+    const acknowledged = ['before'];
+    let refused: unknown = null;
+    for (let i = 0; i < 1000 && refused === null; i++) {
+      try {
+        await store.applyDurably([job(`full-${i}`)]);
+        acknowledged.push(`full-${i}`);
+      } catch (err) {
+        refused = err;
+        expect(store.job(`full-${i}`), 'a refused write is not applied').toBeUndefined();
+      }
+    }
+    const logPath = join(disk.dir, 'state.log');
+    expect((refused as Error).message).toBe(`cannot write ${logPath} (ENOSPC: no space left on device)`);
+    const text = await readFile(logPath, 'utf8');
+    expect(text.endsWith('\n')).toBe(true);
+    for (const line of text.split('\n').filter(Boolean)) expect(() => JSON.parse(line) as unknown).not.toThrow();
+    // Gossip still comes in while the disk is full (more than a page of it): applied in memory, written when it can be.
+    store.apply(Array.from({ length: 30 }, (_, i) => member(`n${i + 2}`)));
+    await waitFor(() => flushErrors.length >= 2, 'the background write failing and being retried');
+    expect(flushErrors[0]).toBe(`${logPath}: cannot write ${logPath} (ENOSPC: no space left on device)`);
+    disk.free();
+    await waitFor(async () => (await readState(store.path)).records.some((r) => r.kind === 'member'), 'the retried write');
+    await store.applyDurably([job('after')]);
+    acknowledged.push('after');
+    await store.close();
+
+    const reloaded = new RecordStore({ persister: new StateFilePersister(disk.dir), clock: systemClock, flushDelayMs: 10, flushRetryMs: 20 });
+    stores.push(reloaded);
+    await reloaded.load();
+    expect(reloaded.tornLogLine).toBe(false);
+    expect(reloaded.jobs().map((j) => j.name).sort()).toEqual(acknowledged.sort());
+    expect(reloaded.member('n2')).toBeDefined();
+  });
+
+  it('a snapshot the disk refuses leaves the old snapshot and log readable, and no temporary file behind', async () => {
+    const store = new RecordStore({ persister: new StateFilePersister(disk.dir), clock: systemClock, flushDelayMs: 60_000, flushRetryMs: 60_000, minCompactBytes: 1 });
+    stores.push(store);
+    await store.load();
+    for (let i = 0; i < 20; i++) await store.applyDurably([job(`j-${i}`)]);
+    disk.fill();
+    store.apply([member('n2')]);
+    await expect(store.flush()).rejects.toThrow(/ENOSPC/);
+    expect((await readdir(disk.dir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    disk.free();
+    await store.flush();
+    await store.close();
+    const reloaded = RecordStore.inDirectory(disk.dir, systemClock, 60_000);
+    stores.push(reloaded);
+    await reloaded.load();
+    expect(reloaded.jobs()).toHaveLength(20);
+    expect(reloaded.member('n2')).toBeDefined();
   });
 });

@@ -10,7 +10,7 @@ import type { AnyRecord, CancelRecord, FireRecord, InstanceRecord, NotifyRecord,
 import { MAX_NOTIFY, parseRecord } from '../records/validate.js';
 import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
 import { deriveInstanceProgress, emptyCounts, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
-import { DataFileError } from './durable-file.js';
+import { DataFileError, StorageWriteError } from './durable-file.js';
 import { MemoryPersister, StateFilePersister, type StateChange, type StateFile, type StatePersister } from './state-file.js';
 import { SyncIndex } from './sync-index.js';
 
@@ -179,6 +179,29 @@ export class RecordStore {
     return changed;
   }
 
+  /**
+   * Writes records to disk first and applies them only once they are there: what a client
+   * asked for, which must have no effect at all when it cannot be made durable (guarantee 8).
+   * Rejects with a StorageWriteError naming the file, having applied nothing. Ordered with
+   * the background writes, so a snapshot never misses them.
+   */
+  applyDurably(records: AnyRecord[]): Promise<AnyRecord[]> {
+    const write = this.flushing
+      .catch(() => undefined)
+      .then(async () => {
+        await this.persister.append({ records, pruned: [] });
+        const changed = this.apply(records);
+        // What was just written is on disk as it now is: the next flush need not write it again.
+        for (const r of records) if (this.records.get(recordKey(r)) === r) this.dirtyKeys.delete(recordKey(r));
+        return changed;
+      });
+    this.flushing = write.then(
+      () => undefined,
+      () => undefined,
+    );
+    return write;
+  }
+
   private mergeOne(record: AnyRecord): AnyRecord | null {
     if (this.isPruned(record)) return null;
     const key = recordKey(record);
@@ -291,7 +314,7 @@ export class RecordStore {
     this.flushTimer = this.options.clock.setTimer(delayMs, () => {
       this.flushTimer = null;
       this.flush().catch((err: unknown) => {
-        this.options.onFlushError?.(err, this.path);
+        this.options.onFlushError?.(err, err instanceof StorageWriteError ? err.path : this.path);
         if (!this.closed) this.scheduleFlush(this.options.flushRetryMs);
       });
     });
@@ -306,6 +329,8 @@ export class RecordStore {
     this.flushTimer = null;
     if (!this.dirty) return this.flushing;
     this.dirty = false;
+    // Everything changed was written already (applyDurably): nothing to add.
+    if (this.dirtyKeys.size === 0 && this.prunedSinceFlush.length === 0 && !this.compactNext) return this.flushing;
     const change: StateChange = { records: [], pruned: this.prunedSinceFlush };
     for (const key of this.dirtyKeys) {
       const record = this.records.get(key);
@@ -370,6 +395,11 @@ export class RecordStore {
 
   size(): number {
     return this.records.size;
+  }
+
+  /** Whether retention removed this instance (its records are refused from now on). */
+  wasPruned(instanceId: string): boolean {
+    return this.pruned.has(instanceId);
   }
 
   /** Ids of pruned instances remembered, so that no peer brings them back (at most MAX_PRUNED_IDS). */

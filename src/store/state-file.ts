@@ -8,7 +8,7 @@ import { open, readFile, stat, truncate, type FileHandle } from 'node:fs/promise
 import { join } from 'node:path';
 import { Low } from 'lowdb';
 import type { AnyRecord } from '../records/types.js';
-import { DataFileError, DurableJsonFile, writeFileDurable } from './durable-file.js';
+import { DataFileError, DurableJsonFile, StorageWriteError, writeFileDurable } from './durable-file.js';
 
 export interface StateFile {
   version: 1;
@@ -66,6 +66,8 @@ export interface StatePersister {
 export class StateFilePersister implements StatePersister {
   private readonly db: Low<StateFile>;
   private log: FileHandle | null = null;
+  /** The log holds bytes past its last whole line (a failed append that could not be cut back, a torn line from a crash): cut them first. */
+  private cutBeforeAppend = false;
   snapshotBytes = 0;
   logBytes = 0;
 
@@ -94,28 +96,56 @@ export class StateFilePersister implements StatePersister {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new DataFileError(this.logPath, (err as Error).message);
     }
-    this.logBytes = Buffer.byteLength(text);
     const { changes, tornLastLine } = parseLog(this.logPath, text);
+    // A torn last line is cut off before the next append, so nothing is ever glued to it.
+    const whole = tornLastLine ? text.slice(0, text.lastIndexOf('\n') + 1) : text;
+    this.logBytes = Buffer.byteLength(whole);
+    this.cutBeforeAppend = tornLastLine;
     return { snapshot: this.db.data, changes, tornLastLine };
   }
 
+  /**
+   * Appends one line, whole or not at all: a write or fsync that fails (a full disk, an I/O
+   * error) is cut back to the last whole line, and when even that cut fails, it is made
+   * before the next append. So a batch that was not acknowledged never leaves half a line
+   * in the middle of the log, and the node starts again by itself once space is back.
+   */
   async append(change: StateChange): Promise<void> {
-    const line = `${JSON.stringify(change)}\n`;
-    this.log ??= await open(this.logPath, 'a', 0o600);
-    await this.log.write(line);
-    await this.log.sync();
-    this.logBytes += Buffer.byteLength(line);
+    const line = Buffer.from(`${JSON.stringify(change)}\n`);
+    try {
+      this.log ??= await open(this.logPath, 'a', 0o600);
+      if (this.cutBeforeAppend) {
+        await this.log.truncate(this.logBytes);
+        this.cutBeforeAppend = false;
+      }
+      for (let done = 0; done < line.length; ) done += (await this.log.write(line, done, line.length - done)).bytesWritten;
+      await this.log.sync();
+    } catch (err) {
+      this.cutBeforeAppend = true;
+      await this.log
+        ?.truncate(this.logBytes)
+        .then(() => this.log?.sync())
+        .then(() => (this.cutBeforeAppend = false))
+        .catch(() => undefined);
+      throw new StorageWriteError(this.logPath, err);
+    }
+    this.logBytes += line.length;
   }
 
   async compact(state: StateFile): Promise<void> {
     this.db.data = state;
-    await this.db.write(); // durable: tmp, fsync, rename
+    await this.db.write(); // durable: tmp, fsync, rename (a StorageWriteError naming state.json when it fails)
     // Only now may the log go: until the snapshot is on disk, the log is what holds the changes.
-    await this.log?.close();
-    this.log = null;
-    await truncate(this.logPath).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    try {
+      await this.log?.close();
+      this.log = null;
+      await truncate(this.logPath).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    } catch (err) {
+      throw new StorageWriteError(this.logPath, err);
+    }
+    this.cutBeforeAppend = false;
     this.snapshotBytes = await sizeOf(this.path);
     this.logBytes = 0;
   }

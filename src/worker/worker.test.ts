@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
@@ -17,6 +17,7 @@ import { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, JobSpec, StepRecord, SubtaskRecord } from '../records/types.js';
 import { newSubtask } from '../scheduler/leader.js';
 import { FileJournal } from '../store/journal.js';
+import { StorageWriteError } from '../store/durable-file.js';
 import { processAlive } from '../core/proc.js';
 import { MemoryOutputStore } from '../store/output-store.js';
 import { LiveOutputs } from '../output/live.js';
@@ -57,6 +58,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const w of started.splice(0)) await w.stop(false);
   for (const j of journals.splice(0)) j.close();
   for (const pgid of leftovers.splice(0)) {
@@ -381,5 +383,54 @@ describe('operating errors', () => {
     expect(s.store.subtask(ID, SELF)?.status).toBe('running');
     s.finishRun({});
     await waitFor(() => s.store.subtask(ID, SELF)?.status === 'succeeded', 'the retried attempt to end');
+  });
+});
+
+describe('a journal the disk refuses (a full disk)', () => {
+  const full = () => new StorageWriteError(journalPath(), Object.assign(new Error('no space'), { code: 'ENOSPC' }));
+
+  it('the end of an attempt it cannot journal is reported anyway, and nothing is thrown out of the worker', async () => {
+    const s = setup();
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: pending() }]);
+    vi.spyOn(s.journal, 'recordEnd').mockImplementation(() => {
+      throw full();
+    });
+    start(s);
+    await waitFor(() => s.runs.length === 1, 'the attempt to start');
+    s.finishRun({ status: 'succeeded', exitCode: 0 });
+    await waitFor(() => s.store.subtask(ID, SELF)?.status === 'succeeded', 'the result to be reported');
+    expect(s.fatals).toEqual([]);
+  });
+
+  it('an interrupted attempt found at start whose end it cannot journal is reported interrupted, not a crash (the crash loop of issue 27)', async () => {
+    const s = setup();
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: runningSubtask() }]);
+    s.journal.recordStart(ID, 1, 1100);
+    vi.spyOn(s.journal, 'recordEnd').mockImplementation(() => {
+      throw full();
+    });
+    start(s);
+    await s.clock.advanceAsync(defaultConfig.workerTickMs * 2);
+    expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', reporter: SELF });
+    expect(s.runs).toEqual([]);
+    expect(s.fatals).toEqual([]);
+  });
+
+  it('a start it cannot journal is not run, and is tried again once the disk takes it', async () => {
+    const s = setup();
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: pending() }]);
+    const recordStart = vi.spyOn(s.journal, 'recordStart').mockImplementation(() => {
+      throw full();
+    });
+    start(s);
+    await s.clock.advanceAsync(defaultConfig.workerTickMs * 3);
+    expect(s.runs).toEqual([]);
+    expect(s.store.subtask(ID, SELF)?.status).toBe('pending');
+    recordStart.mockRestore();
+    await s.clock.advanceAsync(defaultConfig.workerTickMs * 2);
+    await waitFor(() => s.runs.length === 1, 'the attempt to start once the journal takes it');
+    expect(s.journal.hasStarted(ID, 1)).toBe(true);
+    s.finishRun({ status: 'succeeded', exitCode: 0 });
+    await waitFor(() => s.store.subtask(ID, SELF)?.status === 'succeeded', 'the result');
   });
 });

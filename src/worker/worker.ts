@@ -171,7 +171,16 @@ export class Worker {
       if (!instance) continue;
       const tasks = this.tasksOf(instanceId);
       if (!tasks.some((t) => this.needsOwner(t))) this.open.delete(instanceId);
-      for (const task of tasks) this.consider(instance, task);
+      for (const task of tasks) {
+        try {
+          this.consider(instance, task);
+        } catch (err) {
+          if (err instanceof InvariantError) throw err;
+          // An operating error (the journal's disk): this task is looked at again at the next
+          // poll (the open set keeps it), the others go on.
+          this.deps.log.error(this.event(instanceId, stepOf(task), task.attempt, { err }), `cannot handle ${journalId(instanceId, stepOf(task))} attempt ${task.attempt} now; tried again in ${this.deps.config.workerTickMs} ms: ${(err as Error).message}`);
+        }
+      }
     }
   }
 
@@ -266,7 +275,7 @@ export class Worker {
       const outcome = interrupted
         ? { ...outcomeOf(result, startedAtMs, clock.now()), status: 'failed' as const, reason: 'interrupted' as const }
         : outcomeOf(result, startedAtMs, clock.now());
-      journal.recordEnd({ instanceId: id, attempt: subtask.attempt, atMs: outcome.finishedAtMs, ...outcome });
+      this.journalEnd(instance.id, step, subtask.attempt, outcome);
       this.finishAttempt(instance.id, step, subtask.attempt, outcome);
     } catch (err) {
       if (err instanceof InvariantError) {
@@ -281,6 +290,21 @@ export class Worker {
       if (live) this.deps.live.remove(live);
       this.running.delete(key);
       this.queueScan();
+    }
+  }
+
+  /**
+   * Journals how an attempt ended. The end is there for crash recovery only: when the disk
+   * refuses it, the result is still reported (and written to the state by the store, which
+   * retries), and a restart before that reports the attempt `interrupted` (never runs it again).
+   */
+  private journalEnd(instanceId: string, step: StepName | null, attempt: number, outcome: AttemptOutcome): void {
+    const { journal, log } = this.deps;
+    try {
+      journal.recordEnd({ instanceId: journalId(instanceId, step), attempt, atMs: outcome.finishedAtMs, ...outcome });
+    } catch (err) {
+      if (err instanceof InvariantError) throw err;
+      log.error(this.event(instanceId, step, attempt, { err, journal: journal.path }), `cannot journal the end of ${journalId(instanceId, step)} attempt ${attempt} (reported anyway): ${(err as Error).message}`);
     }
   }
 
@@ -348,7 +372,7 @@ export class Worker {
     const nowMs = this.deps.clock.now();
     const startedAtMs = subtask.startedAtMs ?? nowMs;
     const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs, finishedAtMs: nowMs };
-    this.deps.journal.recordEnd({ instanceId: id, attempt: subtask.attempt, atMs: nowMs, ...outcome });
+    this.journalEnd(instance.id, step, subtask.attempt, outcome);
     this.killLeftovers(instance.id, step, subtask.attempt);
     this.deps.log.warn(this.event(instance.id, step, subtask.attempt, { status: 'failed', reason: 'interrupted' }), 'attempt interrupted by a restart; not run again');
     this.report(subtask, this.ownerTerminal(subtask, outcome));
@@ -369,15 +393,7 @@ export class Worker {
       // Either way the previous process is gone, so the attempt was interrupted: journal the
       // end and kill what it left running now; the report follows once the record is here.
       const nowMs = this.deps.clock.now();
-      this.deps.journal.recordEnd({
-        instanceId: start.instanceId,
-        attempt: start.attempt,
-        atMs: nowMs,
-        status: 'failed',
-        reason: 'interrupted',
-        exitCode: null,
-        startedAtMs: start.atMs,
-      });
+      this.journalEnd(instanceId, step, start.attempt, { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs: start.atMs, finishedAtMs: nowMs });
       this.killLeftovers(instanceId, step, start.attempt);
       this.deps.log.warn(this.event(instanceId, step, start.attempt, { status: 'failed', reason: 'interrupted' }), 'attempt interrupted by a restart; not run again');
     }
@@ -407,8 +423,14 @@ export class Worker {
         if (task.status !== 'running' || journal.hasStarted(id, task.attempt)) continue;
         const nowMs = clock.now();
         const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs: task.startedAtMs ?? nowMs, finishedAtMs: nowMs };
-        journal.recordStart(id, task.attempt, outcome.startedAtMs ?? nowMs);
-        journal.recordEnd({ instanceId: id, attempt: task.attempt, atMs: nowMs, ...outcome });
+        try {
+          journal.recordStart(id, task.attempt, outcome.startedAtMs ?? nowMs);
+        } catch (err) {
+          if (err instanceof InvariantError) throw err;
+          // Not journalled: the record says `running`, which never starts again either (consider()).
+          log.error(this.event(instance.id, step, task.attempt, { err }), `cannot journal attempt ${task.attempt} of ${id} as started: ${(err as Error).message}`);
+        }
+        this.journalEnd(instance.id, step, task.attempt, outcome);
         const killed = this.killLeftovers(instance.id, step, task.attempt);
         log.warn(
           this.event(instance.id, step, task.attempt, { status: 'failed', reason: 'interrupted', journal: journal.path, unreadableLines: journal.skippedLines, killedGroups: killed }),
