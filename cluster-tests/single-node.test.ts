@@ -20,6 +20,7 @@ import {
   readNodeInfo,
   readPidFile,
   sq,
+  type CliResult,
   startDaemon,
   tempDir,
   trackProcessGroup,
@@ -304,6 +305,70 @@ describe('one daemon, driven through the CLI', () => {
       expectExit(j, EXIT.unauthorised);
       expect(j.json()).toMatchObject({ error: 'unauthorized', exitCode: EXIT.unauthorised });
     });
+  });
+});
+
+describe('text from the cluster is printed inert', () => {
+  it("a job's escape sequences and a node name and tag with control characters are printed escaped by run --wait, job run --wait, instance logs (--group, --follow), status and nodes; --json keeps them raw", async () => {
+    // The daemon takes control characters in --name and --tag (a peer's member record may carry them too).
+    const name = 'web\x1b]0;pwned\x07';
+    const shownName = 'web\\x1b]0;pwned\\x07';
+    const e = await startDaemon({ name, tags: ['zone=\x1b[2J'] });
+    const raw = '\x1b]0;pwned\x07\x1b[2J';
+    const shown = '\\x1b]0;pwned\\x07\\x1b[2J';
+    // What a terminal acts on: a control but newline and tab, a CR not ending a line, C1, bidi overrides.
+    // eslint-disable-next-line no-control-regex -- looking for what must not be printed
+    const RAW = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\r(?!\n)/;
+    const expectInert = (r: CliResult) => {
+      expect(r.stdout, r.context).not.toMatch(RAW);
+      expect(r.stderr, r.context).not.toMatch(RAW);
+    };
+    const label = `${shownName} …${e.nodeId.slice(-12)}`;
+
+    const run = await e.cli(['run', '--wait', '--', 'printf', '\\033]0;pwned\\007\\033[2J']);
+    expectExit(run, EXIT.ok);
+    expectInert(run);
+    // The progress line names the node; the tail at the end shows the output.
+    expect(run.stderr).toContain(`  ${label}: succeeded\n`);
+    expect(run.stderr).toContain(`\n    ${shown}\n`);
+    const id = /^instance ([0-9a-f]+) /m.exec(run.stdout)?.[1] as string;
+    expect(id, run.context).toBeDefined();
+
+    await okJson(e, ['job', 'add', 'retitle', '--cmd', "printf '\\033]8;;http://evil.example/\\033\\\\click\\033]8;;\\033\\\\\\n'"]);
+    const jobRun = await e.cli(['job', 'run', 'retitle', '--wait']);
+    expectExit(jobRun, EXIT.ok);
+    expectInert(jobRun);
+    expect(jobRun.stderr).toContain('\n    \\x1b]8;;http://evil.example/\\x1b\\click\\x1b]8;;\\x1b\\\n');
+
+    const logs = await e.cli(['instance', 'logs', id]);
+    expectExit(logs, EXIT.ok);
+    expectInert(logs);
+    expect(logs.stdout.split('\n')).toContain(shown);
+    const group = await e.cli(['instance', 'logs', id, '--group']);
+    expectExit(group, EXIT.ok);
+    expectInert(group);
+    expect(group.stdout).toBe(`---- ${shownName} (1) ----\n${shown}\n`);
+    const follow = await e.cli(['instance', 'logs', id, '--follow']);
+    expectExit(follow, EXIT.ok);
+    expectInert(follow);
+    expect(follow.stdout).toBe(`${shownName} | ${shown}\n`);
+    // --json: the very bytes the job wrote (JSON escapes them), in the logs and in the follow lines.
+    expect((await okJson<LogView[]>(e, ['instance', 'logs', id]))[0]?.stdout).toBe(raw);
+    const followJson = await e.cli(['instance', 'logs', id, '--follow', '--json']);
+    expectExit(followJson, EXIT.ok);
+    expect(JSON.parse(followJson.stdout)).toMatchObject({ name, text: raw });
+
+    const status = await e.cli(['status']);
+    expectExit(status, EXIT.ok);
+    expectInert(status);
+    expect(status.stdout.split('\n')[0]).toBe(`node …${e.nodeId.slice(-12)} (${shownName}), leader`);
+    for (const args of [['nodes'], ['instance', 'show', id]]) {
+      const r = await e.cli(args);
+      expectExit(r, EXIT.ok);
+      expectInert(r);
+      expect(r.stdout).toContain('web\\x1b'); // the name column may be cut to fit 80 columns
+    }
+    expect(await okJson<NodeView[]>(e, ['nodes'])).toEqual([expect.objectContaining({ name, tags: { zone: '\x1b[2J' } })]);
   });
 });
 

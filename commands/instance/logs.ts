@@ -6,6 +6,7 @@ import { followLogs } from '../../src/cli/follow.js';
 import { formatLogGroups, formatLogs } from '../../src/cli/format.js';
 import { durationFlag } from '../../src/cli/job-spec.js';
 import { defaultConfig } from '../../src/core/config.js';
+import { escapeControl } from '../../src/output/escape.js';
 
 export default class InstanceLogs extends ClientCommand {
   static override description = `Print the captured output (last ${defaultConfig.maxOutputBytes / 1024} KiB of stdout and stderr) of an instance, per node and attempt; --follow prints it as it is written, --group prints identical outputs once.`;
@@ -42,7 +43,7 @@ export default class InstanceLogs extends ClientCommand {
     const path = `/v1/instances/${encodeURIComponent(args.id)}/logs`;
     const node = flags.node ?? null;
     if (flags.follow) {
-      const exitCode = await followLogs(client, args.id, node, flags.json, { line: (l) => process.stdout.write(`${l}\n`), warn: (l) => this.progress(l) }, timeoutMs);
+      const exitCode = await followLogs(client, args.id, node, flags.json, { line: (l) => process.stdout.write(`${flags.json ? l : escapeControl(l)}\n`), warn: (l) => this.progress(l) }, timeoutMs);
       return this.finish(exitCode);
     }
     const query = new URLSearchParams({ ...(flags.group ? { group: '1' } : {}), ...(node === null ? {} : { node }) }).toString();

@@ -5,6 +5,7 @@ import { EXIT } from '../../src/api/client.js';
 import { ClientCommand } from '../../src/cli/base.js';
 import { drainNode } from '../../src/cli/drain.js';
 import { durationFlag } from '../../src/cli/job-spec.js';
+import { escapeControl } from '../../src/output/escape.js';
 
 export default class NodeDrain extends ClientCommand {
   static override description =
@@ -34,5 +35,5 @@ export default class NodeDrain extends ClientCommand {
 export function describeDrain(node: NodeDetailView, timedOut = false): string {
   const state = node.draining ? 'draining' : 'not draining';
   const work = node.unfinished === 0 ? 'runs nothing' : `still has ${node.unfinished} unfinished subtask(s)`;
-  return `node ${node.name} (${node.nodeId}): ${state}; ${work}${timedOut ? ' (timed out waiting)' : ''}`;
+  return escapeControl(`node ${node.name} (${node.nodeId}): ${state}; ${work}${timedOut ? ' (timed out waiting)' : ''}`);
 }

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { dataPaths, type NodeInfo } from '../daemon/paths.js';
+import { escapeControl } from '../output/escape.js';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, unauthorised: 4, timedOut: 124 } as const;
 
@@ -228,7 +229,8 @@ export class ChorusClient {
     }
   }
 
-  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`);
+  /** What the daemon said of records left out comes from the cluster: escaped for the terminal. */
+  warn: (line: string) => void = (line) => process.stderr.write(`${escapeControl(line)}\n`);
 
   private agent: unknown = null;
 

@@ -1,9 +1,13 @@
 // The base of every client command: finds the daemon (--data-dir, or --api/--token),
 // prints one JSON document with --json, and turns errors into the contract's exit codes.
+// Text for people passes escapeControl once more on its way out: the formatters escape
+// what came from the cluster already (that changes nothing twice), and a message or a
+// field they do not know of cannot reach the terminal raw either.
 import { Command, Flags, Errors } from '@oclif/core';
 import { ChorusClient, ClientError, EXIT, resolveEndpoint } from '../api/client.js';
 import type { InstanceView } from '../api/views.js';
 import { isRequestId, newRequestId } from '../records/ids.js';
+import { escapeControl } from '../output/escape.js';
 import { formatInstance, formatSkipped } from './format.js';
 import { exitCodeFor, reportOutputTail, waitForInstance } from './wait.js';
 
@@ -53,11 +57,11 @@ export abstract class ClientCommand extends Command {
   /** Prints data: as JSON with --json, otherwise as the given human text. */
   protected output(data: unknown, human: () => string): void {
     if (this.jsonMode) process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
-    else process.stdout.write(`${human()}\n`);
+    else process.stdout.write(`${escapeControl(human())}\n`);
   }
 
   protected progress(line: string): void {
-    process.stderr.write(`${line}\n`);
+    process.stderr.write(`${escapeControl(line)}\n`);
   }
 
   followOutput = (data: unknown, human: () => string): void => this.output(data, human);
@@ -78,7 +82,7 @@ export abstract class ClientCommand extends Command {
 
   private fail(message: string, exitCode: number, code: string): never {
     if (this.jsonMode || this.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: code, message, exitCode })}\n`);
-    process.stderr.write(`Error: ${message}\n`);
+    process.stderr.write(`Error: ${escapeControl(message)}\n`);
     this.exit(exitCode);
   }
 }

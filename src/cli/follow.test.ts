@@ -66,4 +66,24 @@ describe('FollowPrinter', () => {
     p.take(answer([{ text: 'x'.repeat(MAX_PARTIAL_LINE_CHARS + 1) }]));
     expect(lines.at(-1)).toBe(`web-1  | ${'x'.repeat(MAX_PARTIAL_LINE_CHARS + 1)}`);
   });
+
+  it('prints output, node names and messages from the cluster escaped; with json, the raw text', () => {
+    const evil = '\x1b]0;pwned\x07\x1b[2J';
+    const chunks = [
+      { text: `${evil}\nall good\rrm -rf /\r\n` },
+      { nodeId: 'id-9', name: 'db\x1b[8m', text: '\u202eoops\n', stream: 'stderr' as const },
+    ];
+    const over = { unavailable: [{ nodeId: 'id-3', name: 'x\x07', message: `refused \x9b2J` }] };
+    const human = printer();
+    human.p.take(answer(chunks, over));
+    expect(human.lines).toEqual(['web-1  | \\x1b]0;pwned\\x07\\x1b[2J', 'web-1  | all good\\rrm -rf /', 'db\\x1b[8m ! \\u202eoops']);
+    expect(human.warnings).toEqual(['warning: the output of x\\x07 cannot be had now: refused \\u009b2J']);
+    const json = printer(true);
+    json.p.take(answer(chunks, over));
+    expect(json.lines.map((l) => (JSON.parse(l) as { name: string; text: string }))).toMatchObject([
+      { name: 'web-1', text: evil },
+      { name: 'web-1', text: 'all good\rrm -rf /' },
+      { name: 'db\x1b[8m', text: '\u202eoops' },
+    ]);
+  });
 });

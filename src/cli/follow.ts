@@ -2,9 +2,11 @@
 // each request carrying the cursor of the answer before) and prints every line as it comes,
 // after the name of its node: "web-1 | line" for stdout, "web-1 ! line" for stderr. Lines are
 // whole: a piece of output that ends inside a line waits for the rest, or for its attempt's end.
+// The human lines are escaped (output/escape.ts); the JSON lines carry the raw text.
 import { EXIT, type ChorusClient } from '../api/client.js';
 import type { LogFollowChunk, LogFollowView } from '../api/control-plane.js';
 import type { InstanceView } from '../api/views.js';
+import { escapeControl } from '../output/escape.js';
 import { nodeLabels, outputLabel } from './format.js';
 import { exitCodeOfStatus } from './wait.js';
 
@@ -45,7 +47,7 @@ export class FollowPrinter {
       for (const chunk of answer.chunks) if (chunk.nodeId === nodeId) this.takeChunk(chunk);
       for (const e of answer.ended) if (e.nodeId === nodeId) for (const stream of ['stdout', 'stderr'] as const) this.flush(keyOf({ ...e, stream }));
     }
-    for (const u of answer.unavailable) this.warnOnce(`${u.nodeId} ${u.message}`, `warning: the output of ${this.labelOf(u)} cannot be had now: ${u.message}`);
+    for (const u of answer.unavailable) this.warnOnce(`${u.nodeId} ${u.message}`, `warning: the output of ${this.labelOf(u)} cannot be had now: ${escapeControl(u.message)}`);
     if (answer.done) this.flushAll();
   }
 
@@ -90,7 +92,7 @@ export class FollowPrinter {
       return;
     }
     const label = outputLabel(this.labelOf(piece), piece.step, piece.attempt);
-    this.out.line(`${label.padEnd(this.labelWidth)} ${piece.stream === 'stderr' ? '!' : '|'} ${text}`);
+    this.out.line(`${label.padEnd(this.labelWidth)} ${piece.stream === 'stderr' ? '!' : '|'} ${escapeControl(text)}`);
   }
 
   private labelOf(node: { nodeId: string; name: string | null }): string {

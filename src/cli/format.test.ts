@@ -13,8 +13,10 @@ import {
   formatLogs,
   formatNodes,
   formatOutputTail,
+  formatPlan,
   formatProgressLine,
   formatRetryLines,
+  formatSkipped,
   formatStatus,
   formatSubtaskSummary,
   nodeLabels,
@@ -380,5 +382,101 @@ describe('rollouts and fire history', () => {
     expect(text.split('\n').every((l) => l.length <= 80)).toBe(true);
     expect(text).toMatch(/2 fire\(s\), the newest due 1h ago$/);
     expect(formatHistory([])).toMatch(/^no fires decided yet/);
+  });
+});
+
+describe('text from the cluster is printed inert', () => {
+  // A job on one host, or a node's name or tag, must not drive the reader's terminal.
+  const EVIL = '\x1b]0;pwned\x07\x1b[2J';
+  const SHOWN = '\\x1b]0;pwned\\x07\\x1b[2J';
+  const EVIL_NAME = 'web\x1b[8m-1\u202e';
+  const SHOWN_NAME = 'web\\x1b[8m-1\\u202e';
+  // What a terminal acts on: any control but newline and tab, a CR not ending a line, C1, bidi overrides.
+  // eslint-disable-next-line no-control-regex -- looking for what must not be printed
+  const RAW = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\r(?!\n)/;
+  const log = (stdout: string, stderr = ''): LogView => ({ nodeId: NODE_A, attempt: 1, stdout, stderr, stdoutDroppedBytes: 0, stderrDroppedBytes: 0 });
+
+  it('instance logs: stdout and stderr escaped, newlines and tabs kept', () => {
+    const text = formatLogs([log(`${EVIL}\nnext\tcolumn\n`, `oops\rhidden\n\x9b31m`)]);
+    expect(text).not.toMatch(RAW);
+    expect(text.split('\n')).toEqual(['==> node …abcdef123456 attempt 1 <==', SHOWN, 'next\tcolumn', '--- stderr ---', 'oops\\rhidden', '\\u009b31m']);
+  });
+
+  it('instance logs --group: the output and the node names in the header', () => {
+    const text = formatLogGroups([{ nodes: [{ nodeId: NODE_A, name: EVIL_NAME, attempt: 1 }], step: null, status: 'succeeded', reason: null, exitCode: 0, stdout: `${EVIL}\n`, stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 }]);
+    expect(text).not.toMatch(RAW);
+    expect(text.split('\n')).toEqual([`---- ${SHOWN_NAME} (1) ----`, SHOWN]);
+  });
+
+  it('the output tail of --wait and its progress lines: output, a lone CR and the node name', () => {
+    const evil = subtask({ nodeName: EVIL_NAME, status: 'failed', reason: 'exit-code', exitCode: 1, attempt: 2, history: [{ attempt: 1, status: 'failed', reason: 'exit-code', exitCode: 1, startedAt: null, finishedAt: null }] });
+    const lines = formatOutputTail(instance({ subtasks: [evil] }), [{ ...log(`${EVIL}\r\nall good\rrm -rf /\r\n`, 'bad\x1b[2K\n'), attempt: 2 }]);
+    expect(lines.join('\n')).not.toMatch(RAW);
+    expect(lines.slice(1)).toEqual([`  ${SHOWN_NAME} …abcdef123456: failed (exit-code 1)`, `    ${SHOWN}`, '    all good\\rrm -rf /', '    stderr:', '    bad\\x1b[2K']);
+    expect(formatProgressLine(evil)).toBe(`  ${SHOWN_NAME} …abcdef123456: failed (exit-code 1) attempt 2`);
+    expect(formatRetryLines(evil, 1, NOW_MS)).toEqual([`  ${SHOWN_NAME} …abcdef123456: attempt 1 failed (exit-code 1), retrying as attempt 2`]);
+    expect(formatSkipped({ skipped: [{ nodeId: NODE_B, nodeName: EVIL_NAME, reason: 'draining' }] })).toBe(`1 draining: ${SHOWN_NAME} (…ed0987654321)`);
+  });
+
+  it('tables of nodes and plans: names and tags escaped before the columns are measured, so they stay aligned', () => {
+    const nodes = formatNodes([node({ name: EVIL_NAME, tags: { r: '\x9b' } }), node({ nodeId: NODE_B, name: 'n2', leader: false })], NOW_MS);
+    const plan = formatPlan({
+      job: null,
+      type: 'broadcast',
+      cmd: `echo ${EVIL}`,
+      tags: {},
+      targets: [{ nodeId: NODE_A, name: EVIL_NAME, tags: { [`k\x07`]: 'v' }, state: 'alive', shardIndex: 0, wave: 1 }],
+      leftOut: [{ nodeId: NODE_B, name: `n2\u2066`, tags: {}, state: 'alive', reason: 'draining', detail: 'draining' }],
+      waveSizes: [1],
+      parallelLimit: null,
+      failure: null,
+    });
+    for (const text of [nodes, plan]) {
+      expect(text).not.toMatch(RAW);
+      expect(text).toContain('web\\x1b'); // the name column may be cut to fit 80 columns
+      // Every line of a table is as wide as its border.
+      const tables = text.split(/\n(?=┌)/).map((t) => t.split('\n').filter((l) => /^[┌│└]/.test(l))).filter((t) => t.length > 0);
+      expect(tables.length).toBeGreaterThan(0);
+      for (const table of tables) {
+        expect(new Set(table.map((l) => [...l].length)).size, text).toBe(1);
+      }
+    }
+    expect(nodes).toContain('r=\\u009b');
+    expect(plan).toContain(`plan for run of echo ${SHOWN}: 1 node(s)`);
+    expect(plan).toContain('k\\x07=v');
+    expect(plan).toContain('n2\\u2066');
+  });
+
+  it('instance show, job show, status and the suspect lines: names, commands and messages', () => {
+    const view = instance({
+      cmd: `printf '${EVIL}'`,
+      failure: `no node answered: ${EVIL}`,
+      subtasks: [subtask({ nodeName: EVIL_NAME })],
+      notifications: [{ url: 'https://hooks.example/x', status: 'failed', attempts: 3, lastError: `HTTP 500 ${EVIL}`, deliveredAt: null, runner: NODE_A }],
+    });
+    const suspicion = { sinceMs: NOW_MS - 1000, since: isoAt(-1000), confirmations: 1, expectedConfirmations: 3, deadAtMs: NOW_MS + 4000, deadAt: isoAt(4000), verified: true };
+    const outputs = {
+      formatInstance: formatInstance(view, NOW_MS),
+      formatJob: formatJob(job({ cmd: `printf '${EVIL}'`, pre: `echo ${EVIL}` }), NOW_MS),
+      formatNodes: formatNodes([node({ name: EVIL_NAME, state: 'suspect', suspicion })], NOW_MS),
+      formatStatus: formatStatus({ nodeId: NODE_A, name: EVIL_NAME, tags: {}, version: '0.1.0', leader: NODE_A, isLeader: true, members: 1, aliveMembers: 1, multiaddrs: [], api: '', dataDir: '', uptimeMs: 0, runningSubtasks: 0, records: 0, counters: {}, errors: [], memory: { rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }, bounds: [] }),
+    };
+    for (const [name, text] of Object.entries(outputs)) expect(text, name).not.toMatch(RAW);
+    expect(outputs.formatInstance).toContain(`command:  printf '${SHOWN}'`);
+    expect(outputs.formatInstance.replace(/\n {12}/g, ' ')).toContain(`failure:  no node answered: ${SHOWN}`);
+    expect(outputs.formatInstance).toContain('HTTP 500 \\x1b]0;pw'); // the webhook line is cut at 80 columns
+    expect(outputs.formatJob).toContain(`command:     printf '${SHOWN}'`);
+    expect(outputs.formatJob).toContain(`pre:         echo ${SHOWN}`);
+    expect(outputs.formatNodes.split('\n').at(-1)).toMatch(new RegExp(`^${SHOWN_NAME.replace(/[\\[]/g, '\\$&')} \\(…abcdef123456\\) suspect since`));
+    expect(outputs.formatStatus.split('\n')[0]).toBe(`node …abcdef123456 (${SHOWN_NAME}), leader`);
+  });
+
+  it('nodeLabels (the --follow and --group prefixes) are escaped', () => {
+    expect(nodeLabels([{ nodeId: NODE_A, name: EVIL_NAME }, { nodeId: 'n\x1b', name: null }])).toEqual(
+      new Map([
+        [NODE_A, SHOWN_NAME],
+        ['n\x1b', 'n\\x1b'],
+      ]),
+    );
   });
 });

@@ -1,11 +1,15 @@
 // The one place that formats jobs, instances and nodes for people: relative times,
 // short node ids and tables that fit an 80-column terminal. --json never comes here.
+// Whatever came from the cluster (output, node names and tags, commands, messages) leaves
+// every formatter escaped (output/escape.ts), and is escaped before it is measured, so a
+// job cannot drive the reader's terminal and tables stay aligned.
 import Table from 'cli-table3';
 import type { PlanView } from '../scheduler/plan.js';
 import type { FireView } from '../api/views.js';
 import type { LogGroup, LogView, StatusView } from '../api/control-plane.js';
 import type { AttemptView, InstanceSummaryView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
+import { escapeControl } from '../output/escape.js';
 import { formatRollout, formatSubtaskSummary, succeededOfTotal } from '../output/summary.js';
 
 export { formatRollout, formatSubtaskSummary, SUMMARY_MAX_REASONS } from '../output/summary.js';
@@ -62,8 +66,8 @@ function clip(text: string, width: number): string {
   return width <= 0 ? '' : `${chars.slice(0, width - 1).join('')}…`;
 }
 
-/** A table cell is one line: newlines (multi-line commands) show as '↵'. */
-const oneLine = (text: string) => text.replace(/\s*\r?\n\s*/g, ' ↵ ');
+/** A table cell is one line of inert text: newlines (multi-line commands) show as '↵', a tab as a space. */
+const oneLine = (text: string) => escapeControl(text).replace(/\s*\r?\n\s*/g, ' ↵ ').replace(/\t/g, ' ');
 
 /**
  * Which columns give way when a table is too wide, in order: each stage cuts the
@@ -144,7 +148,7 @@ export function subtaskOutcome(s: AttemptView): string {
 
 /** A subtask's node as progress lines name it: its name and short id. */
 function nodeLabel(s: { nodeId: string; nodeName: string | null }): string {
-  return s.nodeName ? `${s.nodeName} ${shortId(s.nodeId)}` : shortId(s.nodeId);
+  return escapeControl(s.nodeName ? `${s.nodeName} ${shortId(s.nodeId)}` : shortId(s.nodeId));
 }
 
 /** One `--wait` progress line for a subtask. */
@@ -224,9 +228,9 @@ export function formatHistory(fires: FireView[], nowMs = Date.now()): string {
 
 /** `chorus job plan` / `chorus run --plan`: the targets now, their waves, and who is left out and why. */
 export function formatPlan(plan: PlanView): string {
-  const what = plan.job === null ? `run of ${plan.cmd}` : `job ${plan.job}`;
+  const what = escapeControl(plan.job === null ? `run of ${plan.cmd}` : `job ${plan.job}`);
   const lines: string[] = [];
-  if (plan.failure) lines.push(`plan for ${what}: nothing would run: ${plan.failure}`);
+  if (plan.failure) lines.push(`plan for ${what}: nothing would run: ${escapeControl(plan.failure)}`);
   else if (plan.type === 'standalone') lines.push(`plan for ${what}: one of ${plan.targets.length} eligible node(s), the least busy when it runs`);
   else {
     const waves = plan.waveSizes.length > 1 ? ` in ${plan.waveSizes.length} waves of ${plan.waveSizes.join(', ')}` : '';
@@ -254,7 +258,8 @@ export function nodeLabels(nodes: readonly { nodeId: string; name: string | null
   const seen = new Map<string, number>();
   const unique = [...new Map(nodes.map((n) => [n.nodeId, n])).values()];
   for (const n of unique) if (n.name !== null) seen.set(n.name, (seen.get(n.name) ?? 0) + 1);
-  return new Map(unique.map((n) => [n.nodeId, n.name === null ? shortId(n.nodeId) : seen.get(n.name) === 1 ? n.name : `${n.name}(${shortId(n.nodeId)})`]));
+  const labelOf = (n: { nodeId: string; name: string | null }) => (n.name === null ? shortId(n.nodeId) : seen.get(n.name) === 1 ? n.name : `${n.name}(${shortId(n.nodeId)})`);
+  return new Map(unique.map((n) => [n.nodeId, escapeControl(labelOf(n))]));
 }
 
 /** A node as a line of output names it: its label, `#N` for an attempt after the first, `[pre]`/`[post]` for a step. */
@@ -278,7 +283,7 @@ export function formatLogGroups(groups: readonly LogGroup[]): string {
     const body = formatStreams(g);
     out.push(...(body.length > 0 ? body : ['(no output)']));
   }
-  return out.join('\n');
+  return escapeControl(out.join('\n'));
 }
 
 /** stdout, then stderr under "--- stderr ---", each with a note of the bytes dropped before what was kept. */
@@ -298,7 +303,7 @@ function formatStreams(log: Pick<LogView, 'stdout' | 'stderr' | 'stdoutDroppedBy
 export function formatSkipped(view: Pick<InstanceView, 'skipped'>): string {
   const skipped = view.skipped ?? [];
   if (skipped.length === 0) return '';
-  return `${skipped.length} draining: ${skipped.map((s) => `${s.nodeName ?? '?'} (${shortId(s.nodeId)})`).join(', ')}`;
+  return escapeControl(`${skipped.length} draining: ${skipped.map((s) => `${s.nodeName ?? '?'} (${shortId(s.nodeId)})`).join(', ')}`);
 }
 
 /** The API tokens of a daemon (`chorus token list`). */
@@ -338,7 +343,7 @@ export function formatJob(job: JobView, nowMs = Date.now()): string {
     const window = spec.misfireWindowMs !== undefined ? ` within ${formatDurationUnits(spec.misfireWindowMs)}` : '';
     lines.push(`  misfire:     ${spec.misfire ?? 'once'}${window}`);
   }
-  return lines.join('\n');
+  return escapeControl(lines.join('\n'));
 }
 
 export function formatJobList(jobs: JobView[], nowMs = Date.now()): string {
@@ -371,13 +376,13 @@ export function formatNodes(nodes: NodeView[], nowMs = Date.now()): string {
     const s = n.suspicion;
     if (!s) return [];
     const why = s.verified ? `${s.confirmations} of ${s.expectedConfirmations} confirmation(s) from other members` : 'known from records only';
-    return [`${n.name} (${shortId(n.nodeId)}) suspect since ${relativeTime(s.since, nowMs)}: dead ${relativeTime(s.deadAt, nowMs)} unless it answers (${why})`];
+    return [escapeControl(`${n.name} (${shortId(n.nodeId)}) suspect since ${relativeTime(s.since, nowMs)}: dead ${relativeTime(s.deadAt, nowMs)} unless it answers (${why})`)];
   });
   return [shown, ...suspects].join('\n');
 }
 
 export function formatStatus(s: StatusView): string {
-  return [
+  const lines = [
     `node ${shortId(s.nodeId)} (${s.name})${s.isLeader ? ', leader' : ''}`,
     // The one place the whole id is shown to people: it is what --join addresses carry.
     `  id:       ${s.nodeId}`,
@@ -391,7 +396,8 @@ export function formatStatus(s: StatusView): string {
     `  uptime:   ${formatDuration(s.uptimeMs)}`,
     `  memory:   ${mib(s.memory.rssBytes)} resident, ${mib(s.memory.heapUsedBytes)} heap`,
     ...(s.bounds.length > 0 ? ['  bounds:', ...formatBounds(s.bounds)] : []),
-  ].join('\n');
+  ];
+  return escapeControl(lines.join('\n'));
 }
 
 const mib = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
@@ -410,12 +416,13 @@ export function formatLogs(logs: LogView[]): string {
     out.push(log.step ? `==> ${log.step} step on node ${shortId(log.nodeId)} <==` : `==> node ${shortId(log.nodeId)} attempt ${log.attempt} <==`);
     out.push(...formatStreams(log));
   }
-  return out.join('\n');
+  return escapeControl(out.join('\n'));
 }
 
-/** The last lines of one stream, within the tail limits, and whether anything was left out. */
+/** The last lines of one stream, escaped and within the tail limits, and whether anything was left out. */
 function tailOf(text: string, droppedBytes: number): { lines: string[]; cut: boolean } {
-  const all = text.replace(/\r/g, '').replace(/\n+$/, '');
+  // Escaped before it is cut, so the limit bounds what is printed; a line's ending CR goes.
+  const all = escapeControl(text.replace(/\r\n/g, '\n')).replace(/\n+$/, '');
   if (all === '') return { lines: [], cut: droppedBytes > 0 };
   const lines = all.split('\n');
   let kept = lines.slice(-TAIL_MAX_LINES).join('\n');
@@ -439,7 +446,7 @@ function logOfAttempt(logs: LogView[], nodeId: string, attempt: number, step?: '
  * fetched; then, and for more than `TAIL_MAX_NODES` nodes, only where to see it all.
  */
 export function formatOutputTail(view: InstanceView, logs: LogView[] | null): string[] {
-  const seeAll = `see the output with: chorus instance logs ${view.id}`;
+  const seeAll = escapeControl(`see the output with: chorus instance logs ${view.id}`);
   if (logs === null || view.subtasks.length > TAIL_MAX_NODES) return [seeAll];
   const stepPart = (name: 'pre' | 'post', step: StepView | null) =>
     step?.nodeId ? [{ label: `${name} step on ${shortId(step.nodeId)}`, outcome: step, log: logOfAttempt(logs, step.nodeId, step.attempt, name) }] : [];
@@ -464,6 +471,6 @@ export function formatOutputTail(view: InstanceView, logs: LogView[] | null): st
     if (stderr.lines.length > 0) out.push('    stderr:', ...stderr.lines.map((l) => `    ${l}`));
   }
   if (anyCut) out.push(`some output was cut; ${seeAll}`);
-  return out;
+  return out.map(escapeControl);
 }
 

@@ -3,6 +3,7 @@
 import { ClientError, EXIT, type ChorusClient } from '../api/client.js';
 import type { JobView } from '../api/views.js';
 import { ADHOC_JOB } from '../records/ids.js';
+import { escapeControl } from '../output/escape.js';
 import { changedFields, onlyEnabledChanged, type DesiredJob } from './job-file.js';
 
 export type ApplyAction = 'created' | 'updated' | 'unchanged' | 'deleted' | 'failed';
@@ -74,5 +75,6 @@ export function formatApply(results: ApplyResult[], dryRun: boolean): string {
   });
   const counts = (['created', 'updated', 'unchanged', 'deleted', 'failed'] as const).map((a) => [a, results.filter((r) => r.action === a).length] as const).filter(([, n]) => n > 0);
   const summary = counts.map(([a, n]) => `${n} ${a}`).join(', ') || 'no jobs';
-  return [...lines, dryRun ? `dry run: nothing was changed (${summary} if applied)` : summary].join('\n');
+  // A failure's message comes from the daemon.
+  return escapeControl([...lines, dryRun ? `dry run: nothing was changed (${summary} if applied)` : summary].join('\n'));
 }
