@@ -1,11 +1,11 @@
-// The control API: HTTP on 127.0.0.1 (HTTPS with --tls-cert/--tls-key) with a bearer token.
-// Thin on purpose: it checks the token and its role, validates input (400 with what is
-// wrong) and calls the ControlPlane.
+// The control API: HTTP on 127.0.0.1 (HTTPS with --tls-cert/--tls-key) with a bearer token
+// or a dashboard session cookie. Thin on purpose: it checks the caller and its role,
+// validates input (400 with what is wrong) and calls the ControlPlane.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { ROLES, type Role, type TokenStore } from './tokens.js';
-import { SESSION_COOKIE, sessionFromCookie, UiSessions } from './ui-sessions.js';
+import { ROLES, type Caller, type Role, type TokenStore } from './tokens.js';
+import { SESSION_COOKIE, SESSION_ID_PREFIX, sessionFromCookie, UiSessions } from './ui-sessions.js';
 import { uiAssets } from './ui-assets.js';
 import { z } from 'zod';
 import { jobSpecSchema } from '../records/validate.js';
@@ -34,7 +34,10 @@ const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(
 const tokenBody = z.object({ role: z.enum(ROLES), name: z.string().min(1).max(100).nullable().default(null) });
 const runBody = z.object({ spec: jobSpecSchema });
 
-type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams) => Promise<unknown>;
+/** Who made a request: a bearer token, or a dashboard session cookie (with the token that made it). */
+type Requester = Caller & { by: 'token' | 'session' };
+
+type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams, requester: Requester) => Promise<unknown>;
 
 export class ApiServer {
   private server: Server | null = null;
@@ -53,18 +56,25 @@ export class ApiServer {
     });
     this.route('DELETE', /^\/v1\/tokens\/([^/]+)$/, async (_r, [id]) => {
       if (!(await this.tokens.revoke(id as string))) throw new ApiError(404, 'unknown-token', `no token with id ${id} on this daemon (chorus token list shows them)`);
-      return { revoked: id };
+      // What the token made ends with it, once the revocation is on disk: a code it asked for meanwhile is among them.
+      const ended = this.ui.endAllOf(id as string);
+      return { kind: 'token', revoked: id, endedSessions: ended.sessions, droppedCodes: ended.codes };
+    });
+    this.route('GET', /^\/v1\/ui\/sessions$/, async () => this.ui.list((tokenId) => this.tokens.nameOf(tokenId)));
+    this.route('DELETE', /^\/v1\/ui\/sessions\/([^/]+)$/, async (_r, [id]) => {
+      if (!this.ui.end(id as string)) throw new ApiError(404, 'unknown-session', `no live dashboard session ${id} on this daemon (chorus token list shows them; ids start with ${SESSION_ID_PREFIX})`);
+      return { kind: 'session', revoked: id };
     });
     this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
     this.route('GET', /^\/v1\/nodes$/, async (_r, _p, q) => (boolParam(q, 'watch') ? this.plane.watchNodes(q.get('version'), intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS)) : this.plane.nodes()));
     // Who the caller is to this daemon: the dashboard shows only the buttons its role allows.
-    this.route('GET', /^\/v1\/whoami$/, async (req) => {
+    this.route('GET', /^\/v1\/whoami$/, async (_r, _p, _q, requester) => {
       const status = this.plane.status();
-      return { role: this.roleOf(req), nodeId: status.nodeId, name: status.name };
+      return { role: requester.role, nodeId: status.nodeId, name: status.name };
     });
     // A login code for the dashboard (`chorus ui`), with the role of the token that asks.
-    this.route('POST', /^\/v1\/ui\/codes$/, async (req) => {
-      const { code, expiresAtMs } = this.ui.createCode(this.roleOf(req) as Role);
+    this.route('POST', /^\/v1\/ui\/codes$/, async (_r, _p, _q, requester) => {
+      const { code, expiresAtMs } = this.ui.createCode(requester);
       return { code, expiresAt: new Date(expiresAtMs).toISOString(), path: `/ui/login?code=${code}` };
     });
     this.route('GET', /^\/v1\/nodes\/([^/]+)$/, async (_r, [ref]) => this.plane.getNode(ref as string));
@@ -141,12 +151,15 @@ export class ApiServer {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const path = url.pathname;
       if (path === '/ui' || path.startsWith('/ui/')) return this.serveUi(req, res, path, url.searchParams);
-      const role = this.roleOf(req);
-      if (role === null) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token');
-      // A request carried by the dashboard's cookie changes nothing unless the page itself
-      // sent it (a header a cross-site form cannot set), on top of SameSite=Strict.
-      if (this.byCookie(req) && req.method !== 'GET' && req.method !== 'HEAD' && req.headers['x-chorus-ui'] !== '1') {
-        throw new ApiError(403, 'forbidden', 'a dashboard request that changes something must carry X-Chorus-UI: 1');
+      const requester = this.requesterOf(req);
+      if (requester === null) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token');
+      const { role } = requester;
+      if (requester.by === 'session') {
+        // A request carried by the dashboard's cookie changes nothing unless the page itself
+        // sent it (a header a cross-site form cannot set), on top of SameSite=Strict.
+        if (req.method !== 'GET' && req.method !== 'HEAD' && req.headers['x-chorus-ui'] !== '1') {
+          throw new ApiError(403, 'forbidden', 'a dashboard request that changes something must carry X-Chorus-UI: 1');
+        }
       }
       if (!allows(role, req.method ?? 'GET', path)) {
         throw new ApiError(403, 'forbidden', `a ${role} token may not ${req.method} ${path}: it can only look (status, nodes, jobs, instances and their logs); use an operate token`);
@@ -156,7 +169,7 @@ export class ApiServer {
       const route = matches.find((r) => r.method === req.method);
       if (!route) throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed on ${path}`);
       const params = (route.pattern.exec(path) ?? []).slice(1).map(decodePathPart);
-      const result = await route.handler(req, params, url.searchParams);
+      const result = await route.handler(req, params, url.searchParams, requester);
       if (result instanceof ListedResult) return send(res, 200, result.listing.items, errorsHeader(result.listing));
       send(res, 200, result);
     } catch (err) {
@@ -167,16 +180,17 @@ export class ApiServer {
     }
   }
 
-  private roleOf(req: IncomingMessage): Role | null {
+  /** A bearer token when one is given (then no cookie counts), else the session cookie; null when neither is good. */
+  private requesterOf(req: IncomingMessage): Requester | null {
     // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
     const match = /^bearer +(.*)$/i.exec(req.headers.authorization ?? '');
-    if (match) return this.tokens.roleOf((match[1] as string).trim());
+    if (match) {
+      const caller = this.tokens.callerOf((match[1] as string).trim());
+      return caller && { ...caller, by: 'token' };
+    }
     const session = sessionFromCookie(req.headers.cookie);
-    return session === null ? null : this.ui.roleOf(session);
-  }
-
-  private byCookie(req: IncomingMessage): boolean {
-    return req.headers.authorization === undefined && sessionFromCookie(req.headers.cookie) !== null;
+    const caller = session === null ? null : this.ui.callerOf(session);
+    return caller && { ...caller, by: 'session' };
   }
 
   /** The dashboard: its files to anyone (they hold no data), and the login that turns a code into a session cookie. */
@@ -210,12 +224,12 @@ export class ApiServer {
   }
 }
 
-/** What a role may do: operate everything; read only looks (GET), and not at the tokens. */
+/** What a role may do: operate everything; read only looks (GET), and not at the tokens or sessions. */
 export function allows(role: Role, method: string, path: string): boolean {
   if (role === 'operate') return true;
   if (method === 'POST' && path === '/v1/plan') return true; // a plan runs nothing
   if (method === 'POST' && path === '/v1/ui/codes') return true; // a dashboard login with the same role
-  return (method === 'GET' || method === 'HEAD') && !path.startsWith('/v1/tokens');
+  return (method === 'GET' || method === 'HEAD') && !path.startsWith('/v1/tokens') && !path.startsWith('/v1/ui/sessions');
 }
 
 function sendText(res: ServerResponse, status: number, text: string): void {
