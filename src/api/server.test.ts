@@ -1,6 +1,6 @@
 // The API server's doors for credentials, over real HTTP on 127.0.0.1: a dashboard session
 // made with a token ends when that token is revoked (its unused login codes too), sessions
-// are listed and ended one by one.
+// are listed and ended one by one, and a session cookie may not manage credentials at all.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +82,28 @@ describe('the API server and dashboard sessions', () => {
     expect((await api.call('GET', '/v1/whoami', session)).status).toBe(401);
     expect(await api.login(unused)).toBe(401);
     expect((await api.call('GET', '/v1/ui/sessions', own)).body).toEqual([]);
+  });
+
+  it('a session cookie may not create, list or revoke tokens, ask for login codes or touch sessions; a bearer token may', async () => {
+    const api = await serve();
+    const session = { cookie: (await api.login(await api.code(OWN))) as string };
+    const reader = await api.tokens.create('read', null, '');
+    for (const [method, path, body] of [
+      ['POST', '/v1/tokens', { role: 'operate' }],
+      ['GET', '/v1/tokens'],
+      ['DELETE', `/v1/tokens/${reader.id}`],
+      ['POST', '/v1/ui/codes', {}],
+      ['GET', '/v1/ui/sessions'],
+      ['DELETE', '/v1/ui/sessions/ui-0123456789'],
+    ] as [string, string, unknown?][]) {
+      const r = await api.call(method, path, session, body);
+      expect([r.status, (r.body as { message: string }).message], `${method} ${path}`).toEqual([403, expect.stringContaining('a dashboard session may not') as unknown]);
+    }
+    expect(api.tokens.list().map((t) => t.id)).toEqual([reader.id]); // nothing minted, nothing revoked
+    // Another authorization scheme beside the cookie does not make it a bearer.
+    expect((await api.call('POST', '/v1/tokens', { ...session, authorization: 'Basic eDp5' }, { role: 'operate' })).status).toBe(403);
+    expect((await api.call('GET', '/v1/whoami', session)).status).toBe(200); // the session itself still works
+    expect((await api.call('POST', '/v1/tokens', own, { role: 'read' })).status).toBe(200);
   });
 
   it('ends one session by its id, leaving the others; an unknown id is 404; a read token may not see sessions', async () => {

@@ -160,6 +160,9 @@ export class ApiServer {
         if (req.method !== 'GET' && req.method !== 'HEAD' && req.headers['x-chorus-ui'] !== '1') {
           throw new ApiError(403, 'forbidden', 'a dashboard request that changes something must carry X-Chorus-UI: 1');
         }
+        if (bearerOnly(path)) {
+          throw new ApiError(403, 'forbidden', `a dashboard session may not ${req.method} ${path}: tokens, login codes and sessions are managed with a bearer token (chorus token, chorus ui), so that a stolen session cookie cannot make a lasting credential`);
+        }
       }
       if (!allows(role, req.method ?? 'GET', path)) {
         throw new ApiError(403, 'forbidden', `a ${role} token may not ${req.method} ${path}: it can only look (status, nodes, jobs, instances and their logs); use an operate token`);
@@ -230,6 +233,15 @@ export function allows(role: Role, method: string, path: string): boolean {
   if (method === 'POST' && path === '/v1/plan') return true; // a plan runs nothing
   if (method === 'POST' && path === '/v1/ui/codes') return true; // a dashboard login with the same role
   return (method === 'GET' || method === 'HEAD') && !path.startsWith('/v1/tokens') && !path.startsWith('/v1/ui/sessions');
+}
+
+/**
+ * What a dashboard session may not ask at all, whatever its role: the credentials (tokens,
+ * login codes, sessions). A stolen cookie then dies with its session (12 h at most, or
+ * when its token is revoked) instead of minting a token or a fresh session.
+ */
+export function bearerOnly(path: string): boolean {
+  return path.startsWith('/v1/tokens') || path.startsWith('/v1/ui/');
 }
 
 function sendText(res: ServerResponse, status: number, text: string): void {
