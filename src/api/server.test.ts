@@ -79,7 +79,7 @@ describe('the API server and dashboard sessions', () => {
 
     const revoked = await api.call('DELETE', `/v1/tokens/${made.id}`, own);
     expect(revoked).toEqual({ status: 200, body: { kind: 'token', revoked: made.id, endedSessions: 1, droppedCodes: 1 } });
-    expect((await api.call('GET', '/v1/whoami', session)).status).toBe(401);
+    expect(await api.call('GET', '/v1/whoami', session)).toEqual({ status: 401, body: { error: 'unauthorized', message: expect.stringMatching(/^the dashboard session has ended .*run chorus ui/) as unknown } });
     expect(await api.login(unused)).toBe(401);
     expect((await api.call('GET', '/v1/ui/sessions', own)).body).toEqual([]);
   });

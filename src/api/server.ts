@@ -30,6 +30,9 @@ const MAX_WAIT_MS = 30_000;
  */
 const MAX_HEADER_BYTES = 64 * 1024;
 
+/** `Authorization: Bearer TOKEN`: the scheme is case-insensitive (RFC 9110 §11.1); the token is not. */
+const BEARER = /^bearer +(.*)$/i;
+
 const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(false) });
 const tokenBody = z.object({ role: z.enum(ROLES), name: z.string().min(1).max(100).nullable().default(null) });
 const runBody = z.object({ spec: jobSpecSchema });
@@ -152,7 +155,7 @@ export class ApiServer {
       const path = url.pathname;
       if (path === '/ui' || path.startsWith('/ui/')) return this.serveUi(req, res, path, url.searchParams);
       const requester = this.requesterOf(req);
-      if (requester === null) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token');
+      if (requester === null) throw new ApiError(401, 'unauthorized', this.byCookie(req) ? 'the dashboard session has ended (it expired, its token was revoked, it was ended, or the daemon restarted): run chorus ui for a new login' : 'missing or wrong bearer token');
       const { role } = requester;
       if (requester.by === 'session') {
         // A request carried by the dashboard's cookie changes nothing unless the page itself
@@ -185,8 +188,7 @@ export class ApiServer {
 
   /** A bearer token when one is given (then no cookie counts), else the session cookie; null when neither is good. */
   private requesterOf(req: IncomingMessage): Requester | null {
-    // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
-    const match = /^bearer +(.*)$/i.exec(req.headers.authorization ?? '');
+    const match = BEARER.exec(req.headers.authorization ?? '');
     if (match) {
       const caller = this.tokens.callerOf((match[1] as string).trim());
       return caller && { ...caller, by: 'token' };
@@ -194,6 +196,11 @@ export class ApiServer {
     const session = sessionFromCookie(req.headers.cookie);
     const caller = session === null ? null : this.ui.callerOf(session);
     return caller && { ...caller, by: 'session' };
+  }
+
+  /** Whether a request comes with a session cookie and no bearer token (then the cookie is what counts). */
+  private byCookie(req: IncomingMessage): boolean {
+    return !BEARER.test(req.headers.authorization ?? '') && sessionFromCookie(req.headers.cookie) !== null;
   }
 
   /** The dashboard: its files to anyone (they hold no data), and the login that turns a code into a session cookie. */
