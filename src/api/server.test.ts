@@ -106,7 +106,7 @@ describe('the API server and dashboard sessions', () => {
     expect((await api.call('POST', '/v1/tokens', own, { role: 'read' })).status).toBe(200);
   });
 
-  it('ends one session by its id, leaving the others; an unknown id is 404; a read token may not see sessions', async () => {
+  it('ends one session by its id, leaving the others; an unknown id is 404; a read token may not see sessions; the daemon\'s own token is not revoked (400)', async () => {
     const api = await serve();
     const first = { cookie: (await api.login(await api.code(OWN))) as string };
     const second = { cookie: (await api.login(await api.code(OWN))) as string };
@@ -121,5 +121,8 @@ describe('the API server and dashboard sessions', () => {
     expect([again.status, (again.body as { error: string }).error]).toEqual([404, 'unknown-session']);
     const reader = await api.tokens.create('read', null, '');
     expect((await api.call('GET', '/v1/ui/sessions', { bearer: reader.token })).status).toBe(403);
+    const ownRevoked = await api.call('DELETE', `/v1/tokens/${OWN_TOKEN_ID}`, own);
+    expect([ownRevoked.status, (ownRevoked.body as { error: string }).error]).toEqual([400, 'own-token']);
+    expect((await api.call('GET', '/v1/whoami', second)).status).toBe(200);
   });
 });

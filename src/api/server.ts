@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { ROLES, type Caller, type Role, type TokenStore } from './tokens.js';
+import { OWN_TOKEN_ID, ROLES, type Caller, type Role, type TokenStore } from './tokens.js';
 import { SESSION_COOKIE, SESSION_ID_PREFIX, sessionFromCookie, UiSessions } from './ui-sessions.js';
 import { uiAssets } from './ui-assets.js';
 import { z } from 'zod';
@@ -58,6 +58,7 @@ export class ApiServer {
       return this.tokens.create(body.role, body.name, new Date().toISOString());
     });
     this.route('DELETE', /^\/v1\/tokens\/([^/]+)$/, async (_r, [id]) => {
+      if (id === OWN_TOKEN_ID) throw new ApiError(400, 'own-token', `the daemon's own token (DIR/api-token) is not revoked through the API: end its dashboard sessions one by one (chorus token revoke ui-...), or stop the daemon, remove DIR/api-token and start it for a new one`);
       if (!(await this.tokens.revoke(id as string))) throw new ApiError(404, 'unknown-token', `no token with id ${id} on this daemon (chorus token list shows them)`);
       // What the token made ends with it, once the revocation is on disk: a code it asked for meanwhile is among them.
       const ended = this.ui.endAllOf(id as string);
