@@ -1,13 +1,13 @@
-// The control API: HTTP on 127.0.0.1 (HTTPS with --tls-cert/--tls-key) with a bearer token.
-// Thin on purpose: it checks the token and its role, validates input (400 with what is
-// wrong) and calls the ControlPlane.
+// The control API: HTTP on 127.0.0.1 (HTTPS with --tls-cert/--tls-key) with a bearer token
+// or a dashboard session cookie. Thin on purpose: it checks the caller and its role,
+// validates input (400 with what is wrong) and calls the ControlPlane.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { ROLES, type Role, type TokenStore } from './tokens.js';
+import { OWN_TOKEN_ID, ROLES, type Caller, type Role, type TokenStore } from './tokens.js';
+import { SESSION_COOKIE, SESSION_ID_PREFIX, sessionFromCookie, UiSessions } from './ui-sessions.js';
 import { REQUEST_ID_PATTERN } from '../records/ids.js';
 import { StorageWriteError } from '../store/durable-file.js';
-import { SESSION_COOKIE, sessionFromCookie, UiSessions } from './ui-sessions.js';
 import { uiAssets } from './ui-assets.js';
 import { z } from 'zod';
 import { jobSpecSchema } from '../records/validate.js';
@@ -32,6 +32,9 @@ const MAX_WAIT_MS = 30_000;
  */
 const MAX_HEADER_BYTES = 64 * 1024;
 
+/** `Authorization: Bearer TOKEN`: the scheme is case-insensitive (RFC 9110 §11.1); the token is not. */
+const BEARER = /^bearer +(.*)$/i;
+
 /** A client's id for a write, the same on each of its retries: the daemon answers a retry with what the first did (ids.ts). */
 const requestIdField = z.string().regex(REQUEST_ID_PATTERN, 'a request id is 8 to 128 letters, digits or ._:-').nullable().default(null);
 const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(false), requestId: requestIdField });
@@ -39,7 +42,10 @@ const tokenBody = z.object({ role: z.enum(ROLES), name: z.string().min(1).max(10
 const runBody = z.object({ spec: jobSpecSchema, requestId: requestIdField });
 const jobRunBody = z.object({ requestId: requestIdField }).nullable();
 
-type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams) => Promise<unknown>;
+/** Who made a request: a bearer token, or a dashboard session cookie (with the token that made it). */
+type Requester = Caller & { by: 'token' | 'session' };
+
+type Handler = (req: IncomingMessage, params: string[], query: URLSearchParams, requester: Requester) => Promise<unknown>;
 
 export class ApiServer {
   private server: Server | null = null;
@@ -57,19 +63,27 @@ export class ApiServer {
       return this.tokens.create(body.role, body.name, new Date().toISOString());
     });
     this.route('DELETE', /^\/v1\/tokens\/([^/]+)$/, async (_r, [id]) => {
+      if (id === OWN_TOKEN_ID) throw new ApiError(400, 'own-token', `the daemon's own token (DIR/api-token) is not revoked through the API: end its dashboard sessions one by one (chorus token revoke ui-...), or stop the daemon, remove DIR/api-token and start it for a new one`);
       if (!(await this.tokens.revoke(id as string))) throw new ApiError(404, 'unknown-token', `no token with id ${id} on this daemon (chorus token list shows them)`);
-      return { revoked: id };
+      // What the token made ends with it, once the revocation is on disk: a code it asked for meanwhile is among them.
+      const ended = this.ui.endAllOf(id as string);
+      return { kind: 'token', revoked: id, endedSessions: ended.sessions, droppedCodes: ended.codes };
+    });
+    this.route('GET', /^\/v1\/ui\/sessions$/, async () => this.ui.list((tokenId) => this.tokens.nameOf(tokenId)));
+    this.route('DELETE', /^\/v1\/ui\/sessions\/([^/]+)$/, async (_r, [id]) => {
+      if (!this.ui.end(id as string)) throw new ApiError(404, 'unknown-session', `no live dashboard session ${id} on this daemon (chorus token list shows them; ids start with ${SESSION_ID_PREFIX})`);
+      return { kind: 'session', revoked: id };
     });
     this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
     this.route('GET', /^\/v1\/nodes$/, async (_r, _p, q) => (boolParam(q, 'watch') ? this.plane.watchNodes(q.get('version'), intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS)) : this.plane.nodes()));
     // Who the caller is to this daemon: the dashboard shows only the buttons its role allows.
-    this.route('GET', /^\/v1\/whoami$/, async (req) => {
+    this.route('GET', /^\/v1\/whoami$/, async (_r, _p, _q, requester) => {
       const status = this.plane.status();
-      return { role: this.roleOf(req), nodeId: status.nodeId, name: status.name };
+      return { role: requester.role, nodeId: status.nodeId, name: status.name };
     });
     // A login code for the dashboard (`chorus ui`), with the role of the token that asks.
-    this.route('POST', /^\/v1\/ui\/codes$/, async (req) => {
-      const { code, expiresAtMs } = this.ui.createCode(this.roleOf(req) as Role);
+    this.route('POST', /^\/v1\/ui\/codes$/, async (_r, _p, _q, requester) => {
+      const { code, expiresAtMs } = this.ui.createCode(requester);
       return { code, expiresAt: new Date(expiresAtMs).toISOString(), path: `/ui/login?code=${code}` };
     });
     this.route('GET', /^\/v1\/nodes\/([^/]+)$/, async (_r, [ref]) => this.plane.getNode(ref as string));
@@ -149,12 +163,18 @@ export class ApiServer {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const path = url.pathname;
       if (path === '/ui' || path.startsWith('/ui/')) return this.serveUi(req, res, path, url.searchParams);
-      const role = this.roleOf(req);
-      if (role === null) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token');
-      // A request carried by the dashboard's cookie changes nothing unless the page itself
-      // sent it (a header a cross-site form cannot set), on top of SameSite=Strict.
-      if (this.byCookie(req) && req.method !== 'GET' && req.method !== 'HEAD' && req.headers['x-chorus-ui'] !== '1') {
-        throw new ApiError(403, 'forbidden', 'a dashboard request that changes something must carry X-Chorus-UI: 1');
+      const requester = this.requesterOf(req);
+      if (requester === null) throw new ApiError(401, 'unauthorized', this.byCookie(req) ? 'the dashboard session has ended (it expired, its token was revoked, it was ended, or the daemon restarted): run chorus ui for a new login' : 'missing or wrong bearer token');
+      const { role } = requester;
+      if (requester.by === 'session') {
+        // A request carried by the dashboard's cookie changes nothing unless the page itself
+        // sent it (a header a cross-site form cannot set), on top of SameSite=Strict.
+        if (req.method !== 'GET' && req.method !== 'HEAD' && req.headers['x-chorus-ui'] !== '1') {
+          throw new ApiError(403, 'forbidden', 'a dashboard request that changes something must carry X-Chorus-UI: 1');
+        }
+        if (bearerOnly(path)) {
+          throw new ApiError(403, 'forbidden', `a dashboard session may not ${req.method} ${path}: tokens, login codes and sessions are managed with a bearer token (chorus token, chorus ui), so that a stolen session cookie cannot make a lasting credential`);
+        }
       }
       if (!allows(role, req.method ?? 'GET', path)) {
         throw new ApiError(403, 'forbidden', `a ${role} token may not ${req.method} ${path}: it can only look (status, nodes, jobs, instances and their logs); use an operate token`);
@@ -164,7 +184,7 @@ export class ApiServer {
       const route = matches.find((r) => r.method === req.method);
       if (!route) throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed on ${path}`);
       const params = (route.pattern.exec(path) ?? []).slice(1).map(decodePathPart);
-      const result = await route.handler(req, params, url.searchParams);
+      const result = await route.handler(req, params, url.searchParams, requester);
       if (result instanceof ListedResult) return send(res, 200, result.listing.items, errorsHeader(result.listing));
       send(res, 200, result);
     } catch (thrown) {
@@ -177,16 +197,21 @@ export class ApiServer {
     }
   }
 
-  private roleOf(req: IncomingMessage): Role | null {
-    // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
-    const match = /^bearer +(.*)$/i.exec(req.headers.authorization ?? '');
-    if (match) return this.tokens.roleOf((match[1] as string).trim());
+  /** A bearer token when one is given (then no cookie counts), else the session cookie; null when neither is good. */
+  private requesterOf(req: IncomingMessage): Requester | null {
+    const match = BEARER.exec(req.headers.authorization ?? '');
+    if (match) {
+      const caller = this.tokens.callerOf((match[1] as string).trim());
+      return caller && { ...caller, by: 'token' };
+    }
     const session = sessionFromCookie(req.headers.cookie);
-    return session === null ? null : this.ui.roleOf(session);
+    const caller = session === null ? null : this.ui.callerOf(session);
+    return caller && { ...caller, by: 'session' };
   }
 
+  /** Whether a request comes with a session cookie and no bearer token (then the cookie is what counts). */
   private byCookie(req: IncomingMessage): boolean {
-    return req.headers.authorization === undefined && sessionFromCookie(req.headers.cookie) !== null;
+    return !BEARER.test(req.headers.authorization ?? '') && sessionFromCookie(req.headers.cookie) !== null;
   }
 
   /** The dashboard: its files to anyone (they hold no data), and the login that turns a code into a session cookie. */
@@ -220,12 +245,21 @@ export class ApiServer {
   }
 }
 
-/** What a role may do: operate everything; read only looks (GET), and not at the tokens. */
+/** What a role may do: operate everything; read only looks (GET), and not at the tokens or sessions. */
 export function allows(role: Role, method: string, path: string): boolean {
   if (role === 'operate') return true;
   if (method === 'POST' && path === '/v1/plan') return true; // a plan runs nothing
   if (method === 'POST' && path === '/v1/ui/codes') return true; // a dashboard login with the same role
-  return (method === 'GET' || method === 'HEAD') && !path.startsWith('/v1/tokens');
+  return (method === 'GET' || method === 'HEAD') && !path.startsWith('/v1/tokens') && !path.startsWith('/v1/ui/sessions');
+}
+
+/**
+ * What a dashboard session may not ask at all, whatever its role: the credentials (tokens,
+ * login codes, sessions). A stolen cookie then dies with its session (12 h at most, or
+ * when its token is revoked) instead of minting a token or a fresh session.
+ */
+export function bearerOnly(path: string): boolean {
+  return path.startsWith('/v1/tokens') || path.startsWith('/v1/ui/');
 }
 
 function sendText(res: ServerResponse, status: number, text: string): void {

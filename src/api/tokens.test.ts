@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DataFileError } from '../store/durable-file.js';
 import { isLoopback } from '../daemon/daemon.js';
 import { allows } from './server.js';
-import { TokenStore } from './tokens.js';
+import { OWN_TOKEN_ID, TokenStore } from './tokens.js';
 
 const OWN = 'a'.repeat(64);
 const dirs: string[] = [];
@@ -23,32 +23,33 @@ describe('API tokens', () => {
   it('a created token has its role, is kept only hashed (mode 0600), survives a reopen, and is gone once revoked', async () => {
     const path = await fresh();
     const store = await TokenStore.open(path, OWN);
-    expect(store.roleOf(OWN)).toBe('operate');
+    expect(store.callerOf(OWN)).toEqual({ tokenId: OWN_TOKEN_ID, role: 'operate' });
     const read = await store.create('read', 'ci', '2026-12-06T00:00:00.000Z');
     const operate = await store.create('operate', null, '2026-12-06T00:00:00.000Z');
     expect(read.token).toMatch(/^[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$/);
-    expect(store.roleOf(read.token)).toBe('read');
-    expect(store.roleOf(operate.token)).toBe('operate');
+    expect(store.callerOf(read.token)).toEqual({ tokenId: read.id, role: 'read' });
+    expect(store.callerOf(operate.token)).toEqual({ tokenId: operate.id, role: 'operate' });
+    expect([store.nameOf(read.id), store.nameOf(operate.id), store.nameOf(OWN_TOKEN_ID)]).toEqual(['ci', null, null]);
     const onDisk = await readFile(path, 'utf8');
     expect(onDisk).not.toContain(read.token.split('.')[1]);
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     const reopened = await TokenStore.open(path, OWN);
-    expect(reopened.roleOf(read.token)).toBe('read');
+    expect(reopened.callerOf(read.token)).toEqual({ tokenId: read.id, role: 'read' });
     expect(reopened.list()).toEqual([
       { id: read.id, role: 'read', name: 'ci', createdAt: '2026-12-06T00:00:00.000Z' },
       { id: operate.id, role: 'operate', name: null, createdAt: '2026-12-06T00:00:00.000Z' },
     ]);
     expect(await reopened.revoke(read.id)).toBe(true);
     expect(await reopened.revoke(read.id)).toBe(false);
-    expect(reopened.roleOf(read.token)).toBeNull();
-    expect((await TokenStore.open(path, OWN)).roleOf(read.token)).toBeNull();
+    expect(reopened.callerOf(read.token)).toBeNull();
+    expect((await TokenStore.open(path, OWN)).callerOf(read.token)).toBeNull();
   });
 
   it('refuses what is not a token: wrong secret, unknown id, empty, the own token altered', async () => {
     const store = await TokenStore.open(await fresh(), OWN);
     const t = await store.create('operate', null, '');
     const [id, secret] = t.token.split('.') as [string, string];
-    for (const bad of ['', '.', `${id}.`, `${id}.${secret.slice(0, -1)}x`, `ffffffffffff.${secret}`, `${OWN}b`, OWN.slice(1), 'Bearer x']) expect(store.roleOf(bad), bad).toBeNull();
+    for (const bad of ['', '.', `${id}.`, `${id}.${secret.slice(0, -1)}x`, `ffffffffffff.${secret}`, `${OWN}b`, OWN.slice(1), 'Bearer x']) expect(store.callerOf(bad), bad).toBeNull();
   });
 
   it('a corrupt tokens.json stops the daemon naming the file, untouched', async () => {
@@ -61,7 +62,7 @@ describe('API tokens', () => {
 
   it('a read token may only look; operate may do everything', () => {
     for (const [method, path] of [['GET', '/v1/status'], ['GET', '/v1/nodes'], ['GET', '/v1/jobs/x'], ['GET', '/v1/instances/i/logs'], ['GET', '/v1/instances/i']]) expect(allows('read', method as string, path as string)).toBe(true);
-    for (const [method, path] of [['POST', '/v1/run'], ['PUT', '/v1/jobs/x'], ['DELETE', '/v1/jobs/x'], ['POST', '/v1/nodes/n/drain'], ['GET', '/v1/tokens'], ['POST', '/v1/tokens'], ['POST', '/v1/instances/i/cancel']]) {
+    for (const [method, path] of [['POST', '/v1/run'], ['PUT', '/v1/jobs/x'], ['DELETE', '/v1/jobs/x'], ['POST', '/v1/nodes/n/drain'], ['GET', '/v1/tokens'], ['POST', '/v1/tokens'], ['GET', '/v1/ui/sessions'], ['DELETE', '/v1/ui/sessions/ui-0123456789'], ['POST', '/v1/instances/i/cancel']]) {
       expect(allows('read', method as string, path as string), `${method} ${path}`).toBe(false);
       expect(allows('operate', method as string, path as string)).toBe(true);
     }

@@ -2,7 +2,8 @@
 // same host) has the `operate` role; `chorus token create --role read|operate` makes more,
 // kept hashed (SHA-256) in DIR/tokens.json, and `chorus token revoke ID` removes one. A
 // token is `ID.SECRET`: the id finds its entry, the hash of the whole token is compared
-// in constant time. Tokens belong to the daemon that made them.
+// in constant time. Tokens belong to the daemon that made them. A caller is known by its
+// token's id, so that what a token made (dashboard sessions) ends when it is revoked.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DataFileError, writeFileDurable } from '../store/durable-file.js';
@@ -21,6 +22,18 @@ export interface TokenEntry {
 
 /** What the API shows of a token: never its secret or hash. */
 export type TokenView = Omit<TokenEntry, 'hash'>;
+
+/**
+ * The id the daemon's own token goes by (it has no entry in tokens.json). Token ids are
+ * hex, so it is never one of theirs; it cannot be revoked through the API.
+ */
+export const OWN_TOKEN_ID = 'daemon';
+
+/** Who presented a token: its id (OWN_TOKEN_ID for the daemon's own) and role. */
+export interface Caller {
+  tokenId: string;
+  role: Role;
+}
 
 /** At most this many tokens per daemon. */
 export const MAX_TOKENS = 1000;
@@ -64,15 +77,20 @@ export class TokenStore {
     return store;
   }
 
-  /** The role of a presented token, or null when it is not one of this daemon's. */
-  roleOf(presented: string): Role | null {
+  /** The token a caller presented (its id and role), or null when it is not one of this daemon's. */
+  callerOf(presented: string): Caller | null {
     if (presented === '') return null;
-    if (sameBytes(Buffer.from(presented), Buffer.from(this.ownToken))) return 'operate';
+    if (sameBytes(Buffer.from(presented), Buffer.from(this.ownToken))) return { tokenId: OWN_TOKEN_ID, role: 'operate' };
     const dot = presented.indexOf('.');
     if (dot <= 0) return null;
     const entry = this.entries.find((e) => e.id === presented.slice(0, dot));
     if (!entry) return null;
-    return sameBytes(sha256(presented), Buffer.from(entry.hash, 'hex')) ? entry.role : null;
+    return sameBytes(sha256(presented), Buffer.from(entry.hash, 'hex')) ? { tokenId: entry.id, role: entry.role } : null;
+  }
+
+  /** A token's name by its id (null for none, for the daemon's own and for one revoked). */
+  nameOf(id: string): string | null {
+    return this.entries.find((e) => e.id === id)?.name ?? null;
   }
 
   list(): TokenView[] {

@@ -19,6 +19,7 @@ import {
   formatSkipped,
   formatStatus,
   formatSubtaskSummary,
+  formatTokens,
   nodeLabels,
   relativeTime,
   shortId,
@@ -478,5 +479,17 @@ describe('text from the cluster is printed inert', () => {
         ['n\x1b', 'n\\x1b'],
       ]),
     );
+  });
+});
+
+describe('token list', () => {
+  it('shows the tokens, then each live dashboard session with the token that made it and when it ends', () => {
+    const tokens = [{ id: '3f2a9c0d1e4b', role: 'operate' as const, name: 'laptop', createdAt: '2026-12-02T08:00:03.000Z' }];
+    const session = { id: 'ui-9c0d1e4b3f', role: 'operate' as const, tokenId: '3f2a9c0d1e4b', tokenName: 'laptop', createdAt: '2026-12-02T08:58:03.000Z', expiresAt: '2026-12-02T20:58:03.000Z' };
+    const text = formatTokens(tokens, [session, { ...session, id: 'ui-0a1b2c3d4e', role: 'read', tokenId: 'daemon', tokenName: null }], NOW_MS);
+    expect(text).toContain('dashboard sessions (end one with chorus token revoke ID):');
+    expect(text).toMatch(/ui-9c0d1e4b3f +│ operate +│ 3f2a9c0d1e4b \(laptop\) +│ 2m ago +│ in 11h/);
+    expect(text).toMatch(/ui-0a1b2c3d4e +│ read +│ daemon \(the daemon's own\)/);
+    expect(formatTokens([], [], NOW_MS)).toBe("no tokens besides the daemon's own (DIR/api-token, role operate)\nno dashboard sessions");
   });
 });

@@ -7,6 +7,8 @@ import Table from 'cli-table3';
 import type { PlanView } from '../scheduler/plan.js';
 import type { FireView } from '../api/views.js';
 import type { LogGroup, LogView, StatusView } from '../api/control-plane.js';
+import { OWN_TOKEN_ID, type TokenView } from '../api/tokens.js';
+import type { SessionView } from '../api/ui-sessions.js';
 import type { AttemptView, InstanceSummaryView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
 import { escapeControl } from '../output/escape.js';
@@ -307,9 +309,16 @@ export function formatSkipped(view: Pick<InstanceView, 'skipped'>): string {
 }
 
 /** The API tokens of a daemon (`chorus token list`). */
-export function formatTokens(tokens: { id: string; role: string; name: string | null; createdAt: string }[], nowMs = Date.now()): string {
-  if (tokens.length === 0) return "no tokens besides the daemon's own (DIR/api-token, role operate)";
-  return table(['ID', 'ROLE', 'NAME', 'CREATED'], tokens.map((t) => [t.id, t.role, t.name ?? '', t.createdAt ? relativeTime(t.createdAt, nowMs) : '']), [{ columns: [2], floor: 8 }]);
+/** `chorus token list`: the tokens, then the live dashboard sessions and the token that made each. */
+export function formatTokens(tokens: TokenView[], sessions: SessionView[], nowMs = Date.now()): string {
+  const tokenPart =
+    tokens.length === 0
+      ? "no tokens besides the daemon's own (DIR/api-token, role operate)"
+      : table(['ID', 'ROLE', 'NAME', 'CREATED'], tokens.map((t) => [t.id, t.role, t.name ?? '', t.createdAt ? relativeTime(t.createdAt, nowMs) : '']), [{ columns: [2], floor: 8 }]);
+  if (sessions.length === 0) return `${tokenPart}\nno dashboard sessions`;
+  const madeWith = (s: SessionView) => (s.tokenId === OWN_TOKEN_ID ? "daemon (the daemon's own)" : `${s.tokenId}${s.tokenName ? ` (${s.tokenName})` : ''}`);
+  const sessionRows = sessions.map((s) => [s.id, s.role, madeWith(s), relativeTime(s.createdAt, nowMs), relativeTime(s.expiresAt, nowMs)]);
+  return `${tokenPart}\ndashboard sessions (end one with chorus token revoke ID):\n${table(['ID', 'ROLE', 'TOKEN', 'CREATED', 'EXPIRES'], sessionRows, [{ columns: [2], floor: 12 }])}`;
 }
 
 /** `chorus instance list`: a row per instance, from summaries (the counts are enough). */
