@@ -1,16 +1,19 @@
 // Issue 11 through the CLI, on real daemons: rolling broadcasts (--max-parallel, --waves,
 // --max-failures), a quorum, pause and resume, plans, fire history and a webhook received
-// by a local HTTP server (127.0.0.1, port 0), signed with the secret file's key.
+// by a local HTTP server (127.0.0.1, port 0), signed with the secret file's key; and the
+// webhooks' bounds (issue 27): secret files that are refused, a receiver whose answer never
+// ends, and a stop while deliveries are out.
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage } from 'node:http';
+import { rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FireView, InstanceView } from '../src/api/views.js';
 import type { PlanView } from '../src/scheduler/plan.js';
 import { peakRunning } from '../src/testing/checker.js';
-import { EXIT, expectExit, startCluster, tempDir, useProcessCleanup, waitFor, waitForAgreement, type Daemon } from './support/index.js';
+import { EXIT, expectExit, startCluster, startDaemon, tempDir, useProcessCleanup, waitFor, waitForAgreement, type Daemon } from './support/index.js';
 
 useProcessCleanup();
 
@@ -39,6 +42,37 @@ async function webhookServer(): Promise<{ url: string; received: Received[] }> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   servers.push({ close: () => server.close() });
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received };
+}
+
+/**
+ * A receiver that answers every POST with 200 and a body that never ends (`endless`), or never
+ * answers at all (`silent`); counts the POSTs, the bytes it wrote and the answers whose
+ * connection went away.
+ */
+async function badReceiver(kind: 'endless' | 'silent'): Promise<{ url: string; received: () => number; closed: () => number; sentBytes: () => number }> {
+  let received = 0;
+  let closed = 0;
+  let sentBytes = 0;
+  const piece = Buffer.alloc(64 * 1024, 'x');
+  const pump = (res: ServerResponse) => {
+    while (!res.destroyed) {
+      sentBytes += piece.length;
+      if (!res.write(piece)) return void res.once('drain', () => pump(res));
+    }
+  };
+  const server = createServer((req, res) => {
+    res.on('close', () => (closed += 1));
+    req.resume();
+    req.on('end', () => {
+      received += 1;
+      if (kind === 'silent') return;
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      pump(res);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push({ close: () => (server.closeAllConnections(), server.close()) });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received: () => received, closed: () => closed, sentBytes: () => sentBytes };
 }
 
 async function runWait(d: Daemon, args: string[], exit: number = EXIT.ok): Promise<InstanceView> {
@@ -119,7 +153,7 @@ describe('rolling broadcasts, plans, history and webhooks through the CLI', () =
     const hook = await webhookServer();
     const dir = await tempDir('chorus-hook-');
     const keyFile = join(dir, 'hook.key');
-    await writeFile(keyFile, 'sesame\n');
+    await writeFile(keyFile, 'sesame\n', { mode: 0o600 });
     expectExit(await a.cli(['job', 'add', 'flaky', '--cmd', 'test "$CHORUS_SHARD_INDEX" -ne 0', '--notify', hook.url, '--notify-secret-file', keyFile]), EXIT.ok);
     const run = await b.cli(['job', 'run', 'flaky', '--wait', '--json', '--timeout', '60s'], { timeoutMs: 90_000 });
     expectExit(run, EXIT.failed);
@@ -146,3 +180,56 @@ describe('rolling broadcasts, plans, history and webhooks through the CLI', () =
     expect(hook.received).toHaveLength(1); // the succeeded run called nobody
   });
 });
+
+describe('webhook bounds through the CLI (issue 27)', () => {
+  it('refuses secret files that are no key, delivers past an endless answer, and stops at once with deliveries out', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const d = await startDaemon({ name: 'hooks-1' });
+    const dir = await tempDir('chorus-hook-');
+    const fifo = join(dir, 'fifo.key');
+    execFileSync('mkfifo', ['-m', '600', fifo]);
+    const loose = join(dir, 'loose.key');
+    await writeFile(loose, 'sesame\n', { mode: 0o644 });
+    const key = join(dir, 'hook.key');
+    await writeFile(key, 'sesame\n', { mode: 0o600 });
+    const endless = await badReceiver('endless');
+
+    // Refused when the job is added, on this daemon's host, without waiting on the FIFO: exit 2 and why.
+    const fifoAdd = await d.cli(['job', 'add', 'signed', '--cmd', 'true', '--notify', endless.url, '--notify-secret-file', fifo]);
+    expectExit(fifoAdd, EXIT.badInput);
+    expect(fifoAdd.stderr).toContain(`--notify-secret-file ${fifo}: it is not a regular file (a FIFO)`);
+    expect(fifoAdd.stderr).toMatch(/mode 0600 or 0400/);
+    expect(fifoAdd.stderr).toMatch(/every node that may lead needs it; this check ran on hooks-1/);
+    const zeroRun = await d.cli(['run', '--notify', endless.url, '--notify-secret-file', '/dev/zero', '--', 'true']);
+    expectExit(zeroRun, EXIT.badInput);
+    expect(zeroRun.stderr).toContain('--notify-secret-file /dev/zero: it is not a regular file (a character device)');
+    const jobs = join(dir, 'jobs.toml');
+    await writeFile(jobs, `[jobs.filed]\ncmd = "true"\nnotify = ["${endless.url}"]\nnotify-secret-file = "${loose}"\n`);
+    const apply = await d.cli(['job', 'apply', '-f', jobs]);
+    expectExit(apply, EXIT.badInput);
+    expect(`${apply.stdout}${apply.stderr}`).toMatch(/its mode 0644 lets group or others in \(chmod 600 it\)/);
+    expect((await d.json<unknown[]>(['job', 'list'])).length).toBe(0);
+
+    // A receiver answering 200 with a body that never ends: delivered, the connection closed after a little of it.
+    const run = await runWait(d, ['--notify', endless.url, '--notify-on', 'always', '--notify-secret-file', key, '--', 'true']);
+    await waitFor(async () => (await d.json<InstanceView>(['instance', 'show', run.id])).notifications[0]?.status === 'delivered', { timeoutMs: 20_000, what: 'the delivery recorded' });
+    await waitFor(() => endless.closed() === 1, { timeoutMs: 10_000, what: 'the daemon closing the endless answer' });
+    expect(endless.sentBytes()).toBeLessThan(64 * 1024 * 1024); // socket buffers, not the 10 s of body it used to take
+    expectExit(await d.cli(['status'], { timeoutMs: 10_000 }), EXIT.ok);
+
+    // A stop with one POST waiting on a receiver that never answers and one delivery whose key became a FIFO.
+    const silent = await badReceiver('silent');
+    await runWait(d, ['--notify', silent.url, '--notify-on', 'always', '--', 'true']);
+    await waitFor(() => silent.received() === 1, { timeoutMs: 20_000, what: 'a POST in flight' });
+    expectExit(await d.cli(['job', 'add', 'rekeyed', '--cmd', 'true', '--notify', endless.url, '--notify-on', 'always', '--notify-secret-file', key]), EXIT.ok);
+    await rm(key);
+    execFileSync('mkfifo', ['-m', '600', key]);
+    expectExit(await d.cli(['job', 'run', 'rekeyed', '--wait', '--timeout', '60s'], { timeoutMs: 90_000 }), EXIT.ok);
+    await waitFor(() => /webhook try failed; retrying/.test(d.logs()) && d.logs().includes(`${key}: it is not a regular file (a FIFO)`), { timeoutMs: 20_000, what: 'the FIFO refused at delivery' });
+    const stoppingAtMs = performance.now();
+    const exit = await d.stop(15_000);
+    expect(exit).toEqual({ exitCode: 0, signal: null }); // a graceful stop, not the deadline's exit 1
+    expect(performance.now() - stoppingAtMs).toBeLessThan(10_000);
+    expect(endless.received()).toBe(1); // the FIFO's delivery never went out unsigned
+  });
+});
+

@@ -80,8 +80,6 @@ export default class Daemon extends Command {
               },
             }),
       });
-      // Everything is stopped and flushed; do not wait for libraries' idle timers.
-      process.exit(0);
     } catch (err) {
       if (err instanceof DaemonStartError) {
         process.stderr.write(`Error: ${err.message}\n`);

@@ -1,7 +1,9 @@
 // The control-plane service as the HTTP API runs it, driven in a simulated cluster: the
 // same putJob, runJob, cancel and watch the daemon serves, on a fake clock.
 import { afterEach, describe, expect, it } from 'vitest';
-import { SimCluster } from '../testing/sim-cluster.js';
+import { SimCluster, type SimClusterOptions } from '../testing/sim-cluster.js';
+import { jobSpec } from '../testing/fixtures.js';
+import { SecretFileError } from '../scheduler/webhook-io.js';
 import { versionOf } from './version-of.js';
 import { apiErrorOf } from '../testing/fixtures.js';
 
@@ -11,8 +13,8 @@ afterEach(() => {
   sim = null;
 });
 
-async function cluster(): Promise<SimCluster> {
-  const s = new SimCluster({ seed: 7, size: 3 });
+async function cluster(options: Partial<SimClusterOptions> = {}): Promise<SimCluster> {
+  const s = new SimCluster({ seed: 7, size: 3, ...options });
   sim = s;
   s.start('all');
   await s.until(() => s.agreed() && s.liveIds().every((id) => s.service(id).nodes().length === 3), 10_000, 'three nodes agreeing');
@@ -189,5 +191,30 @@ describe('ControlService', () => {
     expect(view).not.toBeNull();
     await s.until(() => s.liveIds().every((id) => s.store(id).instance(view!.id)?.job === 'slow-leader' && s.service(id).getInstance(view!.id).status === 'succeeded'), 20_000, 'the run ending everywhere');
     for (const id of s.liveIds()) expect(s.store(id).instances().filter((i) => i.job === 'slow-leader').map((i) => i.id)).toEqual([view!.id]);
+  });
+
+  it('a job or a run whose --notify-secret-file this daemon cannot sign with is refused (400 bad-secret-file), saying why and where it is read; nothing is written', async () => {
+    // The file system of the simulated hosts: one good key; everything else refused the way webhook-io.ts words it.
+    const readSecret = async (file: string) => {
+      if (file === '/etc/chorus/hook.key') return 'sesame';
+      throw new SecretFileError(`--notify-secret-file ${file}: it is not a regular file (a FIFO). A secret file must be ...`);
+    };
+    const s = await cluster({ webhooks: () => ({ post: () => Promise.reject(new Error('no receiver')), readSecret }) });
+    const service = s.service('n02');
+    const notify = { notify: ['http://127.0.0.1:9/hook'] };
+
+    const job = await apiError(s.drive(service.putJob('signed', jobSpec({ ...notify, notifySecretFile: '/tmp/fifo' }), false), 'add with a FIFO'));
+    expect([job.status, job.code]).toEqual([400, 'bad-secret-file']);
+    expect(job.message).toMatch(/^--notify-secret-file \/tmp\/fifo: it is not a regular file \(a FIFO\)\. /);
+    expect(job.message).toMatch(/It is read on the node that delivers \(the leader\), so every node that may lead needs it; this check ran on sim-n02\.$/);
+    const run = await apiError(s.drive(service.runAdhoc(jobSpec({ ...notify, notifySecretFile: '/tmp/fifo' })), 'run with a FIFO'));
+    expect([run.status, run.code]).toEqual([400, 'bad-secret-file']);
+    const relative = await apiError(s.drive(service.putJob('signed', jobSpec({ ...notify, notifySecretFile: 'hook.key' }), false), 'add with a relative path'));
+    expect(relative.message).toMatch(/^--notify-secret-file hook\.key: give an absolute path\. /);
+    expect(s.liveIds().map((id) => s.store(id).job('signed'))).toEqual([undefined, undefined, undefined]);
+    expect(s.store('n02').instances()).toEqual([]);
+
+    await s.drive(service.putJob('signed', jobSpec({ ...notify, notifySecretFile: '/etc/chorus/hook.key' }), false), 'add with a good key');
+    expect(s.store('n02').job('signed')?.spec?.notifySecretFile).toBe('/etc/chorus/hook.key');
   });
 });

@@ -3,6 +3,7 @@
 // over it (server.ts) and the simulator drives the same service, so the API's semantics
 // run in simulations exactly as they do behind the daemon's port.
 import { randomBytes } from 'node:crypto';
+import { isAbsolute } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { atProblem, jobNameProblem } from '../core/limits.js';
 import type { Logger } from '../core/log.js';
@@ -262,6 +263,7 @@ export class ControlService implements ControlPlane {
     const badName = jobNameProblem(name);
     if (badName !== null) throw new ApiError(400, 'bad-job-name', badName);
     validateSpec(spec, this.now(), this.node.config.misfireGraceMs);
+    await this.checkSecretFile(spec);
     if (requestId === null) return this.writeJob(name, spec, replace);
     const request = canonicalJson({ name, spec, replace });
     const earlier = this.jobWrites.get(requestId);
@@ -316,6 +318,7 @@ export class ControlService implements ControlPlane {
 
   async runAdhoc(spec: JobSpec, requestId: string | null = null): Promise<InstanceView> {
     if (spec.schedule !== null) throw new ApiError(400, 'bad-request', 'an ad-hoc run cannot have a schedule');
+    await this.checkSecretFile(spec);
     return this.viewOf(await this.requestInstance(ADHOC_JOB, spec, 'adhoc', requestId));
   }
 
@@ -496,6 +499,23 @@ export class ControlService implements ControlPlane {
   }
 
   // ---- internals ------------------------------------------------------------------
+
+  /**
+   * The spec's --notify-secret-file, read here as the delivering node will read it: a file that
+   * cannot serve as a key is refused when the job is added, not found out at its first delivery.
+   * Only this host is checked; the leader of the day reads its own copy.
+   */
+  private async checkSecretFile(spec: JobSpec): Promise<void> {
+    const file = spec.notifySecretFile;
+    if (file === undefined) return;
+    const where = `It is read on the node that delivers (the leader), so every node that may lead needs it; this check ran on ${this.node.selfRecord.name}.`;
+    if (!isAbsolute(file)) throw new ApiError(400, 'bad-secret-file', `--notify-secret-file ${file}: give an absolute path. ${where}`);
+    try {
+      await this.node.notifier.checkSecretFile(file);
+    } catch (err) {
+      throw new ApiError(400, 'bad-secret-file', `${(err as Error).message} ${where}`);
+    }
+  }
 
   private async requestInstance(job: string, spec: JobSpec, trigger: 'manual' | 'adhoc', requestId: string | null): Promise<InstanceRecord> {
     try {

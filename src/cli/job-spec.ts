@@ -48,7 +48,7 @@ export const rolloutFlags = {
 export const notifyFlags = {
   notify: Flags.string({ multiple: true, description: 'POST the instance JSON to this URL when it ends (repeatable, at most 10)', helpGroup: 'NOTIFY' }),
   'notify-on': Flags.string({ options: ['failure', 'always'], description: 'when to call --notify: only when it did not succeed (default), or always', helpGroup: 'NOTIFY' }),
-  'notify-secret-file': Flags.string({ description: 'sign each POST with HMAC-SHA256 of this file\'s content (X-Chorus-Signature); read on the node that delivers', helpGroup: 'NOTIFY' }),
+  'notify-secret-file': Flags.string({ description: 'sign each POST with HMAC-SHA256 of this file\'s content (X-Chorus-Signature); a regular file of at most 4 KiB, mode 0600 or 0400, read on the node that delivers (every node that may lead needs it)', helpGroup: 'NOTIFY' }),
 };
 
 /** The webhook fields from the flags; a URL must be http(s). */

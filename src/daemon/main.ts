@@ -1,10 +1,12 @@
-// Runs a daemon in the foreground until SIGTERM or SIGINT, then leaves gracefully.
+// Runs a daemon in the foreground until SIGTERM or SIGINT, then leaves gracefully (or, past
+// a deadline, exits anyway).
 import { createLogger, type LogFormat } from '../core/log.js';
 import { DataFileError } from '../store/durable-file.js';
 import { DataDirLockedError } from '../store/lock.js';
 import { SwarmKeyError } from '../network/swarm-key.js';
 import { ChorusDaemon, DaemonFlagError, EXIT_INVARIANT, type DaemonOptions } from './daemon.js';
 import { InvariantError } from '../core/assert.js';
+import { exitProcess, stopDeadlineMs } from './stop-deadline.js';
 
 export class DaemonStartError extends Error {
   constructor(
@@ -26,6 +28,7 @@ export interface Reloaded {
 }
 
 /**
+ * Runs the daemon until a signal stops it, then ends the process (exit 0 after a graceful stop).
  * `reload`: what SIGHUP does (the command re-reads the config file and says what changed);
  * a rejection is logged and the daemon goes on as it was.
  */
@@ -68,10 +71,21 @@ export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'leaving the cluster');
+      const deadlineMs = stopDeadlineMs(daemon.node.config);
+      const overrun = setTimeout(() => {
+        const pending = process.getActiveResourcesInfo();
+        log.fatal({ signal, deadlineMs, pending }, `the graceful stop did not end within ${deadlineMs} ms; exiting anyway`);
+        void exitProcess(1, log);
+      }, deadlineMs);
+      // Never what keeps the process alive: a stop with nothing left to wait for ends on its own.
+      overrun.unref();
       daemon
         .stop()
         .catch((err) => log.error({ err }, 'error while stopping'))
-        .finally(resolve);
+        .finally(() => {
+          clearTimeout(overrun);
+          resolve();
+        });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
@@ -95,4 +109,6 @@ export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel
     });
   });
   log.info('stopped');
+  // Everything is stopped and flushed; do not wait for libraries' idle timers.
+  await exitProcess(0, log);
 }

@@ -4,9 +4,9 @@
 // up to 10 minutes. A delivery is done once per instance end: its success is journalled
 // (fsynced) before its record is written, so a runner that restarts in between does not
 // POST again; a new leader takes over only deliveries whose runner died, and an ended
-// delivery outranks any takeover in the merge (records/merge.ts mergeNotify).
+// delivery outranks any takeover in the merge (records/merge.ts mergeNotify). The POST and
+// the secret file themselves are in webhook-io.ts.
 import { createHmac } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { Clock } from '../core/clock.js';
 import { Ticker } from '../core/clock.js';
 import type { ChorusConfig } from '../core/config.js';
@@ -24,11 +24,11 @@ import { instanceIdOf, type RecordStore } from '../store/record-store.js';
 export const RETRY_FOR_MS = 10 * 60_000;
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
-/** A POST that has not answered after this is a failed try. */
-export const POST_TIMEOUT_MS = 10_000;
 
 export interface WebhookAnswer {
   status: number;
+  /** Bytes of the answer's body read (and dropped) before the connection was closed. */
+  answerBytes?: number;
 }
 
 export interface NotifierDeps {
@@ -44,8 +44,9 @@ export interface NotifierDeps {
   mayLead: () => boolean;
   /** The body: the instance's JSON as `chorus instance show --json` prints it. */
   bodyOf: (instanceId: string) => unknown;
-  /** POSTs `body` to `url`; rejects on a network error or timeout. */
-  post: (url: string, body: string, headers: Record<string, string>) => Promise<WebhookAnswer>;
+  /** POSTs `body` to `url`; rejects on a network error, a timeout, or when `stop` fires (the notifier stops). */
+  post: (url: string, body: string, headers: Record<string, string>, stop: AbortSignal) => Promise<WebhookAnswer>;
+  /** The key in a --notify-secret-file; rejects, saying why, when the file cannot serve as one. */
   readSecret: (file: string) => Promise<string>;
 }
 
@@ -73,6 +74,8 @@ export class Notifier {
   private readonly changed = new Set<string>();
   /** Deliveries this node is POSTing right now. */
   private readonly inFlight = new Set<string>();
+  /** Aborted by stop(): POSTs in flight end at once, and nothing is written for them. */
+  private stopping = new AbortController();
 
   constructor(private readonly deps: NotifierDeps) {
     this.ticker = new Ticker(deps.clock, () => this.tick(), () => Math.max(deps.config.leaderTickMs, this.nextMs - deps.clock.now()));
@@ -88,11 +91,19 @@ export class Notifier {
   }
 
   start(): void {
+    if (this.stopping.signal.aborted) this.stopping = new AbortController();
     this.ticker.start(this.deps.config.leaderIdleTickMs);
   }
 
+  /** Stops at once: POSTs in flight are aborted and left pending (this node, back, or a new leader sends them again). */
   stop(): void {
     this.ticker.stop();
+    this.stopping.abort(new Error('the notifier stopped'));
+  }
+
+  /** Refuses, saying why, a --notify-secret-file that this node could not sign with (a job's add checks it here). */
+  async checkSecretFile(file: string): Promise<void> {
+    await this.deps.readSecret(file);
   }
 
   /** A member's state changed: a runner may have died (its deliveries are taken over at the next tick). */
@@ -166,6 +177,7 @@ export class Notifier {
 
   private async deliver(n: NotifyRecord): Promise<void> {
     const { clock, journal, log } = this.deps;
+    const stop = this.stopping.signal;
     const startedAtMs = clock.now();
     const firstTryAtMs = n.firstTryAtMs ?? startedAtMs;
     const attempts = n.attempts + 1;
@@ -175,16 +187,18 @@ export class Notifier {
       const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'chorus', 'x-chorus-event': 'instance.ended', 'x-chorus-delivery': `${n.instanceId}/${n.index}` };
       const secretFile = this.deps.store.instance(n.instanceId)?.spec.notifySecretFile;
       if (secretFile) headers['x-chorus-signature'] = signatureOf(await this.deps.readSecret(secretFile), body);
-      const answer = await this.deps.post(n.url, body, headers);
+      if (stop.aborted) return;
+      const answer = await this.deps.post(n.url, body, headers, stop);
       if (answer.status >= 200 && answer.status < 300) {
         const nowMs = clock.now();
         journal.recordEnd({ instanceId: journalIdOf(n), attempt: n.generation, atMs: nowMs, status: 'succeeded', reason: null, exitCode: answer.status, startedAtMs });
         this.write(n, { status: 'delivered', attempts, firstTryAtMs, deliveredAtMs: nowMs, nextTryAtMs: null, lastError: null });
-        log.info({ instanceId: n.instanceId, nodeId: this.deps.view.selfId, attempt: attempts, url: n.url, httpStatus: answer.status }, 'webhook delivered');
+        log.info({ instanceId: n.instanceId, nodeId: this.deps.view.selfId, attempt: attempts, url: n.url, httpStatus: answer.status, answerBytes: answer.answerBytes }, 'webhook delivered');
         return;
       }
       error = `HTTP ${answer.status}`;
     } catch (err) {
+      if (stop.aborted) return;
       error = (err as Error).message.slice(0, 500);
     }
     const nowMs = clock.now();
@@ -200,19 +214,3 @@ export class Notifier {
     this.deps.commit([{ kind: 'notify', record: { ...current, ...change, stamp: this.deps.hlc.tick(), sig: UNSIGNED } }]);
   }
 }
-
-/** The daemon's webhook client: one POST with a timeout, redirects not followed (a 3xx is a failed try). */
-export const httpWebhooks: Pick<NotifierDeps, 'post' | 'readSecret'> = {
-  post: async (url, body, headers) => {
-    const res = await fetch(url, { method: 'POST', body, headers, redirect: 'manual', signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
-    await res.arrayBuffer().catch(() => undefined); // drain the answer so the connection is freed
-    return { status: res.status };
-  },
-  readSecret: async (file) => {
-    try {
-      return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
-    } catch (err) {
-      throw new Error(`cannot read the --notify-secret-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-    }
-  },
-};
