@@ -54,6 +54,12 @@ export interface ChorusConfig {
   /** Finished instances kept per job (older ones and their logs are deleted). Higher: more history, a bigger state file and anti-entropy digest. */
   retainInstancesPerJob: number;
   /**
+   * Finished ad-hoc runs (`chorus run`) kept, all of them together: a bound of their own, so a
+   * burst of ad-hoc runs keeps the others' recent results (counted as one job, 200 went fast).
+   * Higher: more history, a bigger state file.
+   */
+  retainAdhocInstances: number;
+  /**
    * Records a node holds at most: past it, the oldest finished instances of any job are
    * pruned (unfinished ones never are). About 1.6 KB of heap per record. Higher: more
    * history, more memory, a longer catch-up for a new node.
@@ -230,6 +236,7 @@ export const defaultConfig: ChorusConfig = {
   maxFollowPolls: 128,
   maxConcurrentSubtasks: 32,
   retainInstancesPerJob: 200,
+  retainAdhocInstances: 2000,
   retainRecords: 100_000,
   retentionIntervalMs: 60_000,
   maxAttemptHistory: 20,

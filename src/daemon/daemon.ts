@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { InvariantError } from '../core/assert.js';
 import { configFrom, type ChorusConfig } from '../core/config.js';
-import type { Logger } from '../core/log.js';
+import { LogRepeats, type Logger } from '../core/log.js';
 import { CHORUS_VERSION } from '../core/version.js';
 import { ApiServer } from '../api/server.js';
 import type { ControlService } from '../api/service.js';
@@ -109,13 +109,15 @@ export class ChorusDaemon {
       const vanished = await vanishedFiles(dataDir);
       // prom-client is loaded only by a daemon that serves metrics.
       const metrics = options.metrics ? new (await import('./metrics.js')).DaemonMetrics() : null;
+      const repeats = new LogRepeats(clock);
       const store = new RecordStore({
         persister: new StateFilePersister(dataDir),
         clock,
         flushDelayMs: config.storeFlushDelayMs,
         flushRetryMs: config.storeFlushRetryMs,
         ...(metrics ? { onFlushed: (e: Parameters<DaemonMetrics['storeFlushed']>[0]) => metrics.storeFlushed(e) } : {}),
-        onFlushError: (err, path) => log.error({ err, path }, `cannot write ${path}: ${(err as Error).message}; trying again in ${config.storeFlushRetryMs} ms`),
+        // Once a minute per file: a full disk fails every retry (every storeFlushRetryMs) until space is back.
+        onFlushError: (err, path) => repeats.log(log, 'error', path, { err, path }, `${(err as Error).message}; the changes stay in memory and are written when it can be (tried every ${config.storeFlushRetryMs} ms)`),
       });
       await store.load();
       if (store.tornLogLine) {

@@ -18,7 +18,7 @@ import type { HybridClock } from '../records/hlc.js';
 import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord, StepName } from '../records/types.js';
 import { instanceIdOf, isTerminal, runnerOf } from '../records/types.js';
 import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
-import { isRequestId, requestedInstanceId } from '../records/ids.js';
+import { ADHOC_JOB, isRequestId, requestedInstanceId } from '../records/ids.js';
 import { canonicalJson } from '../records/canonical.js';
 import { StorageWriteError } from '../store/durable-file.js';
 import { signRecord, type RecordKeys } from '../records/signature.js';
@@ -330,7 +330,8 @@ export class ChorusNode {
     }
     return [
       { name: 'records', used: store.size(), limit: config.retainRecords, about: 'replicated records held; past it the oldest finished instances go (unfinished ones never)' },
-      { name: 'finished instances of a job', used: Math.max(0, ...finishedPerJob.values()), limit: config.retainInstancesPerJob, about: 'the most any job has; past it its oldest go, with their logs' },
+      { name: 'finished instances of a job', used: Math.max(0, ...[...finishedPerJob].filter(([job]) => job !== ADHOC_JOB).map(([, n]) => n)), limit: config.retainInstancesPerJob, about: 'the most any job has; past it its oldest go, with their logs' },
+      { name: 'finished ad-hoc runs', used: finishedPerJob.get(ADHOC_JOB) ?? 0, limit: config.retainAdhocInstances, about: 'chorus run, all together; past it the oldest go, with their logs' },
       { name: 'pruned instance ids', used: store.prunedCount(), limit: MAX_PRUNED_IDS, about: 'remembered so that no peer brings a pruned instance back; the oldest are forgotten first' },
       { name: 'members', used: store.members().length, limit: MAX_STATE_ENTRIES, about: 'member records; the most a membership push/pull carries' },
       { name: 'connections', used: transport.connectedPeers().length, limit: config.maxPeerConnections, about: 'members this node keeps a connection to; past it some are closed' },
@@ -343,7 +344,8 @@ export class ChorusNode {
   /** Removes old finished instances, their logs and their journal entries. */
   async applyRetention(): Promise<number> {
     pruneFires(this.deps.store, this.deps.config.retainInstancesPerJob);
-    const removed = pruneFinishedInstances(this.deps.store, this.deps.config.retainInstancesPerJob, this.deps.config.retainRecords);
+    const { retainInstancesPerJob, retainRecords, retainAdhocInstances } = this.deps.config;
+    const removed = pruneFinishedInstances(this.deps.store, retainInstancesPerJob, retainRecords, retainAdhocInstances);
     for (const id of removed) await this.deps.outputs.delete(id);
     if (removed.length > 0) {
       const gone = new Set(removed);

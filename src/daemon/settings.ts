@@ -101,6 +101,7 @@ const TUNING: Record<string, keyof ChorusConfig> = {
   'max-output-bytes': 'maxOutputBytes',
   'max-concurrent-subtasks': 'maxConcurrentSubtasks',
   'retain-instances-per-job': 'retainInstancesPerJob',
+  'retain-adhoc-instances': 'retainAdhocInstances',
   'retain-records': 'retainRecords',
   'retention-interval': 'retentionIntervalMs',
   'kill-grace': 'killGraceMs',

@@ -18,7 +18,7 @@ import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, AttemptState, FireRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SkippedTarget, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { isTerminal, liveSpec } from '../records/types.js';
 import { instanceIdOf, sortedHas, type RecordStore } from '../store/record-store.js';
-import type { Logger } from '../core/log.js';
+import { LogRepeats, type Logger } from '../core/log.js';
 import { nextFireAfter } from './schedule.js';
 import { planFires } from './fires.js';
 
@@ -75,7 +75,10 @@ export class Leader {
   /** Whether the last tick left work that needs the fast tick: an unfinished instance, or a leader not yet allowed to act. */
   private busy = false;
 
+  private readonly repeats: LogRepeats;
+
   constructor(private readonly deps: LeaderDeps) {
+    this.repeats = new LogRepeats(deps.clock);
     this.ticker = new Ticker(deps.clock, () => {
       this.busy = this.act();
     }, () => this.nextTickMs());
@@ -286,7 +289,9 @@ export class Leader {
         const record: FireRecord = { job: job.name, jobCreatedAtMs: job.createdAtMs, scheduledAtMs: atMs, outcome, reason, instanceId, leader: selfId, decidedAtMs: nowMs, stamp: this.deps.hlc.tick(), sig: UNSIGNED };
         out.push({ kind: 'fire', record });
         if (outcome === 'skipped' || outcome === 'missed') {
-          this.deps.log.warn({ job: job.name, instanceId, nodeId: this.deps.selfId ?? null, attempt: null, scheduledAt: new Date(atMs).toISOString(), outcome, reason, running }, `fire ${outcome}: ${reason}`);
+          // Once a minute per job and kind: a restart with many missed fires, or a disabled job due every second, says so in one line a minute.
+          const fields = { job: job.name, instanceId, nodeId: this.deps.selfId ?? null, attempt: null, scheduledAt: new Date(atMs).toISOString(), outcome, reason, running };
+          this.repeats.log(this.deps.log, 'warn', `${job.name}\0${outcome}\0${reason}`, fields, `fire ${outcome}: ${reason}`);
         }
       };
       if (plan.action === 'skip-disabled') decided('skipped', 'disabled');

@@ -6,6 +6,7 @@ import type { FireRecord, InstanceRecord, JobRecord, JobSpec, SubtaskRecord } fr
 import { systemClock } from '../core/clock.js';
 import { RecordStore } from './record-store.js';
 import { pruneFinishedInstances, pruneFires } from './retention.js';
+import { ADHOC_JOB } from '../records/ids.js';
 import { jobSpec } from '../testing/fixtures.js';
 
 const spec: JobSpec = jobSpec();
@@ -53,6 +54,13 @@ describe('retention', () => {
     expect(store.instance('a0')).toBeDefined();
     expect(store.instance('b1')).toBeDefined();
     expect(pruneFinishedInstances(store, 2)).toEqual([]);
+  });
+
+  it('ad-hoc runs have a bound of their own: a burst of them neither goes by a job\'s bound nor pushes out the jobs\' runs', async () => {
+    const adhoc = Array.from({ length: 8 }, (_, i) => ({ id: `h${i}`, at: 3000 + i, done: true, job: ADHOC_JOB }));
+    const { store } = await storeWith([{ id: 'a1', at: 1000, done: true }, { id: 'a2', at: 2000, done: true }, ...adhoc]);
+    expect(pruneFinishedInstances(store, 2, Number.POSITIVE_INFINITY, 5).sort()).toEqual(['h0', 'h1', 'h2']);
+    expect(store.instances().map((i) => i.id).sort()).toEqual(['a1', 'a2', 'h3', 'h4', 'h5', 'h6', 'h7']);
   });
 
   it('never takes a pruned instance back from a peer, also after a restart', async () => {

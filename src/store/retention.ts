@@ -1,4 +1,5 @@
-// Bounded history: finished instances beyond the newest N of each job are removed
+// Bounded history: finished instances beyond the newest N of each job (and beyond the
+// newest M ad-hoc runs, which have a bound of their own) are removed
 // with their subtasks and steps, and then, while the node holds more records than its
 // bound, the oldest finished instances of any job. Every node applies the same rules to
 // the same replicated records, so they prune the same instances. Unfinished instances are
@@ -6,6 +7,7 @@
 import { isInstanceFinished } from '../records/status.js';
 import type { RecordStore } from './record-store.js';
 import type { FireRecord } from '../records/types.js';
+import { ADHOC_JOB } from '../records/ids.js';
 
 interface Finished {
   id: string;
@@ -14,7 +16,8 @@ interface Finished {
 
 const newestFirst = (a: Finished, b: Finished) => b.createdAtMs - a.createdAtMs || a.id.localeCompare(b.id);
 
-export function pruneFinishedInstances(store: RecordStore, keepPerJob: number, maxRecords = Number.POSITIVE_INFINITY): string[] {
+/** `keepAdhoc`: finished ad-hoc runs kept, all together (default: as many as a job's). */
+export function pruneFinishedInstances(store: RecordStore, keepPerJob: number, maxRecords = Number.POSITIVE_INFINITY, keepAdhoc = keepPerJob): string[] {
   const byJob = new Map<string, Finished[]>();
   for (const instance of store.instances()) {
     if (!isInstanceFinished(store.statusOf(instance))) continue;
@@ -24,13 +27,14 @@ export function pruneFinishedInstances(store: RecordStore, keepPerJob: number, m
   }
   const removed: string[] = [];
   const kept: Finished[] = [];
-  for (const list of byJob.values()) {
+  for (const [job, list] of byJob) {
+    const keep = job === ADHOC_JOB ? keepAdhoc : keepPerJob;
     list.sort(newestFirst);
-    for (const { id } of list.slice(keepPerJob)) {
+    for (const { id } of list.slice(keep)) {
       store.removeInstance(id);
       removed.push(id);
     }
-    kept.push(...list.slice(0, keepPerJob));
+    kept.push(...list.slice(0, keep));
   }
   if (store.size() > maxRecords) {
     kept.sort(newestFirst);

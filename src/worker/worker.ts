@@ -3,6 +3,7 @@
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
 import type { NodeObserver } from '../core/observer.js';
 import { iso } from '../core/time.js';
+import { LogRepeats } from '../core/log.js';
 import type { TimerHandle } from '../core/clock.js';
 import { coalesced } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
@@ -57,7 +58,12 @@ export class Worker {
   private timer: TimerHandle | null = null;
   private stopped = false;
 
-  constructor(private readonly deps: WorkerDeps) {}
+  /** Errors of a full or failing disk, once a minute per kind: they come at every attempt while it lasts. */
+  private readonly repeats: LogRepeats;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.repeats = new LogRepeats(deps.clock);
+  }
 
   /** The fields every subtask or step event in the log carries. */
   private event(instanceId: string, step: StepName | null, attempt: number | null, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -178,7 +184,7 @@ export class Worker {
           if (err instanceof InvariantError) throw err;
           // An operating error (the journal's disk): this task is looked at again at the next
           // poll (the open set keeps it), the others go on.
-          this.deps.log.error(this.event(instanceId, stepOf(task), task.attempt, { err }), `cannot handle ${journalId(instanceId, stepOf(task))} attempt ${task.attempt} now; tried again in ${this.deps.config.workerTickMs} ms: ${(err as Error).message}`);
+          this.repeats.log(this.deps.log, 'error', 'task', this.event(instanceId, stepOf(task), task.attempt, { err }), `cannot handle ${journalId(instanceId, stepOf(task))} attempt ${task.attempt} now; tried again in ${this.deps.config.workerTickMs} ms: ${(err as Error).message}`);
         }
       }
     }
@@ -237,7 +243,7 @@ export class Worker {
         // Nothing ran: the attempt stays pending and is tried again a worker tick later
         // (not at the next scan, which comes at once: a full disk must not spin the loop).
         this.startRetryAtMs.set(key, clock.now() + this.deps.config.workerTickMs);
-        log.error(this.event(instance.id, step, subtask.attempt, { err, journal: journal.path }), `cannot journal the start of ${id} attempt ${subtask.attempt}; not started, tried again in ${this.deps.config.workerTickMs} ms: ${(err as Error).message}`);
+        this.repeats.log(log, 'error', 'journal-start', this.event(instance.id, step, subtask.attempt, { err, journal: journal.path }), `cannot journal the start of ${id} attempt ${subtask.attempt}; not started, tried again in ${this.deps.config.workerTickMs} ms: ${(err as Error).message}`);
         return;
       }
       this.startRetryAtMs.delete(key);
@@ -304,7 +310,7 @@ export class Worker {
       journal.recordEnd({ instanceId: journalId(instanceId, step), attempt, atMs: outcome.finishedAtMs, ...outcome });
     } catch (err) {
       if (err instanceof InvariantError) throw err;
-      log.error(this.event(instanceId, step, attempt, { err, journal: journal.path }), `cannot journal the end of ${journalId(instanceId, step)} attempt ${attempt} (reported anyway): ${(err as Error).message}`);
+      this.repeats.log(log, 'error', 'journal-end', this.event(instanceId, step, attempt, { err, journal: journal.path }), `cannot journal the end of ${journalId(instanceId, step)} attempt ${attempt} (reported anyway): ${(err as Error).message}`);
     }
   }
 
