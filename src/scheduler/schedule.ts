@@ -29,9 +29,20 @@ function isTimeZone(tz: string): boolean {
   }
 }
 
+/** Parsed cron expressions kept, by expression and zone (parsing is most of a fire time's cost: 5,000 jobs listed parsed 1,700 of them). */
+const MAX_CACHED_CRONS = 10_000;
+const crons = new Map<string, Cron>();
+
 /** No zone means UTC, never the process's local zone: every node must compute the same fire times (guarantee 7). */
 function cronOf(schedule: Extract<Schedule, { kind: 'cron' }>): Cron {
-  return new Cron(schedule.expr, { paused: true, timezone: schedule.tz ?? 'UTC' });
+  const key = `${schedule.tz ?? 'UTC'} ${schedule.expr}`;
+  let cron = crons.get(key);
+  if (!cron) {
+    cron = new Cron(schedule.expr, { paused: true, timezone: schedule.tz ?? 'UTC' });
+    if (crons.size >= MAX_CACHED_CRONS) crons.delete(crons.keys().next().value as string);
+    crons.set(key, cron);
+  }
+  return cron;
 }
 
 /** The latest fire time in (afterMs, nowMs], or null if none. */
