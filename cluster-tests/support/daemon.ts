@@ -50,6 +50,8 @@ export interface StartDaemonOptions {
    * form one cluster. null passes no --swarm-key (the daemon uses or creates DIR/swarm.key).
    */
   swarmKey?: string | null;
+  /** Where its output goes; default DIR/daemon.log (a test whose data directory fills up on purpose puts it elsewhere). */
+  logFile?: string;
   /** The executable to run `daemon ...` with; default: this Node with bin/run.js (e.g. dist/chorus instead). */
   executable?: string;
 }
@@ -192,7 +194,7 @@ export class Daemon {
 
   /** The current process's output so far (the last 1 MiB), stdout and stderr as they interleaved. */
   logs(): string {
-    return readLogFrom(join(this.dataDir, 'daemon.log'), this.current.logStart);
+    return readLogFrom(this.options.logFile ?? join(this.dataDir, 'daemon.log'), this.current.logStart);
   }
 
   /** `cli(args)` against this daemon's data directory. */
@@ -232,7 +234,7 @@ async function spawnDaemon(label: string, opts: StartDaemonOptions & { dataDir: 
     ...(swarmKey === null ? [] : ['--swarm-key', swarmKey]),
     ...(opts.extraArgs ?? []),
   ];
-  const logPath = join(dataDir, 'daemon.log');
+  const logPath = opts.logFile ?? join(dataDir, 'daemon.log');
   appendFileSync(logPath, `\n===== ${new Date().toISOString()} chorus ${args.map(shellWord).join(' ')}\n`);
   const logStart = statSync(logPath).size;
   const logFd = openSync(logPath, 'a');
