@@ -176,7 +176,7 @@ export class ChorusDaemon {
         },
         name: options.name ?? hostname(),
         tags: options.tags,
-        host: { api: () => apiUrl, dataDir, memory: memorySnapshot, networkCounters: () => transport.stats() },
+        host: { api: () => apiUrl, dataDir, memory: memorySnapshot, networkCounters: () => transport.stats(), containment: containment.view },
         ...(metrics ? { observer: metrics } : {}),
       });
       metrics?.attach(node);
