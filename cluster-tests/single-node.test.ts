@@ -1,7 +1,7 @@
 // End-to-end tests of one real `chorus daemon` process, driven only through the CLI
 // (bin/run.js), checking its output and exit codes against the contract in DESIGN.md.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import {
   cli,
   expectExit,
   expectStable,
+  isProcessAlive,
   isProcessGroupAlive,
   jobProcessGroup,
   okJson,
@@ -233,6 +234,50 @@ describe('one daemon, driven through the CLI', () => {
     const again = await d.cli(['instance', 'cancel', id, '--json']);
     expectExit(again, EXIT.ok);
     expect(again.json<InstanceView>().status).toBe('cancelled');
+  });
+
+  it('run --cmd-timeout and instance cancel kill what left the process group too (setsid sleep 78)', async () => {
+    const status = await okJson<StatusView>(d, ['status']);
+    // As root here the daemon makes a cgroup per attempt; elsewhere it may search by CHORUS_* variables.
+    if (process.getuid?.() === 0) expect(status.containment.kind).toBe('cgroup');
+    expect((await d.cli(['status'])).stdout).toContain(`kills:    ${status.containment.detail}`);
+    const work = await tempDir('chorus-work-');
+    /** Leaves the process group and session, says its pid, and sleeps on; the command waits for the pid before its own sleep. */
+    const escaping = (pidFile: string) => `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 78' & while [ ! -s ${pidFile} ]; do sleep 0.05; done; sleep 60`;
+    const instances: string[] = [];
+    try {
+      const timedPid = join(work, 'timed.pid');
+      const timed = await d.cli(['run', '--cmd-timeout', '2s', '--wait', '--json', '--', escaping(timedPid)], { timeoutMs: 40_000 });
+      expectExit(timed, EXIT.failed);
+      const t = timed.json<InstanceView>();
+      instances.push(t.id);
+      expect(t).toMatchObject({ status: 'failed', subtasks: [expect.objectContaining({ nodeId: d.nodeId, status: 'failed', reason: 'timeout' })] });
+      // If the timeout came before the escapee said its pid, it was killed before too; either way none of the instance's processes is left.
+      const timedEscapee = await readPidFile(timedPid);
+      if (timedEscapee !== null) trackProcessGroup(timedEscapee); // it leads its own group: killed when the test ends, pass or fail
+      await waitFor(() => processesOfInstance(t.id).length === 0, { timeoutMs: 15_000, what: `no process of the timed-out ${t.id} (the setsid sleep 78) left` });
+
+      const cancelledPid = join(work, 'cancelled.pid');
+      const started = await d.cli(['run', '--json', '--', escaping(cancelledPid)]);
+      expectExit(started, EXIT.ok);
+      const { id } = started.json<InstanceView>();
+      instances.push(id);
+      const escapee = await jobProcessGroup(cancelledPid, 'the setsid sleep 78 to start');
+      expectExit(await d.cli(['instance', 'cancel', id]), EXIT.ok);
+      const ended = await d.cli(['instance', 'wait', id, '--timeout', '20s', '--json'], { timeoutMs: 40_000 });
+      expect(ended.json<InstanceView>()).toMatchObject({ status: 'cancelled', subtasks: [expect.objectContaining({ status: 'cancelled', reason: 'cancelled' })] });
+      await waitGroupGone(escapee, 'the setsid sleep 78 of the cancelled instance', 15_000);
+      expect(processesOfInstance(id)).toEqual([]);
+    } finally {
+      // Whatever of them survived a failed check.
+      for (const pid of instances.flatMap(processesOfInstance)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
   });
 
   describe('bad input: exit 2 and a message that says what is wrong', () => {
@@ -590,3 +635,18 @@ async function subtaskOnDisk(dataDir: string, instanceId: string): Promise<{ sta
 }
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Live processes started for an instance (they carry its CHORUS_INSTANCE_ID), found in /proc. */
+function processesOfInstance(instanceId: string): number[] {
+  const needle = `\0CHORUS_INSTANCE_ID=${instanceId}\0`;
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return `\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`.includes(needle) && isProcessAlive(pid);
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+}

@@ -28,6 +28,12 @@ export interface StatusView {
   dataDir: string;
   uptimeMs: number;
   runningSubtasks: number;
+  /**
+   * How a timeout, a cancel or a stop reaches every process of an attempt: `cgroup` (a cgroup
+   * per attempt) or `environment` (its process group, then the processes carrying its CHORUS_*
+   * variables); `detail` says where, or why there is no cgroup.
+   */
+  containment: { kind: 'cgroup' | 'environment'; detail: string };
   records: number;
   /** Counters of the membership, replication and network layers (dropped, rejected, stalls...). */
   counters: Record<string, number>;

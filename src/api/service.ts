@@ -42,12 +42,13 @@ export interface ServiceDeps {
   node: ChorusNode;
   clock: Clock;
   log: Logger;
-  /** What only the host knows, for `chorus status`: the API address, the data directory, memory, transport counters. */
+  /** What only the host knows, for `chorus status`: the API address, the data directory, memory, transport counters, how attempts are killed. */
   host: {
     api: () => string;
     dataDir: string | null;
     memory: () => StatusView['memory'];
     networkCounters: () => object;
+    containment: StatusView['containment'];
   };
 }
 
@@ -141,6 +142,7 @@ export class ControlService implements ControlPlane {
       dataDir: host.dataDir ?? '',
       uptimeMs: this.now() - this.startedAtMs,
       runningSubtasks: node.worker.runningCount(),
+      containment: host.containment,
       records: this.store.size(),
       errors: [...this.viewErrors.values()],
       memory: host.memory(),

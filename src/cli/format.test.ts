@@ -152,6 +152,7 @@ describe('human views', () => {
       dataDir: '/var/lib/chorus',
       uptimeMs: 1000,
       runningSubtasks: 0,
+      containment: { kind: 'cgroup', detail: 'every process of the attempt, by its cgroup in /sys/fs/cgroup/chorus/n1 (cgroup v2)' },
       records: 0,
       counters: {},
       errors: [],
@@ -167,6 +168,8 @@ describe('human views', () => {
     expect(status).toContain(`id:       ${NODE_A}`);
     // Every bound with its limit, and the one exceeded marked.
     expect(status).toContain('memory:   120.0 MiB resident, 40.0 MiB heap');
+    // How a timeout or a cancel reaches every process of an attempt.
+    expect(status).toContain('kills:    every process of the attempt, by its cgroup in /sys/fs/cgroup/chorus/n1 (cgroup v2)\n');
     expect(status).toContain('    records      1200 of 100000\n');
     expect(status).toContain('    connections    33 of 32  (over the limit)');
   });
@@ -460,7 +463,7 @@ describe('text from the cluster is printed inert', () => {
       formatInstance: formatInstance(view, NOW_MS),
       formatJob: formatJob(job({ cmd: `printf '${EVIL}'`, pre: `echo ${EVIL}` }), NOW_MS),
       formatNodes: formatNodes([node({ name: EVIL_NAME, state: 'suspect', suspicion })], NOW_MS),
-      formatStatus: formatStatus({ nodeId: NODE_A, name: EVIL_NAME, tags: {}, version: '0.1.0', leader: NODE_A, isLeader: true, members: 1, aliveMembers: 1, multiaddrs: [], api: '', dataDir: '', uptimeMs: 0, runningSubtasks: 0, records: 0, counters: {}, errors: [], memory: { rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }, bounds: [] }),
+      formatStatus: formatStatus({ nodeId: NODE_A, name: EVIL_NAME, tags: {}, version: '0.1.0', leader: NODE_A, isLeader: true, members: 1, aliveMembers: 1, multiaddrs: [], api: '', dataDir: '', uptimeMs: 0, runningSubtasks: 0, containment: { kind: 'environment', detail: '' }, records: 0, counters: {}, errors: [], memory: { rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }, bounds: [] }),
     };
     for (const [name, text] of Object.entries(outputs)) expect(text, name).not.toMatch(RAW);
     expect(outputs.formatInstance).toContain(`command:  printf '${SHOWN}'`);

@@ -398,6 +398,7 @@ export function formatStatus(s: StatusView): string {
     `  leader:   ${s.leader === null ? 'none yet' : shortId(s.leader)}`,
     `  members:  ${s.aliveMembers} alive of ${s.members}`,
     `  running:  ${s.runningSubtasks} subtask(s)`,
+    `  kills:    ${s.containment.detail}`,
     `  api:      ${s.api}`,
     `  listen:   ${s.multiaddrs.join(' ')}`,
     `  data:     ${s.dataDir}`,

@@ -1,6 +1,6 @@
 // What Linux's /proc says about a process: one reader of /proc/PID/stat for the client
 // (is the daemon of node.json alive?) and the executor (which group is a leftover in?).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 interface ProcStat {
   /** R, S, D, Z (zombie), X (dead), ... */
@@ -60,4 +60,33 @@ export function processAlive(pid: number): boolean {
   const stat = procStat(pid);
   if (stat === null) return !existsSync('/proc/self'); // gone between the two looks, or no /proc
   return stat.state !== 'Z' && stat.state !== 'X';
+}
+
+/**
+ * Whether any process of these process groups runs; a zombie (dead, waiting for its parent
+ * to reap it, which an orphan's init may take a while to do) does not. Scans /proc;
+ * without it, kill(0) decides, zombies included.
+ */
+export function anyGroupAlive(pgids: ReadonlySet<number>): boolean {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [...pgids].some((pgid) => signalsReach(-pgid));
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = procStat(Number(entry));
+    if (stat !== null && pgids.has(stat.pgid) && stat.state !== 'Z' && stat.state !== 'X') return true;
+  }
+  return false;
+}
+
+function signalsReach(target: number): boolean {
+  try {
+    process.kill(target, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -15,6 +15,7 @@ import { CHORUS_VERSION } from '../core/version.js';
 import { ApiServer } from '../api/server.js';
 import type { ControlService } from '../api/service.js';
 import { iso } from '../api/views.js';
+import { probeContainment, type Containment } from '../executor/containment.js';
 import { processExecutor } from '../executor/process-executor.js';
 import { Libp2pTransport, transportConfigOf } from '../network/libp2p-transport.js';
 import { loadOrCreatePrivateKey } from '../network/peer-key.js';
@@ -55,6 +56,8 @@ export interface DaemonOptions {
   /** Serve Prometheus metrics at http://HOST:PORT/metrics (`--metrics`); null: none. */
   metrics?: { host: string; port: number } | null;
   clock?: Clock;
+  /** What holds each attempt's processes together (a test forces one); default: probed at start (probeContainment). */
+  containment?: Containment;
   /** A broken invariant (already logged): the process must stop. Default: exit 70 at once. */
   onFatal?: (err: InvariantError) => void;
 }
@@ -79,6 +82,7 @@ export class ChorusDaemon {
     readonly service: ControlService,
     private readonly api: ApiServer,
     private readonly nodeLog: Logger,
+    private readonly containment: Containment,
   ) {}
 
   /** Changes what is logged from now on (SIGHUP after the config file changed it). */
@@ -153,6 +157,8 @@ export class ChorusDaemon {
         );
       }
       const nodeLog = log.child({ node: nodeId.slice(-8) });
+      const containment = options.containment ?? probeContainment(nodeId);
+      nodeLog.info({ containment: containment.view.kind, detail: containment.view.detail }, `a timeout or a cancel kills ${containment.view.detail}`);
       const { node, service } = assembleNode({
         transport,
         clock,
@@ -162,7 +168,7 @@ export class ChorusDaemon {
         keys,
         journal,
         outputs: new FileOutputStore(paths.logs),
-        executor: processExecutor,
+        executor: processExecutor(containment),
         log: nodeLog,
         fatal: (err) => {
           log.fatal({ err, guarantee: err.guarantee }, `${err.message}; the daemon stops`);
@@ -170,14 +176,14 @@ export class ChorusDaemon {
         },
         name: options.name ?? hostname(),
         tags: options.tags,
-        host: { api: () => apiUrl, dataDir, memory: memorySnapshot, networkCounters: () => transport.stats() },
+        host: { api: () => apiUrl, dataDir, memory: memorySnapshot, networkCounters: () => transport.stats(), containment: containment.view },
         ...(metrics ? { observer: metrics } : {}),
       });
       metrics?.attach(node);
       reportVanished(vanished, dataDir, node, log);
       await writeFileDurable(paths.nodeId, `${nodeId}\n`);
       const api = new ApiServer(service, await TokenStore.open(paths.tokens, await loadOrCreateToken(paths.token)), log);
-      const daemon = new ChorusDaemon(options, lock, transport, keys, journal, node, service, api, nodeLog);
+      const daemon = new ChorusDaemon(options, lock, transport, keys, journal, node, service, api, nodeLog, containment);
       await node.start();
       for (const address of options.join) void daemon.joinThrough(address, config);
       apiUrl = await api.listen(options.apiHost, options.apiPort, tls).catch((err: unknown) => {
@@ -241,6 +247,7 @@ export class ChorusDaemon {
     // First, so no client mistakes a stopping daemon for a running one.
     await rm(dataPaths(this.options.dataDir).nodeInfo, { force: true });
     await this.node.leave();
+    this.containment.close();
     await this.api.close();
     await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
     await this.node.store.close();

@@ -1,12 +1,15 @@
 // Tests for the executor: outcomes, env, bounded output, and that timeouts and cancels
 // kill the whole process group. Timing is only ever asserted through polled deadlines.
 
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig } from '../core/config.js';
+import { CgroupContainment, environmentContainment, probeContainment, type Containment } from './containment.js';
 import { AttemptOutput, runCommand, TailBuffer, type ExecutionRequest, type ExecutionResult } from './executor.js';
+import { attemptMarks } from './marks.js';
+import { processExecutor } from './process-executor.js';
 import { waitFor } from '../testing/wait.js';
 
 const DEADLINE_MS = 10_000;
@@ -339,5 +342,170 @@ describe('long timeouts (past setTimeout’s 2^31-1 ms)', () => {
     } finally {
       process.off('warning', onWarning);
     }
+  });
+});
+
+/** The processes whose command line or environment holds `token` (live ones: a zombie is dead). */
+function processesWith(token: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const text = readFileSync(`/proc/${entry}/cmdline`, 'utf8') + readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (text.includes(token) && isAlive(Number(entry))) found.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
+}
+
+let tokenSeq = 0;
+/** Variables that name a new attempt, unique on this host: its processes carry the token. */
+function attemptEnv(): { env: Record<string, string>; token: string } {
+  tokenSeq += 1;
+  const token = `executor-test-${process.pid}-${Date.now()}-${tokenSeq}`;
+  return { token, env: { CHORUS_INSTANCE_ID: token, CHORUS_NODE_ID: 'n-test', CHORUS_ATTEMPT: '1' } };
+}
+
+/**
+ * `setsid`: a background process that leaves the command's process group (and session),
+ * writes its pid, then sleeps on; `clearEnv` also drops every variable, CHORUS_* included.
+ */
+function escapee(pidFile: string, clearEnv = false): string {
+  return `setsid ${clearEnv ? 'env -i ' : ''}/bin/sh -c 'echo $$ > ${pidFile}; exec /bin/sleep 300' &`;
+}
+
+/** Every test of this file that asks for a cgroup gets its own node directory; removed at the end. */
+const probed: Containment[] = [];
+function probe(sources?: Parameters<typeof probeContainment>[1]): Containment {
+  const containment = probeContainment(`executor-test-${process.pid}-${probed.length}`, sources);
+  probed.push(containment);
+  return containment;
+}
+
+afterAll(() => {
+  for (const containment of probed) containment.close();
+});
+
+/** This host's mounts without the cgroup2 one: the probe falls back to cgroup v1 (or, without it, to the variables). */
+function withoutCgroupV2() {
+  const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => !line.includes(' - cgroup2 '))
+    .join('\n');
+  return { mountinfo, selfCgroup: readFileSync('/proc/self/cgroup', 'utf8') };
+}
+
+const containments: [string, () => Containment][] = [
+  ['the probed containment (as root here: a cgroup v2)', () => probe()],
+  ['the probed containment without cgroup v2 (here: cgroup v1)', () => probe(withoutCgroupV2())],
+  // What a daemon that may make no cgroup (not root, a read-only /sys/fs/cgroup) uses.
+  ['the search by CHORUS_* variables', () => environmentContainment],
+];
+
+describe.each(containments)('a timeout or a cancel kills what left the process group, with %s', (_name, containmentOf) => {
+  let containment: Containment;
+  beforeEach(() => {
+    containment = containmentOf();
+  });
+
+  it('a timeout kills a setsid escapee; the result is a timeout, with the output', async () => {
+    const { env, token } = attemptEnv();
+    const { result, grandchild: escaped } = await runIntoTimeout((pidFile) => `${escapee(pidFile)} while [ ! -s ${pidFile} ]; do sleep 0.01; done; echo started; sleep 300`, {
+      env,
+      containment,
+    });
+    expect(result).toMatchObject({ status: 'failed', reason: 'timeout', exitCode: null, signal: 'SIGTERM', stdout: 'started\n', spawnError: null });
+    await waitFor(() => !isAlive(escaped), 'the setsid escapee to die');
+    await waitFor(() => processesWith(token).length === 0, 'no process of the attempt left');
+  });
+
+  it('a cancel kills a setsid escapee', async () => {
+    const { env, token } = attemptEnv();
+    const pidFile = join(dir, 'escapee.pid');
+    const abort = new AbortController();
+    const running = runCommand(request(`${escapee(pidFile)} sleep 300`, { env, containment, signal: abort.signal }));
+    await waitFor(() => hasCompleteLine(pidFile), 'the escapee to start');
+    const escaped = pidFrom(pidFile);
+    abort.abort();
+    expect(await running).toMatchObject({ status: 'cancelled', reason: 'cancelled', spawnError: null });
+    await waitFor(() => !isAlive(escaped), 'the setsid escapee to die');
+    await waitFor(() => processesWith(token).length === 0, 'no process of the attempt left');
+  });
+
+  it('an escapee that ignores SIGTERM gets the SIGKILL', async () => {
+    const { env, token } = attemptEnv();
+    const { result, grandchild: escaped } = await runIntoTimeout(
+      (pidFile) => `setsid /bin/sh -c 'trap "" TERM; echo $$ > ${pidFile}; exec /bin/sleep 300' & while [ ! -s ${pidFile} ]; do sleep 0.01; done; sleep 300`,
+      { env, containment, killGraceMs: 300 },
+    );
+    expect(result).toMatchObject({ status: 'failed', reason: 'timeout' });
+    await waitFor(() => !isAlive(escaped), 'the escapee that ignores SIGTERM to die');
+    await waitFor(() => processesWith(token).length === 0, 'no process of the attempt left');
+  });
+
+  it('leaves a command that ends by itself as it was: exit code, output, $$, and what it leaves running', async () => {
+    const { env } = attemptEnv();
+    let shell = 0;
+    const failed = await runCommand(request('echo "$$"; echo nope >&2; exit 3', { env, containment, timeoutMs: 30_000, onSpawn: (pid) => pids.push((shell = pid)) }));
+    expect(failed).toMatchObject({ status: 'failed', reason: 'exit-code', exitCode: 3, signal: null, stdout: `${shell}\n`, stderr: 'nope\n' });
+    // A command may start something meant to outlive it (a server): only a timeout or a cancel stops it.
+    const pidFile = join(dir, 'server.pid');
+    const started = await runCommand(request(`${escapee(pidFile)} while [ ! -s ${pidFile} ]; do sleep 0.01; done; echo ok`, { env, containment }));
+    expect(started).toMatchObject({ status: 'succeeded', exitCode: 0, stdout: 'ok\n' });
+    expect(isAlive(pidFrom(pidFile))).toBe(true); // killed by afterEach
+  });
+});
+
+describe('in a cgroup', () => {
+  /** The probed containment, which must be a cgroup on a host like this one (root, cgroups mounted read-write). */
+  function cgroup(): CgroupContainment {
+    const containment = probe();
+    if (!(containment instanceof CgroupContainment)) throw new Error(`this host gives no cgroup: ${containment.view.detail}`);
+    return containment;
+  }
+
+  it('a timeout kills even an escapee that cleared its environment, and the attempt\'s cgroup is removed', async () => {
+    const containment = cgroup();
+    const { env } = attemptEnv();
+    const { result, grandchild: escaped } = await runIntoTimeout((pidFile) => `${escapee(pidFile, true)} while [ ! -s ${pidFile} ]; do sleep 0.01; done; sleep 300`, { env, containment });
+    expect(result).toMatchObject({ status: 'failed', reason: 'timeout' });
+    await waitFor(() => !isAlive(escaped), 'the escapee without variables to die');
+    expect(readdirSync(containment.base).filter((name) => name.startsWith('a-'))).toEqual([]);
+  });
+
+  it('a command whose shell could not join its cgroup is still killed whole, by its variables', async () => {
+    const containment = cgroup();
+    // Its cgroup is gone before the shell writes itself in (someone removed it).
+    const lost: Containment = {
+      view: containment.view,
+      enclose: (marks) => {
+        const enclosure = containment.enclose(marks);
+        for (const name of readdirSync(containment.base).filter((n) => n.startsWith('a-'))) rmdirSync(join(containment.base, name));
+        return enclosure;
+      },
+      killLeftover: (marks) => containment.killLeftover(marks),
+      close: () => containment.close(),
+    };
+    const { env, token } = attemptEnv();
+    const { result, grandchild: escaped } = await runIntoTimeout((pidFile) => `${escapee(pidFile)} while [ ! -s ${pidFile} ]; do sleep 0.01; done; sleep 300`, { env, containment: lost });
+    expect(result).toMatchObject({ status: 'failed', reason: 'timeout', stderr: '' });
+    await waitFor(() => !isAlive(escaped), 'the setsid escapee to die');
+    await waitFor(() => processesWith(token).length === 0, 'no process of the attempt left');
+  });
+
+  it('killLeftover kills what an attempt left in its cgroup (a crash), variables or not', async () => {
+    const containment = cgroup();
+    const { env } = attemptEnv();
+    const pidFile = join(dir, 'escapee.pid');
+    const running = runCommand(request(`${escapee(pidFile, true)} sleep 300`, { env, containment }));
+    await waitFor(() => hasCompleteLine(pidFile), 'the escapee to start');
+    const escaped = pidFrom(pidFile);
+    // As a restarted daemon does for an attempt its crashed predecessor started.
+    const killed = processExecutor(containment).killLeftover({ ...attemptMarks(env)!, recordedGroup: undefined });
+    expect(killed).toContain(escaped); // it leads its own group
+    await waitFor(() => !isAlive(escaped), 'the escapee to die');
+    expect(await running).toMatchObject({ signal: 'SIGKILL' });
   });
 });

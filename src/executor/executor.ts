@@ -1,10 +1,15 @@
 // Runs one job command on this host in its own process group and reports exactly how
 // it ended: exit code or signal, timeout, cancellation, and a bounded tail of its output.
+// A timeout or a cancel stops everything the command started (containment.ts), not only
+// its process group.
 
 import { setLongTimeout } from '../core/clock.js';
 import { execa } from 'execa';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultConfig } from '../core/config.js';
 import type { Readable } from 'node:stream';
+import { environmentContainment, type Containment, type Enclosure } from './containment.js';
+import { attemptMarks } from './marks.js';
 
 export interface ExecutionRequest {
   /** Shell command line, run with /bin/sh -c. */
@@ -24,10 +29,16 @@ export interface ExecutionRequest {
   /** Written to the child's stdin, which is then closed; without it stdin is ignored. */
   stdin?: string;
   cwd?: string;
-  /** Abort = cancel: the whole process group is killed and the result is 'cancelled'. */
+  /** Abort = cancel: everything the command started is killed and the result is 'cancelled'. */
   signal?: AbortSignal;
-  /** SIGTERM to the group, then SIGKILL after this if anything is still alive; default: ChorusConfig's killGraceMs. */
+  /** SIGTERM to everything the command started, then SIGKILL after this if anything is still alive; default: ChorusConfig's killGraceMs. */
   killGraceMs?: number;
+  /**
+   * What holds the command's processes together beyond its process group, so a timeout or a
+   * cancel reaches those that left it (`setsid`); the attempt is named by env's CHORUS_*
+   * variables. Default: environmentContainment (a search by those variables).
+   */
+  containment?: Containment;
   onSpawn?: (pid: number) => void;
   /** After the shell exits, how long its pipes get to reach EOF; default: ChorusConfig's pipeDrainGraceMs. */
   pipeDrainGraceMs?: number;
@@ -152,13 +163,32 @@ function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-/** SIGTERM the group now, SIGKILL it after killGraceMs if any member survived. */
-function killGroup(pgid: number, killGraceMs: number): void {
-  if (!signalGroup(pgid, 'SIGTERM')) return;
-  // Not unref'd: a short-lived caller must still deliver the SIGKILL before exiting.
-  setTimeout(() => {
-    if (signalGroup(pgid, 0)) signalGroup(pgid, 'SIGKILL');
-  }, killGraceMs);
+/** How often a stopped attempt is looked at for processes still alive. Lower: a result sooner after they die, more looks. */
+const KILL_POLL_MS = 50;
+/** After the SIGKILL, how long what a dying process forked meanwhile is still killed. Below workerStopSlackMs's default, so a stopping daemon waits for it. */
+const KILL_CONFIRM_MS = 1000;
+
+/**
+ * Stops everything an attempt started: SIGTERM to the shell's process group and to every
+ * other process in its enclosure, SIGKILL to whatever is left after killGraceMs. Resolves
+ * once nothing is left, or KILL_CONFIRM_MS after the SIGKILL, so a caller that waits for it
+ * (a stopping daemon) exits only after the SIGKILL went out.
+ */
+async function stopAttempt(pgid: number, enclosure: Enclosure, killGraceMs: number): Promise<void> {
+  // The enclosure first: it checks that the shell is inside while it surely is alive.
+  const elsewhere = enclosure.signal('SIGTERM', pgid);
+  const inGroup = signalGroup(pgid, 'SIGTERM');
+  if (!elsewhere && !inGroup) return;
+  const alive = () => enclosure.occupied(pgid);
+  const graceEndMs = Date.now() + killGraceMs;
+  while (alive() && Date.now() < graceEndMs) await sleep(Math.min(KILL_POLL_MS, graceEndMs - Date.now()));
+  const confirmEndMs = Date.now() + KILL_CONFIRM_MS;
+  while (alive()) {
+    enclosure.signal('SIGKILL', pgid);
+    signalGroup(pgid, 'SIGKILL');
+    if (Date.now() >= confirmEndMs) return;
+    await sleep(KILL_POLL_MS);
+  }
 }
 
 function errorText(err: unknown): string {
@@ -184,7 +214,17 @@ export async function runCommand(req: ExecutionRequest): Promise<ExecutionResult
 type Finish = (exit: Exit, killReason: KillReason | null, spawnError: string | null) => ExecutionResult;
 
 async function execute(req: ExecutionRequest, output: AttemptOutput, finish: Finish): Promise<ExecutionResult> {
-  const subprocess = execa('/bin/sh', ['-c', req.cmd], {
+  const enclosure = (req.containment ?? environmentContainment).enclose(attemptMarks(req.env));
+  try {
+    return await executeIn(enclosure, req, output, finish);
+  } finally {
+    enclosure.release();
+  }
+}
+
+async function executeIn(enclosure: Enclosure, req: ExecutionRequest, output: AttemptOutput, finish: Finish): Promise<ExecutionResult> {
+  const { file, args } = enclosure.spawnArgs(req.cmd);
+  const subprocess = execa(file, args, {
     env: req.env,
     cwd: req.cwd,
     // Own process group (setsid), so a kill reaches everything the command started.
@@ -213,8 +253,9 @@ async function execute(req: ExecutionRequest, output: AttemptOutput, finish: Fin
   } catch {
     // A throwing callback must not leave the child running unsupervised.
   }
-  const { killReason, exit } = await superviseUntilExit(req, pid, exited);
+  const { killReason, exit, stopped } = await superviseUntilExit(req, pid, enclosure, exited);
   await drainPipes(subprocess, closed, req.pipeDrainGraceMs ?? defaultConfig.pipeDrainGraceMs);
+  await stopped;
   return finish(exit, killReason, null);
 }
 
@@ -230,24 +271,29 @@ function collect(stream: Readable | null | undefined, output: AttemptOutput, nam
   stream?.on('data', (chunk: Buffer | string) => output.push(name, Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)));
 }
 
-/** Applies the timeout and the abort signal until the shell exits; the first kill reason wins. */
+/**
+ * Applies the timeout and the abort signal until the shell exits; the first kill reason
+ * wins. `stopped`: the end of the kill, which may outlast the shell.
+ */
 async function superviseUntilExit(
   req: ExecutionRequest,
   pid: number,
+  enclosure: Enclosure,
   exited: Promise<Exit>,
-): Promise<{ killReason: KillReason | null; exit: Exit }> {
+): Promise<{ killReason: KillReason | null; exit: Exit; stopped: Promise<void> }> {
   let reason: KillReason | null = null;
+  let stopped = Promise.resolve();
   const kill = (why: KillReason) => {
     if (reason !== null) return;
     reason = why;
-    killGroup(pid, req.killGraceMs ?? defaultConfig.killGraceMs);
+    stopped = stopAttempt(pid, enclosure, req.killGraceMs ?? defaultConfig.killGraceMs);
   };
   const timer = req.timeoutMs === null ? undefined : setLongTimeout(() => kill('timeout'), req.timeoutMs);
   const onAbort = () => kill('cancelled');
   req.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const exit = await exited;
-    return { killReason: reason, exit };
+    return { killReason: reason, exit, stopped };
   } finally {
     timer?.cancel();
     req.signal?.removeEventListener('abort', onAbort);

@@ -4,7 +4,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { killProcessesWithEnv, killRecordedGroup } from './leftovers.js';
+import { isInvariantError } from '../core/assert.js';
+import { killProcessesWithEnv, killRecordedGroup, signalProcessesWithEnv } from './leftovers.js';
 import { processAlive, processGroupOf } from '../core/proc.js';
 import { waitFor } from '../testing/wait.js';
 
@@ -88,6 +89,26 @@ describe('killProcessesWithEnv', () => {
 
   it('finds nothing when nothing matches', () => {
     expect(killProcessesWithEnv({ CHORUS_INSTANCE_ID: `${INSTANCE}-none` })).toEqual([]);
+  });
+});
+
+describe('signalProcessesWithEnv', () => {
+  it('signals the groups with the variables but the one it is told to spare (the caller signals that one)', async () => {
+    const spared = await sleeper(ATTEMPT_VARS);
+    const escaped = await sleeper(ATTEMPT_VARS);
+    expect(signalProcessesWithEnv(ATTEMPT_VARS, ['CHORUS_STEP'], 'SIGTERM', spared)).toEqual([escaped]);
+    await waitFor(() => !processAlive(escaped), 'the other group to die of SIGTERM');
+    expect(processAlive(spared)).toBe(true);
+  });
+
+  it('refuses a search without variables, which would match every process', () => {
+    let thrown: unknown;
+    try {
+      signalProcessesWithEnv({}, [], 'SIGTERM');
+    } catch (err) {
+      thrown = err;
+    }
+    expect(isInvariantError(thrown)).toBe(true);
   });
 });
 

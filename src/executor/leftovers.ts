@@ -1,7 +1,9 @@
-// Killing what a crashed daemon left running (Linux /proc): an attempt's command runs in
-// its own process group, which outlives a kill -9 of the daemon; a restart that reports
-// the attempt `interrupted` must make sure it does not go on.
+// Finding an attempt's processes by the CHORUS_* variables they were started with (Linux
+// /proc): what a crashed daemon left running (its process group outlives a kill -9 of the
+// daemon), and, where there is no cgroup, what a timed-out or cancelled command started
+// outside its process group (`setsid`).
 import { readdirSync, readFileSync } from 'node:fs';
+import { invariant } from '../core/assert.js';
 import { processGroupOf } from '../core/proc.js';
 
 /**
@@ -14,7 +16,7 @@ export function killRecordedGroup(pgid: number, vars: Record<string, string>, ab
   if (!mayKillGroup(pgid, processGroupOf(process.pid))) return false;
   const env = environOf(pgid);
   if (env === null || !matches(env, vars, absent)) return false;
-  return killGroup(pgid);
+  return signalGroup(pgid, 'SIGKILL');
 }
 
 /**
@@ -24,6 +26,12 @@ export function killRecordedGroup(pgid: number, vars: Record<string, string>, ab
  * group id of 1 or less. Returns the groups signalled.
  */
 export function killProcessesWithEnv(vars: Record<string, string>, absent: string[] = []): number[] {
+  return signalProcessesWithEnv(vars, absent, 'SIGKILL');
+}
+
+/** killProcessesWithEnv with another signal (SIGTERM first, on a timeout or a cancel), and never to `exceptGroup` (signalled by the caller). */
+export function signalProcessesWithEnv(vars: Record<string, string>, absent: string[], signal: 'SIGTERM' | 'SIGKILL', exceptGroup?: number): number[] {
+  invariant(Object.keys(vars).length > 0, null, 'a search for an attempt\'s processes without variables would match every process');
   const ownGroup = processGroupOf(process.pid);
   const groups = new Set<number>();
   for (const pid of processIds()) {
@@ -31,18 +39,18 @@ export function killProcessesWithEnv(vars: Record<string, string>, absent: strin
     const env = environOf(pid);
     if (env === null || !matches(env, vars, absent)) continue;
     const pgid = processGroupOf(pid);
-    if (pgid !== null && mayKillGroup(pgid, ownGroup)) groups.add(pgid);
+    if (pgid !== null && pgid !== exceptGroup && mayKillGroup(pgid, ownGroup)) groups.add(pgid);
   }
-  return [...groups].filter(killGroup);
+  return [...groups].filter((pgid) => signalGroup(pgid, signal));
 }
 
 function mayKillGroup(pgid: number, ownGroup: number | null): boolean {
   return Number.isInteger(pgid) && pgid > 1 && pgid !== ownGroup && pgid !== process.pid;
 }
 
-function killGroup(pgid: number): boolean {
+function signalGroup(pgid: number, signal: 'SIGTERM' | 'SIGKILL'): boolean {
   try {
-    process.kill(-pgid, 'SIGKILL');
+    process.kill(-pgid, signal);
     return true;
   } catch {
     return false; // already gone

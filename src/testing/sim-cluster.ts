@@ -580,7 +580,7 @@ export class SimCluster {
       newInstanceId: () => `sim${String(++this.instanceCounter).padStart(5, '0')}`,
       observer: { leaderChanged: (leader) => this.selfLeader(id, leader === id) },
       webhooks: this.webhooksOf?.(id, clock) ?? { post: () => Promise.reject(new Error('no webhooks in this simulation')), readSecret: () => Promise.reject(new Error('no secrets in this simulation')) },
-      host: { api: () => `sim://${id}`, dataDir: null, memory: () => ({ rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }), networkCounters: () => ({}) },
+      host: { api: () => `sim://${id}`, dataDir: null, memory: () => ({ rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }), networkCounters: () => ({}), containment: { kind: 'environment', detail: 'simulated' } },
     });
     store.onChange((records) => {
       m.digest = null;

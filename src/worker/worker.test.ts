@@ -114,7 +114,7 @@ function setup(opts: { log?: Logger; store?: RecordStore } = {}): Setup {
           finish = resolve;
         });
       },
-      killLeftover: processExecutor.killLeftover,
+      killLeftover: processExecutor().killLeftover,
     },
   });
   const finishRun = (result: Partial<ExecutionResult>) => {

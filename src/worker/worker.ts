@@ -8,6 +8,7 @@ import type { TimerHandle } from '../core/clock.js';
 import { coalesced } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
 import type { ExecutionResult } from '../executor/executor.js';
+import { attemptMarks } from '../executor/marks.js';
 import type { AnyRecord, AttemptState, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
 import { isTerminal, runnerOf } from '../records/types.js';
 import type { JournalEnd } from '../store/journal.js';
@@ -256,11 +257,8 @@ export class Worker {
         cmd: (step ? instance.spec[step] : instance.spec.cmd) ?? 'true',
         stdin: step === 'post' ? this.postInput(instance) : undefined,
         env: {
-          ...(step ? { CHORUS_STEP: step } : {}),
+          ...this.attemptVars(instance.id, step, subtask.attempt),
           CHORUS_JOB: instance.job,
-          CHORUS_INSTANCE_ID: instance.id,
-          CHORUS_NODE_ID: selfId,
-          CHORUS_ATTEMPT: String(subtask.attempt),
           CHORUS_SHARD_INDEX: String(shardIndex),
           CHORUS_SHARD_TOTAL: String(targets.length),
         },
@@ -455,13 +453,17 @@ export class Worker {
    * variables the attempt was started with. Returns the groups killed.
    */
   private killLeftovers(instanceId: string, step: StepName | null, attempt: number): number[] {
-    const vars = { CHORUS_INSTANCE_ID: instanceId, CHORUS_NODE_ID: this.deps.selfId, CHORUS_ATTEMPT: String(attempt), ...(step ? { CHORUS_STEP: step } : {}) };
-    // A subtask's command has no CHORUS_STEP: that tells it from the instance's --pre/--post.
-    const absent = step ? [] : ['CHORUS_STEP'];
+    const marks = attemptMarks(this.attemptVars(instanceId, step, attempt));
+    invariant(marks !== null, null, `attempt ${attempt} of ${journalId(instanceId, step)} has no marks to be found by`);
     const recordedGroup = this.deps.journal.spawnOf(journalId(instanceId, step), attempt);
-    const killed = this.deps.executor.killLeftover({ vars, absent, recordedGroup });
+    const killed = this.deps.executor.killLeftover({ ...marks, recordedGroup });
     if (killed.length > 0) this.deps.log.warn(this.event(instanceId, step, attempt, { killedGroups: killed }), 'killed the process group(s) a crash left running');
     return killed;
+  }
+
+  /** The variables that name an attempt's processes: in its environment, and searched for when it must be killed. */
+  private attemptVars(instanceId: string, step: StepName | null, attempt: number): Record<string, string> {
+    return { ...(step ? { CHORUS_STEP: step } : {}), CHORUS_INSTANCE_ID: instanceId, CHORUS_NODE_ID: this.deps.selfId, CHORUS_ATTEMPT: String(attempt) };
   }
 
   private ownerTerminal<T extends Task>(subtask: T, outcome: AttemptOutcome): T {
