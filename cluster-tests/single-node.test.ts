@@ -49,6 +49,7 @@ describe('one daemon, driven through the CLI', () => {
     expect(status.bounds.map((b) => b.name)).toEqual([
       'records',
       'finished instances of a job',
+      'unfinished instances of a job',
       'finished ad-hoc runs',
       'pruned instance ids',
       'members',

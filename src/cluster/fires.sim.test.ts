@@ -57,4 +57,28 @@ describe('fire history in the simulator', () => {
       sim.dispose();
     }
   });
+
+  it('skips the fires of a job that fires faster than it runs once it has max-unfinished-per-job unfinished instances (reason backlog), and fires again once they end', async () => {
+    const sim = new SimCluster({ seed: 212, size: 3, config: { maxUnfinishedPerJob: 3 } });
+    try {
+      sim.start('all');
+      await sim.until(() => sim.agreed() && sim.agreedLeader() !== null, 15_000, 'a leader');
+      const leader = sim.agreedLeader() as string;
+      await sim.addJob(leader, 'slow', { cmd: 'sleep:6500', schedule: { kind: 'every', intervalMs: SECOND } });
+      let most = 0;
+      for (let t = 0; t < 12; t++) {
+        await sim.run(SECOND);
+        most = Math.max(most, sim.store(leader).unfinishedOf('slow').size);
+      }
+      expect(most, 'unfinished instances of the job at once').toBe(3);
+      const history = sim.service(leader).jobHistory('slow', 10_000);
+      const outcomes = history.map((f) => `${f.outcome}${f.reason ? `/${f.reason}` : ''}`);
+      expect(outcomes).toContain('skipped/backlog');
+      // The first ones ended by now (6.5 s each): the job fired again after its backlog went down.
+      expect(outcomes.filter((o) => o === 'created').length).toBeGreaterThan(3);
+      expect(sim.service(leader).status().bounds.find((b) => b.name === 'unfinished instances of a job')).toMatchObject({ limit: 3 });
+    } finally {
+      sim.dispose();
+    }
+  });
 });

@@ -60,6 +60,12 @@ export interface ChorusConfig {
    */
   retainAdhocInstances: number;
   /**
+   * Unfinished instances a scheduled job may have: a fire past it is skipped (reason
+   * `backlog`), so a job that fires faster than the cluster can run it does not grow a
+   * backlog (and memory) without bound. Higher: more overlap allowed; lower: skips sooner.
+   */
+  maxUnfinishedPerJob: number;
+  /**
    * Records a node holds at most: past it, the oldest finished instances of any job are
    * pruned (unfinished ones never are). About 1.6 KB of heap per record. Higher: more
    * history, more memory, a longer catch-up for a new node.
@@ -237,6 +243,7 @@ export const defaultConfig: ChorusConfig = {
   maxConcurrentSubtasks: 32,
   retainInstancesPerJob: 200,
   retainAdhocInstances: 2000,
+  maxUnfinishedPerJob: 100,
   retainRecords: 100_000,
   retentionIntervalMs: 60_000,
   maxAttemptHistory: 20,

@@ -331,6 +331,7 @@ export class ChorusNode {
     return [
       { name: 'records', used: store.size(), limit: config.retainRecords, about: 'replicated records held; past it the oldest finished instances go (unfinished ones never)' },
       { name: 'finished instances of a job', used: Math.max(0, ...[...finishedPerJob].filter(([job]) => job !== ADHOC_JOB).map(([, n]) => n)), limit: config.retainInstancesPerJob, about: 'the most any job has; past it its oldest go, with their logs' },
+      { name: 'unfinished instances of a job', used: store.mostUnfinishedOfAJob(), limit: config.maxUnfinishedPerJob, about: 'the most any job has; past it its scheduled fires are skipped (backlog)' },
       { name: 'finished ad-hoc runs', used: finishedPerJob.get(ADHOC_JOB) ?? 0, limit: config.retainAdhocInstances, about: 'chorus run, all together; past it the oldest go, with their logs' },
       { name: 'pruned instance ids', used: store.prunedCount(), limit: MAX_PRUNED_IDS, about: 'remembered so that no peer brings a pruned instance back; the oldest are forgotten first' },
       { name: 'members', used: store.members().length, limit: MAX_STATE_ENTRIES, about: 'member records; the most a membership push/pull carries' },

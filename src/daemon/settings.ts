@@ -102,6 +102,7 @@ const TUNING: Record<string, keyof ChorusConfig> = {
   'max-concurrent-subtasks': 'maxConcurrentSubtasks',
   'retain-instances-per-job': 'retainInstancesPerJob',
   'retain-adhoc-instances': 'retainAdhocInstances',
+  'max-unfinished-per-job': 'maxUnfinishedPerJob',
   'retain-records': 'retainRecords',
   'retention-interval': 'retentionIntervalMs',
   'kill-grace': 'killGraceMs',

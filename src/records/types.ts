@@ -205,7 +205,7 @@ export interface NotifyRecord extends Signed {
 }
 
 export type FireOutcome = 'created' | 'skipped' | 'caught-up' | 'missed';
-export type FireReason = 'disabled' | 'forbid-overlap' | 'no-eligible-node' | 'past-misfire-window' | 'coalesced';
+export type FireReason = 'disabled' | 'forbid-overlap' | 'no-eligible-node' | 'backlog' | 'past-misfire-window' | 'coalesced';
 
 /**
  * What the leader decided for one due fire of a scheduled job (`chorus job history`), keyed
@@ -217,7 +217,7 @@ export interface FireRecord extends Signed {
   jobCreatedAtMs: number;
   scheduledAtMs: number;
   outcome: FireOutcome;
-  /** For a skip: disabled, forbid-overlap, no-eligible-node; for a miss: past-misfire-window, or coalesced (--misfire once ran a later one). */
+  /** For a skip: disabled, forbid-overlap, no-eligible-node, backlog (maxUnfinishedPerJob reached); for a miss: past-misfire-window, or coalesced (--misfire once ran a later one). */
   reason: FireReason | null;
   instanceId: string | null;
   /** The leader that decided it. */

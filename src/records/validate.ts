@@ -145,7 +145,7 @@ export const fireRecordSchema = z.object({
   jobCreatedAtMs: ms,
   scheduledAtMs: ms,
   outcome: z.enum(['created', 'skipped', 'caught-up', 'missed']),
-  reason: z.enum(['disabled', 'forbid-overlap', 'no-eligible-node', 'past-misfire-window', 'coalesced']).nullable(),
+  reason: z.enum(['disabled', 'forbid-overlap', 'no-eligible-node', 'backlog', 'past-misfire-window', 'coalesced']).nullable(),
   instanceId: id.nullable(),
   leader: id,
   decidedAtMs: ms,

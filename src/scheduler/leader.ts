@@ -211,10 +211,8 @@ export class Leader {
   }
 
   private unfinishedInstanceOf(jobName: string): InstanceRecord | undefined {
-    const { store } = this.deps;
-    return store
-      .instances()
-      .find((i) => i.job === jobName && !isInstanceFinished(store.statusOf(i)));
+    const [first] = this.deps.store.unfinishedOf(jobName);
+    return first === undefined ? undefined : this.deps.store.instance(first);
   }
 
   /** Alive members that match the job's tags, less the draining ones (which the instance records as skipped) and the suspect ones (plan.ts). */
@@ -303,6 +301,8 @@ export class Leader {
         const running = spec.concurrency === 'forbid' ? this.unfinishedInstanceOf(job.name) : undefined;
         if (store.instance(id)) decided(ran, null, id); // another leader created it (its fire record is on its way)
         else if (running) decided('skipped', 'forbid-overlap', null, running.id);
+        // Fires faster than the cluster runs them: a backlog that only grows would take memory without bound.
+        else if (store.unfinishedOf(job.name).size >= config.maxUnfinishedPerJob) decided('skipped', 'backlog');
         else if (eligibility(this.deps.view.members(), spec).eligible.length === 0) decided('skipped', 'no-eligible-node');
         else decided(ran, null, this.createInstance(job.name, spec, 'schedule', { jobCreatedAtMs: job.createdAtMs, atMs }).id);
       }

@@ -651,3 +651,23 @@ describe.skipIf(smallDiskProblem !== null)(`the state files on a full disk${smal
     expect(reloaded.member('n2')).toBeDefined();
   });
 });
+
+describe('unfinishedOf: the unfinished instances of a job, kept up to date change by change', () => {
+  it('counts an instance while a subtask is not terminal, drops it when all ended, and forgets a pruned one', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([instance('i1', ['n1']), subtask('i1', 'n1'), instance('i2', ['n1']), subtask('i2', 'n1'), instance('i3', ['n1'], { job: 'other' })]);
+    expect([...store.unfinishedOf('backup')].sort()).toEqual(['i1', 'i2']);
+    expect([...store.unfinishedOf('other')]).toEqual(['i3']);
+    store.apply([subtask('i1', 'n1', { status: 'succeeded', reporter: 'n1', finishedAtMs: 2000, stamp: stamp(2000) })]);
+    expect([...store.unfinishedOf('backup')]).toEqual(['i2']);
+    expect(store.mostUnfinishedOfAJob()).toBe(1);
+    store.removeInstance('i2');
+    expect(store.unfinishedOf('backup').size).toBe(0);
+    // A subtask whose instance has not arrived yet is counted once the instance does.
+    store.apply([subtask('i4', 'n1')]);
+    expect(store.unfinishedOf('backup').size).toBe(0);
+    store.apply([instance('i4', ['n1'])]);
+    expect([...store.unfinishedOf('backup')]).toEqual(['i4']);
+  });
+});

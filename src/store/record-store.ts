@@ -9,7 +9,7 @@ import { mergeRecord, recordKey } from '../records/merge.js';
 import type { AnyRecord, CancelRecord, FireRecord, InstanceRecord, NotifyRecord, InstanceStatus, JobRecord, MemberRecord, PauseRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { MAX_NOTIFY, parseRecord } from '../records/validate.js';
 import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
-import { deriveInstanceProgress, emptyCounts, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
+import { deriveInstanceProgress, emptyCounts, isInstanceFinished, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
 import { DataFileError, StorageWriteError } from './durable-file.js';
 import { MemoryPersister, StateFilePersister, type StateChange, type StateFile, type StatePersister } from './state-file.js';
 import { SyncIndex } from './sync-index.js';
@@ -30,6 +30,10 @@ interface RecordOfKind {
 const MIN_COMPACT_BYTES = 1024 * 1024;
 
 const NOTIFY_INDEXES = Array.from({ length: MAX_NOTIFY }, (_, i) => i);
+
+/** Status changes gathered before unfinishedByJob is brought up to date anyway. */
+const MAX_STATUS_CHANGES = 10_000;
+const NO_IDS: ReadonlySet<string> = new Set();
 
 /** Pruned instance ids remembered. A peer that missed retention this long is long dead. */
 export const MAX_PRUNED_IDS = 100_000;
@@ -217,11 +221,50 @@ export class RecordStore {
     this.versions.set(key, version);
     if (merged.kind === 'subtask') this.indexSubtask(merged.record);
     if (merged.kind === 'instance') this.recountOutside(merged.record);
+    const instanceId = instanceIdOf(merged);
+    if (instanceId !== null) this.statusMayHaveChanged(instanceId);
     if (merged.kind === 'fire') {
       const defKey = `${merged.record.job}/${merged.record.jobCreatedAtMs}`;
       this.lastFires.set(defKey, Math.max(this.lastFires.get(defKey) ?? Number.NEGATIVE_INFINITY, merged.record.scheduledAtMs));
     }
     return merged;
+  }
+
+  /** Per job: its unfinished instances (as of the last refresh), for `forbid` and the backlog bound: O(1) per fire, not a pass over every instance. */
+  private readonly unfinishedByJob = new Map<string, Set<string>>();
+  /** Instances whose status may have changed since the last refresh of unfinishedByJob. */
+  private readonly statusChanged = new Set<string>();
+
+  private statusMayHaveChanged(instanceId: string): void {
+    this.statusChanged.add(instanceId);
+    if (this.statusChanged.size >= MAX_STATUS_CHANGES) this.refreshUnfinished(); // a node that never asks keeps this bounded
+  }
+
+  private refreshUnfinished(): void {
+    for (const id of this.statusChanged) {
+      const instance = this.instance(id);
+      if (!instance) continue; // its creation has not arrived yet: it is counted once it does
+      let ids = this.unfinishedByJob.get(instance.job);
+      if (!ids) this.unfinishedByJob.set(instance.job, (ids = new Set()));
+      if (isInstanceFinished(this.statusOf(instance))) ids.delete(id);
+      else ids.add(id);
+      if (ids.size === 0) this.unfinishedByJob.delete(instance.job);
+    }
+    this.statusChanged.clear();
+  }
+
+  /** The job's unfinished instances (pending or running), oldest known first. */
+  unfinishedOf(job: string): ReadonlySet<string> {
+    this.refreshUnfinished();
+    return this.unfinishedByJob.get(job) ?? NO_IDS;
+  }
+
+  /** The most unfinished instances any one job has (a bound `chorus status` shows). */
+  mostUnfinishedOfAJob(): number {
+    this.refreshUnfinished();
+    let most = 0;
+    for (const ids of this.unfinishedByJob.values()) most = Math.max(most, ids.size);
+    return most;
   }
 
   /** Per job definition (name/createdAtMs): the latest due time a fire was decided for. */
@@ -586,6 +629,9 @@ export class RecordStore {
   }
 
   private forgetInstance(id: string): void {
+    const job = this.instance(id)?.job;
+    if (job !== undefined) this.unfinishedByJob.get(job)?.delete(id);
+    this.statusChanged.delete(id);
     for (const key of [`instance:${id}`, `cancel:${id}`, `pause:${id}`, ...NOTIFY_INDEXES.map((i) => `notify:${id}/${i}`), `step:${id}/pre`, `step:${id}/post`, ...[...(this.subtasksByInstance.get(id)?.keys() ?? [])].map((n) => `subtask:${id}/${n}`)]) {
       this.forget(key);
     }

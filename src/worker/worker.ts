@@ -52,6 +52,12 @@ const journalId = (instanceId: string, step: StepName | null) => (step ? `${inst
 export class Worker {
   /** Instances in which this node's subtask is not yet terminal. */
   private readonly open = new Set<string>();
+  /** Open instances whose records changed since the last scan (a scan looks at these only, but at a poll). */
+  private readonly dirty = new Set<string>();
+  /** Open instances whose task could start but for a free slot (maxConcurrentSubtasks), in the order they began to wait. */
+  private readonly waitingForSlot = new Set<string>();
+  /** The next scan looks at every open instance (the first one, and each poll). */
+  private fullScanDue = true;
   private readonly running = new Map<string, AbortController>();
   private readonly wakeups = new Map<string, TimerHandle>();
   /** Attempts whose start could not be journalled (an operating error): not before this time. */
@@ -102,10 +108,14 @@ export class Worker {
 
   private onChange(records: AnyRecord[]): void {
     let relevant = false;
+    const touch = (instanceId: string) => {
+      this.dirty.add(instanceId);
+      relevant = true;
+    };
     for (const r of records) {
-      if ((r.kind === 'subtask' || r.kind === 'step') && runnerOf(r.record) === this.deps.selfId) relevant = this.track(r.record.instanceId) || relevant;
-      if (r.kind === 'instance' && r.record.targets.includes(this.deps.selfId)) relevant = this.track(r.record.id) || relevant;
-      if (r.kind === 'cancel' && this.open.has(r.record.instanceId)) relevant = true;
+      if ((r.kind === 'subtask' || r.kind === 'step') && runnerOf(r.record) === this.deps.selfId && this.track(r.record.instanceId)) touch(r.record.instanceId);
+      if (r.kind === 'instance' && r.record.targets.includes(this.deps.selfId) && this.track(r.record.id)) touch(r.record.id);
+      if (r.kind === 'cancel' && this.open.has(r.record.instanceId)) touch(r.record.instanceId);
     }
     if (relevant) this.queueScan();
   }
@@ -115,8 +125,14 @@ export class Worker {
       this.open.add(instanceId);
       return true;
     }
-    this.open.delete(instanceId);
+    this.close(instanceId);
     return false;
+  }
+
+  /** Nothing left for this node to do in the instance. */
+  private close(instanceId: string): void {
+    this.open.delete(instanceId);
+    this.waitingForSlot.delete(instanceId);
   }
 
   /**
@@ -147,10 +163,24 @@ export class Worker {
 
   private readonly queueScan = coalesced(() => this.scan());
 
+  /**
+   * One look at what may have changed: the open instances whose records changed since the
+   * last look (or every open one, at a poll), then, while slots are free, those waiting for
+   * one, oldest first. Looking at every open instance at every change made a backlog of
+   * pending work (100 jobs firing every second on a slow host) cost O(backlog) per record:
+   * the worker took the whole core and the API stopped answering.
+   */
   private scan(): void {
     if (this.stopped) return;
     try {
-      this.scanOpen();
+      const ids = this.fullScanDue ? [...this.open] : [...this.dirty].filter((id) => this.open.has(id));
+      this.fullScanDue = false;
+      this.dirty.clear();
+      this.scanInstances(ids);
+      for (const id of this.waitingForSlot) {
+        if (this.running.size >= this.deps.config.maxConcurrentSubtasks) break;
+        this.scanInstances([id]);
+      }
     } catch (err) {
       if (!(err instanceof InvariantError)) throw err;
       this.stopped = true;
@@ -168,16 +198,17 @@ export class Worker {
     if (this.stopped || this.open.size === 0 || this.timer !== null) return;
     this.timer = this.deps.clock.setTimer(this.deps.config.workerTickMs, () => {
       this.timer = null;
+      this.fullScanDue = true;
       this.scan();
     });
   }
 
-  private scanOpen(): void {
-    for (const instanceId of this.open) {
+  private scanInstances(instanceIds: Iterable<string>): void {
+    for (const instanceId of instanceIds) {
       const instance = this.deps.store.instance(instanceId);
       if (!instance) continue;
       const tasks = this.tasksOf(instanceId);
-      if (!tasks.some((t) => this.needsOwner(t))) this.open.delete(instanceId);
+      if (!tasks.some((t) => this.needsOwner(t))) this.close(instanceId);
       for (const task of tasks) {
         try {
           this.consider(instance, task);
@@ -209,20 +240,25 @@ export class Worker {
     if (subtask.status !== 'pending') return; // running elsewhere? only after a restart, handled above
     if (cancelled) return this.report(subtask, this.ownerTerminal(subtask, cancelledOutcome(this.deps.clock.now())));
     const waitMs = (subtask.notBeforeMs ?? 0) - this.deps.clock.now();
-    if (waitMs > 0) return this.wakeUpIn(key, waitMs);
+    if (waitMs > 0) return this.wakeUpIn(instance.id, key, waitMs);
     const retryInMs = (this.startRetryAtMs.get(key) ?? 0) - this.deps.clock.now();
-    if (retryInMs > 0) return this.wakeUpIn(key, retryInMs);
-    if (stepOf(subtask) !== null && this.deps.stepsMayStart && !this.deps.stepsMayStart()) return this.wakeUpIn(key, STEP_GATE_POLL_MS);
-    if (this.running.size >= this.deps.config.maxConcurrentSubtasks) return;
+    if (retryInMs > 0) return this.wakeUpIn(instance.id, key, retryInMs);
+    if (stepOf(subtask) !== null && this.deps.stepsMayStart && !this.deps.stepsMayStart()) return this.wakeUpIn(instance.id, key, STEP_GATE_POLL_MS);
+    if (this.running.size >= this.deps.config.maxConcurrentSubtasks) {
+      this.waitingForSlot.add(instance.id); // looked at again, in this order, as slots free up
+      return;
+    }
+    this.waitingForSlot.delete(instance.id);
     void this.execute(instance, subtask, key);
   }
 
-  private wakeUpIn(key: string, waitMs: number): void {
+  private wakeUpIn(instanceId: string, key: string, waitMs: number): void {
     if (this.wakeups.has(key)) return;
     this.wakeups.set(
       key,
       this.deps.clock.setTimer(waitMs, () => {
         this.wakeups.delete(key);
+        this.dirty.add(instanceId);
         this.queueScan();
       }),
     );
