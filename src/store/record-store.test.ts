@@ -671,3 +671,39 @@ describe('unfinishedOf: the unfinished instances of a job, kept up to date chang
     expect([...store.unfinishedOf('backup')]).toEqual(['i4']);
   });
 });
+
+describe('writes under a disk slower than the changes', () => {
+  it('keeps at most one flush waiting behind the one in flight, so a client write waits for two writes at most, not for every change since', async () => {
+    const persister = new MemoryPersister();
+    const gates: (() => void)[] = [];
+    const append = persister.append.bind(persister);
+    let appends = 0;
+    vi.spyOn(persister, 'append').mockImplementation(async (change) => {
+      appends += 1;
+      await new Promise<void>((resolve) => gates.push(resolve));
+      return append(change);
+    });
+    const store = RecordStore.inMemory(new FakeClock(1000), 60_000, persister);
+    await store.load();
+    // 200 changes, each asking for its flush (as the 5 ms timer does under load) while the disk is stuck.
+    const flushes: Promise<void>[] = [];
+    for (let i = 0; i < 200; i++) {
+      store.apply([job(`j-${i}`)]);
+      flushes.push(store.flush());
+      await Promise.resolve();
+    }
+    let written = false;
+    const clientWrite = store.applyDurably([job('client')]).then(() => (written = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(appends, 'writes started').toBe(1);
+    // The disk answers: the first write, then one more with every change since, then the client's.
+    for (let i = 0; i < 3 && !written; i++) {
+      gates.shift()?.();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(written).toBe(true);
+    expect(appends).toBe(3);
+    await Promise.all(flushes);
+    expect(persister.allWritten().map((r) => (r.record as JobRecord).name).sort()).toEqual(['client', ...Array.from({ length: 200 }, (_, i) => `j-${i}`)].sort());
+  });
+});

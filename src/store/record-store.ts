@@ -366,14 +366,37 @@ export class RecordStore {
   /**
    * Resolves once every change applied so far is on disk: the changed records appended to
    * the log (O(change)), or, when the log has outgrown the snapshot, one new snapshot.
+   *
+   * Writes go one at a time, and at most one flush waits behind the one in flight; it takes
+   * every change made until it starts. A flush queued at every change (every 5 ms under
+   * load, each with its fsync) grew a queue without bound when the disk was slower than
+   * the changes, and a client's write (applyDurably), queued behind it, waited over a minute.
    */
   flush(): Promise<void> {
     this.flushTimer?.cancel();
     this.flushTimer = null;
+    if (this.queuedFlush) return this.queuedFlush; // not started yet: it takes these changes too
     if (!this.dirty) return this.flushing;
+    const step = this.flushing
+      .catch(() => undefined)
+      .then(() => {
+        this.queuedFlush = null;
+        return this.writeDirty();
+      });
+    this.queuedFlush = step;
+    this.flushing = step;
+    return step;
+  }
+
+  /** The flush that waits for the write in flight, if any. */
+  private queuedFlush: Promise<void> | null = null;
+
+  /** Writes what changed since the last write (run by flush(), one at a time). */
+  private async writeDirty(): Promise<void> {
+    if (!this.dirty) return;
     this.dirty = false;
     // Everything changed was written already (applyDurably): nothing to add.
-    if (this.dirtyKeys.size === 0 && this.prunedSinceFlush.length === 0 && !this.compactNext) return this.flushing;
+    if (this.dirtyKeys.size === 0 && this.prunedSinceFlush.length === 0 && !this.compactNext) return;
     const change: StateChange = { records: [], pruned: this.prunedSinceFlush };
     for (const key of this.dirtyKeys) {
       const record = this.records.get(key);
@@ -384,24 +407,21 @@ export class RecordStore {
     this.prunedSinceFlush = [];
     const compact = this.compactNext || this.persister.logBytes > Math.max(this.options.minCompactBytes ?? MIN_COMPACT_BYTES, this.persister.snapshotBytes);
     this.compactNext = false;
-    this.flushing = this.flushing.catch(() => undefined).then(async () => {
-      const startedMs = performance.now();
-      const told = (ok: boolean) => this.options.onFlushed?.({ durationMs: performance.now() - startedMs, bytes: this.persister.snapshotBytes + this.persister.logBytes, compacted: compact, ok });
-      try {
-        if (compact) await this.persister.compact(this.snapshot());
-        else await this.persister.append(change);
-        told(true);
-      } catch (err) {
-        told(false);
-        // The next flush writes these changes again.
-        this.dirty = true;
-        for (const key of keys) this.dirtyKeys.add(key);
-        this.prunedSinceFlush.push(...change.pruned);
-        if (compact) this.compactNext = true;
-        throw err;
-      }
-    });
-    return this.flushing;
+    const startedMs = performance.now();
+    const told = (ok: boolean) => this.options.onFlushed?.({ durationMs: performance.now() - startedMs, bytes: this.persister.snapshotBytes + this.persister.logBytes, compacted: compact, ok });
+    try {
+      if (compact) await this.persister.compact(this.snapshot());
+      else await this.persister.append(change);
+      told(true);
+    } catch (err) {
+      told(false);
+      // The next flush writes these changes again.
+      this.dirty = true;
+      for (const key of keys) this.dirtyKeys.add(key);
+      this.prunedSinceFlush.push(...change.pruned);
+      if (compact) this.compactNext = true;
+      throw err;
+    }
   }
 
   private snapshot(): StateFile {
