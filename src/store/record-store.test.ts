@@ -693,7 +693,7 @@ describe('writes under a disk slower than the changes', () => {
       await Promise.resolve();
     }
     let written = false;
-    const clientWrite = store.applyDurably([job('client')]).then(() => (written = true));
+    void store.applyDurably([job('client')]).then(() => (written = true));
     await new Promise((resolve) => setImmediate(resolve));
     expect(appends, 'writes started').toBe(1);
     // The disk answers: the first write, then one more with every change since, then the client's.
