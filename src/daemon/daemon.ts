@@ -29,7 +29,7 @@ import { StateFilePersister } from '../store/state-file.js';
 import { assembleNode } from './assemble.js';
 import { TokenStore } from '../api/tokens.js';
 import type { DaemonMetrics } from './metrics.js';
-import { loadOrCreateToken, reportVanished, swarmKeyOf, vanishedFiles } from './data-dir.js';
+import { loadOrCreateToken, removeLeftoverCopies, reportVanished, swarmKeyOf, vanishedFiles } from './data-dir.js';
 import { TOPICS, type ChorusNode } from './node.js';
 import { dataPaths, type NodeInfo } from './paths.js';
 
@@ -110,6 +110,8 @@ export class ChorusDaemon {
     try {
       // We hold the lock, so a node.json here is a crashed daemon's: never let a client trust it.
       await rm(paths.nodeInfo, { force: true });
+      const leftovers = await removeLeftoverCopies(dataDir);
+      if (leftovers.length > 0) log.info({ removed: leftovers }, `removed ${leftovers.length} half-written cop${leftovers.length === 1 ? 'y' : 'ies'} a previous daemon left in ${dataDir}`);
       const vanished = await vanishedFiles(dataDir);
       // prom-client is loaded only by a daemon that serves metrics.
       const metrics = options.metrics ? new (await import('./metrics.js')).DaemonMetrics() : null;

@@ -1,6 +1,6 @@
 // What the daemon reads and writes in its data directory besides the records and the
 // journal: the API token, the swarm key, and the signs of files lost since the last start.
-import { chmod, readFile, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/log.js';
 import type { ChorusNode } from './node.js';
@@ -77,4 +77,21 @@ export async function loadOrCreateToken(path: string): Promise<string> {
   const token = randomBytes(32).toString('hex');
   await writeFileDurable(path, `${token}\n`, 0o600);
   return token;
+}
+
+/**
+ * Half-written copies a daemon killed in the middle of a durable write left (`.state.json.PID.tmp`,
+ * a compaction's `.journal.log.compacting`): whoever holds the lock owns the directory, so
+ * they are nobody's now, and they hold space a full disk needs. Returns their names.
+ */
+export async function removeLeftoverCopies(dataDir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(dataDir)) {
+    if (!/^\..+\.(\d+\.tmp|compacting)$/.test(name)) continue;
+    await unlink(`${dataDir}/${name}`).then(
+      () => removed.push(name),
+      () => undefined,
+    );
+  }
+  return removed;
 }

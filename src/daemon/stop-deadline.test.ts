@@ -80,7 +80,7 @@ describe('exitProcess in a real process', () => {
     expect(await run(null)).toMatchObject({ code: 0, signal: null });
     const stuck = await run(fifo);
     expect(stuck).toMatchObject({ code: null, signal: 'SIGKILL' });
-    expect(stuck.stderr).toMatch(/did not come back in 1000 ms .*ending with SIGKILL/);
+    expect(stuck.stderr).toMatch(/did not come back in 5000 ms .*ending with SIGKILL/);
   });
 });
 

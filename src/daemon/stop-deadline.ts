@@ -5,8 +5,13 @@ import type { Logger } from '../core/log.js';
 
 /** Room for closing the API, the store and the network on top of the waits stopDeadlineMs names. */
 const STOP_SLACK_MS = 10_000;
-/** How long the exit waits for requests out on the thread pool to come back before it kills. */
-export const POOL_DRAIN_MS = 1000;
+/**
+ * How long the exit waits for requests out on the thread pool to come back before it kills:
+ * a busy daemon stops with file writes still out (output logs, retention's deletions) that
+ * come back in a second or two on a slow disk; only one that never does is worth a SIGKILL
+ * (and a stop that then does not exit 0).
+ */
+export const POOL_DRAIN_MS = 5000;
 const POOL_POLL_MS = 10;
 
 /**
