@@ -54,6 +54,15 @@ export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel
   };
   process.on('uncaughtException', onUnexpected);
   process.on('unhandledRejection', onUnexpected);
+  // Caught from the first moment: a SIGTERM while the daemon starts (systemd stopping it, a
+  // test killing it as soon as it answers) must stop it gracefully once it has started, not
+  // kill it by the signal's default action with its lock and node.json behind.
+  let stopSignal: string | null = null;
+  let onStopSignal: (signal: string) => void = (signal) => {
+    stopSignal ??= signal;
+  };
+  process.once('SIGTERM', () => onStopSignal('SIGTERM'));
+  process.once('SIGINT', () => onStopSignal('SIGINT'));
   let daemon: ChorusDaemon;
   try {
     daemon = await ChorusDaemon.start({ ...options, log });
@@ -87,8 +96,8 @@ export async function runDaemon(options: Omit<DaemonOptions, 'log'> & { logLevel
           resolve();
         });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    onStopSignal = stop;
+    if (stopSignal !== null) stop(stopSignal); // it came while the daemon was starting
     const { reload } = options;
     // Without a config file there is nothing to re-read; SIGHUP must still not kill the daemon.
     process.on('SIGHUP', () => {
