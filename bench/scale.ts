@@ -26,21 +26,24 @@ import type { InstanceView, NodeView } from '../src/api/views.js';
 import { waitForInstance } from '../src/cli/wait.js';
 import { processCpuTicks, processStatusKb } from '../src/core/proc.js';
 import { jobSpec } from '../src/testing/fixtures.js';
-import { apiCall, nodesOf } from '../cluster-tests/support/api.js';
+import { nodesOf } from '../cluster-tests/support/api.js';
 import { runProcess } from '../cluster-tests/support/cli.js';
 import { startCluster } from '../cluster-tests/support/cluster.js';
 import type { Daemon } from '../cluster-tests/support/daemon.js';
-import { cleanupAllSync, REPO_ROOT, signalPid, tempDir } from '../cluster-tests/support/processes.js';
+import { cleanupAllSync, REPO_ROOT, signalPid, spawnTracked, tempDir } from '../cluster-tests/support/processes.js';
+import { newRequestId } from '../src/records/ids.js';
 import { sleep, waitForOrNull } from '../cluster-tests/support/wait.js';
 import { ensureSerf, members, serfVersion, startAgent, type Agent } from './serf.js';
 
-const HELP = 'usage: npm run bench:scale -- [--sizes 5,20,50] [--idle-seconds 20] [--trials 5] [--sea] [--no-serf] [--svg FILE]\n';
+const HELP = 'usage: npm run bench:scale -- [--sizes 5,20,50] [--idle-seconds 20] [--trials 5] [--busy N] [--sea] [--no-serf] [--svg FILE]\n  --busy N: N processes spinning on the CPU the whole time (2 on 2 cores: a loaded machine)\n  --chorus FILE: run the daemons with this executable (e.g. another checkout's bin/chorus, to compare builds)\n';
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '5,20,50' },
     'idle-seconds': { type: 'string', default: '20' },
     trials: { type: 'string', default: '5' },
     sea: { type: 'boolean', default: false },
+    busy: { type: 'string', default: '0' },
+    chorus: { type: 'string' },
     'no-serf': { type: 'boolean', default: false },
     svg: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -54,8 +57,9 @@ if (values.help) {
 const sizes = values.sizes.split(',').map(Number);
 const idleSeconds = Number(values['idle-seconds']);
 const trials = Number(values.trials);
-if (sizes.some((n) => !Number.isInteger(n) || n < 2 || n > 200) || !(idleSeconds > 0) || !Number.isInteger(trials) || trials < 1) {
-  process.stderr.write(`bench:scale: --sizes takes whole numbers from 2 to 200, --idle-seconds a positive number, --trials a whole number ≥ 1\n${HELP}`);
+const busy = Number(values.busy);
+if (sizes.some((n) => !Number.isInteger(n) || n < 2 || n > 200) || !(idleSeconds > 0) || !Number.isInteger(trials) || trials < 1 || !Number.isInteger(busy) || busy < 0) {
+  process.stderr.write(`bench:scale: --sizes takes whole numbers from 2 to 200, --idle-seconds a positive number, --trials a whole number ≥ 1, --busy a whole number ≥ 0\n${HELP}`);
   process.exit(2);
 }
 const SEA = `${REPO_ROOT}/dist/chorus`;
@@ -146,6 +150,10 @@ interface ChorusRow {
   idle: Idle | null;
   allStartedMs: number[];
   succeededSeenMs: number[];
+  /** From the request to the answer with the created instance (the CLI's own waits for a busy leader included). */
+  createdMs: number[];
+  /** Times the leader was busy or gone and the request was asked again (with the same request id). */
+  leaderWaits: number;
   failedTrials: number;
 }
 
@@ -162,13 +170,13 @@ function agreed(views: NodeView[][], n: number): boolean {
 
 async function measureChorus(size: number): Promise<ChorusRow> {
   const root = await tempDir(`chorus-scale-${size}-`);
-  const row: ChorusRow = { size, formMs: null, idle: null, allStartedMs: [], succeededSeenMs: [], failedTrials: 0 };
+  const row: ChorusRow = { size, formMs: null, idle: null, allStartedMs: [], succeededSeenMs: [], createdMs: [], leaderWaits: 0, failedTrials: 0 };
   const t0 = performance.now();
   const daemons: Daemon[] = await startCluster({
     prefix: 'n',
     count: size,
     root,
-    daemon: { logLevel: 'warn', readyTimeoutMs: 120_000, ...(values.sea ? { executable: SEA } : {}) },
+    daemon: { logLevel: 'warn', readyTimeoutMs: 120_000, ...(values.sea ? { executable: SEA } : values.chorus ? { executable: values.chorus } : {}) },
     onStarted: (d) => log(`chorus ${d.label} ready in ${d.readyMs.toFixed(0)} ms`),
   });
   const lastStart = performance.now();
@@ -191,7 +199,15 @@ async function measureChorus(size: number): Promise<ChorusRow> {
     for (let t = 0; t < trials; t++) {
       const tReq = Date.now();
       try {
-        const created = await apiCall<InstanceView>(origin, 'POST', '/v1/run', { spec: jobSpec({ cmd: 'true' }) }, 30_000);
+        // As `chorus run` asks: with a request id, asked again while the leader is busy (up to 30 s).
+        const created = await origin.api.requestRun<InstanceView>(
+          '/v1/run',
+          { spec: jobSpec({ cmd: 'true' }), requestId: newRequestId() },
+          30_000,
+          (line) => log(`broadcast #${t + 1}: ${line}`),
+          () => (row.leaderWaits += 1),
+        );
+        row.createdMs.push(Date.now() - tReq);
         const waited = await waitForInstance(origin.api, created, 30_000, null);
         const seenMs = Date.now() - tReq;
         const view = waited.view;
@@ -275,8 +291,8 @@ const f0 = (x: number | null | undefined, unit = '') => (x === null || x === und
 
 function table(chorus: ChorusRow[], serf: SerfRow[], xargs: Map<number, number>): string {
   const lines: string[] = [];
-  lines.push('| nodes | system | all alive (and one leader), after the last start | idle CPU per node, median / max | all nodes | RSS per node, median / max | TCP connections per node, median / max | loopback bytes per node per s | packets per node per s | broadcast of `true`: all started (median) | `succeeded` seen (median) |');
-  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| nodes | system | all alive (and one leader), after the last start | idle CPU per node, median / max | all nodes | RSS per node, median / max | TCP connections per node, median / max | loopback bytes per node per s | packets per node per s | broadcast of `true`: created (median / max; tries again) | all started (median) | `succeeded` seen (median) |');
+  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const size of sizes) {
     const c = chorus.find((r) => r.size === size);
     const s = serf.find((r) => r.size === size);
@@ -284,17 +300,17 @@ function table(chorus: ChorusRow[], serf: SerfRow[], xargs: Map<number, number>)
       const i = c.idle;
       const failed = c.failedTrials > 0 ? ` (${c.failedTrials} of ${trials} failed)` : '';
       lines.push(
-        `| ${size} | chorus${values.sea ? ' (dist/chorus)' : ''} | ${c.formMs === null ? 'not within 120 s' : f2(c.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | ${f0(median(c.allStartedMs), ' ms')}${failed} | ${f0(median(c.succeededSeenMs), ' ms')} |`,
+        `| ${size} | chorus${values.sea ? ' (dist/chorus)' : values.chorus ? ` (${values.chorus})` : ''} | ${c.formMs === null ? 'not within 120 s' : f2(c.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | ${f0(median(c.createdMs), ' ms')} / ${f0(max(c.createdMs), ' ms')}; ${c.leaderWaits} | ${f0(median(c.allStartedMs), ' ms')}${failed} | ${f0(median(c.succeededSeenMs), ' ms')} |`,
       );
     }
     if (s) {
       const i = s.idle;
       lines.push(
-        `| ${size} | serf | ${s.formMs === null ? 'not within 60 s' : f2(s.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | query answered ${s.queryAnswered} | |`,
+        `| ${size} | serf | ${s.formMs === null ? 'not within 60 s' : f2(s.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | | query answered ${s.queryAnswered} | |`,
       );
     }
     const x = xargs.get(size);
-    if (x !== undefined) lines.push(`| ${size} | \`xargs -P ${size}\` of \`sh -c true\` | | | | | | | | all done ${f0(x, ' ms')} | |`);
+    if (x !== undefined) lines.push(`| ${size} | \`xargs -P ${size}\` of \`sh -c true\` | | | | | | | | | all done ${f0(x, ' ms')} | |`);
   }
   return lines.join('\n');
 }
@@ -345,7 +361,9 @@ function svg(chorus: ChorusRow[], serf: SerfRow[]): string {
 
 async function main(): Promise<void> {
   const load0 = loadavg().map((l) => l.toFixed(2)).join(' ');
-  log(`sizes ${sizes.join(', ')}; ${cpus().length} CPUs; load ${load0}; ${values.sea ? 'dist/chorus' : 'bin/run.js on Node ' + process.versions.node}`);
+  log(`sizes ${sizes.join(', ')}; ${cpus().length} CPUs; load ${load0}; ${values.sea ? 'dist/chorus' : values.chorus ? values.chorus : 'bin/run.js on Node ' + process.versions.node}${busy > 0 ? `; ${busy} spinning process(es) beside it` : ''}`);
+  // A loaded machine: processes that take the CPU the whole time (killed with everything else at the end).
+  for (let i = 0; i < busy; i++) spawnTracked('sh', ['-c', 'while :; do :; done'], { kind: 'busy' });
   const serf = values['no-serf'] ? null : ensureSerf(log);
   const chorusRows: ChorusRow[] = [];
   const serfRows: SerfRow[] = [];
@@ -355,7 +373,7 @@ async function main(): Promise<void> {
     if (serf) serfRows.push(await measureSerf(serf, size));
     xargs.set(size, await measureXargs(size));
   }
-  const title = `## Scale: chorus and ${serf ? serfVersion(serf) : '(no serf)'} on ${cpus().length} CPUs, idle window ${idleSeconds} s, ${trials} broadcasts per size (load ${load0} -> ${loadavg().map((l) => l.toFixed(2)).join(' ')})`;
+  const title = `## Scale: chorus and ${serf ? serfVersion(serf) : '(no serf)'} on ${cpus().length} CPUs${busy > 0 ? ` with ${busy} spinning process(es) beside it` : ', quiet'}, idle window ${idleSeconds} s, ${trials} broadcasts per size (load ${load0} -> ${loadavg().map((l) => l.toFixed(2)).join(' ')})`;
   process.stdout.write(`\n${title}\n\n${table(chorusRows, serfRows, xargs)}\n`);
   if (values.svg) {
     writeFileSync(values.svg, svg(chorusRows, serfRows));

@@ -165,7 +165,7 @@ export class ChorusClient {
    * id (so at most one instance is made) until `deadlineMs` from now. `onWait` is told once
    * when the waiting starts and every LEADER_WAIT_REPORT_MS after (the CLI says so on stderr).
    */
-  async requestRun<T>(path: string, body: { requestId: string } & Record<string, unknown>, deadlineMs: number, onWait: (line: string) => void): Promise<T> {
+  async requestRun<T>(path: string, body: { requestId: string } & Record<string, unknown>, deadlineMs: number, onWait: (line: string) => void, onRetry?: () => void): Promise<T> {
     const startedMs = Date.now();
     let reportedMs = Number.NEGATIVE_INFINITY;
     for (let tries = 1; ; tries++) {
@@ -182,6 +182,7 @@ export class ChorusClient {
             err.code,
           );
         }
+        onRetry?.();
         if (Date.now() - reportedMs >= LEADER_WAIT_REPORT_MS) {
           reportedMs = Date.now();
           onWait(`${tries === 1 ? 'waiting for the leader' : `still waiting for the leader (${Math.round(waitedMs / 1000)} s)`} (${LEADER_WAIT_WHY[err.code] ?? err.code}): ${err.message}`);
