@@ -35,7 +35,7 @@ import { newRequestId } from '../src/records/ids.js';
 import { sleep, waitForOrNull } from '../cluster-tests/support/wait.js';
 import { ensureSerf, members, serfVersion, startAgent, type Agent } from './serf.js';
 
-const HELP = 'usage: npm run bench:scale -- [--sizes 5,20,50] [--idle-seconds 20] [--trials 5] [--busy N] [--sea] [--no-serf] [--svg FILE]\n  --busy N: N processes spinning on the CPU the whole time (2 on 2 cores: a loaded machine)\n  --chorus FILE: run the daemons with this executable (e.g. another checkout's bin/chorus, to compare builds)\n';
+const HELP = 'usage: npm run bench:scale -- [--sizes 5,20,50] [--idle-seconds 20] [--trials 5] [--busy N] [--chorus FILE] [--sea] [--no-serf] [--svg FILE]\n  --busy N: N processes spinning on the CPU the whole time (2 on 2 cores: a loaded machine)\n  --chorus FILE: run the daemons with this executable (e.g. the bin/chorus of another checkout, to compare builds)\n';
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '5,20,50' },
