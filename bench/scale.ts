@@ -34,8 +34,9 @@ import { cleanupAllSync, REPO_ROOT, signalPid, spawnTracked, tempDir } from '../
 import { newRequestId } from '../src/records/ids.js';
 import { sleep, waitForOrNull } from '../cluster-tests/support/wait.js';
 import { ensureSerf, members, serfVersion, startAgent, type Agent } from './serf.js';
+import { profileProcess, topSelfTime } from './profile.js';
 
-const HELP = 'usage: npm run bench:scale -- [--sizes 5,20,50] [--idle-seconds 20] [--trials 5] [--busy N] [--chorus FILE] [--sea] [--no-serf] [--svg FILE]\n  --busy N: N processes spinning on the CPU the whole time (2 on 2 cores: a loaded machine)\n  --chorus FILE: run the daemons with this executable (e.g. the bin/chorus of another checkout, to compare builds)\n';
+const HELP = 'usage: npm run bench:scale -- [--sizes 5,20,50] [--idle-seconds 20] [--trials 5] [--busy N] [--chorus FILE] [--sea] [--no-serf] [--svg FILE]\n  --busy N: N processes spinning on the CPU the whole time (2 on 2 cores: a loaded machine)\n  --chorus FILE: run the daemons with this executable (e.g. the bin/chorus of another checkout, to compare builds)\n  --profile-leader DIR: a CPU profile of the leader while it takes the broadcasts, in DIR/leader-SIZE.cpuprofile, summed in the log\n';
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '5,20,50' },
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     sea: { type: 'boolean', default: false },
     busy: { type: 'string', default: '0' },
     chorus: { type: 'string' },
+    'profile-leader': { type: 'string' },
     'no-serf': { type: 'boolean', default: false },
     svg: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -196,6 +198,10 @@ async function measureChorus(size: number): Promise<ChorusRow> {
     );
     log(`idle: CPU median ${row.idle.cpuMedian.toFixed(2)} %, RSS median ${row.idle.rssMedian.toFixed(0)} MB, ${row.idle.connMedian} connections`);
     const origin = daemons[0] as Daemon;
+    const profileDir = values['profile-leader'];
+    const leaderId = profileDir ? (await nodesOf(origin, 30_000)).find((n) => n.leader)?.nodeId : undefined;
+    const leader = daemons.find((d) => d.nodeId === leaderId);
+    const profiling = leader ? await profileProcess(leader.pid) : null;
     for (let t = 0; t < trials; t++) {
       const tReq = Date.now();
       try {
@@ -225,6 +231,11 @@ async function measureChorus(size: number): Promise<ChorusRow> {
         log(`broadcast #${t + 1} failed: ${(err as Error).message}`);
       }
       await sleep(1000);
+    }
+    if (profiling && profileDir) {
+      const file = `${profileDir}/leader-${size}.cpuprofile`;
+      const top = topSelfTime(await profiling.stop(file), 15);
+      log(`the leader during the broadcasts (${file}), self time:\n${top.join('\n')}`);
     }
   } finally {
     for (const d of daemons) if (d.running) d.kill('SIGKILL');

@@ -133,6 +133,9 @@ function normaliseApi(api: string): string {
 /** Answers to a run that say the leader could not take it yet; the run is tried again (requestRun). */
 const LEADER_WAIT_CODES = new Set(['no-leader', 'leader-busy', 'leader-lost', 'not-replicated']);
 const LEADER_WAIT_WHY: Record<string, string> = { 'no-leader': 'none yet', 'leader-busy': 'busy', 'leader-lost': 'it is gone; the next one takes the request', 'not-replicated': 'no other member confirmed the run yet' };
+/** The first try of a run waits this long for the leader (then it says it waits, and waits longer at each try, up to LEADER_MAX_WAIT_MS). */
+const LEADER_FIRST_WAIT_MS = 2_500;
+const LEADER_MAX_WAIT_MS = 20_000;
 /** While a run waits for the leader, the CLI says so this often. */
 const LEADER_WAIT_REPORT_MS = 10_000;
 /** How long a run waits for a leader to take it when no --timeout is given. */
@@ -169,8 +172,12 @@ export class ChorusClient {
     const startedMs = Date.now();
     let reportedMs = Number.NEGATIVE_INFINITY;
     for (let tries = 1; ; tries++) {
+      // A leader that answers in 4 s would never get through 2.5 s tries: each try waits
+      // twice as long as the one before (a try joins the run the first one set going).
+      const leftMs = deadlineMs - (Date.now() - startedMs);
+      const leaderWaitMs = Math.max(LEADER_FIRST_WAIT_MS, Math.min(LEADER_FIRST_WAIT_MS * 2 ** (tries - 1), leftMs, LEADER_MAX_WAIT_MS));
       try {
-        return await this.requestOnce<T>('POST', path, body, Math.max(1, deadlineMs - (Date.now() - startedMs)) + 5_000);
+        return await this.requestOnce<T>('POST', path, { ...body, leaderWaitMs }, leaderWaitMs + 5_000);
       } catch (err) {
         if (!(err instanceof ClientError) || !LEADER_WAIT_CODES.has(err.code)) throw err;
         const waitedMs = Date.now() - startedMs;

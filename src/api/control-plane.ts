@@ -14,6 +14,14 @@ export class ApiError extends Error {
   }
 }
 
+/** How a client asks for a run: its request id, and how long this try may wait for a busy leader. */
+export interface RunRequest {
+  /** The client's id for this run; the same id again makes no second instance (ids.ts). */
+  requestId: string | null;
+  /** How long this try waits for the leader's answer before saying it is busy (the CLI waits longer at each try); default leaderTryMs. */
+  leaderWaitMs?: number;
+}
+
 export interface StatusView {
   nodeId: string;
   name: string;
@@ -154,9 +162,8 @@ export interface ControlPlane {
   putJob(name: string, spec: JobSpec, replace: boolean, requestId?: string | null): Promise<JobView>;
   removeJob(name: string): Promise<void>;
   setJobEnabled(name: string, enabled: boolean): Promise<JobView>;
-  /** `requestId`: the client's id for this run; the same id again makes no second instance. */
-  runJob(name: string, requestId?: string | null): Promise<InstanceView>;
-  runAdhoc(spec: JobSpec, requestId?: string | null): Promise<InstanceView>;
+  runJob(name: string, request?: RunRequest): Promise<InstanceView>;
+  runAdhoc(spec: JobSpec, request?: RunRequest): Promise<InstanceView>;
   listInstances(filter: { job?: string; limit: number }): Listing<InstanceView>;
   getInstance(id: string): InstanceView;
   /** Resolves with the instance as soon as its view differs from `version`, or after `waitMs`. */

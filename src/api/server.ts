@@ -39,8 +39,10 @@ const BEARER = /^bearer +(.*)$/i;
 const requestIdField = z.string().regex(REQUEST_ID_PATTERN, 'a request id is 8 to 128 letters, digits or ._:-').nullable().default(null);
 const putJobBody = z.object({ spec: jobSpecSchema, replace: z.boolean().default(false), requestId: requestIdField });
 const tokenBody = z.object({ role: z.enum(ROLES), name: z.string().min(1).max(100).nullable().default(null) });
-const runBody = z.object({ spec: jobSpecSchema, requestId: requestIdField });
-const jobRunBody = z.object({ requestId: requestIdField }).nullable();
+/** How long one try of a run may wait for a busy leader (the CLI waits longer at each try). */
+const leaderWaitField = z.number().int().min(100).max(MAX_WAIT_MS).optional();
+const runBody = z.object({ spec: jobSpecSchema, requestId: requestIdField, leaderWaitMs: leaderWaitField });
+const jobRunBody = z.object({ requestId: requestIdField, leaderWaitMs: leaderWaitField }).nullable();
 
 /** Who made a request: a bearer token, or a dashboard session cookie (with the token that made it). */
 type Requester = Caller & { by: 'token' | 'session' };
@@ -104,10 +106,10 @@ export class ApiServer {
     this.route('POST', /^\/v1\/jobs\/([^/]+)\/(enable|disable)$/, async (_r, [name, action]) =>
       this.plane.setJobEnabled(name as string, action === 'enable'),
     );
-    this.route('POST', /^\/v1\/jobs\/([^/]+)\/run$/, async (req, [name]) => this.plane.runJob(name as string, parse(jobRunBody, await readJson(req))?.requestId ?? null));
+    this.route('POST', /^\/v1\/jobs\/([^/]+)\/run$/, async (req, [name]) => this.plane.runJob(name as string, parse(jobRunBody, await readJson(req)) ?? { requestId: null }));
     this.route('POST', /^\/v1\/run$/, async (req) => {
       const body = parse(runBody, await readJson(req));
-      return this.plane.runAdhoc(body.spec, body.requestId);
+      return this.plane.runAdhoc(body.spec, body);
     });
     this.route('POST', /^\/v1\/plan$/, async (req) => this.plane.planAdhoc(parse(runBody, await readJson(req)).spec));
     this.route('GET', /^\/v1\/instances$/, async (_r, _p, q) =>

@@ -17,7 +17,7 @@ import { UNSIGNED } from '../records/signature.js';
 import { canonicalJson } from '../records/canonical.js';
 import type { AnyRecord, InstanceRecord, JobRecord, JobSpec } from '../records/types.js';
 import { instanceIdOf, liveSpec } from '../records/types.js';
-import { ApiError, CHANGE_KINDS, type ChangeKind, type ChangesView, type ControlPlane, type Listing, type LogFollowView, type LogGroup, type LogView, type StatusView, type ViewError } from './control-plane.js';
+import { ApiError, CHANGE_KINDS, type RunRequest, type ChangeKind, type ChangesView, type ControlPlane, type Listing, type LogFollowView, type LogGroup, type LogView, type StatusView, type ViewError } from './control-plane.js';
 import { CursorError, decodeCursor, encodeCursor, type NodeCursor } from '../output/cursor.js';
 import { LogFollower } from '../output/follower.js';
 import { groupLogs } from '../output/groups.js';
@@ -313,15 +313,15 @@ export class ControlService implements ControlPlane {
     return jobView(job, this.now());
   }
 
-  async runJob(name: string, requestId: string | null = null): Promise<InstanceView> {
+  async runJob(name: string, request: RunRequest = { requestId: null }): Promise<InstanceView> {
     const job = this.liveJob(name);
-    return this.viewOf(await this.requestInstance(job.name, liveSpec(job), 'manual', requestId));
+    return this.viewOf(await this.requestInstance(job.name, liveSpec(job), 'manual', request));
   }
 
-  async runAdhoc(spec: JobSpec, requestId: string | null = null): Promise<InstanceView> {
+  async runAdhoc(spec: JobSpec, request: RunRequest = { requestId: null }): Promise<InstanceView> {
     if (spec.schedule !== null) throw new ApiError(400, 'bad-request', 'an ad-hoc run cannot have a schedule');
     await this.checkSecretFile(spec);
-    return this.viewOf(await this.requestInstance(ADHOC_JOB, spec, 'adhoc', requestId));
+    return this.viewOf(await this.requestInstance(ADHOC_JOB, spec, 'adhoc', request));
   }
 
   listInstances(filter: { job?: string; limit: number }): Listing<InstanceView> {
@@ -519,9 +519,9 @@ export class ControlService implements ControlPlane {
     }
   }
 
-  private async requestInstance(job: string, spec: JobSpec, trigger: 'manual' | 'adhoc', requestId: string | null): Promise<InstanceRecord> {
+  private async requestInstance(job: string, spec: JobSpec, trigger: 'manual' | 'adhoc', request: RunRequest): Promise<InstanceRecord> {
     try {
-      return await this.node.requestInstance(job, spec, trigger, requestId);
+      return await this.node.requestInstance(job, spec, trigger, request.requestId, request.leaderWaitMs);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       const message = (err as Error).message;

@@ -900,6 +900,7 @@ export class Membership implements MembershipView {
   private setState(nodeId: string, entry: Liveness, state: MemberState): void {
     if (state !== 'suspect') entry.suspicion = null;
     if (entry.state === state) return;
+    const before = entry.state;
     const isActive = (s: MemberState) => s === 'alive' || s === 'suspect';
     this.active += (isActive(state) ? 1 : 0) - (isActive(entry.state) ? 1 : 0);
     if (state === 'suspect') {
@@ -911,7 +912,8 @@ export class Membership implements MembershipView {
     else this.gone.delete(nodeId);
     if (state === 'alive' && entry.aliveSinceMs === null) entry.aliveSinceMs = this.deps.clock.now();
     if (state === 'dead' || state === 'left') entry.aliveSinceMs = null;
-    this.deps.log.info({ peer: nodeId, state }, 'member state');
+    // Suspicions come and go by the hundred on a busy fleet (every member logs every one it hears of): debug; joins, deaths and leaves stay in the log.
+    this.deps.log[isActive(state) && isActive(before) ? 'debug' : 'info']({ peer: nodeId, state }, 'member state');
     this.memberChanged(nodeId);
     this.deps.onChange();
   }
@@ -935,9 +937,10 @@ export class Membership implements MembershipView {
   });
 
   /**
-   * The leader is the alive member with the smallest node id among those alive for at
-   * least leaderStableMs (all confirmed-alive ones if none is stable yet). Every member computes
-   * the same from the same view; a brief disagreement is harmless (guarantee 7).
+   * The leader is the member with the smallest node id among those alive (or suspect: not
+   * declared dead) for at least leaderStableMs (all confirmed-alive ones if none is stable yet).
+   * Every member computes the same from the same view; a brief disagreement is harmless
+   * (guarantee 7).
    */
   private recompute(): void {
     this.changedSinceChoice.clear();
@@ -959,13 +962,17 @@ export class Membership implements MembershipView {
       // whole cluster stopped and this node came back first) may well be down.
       if ((entry.state !== 'alive' && entry.state !== 'suspect') || entry.aliveSinceMs === null) continue;
       if (!this.deps.store.member(nodeId)) continue;
-      consider(nodeId, entry.state === 'alive' && nowMs >= entry.aliveSinceMs + leaderStableMs);
+      // A suspect is still a member until it is declared dead: a busy leader keeps leading.
+      // Moving the leadership at every suspicion (and back at the refutation) made a busy
+      // cluster of 50 change leaders 9 times a node in a minute after one broadcast, each new
+      // leader syncing with all its peers first: more load, more suspicions.
+      consider(nodeId, nowMs >= entry.aliveSinceMs + leaderStableMs);
     }
     const leader = this.leaving ? null : (smallest.stable ?? smallest.candidate);
     this.leaderIsStable = leader !== null && leader === smallest.stable;
     // Who becomes stable later matters only if it would then be the smallest stable id.
     for (const [nodeId, entry] of this.liveness) {
-      if (entry.state !== 'alive' || entry.aliveSinceMs === null) continue;
+      if ((entry.state !== 'alive' && entry.state !== 'suspect') || entry.aliveSinceMs === null) continue;
       const stableAtMs = entry.aliveSinceMs + leaderStableMs;
       if (nowMs < stableAtMs && (!this.leaderIsStable || leader === null || nodeId < leader)) next = Math.min(next, stableAtMs);
     }

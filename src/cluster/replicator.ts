@@ -328,6 +328,16 @@ export class Replicator {
     return this.deps.store.apply(accepted);
   }
 
+  /**
+   * Validates and checks records as acceptRecords does, without merging them (the caller
+   * writes them durably first). Those held already as they are (checked when they came) are
+   * returned too.
+   */
+  verifyRecords(from: string, raw: unknown): AnyRecord[] {
+    const held: AnyRecord[] = [];
+    return [...this.freshRecords(from, raw, held).filter((r) => this.authorised(from, r, authorityProblem(r, this.deps.keys))), ...held];
+  }
+
   /** The same for a large batch (a page of anti-entropy, a push): the signatures are checked off the event loop where the keys can. */
   async acceptMany(from: string, raw: unknown): Promise<AnyRecord[]> {
     const fresh = this.freshRecords(from, raw);

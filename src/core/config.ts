@@ -132,10 +132,11 @@ export interface ChorusConfig {
   /** Timeout of a direct request (sync, write acknowledgement, log fetch). Lower: a dead peer is given up sooner; too low fails on a busy peer. */
   requestTimeoutMs: number;
   /**
-   * One try of a run forwarded to the leader (dial included): past it the client is told the
-   * leader is busy (or gone) and tries again with the same request id, which makes no second
-   * instance; a try that arrives while the first is still being made waits for it. Lower: the
-   * CLI says sooner that it waits; higher: fewer tries reach a busy leader.
+   * One try of a run forwarded to the leader (dial included), when the client names no
+   * wait of its own (the CLI asks for 2.5 s, then twice as long at each try, up to 20 s):
+   * past it the client is told the leader is busy (or gone) and tries again with the same
+   * request id, which makes no second instance; a try that arrives while the first is still
+   * being made waits for it. Lower: a client hears sooner that it waits; higher: fewer tries.
    */
   leaderTryMs: number;
   /** If our own timers fire this late, we were stalled: do not trust our own timeouts for a while. Lower: a short stall is noticed, more pauses of failure detection on a busy host. */

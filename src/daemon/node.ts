@@ -11,7 +11,7 @@ import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import { Membership } from '../cluster/membership.js';
-import { MAX_PULLERS, Replicator, RECORDS_TOPIC } from '../cluster/replicator.js';
+import { MAX_PULLERS, Replicator, RECORDS_TOPIC, WriteNotReplicatedError } from '../cluster/replicator.js';
 import { MAX_QUEUED_UPDATES, MAX_STATE_ENTRIES } from '../cluster/swim.js';
 import { Rpc, RpcError } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
@@ -507,12 +507,16 @@ export class ChorusNode {
    * A leader that does not answer in time is told apart: alive (busy), or gone (the next
    * leader takes the request); the client tries again with the same id until its deadline.
    */
-  async requestInstance(job: string, spec: JobSpec, trigger: InstanceTrigger, requestId: string | null = null): Promise<InstanceRecord> {
+  async requestInstance(job: string, spec: JobSpec, trigger: InstanceTrigger, requestId: string | null = null, leaderWaitMs = this.deps.config.leaderTryMs): Promise<InstanceRecord> {
     const leaderId = this.membership.leaderId();
     if (leaderId === null) throw new NotLeaderError('no leader yet: no member is confirmed alive to lead (a node back after a full stop waits to hear from the others); try again in a moment');
-    if (leaderId === this.id) return this.createAndAcknowledge(job, spec, trigger, requestId);
+    if (leaderId === this.id) {
+      const instance = await this.createOnce(job, spec, trigger, requestId);
+      await this.acknowledge(this.recordsOf(instance), false); // on disk here; and on one other member (guarantee 8)
+      return instance;
+    }
     let reply: { records?: unknown };
-    const waitMs = this.deps.config.leaderTryMs;
+    const waitMs = leaderWaitMs;
     try {
       // A leader busy making the run (its own acknowledged write waits for another member)
       // answers late: the client is told so and tries again with the same request id, which
@@ -525,12 +529,22 @@ export class ChorusNode {
     const parsed = instanceRecordSchema.safeParse((reply.records as { record?: unknown }[] | undefined)?.[0]?.record);
     if (!parsed.success) throw new Error(`the leader ${leaderId} answered without an instance`);
     // Checked like any record from the network: the leader's own signature on what it created.
-    this.replicator.acceptRecords(leaderId, reply.records);
-    const instance = this.deps.store.instance(parsed.data.id);
-    if (!instance) throw new Error(`the leader ${leaderId} answered with an instance it did not sign`);
-    // On disk at the leader and one other member already (guarantee 8); here too, when this disk can.
-    await this.deps.store.flush().catch((err: unknown) => this.deps.log.warn({ err, instanceId: instance.id }, `the run was accepted by the leader, but this node cannot save it yet: ${(err as Error).message}`));
-    return instance;
+    const records = this.replicator.verifyRecords(leaderId, reply.records);
+    if (!records.some((r) => r.kind === 'instance' && r.record.id === parsed.data.id)) throw new Error(`the leader ${leaderId} answered with an instance it did not sign`);
+    // Guarantee 8: on the leader's disk, and on this node's before the client hears of it: two nodes.
+    try {
+      await this.deps.store.applyDurably(records);
+    } catch (err) {
+      if (!(err instanceof StorageWriteError)) throw err;
+      // This disk refused it, but the leader made the run (it may be running): another member must hold it instead.
+      this.deps.store.apply(records);
+      const others = this.membership.members().filter((m) => m.nodeId !== this.id && m.nodeId !== leaderId && m.state === 'alive').map((m) => m.nodeId);
+      const connected = new Set(this.deps.transport.connectedPeers());
+      await this.replicator.replicateTo(others.filter((id) => connected.has(id)), records).catch((notReplicated: unknown) => {
+        throw new WriteNotReplicatedError(`the leader ${leaderId} made the run and holds it on its disk, but this node ${err.message} and no other member confirmed it: ${(notReplicated as Error).message}`);
+      });
+    }
+    return this.deps.store.instance(parsed.data.id) as InstanceRecord;
   }
 
   /** Why the leader did not answer a forwarded request: gone (another will lead), or alive and busy. */
@@ -544,10 +558,14 @@ export class ChorusNode {
     return new LeaderUnreachableError(`the leader ${leaderId} is ${state} but did not answer within ${waitMs} ms (busy): ${err.message}`, 'leader-busy');
   }
 
-  /** Runs being created here for a request id: a retry that arrives meanwhile waits for the same instance. */
+  /** Runs being made here for a request id: a retry that arrives meanwhile waits for the same instance. */
   private readonly runsInFlight = new Map<string, Promise<InstanceRecord>>();
 
-  private createAndAcknowledge(job: string, spec: JobSpec, trigger: InstanceTrigger, requestId: string | null): Promise<InstanceRecord> {
+  /**
+   * Creates the run once (on disk here, applied, sent), or finds it: a request id asked again
+   * finds the instance it made, and one asked while it is being made waits for it.
+   */
+  private createOnce(job: string, spec: JobSpec, trigger: InstanceTrigger, requestId: string | null): Promise<InstanceRecord> {
     if (requestId === null) return this.createRun(job, spec, trigger, undefined);
     const id = requestedInstanceId(job, requestId);
     const inFlight = this.runsInFlight.get(id);
@@ -563,7 +581,6 @@ export class ChorusNode {
     if (earlier) {
       // The same request again (the answer was lost, or the client timed out): the instance it made, acknowledged anew.
       if (earlier.job !== job || canonicalJson(earlier.spec) !== canonicalJson(spec)) throw new RequestIdReusedError(`the request id was used for another run (instance ${earlier.id} of ${earlier.job}); use a new one`);
-      await this.acknowledge(this.recordsOf(earlier), false);
       return earlier;
     }
     if (id !== undefined && store.wasPruned(id)) throw new RequestIdReusedError(`the request id was already run (instance ${id}), and its instance removed since by retention; use a new one`);
@@ -574,7 +591,6 @@ export class ChorusNode {
     this.leader.releasing(planned);
     await this.commitDurably(planned.records); // nothing is applied or sent when the disk refuses it
     this.leader.instanceCreated(planned);
-    await this.acknowledge(planned.records, false);
     return planned.instance;
   }
 
@@ -587,7 +603,9 @@ export class ChorusNode {
     if (this.membership.leaderId() !== this.id) throw new NotLeaderError(`not the leader (${this.membership.leaderId() ?? 'none'} is)`);
     let instance: InstanceRecord;
     try {
-      instance = await this.createAndAcknowledge(job, parsedSpec.data as JobSpec, trigger, typeof requestId === 'string' ? requestId : null);
+      // On disk here; the member that asked writes it to its own disk before its client hears
+      // of it: two nodes (guarantee 8), with no third one to wait for on a busy cluster.
+      instance = await this.createOnce(job, parsedSpec.data as JobSpec, trigger, typeof requestId === 'string' ? requestId : null);
     } catch (err) {
       if (err instanceof StorageWriteError) throw new RpcError(`the leader ${this.id} ${err.message}; nothing was done`, 'storage-failed');
       throw err;

@@ -58,6 +58,7 @@ describe('instance logs --follow (simulated cluster)', () => {
     const s = await cluster();
     await s.addJob('n01', 'slow', { cmd: 'sleep:3000' });
     const instance = await s.runJob('n02', 'slow');
+    await s.until(() => s.store('n03').instance(instance.id) !== undefined, 5000, 'n03 hearing of the run');
     const followed = await followToEnd(s, s.service('n03'), instance.id);
     const ids = s.ids();
     expect(new Map([...followed.text].sort())).toEqual(new Map(ids.map((id) => [`${id} attempt 1 stdout`, `sleep:3000 on ${id} attempt 1\n`])));
