@@ -32,6 +32,7 @@ import { startCluster } from '../cluster-tests/support/cluster.js';
 import type { Daemon } from '../cluster-tests/support/daemon.js';
 import { cleanupAllSync, REPO_ROOT, signalPid, spawnTracked, tempDir } from '../cluster-tests/support/processes.js';
 import { newRequestId } from '../src/records/ids.js';
+import { DEFAULT_LEADER_WAIT_MS } from '../src/api/client.js';
 import { sleep, waitForOrNull } from '../cluster-tests/support/wait.js';
 import { ensureSerf, members, serfVersion, startAgent, type Agent } from './serf.js';
 import { profileProcess, topSelfTime } from './profile.js';
@@ -156,6 +157,8 @@ interface ChorusRow {
   createdMs: number[];
   /** Times the leader was busy or gone and the request was asked again (with the same request id). */
   leaderWaits: number;
+  /** Broadcasts the CLI could not get created at all (it gave up waiting for the leader). */
+  notCreated: number;
   failedTrials: number;
 }
 
@@ -172,7 +175,7 @@ function agreed(views: NodeView[][], n: number): boolean {
 
 async function measureChorus(size: number): Promise<ChorusRow> {
   const root = await tempDir(`chorus-scale-${size}-`);
-  const row: ChorusRow = { size, formMs: null, idle: null, allStartedMs: [], succeededSeenMs: [], createdMs: [], leaderWaits: 0, failedTrials: 0 };
+  const row: ChorusRow = { size, formMs: null, idle: null, allStartedMs: [], succeededSeenMs: [], createdMs: [], leaderWaits: 0, notCreated: 0, failedTrials: 0 };
   const t0 = performance.now();
   const daemons: Daemon[] = await startCluster({
     prefix: 'n',
@@ -205,16 +208,16 @@ async function measureChorus(size: number): Promise<ChorusRow> {
     for (let t = 0; t < trials; t++) {
       const tReq = Date.now();
       try {
-        // As `chorus run` asks: with a request id, asked again while the leader is busy (up to 30 s).
+        // As `chorus run` asks: with a request id, asked again while the leader is busy (up to 60 s, the CLI's default).
         const created = await origin.api.requestRun<InstanceView>(
           '/v1/run',
           { spec: jobSpec({ cmd: 'true' }), requestId: newRequestId() },
-          30_000,
+          DEFAULT_LEADER_WAIT_MS,
           (line) => log(`broadcast #${t + 1}: ${line}`),
           () => (row.leaderWaits += 1),
         );
         row.createdMs.push(Date.now() - tReq);
-        const waited = await waitForInstance(origin.api, created, 30_000, null);
+        const waited = await waitForInstance(origin.api, created, 120_000, null);
         const seenMs = Date.now() - tReq;
         const view = waited.view;
         const starts = view.subtasks.map((s) => (s.startedAt === null ? NaN : Date.parse(s.startedAt)));
@@ -228,6 +231,7 @@ async function measureChorus(size: number): Promise<ChorusRow> {
         }
       } catch (err) {
         row.failedTrials += 1;
+        if (row.createdMs.length < t + 1) row.notCreated += 1;
         log(`broadcast #${t + 1} failed: ${(err as Error).message}`);
       }
       await sleep(1000);
@@ -311,7 +315,7 @@ function table(chorus: ChorusRow[], serf: SerfRow[], xargs: Map<number, number>)
       const i = c.idle;
       const failed = c.failedTrials > 0 ? ` (${c.failedTrials} of ${trials} failed)` : '';
       lines.push(
-        `| ${size} | chorus${values.sea ? ' (dist/chorus)' : values.chorus ? ` (${values.chorus})` : ''} | ${c.formMs === null ? 'not within 120 s' : f2(c.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | ${f0(median(c.createdMs), ' ms')} / ${f0(max(c.createdMs), ' ms')}; ${c.leaderWaits} | ${f0(median(c.allStartedMs), ' ms')}${failed} | ${f0(median(c.succeededSeenMs), ' ms')} |`,
+        `| ${size} | chorus${values.sea ? ' (dist/chorus)' : values.chorus ? ` (${values.chorus})` : ''} | ${c.formMs === null ? 'not within 120 s' : f2(c.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | ${f0(median(c.createdMs), ' ms')} / ${f0(max(c.createdMs), ' ms')}; ${c.leaderWaits}${c.notCreated > 0 ? `; ${c.notCreated} not created` : ''} | ${f0(median(c.allStartedMs), ' ms')}${failed} | ${f0(median(c.succeededSeenMs), ' ms')} |`,
       );
     }
     if (s) {
