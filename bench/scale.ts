@@ -73,6 +73,7 @@ if (values.sea && !existsSync(SEA)) {
 
 const log = (line: string) => process.stderr.write(`[scale ${new Date().toISOString().slice(11, 23)}] ${line}\n`);
 process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143)); // through the exit handler, which kills every process it started
 process.on('exit', () => cleanupAllSync());
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -396,7 +397,11 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench:scale: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  // Exit now: the spinning processes of --busy would keep it alive; the exit handler kills them.
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:scale: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -131,8 +131,14 @@ function normaliseApi(api: string): string {
 }
 
 /** Answers to a run that say the leader could not take it yet; the run is tried again (requestRun). */
-const LEADER_WAIT_CODES = new Set(['no-leader', 'leader-busy', 'leader-lost', 'not-replicated']);
-const LEADER_WAIT_WHY: Record<string, string> = { 'no-leader': 'none yet', 'leader-busy': 'busy', 'leader-lost': 'it is gone; the next one takes the request', 'not-replicated': 'no other member confirmed the run yet' };
+const LEADER_WAIT_CODES = new Set(['no-leader', 'leader-busy', 'leader-lost', 'not-replicated', 'daemon-busy']);
+const LEADER_WAIT_WHY: Record<string, string> = {
+  'no-leader': 'none yet',
+  'leader-busy': 'busy',
+  'leader-lost': 'it is gone; the next one takes the request',
+  'not-replicated': 'no other member confirmed the run yet',
+  'daemon-busy': 'this daemon is busy',
+};
 /** The first try of a run waits this long for the leader (then it says it waits, and waits longer at each try, up to LEADER_MAX_WAIT_MS). */
 const LEADER_FIRST_WAIT_MS = 2_500;
 const LEADER_MAX_WAIT_MS = 20_000;
@@ -177,7 +183,9 @@ export class ChorusClient {
       const leftMs = deadlineMs - (Date.now() - startedMs);
       const leaderWaitMs = Math.max(LEADER_FIRST_WAIT_MS, Math.min(LEADER_FIRST_WAIT_MS * 2 ** (tries - 1), leftMs, LEADER_MAX_WAIT_MS));
       try {
-        return await this.requestOnce<T>('POST', path, { ...body, leaderWaitMs }, leaderWaitMs + 5_000);
+        // The daemon forwards to the leader within leaderWaitMs; on a busy host it may take
+        // longer itself to answer: its silence is a busy daemon, asked again like a busy leader.
+        return await this.requestOnce<T>('POST', path, { ...body, leaderWaitMs }, Math.max(leaderWaitMs + 10_000, Math.min(leftMs, 30_000)));
       } catch (err) {
         if (!(err instanceof ClientError) || !LEADER_WAIT_CODES.has(err.code)) throw err;
         const waitedMs = Date.now() - startedMs;
@@ -258,6 +266,10 @@ export class ChorusClient {
         EXIT.unreachable,
         'untrusted',
       );
+    }
+    if (cause === 'TimeoutError') {
+      // Connected (or connecting) but no answer in time: a busy daemon, not a missing one.
+      return new ClientError(`the chorus daemon at ${this.endpoint.api} (found from ${this.endpoint.source}) did not answer in time (busy?)`, EXIT.unreachable, 'daemon-busy');
     }
     return new ClientError(
       `cannot reach the chorus daemon at ${this.endpoint.api} (${cause}), found from ${this.endpoint.source}. ` +
