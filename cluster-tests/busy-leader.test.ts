@@ -1,10 +1,10 @@
 // A busy leader is not a lost leader (issue 28): a run asked through another member while
-// the leader is frozen for 3 s (SIGSTOP, then SIGCONT) is created once, and the CLI said
+// the leader is frozen for 3 s or more (SIGSTOP, then SIGCONT) is created once, and the CLI said
 // it was waiting rather than failing; a run asked again with the same --idempotency-key is
 // the same instance.
 import { describe, expect, it } from 'vitest';
 import type { InstanceView, JobView } from '../src/api/views.js';
-import { sleep } from '../src/testing/wait.js';
+import { sleep, waitFor } from '../src/testing/wait.js';
 import { EXIT, expectExit, expectStable, instancesOf, okJson, spawnCli, startCluster, useProcessCleanup, waitForAgreement, waitForEnd, type Daemon } from './support/index.js';
 
 useProcessCleanup();
@@ -20,8 +20,12 @@ describe('a busy leader', () => {
     expectExit(await member.cli(['job', 'run', 'slow-leader', '--wait']), EXIT.ok);
 
     leader.freeze();
+    const frozenAt = Date.now();
     const run = spawnCli(['job', 'run', 'slow-leader', '--json', '--idempotency-key', 'busy-leader-1'], { dataDir: member.dataDir });
-    await sleep(3000); // the scenario itself: the leader stopped for 3 s, not a wait for a condition
+    // The leader stays stopped at least 3 s (the scenario), and until the CLI has had its first
+    // try go unanswered (it starts in about a second, and its first try waits 2.5 s).
+    await waitFor(() => /waiting for the leader/.test(run.stderr()), { what: 'the CLI saying it waits for the leader', timeoutMs: 30_000 });
+    await sleep(Math.max(0, 3000 - (Date.now() - frozenAt))); // the scenario itself, not a wait for a condition
     leader.thaw();
     const exit = await run.exited;
     const stderr = run.stderr();

@@ -41,8 +41,8 @@ describe('validateConfig', () => {
     [{ leaderTryMs: MAX_TIMEOUT_MS + 1 }, /^leaderTryMs is 2147483648; it must be at most 2147483647/],
     // Combinations.
     [{ probeTimeoutMs: 1000 }, /^probeTimeoutMs \(1000\) must be less than probeIntervalMs \(1000\): a direct probe must time out before the next probe is due$/],
-    [{ probeIntervalMs: 500, probeTimeoutMs: 300 }, /^suspicionMult \(1\) × probeIntervalMs \(500\) = 500 ms must exceed stallThresholdMs \(400\) plus the 100 ms membership tick, here 500: a stall/],
-    [{ stallThresholdMs: 900 }, /^suspicionMult \(1\) × probeIntervalMs \(1000\) = 1000 ms must exceed stallThresholdMs \(900\) plus .* here 1100/],
+    [{ probeIntervalMs: 500, probeTimeoutMs: 300, suspicionMult: 1 }, /^suspicionMult \(1\) × probeIntervalMs \(500\) = 500 ms must exceed stallThresholdMs \(400\) plus the 100 ms membership tick, here 500: a stall/],
+    [{ stallThresholdMs: 900, suspicionMult: 1 }, /^suspicionMult \(1\) × probeIntervalMs \(1000\) = 1000 ms must exceed stallThresholdMs \(900\) plus .* here 1100/],
     [{ suspicionMaxMult: 0.5 }, /^suspicionMaxMult is 0.5/],
     [{ suspicionMult: 4 }, /^suspicionMult \(4\) must be at most suspicionMaxMult \(3\): the suspicion timeout starts at its maximum/],
     [{ retryBackoffBaseMs: 60_000 }, /^retryBackoffBaseMs \(60000\) must be at most retryBackoffMaxMs \(30000\)/],

@@ -253,12 +253,14 @@ export const defaultConfig: ChorusConfig = {
   // SWIM: one probe per second whatever the cluster size (memberlist's default; every 500 ms
   // cost an idle node 0.33 % of a core more at 30 members: a probe and its ack are four
   // encrypted, multiplexed frames). A frozen member is suspected about 1.5 s after it froze
-  // and declared dead 1.7 s to 5 s later at 50 members (log10 N × 1 s once three others
-  // confirm), so about 3 to 4 s; a killed one at once (its connections close, a redial fails).
+  // and declared dead 2 s (under 10 members) to 3.4 s (50) later once the others confirm
+  // (2 × max(1, log10 N) × 1 s; three times that unconfirmed), so about 3.5 to 5 s; a killed
+  // one at once (its connections close, a redial fails). memberlist's LAN default is 4; 1
+  // took a leader stopped for 3 s (a busy host) for a dead one at 3 members after 2.2 s.
   probeIntervalMs: 1000,
   probeTimeoutMs: 500,
   indirectChecks: 3,
-  suspicionMult: 1,
+  suspicionMult: 2,
   suspicionMaxMult: 3,
   gossipIntervalMs: 200,
   gossipFanout: 3,

@@ -521,7 +521,11 @@ export class ChorusNode {
       // A leader busy making the run (its own acknowledged write waits for another member)
       // answers late: the client is told so and tries again with the same request id, which
       // joins the run in flight on the leader rather than making another.
-      reply = (await withTimeout(this.deps.clock, this.rpc.call(leaderId, 'run', { job, spec, trigger, requestId }, waitMs, { dial: true }), waitMs, `request to ${leaderId} timed out after ${waitMs} ms`)) as { records?: unknown };
+      // A leader declared dead meanwhile is not waited for: the client asks again at once, and
+      // the next leader makes the same instance (its id comes from the request id; the old
+      // leader, if it was only frozen, makes that same one).
+      const asked = this.rpc.call(leaderId, 'run', { job, spec, trigger, requestId }, waitMs, { dial: true });
+      reply = (await withTimeout(this.deps.clock, Promise.race([asked, this.leaderReplaced(leaderId)]), waitMs, `request to ${leaderId} timed out after ${waitMs} ms`)) as { records?: unknown };
     } catch (err) {
       if (err instanceof RpcError) throw err; // the leader answered with an error (it carries a code)
       throw this.leaderSilence(leaderId, waitMs, err as Error);
@@ -757,6 +761,21 @@ export class ChorusNode {
   }
 
   private readonly membersListeners: (() => void)[] = [];
+  /** Forwarded runs waiting on a leader, told when it stops being the leader (one entry per leader waited on, dropped at the change). */
+  private readonly leaderWatchers = new Map<string, { promise: Promise<never>; reject: (err: Error) => void }>();
+
+  /** Rejects once `leaderId` is no longer the leader (declared dead, left, or another leads). */
+  private leaderReplaced(leaderId: string): Promise<never> {
+    let watcher = this.leaderWatchers.get(leaderId);
+    if (!watcher) {
+      let reject: (err: Error) => void = () => {};
+      const promise = new Promise<never>((_, rej) => (reject = rej));
+      promise.catch(() => {}); // rejected only while someone races it
+      watcher = { promise, reject };
+      this.leaderWatchers.set(leaderId, watcher);
+    }
+    return watcher.promise;
+  }
 
   /** Calls `listener` whenever a member's state, or the leader, changes (the dashboard's live view). */
   onMembersChanged(listener: () => void): void {
@@ -768,6 +787,12 @@ export class ChorusNode {
     this.leader.membershipChanged();
     this.notifier.membershipChanged();
     for (const listener of this.membersListeners) listener();
+    const leader = this.membership.leaderId();
+    for (const [waitedOn, watcher] of this.leaderWatchers) {
+      if (waitedOn === leader) continue;
+      this.leaderWatchers.delete(waitedOn);
+      watcher.reject(new Error(`${waitedOn} is no longer the leader`));
+    }
     if (this.started) this.leader.tick();
   }
 }
