@@ -91,6 +91,15 @@ function aliveCount(sim: SimCluster, viewer: string): number {
 }
 
 /** Every node of `viewers` sees every node of `subjects` in `state`. */
+/**
+ * The longest a frozen member can take to be declared dead by everyone with this config: a
+ * few probe rounds to be probed at all, then the suspicion at its longest (unconfirmed).
+ */
+function freezeDetectionMs(sim: SimCluster, members: number): number {
+  const { probeIntervalMs, suspicionMult, suspicionMaxMult } = sim.config;
+  return 3 * probeIntervalMs + suspicionMaxMult * suspicionMult * Math.max(1, Math.log10(members)) * probeIntervalMs;
+}
+
 function allSee(sim: SimCluster, viewers: string[], subjects: string[], state: MemberState): boolean {
   return viewers.every((v) => {
     const view = sim.membersSeenBy(v);
@@ -307,8 +316,8 @@ describe('cluster simulation', () => {
         measure(
           `freeze-to-dead (${frozen === 'n01' ? 'leader' : 'member'})`,
           // SWIM: found silent by a probe (round robin, so up to a few intervals), suspected after
-          // the indirect probes, dead after the suspicion timeout; typically 2-4 s at 20 nodes.
-          await sim.until(() => allSee(sim, others, [frozen], 'dead'), 8_000, `${frozen} dead everywhere`),
+          // the indirect probes, dead after the suspicion timeout; typically 3.5-5 s at 20 nodes.
+          await sim.until(() => allSee(sim, others, [frozen], 'dead'), freezeDetectionMs(sim, others.length + 1), `${frozen} dead everywhere`),
         );
         if (frozen === 'n01') {
           await sim.until(() => sim.agreedLeader(others) === 'n02' && sim.agreed(others), 2_000, 'n02 leading while n01 is frozen');
@@ -363,7 +372,7 @@ describe('cluster simulation', () => {
           }
           return allSee(sim, others, [frozen], 'dead');
         },
-        8_000,
+        freezeDetectionMs(sim, others.length + 1),
         `${frozen} dead everywhere`,
       );
       expect(views.size).toBeGreaterThan(0);
