@@ -517,6 +517,7 @@ export class ChorusNode {
     }
     let reply: { records?: unknown };
     const waitMs = leaderWaitMs;
+    const replaced = this.watchLeader(leaderId);
     try {
       // A leader busy making the run (its own acknowledged write waits for another member)
       // answers late: the client is told so and tries again with the same request id, which
@@ -525,10 +526,12 @@ export class ChorusNode {
       // the next leader makes the same instance (its id comes from the request id; the old
       // leader, if it was only frozen, makes that same one).
       const asked = this.rpc.call(leaderId, 'run', { job, spec, trigger, requestId }, waitMs, { dial: true });
-      reply = (await withTimeout(this.deps.clock, Promise.race([asked, this.leaderReplaced(leaderId)]), waitMs, `request to ${leaderId} timed out after ${waitMs} ms`)) as { records?: unknown };
+      reply = (await withTimeout(this.deps.clock, Promise.race([asked, replaced.promise]), waitMs, `request to ${leaderId} timed out after ${waitMs} ms`)) as { records?: unknown };
     } catch (err) {
       if (err instanceof RpcError) throw err; // the leader answered with an error (it carries a code)
       throw this.leaderSilence(leaderId, waitMs, err as Error);
+    } finally {
+      this.leaderWatchers.delete(replaced);
     }
     const parsed = instanceRecordSchema.safeParse((reply.records as { record?: unknown }[] | undefined)?.[0]?.record);
     if (!parsed.success) throw new Error(`the leader ${leaderId} answered without an instance`);
@@ -761,20 +764,17 @@ export class ChorusNode {
   }
 
   private readonly membersListeners: (() => void)[] = [];
-  /** Forwarded runs waiting on a leader, told when it stops being the leader (one entry per leader waited on, dropped at the change). */
-  private readonly leaderWatchers = new Map<string, { promise: Promise<never>; reject: (err: Error) => void }>();
+  /** Forwarded runs waiting on a leader, each told when that leader stops leading; one entry per run in flight, removed when it ends. */
+  private readonly leaderWatchers = new Set<{ leaderId: string; promise: Promise<never>; reject: (err: Error) => void }>();
 
-  /** Rejects once `leaderId` is no longer the leader (declared dead, left, or another leads). */
-  private leaderReplaced(leaderId: string): Promise<never> {
-    let watcher = this.leaderWatchers.get(leaderId);
-    if (!watcher) {
-      let reject: (err: Error) => void = () => {};
-      const promise = new Promise<never>((_, rej) => (reject = rej));
-      promise.catch(() => {}); // rejected only while someone races it
-      watcher = { promise, reject };
-      this.leaderWatchers.set(leaderId, watcher);
-    }
-    return watcher.promise;
+  /** A promise that rejects once `leaderId` is no longer the leader (declared dead, left, or another leads); the caller removes the watcher when done. */
+  private watchLeader(leaderId: string): { leaderId: string; promise: Promise<never>; reject: (err: Error) => void } {
+    let reject: (err: Error) => void = () => {};
+    const promise = new Promise<never>((_, rej) => (reject = rej));
+    promise.catch(() => {}); // raced by its caller, which may have its answer first
+    const watcher = { leaderId, promise, reject };
+    this.leaderWatchers.add(watcher);
+    return watcher;
   }
 
   /** Calls `listener` whenever a member's state, or the leader, changes (the dashboard's live view). */
@@ -788,10 +788,10 @@ export class ChorusNode {
     this.notifier.membershipChanged();
     for (const listener of this.membersListeners) listener();
     const leader = this.membership.leaderId();
-    for (const [waitedOn, watcher] of this.leaderWatchers) {
-      if (waitedOn === leader) continue;
-      this.leaderWatchers.delete(waitedOn);
-      watcher.reject(new Error(`${waitedOn} is no longer the leader`));
+    for (const watcher of this.leaderWatchers) {
+      if (watcher.leaderId === leader) continue;
+      this.leaderWatchers.delete(watcher);
+      watcher.reject(new Error(`${watcher.leaderId} is no longer the leader`));
     }
     if (this.started) this.leader.tick();
   }
