@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { LogView, StatusView } from '../src/api/control-plane.js';
 import type { InstanceView, JobView, NodeView } from '../src/api/views.js';
-import { dataPaths } from '../src/daemon/paths.js';
+import { dataPaths } from '../src/store/paths.js';
 import { readStateRecords } from '../src/store/state-file.js';
 import {
   EXIT,

@@ -8,13 +8,13 @@ import { appendFileSync, closeSync, mkdirSync, openSync, readSync, statSync } fr
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ChorusClient } from '../../src/api/client.js';
-import type { NodeInfo } from '../../src/daemon/paths.js';
+import type { NodeInfo } from '../../src/store/paths.js';
 import { cli, shellWord, type CliOptions, type CliResult } from './cli.js';
 import { DAEMON_NODE_FLAGS, RUN_JS, sharedSwarmKeyFile, signalPid, spawnTracked, tempDir, type ExitInfo, type TrackedProcess } from './processes.js';
 import { StopWaiting, waitFor, withTimeout } from './wait.js';
 
 /** What `DIR/node.json` holds: the daemon's own type. */
-export type { NodeInfo } from '../../src/daemon/paths.js';
+export type { NodeInfo } from '../../src/store/paths.js';
 
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
 const DEFAULT_STOP_TIMEOUT_MS = 20_000;

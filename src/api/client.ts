@@ -5,7 +5,7 @@ import { processAlive } from '../core/proc.js';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { dataPaths, type NodeInfo } from '../daemon/paths.js';
+import { dataPaths, type NodeInfo } from '../store/paths.js';
 import { escapeControl } from '../output/escape.js';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2, unreachable: 3, unauthorised: 4, timedOut: 124 } as const;

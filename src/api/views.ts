@@ -6,8 +6,9 @@ import type { MemberInfo, MemberSuspicion } from '../cluster/view.js';
 import { deriveInstanceProgress, type InstanceFacts } from '../records/status.js';
 import type { Amount, AttemptSummary, FireRecord, NotifyRecord, InstanceRecord, InstanceStatus, JobRecord, JobSpec, StepRecord, SubtaskRecord, SubtaskStatus, FailureReason } from '../records/types.js';
 import { parallelLimit, waveEnds, waveOf } from '../records/rollout.js';
-import { nextFireAfter } from '../scheduler/schedule.js';
+import { nextFireAfter } from '../records/schedule.js';
 import { liveSpec } from '../records/types.js';
+import type { RecordStore } from '../store/record-store.js';
 
 export interface AttemptView {
   attempt: number;
@@ -146,6 +147,11 @@ export { iso };
 
 function attemptView(a: AttemptSummary): AttemptView {
   return { attempt: a.attempt, status: a.status, reason: a.reason, exitCode: a.exitCode, startedAt: iso(a.startedAtMs), finishedAt: iso(a.finishedAtMs) };
+}
+
+/** An ended instance as its webhooks tell it: the API's view of it, as `chorus instance show --json` prints it. */
+export function webhookBody(instance: InstanceRecord, store: RecordStore): InstanceView {
+  return instanceView(instance, store.factsOf(instance), (nodeId) => store.member(nodeId)?.name ?? null);
 }
 
 export function instanceView(instance: InstanceRecord, facts: InstanceFacts, nameOf: (nodeId: string) => string | null): InstanceView {

@@ -10,7 +10,7 @@ import schema from '../../schema/job.schema.json' with { type: 'json' };
 import { DurationError, formatExactDuration, parseDuration } from '../core/duration.js';
 import { MAX_DURATION_MS, MIN_EVERY_MS } from '../core/limits.js';
 import type { JobSpec, Schedule } from '../records/types.js';
-import { ScheduleError, validateCron } from '../scheduler/schedule.js';
+import { ScheduleError, validateCron } from '../records/schedule.js';
 import type { JobView } from '../api/views.js';
 import { ClientError } from '../api/client.js';
 import { parseNotify, parseRollout } from './job-spec.js';

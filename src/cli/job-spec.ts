@@ -4,7 +4,7 @@ import { ClientError, EXIT } from '../api/client.js';
 import { isAbsolute, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import type { Amount, JobSpec, Schedule } from '../records/types.js';
-import { validateCron, ScheduleError } from '../scheduler/schedule.js';
+import { validateCron, ScheduleError } from '../records/schedule.js';
 import { atProblem, jobNameProblem, MAX_DURATION_MS, MIN_EVERY_MS } from '../core/limits.js';
 import { defaultConfig } from '../core/config.js';
 import { formatDurationUnits } from '../core/duration.js';

@@ -14,7 +14,7 @@
 // - if this node's own timers ran late (a busy machine, a paused process), its probes and
 //   suspicion clocks from before the stall are not held against anyone (Lifeguard's
 //   "local health" as well: failed probes make this node slower to judge, not faster).
-import type { NodeObserver } from '../core/observer.js';
+import type { NodeObserver } from '../records/observer.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { coalesced } from '../core/clock.js';
 import { membershipTickMs, type ChorusConfig } from '../core/config.js';

@@ -13,8 +13,9 @@ import { configFrom, type ChorusConfig } from '../core/config.js';
 import { LogRepeats, type Logger } from '../core/log.js';
 import { CHORUS_VERSION } from '../core/version.js';
 import { ApiServer } from '../api/server.js';
-import type { ControlService } from '../api/service.js';
-import { iso } from '../api/views.js';
+import { ControlService } from '../api/service.js';
+import { httpWebhooks } from '../scheduler/webhook-io.js';
+import { iso, webhookBody } from '../api/views.js';
 import { probeContainment, type Containment } from '../executor/containment.js';
 import { processExecutor } from '../executor/process-executor.js';
 import { Libp2pTransport, transportConfigOf } from '../network/libp2p-transport.js';
@@ -26,12 +27,12 @@ import { DataDirLock } from '../store/lock.js';
 import { FileOutputStore } from '../store/output-store.js';
 import { RecordStore } from '../store/record-store.js';
 import { StateFilePersister } from '../store/state-file.js';
-import { assembleNode } from './assemble.js';
+import { assembleNode } from '../node/assemble.js';
 import { TokenStore } from '../api/tokens.js';
 import type { DaemonMetrics } from './metrics.js';
 import { loadOrCreateToken, removeLeftoverCopies, reportVanished, swarmKeyOf, vanishedFiles } from './data-dir.js';
-import { TOPICS, type ChorusNode } from './node.js';
-import { dataPaths, type NodeInfo } from './paths.js';
+import { TOPICS, type ChorusNode } from '../node/node.js';
+import { dataPaths, type NodeInfo } from '../store/paths.js';
 
 /** A flag whose value cannot work (the daemon exits 2, naming the flag). */
 export class DaemonFlagError extends Error {}
@@ -161,7 +162,7 @@ export class ChorusDaemon {
       const nodeLog = log.child({ node: nodeId.slice(-8) });
       const containment = options.containment ?? probeContainment(nodeId);
       nodeLog.info({ containment: containment.view.kind, detail: containment.view.detail }, `a timeout or a cancel kills ${containment.view.detail}`);
-      const { node, service } = assembleNode({
+      const node = assembleNode({
         transport,
         clock,
         random: Math.random,
@@ -178,9 +179,10 @@ export class ChorusDaemon {
         },
         name: options.name ?? hostname(),
         tags: options.tags,
-        host: { api: () => apiUrl, dataDir, memory: memorySnapshot, networkCounters: () => transport.stats(), containment: containment.view },
+        webhooks: { ...httpWebhooks, body: webhookBody },
         ...(metrics ? { observer: metrics } : {}),
       });
+      const service = new ControlService({ node, clock, log: nodeLog, host: { api: () => apiUrl, dataDir, memory: memorySnapshot, networkCounters: () => transport.stats(), containment: containment.view } });
       metrics?.attach(node);
       reportVanished(vanished, dataDir, node, log);
       await writeFileDurable(paths.nodeId, `${nodeId}\n`);

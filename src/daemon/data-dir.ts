@@ -3,10 +3,10 @@
 import { chmod, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../core/log.js';
-import type { ChorusNode } from './node.js';
+import type { ChorusNode } from '../node/node.js';
 import { loadOrCreateSwarmKey, readSwarmKey } from '../network/swarm-key.js';
 import { writeFileDurable } from '../store/durable-file.js';
-import { dataPaths } from './paths.js';
+import { dataPaths } from '../store/paths.js';
 
 export interface VanishedFiles {
   missing: string[];

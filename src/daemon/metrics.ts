@@ -5,8 +5,8 @@
 // sees them; sum or take the max over nodes in queries.
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { NodeObserver } from '../core/observer.js';
-import type { ChorusNode } from './node.js';
+import type { NodeObserver } from '../records/observer.js';
+import type { ChorusNode } from '../node/node.js';
 
 const SECONDS = [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 const DETECTION_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64];

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import type { Amount, AnyRecord } from './types.js';
 import { JOB_NAME_PATTERN, MAX_DURATION_MS, MAX_RETRIES, MAX_TIME_MS, MIN_EVERY_MS } from '../core/limits.js';
-import { ScheduleError, validateCron } from '../scheduler/schedule.js';
+import { ScheduleError, validateCron } from './schedule.js';
 
 const MAX_ID = 200;
 const MAX_TEXT = 16 * 1024;

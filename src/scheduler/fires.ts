@@ -4,7 +4,7 @@
 // (the cluster had no leader then, or the leader was stalled), and the job's misfire
 // policy says what happens to it. Pure: the leader (leader.ts) carries the decisions out.
 import type { MisfirePolicy, Schedule } from '../records/types.js';
-import { latestFireBetween } from './schedule.js';
+import { latestFireBetween } from '../records/schedule.js';
 
 /** A due fire looked at within this of its time is on time (the leader's ticks and a busy event loop add some delay). */
 export const ON_TIME_MS = 5_000;

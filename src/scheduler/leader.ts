@@ -2,7 +2,7 @@
 // the `node-lost` verdict for subtasks of members that died or left. Every node runs
 // this; only the current leader acts. A brief double leader is harmless: scheduled
 // instance ids are deterministic and merge into one.
-import type { NodeObserver } from '../core/observer.js';
+import type { NodeObserver } from '../records/observer.js';
 import { fnv1a } from '../records/canonical.js';
 import type { Clock } from '../core/clock.js';
 import { Ticker } from '../core/clock.js';
@@ -19,7 +19,7 @@ import type { AnyRecord, AttemptState, FireRecord, InstanceRecord, InstanceTrigg
 import { isTerminal, liveSpec } from '../records/types.js';
 import { instanceIdOf, sortedHas, type RecordStore } from '../store/record-store.js';
 import { LogRepeats, type Logger } from '../core/log.js';
-import { nextFireAfter } from './schedule.js';
+import { nextFireAfter } from '../records/schedule.js';
 import { planFires } from './fires.js';
 
 export interface LeaderDeps {

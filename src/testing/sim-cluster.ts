@@ -11,9 +11,10 @@ import { InvariantError } from '../core/assert.js';
 import { configFrom, type ChorusConfig } from '../core/config.js';
 import { silentLogger } from '../core/log.js';
 import type { MemberState } from '../cluster/view.js';
-import type { ControlService } from '../api/service.js';
-import { assembleNode } from '../daemon/assemble.js';
-import type { ChorusNode, NodeComponents } from '../daemon/node.js';
+import { ControlService } from '../api/service.js';
+import { webhookBody } from '../api/views.js';
+import { assembleNode } from '../node/assemble.js';
+import type { ChorusNode, NodeComponents } from '../node/node.js';
 import type { ExecutionRequest, ExecutionResult } from '../executor/executor.js';
 import type { Executor } from '../executor/process-executor.js';
 import { canonicalJson } from '../records/canonical.js';
@@ -53,7 +54,7 @@ export interface SimClusterOptions {
   /** The fake clock's leak guard: timers queued at once (each node holds a few; messages in flight one each). Default 100,000. */
   maxTimersQueued?: number;
   /** Webhook POSTs and secrets of each node (default: none may be made: a POST fails). */
-  webhooks?: (nodeId: string, clock: Clock) => NonNullable<NodeComponents['webhooks']>;
+  webhooks?: (nodeId: string, clock: Clock) => Pick<NodeComponents['webhooks'], 'post' | 'readSecret'>;
 }
 
 export type SimNodeStatus = 'running' | 'frozen' | 'crashed' | 'left';
@@ -563,7 +564,7 @@ export class SimCluster {
     const outputs = previous?.outputs ?? new MemoryOutputStore();
     const random = this.rng.fork();
     const incarnation = (store.member(id)?.incarnation ?? 0) + 1;
-    const { node, service } = assembleNode({
+    const node = assembleNode({
       transport,
       clock,
       random: () => random.next(),
@@ -579,9 +580,12 @@ export class SimCluster {
       tags: { sim: '1', ...this.tagsOf(id) },
       newInstanceId: () => `sim${String(++this.instanceCounter).padStart(5, '0')}`,
       observer: { leaderChanged: (leader) => this.selfLeader(id, leader === id) },
-      webhooks: this.webhooksOf?.(id, clock) ?? { post: () => Promise.reject(new Error('no webhooks in this simulation')), readSecret: () => Promise.reject(new Error('no secrets in this simulation')) },
-      host: { api: () => `sim://${id}`, dataDir: null, memory: () => ({ rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }), networkCounters: () => ({}), containment: { kind: 'environment', detail: 'simulated' } },
+      webhooks: {
+        ...(this.webhooksOf?.(id, clock) ?? { post: () => Promise.reject(new Error('no webhooks in this simulation')), readSecret: () => Promise.reject(new Error('no secrets in this simulation')) }),
+        body: webhookBody,
+      },
     });
+    const service = new ControlService({ node, clock, log: silentLogger, host: { api: () => `sim://${id}`, dataDir: null, memory: () => ({ rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }), networkCounters: () => ({}), containment: { kind: 'environment', detail: 'simulated' } } });
     store.onChange((records) => {
       m.digest = null;
       for (const r of records) {

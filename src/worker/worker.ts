@@ -1,7 +1,7 @@
 // Runs this node's own subtasks, and only those (guarantee 2). Every attempt is
 // journalled and fsynced before its command is spawned, and never started twice
 // (guarantee 3). A failed attempt is retried here, on its owner, never elsewhere.
-import type { NodeObserver } from '../core/observer.js';
+import type { NodeObserver } from '../records/observer.js';
 import { iso } from '../core/time.js';
 import { LogRepeats } from '../core/log.js';
 import type { TimerHandle } from '../core/clock.js';
@@ -13,11 +13,29 @@ import type { AnyRecord, AttemptState, FailureReason, InstanceRecord, StepName, 
 import { isTerminal, runnerOf } from '../records/types.js';
 import type { JournalEnd } from '../store/journal.js';
 import type { SubtaskLog } from '../store/output-store.js';
-import type { NodeComponents } from '../daemon/node.js';
+import type { Clock } from '../core/clock.js';
+import type { ChorusConfig } from '../core/config.js';
+import type { Logger } from '../core/log.js';
+import type { HybridClock } from '../records/hlc.js';
+import type { Executor } from '../executor/process-executor.js';
+import type { AttemptJournal } from '../store/journal.js';
+import type { OutputStore } from '../store/output-store.js';
+import type { RecordStore } from '../store/record-store.js';
 import type { LiveAttempt, LiveOutputs } from '../output/live.js';
 
 /** The node's parts the worker uses, and who it is. */
-export type WorkerDeps = Pick<NodeComponents, 'clock' | 'config' | 'store' | 'journal' | 'outputs' | 'executor' | 'hlc' | 'log' | 'fatal'> & {
+export interface WorkerDeps {
+  clock: Clock;
+  config: ChorusConfig;
+  store: RecordStore;
+  /** Where an attempt's start is made durable before its command is spawned (guarantee 3). */
+  journal: AttemptJournal;
+  outputs: OutputStore;
+  executor: Executor;
+  hlc: HybridClock;
+  log: Logger;
+  /** Told of a broken invariant. */
+  fatal: (err: InvariantError) => void;
   selfId: string;
   commit: (records: AnyRecord[]) => void;
   /** Where running attempts keep their output, readable by followers while they run. */
@@ -29,7 +47,7 @@ export type WorkerDeps = Pick<NodeComponents, 'clock' | 'config' | 'store' | 'jo
    * and only a sync with the cluster tells. Default: always.
    */
   stepsMayStart?: () => boolean;
-};
+}
 
 /** How often a step held back by stepsMayStart is looked at again. */
 const STEP_GATE_POLL_MS = 100;

@@ -1,7 +1,7 @@
 // Schedules: cron validation with messages that name the problem, and fire-time
 // arithmetic for cron (seconds, time zones across DST), fixed intervals and one-shots.
 import { describe, expect, it } from 'vitest';
-import type { Schedule } from '../records/types.js';
+import type { Schedule } from './types.js';
 import { latestFireBetween, nextFireAfter, ScheduleError, validateCron } from './schedule.js';
 
 const utc = (iso: string): number => Date.parse(iso);

@@ -1,7 +1,7 @@
 // What a node tells an observer as it works: the daemon's Prometheus metrics (metrics.ts)
 // listen; the simulator and unit tests pass none. Every method is optional and must not
 // throw or block: it runs inside the node's own steps.
-import type { FailureReason, InstanceTrigger, StepName, TerminalStatus } from '../records/types.js';
+import type { FailureReason, InstanceTrigger, StepName, TerminalStatus } from './types.js';
 
 export interface NodeObserver {
   /** This node, as leader, created an instance. */

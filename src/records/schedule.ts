@@ -1,7 +1,7 @@
 // When a job's schedule fires: cron (seconds optional, with a time zone), a fixed
 // interval, or once at a time. Parsing errors say what is wrong with the expression.
 import { Cron } from 'croner';
-import type { Schedule } from '../records/types.js';
+import type { Schedule } from './types.js';
 
 export class ScheduleError extends Error {}
 

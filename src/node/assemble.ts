@@ -1,8 +1,7 @@
 // The one place a chorus node is put together from its parts, for the daemon and for
-// the simulator alike: the clock of its records, its member record for this start, the
-// node itself and the control-plane service over it.
+// the simulator alike: the clock of its records, its member record for this start and
+// the node itself. Each of them puts the control-plane service (src/api/) over it.
 import { validateConfig } from '../core/config.js';
-import { ControlService, type ServiceDeps } from '../api/service.js';
 import { HybridClock } from '../records/hlc.js';
 import { randomInstanceId } from '../records/ids.js';
 import type { MemberRecord } from '../records/types.js';
@@ -20,17 +19,10 @@ export type NodeParts = Omit<NodeComponents, 'hlc' | 'self' | 'newInstanceId'> &
   tags: Record<string, string>;
   /** Default: random bytes. */
   newInstanceId?: () => string;
-  /** What only the host knows, for `chorus status`. */
-  host: ServiceDeps['host'];
 };
 
-export interface AssembledNode {
-  node: ChorusNode;
-  service: ControlService;
-}
-
-/** Builds a node and its service; nothing runs until `node.start()`. */
-export function assembleNode(parts: NodeParts): AssembledNode {
+/** Builds a node; nothing runs until `node.start()`. */
+export function assembleNode(parts: NodeParts): ChorusNode {
   const config = validateConfig(parts.config);
   const { transport, clock, store } = parts;
   const nodeId = transport.localId;
@@ -50,7 +42,7 @@ export function assembleNode(parts: NodeParts): AssembledNode {
     stamp: hlc.tick(),
     sig: UNSIGNED, // signed when the node commits it at start
   };
-  const node = new ChorusNode({
+  return new ChorusNode({
     transport,
     clock,
     random: parts.random,
@@ -66,8 +58,6 @@ export function assembleNode(parts: NodeParts): AssembledNode {
     newInstanceId: parts.newInstanceId ?? randomInstanceId,
     fatal: parts.fatal,
     ...(parts.observer ? { observer: parts.observer } : {}),
-    ...(parts.webhooks ? { webhooks: parts.webhooks } : {}),
+    webhooks: parts.webhooks,
   });
-  const service = new ControlService({ node, clock, log: parts.log, host: parts.host });
-  return { node, service };
 }

@@ -3,8 +3,8 @@
 // stderr and the outcome (status, reason, exit code) must all be equal: two nodes that
 // printed the same but exited differently are not the same. The pre and post steps are
 // groups of their own.
-import type { LogGroup, LogView } from '../api/control-plane.js';
-import type { AttemptView, InstanceView } from '../api/views.js';
+import type { LogGroup, LogView } from './control-plane.js';
+import type { AttemptView, InstanceView } from './views.js';
 import type { StepName } from '../records/types.js';
 
 interface Item {

@@ -6,7 +6,7 @@ describe('checkComponents', () => {
   it('names every missing component', () => {
     const some = { clock: {}, transport: {}, random: Math.random } as unknown as Partial<NodeComponents>;
     expect(() => checkComponents(some)).toThrow(
-      'a chorus node cannot be built without its "config", "store", "journal", "outputs", "executor", "hlc", "keys", "self", "log", "newInstanceId", "fatal" components',
+      'a chorus node cannot be built without its "config", "store", "journal", "outputs", "executor", "hlc", "keys", "self", "log", "newInstanceId", "fatal", "webhooks" components',
     );
     expect(() => checkComponents({ ...some, executor: undefined })).toThrow(/"executor"/);
   });

@@ -1,7 +1,7 @@
 // `instance logs --group`: the same outcome and output on several nodes is one group, like
 // `dshbak -c`; any difference (a byte of stdout or stderr, the exit code) splits them.
 import { describe, expect, it } from 'vitest';
-import type { LogView } from '../api/control-plane.js';
+import type { LogView } from './control-plane.js';
 import { instanceView, subtaskView } from '../testing/fixtures.js';
 import { groupLogs } from './groups.js';
 

@@ -3,7 +3,7 @@
 // an output store, an executor...). The daemon gives it libp2p, the real clock and
 // files; the simulator gives it an in-memory network, a fake clock and memory.
 // `assembleNode()` (assemble.ts) builds it for both.
-import { NO_OBSERVER, type NodeObserver } from '../core/observer.js';
+import { NO_OBSERVER, type NodeObserver } from '../records/observer.js';
 import { every, withTimeout, type Clock, type TimerHandle } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
 import { pruneFinishedInstances, pruneFires } from '../store/retention.js';
@@ -24,8 +24,6 @@ import { StorageWriteError } from '../store/durable-file.js';
 import { signRecord, type RecordKeys } from '../records/signature.js';
 import { Leader } from '../scheduler/leader.js';
 import { Notifier, type NotifierDeps } from '../scheduler/notifier.js';
-import { httpWebhooks } from '../scheduler/webhook-io.js';
-import { instanceView } from '../api/views.js';
 import { isInstanceFinished } from '../records/status.js';
 import type { AttemptJournal } from '../store/journal.js';
 import type { OutputStore, SubtaskLog } from '../store/output-store.js';
@@ -70,8 +68,11 @@ export interface NodeComponents {
   fatal: (err: InvariantError) => void;
   /** Told of what the node does (the daemon's metrics). Default: nobody. */
   observer?: NodeObserver;
-  /** How webhooks are POSTed and their secrets read. Default: HTTP and the file system (the simulator passes fakes). */
-  webhooks?: Pick<NotifierDeps, 'post' | 'readSecret'>;
+  /**
+   * How webhooks are POSTed, their secrets read and an ended instance told (the API's view of
+   * it): HTTP and the file system in the daemon, fakes in the simulator.
+   */
+  webhooks: Pick<NotifierDeps, 'post' | 'readSecret'> & { body: (instance: InstanceRecord, store: RecordStore) => unknown };
 }
 
 const COMPONENTS: readonly (keyof NodeComponents)[] = [
@@ -89,6 +90,7 @@ const COMPONENTS: readonly (keyof NodeComponents)[] = [
   'log',
   'newInstanceId',
   'fatal',
+  'webhooks',
 ];
 
 /** Throws, naming every missing part, unless all of a node's components are there. */
@@ -190,9 +192,10 @@ export class ChorusNode {
       mayLead: () => this.membership.leaderId() === this.id && this.leaderMayAct(),
       bodyOf: (instanceId) => {
         const instance = store.instance(instanceId);
-        return instance ? instanceView(instance, store.factsOf(instance), (nodeId) => store.member(nodeId)?.name ?? null) : { id: instanceId };
+        return instance ? deps.webhooks.body(instance, store) : { id: instanceId };
       },
-      ...(deps.webhooks ?? httpWebhooks),
+      post: deps.webhooks.post,
+      readSecret: deps.webhooks.readSecret,
     });
     this.worker = new Worker({
       clock,
