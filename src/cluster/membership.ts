@@ -14,9 +14,11 @@
 // - if this node's own timers ran late (a busy machine, a paused process), its probes and
 //   suspicion clocks from before the stall are not held against anyone (Lifeguard's
 //   "local health" as well: failed probes make this node slower to judge, not faster).
+//
+// Who leads is chosen from this view in leadership.ts; whom this node keeps a connection
+// to, in connection-budget.ts.
 import type { NodeObserver } from '../records/observer.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { coalesced } from '../core/clock.js';
 import { membershipTickMs, type ChorusConfig } from '../core/config.js';
 import { LogRepeats, type Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
@@ -37,6 +39,8 @@ import {
   type SwimUpdate,
 } from './swim.js';
 import { shuffle } from '../core/shuffle.js';
+import { ConnectionBudget } from './connection-budget.js';
+import { Leadership } from './leadership.js';
 import { isGone, type MemberInfo, type MembershipView, type MemberState, type MemberSuspicion } from './view.js';
 
 /** Members known only from records that a node pings per probe round to learn whether they are up. */
@@ -54,7 +58,7 @@ export const SWIM_PING = 'swim-ping';
 export const SWIM_PROBE = 'swim-probe';
 export const SWIM_GOSSIP = 'swim-gossip';
 export const SWIM_STATE = 'swim-state';
-export const SWIM_TRIM = 'swim-trim';
+export { SWIM_TRIM } from './connection-budget.js';
 
 interface Suspicion {
   sinceMs: number;
@@ -75,9 +79,6 @@ interface Liveness {
   suspicion: Suspicion | null;
   /** A probe of it is in flight. */
   probing: boolean;
-  /** Earliest time we may try to dial it again. */
-  nextDialMs: number;
-  dialFailures: number;
 }
 
 export interface MembershipDeps {
@@ -140,14 +141,8 @@ export class Membership implements MembershipView {
   /** Until then, silence of peers is not held against them: we were stalled ourselves. */
   private graceUntilMs = 0;
   private probeOrder: string[] = [];
-  private currentLeader: string | null = null;
-  private nextRecomputeMs = Number.POSITIVE_INFINITY;
   /** Connected members that said, in their last probe or ack, that they have a connection to the leader. */
   private readonly leaderLinked = new Set<string>();
-  /** Members whose state changed since the leader was last chosen. */
-  private readonly changedSinceChoice = new Set<string>();
-  /** Whether the leader was chosen among the stable members (then only a change to it, or to a smaller id, can change it). */
-  private leaderIsStable = false;
   private startedAtMs = 0;
   private selfInc: Incarnation = [0, 0];
   /** Whether this node restarted into a cluster it already knew (its view starts stale). */
@@ -156,14 +151,6 @@ export class Membership implements MembershipView {
   private running = false;
   private pushPulledOnJoin = false;
   private lastPushPullMs = 0;
-  /** Members that closed our connection on purpose (their budget), and when: not a failure, not redialled for a while. */
-  private readonly trimmedBy = new Map<string, number>();
-  /** Connections this node is closing on purpose. */
-  private readonly trimming = new Set<string>();
-  /** Connections opened for one ping (a check of a dead or unverified member, an indirect probe): the first to go when over budget. */
-  private readonly transient = new Set<string>();
-  /** When each current connection opened: a young one is not trimmed (it was opened for a reason, likely a request in flight). */
-  private readonly connectedAtMs = new Map<string, number>();
   readonly counters: MembershipCounters = {
     probesSent: 0,
     indirectProbes: 0,
@@ -183,6 +170,8 @@ export class Membership implements MembershipView {
 
   /** The stall warning, once a minute: a busy host stalls all the time (1,472 lines in a minute at 50 daemons on 2 slow cores). */
   private readonly repeats: LogRepeats;
+  private readonly leadership: Leadership;
+  private readonly budget: ConnectionBudget;
 
   constructor(private readonly deps: MembershipDeps) {
     this.repeats = new LogRepeats(deps.clock);
@@ -191,9 +180,30 @@ export class Membership implements MembershipView {
     deps.rpc.handle(SWIM_PROBE, (from, body) => this.onProbeRequest(from, body));
     deps.rpc.handle(SWIM_GOSSIP, async (from, body) => this.onGossip(from, body));
     deps.rpc.handle(SWIM_STATE, async (from, body) => this.onState(from, body));
-    deps.rpc.handle(SWIM_TRIM, async (from) => {
-      this.trimmedBy.set(from, this.deps.clock.now());
-      return { ok: true };
+    this.leadership = new Leadership({
+      clock: deps.clock,
+      config: deps.config,
+      selfId: deps.transport.localId,
+      candidates: () => this.liveness.entries(),
+      hasRecord: (nodeId) => deps.store.member(nodeId) !== undefined,
+      selfEligibleFromMs: () => (this.leaving ? null : this.knewOthersAtStart ? this.startedAtMs + deps.config.selfSettleMs : this.startedAtMs),
+      hurry: () => this.hurry(),
+      onChange: () => deps.onChange(),
+      log: deps.log,
+      ...(deps.observer ? { observer: deps.observer } : {}),
+    });
+    this.budget = new ConnectionBudget({
+      transport: deps.transport,
+      clock: deps.clock,
+      config: deps.config,
+      store: deps.store,
+      rpc: deps.rpc,
+      random: deps.random,
+      stateOf: (nodeId) => this.liveness.get(nodeId)?.state,
+      known: (member) => void this.entry(member.nodeId, [member.incarnation, 0]),
+      keep: (peer) => peer === this.leadership.leaderId() || this.liveness.get(peer)?.probing === true,
+      leaving: () => this.leaving,
+      onTrim: () => (this.counters.trims += 1),
     });
     deps.store.onChange((changes) => {
       for (const change of changes) if (change.kind === 'member' && this.running) this.onMemberRecord(change.record as MemberRecord);
@@ -218,8 +228,8 @@ export class Membership implements MembershipView {
     // Others learn of this start (a new incarnation) from this, as from the member record.
     this.disseminate({ node: this.selfId, state: 'alive', inc: this.selfInc });
     this.armTick(membershipTickMs(this.deps.config));
-    this.dialUnconnected();
-    this.recompute();
+    this.budget.dialMore();
+    this.leadership.choose();
   }
 
   stop(): void {
@@ -233,7 +243,7 @@ export class Membership implements MembershipView {
   /** Leaving on purpose: the member record (`left`) says so, and this node stops judging others. */
   leave(): void {
     this.leaving = true;
-    this.recompute();
+    this.leadership.choose();
   }
 
   // ---- inputs ----------------------------------------------------------------------
@@ -252,7 +262,6 @@ export class Membership implements MembershipView {
 
   onPeerConnected(peer: string): void {
     if (!this.running) return;
-    this.connectedAtMs.set(peer, this.deps.clock.now());
     this.armGossip();
     this.contact(peer);
     // Joining: the first member reached tells us how it sees everyone (memberlist's push/pull on join).
@@ -260,15 +269,13 @@ export class Membership implements MembershipView {
       this.pushPulledOnJoin = true;
       void this.pushPull(peer);
     }
-    this.trimConnections();
+    this.budget.connected(peer);
   }
 
   /** A closed connection is the fastest sign of a killed process: confirmed by a failed redial. */
   onPeerDisconnected(peer: string): void {
     this.leaderLinked.delete(peer);
-    this.transient.delete(peer);
-    this.connectedAtMs.delete(peer);
-    if (this.trimming.delete(peer) || this.trimmedRecently(peer)) return; // closed on purpose, by us or by it
+    if (this.budget.disconnected(peer)) return; // closed on purpose, by us or by it
     const entry = this.liveness.get(peer);
     if (!this.running || !entry || entry.state === 'dead' || entry.state === 'left' || this.leaving) return;
     const addrs = this.deps.store.member(peer)?.addrs ?? [];
@@ -286,7 +293,7 @@ export class Membership implements MembershipView {
   // ---- messages ----------------------------------------------------------------------
 
   private envelopeFor(peer: string): SwimEnvelope {
-    const leader = this.currentLeader;
+    const leader = this.leadership.leaderId();
     const leaderLink = leader !== null && (leader === this.selfId || this.deps.transport.connectedPeers().includes(leader));
     return { self: this.selfInc, you: this.viewOf(peer), updates: this.queue.take(this.deps.config.maxPiggyback, this.retransmits()), root: this.deps.stateRoot(), leaderLink };
   }
@@ -394,7 +401,7 @@ export class Membership implements MembershipView {
     if (nodeId === this.selfId) return;
     const entry = this.entry(nodeId, inc);
     entry.lastHeardMs = this.deps.clock.now();
-    entry.dialFailures = 0;
+    this.budget.heardFrom(nodeId);
     const order = compareIncarnations(inc, entry.inc);
     // A member suspected or declared dead at this incarnation must refute with a newer one;
     // what it says at the same incarnation does not clear the verdict (memberlist's rule).
@@ -465,8 +472,8 @@ export class Membership implements MembershipView {
   private onMemberRecord(record: MemberRecord): void {
     if (record.nodeId === this.selfId) return;
     const entry = this.entry(record.nodeId, [record.incarnation, 0]);
-    if (this.deps.transport.connectedPeers().length < this.lowWater()) this.dialMember(record, this.deps.clock.now());
-    this.memberChanged(record.nodeId); // a member without a record cannot lead: now it may
+    this.budget.offered(record);
+    this.leadership.memberChanged(record.nodeId); // a member without a record cannot lead: now it may
     if (record.left && record.incarnation >= entry.inc[0]) {
       entry.inc = [record.incarnation, entry.inc[1]];
       this.setState(record.nodeId, entry, 'left');
@@ -490,7 +497,7 @@ export class Membership implements MembershipView {
   private async ping(target: string, timeoutMs: number, dial = false): Promise<boolean> {
     try {
       if (dial && !this.deps.transport.connectedPeers().includes(target)) {
-        this.transient.add(target);
+        this.budget.openedForOnePing(target);
         await this.deps.transport.dial(target, this.deps.store.member(target)?.addrs ?? []);
       }
       this.counters.probesSent += 1;
@@ -619,7 +626,7 @@ export class Membership implements MembershipView {
   }
 
   private needsFastTicks(): boolean {
-    return this.suspects.size > 0 || Number.isFinite(this.nextRecomputeMs) || this.deps.clock.now() < this.graceUntilMs;
+    return this.suspects.size > 0 || this.leadership.timed || this.deps.clock.now() < this.graceUntilMs;
   }
 
   /** Something timed began (a suspicion, a leader choice to make later): tick at the fast rate from now on. */
@@ -671,15 +678,15 @@ export class Membership implements MembershipView {
       this.lastDeadProbeMs = nowMs;
       const [dead] = this.pick(1, (_, e) => e.state === 'dead' && !e.probing);
       if (dead !== undefined) void this.ping(dead, this.deps.config.probeTimeoutMs * this.timeoutScale(), true);
-      this.dialUnconnected();
-      this.trimConnections();
+      this.budget.dialMore();
+      this.budget.trim();
     }
     if (nowMs - this.lastPushPullMs >= this.pushPullIntervalMs()) {
       this.lastPushPullMs = nowMs;
       const [peer] = this.pickConnected(1, (_, e) => e.state === 'alive');
       if (peer !== undefined) void this.pushPull(peer);
     }
-    if (nowMs >= this.nextRecomputeMs) this.recompute();
+    this.leadership.tick(nowMs);
   }
 
   /**
@@ -765,74 +772,11 @@ export class Membership implements MembershipView {
     }
   }
 
-  /** Connects to known members we have no connection to, with backoff for those that fail. */
-  private dialUnconnected(): void {
-    if (this.leaving) return;
-    const nowMs = this.deps.clock.now();
-    const connected = new Set(this.deps.transport.connectedPeers());
-    const wanted = this.lowWater() - connected.size;
-    if (wanted <= 0) return;
-    const candidates = this.deps.store.members().filter((m) => {
-      if (m.nodeId === this.selfId || m.left || m.addrs.length === 0 || connected.has(m.nodeId) || this.trimmedRecently(m.nodeId)) return false;
-      const entry = this.liveness.get(m.nodeId);
-      return entry === undefined || (entry.state !== 'dead' && nowMs >= entry.nextDialMs);
-    });
-    for (const member of this.shuffled(candidates).slice(0, wanted)) this.dialMember(member, nowMs);
-  }
-
-  /** Below this many connections a node dials more: half its budget, so that dials and trims do not chase each other. */
-  private lowWater(): number {
-    return Math.max(1, Math.ceil(this.deps.config.maxPeerConnections / 2));
-  }
-
-  private trimmedRecently(peer: string): boolean {
-    const atMs = this.trimmedBy.get(peer);
-    if (atMs === undefined) return false;
-    if (this.deps.clock.now() - atMs < this.deps.config.trimBackoffMs) return true;
-    this.trimmedBy.delete(peer);
-    return false;
-  }
-
-  /** Above the budget: closes random connections (not the leader's, not one being probed), telling each peer first. */
-  private trimConnections(): void {
-    const peers = this.deps.transport.connectedPeers().filter((p) => !this.trimming.has(p));
-    const excess = peers.length - this.deps.config.maxPeerConnections;
-    if (excess <= 0 || this.leaving) return;
-    const nowMs = this.deps.clock.now();
-    // A connection whose opening this node has not been told of yet is the youngest of all.
-    const young = (p: string) => nowMs - (this.connectedAtMs.get(p) ?? nowMs) < this.deps.config.probeIntervalMs;
-    const spare = this.shuffled(peers.filter((p) => p !== this.currentLeader && this.liveness.get(p)?.probing !== true && !young(p)));
-    spare.sort((a, b) => Number(this.transient.has(b)) - Number(this.transient.has(a)));
-    for (const peer of spare.slice(0, excess)) {
-      this.trimming.add(peer);
-      this.counters.trims += 1;
-      this.deps.rpc
-        .call(peer, SWIM_TRIM, {}, this.deps.config.probeTimeoutMs)
-        .catch(() => undefined)
-        .then(() => this.deps.transport.hangUp(peer))
-        .catch(() => this.trimming.delete(peer));
-    }
-  }
-
   /** memberlist's push/pull scale: the base interval up to 32 members, then one more step per doubling. */
   private pushPullIntervalMs(): number {
     const n = this.activeCount();
     const factor = n <= 32 ? 1 : Math.ceil(Math.log2(n) - Math.log2(32)) + 1;
     return this.deps.config.pushPullIntervalMs * factor;
-  }
-
-  /** Dials one known member we are not connected to, unless its backoff says not yet. */
-  private dialMember(member: MemberRecord, nowMs: number): void {
-    if (member.nodeId === this.selfId || member.left || member.addrs.length === 0 || this.leaving) return;
-    const entry = this.entry(member.nodeId, [member.incarnation, 0]);
-    if (nowMs < entry.nextDialMs || this.deps.transport.connectedPeers().includes(member.nodeId)) return;
-    entry.nextDialMs = nowMs + Math.min(this.deps.config.peerRedialBaseMs * 2 ** entry.dialFailures, this.deps.config.peerRedialMaxMs);
-    this.deps.transport.dial(member.nodeId, member.addrs).then(
-      () => undefined,
-      () => {
-        entry.dialFailures += 1;
-      },
-    );
   }
 
   // ---- state -----------------------------------------------------------------------
@@ -876,8 +820,6 @@ export class Membership implements MembershipView {
         aliveSinceMs: null,
         suspicion: { sinceMs: this.deps.clock.now(), confirmations: new Set(), unverified: true, lastChance: false },
         probing: false,
-        nextDialMs: 0,
-        dialFailures: 0,
       };
       this.liveness.set(nodeId, entry);
       this.suspects.add(nodeId);
@@ -898,10 +840,7 @@ export class Membership implements MembershipView {
     // A connection to a member held dead is a frozen or vanished host's, half-open at best:
     // it would keep its place in the connection budget. The member is dialled again if it
     // comes back (it refutes when the dead-member check reaches it).
-    if (this.deps.transport.connectedPeers().includes(nodeId)) {
-      this.trimming.add(nodeId); // on purpose: the close is not news of a failure
-      this.deps.transport.hangUp(nodeId).catch(() => this.trimming.delete(nodeId));
-    }
+    if (this.deps.transport.connectedPeers().includes(nodeId)) this.budget.hangUp(nodeId);
   }
 
   private setState(nodeId: string, entry: Liveness, state: MemberState): void {
@@ -921,76 +860,8 @@ export class Membership implements MembershipView {
     if (state === 'dead' || state === 'left') entry.aliveSinceMs = null;
     // Suspicions come and go by the hundred on a busy fleet (every member logs every one it hears of): debug; joins, deaths and leaves stay in the log.
     this.deps.log[isActive(state) && isActive(before) ? 'debug' : 'info']({ peer: nodeId, state }, 'member state');
-    this.memberChanged(nodeId);
+    this.leadership.memberChanged(nodeId);
     this.deps.onChange();
-  }
-
-  /**
-   * The leader choice reads every member (O(N)); a burst of changes (a fleet joining: N of
-   * them at every node) asks for one recomputation, at the end of the current turn, and none
-   * at all when every member that changed has a bigger id than a stable leader: the smallest
-   * stable id stays the smallest (at 1,000 members the choice made at every change was a
-   * third of the simulation's time).
-   */
-  private memberChanged(nodeId: string): void {
-    this.changedSinceChoice.add(nodeId);
-    this.recomputeSoon();
-  }
-
-  private readonly recomputeSoon = coalesced(() => {
-    const leader = this.currentLeader;
-    if (leader !== null && this.leaderIsStable && ![...this.changedSinceChoice].some((id) => id <= leader)) this.changedSinceChoice.clear();
-    else this.recompute();
-  });
-
-  /**
-   * The leader is the member with the smallest node id among those alive (or suspect: not
-   * declared dead) for at least leaderStableMs (all confirmed-alive ones if none is stable yet).
-   * Every member computes the same from the same view; a brief disagreement is harmless
-   * (guarantee 7).
-   */
-  private recompute(): void {
-    this.changedSinceChoice.clear();
-    const nowMs = this.deps.clock.now();
-    const { leaderStableMs } = this.deps.config;
-    let next = Number.POSITIVE_INFINITY;
-    const smallest: { stable: string | null; candidate: string | null } = { stable: null, candidate: null };
-    const consider = (nodeId: string, stable: boolean) => {
-      if (smallest.candidate === null || nodeId < smallest.candidate) smallest.candidate = nodeId;
-      if (stable && (smallest.stable === null || nodeId < smallest.stable)) smallest.stable = nodeId;
-    };
-    const selfSettledAtMs = this.knewOthersAtStart ? this.startedAtMs + this.deps.config.selfSettleMs : this.startedAtMs;
-    if (!this.leaving) {
-      if (nowMs >= selfSettledAtMs) consider(this.selfId, true);
-      else next = Math.min(next, selfSettledAtMs);
-    }
-    for (const [nodeId, entry] of this.liveness) {
-      // Only members heard from since we started can lead: one known only from records (the
-      // whole cluster stopped and this node came back first) may well be down.
-      if ((entry.state !== 'alive' && entry.state !== 'suspect') || entry.aliveSinceMs === null) continue;
-      if (!this.deps.store.member(nodeId)) continue;
-      // A suspect is still a member until it is declared dead: a busy leader keeps leading.
-      // Moving the leadership at every suspicion (and back at the refutation) made a busy
-      // cluster of 50 change leaders 9 times a node in a minute after one broadcast, each new
-      // leader syncing with all its peers first: more load, more suspicions.
-      consider(nodeId, nowMs >= entry.aliveSinceMs + leaderStableMs);
-    }
-    const leader = this.leaving ? null : (smallest.stable ?? smallest.candidate);
-    this.leaderIsStable = leader !== null && leader === smallest.stable;
-    // Who becomes stable later matters only if it would then be the smallest stable id.
-    for (const [nodeId, entry] of this.liveness) {
-      if ((entry.state !== 'alive' && entry.state !== 'suspect') || entry.aliveSinceMs === null) continue;
-      const stableAtMs = entry.aliveSinceMs + leaderStableMs;
-      if (nowMs < stableAtMs && (!this.leaderIsStable || leader === null || nodeId < leader)) next = Math.min(next, stableAtMs);
-    }
-    this.nextRecomputeMs = next;
-    if (Number.isFinite(next)) this.hurry();
-    if (leader !== this.currentLeader) {
-      this.deps.log.info({ leader }, 'leader changed');
-      this.currentLeader = leader;
-      this.deps.observer?.leaderChanged?.(leader);
-      this.deps.onChange();
-    }
   }
 
   // ---- MembershipView ----------------------------------------------------------------
@@ -1001,7 +872,7 @@ export class Membership implements MembershipView {
   }
 
   leaderId(): string | null {
-    return this.currentLeader;
+    return this.leadership.leaderId();
   }
 
   goneMembers(): ReadonlySet<string> {
@@ -1039,7 +910,7 @@ export class Membership implements MembershipView {
         addrs: record.addrs,
         incarnation: record.incarnation,
         state,
-        leader: record.nodeId === this.currentLeader,
+        leader: record.nodeId === this.leadership.leaderId(),
         draining: record.draining === true,
         lastSeenMs: self ? nowMs : (entry?.lastHeardMs ?? null),
         suspicion: self ? null : suspicionOf(entry),
