@@ -10,7 +10,8 @@ import type { Logger } from '../core/log.js';
 import { CHORUS_VERSION } from '../core/version.js';
 import { WriteNotReplicatedError } from '../cluster/replicator.js';
 import { RpcError } from '../cluster/rpc.js';
-import { LeaderUnreachableError, type ChorusNode } from '../node/node.js';
+import type { ChorusNode } from '../node/node.js';
+import { LeaderUnreachableError } from '../scheduler/run-requests.js';
 import { ADHOC_JOB } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
 import { UNSIGNED } from '../records/signature.js';
@@ -78,7 +79,7 @@ export class ControlService implements ControlPlane {
     const { node } = deps;
     this.follower = new LogFollower({
       clock: deps.clock,
-      ask: (nodeId, instanceId, position, waitMs) => node.followFrom(nodeId, instanceId, position, waitMs),
+      ask: (nodeId, instanceId, position, waitMs) => node.outputs.followFrom(nodeId, instanceId, position, waitMs),
       maxPolls: node.config.maxFollowPolls,
       retryMs: node.config.requestTimeoutMs,
       settled: (instanceId) => this.watchers.wake(instanceId),
@@ -387,7 +388,7 @@ export class ControlService implements ControlPlane {
     const out: LogView[] = [];
     for (const target of nodes) {
       try {
-        const logs = await this.node.logsFrom(target, id);
+        const logs = await this.node.outputs.logsFrom(target, id);
         out.push(...logs.map(({ instanceId: _i, ...rest }) => rest));
       } catch (err) {
         if (nodeId !== null) throw new ApiError(502, 'logs-unavailable', `cannot fetch logs from node ${target}: ${(err as Error).message}`);
@@ -521,7 +522,7 @@ export class ControlService implements ControlPlane {
 
   private async requestInstance(job: string, spec: JobSpec, trigger: 'manual' | 'adhoc', request: RunRequest): Promise<InstanceRecord> {
     try {
-      return await this.node.requestInstance(job, spec, trigger, request.requestId, request.leaderWaitMs);
+      return await this.node.runs.request(job, spec, trigger, request.requestId, request.leaderWaitMs);
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       const message = (err as Error).message;

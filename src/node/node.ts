@@ -4,44 +4,34 @@
 // files; the simulator gives it an in-memory network, a fake clock and memory.
 // `assembleNode()` (assemble.ts) builds it for both.
 import { NO_OBSERVER, type NodeObserver } from '../records/observer.js';
-import { every, withTimeout, type Clock, type TimerHandle } from '../core/clock.js';
+import { every, type Clock, type TimerHandle } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
 import { pruneFinishedInstances, pruneFires } from '../store/retention.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
 import { Membership } from '../cluster/membership.js';
-import { MAX_PULLERS, Replicator, RECORDS_TOPIC, WriteNotReplicatedError } from '../cluster/replicator.js';
+import { MAX_PULLERS, Replicator, RECORDS_TOPIC } from '../cluster/replicator.js';
+import { FreshView } from '../cluster/fresh-view.js';
 import { MAX_QUEUED_UPDATES, MAX_STATE_ENTRIES } from '../cluster/swim.js';
 import { Rpc, RpcError } from '../cluster/rpc.js';
 import type { HybridClock } from '../records/hlc.js';
-import type { AnyRecord, InstanceRecord, InstanceTrigger, JobSpec, MemberRecord, StepName } from '../records/types.js';
-import { instanceIdOf, isTerminal, runnerOf } from '../records/types.js';
-import { instanceRecordSchema, jobSpecSchema } from '../records/validate.js';
-import { ADHOC_JOB, isRequestId, requestedInstanceId } from '../records/ids.js';
-import { canonicalJson } from '../records/canonical.js';
+import type { AnyRecord, InstanceRecord, MemberRecord } from '../records/types.js';
+import { instanceIdOf } from '../records/types.js';
+import { ADHOC_JOB } from '../records/ids.js';
 import { StorageWriteError } from '../store/durable-file.js';
 import { signRecord, type RecordKeys } from '../records/signature.js';
 import { Leader } from '../scheduler/leader.js';
 import { Notifier, type NotifierDeps } from '../scheduler/notifier.js';
+import { RunRequests } from '../scheduler/run-requests.js';
 import { isInstanceFinished } from '../records/status.js';
 import type { AttemptJournal } from '../store/journal.js';
-import type { OutputStore, SubtaskLog } from '../store/output-store.js';
+import type { OutputStore } from '../store/output-store.js';
 import { MAX_PRUNED_IDS, type RecordStore } from '../store/record-store.js';
 import { Worker } from '../worker/worker.js';
 import type { Executor } from '../executor/process-executor.js';
-import { LiveOutputs, liveParts } from '../output/live.js';
-import {
-  LOGS_FOLLOW,
-  followRequestSchema,
-  ownerFollowReplySchema,
-  partOf,
-  readFrom,
-  savedPart,
-  type FollowPosition,
-  type FollowRequest,
-  type OwnerFollowReply,
-} from '../output/follow.js';
+import { LiveOutputs } from '../output/live.js';
+import { OutputServer } from '../output/output-server.js';
 
 export const TOPICS = [RECORDS_TOPIC];
 
@@ -99,30 +89,11 @@ export function checkComponents(components: Partial<NodeComponents>): asserts co
   if (missing.length > 0) throw new TypeError(`a chorus node cannot be built without its ${missing.map((m) => `"${m}"`).join(', ')} component${missing.length > 1 ? 's' : ''}`);
 }
 
-/** The leader did not answer a forwarded request: `leader-busy` (alive) or `leader-lost` (gone; another leads next). */
-export class LeaderUnreachableError extends Error {
-  constructor(
-    message: string,
-    readonly code: 'leader-busy' | 'leader-lost' = 'leader-busy',
-  ) {
-    super(message);
-  }
-}
-
-/** A run's request id that names another run, or one whose instance retention removed. */
-export class RequestIdReusedError extends Error {
-  readonly code = 'request-id-reused';
-}
-
 /** Instance ids remembered as counted by noticeFinished (oldest forgotten first). */
 const FINISHED_REMEMBERED = 10_000;
 
 /** A member asks another to drain or undrain itself (only a node writes its own member record). */
 export const DRAIN = 'drain';
-
-export class NotLeaderError extends Error {
-  readonly code = 'no-leader';
-}
 
 export class ChorusNode {
   readonly rpc: Rpc;
@@ -131,8 +102,13 @@ export class ChorusNode {
   readonly leader: Leader;
   readonly worker: Worker;
   readonly notifier: Notifier;
+  /** Runs asked for here, made here as leader or forwarded to it. */
+  readonly runs: RunRequests;
+  /** This node's output of instances, for `instance logs` (and `--follow`) on any node. */
+  readonly outputs: OutputServer;
   /** Output of the attempts running here, for followers (`instance logs --follow`). */
   readonly live: LiveOutputs;
+  private readonly freshView: FreshView;
   private self: MemberRecord;
   private started = false;
   private retentionTimer: TimerHandle | null = null;
@@ -179,7 +155,15 @@ export class ChorusNode {
     });
     const commit = (records: AnyRecord[]) => this.commit(records);
     this.live = new LiveOutputs(clock);
-    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, mayAct: () => this.leaderMayAct(), newInstanceId: deps.newInstanceId, observer: deps.observer ?? NO_OBSERVER, selfId: transport.localId });
+    this.freshView = new FreshView({
+      clock,
+      config,
+      transport,
+      syncWith: (peer) => this.replicator.syncWith(peer),
+      syncsCompleted: () => this.replicator.counters.syncsCompleted,
+      members: () => this.membership.members(),
+    });
+    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, mayAct: () => this.freshView.leaderMayAct(), newInstanceId: deps.newInstanceId, observer: deps.observer ?? NO_OBSERVER, selfId: transport.localId });
     this.notifier = new Notifier({
       clock,
       config,
@@ -189,7 +173,7 @@ export class ChorusNode {
       journal: deps.journal,
       commit,
       log,
-      mayLead: () => this.membership.leaderId() === this.id && this.leaderMayAct(),
+      mayLead: () => this.membership.leaderId() === this.id && this.freshView.leaderMayAct(),
       bodyOf: (instanceId) => {
         const instance = store.instance(instanceId);
         return instance ? deps.webhooks.body(instance, store) : { id: instanceId };
@@ -210,7 +194,7 @@ export class ChorusNode {
       live: this.live,
       log,
       fatal: deps.fatal,
-      stepsMayStart: () => this.stepsMayStart(),
+      stepsMayStart: () => this.freshView.stepsMayStart(),
       observer: deps.observer ?? NO_OBSERVER,
     });
     // Later local stamps must order after every stamp we have seen.
@@ -218,21 +202,21 @@ export class ChorusNode {
       for (const r of records) hlc.observe(r.record.stamp);
     });
     store.onChange((records) => this.noticeFinished(records));
-    // A follower waiting here for an instance's output also waits for this node's work in it
-    // to change (a retry, a step) and for the instance's end; not for every other node's news.
-    store.onChange((records) => {
-      if (this.live.waiters.size === 0) return;
-      for (const r of records) {
-        const id = instanceIdOf(r);
-        if (id === null) continue;
-        const mine = (r.kind === 'subtask' || r.kind === 'step') && runnerOf(r.record) === this.id;
-        if (mine || r.kind === 'instance' || this.isFinished(id)) this.live.waiters.wake(id);
-      }
+    this.outputs = new OutputServer({ clock, config, store, outputs: deps.outputs, live: this.live, rpc: this.rpc, selfId: transport.localId });
+    this.runs = new RunRequests({
+      clock,
+      config,
+      store,
+      transport,
+      rpc: this.rpc,
+      membership: this.membership,
+      replicator: this.replicator,
+      leader: this.leader,
+      log,
+      commitDurably: (records) => this.commitDurably(records),
+      acknowledge: (records, flush) => this.acknowledge(records, flush),
     });
-    this.rpc.handle('run', (from, body) => this.onRunRequest(from, body));
     this.rpc.handle(DRAIN, (from, body) => this.onDrainRequest(from, body));
-    this.rpc.handle(LOGS_FOLLOW, (_from, body) => this.followOwnOutput(followRequestSchema.parse(body)));
-    this.rpc.handle('logs', async (_from, body) => boundedLogs(await this.deps.outputs.read(String((body as { instanceId?: unknown })?.instanceId)), this.deps.config.syncPageBytes));
   }
 
   get id(): string {
@@ -307,7 +291,7 @@ export class ChorusNode {
       },
     });
     this.started = true;
-    this.startedAtMs = this.deps.clock.now();
+    this.freshView.started(this.deps.clock.now());
     this.commit([{ kind: 'member', record: this.self }]);
     this.membership.start();
     this.replicator.start();
@@ -503,128 +487,6 @@ export class ChorusNode {
     );
   }
 
-  /**
-   * Creates an instance on the leader (here, or by asking it) and returns it once known here.
-   * `requestId` (the CLI sends one per run, the same on each of its retries) derives the
-   * instance's id, so a request tried again, even on another leader, makes one instance.
-   * A leader that does not answer in time is told apart: alive (busy), or gone (the next
-   * leader takes the request); the client tries again with the same id until its deadline.
-   */
-  async requestInstance(job: string, spec: JobSpec, trigger: InstanceTrigger, requestId: string | null = null, leaderWaitMs = this.deps.config.leaderTryMs): Promise<InstanceRecord> {
-    const leaderId = this.membership.leaderId();
-    if (leaderId === null) throw new NotLeaderError('no leader yet: no member is confirmed alive to lead (a node back after a full stop waits to hear from the others); try again in a moment');
-    if (leaderId === this.id) {
-      const instance = await this.createOnce(job, spec, trigger, requestId);
-      await this.acknowledge(this.recordsOf(instance), false); // on disk here; and on one other member (guarantee 8)
-      return instance;
-    }
-    let reply: { records?: unknown };
-    const waitMs = leaderWaitMs;
-    const replaced = this.watchLeader(leaderId);
-    try {
-      // A leader busy making the run (its own acknowledged write waits for another member)
-      // answers late: the client is told so and tries again with the same request id, which
-      // joins the run in flight on the leader rather than making another.
-      // A leader declared dead meanwhile is not waited for: the client asks again at once, and
-      // the next leader makes the same instance (its id comes from the request id; the old
-      // leader, if it was only frozen, makes that same one).
-      const asked = this.rpc.call(leaderId, 'run', { job, spec, trigger, requestId }, waitMs, { dial: true });
-      reply = (await withTimeout(this.deps.clock, Promise.race([asked, replaced.promise]), waitMs, `request to ${leaderId} timed out after ${waitMs} ms`)) as { records?: unknown };
-    } catch (err) {
-      if (err instanceof RpcError) throw err; // the leader answered with an error (it carries a code)
-      throw this.leaderSilence(leaderId, waitMs, err as Error);
-    } finally {
-      this.leaderWatchers.delete(replaced);
-    }
-    const parsed = instanceRecordSchema.safeParse((reply.records as { record?: unknown }[] | undefined)?.[0]?.record);
-    if (!parsed.success) throw new Error(`the leader ${leaderId} answered without an instance`);
-    // Checked like any record from the network: the leader's own signature on what it created.
-    const records = this.replicator.verifyRecords(leaderId, reply.records);
-    if (!records.some((r) => r.kind === 'instance' && r.record.id === parsed.data.id)) throw new Error(`the leader ${leaderId} answered with an instance it did not sign`);
-    // Guarantee 8: on the leader's disk, and on this node's before the client hears of it: two nodes.
-    try {
-      await this.deps.store.applyDurably(records);
-    } catch (err) {
-      if (!(err instanceof StorageWriteError)) throw err;
-      // This disk refused it, but the leader made the run (it may be running): another member must hold it instead.
-      this.deps.store.apply(records);
-      const others = this.membership.members().filter((m) => m.nodeId !== this.id && m.nodeId !== leaderId && m.state === 'alive').map((m) => m.nodeId);
-      const connected = new Set(this.deps.transport.connectedPeers());
-      await this.replicator.replicateTo(others.filter((id) => connected.has(id)), records).catch((notReplicated: unknown) => {
-        throw new WriteNotReplicatedError(`the leader ${leaderId} made the run and holds it on its disk, but this node ${err.message} and no other member confirmed it: ${(notReplicated as Error).message}`);
-      });
-    }
-    return this.deps.store.instance(parsed.data.id) as InstanceRecord;
-  }
-
-  /** Why the leader did not answer a forwarded request: gone (another will lead), or alive and busy. */
-  private leaderSilence(leaderId: string, waitMs: number, err: Error): LeaderUnreachableError {
-    const now = this.membership.leaderId();
-    const state = this.membership.stateOf(leaderId);
-    const gone = state === 'dead' || state === 'left' || state === undefined;
-    if (now !== leaderId || gone) {
-      return new LeaderUnreachableError(`the leader ${leaderId} did not answer (${err.message}) and is ${state ?? 'unknown'} now${now !== null && now !== leaderId ? `; ${now} leads` : ''}: the next leader takes the request`, 'leader-lost');
-    }
-    return new LeaderUnreachableError(`the leader ${leaderId} is ${state} but did not answer within ${waitMs} ms (busy): ${err.message}`, 'leader-busy');
-  }
-
-  /** Runs being made here for a request id: a retry that arrives meanwhile waits for the same instance. */
-  private readonly runsInFlight = new Map<string, Promise<InstanceRecord>>();
-
-  /**
-   * Creates the run once (on disk here, applied, sent), or finds it: a request id asked again
-   * finds the instance it made, and one asked while it is being made waits for it.
-   */
-  private createOnce(job: string, spec: JobSpec, trigger: InstanceTrigger, requestId: string | null): Promise<InstanceRecord> {
-    if (requestId === null) return this.createRun(job, spec, trigger, undefined);
-    const id = requestedInstanceId(job, requestId);
-    const inFlight = this.runsInFlight.get(id);
-    if (inFlight) return inFlight;
-    const created = this.createRun(job, spec, trigger, id).finally(() => this.runsInFlight.delete(id));
-    this.runsInFlight.set(id, created);
-    return created;
-  }
-
-  private async createRun(job: string, spec: JobSpec, trigger: InstanceTrigger, id: string | undefined): Promise<InstanceRecord> {
-    const { store } = this.deps;
-    const earlier = id === undefined ? undefined : store.instance(id);
-    if (earlier) {
-      // The same request again (the answer was lost, or the client timed out): the instance it made, acknowledged anew.
-      if (earlier.job !== job || canonicalJson(earlier.spec) !== canonicalJson(spec)) throw new RequestIdReusedError(`the request id was used for another run (instance ${earlier.id} of ${earlier.job}); use a new one`);
-      return earlier;
-    }
-    if (id !== undefined && store.wasPruned(id)) throw new RequestIdReusedError(`the request id was already run (instance ${id}), and its instance removed since by retention; use a new one`);
-    // `forbid` is checked here, where the instance is created, for local and forwarded runs alike.
-    const storedJob = store.job(job);
-    if (storedJob && !storedJob.deleted && trigger === 'manual') this.leader.assertMayStart(storedJob);
-    const planned = this.leader.planInstance(job, spec, trigger, undefined, id);
-    this.leader.releasing(planned);
-    await this.commitDurably(planned.records); // nothing is applied or sent when the disk refuses it
-    this.leader.instanceCreated(planned);
-    return planned.instance;
-  }
-
-  private async onRunRequest(from: string, body: unknown): Promise<unknown> {
-    const { job, spec, trigger, requestId } = (body ?? {}) as { job?: unknown; spec?: unknown; trigger?: unknown; requestId?: unknown };
-    const parsedSpec = jobSpecSchema.safeParse(spec);
-    if (typeof job !== 'string' || !parsedSpec.success || (trigger !== 'manual' && trigger !== 'adhoc') || (requestId !== undefined && requestId !== null && !isRequestId(requestId))) {
-      throw new Error('malformed run request');
-    }
-    if (this.membership.leaderId() !== this.id) throw new NotLeaderError(`not the leader (${this.membership.leaderId() ?? 'none'} is)`);
-    let instance: InstanceRecord;
-    try {
-      // On disk here; the member that asked writes it to its own disk before its client hears
-      // of it: two nodes (guarantee 8), with no third one to wait for on a busy cluster.
-      instance = await this.createOnce(job, parsedSpec.data as JobSpec, trigger, typeof requestId === 'string' ? requestId : null);
-    } catch (err) {
-      if (err instanceof StorageWriteError) throw new RpcError(`the leader ${this.id} ${err.message}; nothing was done`, 'storage-failed');
-      throw err;
-    }
-    this.deps.log.debug({ from, instance: instance.id }, 'run requested by a member');
-    // The instance alone (its subtasks follow by gossip): a reply that stays small however many targets it has.
-    return { records: [this.deps.store.get(`instance:${instance.id}`)] };
-  }
-
   /** This node's recent and unfinished subtasks and steps: its last word before leaving. */
   private ownOpenWork(): AnyRecord[] {
     const { store } = this.deps;
@@ -640,162 +502,18 @@ export class ChorusNode {
     return out;
   }
 
-  /** An instance with its subtasks and steps, as records. */
-  private recordsOf(instance: InstanceRecord): AnyRecord[] {
-    const records: AnyRecord[] = [{ kind: 'instance', record: instance }];
-    for (const subtask of this.deps.store.subtasksOf(instance.id).values()) records.push({ kind: 'subtask', record: subtask });
-    for (const step of Object.values(this.deps.store.stepsOf(instance.id))) if (step) records.push({ kind: 'step', record: step });
-    return records;
-  }
-
-  /** Output of a subtask, read on the node that ran it. */
-  async logsFrom(nodeId: string, instanceId: string): Promise<SubtaskLog[]> {
-    if (nodeId === this.id) return this.deps.outputs.read(instanceId);
-    return (await this.rpc.call(nodeId, 'logs', { instanceId }, this.deps.config.requestTimeoutMs, { dial: true, bulk: true })) as SubtaskLog[];
-  }
-
-  /** What follows `position` in a node's output of an instance (this one's, or asked of it), waiting up to `waitMs` for some. */
-  async followFrom(nodeId: string, instanceId: string, position: FollowPosition, waitMs: number): Promise<OwnerFollowReply> {
-    const request: FollowRequest = { instanceId, position, waitMs };
-    if (nodeId === this.id) return this.followOwnOutput(request);
-    const reply = await this.rpc.call(nodeId, LOGS_FOLLOW, request, waitMs + this.deps.config.requestTimeoutMs, { dial: true });
-    return ownerFollowReplySchema.parse(reply);
-  }
-
-  /**
-   * This node's output of an instance after `position`. Answers at once when there is some,
-   * when a part ended, or when nothing more can come (the instance ended and nothing of it
-   * runs here); else waits for output or a change of the instance, up to `waitMs`.
-   */
-  async followOwnOutput({ instanceId, position, waitMs }: FollowRequest): Promise<OwnerFollowReply> {
-    const { clock, config } = this.deps;
-    const deadline = clock.now() + waitMs;
-    for (;;) {
-      const reply = await this.ownOutputFrom(instanceId, position);
-      const leftMs = deadline - clock.now();
-      if (reply.chunks.length > 0 || reply.ended.length > 0 || (reply.complete && this.isFinished(instanceId)) || leftMs <= 0) return reply;
-      await this.live.waiters.wait([instanceId], leftMs);
-      // Lines written together travel together.
-      const batchMs = Math.min(config.followBatchMs, deadline - clock.now());
-      if (batchMs > 0) await new Promise<void>((resolve) => clock.setTimer(batchMs, resolve));
-    }
-  }
-
-  private async ownOutputFrom(instanceId: string, position: FollowPosition): Promise<OwnerFollowReply> {
-    const running = this.live.of(instanceId);
-    const runningParts = new Set(running.map((l) => partOf(l.step, l.attempt)));
-    // The saved logs are read only when the follower is not in the running attempt.
-    const saved = runningParts.has(position.part) ? [] : (await this.deps.outputs.read(instanceId)).filter((log) => !runningParts.has(partOf(log.step ?? null, log.attempt)));
-    const parts = [...liveParts(running), ...saved.map(savedPart)];
-    const read = readFrom(parts, position, this.deps.config.followReplyBytes);
-    const { store } = this.deps;
-    const instance = store.instance(instanceId);
-    const subtask = store.subtask(instanceId, this.id);
-    const steps = Object.values(store.stepsOf(instanceId)).filter((step) => step?.runnerNodeId === this.id);
-    // A target whose subtask is not there yet has all of it to come.
-    const target = instance !== undefined && store.targetsOf(instance).includes(this.id);
-    const tasksEnded = (subtask ? isTerminal(subtask.status) : !target) && steps.every((step) => step && isTerminal(step.status));
-    const readAll = parts.every((p) => p.part < read.position.part);
-    return { ...read, complete: this.live.of(instanceId).length === 0 && readAll && tasksEnded, steps: steps.map((step) => step?.step as StepName) };
-  }
-
-  private isFinished(instanceId: string): boolean {
-    const instance = this.deps.store.instance(instanceId);
-    return instance !== undefined && isInstanceFinished(this.deps.store.statusOf(instance));
-  }
-
-  /**
-   * A node that just became leader, or that was stalled (a frozen process, a busy
-   * machine), may hold a stale view: what its peers did meanwhile reached it only in part,
-   * since gossip to a frozen peer is lost. Acting on it could repeat a step another leader
-   * already ran. So it first runs anti-entropy with every connected peer.
-   */
-  private leaderMayAct(): boolean {
-    const gate = this.leaderGate;
-    const nowMs = this.deps.clock.now();
-    // Only a stall long enough for the others to have declared this node dead (a probe
-    // timeout plus the shortest suspicion) can have let another leader act meanwhile. A
-    // shorter one is a busy host: re-syncing with every peer at each of those (20 daemons
-    // on 2 cores stall for 0.5-1 s all the time) kept a leader from ever acting.
-    // The leader is asked at least every leaderIdleTickMs (its slowest tick), so a longer gap is a stall.
-    const { probeTimeoutMs, suspicionMult, probeIntervalMs, leaderIdleTickMs } = this.deps.config;
-    const stalled = gate.lastCheckMs !== 0 && nowMs - gate.lastCheckMs > leaderIdleTickMs + probeTimeoutMs + suspicionMult * probeIntervalMs;
-    gate.lastCheckMs = nowMs;
-    if (!gate.leading || stalled) {
-      gate.leading = true;
-      gate.ready = false;
-      const round = ++gate.round;
-      const peers = this.deps.transport.connectedPeers();
-      void Promise.allSettled(peers.map((peer) => this.replicator.syncWith(peer))).then(() => {
-        if (gate.round === round) gate.ready = true;
-      });
-    }
-    return gate.ready;
-  }
-
-  private readonly leaderGate = { leading: false, ready: false, lastCheckMs: 0, round: 0 };
-
-  private startedAtMs = 0;
-  /** When the last anti-entropy round asked for by a step's start began (it completed with at least one peer), and whether one is running. */
-  private stepSync = { freshFromMs: Number.NEGATIVE_INFINITY, inFlight: false };
-
-  /**
-   * A --pre/--post step starts only on a fresh view of the cluster: a round of anti-entropy
-   * with the connected peers that began less than a probe interval ago. A step this node
-   * created as leader may have been created and run by another leader while this node was
-   * down (a restart) or stalled (a frozen process): running it before hearing of that would
-   * run it twice (the randomized sweep found both). Steps are few (two per instance at
-   * most), so the round costs little. A node that finds itself alone (no other member alive,
-   * once a failure could have been detected) runs its steps without waiting.
-   */
-  private stepsMayStart(): boolean {
-    const nowMs = this.deps.clock.now();
-    const { probeTimeoutMs, suspicionMult, probeIntervalMs } = this.deps.config;
-    if (nowMs - this.stepSync.freshFromMs < probeIntervalMs) return true;
-    const settled = nowMs - this.startedAtMs > probeTimeoutMs + suspicionMult * probeIntervalMs;
-    if (settled && this.membership.members().every((m) => m.nodeId === this.id || m.state !== 'alive')) return true;
-    if (!this.stepSync.inFlight) {
-      this.stepSync.inFlight = true;
-      const before = this.replicator.counters.syncsCompleted;
-      const peers = this.deps.transport.connectedPeers();
-      void Promise.allSettled(peers.map((peer) => this.replicator.syncWith(peer))).then(() => {
-        this.stepSync.inFlight = false;
-        if (this.replicator.counters.syncsCompleted > before) this.stepSync.freshFromMs = nowMs;
-      });
-    }
-    return false;
-  }
-
   private readonly membersListeners: (() => void)[] = [];
-  /** Forwarded runs waiting on a leader, each told when that leader stops leading; one entry per run in flight, removed when it ends. */
-  private readonly leaderWatchers = new Set<{ leaderId: string; promise: Promise<never>; reject: (err: Error) => void }>();
-
-  /** A promise that rejects once `leaderId` is no longer the leader (declared dead, left, or another leads); the caller removes the watcher when done. */
-  private watchLeader(leaderId: string): { leaderId: string; promise: Promise<never>; reject: (err: Error) => void } {
-    let reject: (err: Error) => void = () => {};
-    const promise = new Promise<never>((_, rej) => (reject = rej));
-    promise.catch(() => {}); // raced by its caller, which may have its answer first
-    const watcher = { leaderId, promise, reject };
-    this.leaderWatchers.add(watcher);
-    return watcher;
-  }
-
   /** Calls `listener` whenever a member's state, or the leader, changes (the dashboard's live view). */
   onMembersChanged(listener: () => void): void {
     this.membersListeners.push(listener);
   }
 
   private onMembershipChange(): void {
-    if (this.membership.leaderId() !== this.id) this.leaderGate.leading = false;
+    if (this.membership.leaderId() !== this.id) this.freshView.notLeading();
     this.leader.membershipChanged();
     this.notifier.membershipChanged();
     for (const listener of this.membersListeners) listener();
-    const leader = this.membership.leaderId();
-    for (const watcher of this.leaderWatchers) {
-      if (watcher.leaderId === leader) continue;
-      this.leaderWatchers.delete(watcher);
-      watcher.reject(new Error(`${watcher.leaderId} is no longer the leader`));
-    }
+    this.runs.leaderChanged(this.membership.leaderId());
     if (this.started) this.leader.tick();
   }
 }
@@ -805,29 +523,3 @@ function instanceIdsOf(records: AnyRecord[]): Set<string> {
   return new Set(records.map(instanceIdOf).filter((id): id is string => id !== null));
 }
 
-/**
- * The logs of an instance on this node, newest attempts first to fit `maxBytes` (a reply
- * must stay under the message limit however many retries there were); an attempt left
- * out is listed with no output and a note that says so.
- */
-export function boundedLogs(logs: SubtaskLog[], maxBytes: number): SubtaskLog[] {
-  let size = 0;
-  const kept = new Set<SubtaskLog>();
-  for (const log of [...logs].reverse()) {
-    const bytes = JSON.stringify(log).length;
-    if (size + bytes > maxBytes) break;
-    kept.add(log);
-    size += bytes;
-  }
-  return logs.map((log) =>
-    kept.has(log)
-      ? log
-      : {
-          ...log,
-          stdout: '',
-          stderr: `(output of attempt ${log.step ?? log.attempt} not sent: with the later attempts it exceeds the ${maxBytes}-byte reply limit)`,
-          stdoutDroppedBytes: log.stdoutDroppedBytes + Buffer.byteLength(log.stdout),
-          stderrDroppedBytes: log.stderrDroppedBytes + Buffer.byteLength(log.stderr),
-        },
-  );
-}

@@ -1,6 +1,6 @@
 // Following an instance's output across the cluster, for the daemon that serves `instance
 // logs --follow`: one question at a time per followed node, held by the node that runs the
-// output until it has some (a long poll over RPC, ChorusNode.followOwnOutput). The client
+// output until it has some (a long poll over RPC, OutputServer.followOwn in output-server.ts). The client
 // carries every position (cursor.ts), so nothing here belongs to one client; a question
 // answered after the client's request was answered waits here for the client's next
 // request, which asks from the same position, so it is neither asked twice nor lost.
