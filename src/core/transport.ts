@@ -2,6 +2,14 @@
 // reliable request/response to one peer. libp2p is one implementation
 // (src/network/libp2p-transport.ts); an in-memory network is another (src/testing).
 
+/**
+ * What the node is told. Handlers should not throw; one that does is a bug, and both
+ * implementations treat it alike: from onRequest the exception (or rejection) becomes an
+ * error reply to the requester; from onMessage, onPeerConnected and onPeerDisconnected it
+ * is reported with the peer and counted (`handlerErrors`: the daemon logs it, the
+ * simulator fails the run at its end), and delivery goes on for every other event. A
+ * broken guarantee (InvariantError) never reaches the transport: the node stops first.
+ */
 export interface TransportEvents {
   /** A best-effort message published by `from` on `topic`. */
   onMessage(topic: string, from: string, data: Uint8Array): void;

@@ -145,6 +145,7 @@ export class ChorusDaemon {
         topics: TOPICS,
         config: transportConfigOf(config),
         onConnectionRefused: (remoteAddr, why) => log.warn({ remoteAddr, why }, `refused a connection from ${remoteAddr}: ${why}`),
+        log,
       });
       await transport.start().catch((err: unknown) => {
         throw inUse(err) ? new DaemonFlagError(`--listen ${options.listen.join(' ')}: the address is already in use; pick another port`) : err;

@@ -11,6 +11,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TransportEvents } from '../core/transport.js';
+import type { Logger } from '../core/log.js';
 import { defaultConfig } from '../core/config.js';
 import { DEFAULT_TRANSPORT_CONFIG, Libp2pTransport, RemoteHandlerError, transportConfigOf } from './libp2p-transport.js';
 import type { Libp2pTransportConfig } from './libp2p-transport.js';
@@ -48,10 +49,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
-async function startNode(opts: { key?: PrivateKey; config?: Partial<Libp2pTransportConfig>; swarmKey?: Uint8Array; refused?: string[] } = {}): Promise<TestNode> {
+async function startNode(opts: { key?: PrivateKey; config?: Partial<Libp2pTransportConfig>; swarmKey?: Uint8Array; refused?: string[]; log?: Logger } = {}): Promise<TestNode> {
   const key = opts.key ?? (await generateKeyPair('Ed25519'));
   const transport = await Libp2pTransport.create({ privateKey: key, topics: [TOPIC], config: opts.config, swarmKey: opts.swarmKey ?? TEST_SWARM_KEY,
-    onConnectionRefused: (addr, why) => opts.refused?.push(`${addr} ${why}`) });
+    onConnectionRefused: (addr, why) => opts.refused?.push(`${addr} ${why}`), ...(opts.log ? { log: opts.log } : {}) });
   const node: TestNode = {
     transport,
     key,
@@ -105,6 +106,33 @@ async function publishUntilReceived(sender: TestNode, receiver: TestNode, label:
 }
 
 describe('Libp2pTransport', () => {
+  it('reports a handler that throws with the peer, counts it, and goes on delivering (core/transport.ts)', async () => {
+    const errors: { fields: Record<string, unknown>; message: string }[] = [];
+    const log = { error: (fields: Record<string, unknown>, message: string) => errors.push({ fields, message }) } as unknown as Logger;
+    const a = await startNode({ log });
+    const b = await startNode();
+    a.transport.setHandlers({
+      onMessage: (topic, from, data) => {
+        a.messages.push({ topic, from, text: new TextDecoder().decode(data) });
+        if (new TextDecoder().decode(data).startsWith('boom')) throw new Error('a bug in onMessage');
+      },
+      onRequest: (from, data) => a.onRequest(from, data),
+      onPeerConnected: () => {
+        throw new Error('a bug in onPeerConnected');
+      },
+      onPeerDisconnected: (peer) => a.disconnected.push(peer),
+    });
+    await connect(a, b);
+    await waitFor('the connect handler error to be counted', () => a.transport.stats().handlerErrors >= 1);
+    expect(errors[0]?.fields).toMatchObject({ peer: b.transport.localId, event: 'onPeerConnected' });
+    expect(errors[0]?.message).toMatch(/onPeerConnected handler threw \(a bug\): a bug in onPeerConnected/);
+    await publishUntilReceived(b, a, 'boom');
+    await waitFor('the message handler error to be logged', () => errors.some((e) => e.fields.event === 'onMessage' && e.fields.peer === b.transport.localId));
+    // Delivery went on: a later message still arrives.
+    await publishUntilReceived(b, a, 'after');
+    expect(a.transport.stats().handlerErrors).toBeGreaterThanOrEqual(2);
+  });
+
   it('connects via dialAddr and delivers a publish to the other two nodes', async () => {
     const [a, b, c] = await Promise.all([startNode(), startNode(), startNode()]);
     const t0 = performance.now();

@@ -366,6 +366,25 @@ describe('MemoryNetwork requests', () => {
     await outcome;
   });
 
+  it('records a handler that throws, with the peer, and goes on delivering (core/transport.ts)', async () => {
+    const { clock, net, node, saw } = cluster(['a', 'b']);
+    const got: string[] = [];
+    node('b').setHandlers({
+      ...noopHandlers(),
+      onMessage: (_topic, _from, data) => {
+        got.push(dec(data));
+        if (dec(data) === 'boom') throw new Error('a bug in onMessage');
+      },
+    });
+    node('a').publish('t', enc('boom'));
+    await clock.advanceAsync(100);
+    node('a').publish('t', enc('after'));
+    await clock.advanceAsync(100);
+    expect(got).toEqual(['boom', 'after']);
+    expect(net.handlerErrors).toMatchObject([{ nodeId: 'b', peer: 'a', event: 'onMessage' }]);
+    expect(saw('a').events).toEqual(['connected b']);
+  });
+
   it('rejects at once when there is no connection', async () => {
     const clock = new FakeClock(0);
     const net = new MemoryNetwork({ clock, rng: new Rng(1) });

@@ -146,6 +146,8 @@ export class MemoryNetwork {
   private readonly nodes = new Map<string, NodeState>();
   private readonly blockedPairs = new Set<string>();
   private readonly counts: NetworkStats = { sent: 0, sentBytes: 0, duplicated: 0, delivered: 0, dropped: 0 };
+  /** Exceptions a node's event handler threw (core/transport.ts: reported, counted, delivery goes on); the simulator fails a run that has any. */
+  readonly handlerErrors: { nodeId: string; peer: string; event: keyof TransportEvents; error: unknown }[] = [];
   private nextLinkId = 1;
   private nextMsgId = 1;
 
@@ -362,8 +364,8 @@ export class MemoryNetwork {
     a.links.set(b.id, link);
     b.links.set(a.id, link);
     a.sortedPeers = b.sortedPeers = null;
-    this.emit(a, (h) => h.onPeerConnected(b.id));
-    this.emit(b, (h) => h.onPeerConnected(a.id));
+    this.emit(a, (h) => this.handle(a, b.id, 'onPeerConnected', () => h.onPeerConnected(b.id)));
+    this.emit(b, (h) => this.handle(b, a.id, 'onPeerConnected', () => h.onPeerConnected(a.id)));
   }
 
   private closeLink(node: NodeState, peerId: string): void {
@@ -375,14 +377,23 @@ export class MemoryNetwork {
     node.sortedPeers = peer.sortedPeers = null;
     const error = new MemoryTransportError('closed', `connection ${node.id} <-> ${peerId} closed`);
     for (const fail of [...link.inflight]) fail(error);
-    this.emit(node, (h) => h.onPeerDisconnected(peerId));
-    this.emit(peer, (h) => h.onPeerDisconnected(node.id));
+    this.emit(node, (h) => this.handle(node, peerId, 'onPeerDisconnected', () => h.onPeerDisconnected(peerId)));
+    this.emit(peer, (h) => this.handle(peer, node.id, 'onPeerDisconnected', () => h.onPeerDisconnected(node.id)));
   }
 
   /**
    * Connection events go out as microtasks, never inside the dial() or crash() call
    * that caused them, as libp2p's events do; a frozen node gets them at thaw.
    */
+  /** Runs one of a node's event handlers; one that throws is recorded, as the libp2p transport logs and counts it. */
+  private handle(node: NodeState, peer: string, event: keyof TransportEvents, call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.handlerErrors.push({ nodeId: node.id, peer, event, error });
+    }
+  }
+
   private emit(node: NodeState, event: (h: TransportEvents) => void): void {
     if (!node.alive) return;
     if (node.frozen) {
@@ -511,7 +522,8 @@ export class MemoryNetwork {
     const to = message.to;
     const first = !to.seen.has(message.gossipId);
     remember(to, message.gossipId);
-    (to.handlers as TransportEvents).onMessage(message.topic as string, message.origin, copy);
+    const handlers = to.handlers as TransportEvents;
+    this.handle(to, message.origin, 'onMessage', () => handlers.onMessage(message.topic as string, message.origin, copy));
     if (first) this.relay(to, message);
   }
 

@@ -347,6 +347,9 @@ export class SimCluster {
   private throwInvariantErrors(): void {
     const [first] = this.invariantErrors;
     if (first) throw new Error(`${first.message} [seed ${this.seed}]\n${replayHint(this.seed)}`, { cause: first });
+    // A handler that threw is a bug the daemon would only log: here it fails the run.
+    const [thrown] = this.net.handlerErrors;
+    if (thrown) throw new Error(`${thrown.nodeId}'s ${thrown.event} handler threw on an event from ${thrown.peer}: ${(thrown.error as Error)?.message ?? String(thrown.error)} [seed ${this.seed}]\n${replayHint(this.seed)}`, { cause: thrown.error });
   }
 
   /** Awaits a promise whose settling needs virtual time (network round trips, timers). */
