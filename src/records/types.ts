@@ -78,13 +78,22 @@ export interface JobRecord extends Signed {
 
 export type SubtaskStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type TerminalStatus = 'succeeded' | 'failed' | 'cancelled';
-export type FailureReason = 'exit-code' | 'timeout' | 'node-lost' | 'interrupted' | 'cancelled' | 'spawn-failed' | 'aborted';
+/** Why an attempt did not succeed, in the order the README's table lists them; the record schema takes them from here. */
+export const FAILURE_REASONS = ['exit-code', 'signal', 'timeout', 'spawn-failed', 'node-lost', 'interrupted', 'cancelled', 'aborted'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 export interface AttemptSummary {
   attempt: number;
   status: SubtaskStatus;
   reason: FailureReason | null;
+  /** The command's exit code: a number with reason `exit-code` (and 0 for a success), else null. */
   exitCode: number | null;
+  /**
+   * With reason `signal`: the name of the signal that killed the command, one the daemon did
+   * not send (the OOM killer, an operator's `kill -9`): `SIGKILL`, `SIGSEGV`. Absent otherwise,
+   * so a record without it (every record of a writer from before it) is signed as it was.
+   */
+  signal?: string;
   startedAtMs: number | null;
   finishedAtMs: number | null;
 }
