@@ -276,6 +276,12 @@ export function instanceIdOf(r: AnyRecord): string | null {
   return null;
 }
 
+/** An attempt's state with the signal that ended it, or with none: then the field is absent, never null (AttemptSummary). */
+export function withSignal<T extends AttemptSummary>(state: T, signal: string | null): T {
+  const { signal: _previous, ...rest } = state;
+  return (signal === null ? rest : { ...rest, signal }) as T;
+}
+
 /** The node that runs a subtask (its owner) or a step (its runner). */
 export function runnerOf(task: SubtaskRecord | StepRecord): string {
   return 'step' in task ? task.runnerNodeId : task.nodeId;
