@@ -328,6 +328,30 @@ describe('the subtask summary of instance show', () => {
   });
 });
 
+describe('a command killed by a signal (reason signal), the same in every human form', () => {
+  const killed = subtask({ nodeId: NODE_B, nodeName: 'n2', status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL' });
+
+  it('reads failed (signal SIGKILL) in progress, retry and output-tail lines, and in the pre/post step line', () => {
+    expect(formatProgressLine(killed)).toBe('  n2 …ed0987654321: failed (signal SIGKILL)');
+    const retried = subtask({ attempt: 2, status: 'pending', exitCode: null, history: [{ attempt: 1, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGSEGV', startedAt: null, finishedAt: null }] });
+    expect(formatRetryLines(retried, 1, NOW_MS)).toEqual(['  n1 …abcdef123456: attempt 1 failed (signal SIGSEGV), retrying as attempt 2']);
+    expect(formatOutputTail(instance({ status: 'failed', subtasks: [killed] }), [])).toContain('  n2 …ed0987654321: failed (signal SIGKILL)');
+    const post = { cmd: 'report', nodeId: NODE_A, attempt: 1, status: 'failed' as const, reason: 'signal' as const, exitCode: null, signal: 'SIGKILL', startedAt: null, finishedAt: null };
+    expect(formatInstance(instance({ status: 'failed', post }), NOW_MS)).toContain('  post step: failed (signal SIGKILL) on …abcdef123456  [report]');
+  });
+
+  it('instance show: the count line names the signal, the table has it where an exit code would be', () => {
+    const shown = formatInstance(instance({ status: 'failed', subtasks: [subtask(), killed] }), NOW_MS);
+    expect(shown).toContain('  2 subtasks: 1 succeeded, 1 failed (signal SIGKILL: 1)');
+    expect(shown).toMatch(/│ n2 +│ failed +│ 1 +│ SIGKILL +│ signal +│/);
+  });
+
+  it('instance logs --group: the outcome in the header', () => {
+    const text = formatLogGroups([{ nodes: [{ nodeId: NODE_B, name: 'n2', attempt: 1 }], step: null, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL', stdout: '', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 }]);
+    expect(text.split('\n')[0]).toBe('---- n2 (1) failed (signal SIGKILL) ----');
+  });
+});
+
 describe('instance logs --group', () => {
   it('prints each group once under its nodes, like dshbak -c, with the outcome when it is not a success', () => {
     const text = formatLogGroups([

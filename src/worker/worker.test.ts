@@ -461,7 +461,8 @@ describe('how a command ended is the reason its attempt gives (real processes)',
   };
 
   it('a kill -9 the daemon did not send: failed, reason signal, signal SIGKILL, and retried like an exit-code failure', async () => {
-    const s = setup({ executor: realExecutor() });
+    const { log, lines } = capturingLogger();
+    const s = setup({ executor: realExecutor(), log });
     s.store.apply([{ kind: 'instance', record: instance({ cmd: `echo $$ > ${dir}/pid-$CHORUS_ATTEMPT; exec sleep 30`, retries: 1 }) }, { kind: 'subtask', record: pending() }]);
     start(s);
 
@@ -477,6 +478,11 @@ describe('how a command ended is the reason its attempt gives (real processes)',
     await waitFor(() => s.store.subtask(ID, SELF)?.status === 'failed', 'the last attempt to end');
     expect(s.store.subtask(ID, SELF)).toMatchObject({ attempt: 2, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL', reporter: SELF });
     expect(s.journal.endOf(ID, 2)).toMatchObject({ status: 'failed', reason: 'signal', signal: 'SIGKILL' });
+    // The log says it as the CLI does (records/outcome-text.ts), and carries the signal as a field.
+    expect(lines.filter((l) => l.msg.startsWith('subtask failed'))).toEqual([
+      expect.objectContaining({ msg: 'subtask failed (signal SIGKILL); retried', attempt: 1, reason: 'signal', exitCode: null, signal: 'SIGKILL', retry: true }),
+      expect.objectContaining({ msg: 'subtask failed (signal SIGKILL)', attempt: 2, reason: 'signal', exitCode: null, signal: 'SIGKILL', retry: false }),
+    ]);
   });
 
   it("a timeout is still timeout, though the executor's own SIGTERM ended it", async () => {

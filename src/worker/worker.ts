@@ -9,6 +9,7 @@ import { coalesced } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
 import type { ExecutionResult } from '../executor/executor.js';
 import { attemptMarks } from '../executor/marks.js';
+import { outcomeText } from '../records/outcome-text.js';
 import type { AnyRecord, AttemptState, AttemptSummary, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
 import { isTerminal, runnerOf, withSignal } from '../records/types.js';
 import type { JournalEnd } from '../store/journal.js';
@@ -377,7 +378,7 @@ export class Worker {
     const mayRetry = retriable && attempt <= instance.spec.retries && !this.deps.store.cancelOf(instanceId) && !this.stopped;
     this.deps.log.info(
       this.event(instanceId, step, attempt, { status: outcome.status, reason: outcome.reason, exitCode: outcome.exitCode, signal: outcome.signal, durationMs: outcome.startedAtMs === null ? null : outcome.finishedAtMs - outcome.startedAtMs, retry: mayRetry }),
-      `${step ? `${step} step` : 'subtask'} ${outcome.status}${outcome.reason ? ` (${outcome.reason}${outcome.exitCode !== null ? ` ${outcome.exitCode}` : ''})` : ''}${mayRetry ? '; retried' : ''}`,
+      `${step ? `${step} step` : 'subtask'} ${outcomeText(outcome)}${mayRetry ? '; retried' : ''}`,
     );
     this.deps.observer?.attemptEnded?.({
       job: instance.job,
