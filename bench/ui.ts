@@ -55,7 +55,7 @@ try {
   const view = () => ({
     id: 'bench', job: 'bench', status: 'running', trigger: 'manual', cmd: 'true', createdAt: new Date().toISOString(), finishedAt: null, failure: null, paused: false, notifications: [],
     rollout: { maxParallel: null, maxFailures: null, minSuccess: null, waveSizes: [cells], currentWave: 1, released: cells, aborted: false, parallelLimit: null },
-    subtasks: Array.from({ length: cells }, (_, i) => ({ nodeId: `node-${String(i).padStart(5, '0')}`, nodeName: `n${i}`, shardIndex: i, wave: 1, released: true, status: statuses[(i + tick) % 4], reason: null, exitCode: null, attempt: 1, startedAt: null, finishedAt: null })),
+    subtasks: Array.from({ length: cells }, (_, i) => ({ nodeId: `node-${String(i).padStart(5, '0')}`, nodeName: `n${i}`, shardIndex: i, wave: 1, released: true, status: statuses[(i + tick) % 4], reason: null, exitCode: null, signal: null, attempt: 1, startedAt: null, finishedAt: null })),
   });
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;

@@ -237,6 +237,30 @@ describe('one daemon, driven through the CLI', () => {
     expect(again.json<InstanceView>().status).toBe('cancelled');
   });
 
+  it('a kill -9 from outside (the OOM killer, an operator) ends the subtask failed with reason signal and its name, in --json and in the human forms', async () => {
+    const work = await tempDir('chorus-work-');
+    const pidFile = join(work, 'pid');
+    // exec: the pid written is the sleep's own, the process the kill hits (not its group).
+    const started = await d.cli(['run', '--json', '--', `echo $$ > ${sq(pidFile)}; exec sleep 30`]);
+    expectExit(started, EXIT.ok);
+    const { id } = started.json<InstanceView>();
+    process.kill(await jobProcessGroup(pidFile), 'SIGKILL');
+
+    const ended = await d.cli(['instance', 'wait', id, '--timeout', '20s', '--json'], { timeoutMs: 40_000 });
+    expectExit(ended, EXIT.failed);
+    const instance = ended.json<InstanceView>();
+    expect(instance.status).toBe('failed');
+    expect(instance.subtasks).toEqual([expect.objectContaining({ nodeId: d.nodeId, status: 'failed', reason: 'signal', signal: 'SIGKILL', exitCode: null, attempt: 1, history: [] })]);
+
+    const human = await d.cli(['instance', 'show', id]);
+    expectExit(human, EXIT.ok);
+    expect(human.stdout).toContain('1 subtask: 1 failed (signal SIGKILL: 1)');
+    expect(human.stdout).toMatch(/│ solo +│ failed +│ 1 +│ SIGKILL +│ signal +│/);
+    const groups = await d.cli(['instance', 'logs', id, '--group']);
+    expectExit(groups, EXIT.ok);
+    expect(groups.stdout).toContain('---- solo (1) failed (signal SIGKILL) ----');
+  });
+
   it('run --cmd-timeout and instance cancel kill what left the process group too (setsid sleep 78)', async () => {
     const status = await okJson<StatusView>(d, ['status']);
     // As root here the daemon makes a cgroup per attempt; elsewhere it may search by CHORUS_* variables.

@@ -108,6 +108,7 @@ export interface LogGroup {
   status: SubtaskStatus;
   reason: FailureReason | null;
   exitCode: number | null;
+  signal: string | null;
   stdout: string;
   stderr: string;
   stdoutDroppedBytes: number;

@@ -27,7 +27,7 @@ describe('groupLogs', () => {
 
   it("takes each node's current attempt (not an earlier one), the steps apart, and --node's node only", () => {
     const view = instanceView([subtaskView('id-a', { nodeName: 'a', attempt: 2 }), subtaskView('id-b', { nodeName: 'b', status: 'running', exitCode: null, finishedAt: null })], {
-      pre: { cmd: 'p', nodeId: 'id-b', attempt: 1, status: 'succeeded', reason: null, exitCode: 0, startedAt: null, finishedAt: null },
+      pre: { cmd: 'p', nodeId: 'id-b', attempt: 1, status: 'succeeded', reason: null, exitCode: 0, signal: null, startedAt: null, finishedAt: null },
     });
     const logs = [log('id-b', 'prepared\n', { step: 'pre' }), log('id-a', 'first try\n'), log('id-a', 'second try\n', { attempt: 2 })];
     const groups = groupLogs(view, logs);

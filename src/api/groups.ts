@@ -1,6 +1,6 @@
 // `instance logs --group`: nodes whose current attempt ended the same way with the same
 // output, shown once with the list of those nodes, as `dshbak -c` does for pdsh. stdout,
-// stderr and the outcome (status, reason, exit code) must all be equal: two nodes that
+// stderr and the outcome (status, reason, exit code or signal) must all be equal: two nodes that
 // printed the same but exited differently are not the same. The pre and post steps are
 // groups of their own.
 import type { LogGroup, LogView } from './control-plane.js';
@@ -48,6 +48,7 @@ function groupItems(items: Item[]): LogGroup[] {
       status: outcome.status,
       reason: outcome.reason,
       exitCode: outcome.exitCode,
+      signal: outcome.signal,
       stdout: log?.stdout ?? '',
       stderr: log?.stderr ?? '',
       stdoutDroppedBytes: log?.stdoutDroppedBytes ?? 0,

@@ -15,6 +15,8 @@ export interface AttemptView {
   status: SubtaskStatus;
   reason: FailureReason | null;
   exitCode: number | null;
+  /** With reason `signal`: the signal that killed the command (`SIGKILL`); else null. */
+  signal: string | null;
   startedAt: string | null;
   finishedAt: string | null;
 }
@@ -146,7 +148,7 @@ export type NodeDetailView = NodeView & { unfinished: number };
 export { iso };
 
 function attemptView(a: AttemptSummary): AttemptView {
-  return { attempt: a.attempt, status: a.status, reason: a.reason, exitCode: a.exitCode, startedAt: iso(a.startedAtMs), finishedAt: iso(a.finishedAtMs) };
+  return { attempt: a.attempt, status: a.status, reason: a.reason, exitCode: a.exitCode, signal: a.signal ?? null, startedAt: iso(a.startedAtMs), finishedAt: iso(a.finishedAtMs) };
 }
 
 /** An ended instance as its webhooks tell it: the API's view of it, as `chorus instance show --json` prints it. */
@@ -230,7 +232,7 @@ function rolloutView(spec: JobSpec, targets: readonly string[], subtasks: Readon
 
 function stepView(cmd: string | null, step: StepRecord | undefined): StepView | null {
   if (cmd === null) return null;
-  if (!step) return { cmd, nodeId: null, attempt: 1, status: 'pending', reason: null, exitCode: null, startedAt: null, finishedAt: null };
+  if (!step) return { cmd, nodeId: null, attempt: 1, status: 'pending', reason: null, exitCode: null, signal: null, startedAt: null, finishedAt: null };
   return { cmd, nodeId: step.runnerNodeId, ...attemptView(step) };
 }
 

@@ -224,6 +224,7 @@ describe('--wait progress', () => {
     status: 'failed',
     reason: 'exit-code',
     exitCode,
+    signal: null,
     startedAt: isoAt(-5000),
     finishedAt: isoAt(-4000),
   });
@@ -327,12 +328,36 @@ describe('the subtask summary of instance show', () => {
   });
 });
 
+describe('a command killed by a signal (reason signal), the same in every human form', () => {
+  const killed = subtask({ nodeId: NODE_B, nodeName: 'n2', status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL' });
+
+  it('reads failed (signal SIGKILL) in progress, retry and output-tail lines, and in the pre/post step line', () => {
+    expect(formatProgressLine(killed)).toBe('  n2 …ed0987654321: failed (signal SIGKILL)');
+    const retried = subtask({ attempt: 2, status: 'pending', exitCode: null, history: [{ attempt: 1, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGSEGV', startedAt: null, finishedAt: null }] });
+    expect(formatRetryLines(retried, 1, NOW_MS)).toEqual(['  n1 …abcdef123456: attempt 1 failed (signal SIGSEGV), retrying as attempt 2']);
+    expect(formatOutputTail(instance({ status: 'failed', subtasks: [killed] }), [])).toContain('  n2 …ed0987654321: failed (signal SIGKILL)');
+    const post = { cmd: 'report', nodeId: NODE_A, attempt: 1, status: 'failed' as const, reason: 'signal' as const, exitCode: null, signal: 'SIGKILL', startedAt: null, finishedAt: null };
+    expect(formatInstance(instance({ status: 'failed', post }), NOW_MS)).toContain('  post step: failed (signal SIGKILL) on …abcdef123456  [report]');
+  });
+
+  it('instance show: the count line names the signal, the table has it where an exit code would be', () => {
+    const shown = formatInstance(instance({ status: 'failed', subtasks: [subtask(), killed] }), NOW_MS);
+    expect(shown).toContain('  2 subtasks: 1 succeeded, 1 failed (signal SIGKILL: 1)');
+    expect(shown).toMatch(/│ n2 +│ failed +│ 1 +│ SIGKILL +│ signal +│/);
+  });
+
+  it('instance logs --group: the outcome in the header', () => {
+    const text = formatLogGroups([{ nodes: [{ nodeId: NODE_B, name: 'n2', attempt: 1 }], step: null, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL', stdout: '', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 }]);
+    expect(text.split('\n')[0]).toBe('---- n2 (1) failed (signal SIGKILL) ----');
+  });
+});
+
 describe('instance logs --group', () => {
   it('prints each group once under its nodes, like dshbak -c, with the outcome when it is not a success', () => {
     const text = formatLogGroups([
-      { nodes: ['web-1', 'web-2', 'web-3'].map((name, i) => ({ nodeId: `id-${i}`, name, attempt: 1 })), step: null, status: 'succeeded', reason: null, exitCode: 0, stdout: 'one\ntwo\n', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
-      { nodes: [{ nodeId: 'id-9', name: 'db-1', attempt: 2 }], step: null, status: 'failed', reason: 'exit-code', exitCode: 3, stdout: '', stderr: 'boom\n', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
-      { nodes: [{ nodeId: 'id-0', name: 'web-1', attempt: 1 }], step: 'post', status: 'succeeded', reason: null, exitCode: 0, stdout: '', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+      { nodes: ['web-1', 'web-2', 'web-3'].map((name, i) => ({ nodeId: `id-${i}`, name, attempt: 1 })), step: null, status: 'succeeded', reason: null, exitCode: 0, signal: null, stdout: 'one\ntwo\n', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+      { nodes: [{ nodeId: 'id-9', name: 'db-1', attempt: 2 }], step: null, status: 'failed', reason: 'exit-code', exitCode: 3, signal: null, stdout: '', stderr: 'boom\n', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
+      { nodes: [{ nodeId: 'id-0', name: 'web-1', attempt: 1 }], step: 'post', status: 'succeeded', reason: null, exitCode: 0, signal: null, stdout: '', stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 },
     ]);
     expect(text.split('\n')).toEqual([
       '---- web-1,web-2,web-3 (3) ----',
@@ -407,13 +432,13 @@ describe('text from the cluster is printed inert', () => {
   });
 
   it('instance logs --group: the output and the node names in the header', () => {
-    const text = formatLogGroups([{ nodes: [{ nodeId: NODE_A, name: EVIL_NAME, attempt: 1 }], step: null, status: 'succeeded', reason: null, exitCode: 0, stdout: `${EVIL}\n`, stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 }]);
+    const text = formatLogGroups([{ nodes: [{ nodeId: NODE_A, name: EVIL_NAME, attempt: 1 }], step: null, status: 'succeeded', reason: null, exitCode: 0, signal: null, stdout: `${EVIL}\n`, stderr: '', stdoutDroppedBytes: 0, stderrDroppedBytes: 0 }]);
     expect(text).not.toMatch(RAW);
     expect(text.split('\n')).toEqual([`---- ${SHOWN_NAME} (1) ----`, SHOWN]);
   });
 
   it('the output tail of --wait and its progress lines: output, a lone CR and the node name', () => {
-    const evil = subtask({ nodeName: EVIL_NAME, status: 'failed', reason: 'exit-code', exitCode: 1, attempt: 2, history: [{ attempt: 1, status: 'failed', reason: 'exit-code', exitCode: 1, startedAt: null, finishedAt: null }] });
+    const evil = subtask({ nodeName: EVIL_NAME, status: 'failed', reason: 'exit-code', exitCode: 1, attempt: 2, history: [{ attempt: 1, status: 'failed', reason: 'exit-code', exitCode: 1, signal: null, startedAt: null, finishedAt: null }] });
     const lines = formatOutputTail(instance({ subtasks: [evil] }), [{ ...log(`${EVIL}\r\nall good\rrm -rf /\r\n`, 'bad\x1b[2K\n'), attempt: 2 }]);
     expect(lines.join('\n')).not.toMatch(RAW);
     expect(lines.slice(1)).toEqual([`  ${SHOWN_NAME} …abcdef123456: failed (exit-code 1)`, `    ${SHOWN}`, '    all good\\rrm -rf /', '    stderr:', '    bad\\x1b[2K']);

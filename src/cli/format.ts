@@ -11,6 +11,7 @@ import type { SessionView } from '../api/ui-sessions.js';
 import type { AttemptView, InstanceSummaryView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
 import { escapeControl } from '../output/escape.js';
+import { outcomeText } from '../records/outcome-text.js';
 import { formatRollout, formatSubtaskSummary, succeededOfTotal } from '../output/summary.js';
 
 export { formatRollout, formatSubtaskSummary, SUMMARY_MAX_REASONS } from '../output/summary.js';
@@ -140,13 +141,6 @@ function elapsed(startedAt: string | null, finishedAt: string | null, nowMs: num
   return formatDuration(endMs - Date.parse(startedAt));
 }
 
-/** "failed (exit-code 3)", "succeeded", "failed (node-lost)". */
-export function subtaskOutcome(s: AttemptView): string {
-  const parts: string[] = [s.status];
-  if (s.reason) parts.push(`(${s.reason}${s.reason === 'exit-code' && s.exitCode !== null ? ` ${s.exitCode}` : ''})`);
-  return parts.join(' ');
-}
-
 /** A subtask's node as progress lines name it: its name and short id. */
 function nodeLabel(s: { nodeId: string; nodeName: string | null }): string {
   return escapeControl(s.nodeName ? `${s.nodeName} ${shortId(s.nodeId)}` : shortId(s.nodeId));
@@ -154,7 +148,7 @@ function nodeLabel(s: { nodeId: string; nodeName: string | null }): string {
 
 /** One `--wait` progress line for a subtask. */
 export function formatProgressLine(s: SubtaskView): string {
-  return `  ${nodeLabel(s)}: ${subtaskOutcome(s)}${s.attempt > 1 ? ` attempt ${s.attempt}` : ''}`;
+  return `  ${nodeLabel(s)}: ${outcomeText(s)}${s.attempt > 1 ? ` attempt ${s.attempt}` : ''}`;
 }
 
 /**
@@ -170,7 +164,7 @@ export function formatRetryLines(s: SubtaskView, seenAttempt: number, nowMs: num
         next === s.attempt && s.status === 'pending' && s.notBefore !== null && Date.parse(s.notBefore) - nowMs >= 1000
           ? ` ${relativeTime(s.notBefore, nowMs)}`
           : '';
-      return `  ${nodeLabel(s)}: attempt ${a.attempt} ${subtaskOutcome(a)}, retrying as attempt ${next}${backoff}`;
+      return `  ${nodeLabel(s)}: attempt ${a.attempt} ${outcomeText(a)}, retrying as attempt ${next}${backoff}`;
     });
 }
 
@@ -188,8 +182,7 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
   if (skipped) lines.push(`  skipped:  ${wrap(skipped, MAX_LINE_WIDTH - 12).join(`\n${' '.repeat(12)}`)}`);
   for (const [name, step] of [['pre', view.pre], ['post', view.post]] as const) {
     if (!step) continue;
-    const outcome = `${step.status}${step.reason ? ` (${step.reason}${step.exitCode !== null ? ` ${step.exitCode}` : ''})` : ''}`;
-    lines.push(clip(oneLine(`  ${name} step: ${outcome}${step.nodeId ? ` on ${shortId(step.nodeId)}` : ''}  [${step.cmd}]`), MAX_LINE_WIDTH));
+    lines.push(clip(oneLine(`  ${name} step: ${outcomeText(step)}${step.nodeId ? ` on ${shortId(step.nodeId)}` : ''}  [${step.cmd}]`), MAX_LINE_WIDTH));
   }
   if (view.cancelRequested) lines.push('  cancel requested');
   const rollout = formatRollout(view);
@@ -207,7 +200,8 @@ export function formatInstance(view: InstanceView, nowMs = Date.now()): string {
       ...(waves ? [String(s.wave)] : []),
       s.status,
       String(s.attempt),
-      s.exitCode === null ? '' : String(s.exitCode),
+      // How the process ended: its exit code, or the signal that killed it.
+      s.exitCode !== null ? String(s.exitCode) : (s.signal ?? ''),
       s.reason ?? (s.status === 'pending' && !s.released ? 'not released' : ''),
       elapsed(s.startedAt, s.finishedAt, nowMs),
     ]);
@@ -279,7 +273,7 @@ export function formatLogGroups(groups: readonly LogGroup[]): string {
   const out: string[] = [];
   for (const g of groups) {
     const nodes = g.nodes.map((n) => outputLabel(labels.get(n.nodeId) as string, null, n.attempt));
-    const outcome = g.status === 'succeeded' ? '' : ` ${subtaskOutcome({ ...g, attempt: 1, startedAt: null, finishedAt: null })}`;
+    const outcome = g.status === 'succeeded' ? '' : ` ${outcomeText(g)}`;
     out.push(g.step ? `---- ${g.step} step: ${nodes.join(',')}${outcome} ----` : `---- ${nodes.join(',')} (${nodes.length})${outcome} ----`);
     const body = formatStreams(g);
     out.push(...(body.length > 0 ? body : ['(no output)']));
@@ -469,7 +463,7 @@ export function formatOutputTail(view: InstanceView, logs: LogView[] | null): st
   const out = [`output of instance ${view.id} (last lines per node):`];
   let anyCut = false;
   for (const { label, outcome, log } of parts) {
-    out.push(`  ${label}: ${subtaskOutcome(outcome)}`);
+    out.push(`  ${label}: ${outcomeText(outcome)}`);
     const stdout = tailOf(log?.stdout ?? '', log?.stdoutDroppedBytes ?? 0);
     // A log of attempt 0 is the daemon saying it could not reach that node for it.
     const showStderr = outcome.status === 'failed' || log?.attempt === 0;

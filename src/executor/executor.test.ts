@@ -144,9 +144,17 @@ describe('runCommand outcomes', () => {
     expect(r).toMatchObject({ status: 'failed', reason: 'exit-code', exitCode: 3, signal: null, stderr: 'nope\n' });
   });
 
-  it('reports death by an outside signal as an exit-code failure with the signal', async () => {
+  it('reports death by a signal it did not send as reason signal, with the signal', async () => {
     const r = await runCommand(request('kill -KILL $$'));
-    expect(r).toMatchObject({ status: 'failed', reason: 'exit-code', exitCode: null, signal: 'SIGKILL' });
+    expect(r).toMatchObject({ status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL' });
+  });
+
+  it('reports a kill -9 from outside while the command runs (the OOM killer, an operator) as reason signal', async () => {
+    const pidFile = join(dir, 'sleep.pid');
+    const running = runCommand(request(`echo $$ > ${pidFile}; exec sleep 30`, { timeoutMs: 30_000 }));
+    await waitFor(() => hasCompleteLine(pidFile), 'the pid file');
+    process.kill(pidFrom(pidFile), 'SIGKILL');
+    expect(await running).toMatchObject({ status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL', spawnError: null });
   });
 
   it('passes CHORUS_* variables over the inherited environment', async () => {
@@ -226,7 +234,8 @@ describe('timeout and cancel', () => {
     const grandchild = pidFrom(pidFile);
     abort.abort();
     const r = await running;
-    expect(r).toMatchObject({ status: 'cancelled', reason: 'cancelled', spawnError: null });
+    // Its own SIGTERM ended the shell: a cancel, not a signal failure.
+    expect(r).toMatchObject({ status: 'cancelled', reason: 'cancelled', exitCode: null, signal: 'SIGTERM', spawnError: null });
     await waitFor(() => !isAlive(grandchild), 'the grandchild to die');
   });
 

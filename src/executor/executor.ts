@@ -46,11 +46,14 @@ export interface ExecutionRequest {
 
 export interface ExecutionResult {
   status: 'succeeded' | 'failed' | 'cancelled';
-  /** null when succeeded. */
-  reason: 'exit-code' | 'timeout' | 'cancelled' | 'spawn-failed' | null;
+  /**
+   * null when succeeded. `signal`: killed by a signal this executor did not send (the OOM
+   * killer, an operator's `kill -9`); its own kills are `timeout` and `cancelled`.
+   */
+  reason: 'exit-code' | 'signal' | 'timeout' | 'cancelled' | 'spawn-failed' | null;
   /** The child's exit code as the OS reported it; null when it died by a signal or never started. */
   exitCode: number | null;
-  /** Signal name if the child was killed by a signal. */
+  /** Signal name if the child was killed by a signal, whoever sent it (also the one that ended a timeout or a cancel). */
   signal: string | null;
   /** The last maxOutputBytes bytes as utf8, without a multibyte character cut at the start. */
   stdout: string;
@@ -351,5 +354,7 @@ function outcome(
   if (killReason === 'cancelled') return { status: 'cancelled', reason: 'cancelled' };
   if (killReason === 'timeout') return { status: 'failed', reason: 'timeout' };
   if (exit.code === 0) return { status: 'succeeded', reason: null };
+  // Not ours (no kill reason): whoever sent it, the command did not choose to end.
+  if (exit.signal !== null) return { status: 'failed', reason: 'signal' };
   return { status: 'failed', reason: 'exit-code' };
 }

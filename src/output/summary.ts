@@ -1,13 +1,10 @@
 // The lines that sum an instance up, for `chorus instance show` and the dashboard alike: the
 // counts by status and reason, and the rollout's progress. Pure and free of Node's and the
 // DOM's types, so the browser bundle takes the same code as the CLI.
+import { reasonText, type EndedAs } from '../records/outcome-text.js';
 
 /** What the count line reads of a subtask (the API's SubtaskView has it). */
-export interface CountedSubtask {
-  status: string;
-  reason: string | null;
-  exitCode: number | null;
-}
+export type CountedSubtask = EndedAs;
 
 /** What the rollout line reads of an instance's rollout (the API's RolloutView has it). */
 export interface SummarizedRollout {
@@ -33,7 +30,8 @@ export const SUMMARY_MAX_REASONS = 3;
 
 /**
  * One line of counts: "5 subtasks: 3 succeeded, 2 failed (exit 1: 1, node-lost: 1)". A
- * failure is counted by its reason, an exit code by itself ("exit 2"), most frequent first;
+ * failure is counted by its reason, an exit code by itself ("exit 2") and a signal by its
+ * name ("signal SIGKILL"), most frequent first;
  * cancelled subtasks by reason only when some were `aborted`. Statuses no subtask has are
  * left out.
  */
@@ -45,7 +43,8 @@ export function formatSubtaskSummary(subtasks: readonly CountedSubtask[]): strin
     if (mine.length === 0) continue;
     const why = new Map<string, number>();
     for (const s of mine) {
-      const label = s.reason === 'exit-code' ? `exit ${s.exitCode ?? '?'}` : (s.reason ?? status);
+      // "exit 2" rather than "exit-code 2": the line counts many, in little room.
+      const label = s.reason === 'exit-code' ? `exit ${s.exitCode ?? '?'}` : (reasonText(s) ?? status);
       why.set(label, (why.get(label) ?? 0) + 1);
     }
     const counted = [...why].sort(([a, n], [b, m]) => m - n || a.localeCompare(b, 'en', { numeric: true }));

@@ -36,12 +36,12 @@ const jobArb: fc.Arbitrary<JobRecord> = fc.record({
 });
 
 // Subtasks of one key: the owner is always n1, whatever else varies.
-const subtaskArb: fc.Arbitrary<SubtaskRecord> = fc.record({
+const subtaskFieldsArb: fc.Arbitrary<SubtaskRecord> = fc.record({
   instanceId: fc.constant('i1'),
   nodeId: fc.constant('n1'),
   attempt: fc.integer({ min: 1, max: 3 }),
   status: fc.constantFrom('pending' as const, 'running' as const, 'succeeded' as const, 'failed' as const, 'cancelled' as const),
-  reason: fc.constantFrom(null, 'exit-code' as const, 'node-lost' as const, 'cancelled' as const),
+  reason: fc.constantFrom(null, 'exit-code' as const, 'signal' as const, 'node-lost' as const, 'cancelled' as const),
   exitCode: fc.constantFrom(null, 0, 1),
   startedAtMs: fc.constantFrom(null, 1001),
   finishedAtMs: fc.constantFrom(null, 1002),
@@ -51,6 +51,10 @@ const subtaskArb: fc.Arbitrary<SubtaskRecord> = fc.record({
   stamp: stampArb,
   sig: sigArb,
 });
+// A `signal` only with reason `signal`, as the owner writes it (absent otherwise).
+const subtaskArb: fc.Arbitrary<SubtaskRecord> = fc
+  .tuple(subtaskFieldsArb, fc.constantFrom('SIGKILL', 'SIGSEGV'))
+  .map(([s, signal]) => (s.reason === 'signal' ? { ...s, signal } : s));
 
 const instanceArb: fc.Arbitrary<InstanceRecord> = fc.record({
   id: fc.constant('i1'),

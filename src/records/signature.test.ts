@@ -78,6 +78,21 @@ describe('record signatures (ed25519 node keys)', () => {
     expect(authorityProblem(received(signed(subtask(leader.id, { status: 'failed', reason: 'node-lost', exitCode: null }))), other.keys)).toBeNull();
   });
 
+  it("an owner's report of a command killed by a signal keeps its signature through the network; one without a signal still verifies", () => {
+    const killed = subtask(owner.id, { status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL', history: [{ attempt: 1, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGSEGV', startedAtMs: 1000, finishedAtMs: 1100 }], attempt: 2 });
+    const arrived = received(signed(killed));
+    expect(arrived.record).toMatchObject({ reason: 'signal', signal: 'SIGKILL' });
+    expect(authorityProblem(arrived, other.keys)).toBeNull();
+    // Signed by a writer that knew no `signal` field: reading it adds none, so its signature holds.
+    const older = received(signed(subtask(owner.id, { status: 'failed', reason: 'exit-code', exitCode: 3 })));
+    expect(older.record).not.toHaveProperty('signal');
+    expect(authorityProblem(older, other.keys)).toBeNull();
+    // The signal is signed: another name is another record.
+    const altered = structuredClone(signed(killed));
+    (altered.record as SubtaskRecord).signal = 'SIGTERM';
+    expect(authorityProblem(received(altered), other.keys)).toMatch(/signature is not/);
+  });
+
   it("refuses a member's forgery of another node's result, whatever it claims", () => {
     // Written and signed by the leader, claiming success for the owner.
     expect(authorityProblem(signed(subtask(leader.id)), other.keys)).toMatch(/not by its runner/);

@@ -78,13 +78,22 @@ export interface JobRecord extends Signed {
 
 export type SubtaskStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type TerminalStatus = 'succeeded' | 'failed' | 'cancelled';
-export type FailureReason = 'exit-code' | 'timeout' | 'node-lost' | 'interrupted' | 'cancelled' | 'spawn-failed' | 'aborted';
+/** Why an attempt did not succeed, in the order the README's table lists them; the record schema takes them from here. */
+export const FAILURE_REASONS = ['exit-code', 'signal', 'timeout', 'spawn-failed', 'node-lost', 'interrupted', 'cancelled', 'aborted'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 export interface AttemptSummary {
   attempt: number;
   status: SubtaskStatus;
   reason: FailureReason | null;
+  /** The command's exit code: a number with reason `exit-code` (and 0 for a success), else null. */
   exitCode: number | null;
+  /**
+   * With reason `signal`: the name of the signal that killed the command, one the daemon did
+   * not send (the OOM killer, an operator's `kill -9`): `SIGKILL`, `SIGSEGV`. Absent otherwise,
+   * so a record without it (every record of a writer from before it) is signed as it was.
+   */
+  signal?: string;
   startedAtMs: number | null;
   finishedAtMs: number | null;
 }
@@ -265,6 +274,12 @@ export function instanceIdOf(r: AnyRecord): string | null {
   if (r.kind === 'instance') return r.record.id;
   if (r.kind === 'cancel' || r.kind === 'subtask' || r.kind === 'step') return r.record.instanceId;
   return null;
+}
+
+/** An attempt's state with the signal that ended it, or with none: then the field is absent, never null (AttemptSummary). */
+export function withSignal<T extends AttemptSummary>(state: T, signal: string | null): T {
+  const { signal: _previous, ...rest } = state;
+  return (signal === null ? rest : { ...rest, signal }) as T;
 }
 
 /** The node that runs a subtask (its owner) or a step (its runner). */

@@ -59,3 +59,29 @@ describe('step records', () => {
     expect(parseRecord({ kind: 'subtask', record: { instanceId: 'i1', nodeId: 'n1', ...attempt, status: 'failed', reason: 'spawn-failed', exitCode: null } }).ok).toBe(true);
   });
 });
+
+describe('an attempt killed by a signal', () => {
+  const attempt = { attempt: 2, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL', startedAtMs: 1000, finishedAtMs: 1100, notBeforeMs: null, reporter: 'n1', stamp: { wallMs: 1100, counter: 0, nodeId: 'n1' }, sig: '' };
+  const earlier = { attempt: 1, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGSEGV', startedAtMs: 900, finishedAtMs: 950 };
+
+  it('keeps its reason and signal, in the current attempt and in the history', () => {
+    const parsed = parseRecord({ kind: 'subtask', record: { instanceId: 'i1', nodeId: 'n1', ...attempt, history: [earlier] } });
+    expect(parsed.ok).toBe(true);
+    if (parsed.ok) expect(parsed.record.record).toMatchObject({ reason: 'signal', signal: 'SIGKILL', history: [{ signal: 'SIGSEGV' }] });
+  });
+
+  it('a record without a signal (any writer before the field) is read without one: nothing is added to what its writer signed', () => {
+    const { signal: _signal, ...old } = attempt;
+    const parsed = parseRecord({ kind: 'subtask', record: { instanceId: 'i1', nodeId: 'n1', ...old, reason: 'exit-code', history: [] } });
+    expect(parsed.ok).toBe(true);
+    if (parsed.ok) expect(parsed.record.record).not.toHaveProperty('signal');
+  });
+
+  it.each([
+    ['a null signal (absent is how none is written)', null],
+    ['an empty signal', ''],
+    ['a signal name of 33 characters', 'S'.repeat(33)],
+  ])('refuses %s', (_what, signal) => {
+    expect(parseRecord({ kind: 'subtask', record: { instanceId: 'i1', nodeId: 'n1', ...attempt, signal, history: [] } }).ok).toBe(false);
+  });
+});

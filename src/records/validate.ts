@@ -1,7 +1,7 @@
 // Schemas for records that come from outside the process (the network, the data
 // file). A record that does not match is rejected before it reaches a merge.
 import { z } from 'zod';
-import type { Amount, AnyRecord } from './types.js';
+import { FAILURE_REASONS, type Amount, type AnyRecord } from './types.js';
 import { JOB_NAME_PATTERN, MAX_DURATION_MS, MAX_RETRIES, MAX_TIME_MS, MIN_EVERY_MS } from '../core/limits.js';
 import { ScheduleError, validateCron } from './schedule.js';
 
@@ -10,6 +10,8 @@ const MAX_TEXT = 16 * 1024;
 const MAX_TARGETS = 10_000;
 const MAX_HISTORY = 100;
 const MAX_WAVES = 100;
+/** A signal's name (`SIGKILL`, `SIGRTMIN+3`): far below this. */
+const MAX_SIGNAL_NAME = 32;
 export const MAX_NOTIFY = 10;
 const AMOUNT_PERCENT = /^(0|[1-9]\d{0,2})%$/;
 
@@ -93,13 +95,15 @@ export const jobRecordSchema = z
   .refine((job) => job.deleted || job.spec !== null, { message: 'a job that is not deleted needs a spec', path: ['spec'] });
 
 const subtaskStatus = z.enum(['pending', 'running', 'succeeded', 'failed', 'cancelled']);
-const reason = z.enum(['exit-code', 'timeout', 'node-lost', 'interrupted', 'cancelled', 'spawn-failed', 'aborted']).nullable();
+const reason = z.enum(FAILURE_REASONS).nullable();
 
 const attemptSummarySchema = z.object({
   attempt: z.number().int().positive(),
   status: subtaskStatus,
   reason,
   exitCode: z.number().int().nullable(),
+  // Absent unless the command died by a signal (types.ts): never added, so older records keep their signature.
+  signal: z.string().min(1).max(MAX_SIGNAL_NAME).optional(),
   startedAtMs: ms.nullable(),
   finishedAtMs: ms.nullable(),
 });

@@ -16,7 +16,7 @@ import { isInstanceFinished } from '../records/status.js';
 import { isRolling, nextRelease } from '../records/rollout.js';
 import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, AttemptState, FireRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SkippedTarget, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
-import { isTerminal, liveSpec } from '../records/types.js';
+import { isTerminal, liveSpec, withSignal } from '../records/types.js';
 import { instanceIdOf, sortedHas, type RecordStore } from '../store/record-store.js';
 import { LogRepeats, type Logger } from '../core/log.js';
 import { nextFireAfter } from '../records/schedule.js';
@@ -417,7 +417,7 @@ export class Leader {
 
   private nodeLost<T extends AttemptState>(task: T): T {
     return {
-      ...task,
+      ...withSignal(task, null),
       status: 'failed',
       reason: 'node-lost',
       exitCode: null,

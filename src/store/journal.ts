@@ -24,6 +24,8 @@ export interface JournalEnd {
   status: TerminalStatus;
   reason: FailureReason | null;
   exitCode: number | null;
+  /** With reason `signal`, the signal's name; absent in an end written before it was kept. */
+  signal?: string | null;
   startedAtMs: number | null;
 }
 

@@ -34,6 +34,7 @@ export function subtaskView(nodeId: string, over: Partial<SubtaskView> = {}): Su
     status: 'succeeded',
     reason: null,
     exitCode: 0,
+    signal: null,
     startedAt: '2026-01-01T00:00:00.000Z',
     finishedAt: '2026-01-01T00:00:01.000Z',
     notBefore: null,

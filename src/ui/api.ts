@@ -50,6 +50,7 @@ export interface SubtaskView {
   status: 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
   reason: string | null;
   exitCode: number | null;
+  signal: string | null;
   attempt: number;
   startedAt: string | null;
   finishedAt: string | null;

@@ -8,6 +8,7 @@ import { button, el, GLYPH, refreshTimes, relative, statusBadge } from './dom.js
 import { cellStatus, Grid } from './grid.js';
 import { versionOf } from '../api/version-of.js';
 import { formatRollout, formatSubtaskSummary, succeededOfTotal } from '../output/summary.js';
+import { outcomeText } from '../records/outcome-text.js';
 
 const WAIT_MS = 25_000;
 /** How often relative times on the page are moved on (text only, no request). */
@@ -266,10 +267,10 @@ async function instancePage(g: number, id: string): Promise<void> {
     });
     if (finished && !grouped) {
       grouped = true;
-      const list = await api<{ nodes: { name: string | null; nodeId: string }[]; status: string; reason: string | null; exitCode: number | null; stdout: string; stderr: string }[]>(`/v1/instances/${id}/logs?group=1`);
+      const list = await api<{ nodes: { name: string | null; nodeId: string }[]; status: string; reason: string | null; exitCode: number | null; signal: string | null; stdout: string; stderr: string }[]>(`/v1/instances/${id}/logs?group=1`);
       groups.replaceChildren(
         ...list.map((grp) =>
-          el('section', { class: 'group' }, el('h3', {}, `${grp.nodes.map((n) => n.name ?? n.nodeId.slice(-12)).join(', ')} (${grp.nodes.length})${grp.status !== 'succeeded' ? ` ${grp.status}${grp.reason ? ` (${grp.reason}${grp.exitCode !== null ? ` ${grp.exitCode}` : ''})` : ''}` : ''}`), el('pre', { class: 'output' }, grp.stdout, ...(grp.stderr ? [el('span', { class: 'stderr' }, grp.stderr)] : []))),
+          el('section', { class: 'group' }, el('h3', {}, `${grp.nodes.map((n) => n.name ?? n.nodeId.slice(-12)).join(', ')} (${grp.nodes.length})${grp.status !== 'succeeded' ? ` ${outcomeText(grp)}` : ''}`), el('pre', { class: 'output' }, grp.stdout, ...(grp.stderr ? [el('span', { class: 'stderr' }, grp.stderr)] : []))),
         ),
       );
     }

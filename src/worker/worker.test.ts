@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -21,7 +21,7 @@ import { StorageWriteError } from '../store/durable-file.js';
 import { processAlive } from '../core/proc.js';
 import { MemoryOutputStore } from '../store/output-store.js';
 import { LiveOutputs } from '../output/live.js';
-import { processExecutor } from '../executor/process-executor.js';
+import { processExecutor, type Executor } from '../executor/process-executor.js';
 import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { InvariantError } from '../core/assert.js';
@@ -71,8 +71,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function instance(): InstanceRecord {
-  return { id: ID, job: 'j', spec, trigger: 'manual', scheduledAtMs: null, createdAtMs: 1000, targets: [LEADER, SELF].sort(), failure: null, stamp: { wallMs: 1000, counter: 0, nodeId: LEADER }, sig: '' };
+function instance(over: Partial<JobSpec> = {}): InstanceRecord {
+  return { id: ID, job: 'j', spec: { ...spec, ...over }, trigger: 'manual', scheduledAtMs: null, createdAtMs: 1000, targets: [LEADER, SELF].sort(), failure: null, stamp: { wallMs: 1000, counter: 0, nodeId: LEADER }, sig: '' };
 }
 
 function pending(): SubtaskRecord {
@@ -84,8 +84,11 @@ function nodeLost(): SubtaskRecord {
   return { ...pending(), status: 'failed', reason: 'node-lost', startedAtMs: 1100, finishedAtMs: 1500, reporter: LEADER, stamp: { wallMs: 1500, counter: 0, nodeId: LEADER } };
 }
 
-/** A worker over a fresh store (or the given one: a restart) and the journal file in `dir`. */
-function setup(opts: { log?: Logger; store?: RecordStore } = {}): Setup {
+/**
+ * A worker over a fresh store (or the given one: a restart) and the journal file in `dir`.
+ * Its commands are held by a fake executor (finishRun ends them), or run by `executor`.
+ */
+function setup(opts: { log?: Logger; store?: RecordStore; executor?: Executor } = {}): Setup {
   const clock = new FakeClock(2000);
   const store = opts.store ?? RecordStore.inMemory(clock);
   const journal = new FileJournal(journalPath());
@@ -107,7 +110,7 @@ function setup(opts: { log?: Logger; store?: RecordStore } = {}): Setup {
     commit: (records: AnyRecord[]) => void store.apply(records),
     log,
     fatal: (err) => void fatals.push(err),
-    executor: {
+    executor: opts.executor ?? {
       run: (req) => {
         runs.push(req);
         return new Promise<ExecutionResult>((resolve) => {
@@ -432,5 +435,75 @@ describe('a journal the disk refuses (a full disk)', () => {
     expect(s.journal.hasStarted(ID, 1)).toBe(true);
     s.finishRun({ status: 'succeeded', exitCode: 0 });
     await waitFor(() => s.store.subtask(ID, SELF)?.status === 'succeeded', 'the result');
+  });
+});
+
+describe('how a command ended is the reason its attempt gives (real processes)', () => {
+  /** The real executor, with its processes' groups killed after the test whatever happened. */
+  const realExecutor = (): Executor => {
+    const real = processExecutor();
+    return { ...real, run: (req) => real.run({ ...req, onSpawn: (pid) => (leftovers.push(pid), req.onSpawn?.(pid)) }) };
+  };
+  // Before the outer afterEach stops the workers: a test that failed midway leaves a sleep the stop would wait for.
+  afterEach(() => {
+    for (const pgid of leftovers) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+  /** The pid a command wrote to `file` (`echo $$ > file; exec sleep 30`: the sleep's own pid). */
+  const pidIn = async (file: string) => {
+    await waitFor(async () => /^\d+\n$/.test(await readFile(file, 'utf8').catch(() => '')), `the command to write ${file}`);
+    return Number(await readFile(file, 'utf8'));
+  };
+
+  it('a kill -9 the daemon did not send: failed, reason signal, signal SIGKILL, and retried like an exit-code failure', async () => {
+    const { log, lines } = capturingLogger();
+    const s = setup({ executor: realExecutor(), log });
+    s.store.apply([{ kind: 'instance', record: instance({ cmd: `echo $$ > ${dir}/pid-$CHORUS_ATTEMPT; exec sleep 30`, retries: 1 }) }, { kind: 'subtask', record: pending() }]);
+    start(s);
+
+    process.kill(await pidIn(join(dir, 'pid-1')), 'SIGKILL');
+    await waitFor(() => s.store.subtask(ID, SELF)?.attempt === 2, 'the retry');
+    const retry = s.store.subtask(ID, SELF);
+    expect(retry).toMatchObject({ status: 'pending', reason: null, exitCode: null });
+    expect(retry).not.toHaveProperty('signal');
+    expect(retry?.history).toEqual([expect.objectContaining({ attempt: 1, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL' })]);
+
+    await s.clock.advanceAsync(defaultConfig.retryBackoffMaxMs); // the backoff, on the worker's clock
+    process.kill(await pidIn(join(dir, 'pid-2')), 'SIGKILL');
+    await waitFor(() => s.store.subtask(ID, SELF)?.status === 'failed', 'the last attempt to end');
+    expect(s.store.subtask(ID, SELF)).toMatchObject({ attempt: 2, status: 'failed', reason: 'signal', exitCode: null, signal: 'SIGKILL', reporter: SELF });
+    expect(s.journal.endOf(ID, 2)).toMatchObject({ status: 'failed', reason: 'signal', signal: 'SIGKILL' });
+    // The log says it as the CLI does (records/outcome-text.ts), and carries the signal as a field.
+    expect(lines.filter((l) => l.msg.startsWith('subtask failed'))).toEqual([
+      expect.objectContaining({ msg: 'subtask failed (signal SIGKILL); retried', attempt: 1, reason: 'signal', exitCode: null, signal: 'SIGKILL', retry: true }),
+      expect.objectContaining({ msg: 'subtask failed (signal SIGKILL)', attempt: 2, reason: 'signal', exitCode: null, signal: 'SIGKILL', retry: false }),
+    ]);
+  });
+
+  it("a timeout is still timeout, though the executor's own SIGTERM ended it", async () => {
+    const s = setup({ executor: realExecutor() });
+    s.store.apply([{ kind: 'instance', record: instance({ cmd: 'exec sleep 30', timeoutMs: 200, retries: 0 }) }, { kind: 'subtask', record: pending() }]);
+    start(s);
+    await waitFor(() => s.store.subtask(ID, SELF)?.status === 'failed', 'the timeout');
+    const ended = s.store.subtask(ID, SELF);
+    expect(ended).toMatchObject({ status: 'failed', reason: 'timeout', exitCode: null });
+    expect(ended).not.toHaveProperty('signal');
+  });
+
+  it('a cancel is still cancelled', async () => {
+    const s = setup({ executor: realExecutor() });
+    s.store.apply([{ kind: 'instance', record: instance({ cmd: `echo $$ > ${dir}/pid-$CHORUS_ATTEMPT; exec sleep 30` }) }, { kind: 'subtask', record: pending() }]);
+    start(s);
+    await pidIn(join(dir, 'pid-1'));
+    s.store.apply([{ kind: 'cancel', record: { instanceId: ID, requestedAtMs: s.clock.now(), stamp: { wallMs: s.clock.now(), counter: 0, nodeId: LEADER }, sig: '' } }]);
+    await waitFor(() => s.store.subtask(ID, SELF)?.status === 'cancelled', 'the cancel');
+    const ended = s.store.subtask(ID, SELF);
+    expect(ended).toMatchObject({ status: 'cancelled', reason: 'cancelled', exitCode: null });
+    expect(ended).not.toHaveProperty('signal');
   });
 });

@@ -9,8 +9,9 @@ import { coalesced } from '../core/clock.js';
 import { InvariantError, invariant } from '../core/assert.js';
 import type { ExecutionResult } from '../executor/executor.js';
 import { attemptMarks } from '../executor/marks.js';
-import type { AnyRecord, AttemptState, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
-import { isTerminal, runnerOf } from '../records/types.js';
+import { outcomeText } from '../records/outcome-text.js';
+import type { AnyRecord, AttemptState, AttemptSummary, FailureReason, InstanceRecord, StepName, StepRecord, SubtaskRecord, TerminalStatus } from '../records/types.js';
+import { isTerminal, runnerOf, withSignal } from '../records/types.js';
 import type { JournalEnd } from '../store/journal.js';
 import type { SubtaskLog } from '../store/output-store.js';
 import type { Clock } from '../core/clock.js';
@@ -56,6 +57,8 @@ export interface AttemptOutcome {
   status: TerminalStatus;
   reason: FailureReason | null;
   exitCode: number | null;
+  /** With reason `signal`, the signal's name; else null. */
+  signal: string | null;
   startedAtMs: number | null;
   finishedAtMs: number;
 }
@@ -370,7 +373,7 @@ export class Worker {
   private postInput(instance: InstanceRecord): string {
     const results = this.deps.store.targetsOf(instance).map((nodeId) => {
       const s = this.deps.store.subtask(instance.id, nodeId);
-      return { nodeId, status: s?.status ?? 'pending', attempt: s?.attempt ?? 1, exitCode: s?.exitCode ?? null, reason: s?.reason ?? null, startedAt: iso(s?.startedAtMs), finishedAt: iso(s?.finishedAtMs) };
+      return { nodeId, status: s?.status ?? 'pending', attempt: s?.attempt ?? 1, exitCode: s?.exitCode ?? null, signal: s?.signal ?? null, reason: s?.reason ?? null, startedAt: iso(s?.startedAtMs), finishedAt: iso(s?.finishedAtMs) };
     });
     return `${JSON.stringify({ instanceId: instance.id, job: instance.job, results })}\n`;
   }
@@ -389,11 +392,11 @@ export class Worker {
     }
     invariant(runnerOf(current) === this.deps.selfId, 1, () => `a result of ${this.deps.selfId} for ${instanceId} found the subtask of ${runnerOf(current)}`);
     const final = this.ownerTerminal(current, outcome);
-    const retriable = step === null && outcome.status === 'failed' && (outcome.reason === 'exit-code' || outcome.reason === 'timeout' || outcome.reason === 'spawn-failed');
+    const retriable = step === null && outcome.status === 'failed' && RETRIED_REASONS.has(outcome.reason);
     const mayRetry = retriable && attempt <= instance.spec.retries && !this.deps.store.cancelOf(instanceId) && !this.stopped;
     this.deps.log.info(
-      this.event(instanceId, step, attempt, { status: outcome.status, reason: outcome.reason, exitCode: outcome.exitCode, durationMs: outcome.startedAtMs === null ? null : outcome.finishedAtMs - outcome.startedAtMs, retry: mayRetry }),
-      `${step ? `${step} step` : 'subtask'} ${outcome.status}${outcome.reason ? ` (${outcome.reason}${outcome.exitCode !== null ? ` ${outcome.exitCode}` : ''})` : ''}${mayRetry ? '; retried' : ''}`,
+      this.event(instanceId, step, attempt, { status: outcome.status, reason: outcome.reason, exitCode: outcome.exitCode, signal: outcome.signal, durationMs: outcome.startedAtMs === null ? null : outcome.finishedAtMs - outcome.startedAtMs, retry: mayRetry }),
+      `${step ? `${step} step` : 'subtask'} ${outcomeText(outcome)}${mayRetry ? '; retried' : ''}`,
     );
     this.deps.observer?.attemptEnded?.({
       job: instance.job,
@@ -407,7 +410,7 @@ export class Worker {
     const backoffMs = Math.min(this.deps.config.retryBackoffBaseMs * 2 ** (attempt - 1), this.deps.config.retryBackoffMaxMs);
     const history = [...current.history, summary(final)].slice(-this.deps.config.maxAttemptHistory);
     this.report(current, {
-      ...current,
+      ...withSignal(current, null),
       attempt: attempt + 1,
       status: 'pending',
       reason: null,
@@ -429,7 +432,7 @@ export class Worker {
     if (end) return this.finishAttempt(instance.id, step, subtask.attempt, outcomeFromJournal(end));
     const nowMs = this.deps.clock.now();
     const startedAtMs = subtask.startedAtMs ?? nowMs;
-    const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs, finishedAtMs: nowMs };
+    const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, signal: null, startedAtMs, finishedAtMs: nowMs };
     this.journalEnd(instance.id, step, subtask.attempt, outcome);
     this.killLeftovers(instance.id, step, subtask.attempt);
     this.deps.log.warn(this.event(instance.id, step, subtask.attempt, { status: 'failed', reason: 'interrupted' }), 'attempt interrupted by a restart; not run again');
@@ -451,7 +454,7 @@ export class Worker {
       // Either way the previous process is gone, so the attempt was interrupted: journal the
       // end and kill what it left running now; the report follows once the record is here.
       const nowMs = this.deps.clock.now();
-      this.journalEnd(instanceId, step, start.attempt, { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs: start.atMs, finishedAtMs: nowMs });
+      this.journalEnd(instanceId, step, start.attempt, { status: 'failed', reason: 'interrupted', exitCode: null, signal: null, startedAtMs: start.atMs, finishedAtMs: nowMs });
       this.killLeftovers(instanceId, step, start.attempt);
       this.deps.log.warn(this.event(instanceId, step, start.attempt, { status: 'failed', reason: 'interrupted' }), 'attempt interrupted by a restart; not run again');
     }
@@ -480,7 +483,7 @@ export class Worker {
         const id = journalId(instance.id, step);
         if (task.status !== 'running' || journal.hasStarted(id, task.attempt)) continue;
         const nowMs = clock.now();
-        const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, startedAtMs: task.startedAtMs ?? nowMs, finishedAtMs: nowMs };
+        const outcome: AttemptOutcome = { status: 'failed', reason: 'interrupted', exitCode: null, signal: null, startedAtMs: task.startedAtMs ?? nowMs, finishedAtMs: nowMs };
         try {
           journal.recordStart(id, task.attempt, outcome.startedAtMs ?? nowMs);
         } catch (err) {
@@ -522,7 +525,7 @@ export class Worker {
 
   private ownerTerminal<T extends Task>(subtask: T, outcome: AttemptOutcome): T {
     return {
-      ...subtask,
+      ...withSignal(subtask, outcome.signal),
       status: outcome.status,
       reason: outcome.reason,
       exitCode: outcome.exitCode,
@@ -563,20 +566,28 @@ export class Worker {
 /** Why a command could not start, as its saved stderr ends. */
 const spawnErrorLine = (spawnError: string) => `${spawnError}\n`;
 
+/** Failures a retry may mend (--retries); the others (the node's own stop, a verdict, a cancel) are final. */
+const RETRIED_REASONS: ReadonlySet<FailureReason | null> = new Set<FailureReason>(['exit-code', 'signal', 'timeout', 'spawn-failed']);
+
+/**
+ * How an attempt ended, from how its command ended. The signal is kept only when it is the
+ * reason (one the executor did not send): after a timeout or a cancel it is our own kill.
+ */
 function outcomeOf(result: ExecutionResult, startedAtMs: number, finishedAtMs: number): AttemptOutcome {
-  return { status: result.status, reason: result.reason, exitCode: result.exitCode, startedAtMs, finishedAtMs };
+  const signal = result.reason === 'signal' ? result.signal : null;
+  return { status: result.status, reason: result.reason, exitCode: result.exitCode, signal, startedAtMs, finishedAtMs };
 }
 
 function cancelledOutcome(nowMs: number): AttemptOutcome {
-  return { status: 'cancelled', reason: 'cancelled', exitCode: null, startedAtMs: null, finishedAtMs: nowMs };
+  return { status: 'cancelled', reason: 'cancelled', exitCode: null, signal: null, startedAtMs: null, finishedAtMs: nowMs };
 }
 
-function summary(s: AttemptState) {
-  return { attempt: s.attempt, status: s.status, reason: s.reason, exitCode: s.exitCode, startedAtMs: s.startedAtMs, finishedAtMs: s.finishedAtMs };
+function summary(s: AttemptState): AttemptSummary {
+  return withSignal({ attempt: s.attempt, status: s.status, reason: s.reason, exitCode: s.exitCode, startedAtMs: s.startedAtMs, finishedAtMs: s.finishedAtMs }, s.signal ?? null);
 }
 
 function outcomeFromJournal(end: JournalEnd): AttemptOutcome {
-  return { status: end.status, reason: end.reason, exitCode: end.exitCode, startedAtMs: end.startedAtMs, finishedAtMs: end.atMs };
+  return { status: end.status, reason: end.reason, exitCode: end.exitCode, signal: end.signal ?? null, startedAtMs: end.startedAtMs, finishedAtMs: end.atMs };
 }
 
 /** Journal ids of subtasks (INSTANCE) and steps (INSTANCE:pre|post); others belong to other parts (INSTANCE:notify-N). */
