@@ -123,37 +123,10 @@ export class ChorusNode {
     checkComponents(components);
     const deps = (this.deps = components);
     this.self = deps.self;
-    const { transport, clock, config, store, hlc, log } = deps;
+    const { transport, clock, config, store, hlc } = deps;
     this.rpc = new Rpc(transport, (peer) => transport.dial(peer, store.member(peer)?.addrs ?? []));
-    this.membership = new Membership({
-      transport,
-      clock,
-      config,
-      store,
-      rpc: this.rpc,
-      self: () => this.self,
-      random: deps.random,
-      log,
-      onChange: () => this.onMembershipChange(),
-      observer: deps.observer ?? NO_OBSERVER,
-      stateRoot: () => store.rootVersion(),
-      onPeerRoot: (peer, root) => this.replicator.onPeerRoot(peer, root),
-    });
-    this.replicator = new Replicator({
-      transport,
-      clock,
-      config,
-      store,
-      rpc: this.rpc,
-      log,
-      random: deps.random,
-      keys: deps.keys,
-      leaderId: () => this.membership.leaderId(),
-      neighboursLinkedToLeader: () => this.membership.neighboursLinkedToLeader(),
-      onInvariant: (err) => this.deps.fatal(err),
-      heardFrom: (peer) => this.membership.heardFrom(peer),
-    });
-    const commit = (records: AnyRecord[]) => this.commit(records);
+    this.membership = this.makeMembership();
+    this.replicator = this.makeReplicator();
     this.live = new LiveOutputs(clock);
     this.freshView = new FreshView({
       clock,
@@ -163,40 +136,9 @@ export class ChorusNode {
       syncsCompleted: () => this.replicator.counters.syncsCompleted,
       members: () => this.membership.members(),
     });
-    this.leader = new Leader({ clock, config, store, hlc, view: this.membership, commit, log, mayAct: () => this.freshView.leaderMayAct(), newInstanceId: deps.newInstanceId, observer: deps.observer ?? NO_OBSERVER, selfId: transport.localId });
-    this.notifier = new Notifier({
-      clock,
-      config,
-      store,
-      hlc,
-      view: this.membership,
-      journal: deps.journal,
-      commit,
-      log,
-      mayLead: () => this.membership.leaderId() === this.id && this.freshView.leaderMayAct(),
-      bodyOf: (instanceId) => {
-        const instance = store.instance(instanceId);
-        return instance ? deps.webhooks.body(instance, store) : { id: instanceId };
-      },
-      post: deps.webhooks.post,
-      readSecret: deps.webhooks.readSecret,
-    });
-    this.worker = new Worker({
-      clock,
-      config,
-      store,
-      journal: deps.journal,
-      outputs: deps.outputs,
-      executor: deps.executor,
-      hlc,
-      selfId: transport.localId,
-      commit,
-      live: this.live,
-      log,
-      fatal: deps.fatal,
-      stepsMayStart: () => this.freshView.stepsMayStart(),
-      observer: deps.observer ?? NO_OBSERVER,
-    });
+    this.leader = this.makeLeader();
+    this.notifier = this.makeNotifier();
+    this.worker = this.makeWorker();
     // Later local stamps must order after every stamp we have seen.
     store.onChange((records) => {
       for (const r of records) hlc.observe(r.record.stamp);
@@ -212,11 +154,107 @@ export class ChorusNode {
       membership: this.membership,
       replicator: this.replicator,
       leader: this.leader,
-      log,
+      log: deps.log,
       commitDurably: (records) => this.commitDurably(records),
       acknowledge: (records, flush) => this.acknowledge(records, flush),
     });
     this.rpc.handle(DRAIN, (from, body) => this.onDrainRequest(from, body));
+  }
+
+  // ---- the parts, each given what it needs (called once, by the constructor, in this order) ----
+
+  private makeMembership(): Membership {
+    const { transport, clock, config, store, log } = this.deps;
+    return new Membership({
+      transport,
+      clock,
+      config,
+      store,
+      rpc: this.rpc,
+      self: () => this.self,
+      random: this.deps.random,
+      log,
+      onChange: () => this.onMembershipChange(),
+      observer: this.deps.observer ?? NO_OBSERVER,
+      stateRoot: () => store.rootVersion(),
+      onPeerRoot: (peer, root) => this.replicator.onPeerRoot(peer, root),
+    });
+  }
+
+  private makeReplicator(): Replicator {
+    const { transport, clock, config, store, log } = this.deps;
+    return new Replicator({
+      transport,
+      clock,
+      config,
+      store,
+      rpc: this.rpc,
+      log,
+      random: this.deps.random,
+      keys: this.deps.keys,
+      leaderId: () => this.membership.leaderId(),
+      neighboursLinkedToLeader: () => this.membership.neighboursLinkedToLeader(),
+      onInvariant: (err) => this.deps.fatal(err),
+      heardFrom: (peer) => this.membership.heardFrom(peer),
+    });
+  }
+
+  private makeLeader(): Leader {
+    const { transport, clock, config, store, hlc, log } = this.deps;
+    return new Leader({
+      clock,
+      config,
+      store,
+      hlc,
+      view: this.membership,
+      commit: (records) => this.commit(records),
+      log,
+      mayAct: () => this.freshView.leaderMayAct(),
+      newInstanceId: this.deps.newInstanceId,
+      observer: this.deps.observer ?? NO_OBSERVER,
+      selfId: transport.localId,
+    });
+  }
+
+  private makeNotifier(): Notifier {
+    const { clock, config, store, hlc, log, webhooks } = this.deps;
+    return new Notifier({
+      clock,
+      config,
+      store,
+      hlc,
+      view: this.membership,
+      journal: this.deps.journal,
+      commit: (records) => this.commit(records),
+      log,
+      mayLead: () => this.membership.leaderId() === this.id && this.freshView.leaderMayAct(),
+      bodyOf: (instanceId) => {
+        const instance = store.instance(instanceId);
+        return instance ? webhooks.body(instance, store) : { id: instanceId };
+      },
+      post: webhooks.post,
+      readSecret: webhooks.readSecret,
+    });
+  }
+
+  private makeWorker(): Worker {
+    const { transport, clock, config, store, hlc, log } = this.deps;
+    return new Worker({
+      clock,
+      config,
+      store,
+      journal: this.deps.journal,
+      outputs: this.deps.outputs,
+      executor: this.deps.executor,
+      hlc,
+      selfId: transport.localId,
+      commit: (records) => this.commit(records),
+      live: this.live,
+      log,
+      fatal: this.deps.fatal,
+      stepsMayStart: () => this.freshView.stepsMayStart(),
+      observer: this.deps.observer ?? NO_OBSERVER,
+    });
   }
 
   get id(): string {
