@@ -30,7 +30,6 @@ export default class Run extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags, argv } = await this.parse(Run);
-    this.jsonMode = flags.json;
     const words = argv as string[];
     if (words.length === 0) throw badInput('nothing to run: put the command after --, e.g. chorus run --wait -- uname -a');
     const spec: JobSpec = {

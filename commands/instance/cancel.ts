@@ -12,7 +12,6 @@ export default class InstanceCancel extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstanceCancel);
-    this.jsonMode = flags.json;
     const view = await (await this.client(flags)).request<InstanceView>('POST', `/v1/instances/${encodeURIComponent(args.id)}/cancel`);
     this.output(view, () => `cancel requested\n${formatInstance(view)}`);
   }

@@ -16,7 +16,6 @@ export default class InstanceList extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(InstanceList);
-    this.jsonMode = flags.json;
     // The table needs only each instance's counts: it asks for summaries (a fleet-wide
     // broadcast is then a few hundred bytes, not every node's part); --json gives them whole.
     const query = new URLSearchParams({ limit: String(flags.limit), ...(flags.job ? { job: flags.job } : {}), ...(flags.json ? {} : { summary: '1' }) });

@@ -31,7 +31,6 @@ export default class InstanceLogs extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstanceLogs);
-    this.jsonMode = flags.json;
     if (flags.follow && flags.group) {
       throw new ClientError('--follow and --group cannot be used together: a group compares whole outputs, known once the attempts ended. Follow it, or group it once it ended (chorus instance wait ID; chorus instance logs ID --group)', EXIT.badInput, 'bad-input');
     }

@@ -10,7 +10,6 @@ export default class InstancePause extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstancePause);
-    this.jsonMode = flags.json;
     const view = await (await this.client(flags)).request<InstanceView>('POST', `/v1/instances/${encodeURIComponent(args.id)}/pause`);
     this.output(view, () => `paused: no further subtask is released until \`chorus instance resume ${view.id}\`\n${formatInstance(view)}`);
   }

@@ -10,7 +10,6 @@ export default class InstanceResume extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstanceResume);
-    this.jsonMode = flags.json;
     const view = await (await this.client(flags)).request<InstanceView>('POST', `/v1/instances/${encodeURIComponent(args.id)}/resume`);
     this.output(view, () => `resumed\n${formatInstance(view)}`);
   }

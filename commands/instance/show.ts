@@ -13,7 +13,6 @@ export default class InstanceShow extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstanceShow);
-    this.jsonMode = flags.json;
     const view = await (await this.client(flags)).request<InstanceView>('GET', `/v1/instances/${encodeURIComponent(args.id)}`);
     this.output(view, () => formatInstance(view));
   }

@@ -16,7 +16,6 @@ export default class InstanceWait extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstanceWait);
-    this.jsonMode = flags.json;
     const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
     const client = await this.client(flags);
     const view = await client.request<InstanceView>('GET', `/v1/instances/${encodeURIComponent(args.id)}`);

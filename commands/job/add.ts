@@ -35,7 +35,6 @@ export default class JobAdd extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobAdd);
-    this.jsonMode = flags.json;
     const spec = buildSpec(flags, Date.now());
     const job = await (await this.client(flags)).request<JobView>('PUT', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}`, {
       spec,

@@ -13,7 +13,6 @@ export default class JobDisable extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobDisable);
-    this.jsonMode = flags.json;
     const job = await (await this.client(flags)).request<JobView>('POST', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/disable`);
     this.output(job, () => `disabled\n${formatJob(job)}`);
   }

@@ -13,7 +13,6 @@ export default class JobEnable extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobEnable);
-    this.jsonMode = flags.json;
     const job = await (await this.client(flags)).request<JobView>('POST', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/enable`);
     this.output(job, () => `enabled\n${formatJob(job)}`);
   }

@@ -13,7 +13,6 @@ export default class JobHistory extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobHistory);
-    this.jsonMode = flags.json;
     const fires = await (await this.client(flags)).request<FireView[]>('GET', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/history?limit=${flags.limit}`);
     this.output(fires, () => formatHistory(fires));
   }

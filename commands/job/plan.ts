@@ -11,7 +11,6 @@ export default class JobPlan extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobPlan);
-    this.jsonMode = flags.json;
     const plan = await (await this.client(flags)).request<PlanView>('GET', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/plan`);
     this.output(plan, () => formatPlan(plan));
   }

@@ -11,7 +11,6 @@ export default class JobRm extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobRm);
-    this.jsonMode = flags.json;
     const result = await (await this.client(flags)).request<{ removed: string }>('DELETE', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}`);
     this.output(result, () => `removed ${args.name}`);
   }

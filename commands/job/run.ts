@@ -19,7 +19,6 @@ export default class JobRun extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobRun);
-    this.jsonMode = flags.json;
     const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
     const client = await this.client(flags);
     const path = `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/run`;

@@ -14,7 +14,6 @@ export default class JobShow extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobShow);
-    this.jsonMode = flags.json;
     const job = await (await this.client(flags)).request<JobView>('GET', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}`);
     this.output(job, () => formatJob(job));
   }

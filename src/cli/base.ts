@@ -3,7 +3,7 @@
 // Text for people passes escapeControl once more on its way out: the formatters escape
 // what came from the cluster already (that changes nothing twice), and a message or a
 // field they do not know of cannot reach the terminal raw either.
-import { Command, Flags, Errors } from '@oclif/core';
+import { Command, Flags, Errors, type Interfaces } from '@oclif/core';
 import { ChorusClient, ClientError, EXIT, resolveEndpoint } from '../api/client.js';
 import type { InstanceView } from '../api/views.js';
 import { isRequestId, newRequestId } from '../records/ids.js';
@@ -41,11 +41,24 @@ export const jsonFlag = {
   json: Flags.boolean({ description: 'print exactly one JSON document on stdout' }),
 };
 
+/** What oclif's parser gives per flag or argument (its FlagOutput and ArgOutput, which it does not export). */
+type ParsedRecord = Record<string, unknown>;
+
 export abstract class ClientCommand extends Command {
   static override baseFlags = { ...endpointFlags, ...jsonFlag };
 
+  /** --json was given: set once by parse(), which every command calls first. */
   protected jsonMode = false;
   private clientInstance: ChorusClient | null = null;
+
+  protected override async parse<F extends ParsedRecord, B extends ParsedRecord, A extends ParsedRecord>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    const parsed = await super.parse(options, argv);
+    this.jsonMode = (parsed.flags as { json?: unknown }).json === true;
+    return parsed;
+  }
 
   protected async client(flags: { 'data-dir'?: string; api?: string; token?: string; ca?: string }): Promise<ChorusClient> {
     if (!this.clientInstance) {
