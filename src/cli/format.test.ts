@@ -21,8 +21,6 @@ import {
   formatSubtaskSummary,
   formatTokens,
   nodeLabels,
-  relativeTime,
-  shortId,
   SUMMARY_MAX_REASONS,
   TAIL_MAX_CHARS,
   TAIL_MAX_LINES,
@@ -81,36 +79,6 @@ function node(over: Partial<NodeView> = {}): NodeView {
 }
 
 const widest = (text: string) => Math.max(...text.split('\n').map((l) => [...l].length));
-
-describe('relativeTime', () => {
-  it.each([
-    [-3_000, '3s ago'],
-    [-3_999, '3s ago'],
-    [120_000, 'in 2m'],
-    [150_000, 'in 2m'],
-    [-59_000, '59s ago'],
-    [-60_000, '1m ago'],
-    [-2 * 3_600_000, '2h ago'],
-    [5 * 3_600_000 + 59 * 60_000, 'in 5h'],
-    [-3 * 86_400_000, '3d ago'],
-    [25 * 86_400_000, 'in 25d'],
-    [-400, 'now'],
-    [400, 'now'],
-  ])('%d ms from now reads %s', (offsetMs, text) => {
-    expect(relativeTime(isoAt(offsetMs), NOW_MS)).toBe(text);
-  });
-
-  it('leaves a time it cannot read as it is', () => {
-    expect(relativeTime('not a time', NOW_MS)).toBe('not a time');
-  });
-});
-
-describe('shortId', () => {
-  it("is '…' and the last 12 characters, the form --node takes back", () => {
-    expect(shortId(NODE_A)).toBe('…abcdef123456');
-    expect(shortId('n1')).toBe('n1');
-  });
-});
 
 describe('human views', () => {
   it('show relative times, with the exact time in show-style views', () => {

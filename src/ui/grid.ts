@@ -5,6 +5,7 @@
 // node's output; the selected cell is described in a live region.
 import type { SubtaskView } from './api.js';
 import { GLYPH } from './dom.js';
+import { shortId } from '../core/human.js';
 
 const GAP = 3;
 /** Cell size: big for a few nodes, small enough for 1,000 on a laptop screen. */
@@ -102,7 +103,7 @@ export class Grid {
   describe(s: SubtaskView): string {
     const status = cellStatus(s);
     const outcome = status === 'unreleased' ? 'pending, not released' : `${s.status}${s.reason ? ` (${s.reason}${s.exitCode !== null ? ` ${s.exitCode}` : ''})` : s.exitCode !== null && s.exitCode !== 0 ? ` (exit ${s.exitCode})` : ''}`;
-    return `${s.nodeName ?? s.nodeId.slice(-12)}: ${outcome}; shard ${s.shardIndex}, wave ${s.wave}, attempt ${s.attempt}`;
+    return `${s.nodeName ?? shortId(s.nodeId)}: ${outcome}; shard ${s.shardIndex}, wave ${s.wave}, attempt ${s.attempt}`;
   }
 
   private at(e: MouseEvent): number | null {
