@@ -14,7 +14,7 @@ import { LogRepeats, type Logger } from '../core/log.js';
 import { CHORUS_VERSION } from '../core/version.js';
 import { ApiServer } from '../api/server.js';
 import { ControlService } from '../api/service.js';
-import { httpWebhooks } from '../scheduler/webhook-io.js';
+import { MAX_ANSWER_BYTES, webhookClient } from '../scheduler/webhook-io.js';
 import { iso, webhookBody } from '../api/views.js';
 import { probeContainment, type Containment } from '../executor/containment.js';
 import { processExecutor } from '../executor/process-executor.js';
@@ -179,7 +179,7 @@ export class ChorusDaemon {
         },
         name: options.name ?? hostname(),
         tags: options.tags,
-        webhooks: { ...httpWebhooks, body: webhookBody },
+        webhooks: { ...webhookClient({ timeoutMs: config.webhookTimeoutMs, maxAnswerBytes: MAX_ANSWER_BYTES }), body: webhookBody },
         ...(metrics ? { observer: metrics } : {}),
       });
       const service = new ControlService({ node, clock, log: nodeLog, host: { api: () => apiUrl, dataDir, memory: memorySnapshot, networkCounters: () => transport.stats(), containment: containment.view } });

@@ -3,8 +3,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../core/clock.js';
-import { compareStamps, HybridClock, MAX_REMOTE_DRIFT_MS } from './hlc.js';
+import { defaultConfig } from '../core/config.js';
+import { compareStamps, HybridClock } from './hlc.js';
 import type { Stamp } from './types.js';
+
+const MAX_REMOTE_DRIFT_MS = defaultConfig.maxRemoteDriftMs;
 
 /** A wall clock the test sets by hand. Timers are not used by the HLC. */
 class ManualClock implements Clock {
@@ -115,7 +118,7 @@ describe('HybridClock.observe', () => {
     expect(hlc.tick()).toEqual({ wallMs: 10_000, counter: 1, nodeId: 'n1' });
   });
 
-  it('does not adopt a remote stamp beyond MAX_REMOTE_DRIFT_MS in the future', () => {
+  it('does not adopt a remote stamp beyond maxRemoteDriftMs in the future', () => {
     const clock = new ManualClock(1_000_000);
     const hlc = new HybridClock(clock, 'n1');
     const farFuture: Stamp = { wallMs: 1_000_000 + MAX_REMOTE_DRIFT_MS + 1, counter: 0, nodeId: 'bad' };
@@ -128,7 +131,7 @@ describe('HybridClock.observe', () => {
     expect(hlc.tick().wallMs).toBe(1_000_000);
   });
 
-  it('adopts a remote stamp exactly MAX_REMOTE_DRIFT_MS ahead', () => {
+  it('adopts a remote stamp exactly maxRemoteDriftMs ahead', () => {
     const clock = new ManualClock(1_000_000);
     const hlc = new HybridClock(clock, 'n1');
     const edge: Stamp = { wallMs: 1_000_000 + MAX_REMOTE_DRIFT_MS, counter: 3, nodeId: 'n2' };
