@@ -26,7 +26,7 @@ import {
   TAIL_MAX_LINES,
   TAIL_MAX_NODES,
 } from './format.js';
-import { instanceView, subtaskView } from '../testing/fixtures.js';
+import { instanceView, jobSpec, subtaskView } from '../testing/fixtures.js';
 
 const NOW_MS = Date.parse('2026-12-02T09:00:03.000Z');
 const isoAt = (offsetMs: number) => new Date(NOW_MS + offsetMs).toISOString();
@@ -52,21 +52,13 @@ function instance(over: Partial<InstanceView> = {}): InstanceView {
 }
 
 function job(over: Partial<JobView> = {}): JobView {
-  const spec = { cmd: 'df -h /', type: 'broadcast' as const, schedule: { kind: 'every' as const, intervalMs: 2_160_000_000 }, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow' as const, pre: null, post: null };
+  const spec = jobSpec({ cmd: 'df -h /', schedule: { kind: 'every', intervalMs: 2_160_000_000 } });
   return {
     name: 'disk-report',
     spec,
-    cmd: spec.cmd,
-    type: spec.type,
-    schedule: spec.schedule,
+    ...spec,
     scheduleText: describeSchedule(spec.schedule),
     nextRunAt: isoAt(120_000),
-    tags: {},
-    timeoutMs: null,
-    retries: 0,
-    concurrency: 'allow',
-    pre: null,
-    post: null,
     enabled: true,
     createdAt: isoAt(-60_000),
     updatedAt: isoAt(-60_000),

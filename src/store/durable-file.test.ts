@@ -1,20 +1,11 @@
 // The one durable write: the new file whole, or the old one and an error naming the file.
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDirs } from '../testing/temp-dirs.js';
 import { StorageWriteError, writeFileDurable } from './durable-file.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'chorus-durable-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('chorus-durable-');
 
 describe('writeFileDurable', () => {
   it('replaces the file whole, with the mode asked for, and leaves no temporary copy', async () => {
