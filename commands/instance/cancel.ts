@@ -1,6 +1,5 @@
-import { Args } from '@oclif/core';
 import type { InstanceView } from '../../src/api/views.js';
-import { ClientCommand } from '../../src/cli/base.js';
+import { ClientCommand, instanceIdArg, instancePath } from '../../src/cli/base.js';
 import { formatInstance } from '../../src/cli/format.js';
 
 export default class InstanceCancel extends ClientCommand {
@@ -8,11 +7,10 @@ export default class InstanceCancel extends ClientCommand {
   static override examples = [
     '<%= config.bin %> instance cancel 3f2a9c0d1e4b5a67',
   ];
-  static override args = { id: Args.string({ required: true }) };
+  static override args = instanceIdArg;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstanceCancel);
-    const view = await (await this.client(flags)).request<InstanceView>('POST', `/v1/instances/${encodeURIComponent(args.id)}/cancel`);
-    this.output(view, () => `cancel requested\n${formatInstance(view)}`);
+    await this.printAnswer(flags, (client) => client.request<InstanceView>('POST', instancePath(args.id, '/cancel')), (view) => `cancel requested\n${formatInstance(view)}`);
   }
 }

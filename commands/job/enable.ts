@@ -1,7 +1,5 @@
-import { Args } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
-import { checkJobName } from '../../src/cli/job-spec.js';
-import { ClientCommand } from '../../src/cli/base.js';
+import { ClientCommand, jobNameArg, jobPath } from '../../src/cli/base.js';
 import { formatJob } from '../../src/cli/format.js';
 
 export default class JobEnable extends ClientCommand {
@@ -9,11 +7,10 @@ export default class JobEnable extends ClientCommand {
   static override examples = [
     '<%= config.bin %> job enable disk-report',
   ];
-  static override args = { name: Args.string({ required: true }) };
+  static override args = jobNameArg;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobEnable);
-    const job = await (await this.client(flags)).request<JobView>('POST', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}/enable`);
-    this.output(job, () => `enabled\n${formatJob(job)}`);
+    await this.printAnswer(flags, (client) => client.request<JobView>('POST', jobPath(args.name, '/enable')), (job) => `enabled\n${formatJob(job)}`);
   }
 }
