@@ -459,22 +459,7 @@ export class Replicator {
 
   /** Differing buckets in groups whose digest (about 100 bytes an entry) stays within half a page. */
   private bucketChunks(buckets: number[]): number[][] {
-    const budget = this.deps.config.syncPageBytes / 2;
-    const chunks: number[][] = [];
-    let current: number[] = [];
-    let size = 0;
-    for (const bucket of buckets) {
-      const bytes = this.deps.store.sync.keysIn(bucket).size * DIGEST_ENTRY_BYTES;
-      if (current.length > 0 && size + bytes > budget) {
-        chunks.push(current);
-        current = [];
-        size = 0;
-      }
-      current.push(bucket);
-      size += bytes;
-    }
-    if (current.length > 0) chunks.push(current);
-    return chunks;
+    return chunksOf(buckets, (bucket) => this.deps.store.sync.keysIn(bucket).size * DIGEST_ENTRY_BYTES, this.deps.config.syncPageBytes / 2);
   }
 
   private digestOf(buckets: number[]): Record<string, string> {
@@ -686,21 +671,26 @@ class Batcher {
 
 /** Splits records into deltas of at most maxBytes of JSON (config.maxDeltaBytes, under the gossip limit); a bigger record goes alone. */
 function batches(records: AnyRecord[], maxBytes: number): AnyRecord[][] {
-  const out: AnyRecord[][] = [];
-  let current: AnyRecord[] = [];
+  return chunksOf(records, (record) => JSON.stringify(record).length, maxBytes);
+}
+
+/** Consecutive chunks of `items` whose bytes (by `bytesOf`) add up to at most maxBytes; an item bigger than that goes alone. */
+function chunksOf<T>(items: T[], bytesOf: (item: T) => number, maxBytes: number): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
   let size = 0;
-  for (const record of records) {
-    const bytes = JSON.stringify(record).length;
+  for (const item of items) {
+    const bytes = bytesOf(item);
     if (current.length > 0 && size + bytes > maxBytes) {
-      out.push(current);
+      chunks.push(current);
       current = [];
       size = 0;
     }
-    current.push(record);
+    current.push(item);
     size += bytes;
   }
-  if (current.length > 0) out.push(current);
-  return out;
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 export function encode(value: unknown): Uint8Array {
