@@ -88,34 +88,30 @@ describe('HybridClock.tick', () => {
 });
 
 describe('HybridClock.observe', () => {
-  it('makes later local ticks greater than a remote stamp ahead of the local clock', () => {
-    const clock = new ManualClock(1_000);
-    const hlc = new HybridClock(clock, 'n1');
+  /** The stamp `nodeId` ticks at wall time `nowMs` after one tick of its own and then `remote`. */
+  function tickAfter(remote: Stamp, nowMs: number, nodeId = 'n1'): Stamp {
+    const hlc = new HybridClock(new ManualClock(nowMs), nodeId);
     hlc.tick();
-    const remote: Stamp = { wallMs: 5_000, counter: 7, nodeId: 'n2' };
     hlc.observe(remote);
-    const next = hlc.tick();
+    return hlc.tick();
+  }
+
+  it('makes later local ticks greater than a remote stamp ahead of the local clock', () => {
+    const remote: Stamp = { wallMs: 5_000, counter: 7, nodeId: 'n2' };
+    const next = tickAfter(remote, 1_000);
     expect(next).toEqual({ wallMs: 5_000, counter: 8, nodeId: 'n1' });
     expect(compareStamps(next, remote)).toBe(1);
   });
 
   it('orders after a remote stamp with the same wall time and a higher counter', () => {
-    const clock = new ManualClock(1_000);
-    const hlc = new HybridClock(clock, 'z-node');
-    hlc.tick();
     const remote: Stamp = { wallMs: 1_000, counter: 5, nodeId: 'a-node' };
-    hlc.observe(remote);
-    const next = hlc.tick();
+    const next = tickAfter(remote, 1_000, 'z-node');
     expect(next.counter).toBe(6);
     expect(compareStamps(next, remote)).toBe(1);
   });
 
   it('ignores a remote stamp that is behind', () => {
-    const clock = new ManualClock(10_000);
-    const hlc = new HybridClock(clock, 'n1');
-    hlc.tick();
-    hlc.observe({ wallMs: 9_000, counter: 50, nodeId: 'n2' });
-    expect(hlc.tick()).toEqual({ wallMs: 10_000, counter: 1, nodeId: 'n1' });
+    expect(tickAfter({ wallMs: 9_000, counter: 50, nodeId: 'n2' }, 10_000)).toEqual({ wallMs: 10_000, counter: 1, nodeId: 'n1' });
   });
 
   it('does not adopt a remote stamp beyond maxRemoteDriftMs in the future', () => {
