@@ -11,8 +11,6 @@ export default class Nodes extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Nodes);
-    this.jsonMode = flags.json;
-    const nodes = await (await this.client(flags)).request<NodeView[]>('GET', '/v1/nodes');
-    this.output(nodes, () => formatNodes(nodes));
+    await this.printAnswer(flags, (client) => client.request<NodeView[]>('GET', '/v1/nodes'), formatNodes);
   }
 }

@@ -5,6 +5,7 @@ import { DEFAULT_LEADER_WAIT_MS } from '../src/api/client.js';
 import { badInput, durationFlag, notifyFlags, parseNotify, parseRollout, parseTags, rolloutFlags } from '../src/cli/job-spec.js';
 import type { JobSpec } from '../src/records/types.js';
 import { formatPlan } from '../src/cli/format.js';
+import { shellWord } from '../src/core/shell-quote.js';
 import type { PlanView } from '../src/scheduler/plan.js';
 
 export default class Run extends ClientCommand {
@@ -30,12 +31,11 @@ export default class Run extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags, argv } = await this.parse(Run);
-    this.jsonMode = flags.json;
     const words = argv as string[];
     if (words.length === 0) throw badInput('nothing to run: put the command after --, e.g. chorus run --wait -- uname -a');
     const spec: JobSpec = {
       // One word is a shell line (`-- 'df -h | tail -1'`); several are quoted word by word.
-      cmd: words.length === 1 ? (words[0] as string) : words.map(shellQuote).join(' '),
+      cmd: words.length === 1 ? (words[0] as string) : words.map(shellWord).join(' '),
       type: 'broadcast',
       schedule: null,
       tags: parseTags(flags.tag),
@@ -57,9 +57,4 @@ export default class Run extends ClientCommand {
     const view = await client.requestRun<InstanceView>('/v1/run', { spec, requestId: requestIdOf(flags) }, timeoutMs ?? DEFAULT_LEADER_WAIT_MS, (line) => this.progress(line));
     this.finish(await followInstance(this, client, view, { wait: flags.wait, timeoutMs, json: flags.json }));
   }
-}
-
-/** One word of argv quoted so the shell passes it through unchanged. */
-function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_\-./:=@%+,]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

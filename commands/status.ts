@@ -12,8 +12,6 @@ export default class Status extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Status);
-    this.jsonMode = flags.json;
-    const status = await (await this.client(flags)).request<StatusView>('GET', '/v1/status');
-    this.output(status, () => formatStatus(status));
+    await this.printAnswer(flags, (client) => client.request<StatusView>('GET', '/v1/status'), formatStatus);
   }
 }

@@ -16,7 +16,6 @@ export default class Ui extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Ui);
-    this.jsonMode = flags.json;
     const client = await this.client(flags);
     const login = await client.request<LoginCode>('POST', '/v1/ui/codes', {});
     const url = `${client.endpoint.api}${login.path}`;

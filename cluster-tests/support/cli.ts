@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { childEnv, killTaggedProcesses, newTag, REPO_ROOT, RUN_JS, spawnTracked, track, untrack, type ExitInfo } from './processes.js';
 import { cliOutput, withDataDir, type CliOutput } from '../../src/testing/cli-args.js';
 
-export { shellWord, sq } from '../../src/testing/cli-args.js';
+export { shellWord, singleQuote as sq } from '../../src/core/shell-quote.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 

@@ -1,19 +1,3 @@
-import { Args } from '@oclif/core';
-import type { InstanceView } from '../../src/api/views.js';
-import { ClientCommand } from '../../src/cli/base.js';
-import { formatInstance } from '../../src/cli/format.js';
+import { instanceActionCommand } from '../../src/cli/actions.js';
 
-export default class InstanceCancel extends ClientCommand {
-  static override description = 'Cancel an instance: running subtasks are killed (whole process group), pending ones never start.';
-  static override examples = [
-    '<%= config.bin %> instance cancel 3f2a9c0d1e4b5a67',
-  ];
-  static override args = { id: Args.string({ required: true }) };
-
-  async run(): Promise<void> {
-    const { args, flags } = await this.parse(InstanceCancel);
-    this.jsonMode = flags.json;
-    const view = await (await this.client(flags)).request<InstanceView>('POST', `/v1/instances/${encodeURIComponent(args.id)}/cancel`);
-    this.output(view, () => `cancel requested\n${formatInstance(view)}`);
-  }
-}
+export default instanceActionCommand('cancel', 'Cancel an instance: running subtasks are killed (whole process group), pending ones never start.', () => 'cancel requested');

@@ -16,11 +16,9 @@ export default class InstanceList extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(InstanceList);
-    this.jsonMode = flags.json;
     // The table needs only each instance's counts: it asks for summaries (a fleet-wide
     // broadcast is then a few hundred bytes, not every node's part); --json gives them whole.
     const query = new URLSearchParams({ limit: String(flags.limit), ...(flags.job ? { job: flags.job } : {}), ...(flags.json ? {} : { summary: '1' }) });
-    const views = await (await this.client(flags)).request<InstanceView[] | InstanceSummaryView[]>('GET', `/v1/instances?${query}`);
-    this.output(views, () => formatInstanceList(views));
+    await this.printAnswer(flags, (client) => client.request<InstanceView[] | InstanceSummaryView[]>('GET', `/v1/instances?${query}`), formatInstanceList);
   }
 }

@@ -1,10 +1,10 @@
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { ClientError, EXIT } from '../../src/api/client.js';
 import type { LogGroup, LogView } from '../../src/api/control-plane.js';
-import { ClientCommand } from '../../src/cli/base.js';
+import { ClientCommand, instanceIdArg, instancePath } from '../../src/cli/base.js';
 import { followLogs } from '../../src/cli/follow.js';
 import { formatLogGroups, formatLogs } from '../../src/cli/format.js';
-import { durationFlag } from '../../src/cli/job-spec.js';
+import { optionalDurationFlag } from '../../src/cli/job-spec.js';
 import { defaultConfig } from '../../src/core/config.js';
 import { escapeControl } from '../../src/output/escape.js';
 
@@ -18,7 +18,7 @@ export default class InstanceLogs extends ClientCommand {
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --follow --timeout 10m',
     '<%= config.bin %> instance logs 3f2a9c0d1e4b5a67 --group',
   ];
-  static override args = { id: Args.string({ required: true }) };
+  static override args = instanceIdArg;
   static override flags = {
     node: Flags.string({ description: 'only this node (name, full id or id suffix)' }),
     follow: Flags.boolean({
@@ -31,16 +31,15 @@ export default class InstanceLogs extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstanceLogs);
-    this.jsonMode = flags.json;
     if (flags.follow && flags.group) {
       throw new ClientError('--follow and --group cannot be used together: a group compares whole outputs, known once the attempts ended. Follow it, or group it once it ended (chorus instance wait ID; chorus instance logs ID --group)', EXIT.badInput, 'bad-input');
     }
     if (flags.timeout !== undefined && !flags.follow) {
       throw new ClientError('--timeout bounds --follow: without --follow the logs are printed at once (to wait for the end: chorus instance wait ID --timeout DUR)', EXIT.badInput, 'bad-input');
     }
-    const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
+    const timeoutMs = optionalDurationFlag('timeout', flags.timeout);
     const client = await this.client(flags);
-    const path = `/v1/instances/${encodeURIComponent(args.id)}/logs`;
+    const path = instancePath(args.id, '/logs');
     const node = flags.node ?? null;
     if (flags.follow) {
       const exitCode = await followLogs(client, args.id, node, flags.json, { line: (l) => process.stdout.write(`${flags.json ? l : escapeControl(l)}\n`), warn: (l) => this.progress(l) }, timeoutMs);

@@ -1,17 +1,7 @@
-import { Args } from '@oclif/core';
-import type { InstanceView } from '../../src/api/views.js';
-import { ClientCommand } from '../../src/cli/base.js';
-import { formatInstance } from '../../src/cli/format.js';
+import { instanceActionCommand } from '../../src/cli/actions.js';
 
-export default class InstancePause extends ClientCommand {
-  static override description = 'Pause a rolling broadcast: no further subtask is released until `instance resume`; released ones run to their end.';
-  static override examples = ['<%= config.bin %> instance pause 3f2a9c0d1e4b5a67'];
-  static override args = { id: Args.string({ required: true }) };
-
-  async run(): Promise<void> {
-    const { args, flags } = await this.parse(InstancePause);
-    this.jsonMode = flags.json;
-    const view = await (await this.client(flags)).request<InstanceView>('POST', `/v1/instances/${encodeURIComponent(args.id)}/pause`);
-    this.output(view, () => `paused: no further subtask is released until \`chorus instance resume ${view.id}\`\n${formatInstance(view)}`);
-  }
-}
+export default instanceActionCommand(
+  'pause',
+  'Pause a rolling broadcast: no further subtask is released until `instance resume`; released ones run to their end.',
+  (view) => `paused: no further subtask is released until \`chorus instance resume ${view.id}\``,
+);

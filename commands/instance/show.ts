@@ -1,6 +1,5 @@
-import { Args } from '@oclif/core';
 import type { InstanceView } from '../../src/api/views.js';
-import { ClientCommand } from '../../src/cli/base.js';
+import { ClientCommand, instanceIdArg, instancePath } from '../../src/cli/base.js';
 import { formatInstance } from '../../src/cli/format.js';
 
 export default class InstanceShow extends ClientCommand {
@@ -9,12 +8,10 @@ export default class InstanceShow extends ClientCommand {
     '<%= config.bin %> instance show 3f2a9c0d1e4b5a67',
     '<%= config.bin %> instance show 3f2a9c0d1e4b5a67 --json',
   ];
-  static override args = { id: Args.string({ required: true }) };
+  static override args = instanceIdArg;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(InstanceShow);
-    this.jsonMode = flags.json;
-    const view = await (await this.client(flags)).request<InstanceView>('GET', `/v1/instances/${encodeURIComponent(args.id)}`);
-    this.output(view, () => formatInstance(view));
+    await this.printAnswer(flags, (client) => client.request<InstanceView>('GET', instancePath(args.id)), (view) => formatInstance(view));
   }
 }

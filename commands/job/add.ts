@@ -1,8 +1,9 @@
 import { Args, Flags } from '@oclif/core';
+import type { ChorusClient } from '../../src/api/client.js';
 import type { JobView } from '../../src/api/views.js';
-import { ClientCommand, idempotencyFlag, requestIdOf } from '../../src/cli/base.js';
+import { ClientCommand, idempotencyFlag, jobPath, requestIdOf } from '../../src/cli/base.js';
 import { formatJob } from '../../src/cli/format.js';
-import { buildSpec, checkJobName, misfireFlags, notifyFlags, rolloutFlags } from '../../src/cli/job-spec.js';
+import { buildSpec, misfireFlags, notifyFlags, rolloutFlags } from '../../src/cli/job-spec.js';
 
 export default class JobAdd extends ClientCommand {
   static override description = 'Add a job. Without a schedule it runs only with `chorus job run`.';
@@ -35,14 +36,14 @@ export default class JobAdd extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobAdd);
-    this.jsonMode = flags.json;
     const spec = buildSpec(flags, Date.now());
-    const job = await (await this.client(flags)).request<JobView>('PUT', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}`, {
-      spec,
-      replace: flags.replace,
-      // Only a key given by the user: a retry by hand of a write whose answer was lost is answered as the first was.
-      ...(flags['idempotency-key'] === undefined ? {} : { requestId: requestIdOf(flags) }),
-    });
-    this.output(job, () => `added\n${formatJob(job)}`);
+    const put = (client: ChorusClient) =>
+      client.request<JobView>('PUT', jobPath(args.name), {
+        spec,
+        replace: flags.replace,
+        // Only a key given by the user: a retry by hand of a write whose answer was lost is answered as the first was.
+        ...(flags['idempotency-key'] === undefined ? {} : { requestId: requestIdOf(flags) }),
+      });
+    await this.printAnswer(flags, put, (job) => `added\n${formatJob(job)}`);
   }
 }

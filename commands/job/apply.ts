@@ -18,7 +18,6 @@ export default class JobApply extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(JobApply);
-    this.jsonMode = flags.json;
     // Loaded here, not at the top: every command's start-up pays for top-level imports (ajv, smol-toml).
     const { JobFileError, jobFilesAt, readJobFiles } = await import('../../src/cli/job-file.js');
     const { applyJobs, formatApply } = await import('../../src/cli/job-apply.js');

@@ -1,7 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
-import { ClientCommand } from '../../src/cli/base.js';
-import { checkJobName } from '../../src/cli/job-spec.js';
+import { ClientCommand, jobPath } from '../../src/cli/base.js';
 
 export default class JobExport extends ClientCommand {
   static override description = 'Print jobs as a job file that `chorus job apply -f` takes back unchanged (TOML, or JSON with --format json).';
@@ -18,7 +17,7 @@ export default class JobExport extends ClientCommand {
     const jobs =
       args.name === undefined
         ? await client.request<JobView[]>('GET', '/v1/jobs')
-        : [await client.request<JobView>('GET', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}`)];
+        : [await client.request<JobView>('GET', jobPath(args.name))];
     // The file is the output, --json or not (--json gives the JSON form).
     process.stdout.write(exportJobs(jobs, flags.json ? 'json' : (flags.format as 'toml' | 'json')));
   }

@@ -11,8 +11,6 @@ export default class JobList extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(JobList);
-    this.jsonMode = flags.json;
-    const jobs = await (await this.client(flags)).request<JobView[]>('GET', '/v1/jobs');
-    this.output(jobs, () => formatJobList(jobs));
+    await this.printAnswer(flags, (client) => client.request<JobView[]>('GET', '/v1/jobs'), formatJobList);
   }
 }

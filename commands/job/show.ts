@@ -1,7 +1,5 @@
-import { Args } from '@oclif/core';
 import type { JobView } from '../../src/api/views.js';
-import { checkJobName } from '../../src/cli/job-spec.js';
-import { ClientCommand } from '../../src/cli/base.js';
+import { ClientCommand, jobNameArg, jobPath } from '../../src/cli/base.js';
 import { formatJob } from '../../src/cli/format.js';
 
 export default class JobShow extends ClientCommand {
@@ -10,12 +8,10 @@ export default class JobShow extends ClientCommand {
     '<%= config.bin %> job show disk-report',
     '<%= config.bin %> job show disk-report --json',
   ];
-  static override args = { name: Args.string({ required: true }) };
+  static override args = jobNameArg;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(JobShow);
-    this.jsonMode = flags.json;
-    const job = await (await this.client(flags)).request<JobView>('GET', `/v1/jobs/${encodeURIComponent(checkJobName(args.name))}`);
-    this.output(job, () => formatJob(job));
+    await this.printAnswer(flags, (client) => client.request<JobView>('GET', jobPath(args.name)), formatJob);
   }
 }

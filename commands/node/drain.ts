@@ -22,7 +22,6 @@ export default class NodeDrain extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeDrain);
-    this.jsonMode = flags.json;
     const timeoutMs = flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout);
     const client = await this.client(flags);
     const ref = args.node ?? (await client.request<StatusView>('GET', '/v1/status')).nodeId;

@@ -11,7 +11,6 @@ export default class NodeUndrain extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(NodeUndrain);
-    this.jsonMode = flags.json;
     const client = await this.client(flags);
     const ref = args.node ?? (await client.request<StatusView>('GET', '/v1/status')).nodeId;
     const result = await drainNode(client, ref, false, { wait: false, timeoutMs: null, progress: () => undefined });

@@ -13,8 +13,6 @@ export default class TokenCreate extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(TokenCreate);
-    this.jsonMode = flags.json;
-    const created = await (await this.client(flags)).request<TokenView & { token: string }>('POST', '/v1/tokens', { role: flags.role, name: flags.name ?? null });
-    this.output(created, () => `${created.token}\n(id ${created.id}, role ${created.role}: shown once; revoke with chorus token revoke ${created.id})`);
+    await this.printAnswer(flags, (client) => client.request<TokenView & { token: string }>('POST', '/v1/tokens', { role: flags.role, name: flags.name ?? null }), (created) => `${created.token}\n(id ${created.id}, role ${created.role}: shown once; revoke with chorus token revoke ${created.id})`);
   }
 }

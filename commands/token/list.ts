@@ -10,7 +10,6 @@ export default class TokenList extends ClientCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(TokenList);
-    this.jsonMode = flags.json;
     const client = await this.client(flags);
     const tokens = await client.request<TokenView[]>('GET', '/v1/tokens');
     const sessions = await client.request<SessionView[]>('GET', '/v1/ui/sessions');

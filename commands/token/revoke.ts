@@ -17,11 +17,9 @@ export default class TokenRevoke extends ClientCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(TokenRevoke);
-    this.jsonMode = flags.json;
     const id = args.id.includes('.') ? (args.id.split('.')[0] as string) : args.id;
     const path = id.startsWith(SESSION_ID_PREFIX) ? `/v1/ui/sessions/${encodeURIComponent(id)}` : `/v1/tokens/${encodeURIComponent(id)}`;
-    const result = await (await this.client(flags)).request<Revoked>('DELETE', path);
-    this.output(result, () => (result.kind === 'session' ? `ended dashboard session ${result.revoked}` : `revoked ${result.revoked}${endedText(result)}`));
+    await this.printAnswer(flags, (client) => client.request<Revoked>('DELETE', path), (result) => (result.kind === 'session' ? `ended dashboard session ${result.revoked}` : `revoked ${result.revoked}${endedText(result)}`));
   }
 }
 

@@ -59,6 +59,14 @@ export class ApiServer {
     private readonly tokens: TokenStore,
     private readonly log: Logger,
   ) {
+    this.accessRoutes();
+    this.clusterRoutes();
+    this.jobRoutes();
+    this.instanceRoutes();
+  }
+
+  /** Tokens, dashboard sessions and login codes, and who the caller is. */
+  private accessRoutes(): void {
     this.route('GET', /^\/v1\/tokens$/, async () => this.tokens.list());
     this.route('POST', /^\/v1\/tokens$/, async (req) => {
       const body = parse(tokenBody, await readJson(req));
@@ -76,8 +84,6 @@ export class ApiServer {
       if (!this.ui.end(id as string)) throw new ApiError(404, 'unknown-session', `no live dashboard session ${id} on this daemon (chorus token list shows them; ids start with ${SESSION_ID_PREFIX})`);
       return { kind: 'session', revoked: id };
     });
-    this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
-    this.route('GET', /^\/v1\/nodes$/, async (_r, _p, q) => (boolParam(q, 'watch') ? this.plane.watchNodes(q.get('version'), intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS)) : this.plane.nodes()));
     // Who the caller is to this daemon: the dashboard shows only the buttons its role allows.
     this.route('GET', /^\/v1\/whoami$/, async (_r, _p, _q, requester) => {
       const status = this.plane.status();
@@ -88,9 +94,19 @@ export class ApiServer {
       const { code, expiresAtMs } = this.ui.createCode(requester);
       return { code, expiresAt: new Date(expiresAtMs).toISOString(), path: `/ui/login?code=${code}` };
     });
+  }
+
+  /** This node, the members, and the changes a client follows. */
+  private clusterRoutes(): void {
+    this.route('GET', /^\/v1\/status$/, async () => this.plane.status());
+    this.route('GET', /^\/v1\/nodes$/, async (_r, _p, q) => (boolParam(q, 'watch') ? this.plane.watchNodes(q.get('version'), intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS)) : this.plane.nodes()));
     this.route('GET', /^\/v1\/nodes\/([^/]+)$/, async (_r, [ref]) => this.plane.getNode(ref as string));
     this.route('POST', /^\/v1\/nodes\/([^/]+)\/(drain|undrain)$/, async (_r, [ref, action]) => this.plane.drainNode(ref as string, action === 'drain'));
     this.route('GET', /^\/v1\/changes$/, async (_r, _p, q) => this.plane.watchChanges(q.get('cursor'), changeKinds(q.get('kinds')), intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS)));
+  }
+
+  /** Stored jobs, and runs: of a job, or ad hoc. */
+  private jobRoutes(): void {
     this.route('GET', /^\/v1\/jobs$/, async (_r, _p, q) => listed(this.plane.listJobs(intParam(q, 'recent', 0, 0, 100))));
     this.route('GET', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => this.plane.getJob(name as string));
     this.route('GET', /^\/v1\/jobs\/([^/]+)\/plan$/, async (_r, [name]) => this.plane.planJob(name as string));
@@ -112,6 +128,10 @@ export class ApiServer {
       return this.plane.runAdhoc(body.spec, body);
     });
     this.route('POST', /^\/v1\/plan$/, async (req) => this.plane.planAdhoc(parse(runBody, await readJson(req)).spec));
+  }
+
+  /** Instances: list, show or wait, cancel, pause and resume, and their output. */
+  private instanceRoutes(): void {
     this.route('GET', /^\/v1\/instances$/, async (_r, _p, q) =>
       summarised(this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) }), boolParam(q, 'summary')),
     );

@@ -2,10 +2,9 @@
 // same putJob, runJob, cancel and watch the daemon serves, on a fake clock.
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimCluster, type SimClusterOptions } from '../testing/sim-cluster.js';
-import { jobSpec } from '../testing/fixtures.js';
+import { apiErrorOf, jobSpec } from '../testing/fixtures.js';
 import { SecretFileError } from '../scheduler/webhook-io.js';
 import { versionOf } from './version-of.js';
-import { apiErrorOf } from '../testing/fixtures.js';
 
 let sim: SimCluster | null = null;
 afterEach(() => {
@@ -22,6 +21,18 @@ async function cluster(options: Partial<SimClusterOptions> = {}): Promise<SimClu
 }
 
 const apiError = apiErrorOf;
+
+/** Adds a job on n01 and waits until every node has heard of it. */
+async function addJobEverywhere(s: SimCluster, name: string, cmd: string): Promise<void> {
+  await s.addJob('n01', name, { cmd });
+  await s.until(() => s.liveIds().every((id) => s.store(id).job(name) !== undefined), 5000, 'every node hearing of the job');
+}
+
+/** The agreed leader, and a member that is not it. */
+function leaderAndMember(s: SimCluster): { leader: string; member: string } {
+  const leader = s.agreedLeader() as string;
+  return { leader, member: s.liveIds().find((id) => id !== leader) as string };
+}
 
 describe('ControlService', () => {
   it('job add is an acknowledged write that a second add of the same name does not overwrite (409 job-exists)', async () => {
@@ -137,8 +148,7 @@ describe('ControlService', () => {
 
   it('a run asked again with its request id (a lost answer, another member) makes one instance; the same id for another command is 409', async () => {
     const s = await cluster();
-    await s.addJob('n01', 'once', { cmd: 'sleep:10' });
-    await s.until(() => s.liveIds().every((id) => s.store(id).job('once') !== undefined), 5000, 'every node hearing of the job');
+    await addJobEverywhere(s, 'once', 'sleep:10');
     const first = await s.drive(s.service('n02').runJob('once', { requestId: 'ci-build-1234' }), 'a run with a request id');
     const again = await s.drive(s.service('n02').runJob('once', { requestId: 'ci-build-1234' }), 'the same request again');
     const elsewhere = await s.drive(s.service('n03').runJob('once', { requestId: 'ci-build-1234' }), 'the same request through another member');
@@ -157,10 +167,8 @@ describe('ControlService', () => {
 
   it('a run forwarded to the leader survives the leader crashing right after its answer: the member that asked holds it, and it ends', async () => {
     const s = await cluster();
-    await s.addJob('n01', 'kept', { cmd: 'sleep:200' });
-    await s.until(() => s.liveIds().every((id) => s.store(id).job('kept') !== undefined), 5000, 'every node hearing of the job');
-    const leader = s.agreedLeader() as string;
-    const member = s.liveIds().find((id) => id !== leader) as string;
+    await addJobEverywhere(s, 'kept', 'sleep:200');
+    const { leader, member } = leaderAndMember(s);
     const view = await s.drive(s.service(member).runJob('kept', { requestId: 'kept-run-1' }), 'a run through a member');
     s.crash(leader);
     await s.until(() => s.liveIds().every((id) => s.store(id).instance(view.id) !== undefined), 10_000, 'the survivors holding the run');
@@ -170,7 +178,7 @@ describe('ControlService', () => {
 
   it('a job add asked again with its request id is answered as the first was (no 409 job-exists); the same id for another job write is 409', async () => {
     const s = await cluster();
-    const spec = { ...s.store('n01').job('x')?.spec, cmd: 'sleep:1', type: 'broadcast' as const, schedule: null, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow' as const, pre: null, post: null };
+    const spec = jobSpec({ cmd: 'sleep:1' });
     const first = await s.drive(s.service('n02').putJob('deploy', spec, false, 'add-deploy-1'), 'job add');
     const again = await s.drive(s.service('n02').putJob('deploy', spec, false, 'add-deploy-1'), 'the same job add again');
     expect(again).toEqual(first);
@@ -182,10 +190,8 @@ describe('ControlService', () => {
 
   it('a run forwarded to a frozen leader: the member says why it did not answer (busy, or suspected and replaced), and the run asked again with its request id, on whichever leader, is the one instance', async () => {
     const s = await cluster();
-    await s.addJob('n01', 'slow-leader', { cmd: 'sleep:10' });
-    await s.until(() => s.liveIds().every((id) => s.store(id).job('slow-leader') !== undefined), 5000, 'every node hearing of the job');
-    const leader = s.agreedLeader() as string;
-    const member = s.liveIds().find((id) => id !== leader) as string;
+    await addJobEverywhere(s, 'slow-leader', 'sleep:10');
+    const { leader, member } = leaderAndMember(s);
     s.freeze(leader);
     const busy = await apiError(s.drive(s.service(member).runJob('slow-leader', { requestId: 'frozen-leader-1' }), 'a run while the leader is frozen'));
     // Alive and silent is busy; once suspected, another member leads (this one, here) and takes the request.

@@ -33,8 +33,6 @@ const MAX_REMEMBERED_WRITES = 1000;
 
 /** Most bytes of output in one answer of a follow; what is left comes in the next (at once). */
 const FOLLOW_ANSWER_BYTES = 1024 * 1024;
-/** After the first news for a follower, how long the answer waits for more from the other nodes. */
-const FOLLOW_GATHER_MS = 100;
 
 /** An answer of a follow while it is put together: what it holds, and how many bytes of output. */
 type FollowAnswer = Omit<LogFollowView, 'cursor'> & { bytes: number };
@@ -82,6 +80,8 @@ export class ControlService implements ControlPlane {
       ask: (nodeId, instanceId, position, waitMs) => node.outputs.followFrom(nodeId, instanceId, position, waitMs),
       maxPolls: node.config.maxFollowPolls,
       retryMs: node.config.requestTimeoutMs,
+      askWaitMs: node.config.followAskWaitMs,
+      answerKeptMs: node.config.followAnswerKeptMs,
       settled: (instanceId) => this.watchers.wake(instanceId),
     });
     deps.node.store.onChange((records) => this.notifyWatchers(records));
@@ -425,7 +425,7 @@ export class ControlService implements ControlPlane {
       const { news, asking } = this.followStep(instance, followed, answer, startedAtMs);
       if (news) firstNewsAtMs ??= this.now();
       // Once there is news, the answers about to come join it (an instance that ended: all at once).
-      const answerAtMs = firstNewsAtMs === null ? deadline : Math.min(deadline, firstNewsAtMs + FOLLOW_GATHER_MS);
+      const answerAtMs = firstNewsAtMs === null ? deadline : Math.min(deadline, firstNewsAtMs + this.node.config.followGatherMs);
       const leftMs = answerAtMs - this.now();
       if (answer.done || leftMs <= 0 || (firstNewsAtMs !== null && asking === 0)) {
         const { bytes: _bytes, ...view } = answer;

@@ -1,22 +1,16 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DataFileError } from '../store/durable-file.js';
 import { isLoopback } from '../daemon/daemon.js';
 import { allows } from './server.js';
 import { OWN_TOKEN_ID, TokenStore } from './tokens.js';
+import { tempDirs } from '../testing/temp-dirs.js';
 
 const OWN = 'a'.repeat(64);
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('chorus-tokens-');
 async function fresh(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'chorus-tokens-'));
-  dirs.push(dir);
-  return join(dir, 'tokens.json');
+  return join(await tempDir(), 'tokens.json');
 }
 
 describe('API tokens', () => {

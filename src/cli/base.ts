@@ -3,12 +3,13 @@
 // Text for people passes escapeControl once more on its way out: the formatters escape
 // what came from the cluster already (that changes nothing twice), and a message or a
 // field they do not know of cannot reach the terminal raw either.
-import { Command, Flags, Errors } from '@oclif/core';
+import { Args, Command, Flags, Errors, type Interfaces } from '@oclif/core';
 import { ChorusClient, ClientError, EXIT, resolveEndpoint } from '../api/client.js';
 import type { InstanceView } from '../api/views.js';
 import { isRequestId, newRequestId } from '../records/ids.js';
 import { escapeControl } from '../output/escape.js';
 import { formatInstance, formatSkipped } from './format.js';
+import { checkJobName } from './job-spec.js';
 import { exitCodeFor, reportOutputTail, waitForInstance } from './wait.js';
 
 export const endpointFlags = {
@@ -37,21 +38,60 @@ export function requestIdOf(flags: { 'idempotency-key'?: string }): string {
   return key;
 }
 
+/** The argument of a command about one job (`job show NAME`). */
+export const jobNameArg = { name: Args.string({ required: true }) };
+/** The argument of a command about one instance (`instance show ID`). */
+export const instanceIdArg = { id: Args.string({ required: true }) };
+
+/** The API path of a job, or of what is under it; the name is checked first (a bad one is bad input). */
+export function jobPath(name: string, under = ''): string {
+  return `/v1/jobs/${encodeURIComponent(checkJobName(name))}${under}`;
+}
+
+/** The API path of an instance, or of what is under it. */
+export function instancePath(id: string, under = ''): string {
+  return `/v1/instances/${encodeURIComponent(id)}${under}`;
+}
+
+type EndpointFlagValues = { 'data-dir'?: string; api?: string; token?: string; ca?: string };
+
 export const jsonFlag = {
   json: Flags.boolean({ description: 'print exactly one JSON document on stdout' }),
 };
 
+/** What oclif's parser gives per flag or argument (its FlagOutput and ArgOutput, which it does not export). */
+type ParsedRecord = Record<string, unknown>;
+
 export abstract class ClientCommand extends Command {
   static override baseFlags = { ...endpointFlags, ...jsonFlag };
 
+  /** --json was given: set once by parse(), which every command calls first. */
   protected jsonMode = false;
   private clientInstance: ChorusClient | null = null;
 
-  protected async client(flags: { 'data-dir'?: string; api?: string; token?: string; ca?: string }): Promise<ChorusClient> {
+  protected override async parse<F extends ParsedRecord, B extends ParsedRecord, A extends ParsedRecord>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    const parsed = await super.parse(options, argv);
+    this.jsonMode = (parsed.flags as { json?: unknown }).json === true;
+    return parsed;
+  }
+
+  protected async client(flags: EndpointFlagValues): Promise<ChorusClient> {
     if (!this.clientInstance) {
       this.clientInstance = new ChorusClient(await resolveEndpoint({ dataDir: flags['data-dir'], api: flags.api, token: flags.token, ca: flags.ca }));
     }
     return this.clientInstance;
+  }
+
+  /**
+   * Finds the daemon, asks it (`ask` gets the client once it is found) and prints the answer:
+   * as JSON with --json, otherwise as `human(answer)`.
+   */
+  protected async printAnswer<T>(flags: EndpointFlagValues, ask: (client: ChorusClient) => Promise<T>, human: (answer: T) => string): Promise<void> {
+    const answer = await ask(await this.client(flags));
+    this.output(answer, () => human(answer));
   }
 
   /** Prints data: as JSON with --json, otherwise as the given human text. */

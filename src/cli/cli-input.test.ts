@@ -1,30 +1,18 @@
 // CLI cases that need no daemon process: bad input and an unreachable daemon, run
 // in-process (src/testing/run-cli.ts) with the same assertions they had as spawned
 // processes in cluster-tests/ (single-node.test.ts, input-bounds.test.ts).
-import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EXIT } from '../api/client.js';
 import { runCli as cli, type CliRun } from '../testing/run-cli.js';
+import { tempDirs } from '../testing/temp-dirs.js';
 
 function expectExit(r: CliRun, code: number): void {
   expect(r.exitCode, r.context).toBe(code);
 }
 
-const dirs: string[] = [];
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await realpath(await mkdtemp(join(tmpdir(), prefix)));
-  dirs.push(dir);
-  return dir;
-}
-
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
+const tempDir = tempDirs('chorus-cli-');
 
 describe('--api and --token instead of --data-dir', () => {
   it('--api without a token is bad input (2)', async () => {

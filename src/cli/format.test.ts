@@ -21,14 +21,12 @@ import {
   formatSubtaskSummary,
   formatTokens,
   nodeLabels,
-  relativeTime,
-  shortId,
   SUMMARY_MAX_REASONS,
   TAIL_MAX_CHARS,
   TAIL_MAX_LINES,
   TAIL_MAX_NODES,
 } from './format.js';
-import { instanceView, subtaskView } from '../testing/fixtures.js';
+import { instanceView, jobSpec, subtaskView } from '../testing/fixtures.js';
 
 const NOW_MS = Date.parse('2026-12-02T09:00:03.000Z');
 const isoAt = (offsetMs: number) => new Date(NOW_MS + offsetMs).toISOString();
@@ -54,21 +52,13 @@ function instance(over: Partial<InstanceView> = {}): InstanceView {
 }
 
 function job(over: Partial<JobView> = {}): JobView {
-  const spec = { cmd: 'df -h /', type: 'broadcast' as const, schedule: { kind: 'every' as const, intervalMs: 2_160_000_000 }, tags: {}, timeoutMs: null, retries: 0, concurrency: 'allow' as const, pre: null, post: null };
+  const spec = jobSpec({ cmd: 'df -h /', schedule: { kind: 'every', intervalMs: 2_160_000_000 } });
   return {
     name: 'disk-report',
     spec,
-    cmd: spec.cmd,
-    type: spec.type,
-    schedule: spec.schedule,
+    ...spec,
     scheduleText: describeSchedule(spec.schedule),
     nextRunAt: isoAt(120_000),
-    tags: {},
-    timeoutMs: null,
-    retries: 0,
-    concurrency: 'allow',
-    pre: null,
-    post: null,
     enabled: true,
     createdAt: isoAt(-60_000),
     updatedAt: isoAt(-60_000),
@@ -81,36 +71,6 @@ function node(over: Partial<NodeView> = {}): NodeView {
 }
 
 const widest = (text: string) => Math.max(...text.split('\n').map((l) => [...l].length));
-
-describe('relativeTime', () => {
-  it.each([
-    [-3_000, '3s ago'],
-    [-3_999, '3s ago'],
-    [120_000, 'in 2m'],
-    [150_000, 'in 2m'],
-    [-59_000, '59s ago'],
-    [-60_000, '1m ago'],
-    [-2 * 3_600_000, '2h ago'],
-    [5 * 3_600_000 + 59 * 60_000, 'in 5h'],
-    [-3 * 86_400_000, '3d ago'],
-    [25 * 86_400_000, 'in 25d'],
-    [-400, 'now'],
-    [400, 'now'],
-  ])('%d ms from now reads %s', (offsetMs, text) => {
-    expect(relativeTime(isoAt(offsetMs), NOW_MS)).toBe(text);
-  });
-
-  it('leaves a time it cannot read as it is', () => {
-    expect(relativeTime('not a time', NOW_MS)).toBe('not a time');
-  });
-});
-
-describe('shortId', () => {
-  it("is '…' and the last 12 characters, the form --node takes back", () => {
-    expect(shortId(NODE_A)).toBe('…abcdef123456');
-    expect(shortId('n1')).toBe('n1');
-  });
-});
 
 describe('human views', () => {
   it('show relative times, with the exact time in show-style views', () => {

@@ -10,6 +10,7 @@ import { OWN_TOKEN_ID, type TokenView } from '../api/tokens.js';
 import type { SessionView } from '../api/ui-sessions.js';
 import type { AttemptView, InstanceSummaryView, InstanceView, JobView, NodeView, StepView, SubtaskView } from '../api/views.js';
 import { formatDuration, formatDurationUnits } from '../core/duration.js';
+import { relativeTime, shortId } from '../core/human.js';
 import { escapeControl } from '../output/escape.js';
 import { outcomeText } from '../records/outcome-text.js';
 import { formatRollout, formatSubtaskSummary, succeededOfTotal } from '../output/summary.js';
@@ -24,34 +25,6 @@ export const TAIL_MAX_NODES = 20;
 export const TAIL_MAX_LINES = 5;
 /** ...and at most this many characters. */
 export const TAIL_MAX_CHARS = 400;
-
-const DAY_MS = 86_400_000;
-
-/**
- * A node id as people see it: '…' and its last 12 characters (ids of 16 or fewer stay
- * whole). `--node` takes this form back, with or without the '…', so keep it exact.
- */
-export function shortId(nodeId: string): string {
-  return nodeId.length > 16 ? `…${nodeId.slice(-12)}` : nodeId;
-}
-
-/** An ISO time relative to `nowMs`: "3s ago", "in 2m", "5h ago", "in 3d"; "now" within a second. */
-export function relativeTime(iso: string, nowMs: number): string {
-  const atMs = Date.parse(iso);
-  if (Number.isNaN(atMs)) return iso;
-  const diffMs = atMs - nowMs;
-  const spanMs = Math.abs(diffMs);
-  if (spanMs < 1000) return 'now';
-  const span =
-    spanMs < 60_000
-      ? `${Math.floor(spanMs / 1000)}s`
-      : spanMs < 3_600_000
-        ? `${Math.floor(spanMs / 60_000)}m`
-        : spanMs < DAY_MS
-          ? `${Math.floor(spanMs / 3_600_000)}h`
-          : `${Math.floor(spanMs / DAY_MS)}d`;
-  return diffMs < 0 ? `${span} ago` : `in ${span}`;
-}
 
 /** A time in a show-style view: relative, with the exact ISO time after it. */
 function timeWithIso(iso: string, nowMs: number): string {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClientError, EXIT } from '../api/client.js';
 import { buildSpec, checkJobName, parseTags, type SpecFlags } from './job-spec.js';
+import { jobSpec } from '../testing/fixtures.js';
 
 const NOW = Date.parse('2026-01-15T10:00:00Z');
 
@@ -18,17 +19,7 @@ function badInputError(flags: SpecFlags): ClientError {
 
 describe('buildSpec', () => {
   it('fills in defaults from just --cmd', () => {
-    expect(buildSpec({ cmd: 'echo hi' }, NOW)).toEqual({
-      cmd: 'echo hi',
-      type: 'broadcast',
-      schedule: null,
-      tags: {},
-      timeoutMs: null,
-      retries: 0,
-      concurrency: 'allow',
-      pre: null,
-      post: null,
-    });
+    expect(buildSpec({ cmd: 'echo hi' }, NOW)).toEqual(jobSpec({ cmd: 'echo hi' }));
   });
 
   it('takes every flag', () => {

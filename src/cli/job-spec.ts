@@ -133,6 +133,11 @@ export function checkJobName(name: string): string {
 }
 
 /** A duration flag, within the documented bounds (at most 365d; `minMs` and up). */
+/** A duration flag that may be left out: null then, else as durationFlag. */
+export function optionalDurationFlag(name: string, value: string | undefined): number | null {
+  return value === undefined ? null : durationFlag(name, value);
+}
+
 export function durationFlag(name: string, value: string, minMs = 1): number {
   let ms: number;
   try {
@@ -202,7 +207,7 @@ export function buildSpec(flags: SpecFlags, nowMs: number): JobSpec {
     type: (flags.type ?? 'broadcast') as JobSpec['type'],
     schedule,
     tags: parseTags(flags.tag),
-    timeoutMs: flags.timeout === undefined ? null : durationFlag('timeout', flags.timeout),
+    timeoutMs: optionalDurationFlag('timeout', flags.timeout),
     retries,
     concurrency: (flags.concurrency ?? 'allow') as JobSpec['concurrency'],
     pre: flags.pre ?? null,

@@ -56,9 +56,7 @@ async function runSeed(seed: number): Promise<Outcome> {
     network,
     clockSkewMs,
   });
-  const created: string[] = [];
-  let disruptions = 0;
-  let partitioned = false;
+  const chaos: Chaos = { created: [], disruptions: 0, partitioned: false };
   try {
     sim.start(rng.chance(0.5) ? 'seed' : 'all');
     await sim.until(() => sim.agreed() && sim.liveIds().every((v) => Object.values(sim.membersSeenBy(v)).filter((s) => s === 'alive').length === size), 15_000, 'the cluster forming');
@@ -68,75 +66,9 @@ async function runSeed(seed: number): Promise<Outcome> {
 
     // Chaos: runs interleaved with failures.
     const steps = rng.int(4, 14);
-    for (let step = 0; step < steps; step++) {
-      await sim.run(rng.int(20, 900));
-      const live = sim.liveIds().filter((id) => sim.statusOf(id) === 'running');
-      const down = sim.ids().filter((id) => sim.statusOf(id) === 'crashed' || sim.statusOf(id) === 'left');
-      const frozen = sim.ids().filter((id) => sim.statusOf(id) === 'frozen');
-      const action = rng.int(0, 9);
-      if (action <= 3 && live.length > 0) {
-        const on = rng.pick(live);
-        const job = `job-${rng.int(0, jobs - 1)}`;
-        // A run may be refused (no leader during a failover, not replicated in a partition).
-        const started = await sim.runJob(on, job).then((i) => i.id, () => null);
-        if (started) created.push(started);
-        // Now and then a cancel, of a rolling one too (the unreleased subtasks must end cancelled).
-        if (created.length > 0 && rng.chance(0.1)) await sim.cancel(on, rng.pick(created)).catch(() => undefined);
-      } else if (action === 4 && live.length > 1) {
-        sim.crash(rng.pick(live));
-        disruptions++;
-      } else if (action === 5 && down.length > 0 && live.length > 0) {
-        sim.restart(rng.pick(down), rng.pick(live));
-      } else if (action === 6 && live.length > 1 && frozen.length === 0) {
-        sim.freeze(rng.pick(live));
-        disruptions++;
-      } else if (action === 7 && frozen.length > 0) {
-        sim.thaw(rng.pick(frozen));
-      } else if (action === 8 && sim.ids().length > 1) {
-        const cut = rng.shuffle([...sim.ids()]).slice(0, rng.int(1, sim.ids().length - 1));
-        sim.partition(cut, sim.ids().filter((id) => !cut.includes(id)));
-        partitioned = true;
-        disruptions++;
-      } else if (action === 9) {
-        if (rng.chance(0.5)) sim.heal();
-        else if (live.length > 1) {
-          await sim.leave(rng.pick(live)).catch(() => undefined);
-          disruptions++;
-        }
-      }
-    }
-
-    // Calm: every node back, links clean; every instance must end everywhere.
-    sim.heal();
-    sim.net.configure({ lossRate: 0, duplicateRate: 0, maxDelayMs: 10 });
-    for (const id of sim.ids()) if (sim.statusOf(id) === 'frozen') sim.thaw(id);
-    for (const id of sim.ids()) {
-      const status = sim.statusOf(id);
-      if (status === 'crashed' || status === 'left') sim.restart(id, sim.liveIds().find((l) => l !== id));
-    }
-    const viewer = () => sim.liveIds()[0] as string;
-    await sim.until(
-      () => sim.converged() && created.every((id) => isInstanceFinished(sim.progressSeenBy(viewer(), id)?.status ?? 'pending')),
-      120_000,
-      'every instance ending and the cluster converging',
-    );
-
-    const store = sim.store(viewer());
-    const views = created.map((id) => {
-      const instance = store.instance(id);
-      if (!instance) throw new Error(`instance ${id} is missing at ${viewer()}`);
-      return instanceView(instance, store.factsOf(instance), () => null);
-    });
-    const history: HistoryLine[] = sim.executions.filter((e) => e.step === null).map((e) => ({ nodeId: e.nodeId, instanceId: e.instanceId, attempt: e.attempt }));
-    const survivors = new Set(sim.ids().filter((id) => !sim.disrupted.has(id)));
-    const rollout = { releases: sim.deliveredReleases(), verdicts: sim.verdicts, contested: [...sim.contested, ...sim.partitions], clockToleranceMs: 2 * clockSkewMs };
-    const violations = checkBroadcasts({ history, instances: views, survivors, expectedInstances: created, ...rollout });
-    const rolling = views.filter((v) => v.rollout !== null);
-    const rollingChecked = rolling.filter((v) => !rolloutContested(v, rollout)).length;
-    violations.push(...stepViolations(sim, partitioned, 2 * clockSkewMs));
-    violations.push(...sim.unjustifiedVerdicts().map((v) => `node-lost verdict by ${v.reporter} against ${v.nodeId}, which never failed`));
-    if (violations.length > 0) throw new Error(`${violations.length} violation(s):\n${violations.slice(0, 20).join('\n')}`);
-    return { instances: created.length, rolling: rolling.length, rollingChecked, aborted: rolling.filter((v) => v.rollout?.aborted).length, executions: sim.executions.length, disruptions, virtualMs: sim.now() - Date.UTC(2030, 0, 1) };
+    for (let step = 0; step < steps; step++) await chaosStep(sim, rng, jobs, chaos);
+    await calmDown(sim, chaos.created);
+    return checkedOutcome(sim, chaos, clockSkewMs);
   } catch (err) {
     const hint = `[seed ${seed}] ${replayHint(seed, SIM_FILE)}`;
     if (err instanceof Error) err.message = `${err.message}\n${hint}\n${sim.describe()}\n  disruptions: ${sim.disruptionLog.join(', ')}\n${differences(sim)}`;
@@ -144,6 +76,92 @@ async function runSeed(seed: number): Promise<Outcome> {
   } finally {
     sim.dispose();
   }
+}
+
+/** What the chaos of one run did so far: the instances it created, its disruptions, whether it partitioned. */
+interface Chaos {
+  created: string[];
+  disruptions: number;
+  partitioned: boolean;
+}
+
+/** Some virtual time, then one thing drawn at random: a run (now and then a cancel), a crash, a restart, a freeze, a thaw, a partition, a heal or a leave. */
+async function chaosStep(sim: SimCluster, rng: Rng, jobs: number, chaos: Chaos): Promise<void> {
+  const { created } = chaos;
+  await sim.run(rng.int(20, 900));
+  const live = sim.liveIds().filter((id) => sim.statusOf(id) === 'running');
+  const down = sim.ids().filter((id) => sim.statusOf(id) === 'crashed' || sim.statusOf(id) === 'left');
+  const frozen = sim.ids().filter((id) => sim.statusOf(id) === 'frozen');
+  const action = rng.int(0, 9);
+  if (action <= 3 && live.length > 0) {
+    const on = rng.pick(live);
+    const job = `job-${rng.int(0, jobs - 1)}`;
+    // A run may be refused (no leader during a failover, not replicated in a partition).
+    const started = await sim.runJob(on, job).then((i) => i.id, () => null);
+    if (started) created.push(started);
+    // Now and then a cancel, of a rolling one too (the unreleased subtasks must end cancelled).
+    if (created.length > 0 && rng.chance(0.1)) await sim.cancel(on, rng.pick(created)).catch(() => undefined);
+  } else if (action === 4 && live.length > 1) {
+    sim.crash(rng.pick(live));
+    chaos.disruptions++;
+  } else if (action === 5 && down.length > 0 && live.length > 0) {
+    sim.restart(rng.pick(down), rng.pick(live));
+  } else if (action === 6 && live.length > 1 && frozen.length === 0) {
+    sim.freeze(rng.pick(live));
+    chaos.disruptions++;
+  } else if (action === 7 && frozen.length > 0) {
+    sim.thaw(rng.pick(frozen));
+  } else if (action === 8 && sim.ids().length > 1) {
+    const cut = rng.shuffle([...sim.ids()]).slice(0, rng.int(1, sim.ids().length - 1));
+    sim.partition(cut, sim.ids().filter((id) => !cut.includes(id)));
+    chaos.partitioned = true;
+    chaos.disruptions++;
+  } else if (action === 9) {
+    if (rng.chance(0.5)) sim.heal();
+    else if (live.length > 1) {
+      await sim.leave(rng.pick(live)).catch(() => undefined);
+      chaos.disruptions++;
+    }
+  }
+}
+
+/** Calm: every node back, links clean; every instance must end everywhere. */
+async function calmDown(sim: SimCluster, created: string[]): Promise<void> {
+  sim.heal();
+  sim.net.configure({ lossRate: 0, duplicateRate: 0, maxDelayMs: 10 });
+  for (const id of sim.ids()) if (sim.statusOf(id) === 'frozen') sim.thaw(id);
+  for (const id of sim.ids()) {
+    const status = sim.statusOf(id);
+    if (status === 'crashed' || status === 'left') sim.restart(id, sim.liveIds().find((l) => l !== id));
+  }
+  const viewer = () => sim.liveIds()[0] as string;
+  await sim.until(
+    () => sim.converged() && created.every((id) => isInstanceFinished(sim.progressSeenBy(viewer(), id)?.status ?? 'pending')),
+    120_000,
+    'every instance ending and the cluster converging',
+  );
+}
+
+/** The checker over every command start and the final records; throws with the violations, else the run's figures. */
+function checkedOutcome(sim: SimCluster, chaos: Chaos, clockSkewMs: number): Outcome {
+  const { created } = chaos;
+  const viewer = sim.liveIds()[0] as string;
+  const store = sim.store(viewer);
+  const views = created.map((id) => {
+    const instance = store.instance(id);
+    if (!instance) throw new Error(`instance ${id} is missing at ${viewer}`);
+    return instanceView(instance, store.factsOf(instance), () => null);
+  });
+  const history: HistoryLine[] = sim.executions.filter((e) => e.step === null).map((e) => ({ nodeId: e.nodeId, instanceId: e.instanceId, attempt: e.attempt }));
+  const survivors = new Set(sim.ids().filter((id) => !sim.disrupted.has(id)));
+  const rollout = { releases: sim.deliveredReleases(), verdicts: sim.verdicts, contested: [...sim.contested, ...sim.partitions], clockToleranceMs: 2 * clockSkewMs };
+  const violations = checkBroadcasts({ history, instances: views, survivors, expectedInstances: created, ...rollout });
+  const rolling = views.filter((v) => v.rollout !== null);
+  const rollingChecked = rolling.filter((v) => !rolloutContested(v, rollout)).length;
+  violations.push(...stepViolations(sim, chaos.partitioned, 2 * clockSkewMs));
+  violations.push(...sim.unjustifiedVerdicts().map((v) => `node-lost verdict by ${v.reporter} against ${v.nodeId}, which never failed`));
+  if (violations.length > 0) throw new Error(`${violations.length} violation(s):\n${violations.slice(0, 20).join('\n')}`);
+  return { instances: created.length, rolling: rolling.length, rollingChecked, aborted: rolling.filter((v) => v.rollout?.aborted).length, executions: sim.executions.length, disruptions: chaos.disruptions, virtualMs: sim.now() - Date.UTC(2030, 0, 1) };
 }
 
 /** Records on which live nodes disagree, for the failure message. */

@@ -29,21 +29,8 @@ export const RELAY = 'relay';
  * are gossiped.
  */
 const MAX_RELAY_HOPS = 3;
-/** The relay batch window per connected member, up to relayBatchMs. */
-const RELAY_MS_PER_PEER = 3;
 /** Anti-entropy: a page of records in some buckets (Replicator.syncWith). */
 export const SYNC_PULL = 'sync-pull';
-/** A node starts an exchange on a differing fingerprint at most this often (the probes bring one a second). */
-const ROOT_SYNC_GAP_MS = 1000;
-/**
- * Nor while its own records changed this recently: gossip is still arriving (a broadcast's
- * results come in batches for a second or two), fingerprints differ only because it is in
- * flight, and exchanges then moved the same records again. At 50 daemons one broadcast of
- * `true` started 90 such exchanges (192 pages) over the cluster.
- */
-const ROOT_SYNC_QUIET_MS = 750;
-/** A peer that pulled a page from this node this recently is taken to be pulling still. */
-const PULLING_WINDOW_MS = 2000;
 /** Peers whose last pull is remembered (a node has at most maxPeerConnections of them). */
 export const MAX_PULLERS = 1024;
 /** Pages of a pull being checked at once while the next one is fetched. */
@@ -304,7 +291,7 @@ export class Replicator {
     if (this.relayed.size === 0) return { ok: true };
     // The window pays off when many members report at once: a few milliseconds per
     // neighbour, up to relayBatchMs (a broadcast on 5 daemons waited 100 ms for nothing).
-    this.relayFlush.arm(Math.min(this.deps.config.relayBatchMs, RELAY_MS_PER_PEER * this.deps.transport.connectedPeers().length));
+    this.relayFlush.arm(Math.min(this.deps.config.relayBatchMs, this.deps.config.relayBatchPerPeerMs * this.deps.transport.connectedPeers().length));
     await new Promise<void>((resolve) => this.relayWaiters.push(resolve));
     return { ok: true };
   }
@@ -393,7 +380,7 @@ export class Replicator {
     if (this.syncing.has(peer)) return; // one exchange per peer at a time
     // The peer is pulling from this node right now (it is catching up): an exchange the
     // other way would send it digests and pages it is already getting.
-    if (this.deps.clock.now() - (this.pulledBy.get(peer) ?? -Infinity) < PULLING_WINDOW_MS) {
+    if (this.deps.clock.now() - (this.pulledBy.get(peer) ?? -Infinity) < this.deps.config.pullingWindowMs) {
       this.counters.syncsSkipped += 1;
       return;
     }
@@ -472,22 +459,7 @@ export class Replicator {
 
   /** Differing buckets in groups whose digest (about 100 bytes an entry) stays within half a page. */
   private bucketChunks(buckets: number[]): number[][] {
-    const budget = this.deps.config.syncPageBytes / 2;
-    const chunks: number[][] = [];
-    let current: number[] = [];
-    let size = 0;
-    for (const bucket of buckets) {
-      const bytes = this.deps.store.sync.keysIn(bucket).size * DIGEST_ENTRY_BYTES;
-      if (current.length > 0 && size + bytes > budget) {
-        chunks.push(current);
-        current = [];
-        size = 0;
-      }
-      current.push(bucket);
-      size += bytes;
-    }
-    if (current.length > 0) chunks.push(current);
-    return chunks;
+    return chunksOf(buckets, (bucket) => this.deps.store.sync.keysIn(bucket).size * DIGEST_ENTRY_BYTES, this.deps.config.syncPageBytes / 2);
   }
 
   private digestOf(buckets: number[]): Record<string, string> {
@@ -499,15 +471,16 @@ export class Replicator {
   /**
    * A peer's fingerprint came with a probe or an ack (every node probes one neighbour a
    * second): when it differs from this node's, an exchange with that peer starts, at most
-   * one at a time, not sooner than ROOT_SYNC_GAP_MS after the last, and not while records
-   * are still arriving (ROOT_SYNC_QUIET_MS). So anti-entropy costs
+   * one at a time, not sooner than config.rootSyncGapMs after the last, and not while records
+   * are still arriving (config.rootSyncQuietMs). So anti-entropy costs
    * no message of its own while the cluster agrees; the timer is only a safety net.
    */
   onPeerRoot(peer: string, root: string): void {
     if (root === this.deps.store.rootVersion() || this.rootSyncRunning) return;
     const nowMs = this.deps.clock.now();
-    if (nowMs - this.lastRootSyncMs < ROOT_SYNC_GAP_MS) return;
-    if (nowMs - this.lastChangeMs < ROOT_SYNC_QUIET_MS) return;
+    const { rootSyncGapMs, rootSyncQuietMs } = this.deps.config;
+    if (nowMs - this.lastRootSyncMs < rootSyncGapMs) return;
+    if (nowMs - this.lastChangeMs < rootSyncQuietMs) return;
     this.lastRootSyncMs = nowMs;
     this.rootSyncRunning = true;
     this.counters.syncsOnProbe += 1;
@@ -698,21 +671,26 @@ class Batcher {
 
 /** Splits records into deltas of at most maxBytes of JSON (config.maxDeltaBytes, under the gossip limit); a bigger record goes alone. */
 function batches(records: AnyRecord[], maxBytes: number): AnyRecord[][] {
-  const out: AnyRecord[][] = [];
-  let current: AnyRecord[] = [];
+  return chunksOf(records, (record) => JSON.stringify(record).length, maxBytes);
+}
+
+/** Consecutive chunks of `items` whose bytes (by `bytesOf`) add up to at most maxBytes; an item bigger than that goes alone. */
+function chunksOf<T>(items: T[], bytesOf: (item: T) => number, maxBytes: number): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
   let size = 0;
-  for (const record of records) {
-    const bytes = JSON.stringify(record).length;
+  for (const item of items) {
+    const bytes = bytesOf(item);
     if (current.length > 0 && size + bytes > maxBytes) {
-      out.push(current);
+      chunks.push(current);
       current = [];
       size = 0;
     }
-    current.push(record);
+    current.push(item);
     size += bytes;
   }
-  if (current.length > 0) out.push(current);
-  return out;
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 export function encode(value: unknown): Uint8Array {

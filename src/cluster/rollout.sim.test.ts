@@ -17,6 +17,16 @@ async function formed(size: number, seed: number): Promise<SimCluster> {
   return sim;
 }
 
+/** Runs `test` on a formed cluster, disposed of afterwards whatever happened. */
+async function inFormed(size: number, seed: number, test: (sim: SimCluster) => Promise<void>): Promise<void> {
+  const sim = await formed(size, seed);
+  try {
+    await test(sim);
+  } finally {
+    sim.dispose();
+  }
+}
+
 function viewOf(sim: SimCluster, on: string, id: string): InstanceView {
   const store = sim.store(on);
   const instance = store.instance(id);
@@ -50,23 +60,18 @@ async function runOn(sim: SimCluster, spec: Partial<JobSpec>): Promise<string> {
 }
 
 describe('rolling broadcasts in the simulator', () => {
-  it('--max-parallel 2 over 6 nodes: never more than 2 at once, all succeed', async () => {
-    const sim = await formed(6, 101);
-    try {
+  it('--max-parallel 2 over 6 nodes: never more than 2 at once, all succeed', () =>
+    inFormed(6, 101, async (sim) => {
       const id = await runOn(sim, { cmd: 'sleep:300', maxParallel: 2 });
       await sim.until(endedEverywhere(sim, id), 30_000, 'the rollout ending');
       const view = checked(sim, id);
       expect(view.status).toBe('succeeded');
       expect(peakRunning(view)).toBe(2);
       expect(view.subtasks.every((s) => s.released)).toBe(true);
-    } finally {
-      sim.dispose();
-    }
-  });
+    }));
 
-  it('a leader killed in the middle of a rollout: the next leader continues it within --max-parallel, releasing nothing twice', async () => {
-    const sim = await formed(6, 102);
-    try {
+  it('a leader killed in the middle of a rollout: the next leader continues it within --max-parallel, releasing nothing twice', () =>
+    inFormed(6, 102, async (sim) => {
       const leader = sim.agreedLeader() as string;
       const id = await runOn(sim, { cmd: 'sleep:400', maxParallel: 2, waves: [1, '100%'] });
       // Wait until the second wave is under way (the first node ran alone), then kill the leader.
@@ -82,14 +87,10 @@ describe('rolling broadcasts in the simulator', () => {
       expect(peakRunning(view)).toBeLessThanOrEqual(2);
       const releasesAfter = sim.deliveredReleases().filter((r) => r.instanceId === id && r.by !== leader);
       expect(releasesAfter.length, 'the new leader released the rest').toBeGreaterThan(0);
-    } finally {
-      sim.dispose();
-    }
-  });
+    }));
 
-  it('waves run in order: 1, then up to 50 %, then the rest', async () => {
-    const sim = await formed(6, 103);
-    try {
+  it('waves run in order: 1, then up to 50 %, then the rest', () =>
+    inFormed(6, 103, async (sim) => {
       const id = await runOn(sim, { cmd: 'sleep:200', waves: [1, '50%', '100%'] });
       await sim.until(endedEverywhere(sim, id), 30_000, 'the rollout ending');
       const view = checked(sim, id);
@@ -99,14 +100,10 @@ describe('rolling broadcasts in the simulator', () => {
       const ends = (wave: number) => view.subtasks.filter((s) => s.wave === wave).map((s) => Date.parse(s.finishedAt as string));
       expect(Math.min(...starts(2))).toBeGreaterThanOrEqual(Math.max(...ends(1)));
       expect(Math.min(...starts(3))).toBeGreaterThanOrEqual(Math.max(...ends(2)));
-    } finally {
-      sim.dispose();
-    }
-  });
+    }));
 
-  it('--max-failures 1: the second failure stops the rollout; unreleased subtasks end aborted, running ones finish, the instance fails', async () => {
-    const sim = await formed(6, 104);
-    try {
+  it('--max-failures 1: the second failure stops the rollout; unreleased subtasks end aborted, running ones finish, the instance fails', () =>
+    inFormed(6, 104, async (sim) => {
       const ids = sim.ids().sort();
       const id = await runOn(sim, { cmd: `sleep:200 failon:${ids[0]},${ids[1]}`, maxParallel: 1, maxFailures: 1 });
       await sim.until(endedEverywhere(sim, id), 30_000, 'the rollout ending');
@@ -116,14 +113,10 @@ describe('rolling broadcasts in the simulator', () => {
       expect(view.subtasks.slice(0, 2).map((s) => [s.status, s.reason])).toEqual([['failed', 'exit-code'], ['failed', 'exit-code']]);
       expect(view.subtasks.slice(2).map((s) => [s.status, s.reason, s.released])).toEqual(Array(4).fill(['cancelled', 'aborted', false]));
       expect(sim.executions.filter((e) => e.instanceId === id)).toHaveLength(2);
-    } finally {
-      sim.dispose();
-    }
-  });
+    }));
 
-  it('--min-success: succeeded with one failure when 5 of 6 are enough, per-node results as they happened', async () => {
-    const sim = await formed(6, 105);
-    try {
+  it('--min-success: succeeded with one failure when 5 of 6 are enough, per-node results as they happened', () =>
+    inFormed(6, 105, async (sim) => {
       const ids = sim.ids().sort();
       const id = await runOn(sim, { cmd: `sleep:50 failon:${ids[3]}`, minSuccess: 5 });
       await sim.until(endedEverywhere(sim, id), 30_000, 'the instance ending');
@@ -131,14 +124,10 @@ describe('rolling broadcasts in the simulator', () => {
       expect(view.status).toBe('succeeded');
       expect(view.counts).toMatchObject({ succeeded: 5, failed: 1 });
       expect(view.subtasks[3]?.status).toBe('failed');
-    } finally {
-      sim.dispose();
-    }
-  });
+    }));
 
-  it('a partition during a wave: every subtask still runs at most once and the instance ends after the heal', async () => {
-    const sim = await formed(6, 106);
-    try {
+  it('a partition during a wave: every subtask still runs at most once and the instance ends after the heal', () =>
+    inFormed(6, 106, async (sim) => {
       const leader = sim.agreedLeader() as string;
       const id = await runOn(sim, { cmd: 'sleep:800', waves: [2, '100%'], maxParallel: 3 });
       await sim.until(() => viewOf(sim, leader, id).subtasks.filter((s) => s.released).length >= 3, 20_000, 'the second wave started');
@@ -150,14 +139,10 @@ describe('rolling broadcasts in the simulator', () => {
       const view = checked(sim, id, false);
       expect(isInstanceFinished(view.status)).toBe(true);
       expect(view.subtasks.every((s) => s.status !== 'pending')).toBe(true);
-    } finally {
-      sim.dispose();
-    }
-  });
+    }));
 
-  it('a thaw after an abort: the frozen node reports its own result, nothing more is released', async () => {
-    const sim = await formed(6, 107);
-    try {
+  it('a thaw after an abort: the frozen node reports its own result, nothing more is released', () =>
+    inFormed(6, 107, async (sim) => {
       const ids = sim.ids().sort();
       const leader = sim.agreedLeader() as string;
       // The first two targets run together; the one that is not the leader freezes while the other fails: the rollout stops.
@@ -175,14 +160,10 @@ describe('rolling broadcasts in the simulator', () => {
       expect(view.subtasks.filter((s) => s.released)).toHaveLength(releasedAtAbort);
       expect(view.subtasks.filter((s) => s.reason === 'aborted')).toHaveLength(4);
       expect(sim.executions.filter((e) => e.instanceId === id).map((e) => e.nodeId).sort()).toEqual([failing, frozen].sort());
-    } finally {
-      sim.dispose();
-    }
-  });
+    }));
 
-  it('pause holds back releases (running ones finish); resume continues', async () => {
-    const sim = await formed(4, 108);
-    try {
+  it('pause holds back releases (running ones finish); resume continues', () =>
+    inFormed(4, 108, async (sim) => {
       const leader = sim.agreedLeader() as string;
       const member = sim.liveIds().find((n) => n !== leader) as string;
       const id = await runOn(sim, { cmd: 'sleep:300', maxParallel: 1 });
@@ -198,14 +179,10 @@ describe('rolling broadcasts in the simulator', () => {
       const view = checked(sim, id);
       expect(view.status).toBe('succeeded');
       expect(view.paused).toBe(false);
-    } finally {
-      sim.dispose();
-    }
-  });
+    }));
 
-  it('a cancel of a rolling broadcast: the running one is killed, the unreleased ones end cancelled and never run', async () => {
-    const sim = await formed(5, 109);
-    try {
+  it('a cancel of a rolling broadcast: the running one is killed, the unreleased ones end cancelled and never run', () =>
+    inFormed(5, 109, async (sim) => {
       const leader = sim.agreedLeader() as string;
       const member = sim.liveIds().find((n) => n !== leader) as string;
       const id = await runOn(sim, { cmd: 'sleep:2000', maxParallel: 1 });
@@ -216,8 +193,5 @@ describe('rolling broadcasts in the simulator', () => {
       expect(view.status).toBe('cancelled');
       expect(view.subtasks.map((s) => [s.status, s.reason, s.released])).toEqual([['cancelled', 'cancelled', true], ...Array(4).fill(['cancelled', 'cancelled', false])]);
       expect(sim.executions.filter((e) => e.instanceId === id)).toHaveLength(1);
-    } finally {
-      sim.dispose();
-    }
-  });
+    }));
 });

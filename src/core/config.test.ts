@@ -39,6 +39,8 @@ describe('validateConfig', () => {
     [{ killGraceMs: MAX_TIMEOUT_MS + 1 }, /^killGraceMs is 2147483648; it must be at most 2147483647 \(Node fires a timer longer than that at once\)$/],
     [{ requestTimeoutMs: MAX_TIMEOUT_MS + 1 }, /^requestTimeoutMs is 2147483648; it must be at most 2147483647/],
     [{ leaderTryMs: MAX_TIMEOUT_MS + 1 }, /^leaderTryMs is 2147483648; it must be at most 2147483647/],
+    [{ webhookTimeoutMs: MAX_TIMEOUT_MS + 1 }, /^webhookTimeoutMs is 2147483648; it must be at most 2147483647/],
+    [{ fireOnTimeMs: 0 }, /^fireOnTimeMs is 0; it must be at least 1$/],
     // Combinations.
     [{ probeTimeoutMs: 1000 }, /^probeTimeoutMs \(1000\) must be less than probeIntervalMs \(1000\): a direct probe must time out before the next probe is due$/],
     [{ probeIntervalMs: 500, probeTimeoutMs: 300, suspicionMult: 1 }, /^suspicionMult \(1\) × probeIntervalMs \(500\) = 500 ms must exceed stallThresholdMs \(400\) plus the 100 ms membership tick, here 500: a stall/],
@@ -47,6 +49,8 @@ describe('validateConfig', () => {
     [{ suspicionMult: 4 }, /^suspicionMult \(4\) must be at most suspicionMaxMult \(3\): the suspicion timeout starts at its maximum/],
     [{ retryBackoffBaseMs: 60_000 }, /^retryBackoffBaseMs \(60000\) must be at most retryBackoffMaxMs \(30000\)/],
     [{ joinRetryBaseMs: 10_000 }, /^joinRetryBaseMs \(10000\) must be at most joinRetryMaxMs \(5000\)/],
+    [{ webhookBackoffBaseMs: 120_000 }, /^webhookBackoffBaseMs \(120000\) must be at most webhookBackoffMaxMs \(60000\)/],
+    [{ followAskWaitMs: 30_001 }, /^followAskWaitMs \(30001\) must be at most 30000: a node refuses to hold a follower's question longer$/],
     [{ peerRedialMaxMs: 100 }, /^peerRedialBaseMs \(500\) must be at most peerRedialMaxMs \(100\)/],
     [{ maxDeltaBytes: 1024 * 1024 }, /^maxDeltaBytes \(1048576\) must be less than maxPublishBytes \(1048576\)/],
     [{ maxMessageBytes: 900 * 1024 }, /^maxPublishBytes \(1048576\) must be at most maxMessageBytes \(921600\)/],
@@ -72,6 +76,10 @@ describe('validateConfig', () => {
       workerStopSlackMs: 0,
       maxViewErrors: 0,
       leaveRecentMs: 0,
+      followGatherMs: 0,
+      rootSyncQuietMs: 0,
+      pullingWindowMs: 0,
+      relayBatchPerPeerMs: 0,
     };
     expect(configFrom(zeros)).toMatchObject(zeros);
   });

@@ -19,15 +19,32 @@ export interface ChorusConfig {
   /** A missed scheduled fire older than this is not caught up after a leader change or restart. Higher: more catch-up runs of stale fires; 0: none. */
   misfireGraceMs: number;
   /**
+   * A due fire the leader looks at within this of its time is on time (`created`); later, it is
+   * late and the job's misfire policy decides. The leader's ticks and a busy event loop add
+   * some delay. Lower: a fire delayed by a busy leader is a misfire sooner; higher: a leader
+   * that was away this long still counts the fire as on time.
+   */
+  fireOnTimeMs: number;
+  /**
    * A post step (or the pre step of a scheduled fire) waits this long before it starts, so
    * that if two leaders created it at once their records merge and only one runs it.
    * Higher: a longer wait before post steps; lower: a wider window for a double run.
    */
   stepSettleMs: number;
+  /** How often a step held back because this node may not start steps yet (a leader not settled) is looked at again. Lower: it starts sooner once allowed, more wake-ups. */
+  stepGatePollMs: number;
   /** Retry backoff of a failed attempt: base * 2^(attempt-1), capped by retryBackoffMaxMs. Lower: faster retries, more load on whatever made the attempt fail. */
   retryBackoffBaseMs: number;
   /** Cap of the retry backoff. Lower: a long-failing subtask is retried more often. */
   retryBackoffMaxMs: number;
+  /** A webhook POST (`--notify`) not answered after this is a failed try; its answer's body is not read past it either. Lower: a slow receiver fails sooner; higher: a hung receiver holds a delivery longer. */
+  webhookTimeoutMs: number;
+  /** Backoff of a failed webhook try: base * 2^(tries-1), capped by webhookBackoffMaxMs. Lower: faster retries, more load on a receiver that is down. */
+  webhookBackoffBaseMs: number;
+  /** Cap of the webhook backoff. Lower: a receiver that comes back hears sooner, more tries while it is down. */
+  webhookBackoffMaxMs: number;
+  /** Webhook retries stop this long after the first try: the delivery is then `failed`. Higher: a longer outage of the receiver is bridged, a pending delivery kept longer. */
+  webhookRetryForMs: number;
   /** Tail of stdout and of stderr kept per subtask attempt. Higher: more output kept, more disk and bigger log replies. */
   maxOutputBytes: number;
   /**
@@ -49,6 +66,17 @@ export interface ChorusConfig {
    * (each answer up to followReplyBytes) and more requests held open on other nodes.
    */
   maxFollowPolls: number;
+  /**
+   * How long a node may hold a follower's question for output before it answers with none: under
+   * the API's longest wait (30 s), so a client's next request usually finds the answer waiting.
+   * At most MAX_FOLLOW_WAIT_MS (a node refuses to hold one longer). Higher: fewer empty answers
+   * while a command is quiet, questions held open longer.
+   */
+  followAskWaitMs: number;
+  /** An answer to a follower nobody came for (the client went away) is dropped after this. Lower: less memory held for gone clients; too low drops answers a slow client comes back for (asked again). */
+  followAnswerKeptMs: number;
+  /** After the first news for a follower, how long its answer waits for more from the other followed nodes. Higher: fewer, fuller answers, output seen later; 0: the first news goes alone. */
+  followGatherMs: number;
   /** Subtasks this node runs at once; more wait in `pending`. Higher: more throughput, more load on the host. */
   maxConcurrentSubtasks: number;
   /** Finished instances kept per job (older ones and their logs are deleted). Higher: more history, a bigger state file and anti-entropy digest. */
@@ -123,6 +151,18 @@ export interface ChorusConfig {
    * this is a safety net. Lower: more exchanges when all agree; higher: nothing is slower.
    */
   antiEntropyIntervalMs: number;
+  /** A node starts an exchange on a peer's differing fingerprint (it comes with every probe and ack) at most this often. Lower: a lost delta is repaired sooner, more exchanges while gossip is in flight. */
+  rootSyncGapMs: number;
+  /**
+   * Nor while its own records changed this recently: gossip is still arriving (a broadcast's
+   * results come in batches for a second or two), fingerprints differ only because it is in
+   * flight, and exchanges then moved the same records again (at 50 daemons one broadcast of
+   * `true` started 90 such exchanges, 192 pages). Lower: repairs start sooner, more exchanges
+   * of records already on their way; 0: no wait.
+   */
+  rootSyncQuietMs: number;
+  /** A peer that pulled a page from this node this recently is taken to be pulling still, and no exchange the other way is started with it. Lower: more duplicate exchanges with a node catching up; 0: none skipped. */
+  pullingWindowMs: number;
   /**
    * Largest page of records anti-entropy moves in one message (and half of it for a digest
    * of keys). Must stay under maxMessageBytes with room for the envelope. Higher: fewer
@@ -155,11 +195,20 @@ export interface ChorusConfig {
   deltaBatchMs: number;
   /**
    * The leader gathers the records members hand it (Replicator.publish) at most this long
-   * (3 ms per connected member, up to this) before it gossips them: a broadcast's results from every target go out in a few messages. Higher:
+   * (relayBatchPerPeerMs per connected member, up to this) before it gossips them: a broadcast's results from every target go out in a few messages. Higher:
    * fewer messages on every node, results seen later on nodes other than the leader and the
    * writer. 0: at the end of each turn.
    */
   relayBatchMs: number;
+  /** The relay batch window per connected member (up to relayBatchMs): a leader with few members gossips sooner. Higher: fewer messages from a small cluster's leader, results later; 0: relayed at the end of each turn. */
+  relayBatchPerPeerMs: number;
+  /**
+   * Largest clock skew taken from a remote stamp: a stamp further ahead of this node's clock
+   * is not adopted by its record clock. Higher: a member whose clock runs ahead pulls every
+   * node's stamps further ahead with it; lower: later local writes may order before a write of
+   * a member whose clock is that far ahead (last-writer-wins keeps its write until then).
+   */
+  maxRemoteDriftMs: number;
 
   // Transport (libp2p).
   /** Largest request or reply frame either side accepts. Bigger frames are refused, not buffered. Higher: bigger syncs and log replies, more memory a peer can make us buffer. */
@@ -234,13 +283,22 @@ export const defaultConfig: ChorusConfig = {
   workerTickMs: 500,
   storeFlushDelayMs: 5,
   misfireGraceMs: 60 * 60_000,
+  fireOnTimeMs: 5_000,
   stepSettleMs: 500,
+  stepGatePollMs: 100,
   retryBackoffBaseMs: 500,
   retryBackoffMaxMs: 30_000,
+  webhookTimeoutMs: 10_000,
+  webhookBackoffBaseMs: 1_000,
+  webhookBackoffMaxMs: 60_000,
+  webhookRetryForMs: 10 * 60_000,
   maxOutputBytes: 64 * 1024,
   followBatchMs: 50,
   followReplyBytes: 64 * 1024,
   maxFollowPolls: 128,
+  followAskWaitMs: 20_000,
+  followAnswerKeptMs: 60_000,
+  followGatherMs: 100,
   maxConcurrentSubtasks: 32,
   retainInstancesPerJob: 200,
   retainAdhocInstances: 2000,
@@ -274,6 +332,9 @@ export const defaultConfig: ChorusConfig = {
   leaderStableMs: 300,
   selfSettleMs: 1000,
   antiEntropyIntervalMs: 30_000,
+  rootSyncGapMs: 1000,
+  rootSyncQuietMs: 750,
+  pullingWindowMs: 2000,
   syncPageBytes: 768 * 1024,
   requestTimeoutMs: 3000,
   leaderTryMs: 2500,
@@ -283,6 +344,8 @@ export const defaultConfig: ChorusConfig = {
   maxDeltaBytes: 256 * 1024,
   deltaBatchMs: 20,
   relayBatchMs: 100,
+  relayBatchPerPeerMs: 3,
+  maxRemoteDriftMs: 60_000,
   maxMessageBytes: 1024 * 1024,
   maxPublishBytes: 1024 * 1024,
   dialTimeoutMs: 10_000,
@@ -349,6 +412,10 @@ const MAY_BE_ZERO: ReadonlySet<NumberKnob> = new Set<NumberKnob>([
   'relayBatchMs', // relayed records go out at the end of each turn
   'connectionPingIntervalMs', // libp2p's connection monitor is off (SWIM finds dead members)
   'followBatchMs', // a follower gets every write of a command as it comes
+  'followGatherMs', // a follower's answer carries the first news alone
+  'rootSyncQuietMs', // a differing fingerprint starts an exchange while records still arrive
+  'pullingWindowMs', // an exchange is started even with a peer pulling from this node
+  'relayBatchPerPeerMs', // relayed records go out at the end of each turn
 ]);
 
 /**
@@ -361,6 +428,7 @@ const TIMER_LIMITS: Partial<Record<NumberKnob, number>> = {
   probeTimeoutMs: Math.floor(MAX_TIMEOUT_MS / (2 * 9)), // AbortSignal.timeout of an indirect probe: twice this, times the health score + 1 (at most 9)
   requestTimeoutMs: MAX_TIMEOUT_MS, // AbortSignal.timeout of a request
   leaderTryMs: MAX_TIMEOUT_MS, // AbortSignal.timeout of a forwarded run
+  webhookTimeoutMs: MAX_TIMEOUT_MS, // AbortSignal.timeout of a webhook POST
   dialTimeoutMs: MAX_TIMEOUT_MS,
   inboundReadTimeoutMs: MAX_TIMEOUT_MS,
   staleProbeTimeoutMs: MAX_TIMEOUT_MS,
@@ -408,6 +476,7 @@ const RELATIONS: readonly Relation[] = [
   atMost('suspicionMult', 'suspicionMaxMult', 'the suspicion timeout starts at its maximum and shrinks to its minimum'),
   // min(base * 2^n, max): a base above the cap is never used, the first wait already is the cap.
   atMost('retryBackoffBaseMs', 'retryBackoffMaxMs', 'the first retry backoff cannot exceed its cap'),
+  atMost('webhookBackoffBaseMs', 'webhookBackoffMaxMs', 'the first webhook backoff cannot exceed its cap'),
   atMost('joinRetryBaseMs', 'joinRetryMaxMs', 'the first --join backoff cannot exceed its cap'),
   atMost('peerRedialBaseMs', 'peerRedialMaxMs', 'the first redial backoff cannot exceed its cap'),
   // The replicator cuts deltas at maxDeltaBytes; the transport refuses to publish more than maxPublishBytes, and the delta's own envelope comes on top.
@@ -422,6 +491,14 @@ const RELATIONS: readonly Relation[] = [
       c.maxPublishBytes <= GOSSIP_FRAME_BYTES - GOSSIP_ENVELOPE_BYTES
         ? null
         : `maxPublishBytes (${c.maxPublishBytes}) must be at most ${GOSSIP_FRAME_BYTES - GOSSIP_ENVELOPE_BYTES}: gossipsub drops RPCs over ${GOSSIP_FRAME_BYTES} bytes (4 MiB), envelope included`,
+  },
+  // The node that runs the output holds a follower's question at most MAX_FOLLOW_WAIT_MS (output/follow.ts) and refuses a longer wait.
+  {
+    knobs: ['followAskWaitMs'],
+    check: (c) =>
+      c.followAskWaitMs <= MAX_FOLLOW_WAIT_MS
+        ? null
+        : `followAskWaitMs (${c.followAskWaitMs}) must be at most ${MAX_FOLLOW_WAIT_MS}: a node refuses to hold a follower's question longer`,
   },
   // The logs of an attempt (stdout and stderr tails) come back in one reply from the node that ran it.
   {
@@ -440,6 +517,12 @@ const RELATIONS: readonly Relation[] = [
         : `followReplyBytes (${c.followReplyBytes}) must be at most (maxMessageBytes (${c.maxMessageBytes}) - ${FOLLOW_ENVELOPE_BYTES}) / ${JSON_ESCAPE_FACTOR}: the output in a follower's answer, escaped as JSON, must fit in one message`,
   },
 ];
+
+/**
+ * The longest a node holds a follower's question waiting for output (the API's longest wait).
+ * Part of the follow protocol (every node checks it), so not a knob: followAskWaitMs stays under it.
+ */
+export const MAX_FOLLOW_WAIT_MS = 30_000;
 
 /** The most characters JSON takes for one byte of output (a control byte: \u0001). */
 export const JSON_ESCAPE_FACTOR = 6;

@@ -2,6 +2,7 @@
 // API is bounded, a record that cannot be shown is named and left out instead of breaking
 // a listing, and the cluster is closed from the first start.
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import pino from 'pino';
 import { MAX_DURATION_MS } from '../core/limits.js';
 import type { JobRecord, JobSpec } from '../records/types.js';
 import type { RecordStore } from '../store/record-store.js';
-import { ChorusDaemon } from './daemon.js';
+import { ChorusDaemon, type DaemonOptions } from './daemon.js';
 import type { InvariantError } from '../core/assert.js';
 import type { FileJournal } from '../store/journal.js';
 import { apiErrorOf, jobSpec } from '../testing/fixtures.js';
@@ -21,10 +22,10 @@ let daemon: ChorusDaemon;
 const logged: { level: number; msg: string }[] = [];
 const fatals: InvariantError[] = [];
 
-function startDaemon(): Promise<ChorusDaemon> {
+function startOptions(dataDir: string): DaemonOptions {
   const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
-  return ChorusDaemon.start({
-    dataDir: dir,
+  return {
+    dataDir,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     join: [],
     apiHost: '127.0.0.1',
@@ -35,7 +36,11 @@ function startDaemon(): Promise<ChorusDaemon> {
     swarmKeyFile: null,
     log,
     onFatal: (err) => void fatals.push(err),
-  });
+  };
+}
+
+function startDaemon(): Promise<ChorusDaemon> {
+  return ChorusDaemon.start(startOptions(dir));
 }
 
 beforeEach(async () => {
@@ -165,3 +170,28 @@ describe('a broken invariant', () => {
     await expect(stat(marker)).rejects.toThrow(/ENOENT/);
   });
 });
+
+describe('a start that fails part-way', () => {
+  it('an API port in use: the start fails with a flag error, and what it started is stopped: its network, its lock', async () => {
+    const busyPort = Number(new URL(daemon.service.status().api).port);
+    const otherDir = await mkdtemp(join(tmpdir(), 'chorus-daemon-'));
+    try {
+      const options = { ...startOptions(otherDir), listen: [`/ip4/127.0.0.1/tcp/${await freePort()}`], apiPort: busyPort };
+      await expect(ChorusDaemon.start(options)).rejects.toThrow(`--api 127.0.0.1:${busyPort}: the address is already in use; pick another port`);
+      // Nothing of it is left: the directory is unlocked and its libp2p port free again, so the same start with a free API port comes up.
+      const retried = await ChorusDaemon.start({ ...options, apiPort: 0 });
+      await retried.stop();
+    } finally {
+      await rm(otherDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A TCP port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((closed) => server.close(() => closed()));
+  return port;
+}

@@ -1,11 +1,11 @@
 // The node's libp2p identity: one Ed25519 key per data directory, so a restarted
 // daemon comes back with the same peer id (which is its chorus node id).
 
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
+import { writeFileDurable } from '../store/durable-file.js';
 
 export const PEER_KEY_FILE = 'peer-key';
 
@@ -18,7 +18,7 @@ export async function loadOrCreatePrivateKey(dataDir: string): Promise<PrivateKe
   const key = await generateKeyPair('Ed25519');
   await mkdir(dataDir, { recursive: true });
   // The data-directory lock means only one daemon gets here for a given directory.
-  await writeFileAtomic(path, privateKeyToProtobuf(key));
+  await writeFileDurable(path, privateKeyToProtobuf(key), 0o600);
   return key;
 }
 
@@ -42,35 +42,5 @@ function decodeKey(path: string, bytes: Uint8Array): PrivateKey {
         'restore it from a backup, or delete it to give this node a new identity',
       { cause: err },
     );
-  }
-}
-
-/** Write to a temp file, fsync, then rename over the target so readers never see a partial key. */
-async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmpPath = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const file = await open(tmpPath, 'wx', 0o600);
-  try {
-    await file.writeFile(bytes);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
-    await rename(tmpPath, path);
-  } catch (err) {
-    await rm(tmpPath, { force: true });
-    throw err;
-  }
-  await fsyncDir(dirname(path));
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch {
-    // Some platforms cannot fsync a directory; the file itself is already durable.
-  } finally {
-    await handle.close();
   }
 }

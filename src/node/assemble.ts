@@ -26,7 +26,7 @@ export function assembleNode(parts: NodeParts): ChorusNode {
   const config = validateConfig(parts.config);
   const { transport, clock, store } = parts;
   const nodeId = transport.localId;
-  const hlc = new HybridClock(clock, nodeId);
+  const hlc = new HybridClock(clock, nodeId, config.maxRemoteDriftMs);
   // Later local stamps must order after every stamp this node ever wrote or saw.
   for (const r of store.all()) hlc.observe(r.record.stamp);
   const previous = store.member(nodeId);

@@ -6,6 +6,7 @@
 // (its saved log: the tail and how many bytes were dropped before it) are read the same
 // way, and a follower gets each byte once, whichever it was read from.
 import { z } from 'zod';
+import { MAX_FOLLOW_WAIT_MS } from '../core/config.js';
 import type { OutputStream } from '../executor/executor.js';
 import type { StepName } from '../records/types.js';
 import type { SubtaskLog } from '../store/output-store.js';
@@ -165,8 +166,6 @@ export function savedPart(log: Pick<SubtaskLog, 'step' | 'attempt' | 'stdout' | 
 
 /** The RPC type. */
 export const LOGS_FOLLOW = 'logs-follow';
-/** The longest a node holds a follower's request waiting for output (the API's longest wait). */
-export const MAX_FOLLOW_WAIT_MS = 30_000;
 
 const position = z.object({
   part: z.number().int().min(PRE_PART).max(POST_PART + 1),

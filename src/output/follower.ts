@@ -28,14 +28,13 @@ export interface FollowerDeps {
   maxPolls: number;
   /** A node that could not be asked is asked again after this. */
   retryMs: number;
+  /** How long a node may hold a question (config.followAskWaitMs). */
+  askWaitMs: number;
+  /** An answer nobody took (the client went away) is dropped after this (config.followAnswerKeptMs). */
+  answerKeptMs: number;
   /** Told when a question about the instance is answered or fails (wakes the requests waiting on it). */
   settled: (instanceId: string) => void;
 }
-
-/** How long a node may hold a question: under the API's longest wait, so a client's next request usually finds the answer here. */
-export const FOLLOW_ASK_WAIT_MS = 20_000;
-/** An answer nobody took (the client went away) is dropped after this. */
-const ANSWER_KEPT_MS = 60_000;
 
 export class LogFollower {
   private readonly polls = new Map<string, FollowPoll>();
@@ -59,8 +58,8 @@ export class LogFollower {
     if (this.polls.size >= this.deps.maxPolls) return null;
     const poll: FollowPoll = { instanceId, nodeId, position, state: 'asking', reply: null, error: null, settledAtMs: Infinity, expiresAtMs: Infinity };
     this.polls.set(key, poll);
-    this.deps.ask(nodeId, instanceId, position, FOLLOW_ASK_WAIT_MS).then(
-      (reply) => this.settle(poll, { state: 'answered', reply, expiresAtMs: this.deps.clock.now() + ANSWER_KEPT_MS }),
+    this.deps.ask(nodeId, instanceId, position, this.deps.askWaitMs).then(
+      (reply) => this.settle(poll, { state: 'answered', reply, expiresAtMs: this.deps.clock.now() + this.deps.answerKeptMs }),
       (err: unknown) => this.settle(poll, { state: 'failed', error: (err as Error).message ?? String(err), expiresAtMs: this.deps.clock.now() + this.deps.retryMs }),
     );
     return poll;

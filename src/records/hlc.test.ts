@@ -3,8 +3,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../core/clock.js';
-import { compareStamps, HybridClock, MAX_REMOTE_DRIFT_MS } from './hlc.js';
+import { defaultConfig } from '../core/config.js';
+import { compareStamps, HybridClock } from './hlc.js';
 import type { Stamp } from './types.js';
+
+const MAX_REMOTE_DRIFT_MS = defaultConfig.maxRemoteDriftMs;
 
 /** A wall clock the test sets by hand. Timers are not used by the HLC. */
 class ManualClock implements Clock {
@@ -85,37 +88,33 @@ describe('HybridClock.tick', () => {
 });
 
 describe('HybridClock.observe', () => {
-  it('makes later local ticks greater than a remote stamp ahead of the local clock', () => {
-    const clock = new ManualClock(1_000);
-    const hlc = new HybridClock(clock, 'n1');
+  /** The stamp `nodeId` ticks at wall time `nowMs` after one tick of its own and then `remote`. */
+  function tickAfter(remote: Stamp, nowMs: number, nodeId = 'n1'): Stamp {
+    const hlc = new HybridClock(new ManualClock(nowMs), nodeId);
     hlc.tick();
-    const remote: Stamp = { wallMs: 5_000, counter: 7, nodeId: 'n2' };
     hlc.observe(remote);
-    const next = hlc.tick();
+    return hlc.tick();
+  }
+
+  it('makes later local ticks greater than a remote stamp ahead of the local clock', () => {
+    const remote: Stamp = { wallMs: 5_000, counter: 7, nodeId: 'n2' };
+    const next = tickAfter(remote, 1_000);
     expect(next).toEqual({ wallMs: 5_000, counter: 8, nodeId: 'n1' });
     expect(compareStamps(next, remote)).toBe(1);
   });
 
   it('orders after a remote stamp with the same wall time and a higher counter', () => {
-    const clock = new ManualClock(1_000);
-    const hlc = new HybridClock(clock, 'z-node');
-    hlc.tick();
     const remote: Stamp = { wallMs: 1_000, counter: 5, nodeId: 'a-node' };
-    hlc.observe(remote);
-    const next = hlc.tick();
+    const next = tickAfter(remote, 1_000, 'z-node');
     expect(next.counter).toBe(6);
     expect(compareStamps(next, remote)).toBe(1);
   });
 
   it('ignores a remote stamp that is behind', () => {
-    const clock = new ManualClock(10_000);
-    const hlc = new HybridClock(clock, 'n1');
-    hlc.tick();
-    hlc.observe({ wallMs: 9_000, counter: 50, nodeId: 'n2' });
-    expect(hlc.tick()).toEqual({ wallMs: 10_000, counter: 1, nodeId: 'n1' });
+    expect(tickAfter({ wallMs: 9_000, counter: 50, nodeId: 'n2' }, 10_000)).toEqual({ wallMs: 10_000, counter: 1, nodeId: 'n1' });
   });
 
-  it('does not adopt a remote stamp beyond MAX_REMOTE_DRIFT_MS in the future', () => {
+  it('does not adopt a remote stamp beyond maxRemoteDriftMs in the future', () => {
     const clock = new ManualClock(1_000_000);
     const hlc = new HybridClock(clock, 'n1');
     const farFuture: Stamp = { wallMs: 1_000_000 + MAX_REMOTE_DRIFT_MS + 1, counter: 0, nodeId: 'bad' };
@@ -128,7 +127,7 @@ describe('HybridClock.observe', () => {
     expect(hlc.tick().wallMs).toBe(1_000_000);
   });
 
-  it('adopts a remote stamp exactly MAX_REMOTE_DRIFT_MS ahead', () => {
+  it('adopts a remote stamp exactly maxRemoteDriftMs ahead', () => {
     const clock = new ManualClock(1_000_000);
     const hlc = new HybridClock(clock, 'n1');
     const edge: Stamp = { wallMs: 1_000_000 + MAX_REMOTE_DRIFT_MS, counter: 3, nodeId: 'n2' };

@@ -1,6 +1,7 @@
 // Hybrid logical clock: stamps that follow wall time but never go backwards and
 // order every event in the cluster totally (wall, counter, node id).
 import type { Clock } from '../core/clock.js';
+import { defaultConfig } from '../core/config.js';
 import type { Stamp } from './types.js';
 
 export function compareStamps(a: Stamp, b: Stamp): number {
@@ -10,9 +11,6 @@ export function compareStamps(a: Stamp, b: Stamp): number {
   return a.nodeId < b.nodeId ? -1 : 1;
 }
 
-/** Largest clock skew we accept from a remote stamp; a stamp further ahead is not adopted. */
-export const MAX_REMOTE_DRIFT_MS = 60_000;
-
 export class HybridClock {
   private wallMs = 0;
   private counter = 0;
@@ -20,6 +18,8 @@ export class HybridClock {
   constructor(
     private readonly clock: Clock,
     readonly nodeId: string,
+    /** Largest clock skew taken from a remote stamp; a stamp further ahead is not adopted (config.maxRemoteDriftMs). */
+    private readonly maxRemoteDriftMs: number = defaultConfig.maxRemoteDriftMs,
   ) {}
 
   /** A new stamp for a local event, later than every stamp seen so far. */
@@ -36,7 +36,7 @@ export class HybridClock {
 
   /** Takes in a remote stamp so later local stamps order after it. */
   observe(remote: Stamp): void {
-    if (remote.wallMs > this.clock.now() + MAX_REMOTE_DRIFT_MS) return;
+    if (remote.wallMs > this.clock.now() + this.maxRemoteDriftMs) return;
     if (remote.wallMs > this.wallMs) {
       this.wallMs = remote.wallMs;
       this.counter = remote.counter;

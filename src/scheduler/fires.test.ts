@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { defaultConfig } from '../core/config.js';
 import { planFires, type FireInput } from './fires.js';
 
 const MIN = 60_000;
@@ -6,7 +7,7 @@ const T0 = Date.UTC(2026, 11, 6, 12, 0, 0);
 const every = { kind: 'every' as const, intervalMs: MIN };
 
 function plan(over: Partial<FireInput>) {
-  return planFires({ schedule: every, originMs: T0, lastDecidedMs: null, nowMs: T0 + MIN, enabled: true, policy: 'once', windowMs: 60 * MIN, limit: 100, ...over }).map((p) => [
+  return planFires({ schedule: every, originMs: T0, lastDecidedMs: null, nowMs: T0 + MIN, enabled: true, policy: 'once', windowMs: 60 * MIN, onTimeMs: defaultConfig.fireOnTimeMs, limit: 100, ...over }).map((p) => [
     (p.scheduledAtMs - T0) / MIN,
     p.action === 'run' ? (p.late ? 'caught-up' : 'created') : p.action,
   ]);

@@ -1,13 +1,10 @@
 // Which due fires of a scheduled job the leader decides now, and how (`chorus job history`,
 // `--misfire skip|once|all`, `--misfire-window`). A fire is on time when the leader looks
-// at it within ON_TIME_MS of its due time; any other due time it had not decided is late
+// at it within config.fireOnTimeMs of its due time; any other due time it had not decided is late
 // (the cluster had no leader then, or the leader was stalled), and the job's misfire
 // policy says what happens to it. Pure: the leader (leader.ts) carries the decisions out.
 import type { MisfirePolicy, Schedule } from '../records/types.js';
 import { latestFireBetween } from '../records/schedule.js';
-
-/** A due fire looked at within this of its time is on time (the leader's ticks and a busy event loop add some delay). */
-export const ON_TIME_MS = 5_000;
 
 export type FirePlan =
   /** Create the instance now: on time ('created'), or late but within the window ('caught-up'). */
@@ -28,6 +25,8 @@ export interface FireInput {
   enabled: boolean;
   policy: MisfirePolicy;
   windowMs: number;
+  /** A due fire looked at within this of its time is on time (config.fireOnTimeMs). */
+  onTimeMs: number;
   /** At most this many of the newest undecided due times are decided (older ones are past retention anyway). */
   limit: number;
 }
@@ -48,7 +47,7 @@ export function planFires(input: FireInput): FirePlan[] {
   due.reverse();
   const windowMs = input.policy === 'skip' ? 0 : input.windowMs;
   const newest = due.at(-1);
-  const onTime = newest !== undefined && nowMs - newest <= ON_TIME_MS;
+  const onTime = newest !== undefined && nowMs - newest <= input.onTimeMs;
   // With --misfire once, the one late fire that runs: the latest within the window, unless an on-time fire covers them.
   const onceRuns = input.policy === 'once' && !onTime ? [...due].reverse().find((t) => nowMs - t <= windowMs) : undefined;
   return due.map((t): FirePlan => {

@@ -277,6 +277,7 @@ export class Leader {
       enabled: job.enabled,
       policy: spec.misfire ?? 'once',
       windowMs: spec.misfireWindowMs ?? config.misfireGraceMs,
+      onTimeMs: config.fireOnTimeMs,
       limit: config.retainInstancesPerJob,
     });
     const out: AnyRecord[] = [];

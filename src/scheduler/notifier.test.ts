@@ -16,7 +16,7 @@ import { RecordStore } from '../store/record-store.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { jobSpec } from '../testing/fixtures.js';
 import { waitFor } from '../testing/wait.js';
-import { backoffMs, Notifier, RETRY_FOR_MS, signatureOf, type NotifierDeps } from './notifier.js';
+import { backoffMs, Notifier, signatureOf, type NotifierDeps } from './notifier.js';
 import { readSecretFile } from './webhook-io.js';
 
 const SELF = 'n1';
@@ -52,7 +52,7 @@ const state = (store: RecordStore) => store.notificationsOf('i1')[0];
 
 describe('webhook runner', () => {
   it('backs off 1 s, 2 s, 4 s ... up to 60 s', () => {
-    expect([1, 2, 3, 4, 7, 8, 20].map(backoffMs)).toEqual([1000, 2000, 4000, 8000, 60000, 60000, 60000]);
+    expect([1, 2, 3, 4, 7, 8, 20].map((tries) => backoffMs(defaultConfig, tries))).toEqual([1000, 2000, 4000, 8000, 60000, 60000, 60000]);
   });
 
   it('signs like GitHub: sha256= and the hex HMAC of the body', () => {
@@ -64,7 +64,7 @@ describe('webhook runner', () => {
     const { clock, store, notifier, pending, posts } = setup(async () => ({ status: 500 }));
     store.apply([{ kind: 'notify', record: pending }]);
     notifier.start();
-    await clock.advanceAsync(RETRY_FOR_MS + 120_000, 500);
+    await clock.advanceAsync(defaultConfig.webhookRetryForMs + 120_000, 500);
     notifier.stop();
     expect(state(store)).toMatchObject({ status: 'failed', lastError: 'HTTP 500' });
     // 1+2+4+8+16+32 s, then every 60 s until 10 minutes: about 14 tries.

@@ -1,7 +1,7 @@
 // Webhooks (`--notify URL`, issue 11 part 6): when an instance ends, the leader writes one
 // delivery record per URL with itself as runner; the runner POSTs the instance's JSON,
 // signed with HMAC-SHA256 when the job names a secret file, and retries with backoff for
-// up to 10 minutes. A delivery is done once per instance end: its success is journalled
+// up to 10 minutes (config.webhook*). A delivery is done once per instance end: its success is journalled
 // (fsynced) before its record is written, so a runner that restarts in between does not
 // POST again; a new leader takes over only deliveries whose runner died, and an ended
 // delivery outranks any takeover in the merge (records/merge.ts mergeNotify). The POST and
@@ -10,6 +10,7 @@ import { createHmac } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { Ticker } from '../core/clock.js';
 import type { ChorusConfig } from '../core/config.js';
+import { formatDurationUnits } from '../core/duration.js';
 import type { Logger } from '../core/log.js';
 import type { MembershipView } from '../cluster/view.js';
 import { isGone } from '../cluster/view.js';
@@ -19,11 +20,6 @@ import { isInstanceFinished } from '../records/status.js';
 import type { AnyRecord, InstanceRecord, NotifyRecord } from '../records/types.js';
 import type { AttemptJournal } from '../store/journal.js';
 import { instanceIdOf, type RecordStore } from '../store/record-store.js';
-
-/** Retries stop this long after the first POST: the delivery is then `failed`. */
-export const RETRY_FOR_MS = 10 * 60_000;
-const FIRST_BACKOFF_MS = 1_000;
-const MAX_BACKOFF_MS = 60_000;
 
 export interface WebhookAnswer {
   status: number;
@@ -50,9 +46,9 @@ export interface NotifierDeps {
   readSecret: (file: string) => Promise<string>;
 }
 
-/** Backoff before try `n + 1` after `n` failed tries: 1 s, 2 s, 4 s ... at most 60 s. */
-export function backoffMs(failedTries: number): number {
-  return Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.max(0, failedTries - 1));
+/** Backoff before try `n + 1` after `n` failed tries: 1 s, 2 s, 4 s ... at most 60 s (by default). */
+export function backoffMs(config: Pick<ChorusConfig, 'webhookBackoffBaseMs' | 'webhookBackoffMaxMs'>, failedTries: number): number {
+  return Math.min(config.webhookBackoffMaxMs, config.webhookBackoffBaseMs * 2 ** Math.max(0, failedTries - 1));
 }
 
 /** Whether an instance that ended with `status` calls its webhooks. */
@@ -202,9 +198,11 @@ export class Notifier {
       error = (err as Error).message.slice(0, 500);
     }
     const nowMs = clock.now();
-    const giveUp = nowMs + backoffMs(attempts) > firstTryAtMs + RETRY_FOR_MS;
-    this.write(n, { status: giveUp ? 'failed' : 'pending', attempts, firstTryAtMs, lastError: error, nextTryAtMs: giveUp ? null : nowMs + backoffMs(attempts) });
-    log.warn({ instanceId: n.instanceId, nodeId: this.deps.view.selfId, attempt: attempts, url: n.url, error }, giveUp ? 'webhook failed: gave up after 10 minutes of retries' : 'webhook try failed; retrying');
+    const { config } = this.deps;
+    const giveUp = nowMs + backoffMs(config, attempts) > firstTryAtMs + config.webhookRetryForMs;
+    this.write(n, { status: giveUp ? 'failed' : 'pending', attempts, firstTryAtMs, lastError: error, nextTryAtMs: giveUp ? null : nowMs + backoffMs(config, attempts) });
+    const gaveUp = `webhook failed: gave up after ${formatDurationUnits(config.webhookRetryForMs)} of retries`;
+    log.warn({ instanceId: n.instanceId, nodeId: this.deps.view.selfId, attempt: attempts, url: n.url, error }, giveUp ? gaveUp : 'webhook try failed; retrying');
   }
 
   private write(n: NotifyRecord, change: Partial<NotifyRecord>): void {

@@ -7,8 +7,6 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { NotifierDeps } from './notifier.js';
 
-/** A POST that has not answered after this is a failed try; an answer's body is not read past it either. */
-export const POST_TIMEOUT_MS = 10_000;
 /** Bytes of an answer's body read (and dropped) before the connection is closed: the status alone decides. */
 export const MAX_ANSWER_BYTES = 64 * 1024;
 /** Largest secret file taken: a key is 32 to 64 bytes; anything much larger is not one. */
@@ -23,6 +21,7 @@ export class SecretFileError extends Error {
 }
 
 export interface WebhookClientOptions {
+  /** A POST that has not answered after this is a failed try; an answer's body is not read past it either (config.webhookTimeoutMs). */
   timeoutMs: number;
   maxAnswerBytes: number;
 }
@@ -38,8 +37,6 @@ export function webhookClient(options: WebhookClientOptions): Pick<NotifierDeps,
     readSecret: readSecretFile,
   };
 }
-
-export const httpWebhooks = webhookClient({ timeoutMs: POST_TIMEOUT_MS, maxAnswerBytes: MAX_ANSWER_BYTES });
 
 /**
  * Reads an answer's body until it ends, passes `maxBytes` or the request's signal fires, keeping

@@ -1,9 +1,15 @@
 // Writes that survive a crash: write a temporary file, fsync it, rename it over the
 // target and fsync the directory, so a reader sees the old or the new file, never half.
+// The one way a file of the data directory is replaced (state, tokens, keys, node files).
 import { open, rename, readFile, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import type { Adapter } from 'lowdb';
 
+/**
+ * Replaces `path` with `data`, on disk before it returns. Any failure, the directory's fsync
+ * included, is a StorageWriteError: a write that is not surely on disk is not acknowledged
+ * (guarantee 8). A caller that can do without it catches it, and says why.
+ */
 export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const tmpPath = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   try {

@@ -1,6 +1,7 @@
 // What a CLI run looks like to a test, whether it ran in a process of its own
 // (cluster-tests/support/cli.ts) or in the test process (run-cli.ts): its arguments, a
 // context for assertion messages, and its stdout as one JSON document.
+import { shellWord } from '../core/shell-quote.js';
 
 /** Adds `--data-dir DIR` to the arguments (before a `--` separator, if any). */
 export function withDataDir(args: string[], dataDir: string | undefined): string[] {
@@ -8,14 +9,6 @@ export function withDataDir(args: string[], dataDir: string | undefined): string
   const sep = args.indexOf('--');
   if (sep < 0) return [...args, '--data-dir', dataDir];
   return [...args.slice(0, sep), '--data-dir', dataDir, ...args.slice(sep)];
-}
-
-/** A single-quoted shell word (for paths inside --cmd). */
-export const sq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-
-/** A word as a shell would need it: bare when that is safe, else single-quoted. */
-export function shellWord(word: string): string {
-  return /^[A-Za-z0-9_\-./:=@%+,]+$/.test(word) ? word : sq(word);
 }
 
 export interface CliOutput {

@@ -78,97 +78,104 @@ export async function runFleet(options: FleetOptions): Promise<FleetFigures> {
     maxTimersQueued: Math.max(100_000, size * 1000),
   });
   try {
-    sim.start('seed');
-    while (sim.ids().length < size) {
-      await sim.run(1000);
-      const running = sim.liveIds();
-      for (let i = 0; i < WAVE && sim.ids().length < size; i++) sim.addNode(running[i % running.length]);
-      if (sim.ids().length % (5 * WAVE) === 0) say(`${sim.ids().length} of ${size} nodes joined`);
-    }
-    const formMs = await until(sim, () => sim.agreed() && sim.liveIds().every((id) => sim.node(id).membership.members().length === size), 120_000, `${size} nodes agreeing`);
-    const settleMs = await until(sim, () => sim.liveIds().every((id) => sim.node(id).membership.pendingUpdates() === 0), 120_000, 'the joins\' news spreading');
-    say(`formed in ${formMs} ms, settled ${settleMs} ms later`);
-
-    const before = sim.net.stats;
-    await sim.run(options.idleMs);
+    const formed = await formFleet(sim, size, say);
+    const idle = await measureIdle(sim, size, options.idleMs);
     say('idle window measured');
-    const after = sim.net.stats;
-    const perNodePerS = (d: number) => d / size / (options.idleMs / 1000);
-
     const ids = sim.ids();
-    const writer = ids[Math.floor(size / 3)] as string;
-    let startMs = sim.now();
-    await sim.addJob(writer, 'fleet-record', { cmd: 'sleep:1' });
-    const recordMs = sim.now() - startMs + (await until(sim, () => sim.liveIds().every((id) => sim.store(id).job('fleet-record') !== undefined), 60_000, 'a record reaching every node'));
-
-    say(`a record on every node in ${recordMs} ms`);
-    // A broadcast to every node, to completion, under the checker.
-    await sim.addJob(writer, 'fleet-broadcast', { cmd: 'sleep:100' });
-    await until(sim, () => sim.liveIds().every((id) => sim.store(id).job('fleet-broadcast') !== undefined), 60_000, 'the broadcast job reaching every node');
-    startMs = sim.now();
-    const instance = await sim.runJob(writer, 'fleet-broadcast');
-    const leader = sim.agreedLeader() as string;
-    const succeededAt = (viewer: string) => sim.progressSeenBy(viewer, instance.id)?.status === 'succeeded';
-    const broadcastMs = sim.now() - startMs + (await until(sim, () => succeededAt(leader), 120_000, `a broadcast to ${size} nodes succeeding at the leader`));
-    const broadcastEverywhereMs = sim.now() - startMs + (await until(sim, () => sim.liveIds().every(succeededAt), 120_000, `a broadcast to ${size} nodes succeeding everywhere`));
-    const store = sim.store(leader);
-    const record = store.instance(instance.id);
-    if (!record) throw new Error(`instance ${instance.id} is missing at the leader`);
-    const view = instanceView(record, store.factsOf(record), () => null);
-    const history = sim.executions.filter((e) => e.step === null).map((e) => ({ nodeId: e.nodeId, instanceId: e.instanceId, attempt: e.attempt }));
-    const violations = checkBroadcasts({ history, instances: [view], survivors: new Set(ids), expectedInstances: [instance.id] });
-    if (view.subtasks.length !== size) violations.push(`the broadcast has ${view.subtasks.length} subtasks, not ${size}`);
-    if (!isInstanceFinished(view.status)) violations.push(`the broadcast is ${view.status}`);
-    say(`broadcast to ${size} succeeded at the leader in ${broadcastMs} ms, everywhere in ${broadcastEverywhereMs} ms`);
-
+    const spread = await spreadWork(sim, ids, say);
     const falseDeadVerdicts = sim.stats().deadVerdicts;
-    const crashed = ids[Math.floor((2 * size) / 3)] as string;
-    sim.crash(crashed);
-    const crashDeadMs = await until(sim, () => sim.liveIds().every((id) => sim.membersSeenBy(id)[crashed] === 'dead'), 60_000, 'a crashed node dead everywhere');
-    const frozen = ids[Math.floor((3 * size) / 4)] as string;
-    sim.freeze(frozen);
-    const others = sim.liveIds();
-    const freezeDeadMs = await until(sim, () => others.every((id) => sim.membersSeenBy(id)[frozen] === 'dead'), 60_000, 'a frozen node dead everywhere');
-    say(`crash dead everywhere in ${crashDeadMs} ms, freeze in ${freezeDeadMs} ms`);
-
-    let partitionMs: number | null = null;
-    let healMs: number | null = null;
-    if (options.partition) {
-      const live = sim.liveIds();
-      const a = live.filter((_, i) => i % 2 === 0);
-      const b = live.filter((_, i) => i % 2 === 1);
-      const allDead = (viewers: string[], subjects: string[]) => viewers.every((v) => {
-        const seen = sim.membersSeenBy(v);
-        return subjects.every((s) => seen[s] === 'dead');
-      });
-      sim.partition(a, b);
-      partitionMs = await until(sim, () => allDead(a, b) && allDead(b, a) && sim.agreed(a) && sim.agreed(b), 120_000, 'each half seeing the other dead');
-      sim.heal();
-      healMs = await until(sim, () => sim.agreed(live) && live.every((v) => {
-        const seen = sim.membersSeenBy(v);
-        return live.every((s) => s === v || seen[s] === 'alive');
-      }), 120_000, 'one cluster after the heal');
-      say(`partition seen in ${partitionMs} ms, healed in ${healMs} ms`);
-    }
-    return {
-      size,
-      formMs,
-      settleMs,
-      idleMessagesPerNodePerS: perNodePerS(after.sent - before.sent),
-      idleBytesPerNodePerS: perNodePerS(after.sentBytes - before.sentBytes),
-      recordMs,
-      broadcastMs,
-      broadcastEverywhereMs,
-      broadcastTargets: view.subtasks.length,
-      violations,
-      crashDeadMs,
-      freezeDeadMs,
-      partitionMs,
-      healMs,
-      falseDeadVerdicts,
-      wallS: (performance.now() - wallStart) / 1000,
-    };
+    const failures = await crashAndFreeze(sim, ids, say);
+    const partition = options.partition ? await partitionAndHeal(sim, say) : { partitionMs: null, healMs: null };
+    return { size, ...formed, ...idle, ...spread, ...failures, ...partition, falseDeadVerdicts, wallS: (performance.now() - wallStart) / 1000 };
   } finally {
     sim.dispose();
   }
+}
+
+type Say = (line: string) => void;
+
+/** Nodes join in waves until there are `size`; then every node agrees and the joins' news has spread. */
+async function formFleet(sim: SimCluster, size: number, say: Say): Promise<Pick<FleetFigures, 'formMs' | 'settleMs'>> {
+  sim.start('seed');
+  while (sim.ids().length < size) {
+    await sim.run(1000);
+    const running = sim.liveIds();
+    for (let i = 0; i < WAVE && sim.ids().length < size; i++) sim.addNode(running[i % running.length]);
+    if (sim.ids().length % (5 * WAVE) === 0) say(`${sim.ids().length} of ${size} nodes joined`);
+  }
+  const formMs = await until(sim, () => sim.agreed() && sim.liveIds().every((id) => sim.node(id).membership.members().length === size), 120_000, `${size} nodes agreeing`);
+  const settleMs = await until(sim, () => sim.liveIds().every((id) => sim.node(id).membership.pendingUpdates() === 0), 120_000, 'the joins\' news spreading');
+  say(`formed in ${formMs} ms, settled ${settleMs} ms later`);
+  return { formMs, settleMs };
+}
+
+/** What an idle node sends, per second, over `idleMs` of virtual time. */
+async function measureIdle(sim: SimCluster, size: number, idleMs: number): Promise<Pick<FleetFigures, 'idleMessagesPerNodePerS' | 'idleBytesPerNodePerS'>> {
+  const before = sim.net.stats;
+  await sim.run(idleMs);
+  const after = sim.net.stats;
+  const perNodePerS = (d: number) => d / size / (idleMs / 1000);
+  return { idleMessagesPerNodePerS: perNodePerS(after.sent - before.sent), idleBytesPerNodePerS: perNodePerS(after.sentBytes - before.sentBytes) };
+}
+
+/** A record written on one node reaching every node, then a broadcast to every node, to completion, under the checker. */
+async function spreadWork(sim: SimCluster, ids: string[], say: Say): Promise<Pick<FleetFigures, 'recordMs' | 'broadcastMs' | 'broadcastEverywhereMs' | 'broadcastTargets' | 'violations'>> {
+  const size = ids.length;
+  const writer = ids[Math.floor(size / 3)] as string;
+  let startMs = sim.now();
+  await sim.addJob(writer, 'fleet-record', { cmd: 'sleep:1' });
+  const recordMs = sim.now() - startMs + (await until(sim, () => sim.liveIds().every((id) => sim.store(id).job('fleet-record') !== undefined), 60_000, 'a record reaching every node'));
+  say(`a record on every node in ${recordMs} ms`);
+  await sim.addJob(writer, 'fleet-broadcast', { cmd: 'sleep:100' });
+  await until(sim, () => sim.liveIds().every((id) => sim.store(id).job('fleet-broadcast') !== undefined), 60_000, 'the broadcast job reaching every node');
+  startMs = sim.now();
+  const instance = await sim.runJob(writer, 'fleet-broadcast');
+  const leader = sim.agreedLeader() as string;
+  const succeededAt = (viewer: string) => sim.progressSeenBy(viewer, instance.id)?.status === 'succeeded';
+  const broadcastMs = sim.now() - startMs + (await until(sim, () => succeededAt(leader), 120_000, `a broadcast to ${size} nodes succeeding at the leader`));
+  const broadcastEverywhereMs = sim.now() - startMs + (await until(sim, () => sim.liveIds().every(succeededAt), 120_000, `a broadcast to ${size} nodes succeeding everywhere`));
+  const store = sim.store(leader);
+  const record = store.instance(instance.id);
+  if (!record) throw new Error(`instance ${instance.id} is missing at the leader`);
+  const view = instanceView(record, store.factsOf(record), () => null);
+  const history = sim.executions.filter((e) => e.step === null).map((e) => ({ nodeId: e.nodeId, instanceId: e.instanceId, attempt: e.attempt }));
+  const violations = checkBroadcasts({ history, instances: [view], survivors: new Set(ids), expectedInstances: [instance.id] });
+  if (view.subtasks.length !== size) violations.push(`the broadcast has ${view.subtasks.length} subtasks, not ${size}`);
+  if (!isInstanceFinished(view.status)) violations.push(`the broadcast is ${view.status}`);
+  say(`broadcast to ${size} succeeded at the leader in ${broadcastMs} ms, everywhere in ${broadcastEverywhereMs} ms`);
+  return { recordMs, broadcastMs, broadcastEverywhereMs, broadcastTargets: view.subtasks.length, violations };
+}
+
+/** A crashed node, then a frozen one, dead in every other node's view. */
+async function crashAndFreeze(sim: SimCluster, ids: string[], say: Say): Promise<Pick<FleetFigures, 'crashDeadMs' | 'freezeDeadMs'>> {
+  const size = ids.length;
+  const crashed = ids[Math.floor((2 * size) / 3)] as string;
+  sim.crash(crashed);
+  const crashDeadMs = await until(sim, () => sim.liveIds().every((id) => sim.membersSeenBy(id)[crashed] === 'dead'), 60_000, 'a crashed node dead everywhere');
+  const frozen = ids[Math.floor((3 * size) / 4)] as string;
+  sim.freeze(frozen);
+  const others = sim.liveIds();
+  const freezeDeadMs = await until(sim, () => others.every((id) => sim.membersSeenBy(id)[frozen] === 'dead'), 60_000, 'a frozen node dead everywhere');
+  say(`crash dead everywhere in ${crashDeadMs} ms, freeze in ${freezeDeadMs} ms`);
+  return { crashDeadMs, freezeDeadMs };
+}
+
+/** The live nodes split in two halves that see each other dead, then healed into one cluster. */
+async function partitionAndHeal(sim: SimCluster, say: Say): Promise<{ partitionMs: number; healMs: number }> {
+  const live = sim.liveIds();
+  const a = live.filter((_, i) => i % 2 === 0);
+  const b = live.filter((_, i) => i % 2 === 1);
+  const allDead = (viewers: string[], subjects: string[]) => viewers.every((v) => {
+    const seen = sim.membersSeenBy(v);
+    return subjects.every((s) => seen[s] === 'dead');
+  });
+  sim.partition(a, b);
+  const partitionMs = await until(sim, () => allDead(a, b) && allDead(b, a) && sim.agreed(a) && sim.agreed(b), 120_000, 'each half seeing the other dead');
+  sim.heal();
+  const healMs = await until(sim, () => sim.agreed(live) && live.every((v) => {
+    const seen = sim.membersSeenBy(v);
+    return live.every((s) => s === v || seen[s] === 'alive');
+  }), 120_000, 'one cluster after the heal');
+  say(`partition seen in ${partitionMs} ms, healed in ${healMs} ms`);
+  return { partitionMs, healMs };
 }

@@ -401,10 +401,7 @@ describe('MemoryNetwork partitions', () => {
     net.partition(['a'], ['b']);
     node('a').publish('t', enc('1'));
     node('b').publish('t', enc('2'));
-    const request = node('a').request('b', enc('x'), 500);
-    const timedOut = expect(request).rejects.toMatchObject({ code: 'timeout' });
-    await clock.advanceAsync(600);
-    await timedOut;
+    await expectTimeout(clock, node('a').request('b', enc('x'), 500), 600);
     expect(saw('b').messages.filter((m) => m.includes('<-a'))).toEqual([]);
     expect(saw('a').messages.filter((m) => m.includes('<-b'))).toEqual([]);
     expect(saw('c').messages).toHaveLength(2); // c is on neither side
@@ -435,10 +432,7 @@ describe('MemoryNetwork freeze and thaw', () => {
     net.freeze('b');
     node('a').publish('t', enc('lost'));
     node('b').publish('t', enc('never sent'));
-    const request = node('a').request('b', enc('x'), 300);
-    const timedOut = expect(request).rejects.toMatchObject({ code: 'timeout' });
-    await clock.advanceAsync(400);
-    await timedOut;
+    await expectTimeout(clock, node('a').request('b', enc('x'), 300), 400);
     net.thaw('b');
     await clock.advanceAsync(100);
     expect(saw('b').messages).toEqual([]);
@@ -551,4 +545,11 @@ function noopHandlers(): TransportEvents {
 async function pingAfter(clock: FakeClock, rtt: Promise<number>): Promise<number> {
   await clock.advanceAsync(100);
   return rtt;
+}
+
+/** Fails unless `request` rejects with a timeout once the clock moved on by `afterMs`. */
+async function expectTimeout(clock: FakeClock, request: Promise<unknown>, afterMs: number): Promise<void> {
+  const timedOut = expect(request).rejects.toMatchObject({ code: 'timeout' });
+  await clock.advanceAsync(afterMs);
+  await timedOut;
 }

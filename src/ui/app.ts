@@ -7,6 +7,7 @@ import { api, leavePage, Unauthorized, type FireView, type InstanceSummary, type
 import { button, el, GLYPH, refreshTimes, relative, statusBadge } from './dom.js';
 import { cellStatus, Grid } from './grid.js';
 import { versionOf } from '../api/version-of.js';
+import { shortId } from '../core/human.js';
 import { formatRollout, formatSubtaskSummary, succeededOfTotal } from '../output/summary.js';
 import { outcomeText } from '../records/outcome-text.js';
 
@@ -39,7 +40,7 @@ function renderCluster(nodes: NodeView[]): HTMLElement {
       'tr',
       { 'data-node': n.nodeId, 'data-state': n.state },
       el('td', { 'data-label': 'Name' }, n.name),
-      el('td', { class: 'id', 'data-label': 'Node', title: n.nodeId }, `…${n.nodeId.slice(-12)}`),
+      el('td', { class: 'id', 'data-label': 'Node', title: n.nodeId }, shortId(n.nodeId)),
       el('td', { class: `state state-${n.state}`, 'data-label': 'State' }, `${STATE_SYMBOL[n.state]} ${n.state}`, ...(n.suspicion ? [suspicionNote(n.suspicion)] : [])),
       el('td', { 'data-label': 'Leader' }, n.leader ? '★ leader' : ''),
       el('td', { 'data-label': 'Draining' }, n.draining ? '⏸ draining' : ''),
@@ -173,7 +174,7 @@ async function jobPage(g: number, name: string): Promise<void> {
         el('td', { 'data-label': 'Outcome' }, el('span', { class: `badge fire-${f.outcome}` }, f.outcome)),
         el('td', { 'data-label': 'Reason' }, f.reason ?? ''),
         el('td', { class: 'id', 'data-label': 'Instance' }, f.instanceId ? el('a', { href: `#/instances/${f.instanceId}` }, f.instanceId) : ''),
-        el('td', { 'data-label': 'Leader' }, f.leaderName ?? f.leader.slice(-12)),
+        el('td', { 'data-label': 'Leader' }, f.leaderName ?? shortId(f.leader)),
       ),
     );
     main().replaceChildren(
@@ -208,7 +209,7 @@ async function instancesPage(g: number): Promise<void> {
 
 async function followOutput(g: number, instanceId: string, s: SubtaskView, pre: HTMLElement, title: HTMLElement): Promise<void> {
   const mine = ++followRound;
-  title.textContent = `Live output of ${s.nodeName ?? s.nodeId.slice(-12)}`;
+  title.textContent = `Live output of ${s.nodeName ?? shortId(s.nodeId)}`;
   pre.textContent = '';
   let cursor = '';
   while (current(g) && mine === followRound) {
@@ -270,7 +271,7 @@ async function instancePage(g: number, id: string): Promise<void> {
       const list = await api<{ nodes: { name: string | null; nodeId: string }[]; status: string; reason: string | null; exitCode: number | null; signal: string | null; stdout: string; stderr: string }[]>(`/v1/instances/${id}/logs?group=1`);
       groups.replaceChildren(
         ...list.map((grp) =>
-          el('section', { class: 'group' }, el('h3', {}, `${grp.nodes.map((n) => n.name ?? n.nodeId.slice(-12)).join(', ')} (${grp.nodes.length})${grp.status !== 'succeeded' ? ` ${outcomeText(grp)}` : ''}`), el('pre', { class: 'output' }, grp.stdout, ...(grp.stderr ? [el('span', { class: 'stderr' }, grp.stderr)] : []))),
+          el('section', { class: 'group' }, el('h3', {}, `${grp.nodes.map((n) => n.name ?? shortId(n.nodeId)).join(', ')} (${grp.nodes.length})${grp.status !== 'succeeded' ? ` ${outcomeText(grp)}` : ''}`), el('pre', { class: 'output' }, grp.stdout, ...(grp.stderr ? [el('span', { class: 'stderr' }, grp.stderr)] : []))),
         ),
       );
     }

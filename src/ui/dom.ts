@@ -1,4 +1,6 @@
 // Small DOM helpers: elements, relative times with the exact time on hover, status glyphs.
+import { relativeTime } from '../core/human.js';
+
 export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, string | undefined> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) if (value !== undefined) node.setAttribute(key, value);
@@ -13,20 +15,13 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<
  */
 export function relative(iso: string | null, nowMs = Date.now(), ticks = true): HTMLElement {
   if (iso === null) return el('span', {}, '—');
-  return el('time', { datetime: iso, title: new Date(iso).toLocaleString(), ...(ticks ? {} : { 'data-as-of-answer': '' }) }, relativeText(iso, nowMs));
-}
-
-function relativeText(iso: string, nowMs: number): string {
-  const delta = Math.round((nowMs - Date.parse(iso)) / 1000);
-  const s = Math.abs(delta);
-  const amount = s < 2 ? '' : s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : s < 86_400 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86_400)}d`;
-  return amount === '' ? 'now' : delta >= 0 ? `${amount} ago` : `in ${amount}`;
+  return el('time', { datetime: iso, title: new Date(iso).toLocaleString(), ...(ticks ? {} : { 'data-as-of-answer': '' }) }, relativeTime(iso, nowMs));
 }
 
 /** Moves every relative time on the page on to now (no request: the page's own clock). */
 export function refreshTimes(root: ParentNode, nowMs = Date.now()): void {
   for (const t of root.querySelectorAll('time[datetime]:not([data-as-of-answer])')) {
-    const text = relativeText(t.getAttribute('datetime') as string, nowMs);
+    const text = relativeTime(t.getAttribute('datetime') as string, nowMs);
     if (t.textContent !== text) t.textContent = text;
   }
 }

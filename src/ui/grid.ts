@@ -6,6 +6,7 @@
 import type { SubtaskView } from './api.js';
 import { GLYPH } from './dom.js';
 import { outcomeText } from '../records/outcome-text.js';
+import { shortId } from '../core/human.js';
 
 const GAP = 3;
 /** Cell size: big for a few nodes, small enough for 1,000 on a laptop screen. */
@@ -103,7 +104,7 @@ export class Grid {
   describe(s: SubtaskView): string {
     const status = cellStatus(s);
     const outcome = status === 'unreleased' ? 'pending, not released' : outcomeText(s);
-    return `${s.nodeName ?? s.nodeId.slice(-12)}: ${outcome}; shard ${s.shardIndex}, wave ${s.wave}, attempt ${s.attempt}`;
+    return `${s.nodeName ?? shortId(s.nodeId)}: ${outcome}; shard ${s.shardIndex}, wave ${s.wave}, attempt ${s.attempt}`;
   }
 
   private at(e: MouseEvent): number | null {

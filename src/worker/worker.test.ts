@@ -172,47 +172,31 @@ function runningSubtask(): SubtaskRecord {
 describe('worker recovery after a crash', () => {
   it('a started attempt whose records were not on disk yet: the leftover is killed at start, and interrupted is reported once the record arrives', async () => {
     const s = setup();
-    const pid = leftoverProcess(1);
-    try {
-      s.journal.recordStart(ID, 1, 1100);
-      s.journal.recordSpawn(ID, 1, pid);
-      start(s); // the store knows nothing of the instance
-      await waitFor(() => !processAlive(pid), 'the leftover process group to be killed');
-      expect(s.journal.endOf(ID, 1)).toMatchObject({ status: 'failed', reason: 'interrupted' });
+    const pid = leftoverProcess(1); // killed after the test, whatever happens
+    s.journal.recordStart(ID, 1, 1100);
+    s.journal.recordSpawn(ID, 1, pid);
+    start(s); // the store knows nothing of the instance
+    await waitFor(() => !processAlive(pid), 'the leftover process group to be killed');
+    expect(s.journal.endOf(ID, 1)).toMatchObject({ status: 'failed', reason: 'interrupted' });
 
-      // Anti-entropy brings the instance, with the leader's verdict on our attempt.
-      s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: nodeLost() }]);
-      await s.clock.advanceAsync(defaultConfig.workerTickMs * 2);
-      expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF });
-      expect(s.runs).toEqual([]); // never started again (retries are allowed, but not after interrupted)
-    } finally {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    // Anti-entropy brings the instance, with the leader's verdict on our attempt.
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: nodeLost() }]);
+    await s.clock.advanceAsync(defaultConfig.workerTickMs * 2);
+    expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF });
+    expect(s.runs).toEqual([]); // never started again (retries are allowed, but not after interrupted)
   });
 
   it('a started attempt the store already holds as node-lost (the verdict came before the crash): recovered as interrupted, leftover killed', async () => {
     const s = setup();
-    const pid = leftoverProcess(1);
-    try {
-      s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: nodeLost() }]);
-      s.journal.recordStart(ID, 1, 1100);
-      s.journal.recordSpawn(ID, 1, pid);
-      start(s);
-      await waitFor(() => !processAlive(pid), 'the leftover process group to be killed');
-      await s.clock.advanceAsync(defaultConfig.workerTickMs);
-      expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF });
-      expect(s.runs).toEqual([]);
-    } finally {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    const pid = leftoverProcess(1); // killed after the test, whatever happens
+    s.store.apply([{ kind: 'instance', record: instance() }, { kind: 'subtask', record: nodeLost() }]);
+    s.journal.recordStart(ID, 1, 1100);
+    s.journal.recordSpawn(ID, 1, pid);
+    start(s);
+    await waitFor(() => !processAlive(pid), 'the leftover process group to be killed');
+    await s.clock.advanceAsync(defaultConfig.workerTickMs);
+    expect(s.store.subtask(ID, SELF)).toMatchObject({ status: 'failed', reason: 'interrupted', attempt: 1, reporter: SELF });
+    expect(s.runs).toEqual([]);
   });
 
   it('a node-lost verdict that arrives while the attempt still runs here is replaced by the owner\'s result', async () => {

@@ -50,9 +50,6 @@ export interface WorkerDeps {
   stepsMayStart?: () => boolean;
 }
 
-/** How often a step held back by stepsMayStart is looked at again. */
-const STEP_GATE_POLL_MS = 100;
-
 export interface AttemptOutcome {
   status: TerminalStatus;
   reason: FailureReason | null;
@@ -264,7 +261,7 @@ export class Worker {
     if (waitMs > 0) return this.wakeUpIn(instance.id, key, waitMs);
     const retryInMs = (this.startRetryAtMs.get(key) ?? 0) - this.deps.clock.now();
     if (retryInMs > 0) return this.wakeUpIn(instance.id, key, retryInMs);
-    if (stepOf(subtask) !== null && this.deps.stepsMayStart && !this.deps.stepsMayStart()) return this.wakeUpIn(instance.id, key, STEP_GATE_POLL_MS);
+    if (stepOf(subtask) !== null && this.deps.stepsMayStart && !this.deps.stepsMayStart()) return this.wakeUpIn(instance.id, key, this.deps.config.stepGatePollMs);
     if (this.running.size >= this.deps.config.maxConcurrentSubtasks) {
       this.waitingForSlot.add(instance.id); // looked at again, in this order, as slots free up
       return;
