@@ -3,6 +3,7 @@
 import type { PlanView } from '../scheduler/plan.js';
 import type { FailureReason, InstanceStatus, JobSpec, StepName, SubtaskStatus } from '../records/types.js';
 import type { FireView, InstanceView, JobView, NodeDetailView, NodeView } from './views.js';
+import type { CapturedOutput } from '../store/output-store.js';
 
 export class ApiError extends Error {
   constructor(
@@ -100,7 +101,7 @@ export interface LogFollowView {
 }
 
 /** Nodes whose last attempt had the same outcome and output (`GET /v1/instances/ID/logs?group=1`). */
-export interface LogGroup {
+export interface LogGroup extends CapturedOutput {
   /** The nodes, by name, with the attempt shown (each one's current attempt). */
   nodes: { nodeId: string; name: string | null; attempt: number }[];
   /** Set for a --pre or --post step's output (steps are never grouped with subtasks). */
@@ -109,10 +110,6 @@ export interface LogGroup {
   reason: FailureReason | null;
   exitCode: number | null;
   signal: string | null;
-  stdout: string;
-  stderr: string;
-  stdoutDroppedBytes: number;
-  stderrDroppedBytes: number;
 }
 
 /** A record that cannot be shown: named, so one bad record never hides the rest. */

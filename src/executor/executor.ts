@@ -10,6 +10,7 @@ import { defaultConfig } from '../core/config.js';
 import type { Readable } from 'node:stream';
 import { environmentContainment, type Containment, type Enclosure } from './containment.js';
 import { attemptMarks } from './marks.js';
+import type { CapturedOutput } from '../store/output-store.js';
 
 export interface ExecutionRequest {
   /** Shell command line, run with /bin/sh -c. */
@@ -44,7 +45,8 @@ export interface ExecutionRequest {
   pipeDrainGraceMs?: number;
 }
 
-export interface ExecutionResult {
+/** How an attempt ended, and its output (the last maxOutputBytes bytes of each stream as utf8, without a multibyte character cut at the start). */
+export interface ExecutionResult extends CapturedOutput {
   status: 'succeeded' | 'failed' | 'cancelled';
   /**
    * null when succeeded. `signal`: killed by a signal this executor did not send (the OOM
@@ -55,12 +57,6 @@ export interface ExecutionResult {
   exitCode: number | null;
   /** Signal name if the child was killed by a signal, whoever sent it (also the one that ended a timeout or a cancel). */
   signal: string | null;
-  /** The last maxOutputBytes bytes as utf8, without a multibyte character cut at the start. */
-  stdout: string;
-  stderr: string;
-  /** Bytes dropped from the front (the bound, plus any cut character's leftover bytes). */
-  stdoutDroppedBytes: number;
-  stderrDroppedBytes: number;
   startedAtMs: number;
   finishedAtMs: number;
   /** Why the command could not start (for example: cwd missing); null when it started. */

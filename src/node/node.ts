@@ -163,34 +163,26 @@ export class ChorusNode {
 
   // ---- the parts, each given what it needs (called once, by the constructor, in this order) ----
 
+  /** What membership and replication both take: the network, the clocks, the config, the store, the log and the random source. */
+  private networking(): { transport: Transport; clock: Clock; config: ChorusConfig; store: RecordStore; rpc: Rpc; log: Logger; random: () => number } {
+    const { transport, clock, config, store, log, random } = this.deps;
+    return { transport, clock, config, store, rpc: this.rpc, log, random };
+  }
+
   private makeMembership(): Membership {
-    const { transport, clock, config, store, log } = this.deps;
     return new Membership({
-      transport,
-      clock,
-      config,
-      store,
-      rpc: this.rpc,
+      ...this.networking(),
       self: () => this.self,
-      random: this.deps.random,
-      log,
       onChange: () => this.onMembershipChange(),
       observer: this.deps.observer ?? NO_OBSERVER,
-      stateRoot: () => store.rootVersion(),
+      stateRoot: () => this.deps.store.rootVersion(),
       onPeerRoot: (peer, root) => this.replicator.onPeerRoot(peer, root),
     });
   }
 
   private makeReplicator(): Replicator {
-    const { transport, clock, config, store, log } = this.deps;
     return new Replicator({
-      transport,
-      clock,
-      config,
-      store,
-      rpc: this.rpc,
-      log,
-      random: this.deps.random,
+      ...this.networking(),
       keys: this.deps.keys,
       leaderId: () => this.membership.leaderId(),
       neighboursLinkedToLeader: () => this.membership.neighboursLinkedToLeader(),
@@ -199,34 +191,29 @@ export class ChorusNode {
     });
   }
 
+  /** What the leader, the notifier and the worker all take: the clocks, the config, the store, the log, and how they commit. */
+  private scheduling(): { clock: Clock; config: ChorusConfig; store: RecordStore; hlc: HybridClock; log: Logger; commit: (records: AnyRecord[]) => AnyRecord[] } {
+    const { clock, config, store, hlc, log } = this.deps;
+    return { clock, config, store, hlc, log, commit: (records) => this.commit(records) };
+  }
+
   private makeLeader(): Leader {
-    const { transport, clock, config, store, hlc, log } = this.deps;
     return new Leader({
-      clock,
-      config,
-      store,
-      hlc,
+      ...this.scheduling(),
       view: this.membership,
-      commit: (records) => this.commit(records),
-      log,
       mayAct: () => this.freshView.leaderMayAct(),
       newInstanceId: this.deps.newInstanceId,
       observer: this.deps.observer ?? NO_OBSERVER,
-      selfId: transport.localId,
+      selfId: this.id,
     });
   }
 
   private makeNotifier(): Notifier {
-    const { clock, config, store, hlc, log, webhooks } = this.deps;
+    const { store, webhooks } = this.deps;
     return new Notifier({
-      clock,
-      config,
-      store,
-      hlc,
+      ...this.scheduling(),
       view: this.membership,
       journal: this.deps.journal,
-      commit: (records) => this.commit(records),
-      log,
       mayLead: () => this.membership.leaderId() === this.id && this.freshView.leaderMayAct(),
       bodyOf: (instanceId) => {
         const instance = store.instance(instanceId);
@@ -238,19 +225,13 @@ export class ChorusNode {
   }
 
   private makeWorker(): Worker {
-    const { transport, clock, config, store, hlc, log } = this.deps;
     return new Worker({
-      clock,
-      config,
-      store,
+      ...this.scheduling(),
       journal: this.deps.journal,
       outputs: this.deps.outputs,
       executor: this.deps.executor,
-      hlc,
-      selfId: transport.localId,
-      commit: (records) => this.commit(records),
+      selfId: this.id,
       live: this.live,
-      log,
       fatal: this.deps.fatal,
       stepsMayStart: () => this.freshView.stepsMayStart(),
       observer: this.deps.observer ?? NO_OBSERVER,

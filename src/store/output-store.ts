@@ -4,16 +4,20 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StepName } from '../records/types.js';
 
-export interface SubtaskLog {
+/** An attempt's output as captured: the tail of each stream, and how many bytes were dropped from its front. */
+export interface CapturedOutput {
+  stdout: string;
+  stderr: string;
+  stdoutDroppedBytes: number;
+  stderrDroppedBytes: number;
+}
+
+export interface SubtaskLog extends CapturedOutput {
   instanceId: string;
   nodeId: string;
   /** Set for the output of a --pre or --post step. */
   step?: StepName;
   attempt: number;
-  stdout: string;
-  stderr: string;
-  stdoutDroppedBytes: number;
-  stderrDroppedBytes: number;
 }
 
 export interface OutputStore {
