@@ -10,11 +10,11 @@ import { DataFileError, DurableJsonFile, StorageWriteError } from './durable-fil
 import { mountSmallDisk, smallDiskProblem, type SmallDisk } from '../testing/small-disk.js';
 import { recordKey } from '../records/merge.js';
 import { systemClock } from '../core/clock.js';
-import { RecordStore } from './record-store.js';
+import { MAX_REAPED_MEMBERS, RecordStore } from './record-store.js';
 import { MemoryPersister, StateFilePersister } from './state-file.js';
 import { FakeClock } from '../testing/fake-clock.js';
 import { jobSpec } from '../testing/fixtures.js';
-import { newSubtask } from '../scheduler/leader.js';
+import { firstAttempt, newSubtask } from '../scheduler/leader.js';
 import { waitFor } from '../testing/wait.js';
 import { SimKeyring } from '../testing/sim-keys.js';
 import { authorityProblem } from '../records/signature.js';
@@ -268,6 +268,94 @@ describe('indexes', () => {
     expect(reloaded.instance('i1')).toBeUndefined();
     expect(reloaded.subtasksOf('i1').size).toBe(0);
     expect(reloaded.subtasksOf('i2').size).toBe(1);
+  });
+});
+
+describe('reaped members: a tombstone keeps an old record from coming back', () => {
+  it('removeMember removes the record; the same or an older incarnation is refused from then on, a newer one (a new start) is a member again', async () => {
+    const store = newStore();
+    await store.load();
+    store.apply([member('n2', 3), member('n3', 1), instance('i1', ['n2', 'n3']), subtask('i1', 'n2', { status: 'failed', reason: 'node-lost' })]);
+    store.removeMember('n2', { incarnation: 3, refutes: 2 });
+    expect(store.member('n2')).toBeUndefined();
+    expect(store.reapedAt('n2')).toEqual({ incarnation: 3, refutes: 2 });
+    expect(store.reapedCount()).toBe(1);
+    // Records that name it stay (guarantee 1: a subtask is tied to its node id forever).
+    expect(store.subtask('i1', 'n2')?.nodeId).toBe('n2');
+    // A peer that has not reaped it yet sends its record, newer in stamp but of the same start, or an older one: refused.
+    expect(store.apply([member('n2', 3, { stamp: stamp(9000, 0, 'n2'), name: 'late' }), member('n2', 2)])).toEqual([]);
+    expect(store.member('n2')).toBeUndefined();
+    // The host restarted: a new incarnation is taken, and the tombstone goes with it.
+    expect(store.apply([member('n2', 4, { name: 'back' })])).toHaveLength(1);
+    expect(store.member('n2')).toMatchObject({ incarnation: 4, name: 'back' });
+    expect(store.reapedAt('n2')).toBeUndefined();
+    // Its old start still loses the merge.
+    store.apply([member('n2', 3, { stamp: stamp(9999, 0, 'n2') })]);
+    expect(store.member('n2')?.incarnation).toBe(4);
+  });
+
+  it('remembers a tombstone across a restart, from the log and from a snapshot', async () => {
+    const store = newStore(0);
+    await store.load();
+    store.apply([member('n2', 1), member('n3', 5), member('n4', 2)]);
+    store.removeMember('n2', { incarnation: 1, refutes: 0 });
+    await store.flush();
+    let reloaded = newStore();
+    await reloaded.load();
+    expect(reloaded.member('n2')).toBeUndefined();
+    expect(reloaded.reapedAt('n2')).toEqual({ incarnation: 1, refutes: 0 });
+    expect(reloaded.apply([member('n2', 1, { stamp: stamp(5000, 0, 'n2') })])).toEqual([]);
+    // A start that read the log writes a snapshot later: the tombstone is in it, the record is not.
+    store.removeMember('n3', { incarnation: 5, refutes: 1 });
+    // unreap: the reaped member refuted its death in the same start; its record is taken again, and that outlives a restart.
+    store.apply([member('n4', 2)]);
+    store.removeMember('n4', { incarnation: 2, refutes: 0 });
+    store.unreap('n4');
+    expect(store.apply([member('n4', 2, { stamp: stamp(7000, 0, 'n4') })])).toHaveLength(1);
+    await store.flush();
+    const snapshot = JSON.parse(await readFile(store.path, 'utf8')) as { records: AnyRecord[]; reaped?: unknown };
+    expect(snapshot.reaped).toEqual([
+      { nodeId: 'n2', incarnation: 1, refutes: 0 },
+      { nodeId: 'n3', incarnation: 5, refutes: 1 },
+    ]);
+    expect(snapshot.records.filter((r) => r.kind === 'member').map((r) => (r.record as MemberRecord).nodeId)).toEqual(['n4']);
+    reloaded = newStore();
+    await reloaded.load();
+    expect(reloaded.members().map((m) => m.nodeId)).toEqual(['n4']);
+    expect(reloaded.reapedAt('n3')).toEqual({ incarnation: 5, refutes: 1 });
+    expect(reloaded.reapedAt('n4')).toBeUndefined();
+  });
+
+  it('keeps at most MAX_REAPED_MEMBERS tombstones, forgetting the oldest first; reaping again moves one to the newest', () => {
+    const store = RecordStore.inMemory(new FakeClock(0));
+    store.removeMember('first', { incarnation: 1, refutes: 0 });
+    store.removeMember('second', { incarnation: 1, refutes: 0 });
+    for (let i = 0; i < MAX_REAPED_MEMBERS - 2; i++) store.removeMember(`m${i}`, { incarnation: 1, refutes: 0 });
+    expect(store.reapedCount()).toBe(MAX_REAPED_MEMBERS);
+    store.removeMember('first', { incarnation: 1, refutes: 3 }); // heard of again, reaped again: the newest now
+    store.removeMember('one-more', { incarnation: 1, refutes: 0 });
+    expect(store.reapedCount()).toBe(MAX_REAPED_MEMBERS);
+    expect(store.reapedAt('second')).toBeUndefined();
+    expect(store.reapedAt('first')).toEqual({ incarnation: 1, refutes: 3 });
+    // A tombstone never goes back to an older incarnation.
+    store.removeMember('first', { incarnation: 1, refutes: 1 });
+    expect(store.reapedAt('first')).toEqual({ incarnation: 1, refutes: 3 });
+  });
+
+  it('nodesWithOpenWork: members that still have a subtask, a target, a step or a webhook delivery the leader must settle', () => {
+    const store = RecordStore.inMemory(new FakeClock(0));
+    store.apply([
+      instance('open', ['a', 'b', 'c', 'd']),
+      subtask('open', 'a', { status: 'running' }),
+      subtask('open', 'b', { status: 'failed', reason: 'node-lost' }),
+      // c: a target not released yet; d: none of its business once released and ended.
+      subtask('open', 'd', { status: 'succeeded', exitCode: 0 }),
+      { kind: 'step', record: { instanceId: 'open', step: 'pre', runnerNodeId: 'e', ...firstAttempt(stamp(1000)), status: 'running' } },
+      instance('done', ['f'], { job: 'other' }),
+      subtask('done', 'f', { status: 'succeeded', exitCode: 0 }),
+      { kind: 'notify', record: { instanceId: 'done', index: 0, url: 'http://x', runner: 'g', generation: 1, status: 'pending', attempts: 0, lastError: null, firstTryAtMs: null, nextTryAtMs: null, deliveredAtMs: null, stamp: stamp(1000), sig: 'sig' } },
+    ]);
+    expect([...store.nodesWithOpenWork(new Set(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']))].sort()).toEqual(['a', 'c', 'e', 'g']);
   });
 });
 

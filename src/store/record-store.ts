@@ -6,12 +6,12 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { defaultConfig } from '../core/config.js';
 import { recordBody } from '../records/canonical.js';
 import { mergeRecord, recordKey } from '../records/merge.js';
-import type { AnyRecord, CancelRecord, FireRecord, InstanceRecord, NotifyRecord, InstanceStatus, JobRecord, MemberRecord, PauseRecord, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
+import { isTerminal, type AnyRecord, type CancelRecord, type FireRecord, type InstanceRecord, type NotifyRecord, type InstanceStatus, type JobRecord, type MemberRecord, type PauseRecord, type StepName, type StepRecord, type SubtaskRecord } from '../records/types.js';
 import { MAX_NOTIFY, parseRecord } from '../records/validate.js';
 import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
 import { deriveInstanceProgress, emptyCounts, isInstanceFinished, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
 import { DataFileError, StorageWriteError } from './durable-file.js';
-import { MemoryPersister, StateFilePersister, type StateChange, type StateFile, type StatePersister } from './state-file.js';
+import { MemoryPersister, StateFilePersister, type ReapedMember, type StateChange, type StateFile, type StatePersister } from './state-file.js';
 import { SyncIndex } from './sync-index.js';
 
 interface RecordOfKind {
@@ -37,6 +37,18 @@ const NO_IDS: ReadonlySet<string> = new Set();
 
 /** Pruned instance ids remembered. A peer that missed retention this long is long dead. */
 export const MAX_PRUNED_IDS = 100_000;
+
+/**
+ * Reaped members remembered (about 100 bytes each). A tombstone matters while some peer may
+ * still hold the member's record: seconds to minutes after this node reaped it (every node
+ * reaps after the same reapAfterMs), or until a node that was down that long comes back with
+ * it. One forgotten sooner costs little: its old record, taken back, is a member known from
+ * records only, which does not answer, is held dead and is reaped again.
+ */
+export const MAX_REAPED_MEMBERS = 10_000;
+
+/** What a tombstone remembers of a reaped member: its start (its member record's incarnation) and its refutes in that start (SWIM's). */
+export type MemberTombstone = Omit<ReapedMember, 'nodeId'>;
 
 export interface StoreOptions {
   persister: StatePersister;
@@ -90,6 +102,8 @@ export class RecordStore {
   /** Fingerprint of each record's content, for anti-entropy digests. */
   private readonly versions = new Map<string, string>();
   private readonly pruned = new Set<string>();
+  /** Reaped members, oldest first: a record of theirs at the same or an older incarnation is refused. */
+  private readonly reaped = new Map<string, MemberTombstone>();
   private readonly persister: StatePersister;
   private readonly listeners: ChangeListener[] = [];
   private flushTimer: TimerHandle | null = null;
@@ -99,6 +113,8 @@ export class RecordStore {
   private readonly dirtyKeys = new Set<string>();
   /** Instances retention removed since the last flush. */
   private prunedSinceFlush: string[] = [];
+  /** Members reaped since the last flush. */
+  private reapedSinceFlush: ReapedMember[] = [];
   /** The next flush writes a whole snapshot (after a load that set records aside, or a torn log line). */
   private compactNext = false;
 
@@ -135,13 +151,15 @@ export class RecordStore {
       }
     };
     for (const id of Array.isArray(file?.pruned) ? file.pruned : []) if (typeof id === 'string') this.pruned.add(id);
+    for (const reaped of reapedMembersOf(file?.reaped)) this.forgetMember(reaped);
     take(file?.records ?? [], this.path);
     // The changes logged after the snapshot, in order: records merge as they did then, and a
-    // removal by retention removes again.
+    // removal by retention or reaping removes again.
     for (const [line, change] of stored.changes.entries()) {
-      const { records, pruned } = change as { records: unknown[]; pruned?: unknown };
+      const { records, pruned, reaped } = change as { records: unknown[]; pruned?: unknown; reaped?: unknown };
       take(records, `${this.persister.logPath} line ${line + 1}`);
       for (const id of Array.isArray(pruned) ? pruned : []) if (typeof id === 'string') this.forgetInstance(id);
+      for (const member of reapedMembersOf(reaped)) this.forgetMember(member);
     }
     // One bad record must not keep the node down, nor be lost: it is set aside, durably,
     // and the next flush writes a snapshot without it (as it does after a torn last line).
@@ -214,6 +232,8 @@ export class RecordStore {
     if (current === merged || (current && current.record === merged.record)) return null;
     const version = versionOf(merged);
     if (current && this.versions.get(key) === version) return null;
+    // A member reaped at an older start is back (isPruned let only a newer start through).
+    if (merged.kind === 'member') this.reaped.delete(merged.record.nodeId);
     this.records.set(key, merged);
     this.kindMap(merged.kind).set(key, merged);
     this.dirtyKeys.add(key);
@@ -307,6 +327,7 @@ export class RecordStore {
 
   private isPruned(record: AnyRecord): boolean {
     if (record.kind === 'fire') return record.record.scheduledAtMs < (this.firesPrunedBelow.get(record.record.job) ?? Number.NEGATIVE_INFINITY);
+    if (record.kind === 'member') return record.record.incarnation <= (this.reaped.get(record.record.nodeId)?.incarnation ?? -1);
     if (this.pruned.size === 0) return false;
     const id = instanceIdOf(record);
     return id !== null && this.pruned.has(id);
@@ -396,8 +417,8 @@ export class RecordStore {
     if (!this.dirty) return;
     this.dirty = false;
     // Everything changed was written already (applyDurably): nothing to add.
-    if (this.dirtyKeys.size === 0 && this.prunedSinceFlush.length === 0 && !this.compactNext) return;
-    const change: StateChange = { records: [], pruned: this.prunedSinceFlush };
+    if (this.dirtyKeys.size === 0 && this.prunedSinceFlush.length === 0 && this.reapedSinceFlush.length === 0 && !this.compactNext) return;
+    const change: StateChange = { records: [], pruned: this.prunedSinceFlush, ...(this.reapedSinceFlush.length > 0 ? { reaped: this.reapedSinceFlush } : {}) };
     for (const key of this.dirtyKeys) {
       const record = this.records.get(key);
       if (record) change.records.push(record);
@@ -405,6 +426,7 @@ export class RecordStore {
     const keys = [...this.dirtyKeys];
     this.dirtyKeys.clear();
     this.prunedSinceFlush = [];
+    this.reapedSinceFlush = [];
     const compact = this.compactNext || this.persister.logBytes > Math.max(this.options.minCompactBytes ?? MIN_COMPACT_BYTES, this.persister.snapshotBytes);
     this.compactNext = false;
     const startedMs = performance.now();
@@ -419,13 +441,14 @@ export class RecordStore {
       this.dirty = true;
       for (const key of keys) this.dirtyKeys.add(key);
       this.prunedSinceFlush.push(...change.pruned);
+      this.reapedSinceFlush.push(...(change.reaped ?? []));
       if (compact) this.compactNext = true;
       throw err;
     }
   }
 
   private snapshot(): StateFile {
-    return { version: 1, records: [...this.records.values()], pruned: [...this.pruned] };
+    return { version: 1, records: [...this.records.values()], pruned: [...this.pruned], reaped: [...this.reaped].map(([nodeId, t]) => ({ nodeId, ...t })) };
   }
 
   /** One fingerprint of everything held: two stores with equal roots hold the same records. */
@@ -468,6 +491,64 @@ export class RecordStore {
   /** Ids of pruned instances remembered, so that no peer brings them back (at most MAX_PRUNED_IDS). */
   prunedCount(): number {
     return this.pruned.size;
+  }
+
+  /**
+   * Removes a member's record (the membership reaped it: dead or left for reapAfterMs) and
+   * remembers it at `at`, so that a peer that has not reaped it yet does not bring the record
+   * back; a newer start of the member is taken. Not replicated: every node reaps by its own view.
+   */
+  removeMember(nodeId: string, at: MemberTombstone): void {
+    const reaped = { nodeId, incarnation: Math.max(at.incarnation, this.member(nodeId)?.incarnation ?? 0), refutes: at.refutes };
+    this.forgetMember(reaped);
+    this.reapedSinceFlush.push(reaped);
+    this.scheduleFlush();
+  }
+
+  /** The tombstone of a reaped member, while it is remembered and the member has not come back. */
+  reapedAt(nodeId: string): MemberTombstone | undefined {
+    return this.reaped.get(nodeId);
+  }
+
+  /**
+   * A reaped member is back in the same start (a process frozen or cut off longer than
+   * reapAfterMs, that refuted its death): its record is taken again. Rare: the next write is
+   * a snapshot without the tombstone.
+   */
+  unreap(nodeId: string): void {
+    if (!this.reaped.delete(nodeId)) return;
+    this.compactNext = true;
+    this.scheduleFlush();
+  }
+
+  /** Reaped members remembered, so that no peer brings an old record of theirs back (at most MAX_REAPED_MEMBERS). */
+  reapedCount(): number {
+    return this.reaped.size;
+  }
+
+  /**
+   * Of `nodeIds`, those that still have work the leader must give a verdict on: a subtask not
+   * ended (or a target not released yet) or a step they run, in an unfinished instance, or a
+   * webhook delivery they run. Their member is not reaped yet: the leader finds lost work
+   * through the members it holds gone.
+   */
+  nodesWithOpenWork(nodeIds: ReadonlySet<string>): Set<string> {
+    const busy = new Set<string>();
+    this.refreshUnfinished();
+    for (const ids of this.unfinishedByJob.values()) {
+      for (const id of ids) {
+        const instance = this.instance(id);
+        if (!instance) continue;
+        const subtasks = this.subtasksOf(id);
+        for (const nodeId of nodeIds) {
+          const subtask = subtasks.get(nodeId);
+          if (subtask ? !isTerminal(subtask.status) : sortedHas(instance.targets, nodeId)) busy.add(nodeId);
+        }
+        for (const step of [this.step(id, 'pre'), this.step(id, 'post')]) if (step && !isTerminal(step.status) && nodeIds.has(step.runnerNodeId)) busy.add(step.runnerNodeId);
+      }
+    }
+    for (const n of this.notifications()) if (n.status === 'pending' && nodeIds.has(n.runner)) busy.add(n.runner);
+    return busy;
   }
 
   job(name: string): JobRecord | undefined {
@@ -661,6 +742,16 @@ export class RecordStore {
     if (this.pruned.size > MAX_PRUNED_IDS) this.pruned.delete(this.pruned.values().next().value as string);
   }
 
+  private forgetMember(reaped: ReapedMember): void {
+    this.forget(`member:${reaped.nodeId}`);
+    const before = this.reaped.get(reaped.nodeId);
+    const newer = before === undefined || reaped.incarnation > before.incarnation || (reaped.incarnation === before.incarnation && reaped.refutes > before.refutes);
+    // Re-inserted, so that the map stays oldest first and the oldest goes past the bound.
+    this.reaped.delete(reaped.nodeId);
+    this.reaped.set(reaped.nodeId, newer ? { incarnation: reaped.incarnation, refutes: reaped.refutes } : before);
+    if (this.reaped.size > MAX_REAPED_MEMBERS) this.reaped.delete(this.reaped.keys().next().value as string);
+  }
+
   private closed = false;
 
   /** Writes what is left; no background write is scheduled after this. */
@@ -685,6 +776,13 @@ export function instanceIdOf(record: AnyRecord): string | null {
     default:
       return null;
   }
+}
+
+/** The well-formed entries of a stored list of reaped members (anything else is skipped: a tombstone is an optimisation, not a record). */
+function reapedMembersOf(raw: unknown): ReapedMember[] {
+  if (!Array.isArray(raw)) return [];
+  const count = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  return raw.filter((r): r is ReapedMember => typeof r === 'object' && r !== null && typeof r.nodeId === 'string' && count(r.incarnation) && count(r.refutes));
 }
 
 /** Whether a sorted list (an instance's targets) holds `value`, by bisection. */

@@ -15,12 +15,22 @@ export interface StateFile {
   records: AnyRecord[];
   /** Ids of instances removed by retention: never taken back from a peer that still has them. */
   pruned?: string[];
+  /** Members reaped (dead or left for reapAfterMs), as they were last known: their old records are never taken back. */
+  reaped?: ReapedMember[];
 }
 
-/** One line of the change log: records as they now are, and instances retention removed. */
+/** A member reaped, as it was last known: its start (its member record's incarnation) and its refutes within that start (SWIM's). */
+export interface ReapedMember {
+  nodeId: string;
+  incarnation: number;
+  refutes: number;
+}
+
+/** One line of the change log: records as they now are, instances retention removed, members reaped. */
 export interface StateChange {
   records: AnyRecord[];
   pruned: string[];
+  reaped?: ReapedMember[];
 }
 
 /** What was on disk: the snapshot and the changes logged after it. */
