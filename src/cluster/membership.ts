@@ -6,6 +6,13 @@
 // confirm) is declared dead. Changes ride on probes and acks and on a small periodic
 // gossip to `gossipFanout` peers, each sent a bounded number of times.
 //
+// Dead and left members are reaped after reapAfterMs (memberlist's GossipToTheDeadTime,
+// serf's reconnect and tombstone timeouts): forgotten here, left out of push/pulls, their
+// member records removed from the store, which keeps a tombstone (nodeId, incarnation) so
+// that news or records of the old incarnation from peers that have not reaped it yet are
+// refused, while a newer incarnation (the host restarted, or a process cut off that long
+// refutes its death) is a member again.
+//
 // Three chorus additions:
 // - a closed connection whose redial fails (a killed process) is a dead verdict at once,
 //   the fast path that libp2p's connection events give;
@@ -31,6 +38,7 @@ import {
   parseEnvelope,
   parseStateMessage,
   parseProbeAnswer,
+  MAX_STATE_ENTRIES,
   retransmitLimit,
   suspicionTimeoutMs,
   type Incarnation,
@@ -39,6 +47,7 @@ import {
   type SwimUpdate,
 } from './swim.js';
 import { shuffle } from '../core/shuffle.js';
+import { invariant } from '../core/assert.js';
 import { ConnectionBudget } from './connection-budget.js';
 import { Leadership } from './leadership.js';
 import { isGone, type MemberInfo, type MembershipView, type MemberState, type MemberSuspicion } from './view.js';
@@ -79,6 +88,8 @@ interface Liveness {
   suspicion: Suspicion | null;
   /** A probe of it is in flight. */
   probing: boolean;
+  /** Since when it is dead or left here (reaped reapAfterMs later); null while it is alive or suspect. */
+  goneSinceMs: number | null;
 }
 
 export interface MembershipDeps {
@@ -118,11 +129,13 @@ export interface MembershipCounters {
   trims: number;
   /** Lifeguard's local health score now: 0 is healthy; each step lengthens probe timeouts. */
   awareness: number;
+  /** Members dead or left for reapAfterMs that this node forgot (and whose records it removed). */
+  reaped: number;
 }
 
 export class Membership implements MembershipView {
   private readonly liveness = new Map<string, Liveness>();
-  /** Members now dead or left. */
+  /** Members now dead or left, in the order they went (so the first ones are the first to reap). */
   private readonly gone = new Set<string>();
   /** Members now suspect (the only ones with a suspicion clock running). */
   private readonly suspects = new Set<string>();
@@ -166,6 +179,7 @@ export class Membership implements MembershipView {
     pushPulls: 0,
     trims: 0,
     awareness: 0,
+    reaped: 0,
   };
 
   /** The stall warning, once a minute: a busy host stalls all the time (1,472 lines in a minute at 50 daemons on 2 slow cores). */
@@ -301,7 +315,11 @@ export class Membership implements MembershipView {
   /** How this node sees `peer`, when that is news it must answer (a suspicion or a dead verdict). */
   private viewOf(peer: string): SwimEnvelope['you'] {
     const entry = this.liveness.get(peer);
-    if (!entry) return null;
+    if (!entry) {
+      // Reaped here, and speaking at the incarnation it was reaped at: it must refute to come back.
+      const tomb = this.tombstoneOf(peer);
+      return tomb === null ? null : { state: 'dead', inc: tomb };
+    }
     if (entry.state === 'dead') return { state: 'dead', inc: entry.inc };
     if (entry.state === 'suspect' && entry.suspicion && !entry.suspicion.unverified) return { state: 'suspect', inc: entry.inc };
     return null;
@@ -340,20 +358,35 @@ export class Membership implements MembershipView {
     for (const [node, entry] of this.liveness) {
       // What we only know from records (never heard since our start) is no news to anyone.
       if (entry.state === 'left' || (entry.state === 'suspect' && entry.suspicion?.unverified !== false)) continue;
+      // A receiver refuses a longer view whole; reaping keeps the table far below this.
+      if (states.length === MAX_STATE_ENTRIES) break;
       states.push({ node, state: entry.state, inc: entry.inc });
     }
     return { self: this.selfInc, states };
   }
 
-  /** Takes in a peer's whole view: its states are news like any update, not re-announced (they are not new). */
-  private takeStates(from: string, message: SwimStateMessage): void {
+  /**
+   * Takes in a peer's whole view: its states are news like any update, not re-announced (they
+   * are not new). Returns what the peer is behind on: members it holds alive or suspect (itself
+   * included) that this node reaped at that incarnation, as dead: a node that missed a death
+   * learns it even once every other node has forgotten the member.
+   */
+  private takeStates(from: string, message: SwimStateMessage): SwimUpdate[] {
+    const behind: SwimUpdate[] = [];
+    const reapedHere = (node: string, inc: Incarnation) => {
+      const tomb = node === this.selfId ? null : this.tombstoneOf(node);
+      if (tomb !== null && compareIncarnations(inc, tomb) <= 0) behind.push({ node, state: 'dead', inc: tomb });
+    };
     for (const update of message.states) {
+      if (update.state !== 'dead') reapedHere(update.node, update.inc);
       if (update.state === 'suspect') update.by = from;
       // A member alive that we did not know (or knew at an older incarnation) is news to pass
       // on; apply relays only what changes here, so a settled cluster's push/pulls relay nothing.
       this.apply(update, update.state === 'alive');
     }
+    reapedHere(from, message.self);
     this.heardDirectly(from, message.self);
+    return behind;
   }
 
   private onState(from: string, body: unknown): SwimStateMessage {
@@ -362,8 +395,10 @@ export class Membership implements MembershipView {
       this.counters.malformedMessages += 1;
       throw new Error('malformed membership state');
     }
-    this.takeStates(from, message);
-    return this.stateMessage();
+    const behind = this.takeStates(from, message);
+    const reply = this.stateMessage();
+    reply.states.push(...behind.slice(0, MAX_STATE_ENTRIES - reply.states.length));
+    return reply;
   }
 
   /** A full exchange of views with one member: repairs what dissemination missed. */
@@ -392,13 +427,15 @@ export class Membership implements MembershipView {
     }
     const ack = await this.ping(target, this.deps.config.probeTimeoutMs, true);
     const entry = this.liveness.get(target);
-    if (ack || entry?.state !== 'dead') return { ack };
-    return { ack, verdict: { node: target, state: 'dead', inc: entry.inc } };
+    const deadAt = entry?.state === 'dead' ? entry.inc : entry === undefined ? this.tombstoneOf(target) : null;
+    if (ack || deadAt === null) return { ack };
+    return { ack, verdict: { node: target, state: 'dead', inc: deadAt } };
   }
 
   /** Direct evidence: the member itself spoke, with its incarnation. */
   private heardDirectly(nodeId: string, inc: Incarnation): void {
-    if (nodeId === this.selfId) return;
+    // A member reaped here speaking at its old incarnation is told it is dead (viewOf) and refutes.
+    if (nodeId === this.selfId || this.isStale(nodeId, inc)) return;
     const entry = this.entry(nodeId, inc);
     entry.lastHeardMs = this.deps.clock.now();
     this.budget.heardFrom(nodeId);
@@ -420,6 +457,7 @@ export class Membership implements MembershipView {
       if (update.state !== 'alive') this.refute(update.inc);
       return;
     }
+    if (this.isStale(update.node, update.inc)) return;
     const entry = this.entry(update.node, update.inc);
     const order = compareIncarnations(update.inc, entry.inc);
     if (entry.state === 'left') {
@@ -558,6 +596,8 @@ export class Membership implements MembershipView {
   /** Probes a connected member now rather than at its turn (members this node has no connection to are its neighbours' to probe). */
   private probeSoon(nodeId: string): void {
     if (!this.deps.transport.connectedPeers().includes(nodeId)) return;
+    // Reaped here: not a member again until it speaks at a newer incarnation (its own probes bring our answer that it is dead).
+    if (!this.liveness.has(nodeId) && this.tombstoneOf(nodeId) !== null) return;
     const entry = this.entry(nodeId, [this.deps.store.member(nodeId)?.incarnation ?? 0, 0]);
     if (!entry.probing && !this.leaving) void this.probe(nodeId);
   }
@@ -676,6 +716,7 @@ export class Membership implements MembershipView {
     if (nowMs - this.lastDeadProbeMs >= this.deps.config.deadProbeIntervalMs) {
       // A member declared dead may be back (a thawed process, a healed partition): it refutes when reached.
       this.lastDeadProbeMs = nowMs;
+      this.reapGone(nowMs);
       const [dead] = this.pick(1, (_, e) => e.state === 'dead' && !e.probing);
       if (dead !== undefined) void this.ping(dead, this.deps.config.probeTimeoutMs * this.timeoutScale(), true);
       this.budget.dialMore();
@@ -820,6 +861,7 @@ export class Membership implements MembershipView {
         aliveSinceMs: null,
         suspicion: { sinceMs: this.deps.clock.now(), confirmations: new Set(), unverified: true, lastChance: false },
         probing: false,
+        goneSinceMs: null,
       };
       this.liveness.set(nodeId, entry);
       this.suspects.add(nodeId);
@@ -854,8 +896,14 @@ export class Membership implements MembershipView {
       this.hurry();
     } else this.suspects.delete(nodeId);
     entry.state = state;
-    if (isGone(state)) this.gone.add(nodeId);
-    else this.gone.delete(nodeId);
+    // Dead then left is one departure: its clock runs from the first.
+    if (isGone(state) && !isGone(before)) {
+      entry.goneSinceMs = this.deps.clock.now();
+      this.gone.add(nodeId);
+    } else if (!isGone(state)) {
+      entry.goneSinceMs = null;
+      this.gone.delete(nodeId);
+    }
     if (state === 'alive' && entry.aliveSinceMs === null) entry.aliveSinceMs = this.deps.clock.now();
     if (state === 'dead' || state === 'left') entry.aliveSinceMs = null;
     // Suspicions come and go by the hundred on a busy fleet (every member logs every one it hears of): debug; joins, deaths and leaves stay in the log.
@@ -864,11 +912,67 @@ export class Membership implements MembershipView {
     this.deps.onChange();
   }
 
+  // ---- reaping ----------------------------------------------------------------------
+
+  /**
+   * Reaps the members dead or left for reapAfterMs, oldest first (the gone set is in the order
+   * they went, so this looks at those due and one more). One whose work the leader has yet to
+   * give a verdict on waits: the leader finds lost work through the members it holds gone.
+   */
+  private reapGone(nowMs: number): void {
+    const due = new Set<string>();
+    for (const nodeId of this.gone) {
+      const goneSinceMs = (this.liveness.get(nodeId) as Liveness).goneSinceMs as number;
+      if (nowMs - goneSinceMs < this.deps.config.reapAfterMs) break;
+      due.add(nodeId);
+    }
+    if (due.size === 0) return;
+    const busy = this.deps.store.nodesWithOpenWork(due);
+    for (const nodeId of due) if (!busy.has(nodeId)) this.reap(nodeId, nowMs);
+  }
+
+  /** Forgets a member gone for reapAfterMs: its liveness, its pending news, its dial backoff and its record (with a tombstone). */
+  private reap(nodeId: string, nowMs: number): void {
+    const entry = this.liveness.get(nodeId) as Liveness;
+    invariant(isGone(entry.state) && entry.goneSinceMs !== null, null, `member ${nodeId} reaped while ${entry.state}`);
+    this.liveness.delete(nodeId);
+    this.gone.delete(nodeId);
+    this.leaderLinked.delete(nodeId);
+    this.queue.forget(nodeId);
+    this.budget.forget(nodeId);
+    this.deps.store.removeMember(nodeId, { incarnation: entry.inc[0], refutes: entry.inc[1] });
+    this.counters.reaped += 1;
+    this.deps.log.info({ peer: nodeId, state: entry.state, goneForMs: nowMs - entry.goneSinceMs }, 'member reaped');
+    this.deps.onChange();
+  }
+
+  /** The incarnation a member was reaped at here, while it is remembered and the member has not been heard of since. */
+  private tombstoneOf(nodeId: string): Incarnation | null {
+    if (this.liveness.has(nodeId)) return null;
+    const tomb = this.deps.store.reapedAt(nodeId);
+    return tomb === undefined ? null : [tomb.incarnation, tomb.refutes];
+  }
+
+  /**
+   * Whether news of a member at `inc` is about one reaped here, at that incarnation or an older
+   * one: stale (a peer that has not reaped it yet), ignored. A newer incarnation brings it back:
+   * a new start with its new record; a refutation in the same start (a process frozen or cut
+   * off longer than reapAfterMs) needs its old record taken again, so the tombstone goes.
+   */
+  private isStale(nodeId: string, inc: Incarnation): boolean {
+    const tomb = this.tombstoneOf(nodeId);
+    if (tomb === null) return false;
+    if (compareIncarnations(inc, tomb) <= 0) return true;
+    if (inc[0] === tomb[0]) this.deps.store.unreap(nodeId);
+    return false;
+  }
+
   // ---- MembershipView ----------------------------------------------------------------
 
   stateOf(nodeId: string): MemberState | undefined {
     if (nodeId === this.selfId) return this.leaving ? 'left' : 'alive';
-    return this.liveness.get(nodeId)?.state;
+    // Reaped: gone, for whatever still names it (a step, a webhook delivery it ran).
+    return this.liveness.get(nodeId)?.state ?? (this.deps.store.reapedAt(nodeId) === undefined ? undefined : 'dead');
   }
 
   leaderId(): string | null {
@@ -883,6 +987,11 @@ export class Membership implements MembershipView {
   neighboursLinkedToLeader(): string[] {
     const connected = new Set(this.deps.transport.connectedPeers());
     return [...this.leaderLinked].filter((peer) => connected.has(peer));
+  }
+
+  /** Members this node's failure detector holds, in any state, itself excluded: what its push/pulls carry at most (reaping bounds it). */
+  heldMembers(): number {
+    return this.liveness.size;
   }
 
   /** Membership changes waiting to be disseminated (the queue keeps at most MAX_QUEUED_UPDATES). */

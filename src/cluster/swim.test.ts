@@ -82,6 +82,14 @@ describe('DisseminationQueue', () => {
     queue.push(update('a', 'alive', [1, 1]));
     expect(queue.take(10, 5)).toEqual([update('a', 'alive', [1, 1])]);
   });
+
+  it('forgets what is pending about a reaped node', () => {
+    const queue = new DisseminationQueue();
+    queue.push(update('a', 'dead', [1, 0]));
+    queue.push(update('b', 'dead', [1, 0]));
+    queue.forget('a');
+    expect(queue.take(10, 5)).toEqual([update('b', 'dead', [1, 0])]);
+  });
 });
 
 describe('DisseminationQueue bounds', () => {

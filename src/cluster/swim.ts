@@ -145,6 +145,11 @@ export class DisseminationQueue {
     this.pending.set(update.node, { update, sent: 0, seq: this.seq++ });
   }
 
+  /** Drops what is pending about a node (it was reaped: this node speaks of it no more). */
+  forget(node: string): void {
+    this.pending.delete(node);
+  }
+
   /** Up to `max` updates to piggyback now; each counts as sent once, and is dropped at `limit` sends. */
   take(max: number, limit: number): SwimUpdate[] {
     if (this.pending.size === 0 || max <= 0) return [];

@@ -57,6 +57,7 @@ describe('validateConfig', () => {
     [{ maxPublishBytes: 4 * 1024 * 1024, maxMessageBytes: 8 * 1024 * 1024 }, /^maxPublishBytes \(4194304\) must be at most 4193280: gossipsub drops RPCs over 4194304 bytes/],
     [{ maxOutputBytes: 4 * 1024 * 1024 }, /^maxOutputBytes \(4194304\) must be less than half of maxMessageBytes \(1048576\)/],
     [{ syncPageBytes: 1024 * 1024 }, /^syncPageBytes \(1048576\) must be less than maxMessageBytes \(1048576\): a page of records/],
+    [{ reapAfterMs: 30_000 }, /^pushPullIntervalMs \(30000\) must be less than reapAfterMs \(30000\): a member must be held dead or left for longer than a push\/pull period/],
   ])('refuses %j', (overrides, message) => {
     const problems = problemsOf(overrides);
     expect(problems).toHaveLength(1);

@@ -141,6 +141,18 @@ export interface ChorusConfig {
   pushPullIntervalMs: number;
   /** Every this often a node pings one member it holds dead (it may be back: a thawed process, a healed partition) and redials known members it is not connected to. Lower: faster reunion, more dials to dead hosts. */
   deadProbeIntervalMs: number;
+  /**
+   * A member dead or left this long (as this node saw it happen) is reaped: forgotten by the
+   * failure detector, dropped from push/pull exchanges and its member record removed (a
+   * tombstone refuses the old record from peers; a new start of it is a member again). Until
+   * then it is pinged now and then in case it is back, and `chorus nodes` lists it. Higher:
+   * dead members stay visible and reachable longer, every node holds and exchanges more of
+   * them (a fleet of rebuilt hosts, each a fresh node id, must not reach MAX_STATE_ENTRIES);
+   * lower: members away longer than this (the two sides of a day-long partition) forget each
+   * other's addresses and meet again only when one side restarts (and dials its --join), as
+   * serf's members do after its reconnect_timeout.
+   */
+  reapAfterMs: number;
   /** A member must have been alive this long before it can become leader (avoids flapping). Higher: steadier leadership, slower failover to a restarted member. */
   leaderStableMs: number;
   /** A (re)started node that knows other members does not lead before this (its view is stale). Higher: a safer first decision, a longer leaderless start. */
@@ -329,6 +341,12 @@ export const defaultConfig: ChorusConfig = {
   maxPeerConnections: 32,
   trimBackoffMs: 60_000,
   pushPullIntervalMs: 30_000,
+  // serf's reconnect_timeout and tombstone_timeout (the dead and the left reaped after a day),
+  // not memberlist's 30 s of gossip to the dead: here the member record is what `chorus nodes`
+  // shows and what names a target in `instance show`, and an operator looking the morning
+  // after a host died should still see it dead. A day of churn is what a node holds: a
+  // thousand hosts rebuilt a day is a thousand records, far from MAX_STATE_ENTRIES.
+  reapAfterMs: 24 * 60 * 60_000,
   leaderStableMs: 300,
   selfSettleMs: 1000,
   antiEntropyIntervalMs: 30_000,
@@ -473,6 +491,8 @@ const RELATIONS: readonly Relation[] = [
     },
   },
   atMost('leaderTickMs', 'leaderIdleTickMs', 'the idle leader tick is the slow one'),
+  // A node that missed the news of a death or a leave learns it at its next push/pull, from a peer that still holds the member.
+  lessThan('pushPullIntervalMs', 'reapAfterMs', 'a member must be held dead or left for longer than a push/pull period, so that a node that missed the news learns it before the others forget it'),
   atMost('suspicionMult', 'suspicionMaxMult', 'the suspicion timeout starts at its maximum and shrinks to its minimum'),
   // min(base * 2^n, max): a base above the cap is never used, the first wait already is the cap.
   atMost('retryBackoffBaseMs', 'retryBackoffMaxMs', 'the first retry backoff cannot exceed its cap'),

@@ -113,6 +113,7 @@ export class DaemonMetrics implements NodeObserver {
       ['chorus_membership_probes_total', 'SWIM probes this node sent.', () => membership.probesSent],
       ['chorus_membership_suspicions_total', 'Suspicions this node started or heard of.', () => membership.suspicions],
       ['chorus_membership_dead_verdicts_total', 'Members this node declared dead.', () => membership.deadVerdicts],
+      ['chorus_membership_reaped_total', 'Members dead or left for reapAfterMs that this node forgot, with their member records.', () => membership.reaped],
       ['chorus_stalls_total', 'Times this node found its own event loop had stalled.', () => membership.stallsDetected],
     ];
     for (const [name, help, read] of mirrored) mirroredCounter(this.registry, name, help, read);

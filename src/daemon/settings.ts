@@ -111,6 +111,7 @@ const TUNING: Record<string, keyof ChorusConfig> = {
   'retention-interval': 'retentionIntervalMs',
   'kill-grace': 'killGraceMs',
   'relay-batch': 'relayBatchMs',
+  'reap-after': 'reapAfterMs',
 };
 const TUNING_KEY_OF = new Map(Object.entries(TUNING).map(([key, knob]) => [knob, key]));
 const isDurationKnob = (knob: keyof ChorusConfig) => knob.endsWith('Ms');

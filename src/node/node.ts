@@ -340,7 +340,7 @@ export class ChorusNode {
       { name: 'unfinished instances of a job', used: store.mostUnfinishedOfAJob(), limit: config.maxUnfinishedPerJob, about: 'the most any job has; past it its scheduled fires are skipped (backlog)' },
       { name: 'finished ad-hoc runs', used: finishedPerJob.get(ADHOC_JOB) ?? 0, limit: config.retainAdhocInstances, about: 'chorus run, all together; past it the oldest go, with their logs' },
       { name: 'pruned instance ids', used: store.prunedCount(), limit: MAX_PRUNED_IDS, about: 'remembered so that no peer brings a pruned instance back; the oldest are forgotten first' },
-      { name: 'members', used: store.members().length, limit: MAX_STATE_ENTRIES, about: 'member records; the most a membership push/pull carries' },
+      { name: 'members', used: store.members().length, limit: MAX_STATE_ENTRIES, about: `member records held, the most a membership push/pull carries; dead and left ones are reaped after reapAfterMs, ${store.reapedCount()} of them remembered so that no peer brings one back` },
       { name: 'connections', used: transport.connectedPeers().length, limit: config.maxPeerConnections, about: 'members this node keeps a connection to; past it some are closed' },
       { name: 'membership updates queued', used: this.membership.pendingUpdates(), limit: MAX_QUEUED_UPDATES, about: 'changes waiting to be disseminated; past it the most-sent go first' },
       { name: 'peers pulling state', used: this.replicator.pullers(), limit: MAX_PULLERS, about: 'peers catching up from this node, remembered so as not to sync against them' },
