@@ -534,10 +534,7 @@ export class Membership implements MembershipView {
   /** Pings a member directly; true when it acked in time. `dial`: connect first if need be (a one-off connection). */
   private async ping(target: string, timeoutMs: number, dial = false): Promise<boolean> {
     try {
-      if (dial && !this.deps.transport.connectedPeers().includes(target)) {
-        this.budget.openedForOnePing(target);
-        await this.deps.transport.dial(target, this.deps.store.member(target)?.addrs ?? []);
-      }
+      if (dial && !(await this.connectForOnePing(target))) return false;
       this.counters.probesSent += 1;
       const reply = await this.deps.rpc.call(target, SWIM_PING, this.envelopeFor(target), timeoutMs);
       return this.receive(target, reply);
@@ -546,16 +543,33 @@ export class Membership implements MembershipView {
     }
   }
 
-  /** SWIM's probe: direct, then indirect through others, then suspicion. */
-  private async probe(target: string): Promise<void> {
+  /** Connects to a member for one ping (a one-off connection, the first to close when over budget); false when the dial fails. */
+  private async connectForOnePing(target: string): Promise<boolean> {
+    if (this.deps.transport.connectedPeers().includes(target)) return true;
+    this.budget.openedForOnePing(target);
+    try {
+      await this.deps.transport.dial(target, this.deps.store.member(target)?.addrs ?? []);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * SWIM's probe: direct, then indirect through others, then suspicion. `dial`: of a member
+   * this node has no connection to, dialled first; a failed dial is a failed direct ping, and
+   * the dial's own time (up to dialTimeoutMs) is not taken for a stall of this node.
+   */
+  private async probe(target: string, dial = false): Promise<void> {
     const entry = this.liveness.get(target);
     if (!entry || entry.probing) return;
     entry.probing = true;
-    const startMs = this.deps.clock.now();
     const probedInc = entry.inc;
-    const directMs = this.deps.config.probeTimeoutMs * this.timeoutScale();
     try {
-      if (await this.ping(target, directMs)) {
+      const reachable = !dial || (await this.connectForOnePing(target));
+      const startMs = this.deps.clock.now();
+      const directMs = this.deps.config.probeTimeoutMs * this.timeoutScale();
+      if (reachable && (await this.ping(target, directMs))) {
         this.adjustAwareness(-1);
         return;
       }
@@ -726,8 +740,22 @@ export class Membership implements MembershipView {
       this.lastPushPullMs = nowMs;
       const [peer] = this.pickConnected(1, (_, e) => e.state === 'alive');
       if (peer !== undefined) void this.pushPull(peer);
+      this.probeUnconnected();
     }
     this.leadership.tick(nowMs);
+  }
+
+  /**
+   * Probes one member held alive that this node has no connection to, dialling it. Members are
+   * probed by their neighbours; one whose neighbours all went with it (a batch of hosts
+   * replaced at once) would otherwise stay alive in every view forever: never reaped, and a
+   * target of every broadcast, which would never end. Once per push/pull period, so that every
+   * member is looked at by someone about that often, for one dial per node per period.
+   */
+  private probeUnconnected(): void {
+    const connected = new Set(this.deps.transport.connectedPeers());
+    const [target] = this.pick(1, (id, e) => e.state === 'alive' && !e.probing && !connected.has(id));
+    if (target !== undefined) void this.probe(target, true);
   }
 
   /**
