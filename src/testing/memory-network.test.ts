@@ -531,6 +531,19 @@ describe('MemoryNetwork crash and restart', () => {
     }
     expect(a.connectedPeers()).toEqual([]);
   });
+
+  it('remove forgets a crashed node for good (a churn of fresh identities); a running one cannot be removed', async () => {
+    const clock = new FakeClock(0);
+    const net = new MemoryNetwork({ clock, rng: new Rng(1) });
+    const a = net.endpoint('a');
+    net.endpoint('gone');
+    expect(() => net.remove('gone')).toThrow(/running/);
+    net.crash('gone');
+    net.remove('gone');
+    expect(net.nodeIds()).toEqual(['a']);
+    expect(net.get('gone')).toBeUndefined();
+    await expect(a.dial('gone')).rejects.toBeInstanceOf(MemoryTransportError);
+  });
 });
 
 function noopHandlers(): TransportEvents {

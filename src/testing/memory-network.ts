@@ -203,6 +203,15 @@ export class MemoryNetwork {
     for (const peerId of [...node.links.keys()].sort()) this.closeLink(node, peerId);
   }
 
+  /**
+   * Forgets a crashed node for good (a host rebuilt under a new id): a churn of thousands of
+   * identities then costs no memory for those gone. Dials to it fail as to a crashed node.
+   */
+  remove(nodeId: string): void {
+    if (this.requireNode(nodeId).alive) throw new Error(`node ${nodeId} is running; crash it first`);
+    this.nodes.delete(nodeId);
+  }
+
   /** A fresh process with the same id (and clock skew): new transport, new clock view, no connections. */
   restart(nodeId: string): MemoryTransport {
     this.crash(nodeId);

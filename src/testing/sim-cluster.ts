@@ -55,6 +55,8 @@ export interface SimClusterOptions {
   maxTimersQueued?: number;
   /** Webhook POSTs and secrets of each node (default: none may be made: a POST fails). */
   webhooks?: (nodeId: string, clock: Clock) => Pick<NodeComponents['webhooks'], 'post' | 'readSecret'>;
+  /** Told of every dead verdict a node reaches about a member (announced or not): false verdicts are found by whom they are about. */
+  onMemberDead?: (viewer: string, nodeId: string) => void;
 }
 
 export type SimNodeStatus = 'running' | 'frozen' | 'crashed' | 'left';
@@ -180,9 +182,11 @@ export class SimCluster {
   private readonly startMs: number;
 
   private readonly webhooksOf: SimClusterOptions['webhooks'];
+  private readonly onMemberDead: SimClusterOptions['onMemberDead'];
 
   constructor(options: SimClusterOptions) {
     this.webhooksOf = options.webhooks;
+    this.onMemberDead = options.onMemberDead;
     this.seed = options.seed;
     this.keyring = new SimKeyring(`sim-${options.seed}`);
     this.rng = new Rng(options.seed);
@@ -264,6 +268,19 @@ export class SimCluster {
     m.journal.close();
     m.status = 'left';
     this.selfLeader(id, false);
+  }
+
+  /**
+   * Drops a crashed or departed node from the simulation for good (its process, its disk, its
+   * place on the network), so that a churn of thousands of identities stays within memory.
+   * What it did stays in the ground truth (executions, verdicts, disrupted); its counters
+   * leave stats().
+   */
+  discard(id: string): void {
+    const m = this.member(id);
+    if (m.status !== 'crashed' && m.status !== 'left') throw new Error(`${id} cannot be discarded while ${m.status}`);
+    this.net.remove(id);
+    this.members.delete(id);
   }
 
   freeze(id: string): void {
@@ -582,7 +599,7 @@ export class SimCluster {
       name: `sim-${id}`,
       tags: { sim: '1', ...this.tagsOf(id) },
       newInstanceId: () => `sim${String(++this.instanceCounter).padStart(5, '0')}`,
-      observer: { leaderChanged: (leader) => this.selfLeader(id, leader === id) },
+      observer: { leaderChanged: (leader) => this.selfLeader(id, leader === id), memberDead: (e) => this.onMemberDead?.(id, e.nodeId) },
       webhooks: {
         ...(this.webhooksOf?.(id, clock) ?? { post: () => Promise.reject(new Error('no webhooks in this simulation')), readSecret: () => Promise.reject(new Error('no secrets in this simulation')) }),
         body: webhookBody,
