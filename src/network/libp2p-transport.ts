@@ -118,7 +118,7 @@ export class Libp2pTransport implements Transport {
       node,
       config,
       counters: this.counters,
-      answer: () => this.handlers?.onRequest.bind(this.handlers) ?? null,
+      handlers: () => this.handlers,
       isStarted: () => this.started,
     });
     this.repair = new StaleConnectionRepair({ node, config, isStarted: () => this.started, onRepair: () => this.counters.staleConnectionRepairs++ });

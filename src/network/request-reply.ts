@@ -5,7 +5,7 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { ChorusConfig } from '../core/config.js';
-import type { RequestOptions } from '../core/transport.js';
+import type { RequestOptions, TransportEvents } from '../core/transport.js';
 import { decodeReply, describeReadError, errorReply, okReply, readFrame, writeFrame } from './framing.js';
 import type { ChorusLibp2p } from './libp2p-build.js';
 import { RemoteHandlerError, WireChannel } from './wire-channel.js';
@@ -42,8 +42,8 @@ export interface RequestReplyDeps {
   node: ChorusLibp2p;
   config: Pick<ChorusConfig, 'maxMessageBytes' | 'maxRpcStreamsPerConnection' | 'inboundReadTimeoutMs'>;
   counters: RequestCounters;
-  /** Answers a request from a peer; null while the node is starting (the request is refused). */
-  answer: () => ((from: string, data: Uint8Array) => Promise<Uint8Array>) | null;
+  /** The node's handlers; undefined while the node is starting (its requests are refused). */
+  handlers: () => TransportEvents | undefined;
   isStarted: () => boolean;
 }
 
@@ -124,7 +124,7 @@ export class RequestReply {
     const channel = new WireChannel(stream, {
       maxMessageBytes: this.deps.config.maxMessageBytes,
       maxInFlight: this.deps.config.maxRpcStreamsPerConnection,
-      onRequest: (data) => this.handleRequest(peer, data),
+      onRequest: (data) => this.answer(peer, data),
       onClose: (closed) => {
         const remaining = (this.channels.get(peer) ?? []).filter((c) => c !== closed);
         if (remaining.length > 0) this.channels.set(peer, remaining);
@@ -139,14 +139,14 @@ export class RequestReply {
     return channel;
   }
 
-  /** A request that came on a channel: the handler's reply, or a throw that becomes an error reply. */
-  private async handleRequest(from: string, data: Uint8Array): Promise<Uint8Array> {
-    const answer = this.deps.answer();
-    if (answer === null) {
+  /** The node's answer to a request (on a channel or a stream of its own); a throw becomes an error reply. */
+  private async answer(from: string, data: Uint8Array): Promise<Uint8Array> {
+    const handlers = this.deps.handlers();
+    if (handlers === undefined) {
       this.deps.counters.droppedBeforeHandlers++;
       throw new Error('node is starting and not yet accepting requests');
     }
-    return answer(from, data);
+    return handlers.onRequest(from, data);
   }
 
   /** A request on a stream of its own (a large transfer). */
@@ -216,14 +216,9 @@ export class RequestReply {
   }
 
   private async runHandler(from: string, request: Uint8Array): Promise<Uint8Array> {
-    const answer = this.deps.answer();
-    if (answer === null) {
-      this.deps.counters.droppedBeforeHandlers++;
-      return errorReply('node is starting and not yet accepting requests');
-    }
     const { maxMessageBytes } = this.deps.config;
     try {
-      const result = await answer(from, request);
+      const result = await this.answer(from, request);
       if (result.byteLength > maxMessageBytes) return errorReply(`reply of ${result.byteLength} bytes exceeds the limit of ${maxMessageBytes} bytes`);
       return okReply(result);
     } catch (err) {

@@ -291,8 +291,9 @@ export class ChorusNode {
         try {
           if (topic === RECORDS_TOPIC) this.replicator.onGossip(from, data);
         } catch (err) {
-          this.stopOnInvariant(err);
-          throw err;
+          // A broken guarantee stops the node here; anything else is the transport's to report (core/transport.ts).
+          if (!(err instanceof InvariantError)) throw err;
+          this.deps.fatal(err);
         }
       },
       onRequest: (from, data) =>
