@@ -30,6 +30,9 @@ export interface StatusView {
   version: string;
   leader: string | null;
   isLeader: boolean;
+  /** The keepers as this node sees them, leader first. */
+  keepers: string[];
+  isKeeper: boolean;
   members: number;
   aliveMembers: number;
   multiaddrs: string[];

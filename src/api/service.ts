@@ -136,6 +136,8 @@ export class ControlService implements ControlPlane {
       version: CHORUS_VERSION,
       leader,
       isLeader: leader === self.nodeId,
+      keepers: [...node.membership.keepers()],
+      isKeeper: node.membership.isKeeper(),
       members: members.length,
       aliveMembers: members.filter((m) => m.state === 'alive').length,
       multiaddrs: node.transport.addresses(),

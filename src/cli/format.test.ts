@@ -67,7 +67,7 @@ function job(over: Partial<JobView> = {}): JobView {
 }
 
 function node(over: Partial<NodeView> = {}): NodeView {
-  return { nodeId: NODE_A, name: 'n1', tags: { role: 'web' }, addrs: [], incarnation: 1, state: 'alive', leader: true, draining: false, lastSeenMs: NOW_MS - 3000, lastSeen: isoAt(-3000), suspicion: null, ...over };
+  return { nodeId: NODE_A, name: 'n1', tags: { role: 'web' }, addrs: [], incarnation: 1, state: 'alive', leader: true, keeper: true, draining: false, lastSeenMs: NOW_MS - 3000, lastSeen: isoAt(-3000), suspicion: null, ...over };
 }
 
 const widest = (text: string) => Math.max(...text.split('\n').map((l) => [...l].length));
@@ -105,6 +105,8 @@ describe('human views', () => {
       version: '0.1.0',
       leader: NODE_B,
       isLeader: false,
+      keepers: [NODE_B],
+      isKeeper: false,
       members: 2,
       aliveMembers: 2,
       multiaddrs: ['/ip4/127.0.0.1/tcp/7400'],
@@ -124,6 +126,7 @@ describe('human views', () => {
     } satisfies StatusView);
     expect(status.split('\n')[0]).toBe('node …abcdef123456 (n1)');
     expect(status).toContain('leader:   …ed0987654321');
+    expect(status).toContain('keepers:  …ed0987654321 (this node keeps its own work; queries go to a keeper)');
     // ...and the whole id once, on its own line, for --join addresses.
     expect(status).toContain(`id:       ${NODE_A}`);
     // Every bound with its limit, and the one exceeded marked.
@@ -448,7 +451,7 @@ describe('text from the cluster is printed inert', () => {
       formatInstance: formatInstance(view, NOW_MS),
       formatJob: formatJob(job({ cmd: `printf '${EVIL}'`, pre: `echo ${EVIL}` }), NOW_MS),
       formatNodes: formatNodes([node({ name: EVIL_NAME, state: 'suspect', suspicion })], NOW_MS),
-      formatStatus: formatStatus({ nodeId: NODE_A, name: EVIL_NAME, tags: {}, version: '0.1.0', leader: NODE_A, isLeader: true, members: 1, aliveMembers: 1, multiaddrs: [], api: '', dataDir: '', uptimeMs: 0, runningSubtasks: 0, containment: { kind: 'environment', detail: '' }, records: 0, counters: {}, errors: [], memory: { rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }, bounds: [] }),
+      formatStatus: formatStatus({ nodeId: NODE_A, name: EVIL_NAME, tags: {}, version: '0.1.0', leader: NODE_A, isLeader: true, keepers: [NODE_A], isKeeper: true, members: 1, aliveMembers: 1, multiaddrs: [], api: '', dataDir: '', uptimeMs: 0, runningSubtasks: 0, containment: { kind: 'environment', detail: '' }, records: 0, counters: {}, errors: [], memory: { rssBytes: 0, heapUsedBytes: 0, heapTotalBytes: 0, externalBytes: 0 }, bounds: [] }),
     };
     for (const [name, text] of Object.entries(outputs)) expect(text, name).not.toMatch(RAW);
     expect(outputs.formatInstance).toContain(`command:  printf '${SHOWN}'`);

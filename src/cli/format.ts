@@ -337,12 +337,12 @@ export function formatNodes(nodes: NodeView[], nowMs = Date.now()): string {
     shortId(n.nodeId),
     n.name,
     n.state,
-    n.leader ? 'yes' : '',
+    n.leader ? 'leader' : n.keeper ? 'keeper' : '',
     n.draining ? 'yes' : '',
     Object.entries(n.tags).map(([k, v]) => `${k}=${v}`).join(','),
     n.lastSeen ? relativeTime(n.lastSeen, nowMs) : '',
   ]);
-  const shown = table(['ID', 'NAME', 'STATE', 'LEADER', 'DRAINING', 'TAGS', 'LAST SEEN'], rows, [
+  const shown = table(['ID', 'NAME', 'STATE', 'ROLE', 'DRAINING', 'TAGS', 'LAST SEEN'], rows, [
     { columns: [5], floor: 16 },
     { columns: [1, 5], floor: 4 },
   ]);
@@ -363,6 +363,7 @@ export function formatStatus(s: StatusView): string {
     `  id:       ${s.nodeId}`,
     `  version:  ${s.version}`,
     `  leader:   ${s.leader === null ? 'none yet' : shortId(s.leader)}`,
+    `  keepers:  ${s.keepers.length === 0 ? 'none yet' : s.keepers.map(shortId).join(' ')}${s.isKeeper ? ' (this node keeps the whole state)' : ' (this node keeps its own work; queries go to a keeper)'}`,
     `  members:  ${s.aliveMembers} alive of ${s.members}`,
     `  running:  ${s.runningSubtasks} subtask(s)`,
     `  kills:    ${s.containment.detail}`,

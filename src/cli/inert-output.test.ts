@@ -20,6 +20,7 @@ const node: NodeView = {
   incarnation: 1,
   state: 'alive',
   leader: true,
+  keeper: true,
   draining: false,
   lastSeenMs: null,
   lastSeen: null,

@@ -103,6 +103,8 @@ export interface MembershipDeps {
   random: () => number;
   log: Logger;
   onChange: () => void;
+  /** The keepers changed. */
+  onKeepersChange?: () => void;
   /** This node's fingerprint of its records, sent with every probe and ack. */
   stateRoot: () => string;
   /** A peer's fingerprint arrived with a probe or an ack (anti-entropy decides whether to sync). */
@@ -203,6 +205,7 @@ export class Membership implements MembershipView {
       selfEligibleFromMs: () => (this.leaving ? null : this.knewOthersAtStart ? this.startedAtMs + deps.config.selfSettleMs : this.startedAtMs),
       hurry: () => this.hurry(),
       onChange: () => deps.onChange(),
+      onKeepersChange: () => deps.onKeepersChange?.(),
       log: deps.log,
       ...(deps.observer ? { observer: deps.observer } : {}),
     });
@@ -215,7 +218,8 @@ export class Membership implements MembershipView {
       random: deps.random,
       stateOf: (nodeId) => this.liveness.get(nodeId)?.state,
       known: (member) => void this.entry(member.nodeId, [member.incarnation, 0]),
-      keep: (peer) => peer === this.leadership.leaderId() || this.liveness.get(peer)?.probing === true,
+      // A keeper keeps its links to the other keepers: every result passes between them.
+      keep: (peer) => peer === this.leadership.leaderId() || (this.leadership.isKeeper(this.selfId) && this.leadership.isKeeper(peer)) || this.liveness.get(peer)?.probing === true,
       leaving: () => this.leaving,
       onTrim: () => (this.counters.trims += 1),
     });
@@ -1007,6 +1011,14 @@ export class Membership implements MembershipView {
     return this.leadership.leaderId();
   }
 
+  keepers(): readonly string[] {
+    return this.leadership.keepers();
+  }
+
+  isKeeper(nodeId: string = this.selfId): boolean {
+    return this.leadership.isKeeper(nodeId);
+  }
+
   goneMembers(): ReadonlySet<string> {
     return this.gone;
   }
@@ -1048,6 +1060,7 @@ export class Membership implements MembershipView {
         incarnation: record.incarnation,
         state,
         leader: record.nodeId === this.leadership.leaderId(),
+        keeper: this.leadership.isKeeper(record.nodeId),
         draining: record.draining === true,
         lastSeenMs: self ? nowMs : (entry?.lastHeardMs ?? null),
         suspicion: self ? null : suspicionOf(entry),

@@ -11,6 +11,8 @@ export interface MemberInfo {
   incarnation: number;
   state: MemberState;
   leader: boolean;
+  /** Holds the whole state (DESIGN.md, guarantee 6); the leader always does. */
+  keeper: boolean;
   /** Takes no new work (`chorus node drain`). */
   draining: boolean;
   /** Local time this node last heard from the member (itself: now). */
@@ -38,6 +40,8 @@ export interface MembershipView {
   members(): MemberInfo[];
   stateOf(nodeId: string): MemberState | undefined;
   leaderId(): string | null;
+  /** The keepers, leader first (cluster/leadership.ts). */
+  keepers(): readonly string[];
   /** Members now dead or left (whose unfinished work is lost), kept up to date: no walk over every member. */
   goneMembers(): ReadonlySet<string>;
 }

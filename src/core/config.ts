@@ -153,6 +153,13 @@ export interface ChorusConfig {
    * serf's members do after its reconnect_timeout.
    */
   reapAfterMs: number;
+  /**
+   * Members that keep the whole state (every subtask, step, fire and webhook of every
+   * instance); the others keep only their own work (cluster/leadership.ts chooses them, the
+   * leader first). 1-7. Higher: more copies of the history, each member's results sent to more
+   * nodes; lower: fewer copies (an acknowledged write is still on two nodes).
+   */
+  keepers: number;
   /** A member must have been alive this long before it can become leader (avoids flapping). Higher: steadier leadership, slower failover to a restarted member. */
   leaderStableMs: number;
   /** A (re)started node that knows other members does not lead before this (its view is stale). Higher: a safer first decision, a longer leaderless start. */
@@ -347,6 +354,7 @@ export const defaultConfig: ChorusConfig = {
   // after a host died should still see it dead. A day of churn is what a node holds: a
   // thousand hosts rebuilt a day is a thousand records, far from MAX_STATE_ENTRIES.
   reapAfterMs: 24 * 60 * 60_000,
+  keepers: 3,
   leaderStableMs: 300,
   selfSettleMs: 1000,
   antiEntropyIntervalMs: 30_000,
@@ -493,6 +501,10 @@ const RELATIONS: readonly Relation[] = [
   atMost('leaderTickMs', 'leaderIdleTickMs', 'the idle leader tick is the slow one'),
   // A node that missed the news of a death or a leave learns it at its next push/pull, from a peer that still holds the member.
   lessThan('pushPullIntervalMs', 'reapAfterMs', 'a member must be held dead or left for longer than a push/pull period, so that a node that missed the news learns it before the others forget it'),
+  {
+    knobs: ['keepers'],
+    check: (c) => (c.keepers <= MAX_KEEPERS ? null : `keepers (${c.keepers}) must be at most ${MAX_KEEPERS}: every keeper receives every result of the cluster`),
+  },
   atMost('suspicionMult', 'suspicionMaxMult', 'the suspicion timeout starts at its maximum and shrinks to its minimum'),
   // min(base * 2^n, max): a base above the cap is never used, the first wait already is the cap.
   atMost('retryBackoffBaseMs', 'retryBackoffMaxMs', 'the first retry backoff cannot exceed its cap'),
@@ -537,6 +549,9 @@ const RELATIONS: readonly Relation[] = [
         : `followReplyBytes (${c.followReplyBytes}) must be at most (maxMessageBytes (${c.maxMessageBytes}) - ${FOLLOW_ENVELOPE_BYTES}) / ${JSON_ESCAPE_FACTOR}: the output in a follower's answer, escaped as JSON, must fit in one message`,
   },
 ];
+
+/** The most keepers a cluster can have (config.keepers). */
+export const MAX_KEEPERS = 7;
 
 /**
  * The longest a node holds a follower's question waiting for output (the API's longest wait).

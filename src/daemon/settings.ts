@@ -112,6 +112,7 @@ const TUNING: Record<string, keyof ChorusConfig> = {
   'kill-grace': 'killGraceMs',
   'relay-batch': 'relayBatchMs',
   'reap-after': 'reapAfterMs',
+  keepers: 'keepers',
 };
 const TUNING_KEY_OF = new Map(Object.entries(TUNING).map(([key, knob]) => [knob, key]));
 const isDurationKnob = (knob: keyof ChorusConfig) => knob.endsWith('Ms');

@@ -5,7 +5,7 @@ import { formatPlan } from '../cli/format.js';
 import { planOf } from './plan.js';
 
 function member(nodeId: string, over: Partial<MemberInfo> = {}): MemberInfo {
-  return { nodeId, name: `host-${nodeId}`, tags: { role: 'web' }, addrs: [], incarnation: 1, state: 'alive', leader: false, draining: false, lastSeenMs: 0, ...over };
+  return { nodeId, name: `host-${nodeId}`, tags: { role: 'web' }, addrs: [], incarnation: 1, state: 'alive', leader: false, keeper: false, draining: false, lastSeenMs: 0, ...over };
 }
 
 const members = [
