@@ -44,12 +44,12 @@ for (const size of sizes) {
 const s = (ms: number | null) => (ms === null ? '—' : ms < 10_000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 process.stdout.write(
   `\n## chorus simulation: a fleet against its size (seed ${seed}, ${(lossRate * 100).toFixed(1)} % of messages lost, ${idleMs / 1000} s of virtual idle time)\n\n` +
-    '| nodes | all agree after the last join | joins\' news spread | idle messages sent per node per s | idle bytes sent per node per s | a record on every node | broadcast to all: succeeded at the leader / everywhere | checker | kill -9 → dead everywhere | SIGSTOP → dead everywhere | partition: each half sees the other dead / healed | dead verdicts with every node up | wall time |\n' +
-    '|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n' +
+    '| nodes | all agree after the last join | joins\' news spread | idle messages sent per node per s | idle bytes sent per node per s | a record on every node | broadcast to all: succeeded at the leader / everywhere | broadcast: gossip deltas received / records checked per member (median, most) | records checked per keeper | checker | kill -9 → dead everywhere | SIGSTOP → dead everywhere | partition: each half sees the other dead / healed | dead verdicts with every node up | wall time |\n' +
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n' +
     rows
       .map(
         (f) =>
-          `| ${f.size} | ${s(f.formMs)} | ${s(f.settleMs)} | ${f.idleMessagesPerNodePerS.toFixed(1)} | ${(f.idleBytesPerNodePerS / 1024).toFixed(2)} KiB | ${s(f.recordMs)} | ${s(f.broadcastMs)} / ${s(f.broadcastEverywhereMs)} (${f.broadcastTargets} subtasks) | ${f.violations.length === 0 ? 'no violation' : `${f.violations.length} violations`} | ${s(f.crashDeadMs)} | ${s(f.freezeDeadMs)} | ${s(f.partitionMs)} / ${s(f.healMs)} | ${f.falseDeadVerdicts} | ${f.wallS.toFixed(0)} s |`,
+          `| ${f.size} | ${s(f.formMs)} | ${s(f.settleMs)} | ${f.idleMessagesPerNodePerS.toFixed(1)} | ${(f.idleBytesPerNodePerS / 1024).toFixed(2)} KiB | ${s(f.recordMs)} | ${s(f.broadcastMs)} / ${s(f.broadcastEverywhereMs)} (${f.broadcastTargets} subtasks) | ${f.memberDeltas.median} (${f.memberDeltas.max}) / ${f.memberChecked.median} (${f.memberChecked.max}) | ${f.keeperChecked} | ${f.violations.length === 0 ? 'no violation' : `${f.violations.length} violations`} | ${s(f.crashDeadMs)} | ${s(f.freezeDeadMs)} | ${s(f.partitionMs)} / ${s(f.healMs)} | ${f.falseDeadVerdicts} | ${f.wallS.toFixed(0)} s |`,
       )
       .join('\n') +
     '\n',

@@ -140,19 +140,20 @@ export interface ChangesView {
   changed: ChangeKind[];
 }
 
+/** Questions that read the cluster's work may be asked of a keeper (keeper-queries.ts): their answers may come later. */
 export interface ControlPlane {
   status(): StatusView;
   nodes(): NodeView[];
   /** One member (full id, id suffix or name), with how much unfinished work this node sees it hold. */
-  getNode(ref: string): NodeDetailView;
+  getNode(ref: string): NodeDetailView | Promise<NodeDetailView>;
   /** Drains or undrains a member (it writes its own record): no new instance targets a draining node. */
   drainNode(ref: string, draining: boolean): Promise<NodeDetailView>;
   /** Every job; with `recent` > 0, each with its newest `recent` instances (one pass over the instances for all jobs). */
-  listJobs(recent?: number): Listing<JobView>;
-  getJob(name: string): JobView;
+  listJobs(recent?: number): Listing<JobView> | Promise<Listing<JobView>>;
+  getJob(name: string): JobView | Promise<JobView>;
   planJob(name: string): PlanView;
   watchNodes(version: string | null, waitMs: number): Promise<{ version: string; nodes: NodeView[] }>;
-  jobHistory(name: string, limit: number): FireView[];
+  jobHistory(name: string, limit: number): FireView[] | Promise<FireView[]>;
   /**
    * Which of `kinds` changed since `cursor` (null: none yet, answered at once), as soon as one
    * did, or after `waitMs` with none: lets a list (the dashboard's) follow the cluster live.
@@ -165,8 +166,8 @@ export interface ControlPlane {
   setJobEnabled(name: string, enabled: boolean): Promise<JobView>;
   runJob(name: string, request?: RunRequest): Promise<InstanceView>;
   runAdhoc(spec: JobSpec, request?: RunRequest): Promise<InstanceView>;
-  listInstances(filter: { job?: string; limit: number }): Listing<InstanceView>;
-  getInstance(id: string): InstanceView;
+  listInstances(filter: { job?: string; limit: number }): Listing<InstanceView> | Promise<Listing<InstanceView>>;
+  getInstance(id: string): InstanceView | Promise<InstanceView>;
   /** Resolves with the instance as soon as its view differs from `version`, or after `waitMs`. */
   watchInstance(id: string, version: string | null, waitMs: number): Promise<InstanceView>;
   cancelInstance(id: string): Promise<InstanceView>;

@@ -107,7 +107,7 @@ export class ApiServer {
 
   /** Stored jobs, and runs: of a job, or ad hoc. */
   private jobRoutes(): void {
-    this.route('GET', /^\/v1\/jobs$/, async (_r, _p, q) => listed(this.plane.listJobs(intParam(q, 'recent', 0, 0, 100))));
+    this.route('GET', /^\/v1\/jobs$/, async (_r, _p, q) => listed(await this.plane.listJobs(intParam(q, 'recent', 0, 0, 100))));
     this.route('GET', /^\/v1\/jobs\/([^/]+)$/, async (_r, [name]) => this.plane.getJob(name as string));
     this.route('GET', /^\/v1\/jobs\/([^/]+)\/plan$/, async (_r, [name]) => this.plane.planJob(name as string));
     this.route('GET', /^\/v1\/jobs\/([^/]+)\/history$/, async (_r, [name], q) => this.plane.jobHistory(name as string, intParam(q, 'limit', 1000, 1, 10_000)));
@@ -133,7 +133,7 @@ export class ApiServer {
   /** Instances: list, show or wait, cancel, pause and resume, and their output. */
   private instanceRoutes(): void {
     this.route('GET', /^\/v1\/instances$/, async (_r, _p, q) =>
-      summarised(this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) }), boolParam(q, 'summary')),
+      summarised(await this.plane.listInstances({ job: q.get('job') ?? undefined, limit: intParam(q, 'limit', 50, 1, 10_000) }), boolParam(q, 'summary')),
     );
     this.route('GET', /^\/v1\/instances\/([^/]+)$/, async (_r, [id], q) => {
       const waitMs = intParam(q, 'waitMs', 0, 0, MAX_WAIT_MS);

@@ -52,7 +52,7 @@ describe('text from the cluster on the way out of the CLI', () => {
     const human = await cli(['nodes']);
     expect(human.exitCode, human.context).toBe(EXIT.ok);
     expect(human.stdout).not.toMatch(RAW);
-    expect(human.stdout).toMatch(/│ n\\x1b\[8m +│ alive +│ yes +│ +│ r=\\u202e +│/);
+    expect(human.stdout).toMatch(/│ n\\x1b\[8m +│ alive +│ leader +│ +│ r=\\u202e +│/);
     const json = await cli(['nodes', '--json']);
     expect(json.json<NodeView[]>()).toEqual([node]);
   });

@@ -17,6 +17,8 @@ export interface FreshViewDeps {
   /** Rounds of anti-entropy completed with at least one peer, ever (one that failed everywhere proves nothing). */
   syncsCompleted: () => number;
   members: () => MemberInfo[];
+  /** The keepers: a new leader syncs with them too, connected or not (it needs every record). */
+  keepers: () => readonly string[];
 }
 
 export class FreshView {
@@ -55,8 +57,9 @@ export class FreshView {
       gate.leading = true;
       gate.ready = false;
       const round = ++gate.round;
-      const peers = this.deps.transport.connectedPeers();
-      void Promise.allSettled(peers.map((peer) => this.deps.syncWith(peer))).then(() => {
+      const selfId = this.deps.transport.localId;
+      const peers = new Set([...this.deps.transport.connectedPeers(), ...this.deps.keepers().filter((id) => id !== selfId)]);
+      void Promise.allSettled([...peers].map((peer) => this.deps.syncWith(peer))).then(() => {
         if (gate.round === round) gate.ready = true;
       });
     }

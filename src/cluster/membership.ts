@@ -959,7 +959,11 @@ export class Membership implements MembershipView {
       due.add(nodeId);
     }
     if (due.size === 0) return;
-    const busy = this.deps.store.nodesWithOpenWork(due);
+    // Only a node that holds every record knows whose work is open (a keeper: the leader is
+    // one). Another holds no other member's work: it reaps at reapAfterMs, and the keepers
+    // keep the member until the leader settled its work.
+    const holdsAll = this.leadership.keepers().length === 0 || this.leadership.isKeeper(this.selfId);
+    const busy = holdsAll ? this.deps.store.nodesWithOpenWork(due) : new Set<string>();
     for (const nodeId of due) if (!busy.has(nodeId)) this.reap(nodeId, nowMs);
   }
 

@@ -4,16 +4,25 @@
 // other lacks. Records from the network are validated, and their writer's signature and
 // authority checked (records/signature.ts), before they are merged, whoever relayed
 // them; a bad one is dropped and counted, never a crash.
+//
+// Keepers (DESIGN.md, guarantee 6; records/scope.ts): a member that is not a keeper holds
+// the shared records and its own work only, and drops another member's subtasks and steps
+// before it checks them. Members hand their results to the leader, which passes them to
+// the other keepers, not to everybody. Two keepers compare every record in anti-entropy;
+// any other two compare the shared records only, and a member compares its own work with
+// a keeper (syncOwnWork).
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { every } from '../core/clock.js';
 import type { ChorusConfig } from '../core/config.js';
 import type { Logger } from '../core/log.js';
 import type { Transport } from '../core/transport.js';
-import { recordKey } from '../records/merge.js';
-import type { AnyRecord } from '../records/types.js';
+import { instanceIdOfKey, mergeRecord, recordKey } from '../records/merge.js';
+import { isTerminal, type AnyRecord, type InstanceRecord } from '../records/types.js';
 import { authorityProblem, authorityProblems, type RecordKeys } from '../records/signature.js';
 import { parseRecord } from '../records/validate.js';
-import type { RecordStore } from '../store/record-store.js';
+import type { RecordStore, SyncScope } from '../store/record-store.js';
+import { holderOfRaw } from '../records/scope.js';
+import { isInstanceFinished } from '../records/status.js';
 import { RpcError, type Rpc } from './rpc.js';
 import { InvariantError } from '../core/assert.js';
 import { shuffle } from '../core/shuffle.js';
@@ -31,6 +40,10 @@ export const RELAY = 'relay';
 const MAX_RELAY_HOPS = 3;
 /** Anti-entropy: a page of records in some buckets (Replicator.syncWith). */
 export const SYNC_PULL = 'sync-pull';
+/** Anti-entropy of one member's own work with a keeper (Replicator.syncOwnWork). */
+export const SYNC_WORK = 'sync-work';
+/** A node that stopped being a keeper asks a keeper to take every record it holds (Replicator.handOver). */
+export const TAKE_OVER = 'take-over';
 /** Peers whose last pull is remembered (a node has at most maxPeerConnections of them). */
 export const MAX_PULLERS = 1024;
 /** Pages of a pull being checked at once while the next one is fetched. */
@@ -44,6 +57,10 @@ const PAGES_IN_FLIGHT = 2;
 const VERIFY_BATCH_MIN = 256;
 /** Members an acknowledged write is pushed to at once; the next ones only if none confirmed. */
 const ACK_FANOUT = 3;
+/** About the most one subtask or step record costs in JSON, for paging a member's own work. */
+const WORK_RECORD_BYTES = 4096;
+/** Pruned instance ids taken from one page of anti-entropy (a peer cannot make this node drop more at once). */
+const MAX_PRUNED_PER_PAGE = 1000;
 /** About what one digest entry (a record key and its version) costs in JSON. */
 const DIGEST_ENTRY_BYTES = 110;
 
@@ -59,12 +76,16 @@ export interface ReplicatorDeps {
   keys: RecordKeys;
   /** The leader as this node sees it, to which it hands the records it writes. */
   leaderId: () => string | null;
+  /** The keepers as this node sees them, the leader first (cluster/leadership.ts). */
+  keepers: () => readonly string[];
   /** Connected members with a connection to the leader: a member without one hands its records to one of them. */
   neighboursLinkedToLeader: () => string[];
   /** Told of a broken invariant found in work that runs in the background (the node stops). */
   onInvariant: (err: InvariantError) => void;
   /** Called for every message that proves a peer is alive. */
   heardFrom: (peer: string) => void;
+  /** Instances this node pruned because a peer had (their logs and journal entries go too). */
+  onPruned?: (instanceIds: string[]) => void;
 }
 
 export interface ReplicationCounters {
@@ -97,6 +118,17 @@ export interface ReplicationCounters {
   deltaBytesReceived: number;
   /** Bytes of anti-entropy pages this node sent to peers (as JSON). */
   syncBytesSent: number;
+  /** Records whose signature and writer this node checked (those new here: a duplicate is not checked again). */
+  recordsChecked: number;
+  /** Other members' subtasks and steps that arrived here and were dropped unchecked (this node is not a keeper). */
+  recordsNotHeld: number;
+  /** Members' results this node, as the leader, passed to the other keepers. */
+  resultsToKeepers: number;
+  /** Exchanges of this node's own work with a keeper, and those that found a difference. */
+  workSyncs: number;
+  workSyncsRepaired: number;
+  /** Instances this node pruned because a peer had (retention, learned in anti-entropy). */
+  prunedByPeers: number;
 }
 
 export class WriteNotReplicatedError extends Error {}
@@ -117,7 +149,7 @@ export class Replicator {
   private readonly pulledBy = new Map<string, number>();
   private readonly ownFlush: Batcher;
   private readonly relayFlush: Batcher;
-  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, relaysUnanswered: 0, relaysForwarded: 0, syncsCompleted: 0, syncsFailed: 0, syncsOnProbe: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0, deltaBytesSent: 0, deltaBytesReceived: 0, syncBytesSent: 0 };
+  readonly counters: ReplicationCounters = { deltasSent: 0, deltasReceived: 0, recordsRejected: 0, recordsForged: 0, recordsDuplicate: 0, relayedToLeader: 0, relaysUnanswered: 0, relaysForwarded: 0, syncsCompleted: 0, syncsFailed: 0, syncsOnProbe: 0, syncsSkipped: 0, syncPages: 0, largestSyncPageBytes: 0, deltaBytesSent: 0, deltaBytesReceived: 0, syncBytesSent: 0, recordsChecked: 0, recordsNotHeld: 0, resultsToKeepers: 0, workSyncs: 0, workSyncsRepaired: 0, prunedByPeers: 0 };
 
   constructor(private readonly deps: ReplicatorDeps) {
     this.ownFlush = new Batcher(deps.clock, () => this.flushOwn());
@@ -126,9 +158,33 @@ export class Replicator {
     deps.rpc.handle('push', (from, body) => this.onPush(from, body));
     deps.rpc.handle(RELAY, (from, body) => this.onRelay(from, body));
     deps.rpc.handle(SYNC_PULL, (from, body) => this.onSyncPull(from, body));
-    deps.store.onChange(() => {
-      this.lastChangeMs = deps.clock.now();
+    deps.rpc.handle(SYNC_WORK, (from, body) => this.onSyncWork(from, body));
+    deps.rpc.handle(TAKE_OVER, async (from) => {
+      this.deps.heardFrom(from);
+      // Pulls everything the former keeper holds that this one lacks (it answers before the pull ends).
+      void this.syncWith(from, { dial: true, scope: 'all' }).catch((err: unknown) => this.onBackgroundError(err));
+      return { ok: true };
     });
+    deps.store.onChange((changes) => {
+      this.lastChangeMs = deps.clock.now();
+      if (changes.some((r) => r.kind === 'instance' && r.record.targets.includes(this.selfId))) this.expectOwnWork();
+    });
+  }
+
+  private get selfId(): string {
+    return this.deps.transport.localId;
+  }
+
+  /** Whether this node keeps every record (DESIGN.md, guarantee 6). */
+  isKeeper(): boolean {
+    const keepers = this.deps.keepers();
+    // None known yet (a start): this node holds everything it is given, as a keeper does.
+    return keepers.length === 0 || keepers.includes(this.selfId);
+  }
+
+  /** Whether this node holds a record held by `holder` besides the keepers (null: everyone). */
+  private holdsWorkOf(holder: string | null): boolean {
+    return holder === null || holder === this.selfId || this.isKeeper();
   }
 
   /** Peers remembered as pulling from this node (at most MAX_PULLERS). */
@@ -138,13 +194,35 @@ export class Replicator {
 
   start(): void {
     this.timer = every(this.deps.clock, this.deps.config.antiEntropyIntervalMs, () => this.syncWithRandomPeer());
+    this.keeperTimer = every(this.deps.clock, this.deps.config.rootSyncGapMs, () => this.syncWithNextKeeper());
+  }
+
+  private keeperTimer: TimerHandle | null = null;
+  private keeperTurn = 0;
+
+  /**
+   * A keeper compares every record with the other keepers in turn, one every rootSyncGapMs
+   * (once records stopped arriving for rootSyncQuietMs): one fingerprint each when they
+   * agree. Records reach the leader by many paths (members' hand-overs, their own-work
+   * exchanges, a former keeper's hand-over); this is how the other keepers get them all.
+   */
+  private syncWithNextKeeper(): void {
+    if (!this.isKeeper() || this.deps.clock.now() - this.lastChangeMs < this.deps.config.rootSyncQuietMs) return;
+    const others = this.deps.keepers().filter((id) => id !== this.selfId);
+    if (others.length === 0) return;
+    const peer = others[this.keeperTurn++ % others.length] as string;
+    this.syncWith(peer, { dial: true }).catch((err: unknown) => this.onBackgroundError(err));
   }
 
   stop(): void {
     this.timer?.cancel();
     this.timer = null;
+    this.keeperTimer?.cancel();
+    this.keeperTimer = null;
     this.ownFlush.cancel();
     this.relayFlush.cancel();
+    this.expectTimer?.cancel();
+    this.expectTimer = null;
     this.answerRelays();
   }
 
@@ -176,6 +254,10 @@ export class Replicator {
     const direct = handOver ? own.filter((r) => r.kind !== 'subtask' && r.kind !== 'step') : own;
     if (direct.length > 0) this.gossip(direct);
     if (results.length > 0) this.handOver(results);
+    // The leader's own work records (subtasks it releases, its node-lost verdicts) also go
+    // straight to the other keepers: gossip is lossy, and a member asks a keeper for its own.
+    const work = handOver ? [] : own.filter((r) => r.kind === 'subtask' || r.kind === 'step');
+    if (work.length > 0 && leader === this.selfId) void this.passToKeepers(work);
   }
 
   /**
@@ -225,6 +307,7 @@ export class Replicator {
     this.relayWaiters = [];
     try {
       if (relayed.length === 0) return;
+      if (this.deps.leaderId() === this.selfId && (await this.passToKeepers(relayed))) return;
       const via = this.nextStepToLeader(hops);
       if (via !== null) {
         try {
@@ -239,6 +322,21 @@ export class Replicator {
     } finally {
       for (const answer of waiters) answer();
     }
+  }
+
+  /**
+   * As the leader: members' results go to the other keepers (on their disks before they
+   * answer), not to everybody. True when at least one took them (or there is no other
+   * keeper); false: none answered, and the caller gossips them (every keeper takes gossip).
+   */
+  private async passToKeepers(records: AnyRecord[]): Promise<boolean> {
+    const others = this.deps.keepers().filter((id) => id !== this.selfId);
+    if (others.length === 0) return true;
+    const latest = records.map((r) => this.deps.store.get(recordKey(r)) ?? r);
+    const results = await Promise.allSettled(others.map((peer) => this.pushPages(peer, latest, true, this.deps.config.requestTimeoutMs, true)));
+    const taken = results.filter((r) => r.status === 'fulfilled').length;
+    if (taken > 0) this.counters.resultsToKeepers += records.length;
+    return taken > 0;
   }
 
   /** Answers every member waiting on a hand-over (the node is stopping). */
@@ -284,8 +382,16 @@ export class Replicator {
     // Records already held are passed on too (they were checked when they first came): a
     // neighbour often has a member's result from anti-entropy before the member's hand-over.
     const held: AnyRecord[] = [];
-    const accepted = [...this.acceptRecords(from, (body as { records?: unknown } | null)?.records, held), ...held];
-    for (const r of accepted) this.relayed.set(recordKey(r), r);
+    // Another member's work is passed on without being checked or kept here (this node is not
+    // a keeper); the leader checks it.
+    const notHeld: AnyRecord[] = [];
+    const accepted = [...this.acceptRecords(from, (body as { records?: unknown } | null)?.records, held, notHeld), ...held, ...notHeld];
+    // Merged with what was handed over before: a record this node does not hold has no newer version in the store.
+    for (const r of accepted) {
+      const key = recordKey(r);
+      const before = this.relayed.get(key);
+      this.relayed.set(key, before === undefined ? r : mergeRecord(before, r));
+    }
     const hops = (body as { hops?: unknown } | null)?.hops;
     if (accepted.length > 0) this.relayHops = Math.max(this.relayHops, typeof hops === 'number' && Number.isSafeInteger(hops) && hops >= 0 ? Math.min(hops, MAX_RELAY_HOPS) : MAX_RELAY_HOPS);
     if (this.relayed.size === 0) return { ok: true };
@@ -309,8 +415,8 @@ export class Replicator {
    * relay them). A record identical to the one held is skipped before its signature is
    * checked again: gossip and anti-entropy deliver most records more than once.
    */
-  acceptRecords(from: string, raw: unknown, held?: AnyRecord[]): AnyRecord[] {
-    const fresh = this.freshRecords(from, raw, held);
+  acceptRecords(from: string, raw: unknown, held?: AnyRecord[], notHeld?: AnyRecord[]): AnyRecord[] {
+    const fresh = this.freshRecords(from, raw, held, notHeld);
     const accepted = fresh.filter((r) => this.authorised(from, r, authorityProblem(r, this.deps.keys)));
     return this.deps.store.apply(accepted);
   }
@@ -339,15 +445,30 @@ export class Replicator {
     return applied;
   }
 
-  /** The well-formed records of `raw` that this node does not hold as they are (those it holds go to `held`); the rest counted. */
-  private freshRecords(from: string, raw: unknown, held?: AnyRecord[]): AnyRecord[] {
+  /**
+   * The well-formed records of `raw` that this node does not hold as they are (those it holds
+   * go to `held`); the rest counted. Another member's work is dropped before it is parsed,
+   * unless this node is a keeper (or, well-formed, goes to `notHeld` to be passed on).
+   */
+  private freshRecords(from: string, raw: unknown, held?: AnyRecord[], notHeld?: AnyRecord[]): AnyRecord[] {
     if (!Array.isArray(raw)) {
       this.counters.recordsRejected += 1;
       return [];
     }
     const fresh: AnyRecord[] = [];
+    const keeper = this.isKeeper();
     for (const item of raw) {
+      const holder = keeper ? null : holderOfRaw(item);
+      if (typeof holder === 'string' && holder !== this.selfId && notHeld === undefined) {
+        this.counters.recordsNotHeld += 1;
+        continue;
+      }
       const parsed = parseRecord(item);
+      if (parsed.ok && typeof holder === 'string' && holder !== this.selfId) {
+        this.counters.recordsNotHeld += 1;
+        notHeld?.push(parsed.record);
+        continue;
+      }
       if (!parsed.ok) {
         this.counters.recordsRejected += 1;
         this.deps.log.debug({ from, error: parsed.error }, 'record rejected');
@@ -360,6 +481,7 @@ export class Replicator {
   }
 
   private authorised(from: string, record: AnyRecord, problem: string | null): boolean {
+    this.counters.recordsChecked += 1;
     if (problem === null) return true;
     this.counters.recordsRejected += 1;
     this.counters.recordsForged += 1;
@@ -376,7 +498,7 @@ export class Replicator {
    * with the whole state, and a node that was away for a day (or a new one joining a
    * cluster of 200,000 records) catches up in bounded steps (sync-index.ts).
    */
-  async syncWith(peer: string): Promise<void> {
+  async syncWith(peer: string, options: { dial?: boolean; scope?: SyncScope } = {}): Promise<void> {
     if (this.syncing.has(peer)) return; // one exchange per peer at a time
     // The peer is pulling from this node right now (it is catching up): an exchange the
     // other way would send it digests and pages it is already getting.
@@ -385,14 +507,15 @@ export class Replicator {
       return;
     }
     this.syncing.add(peer);
+    const scope = options.scope ?? this.scopeWith(peer);
     try {
       // Most exchanges find nothing to do: one fingerprint, and the bucket hashes only if it differs.
-      const first = (await this.deps.rpc.call(peer, 'sync', { root: this.deps.store.rootVersion() }, this.deps.config.requestTimeoutMs)) as { same?: unknown; buckets?: unknown };
+      const first = (await this.deps.rpc.call(peer, 'sync', { root: this.deps.store.rootVersion(scope), scope }, this.deps.config.requestTimeoutMs, { dial: options.dial === true })) as { same?: unknown; buckets?: unknown };
       if (first?.same !== true) {
-        const differing = typeof first?.buckets === 'string' ? this.deps.store.sync.differingBuckets(first.buckets) : null;
+        const differing = typeof first?.buckets === 'string' ? this.deps.store.syncOf(scope).differingBuckets(first.buckets) : null;
         if (differing === null) throw new Error('malformed bucket hashes');
         const wanted: string[] = [];
-        for (const chunk of this.bucketChunks(differing)) wanted.push(...(await this.exchangeBuckets(peer, chunk)));
+        for (const chunk of this.bucketChunks(differing, scope)) wanted.push(...(await this.exchangeBuckets(peer, chunk, scope)));
         await this.pushWanted(peer, wanted);
       }
       this.counters.syncsCompleted += 1;
@@ -410,10 +533,10 @@ export class Replicator {
    * The next page is asked for before this one is checked and merged, so that the peer
    * builds it while this node works (catching up is bounded by the slower side, not both).
    */
-  private async exchangeBuckets(peer: string, buckets: number[]): Promise<string[]> {
-    const digest = this.digestOf(buckets);
-    type Page = { records?: unknown; want?: unknown; next?: unknown };
-    const pull = (after: string | null) => this.deps.rpc.call(peer, SYNC_PULL, { buckets, digest, after }, this.deps.config.requestTimeoutMs, { bulk: true }) as Promise<Page>;
+  private async exchangeBuckets(peer: string, buckets: number[], scope: SyncScope): Promise<string[]> {
+    const digest = this.digestOf(buckets, scope);
+    type Page = { records?: unknown; want?: unknown; next?: unknown; pruned?: unknown };
+    const pull = (after: string | null) => this.deps.rpc.call(peer, SYNC_PULL, { buckets, digest, after, scope }, this.deps.config.requestTimeoutMs, { bulk: true }) as Promise<Page>;
     let pending: Promise<Page> | null = pull(null);
     let want: string[] = [];
     let first = true;
@@ -430,6 +553,7 @@ export class Replicator {
         if (checking.length >= PAGES_IN_FLIGHT) await checking.shift();
         this.counters.syncPages += 1;
         if (first && Array.isArray(page?.want)) want = page.want.filter((k): k is string => typeof k === 'string');
+        if (first && Array.isArray(page?.pruned)) this.applyPruned(page.pruned);
         first = false;
       }
     } catch (err) {
@@ -457,15 +581,52 @@ export class Replicator {
     }
   }
 
-  /** Differing buckets in groups whose digest (about 100 bytes an entry) stays within half a page. */
-  private bucketChunks(buckets: number[]): number[][] {
-    return chunksOf(buckets, (bucket) => this.deps.store.sync.keysIn(bucket).size * DIGEST_ENTRY_BYTES, this.deps.config.syncPageBytes / 2);
+  /**
+   * A peer pruned these instances (retention: they ended, and are past the history bound).
+   * Every node prunes by the same rule, but only one that holds every record (a keeper) can
+   * tell when an instance ended: so this node prunes them too, unless one of them is still
+   * unfinished here as far as its own part goes (a peer with a partial view would be wrong).
+   */
+  private applyPruned(ids: unknown[]): void {
+    const { store } = this.deps;
+    const removed: string[] = [];
+    for (const id of ids.slice(0, MAX_PRUNED_PER_PAGE)) {
+      if (typeof id !== 'string' || store.instance(id) === undefined || store.wasPruned(id)) continue;
+      const own = store.subtask(id, this.selfId);
+      const ownSteps = [store.step(id, 'pre'), store.step(id, 'post')].filter((s) => s?.runnerNodeId === this.selfId);
+      if ((own && !isTerminal(own.status)) || ownSteps.some((s) => s && !isTerminal(s.status))) continue;
+      if (!own && store.instance(id)?.targets.includes(this.selfId) && !isInstanceFinished(store.statusOf(store.instance(id) as InstanceRecord))) continue;
+      store.removeInstance(id);
+      removed.push(id);
+    }
+    this.counters.prunedByPeers += removed.length;
+    if (removed.length > 0) this.deps.onPruned?.(removed);
   }
 
-  private digestOf(buckets: number[]): Record<string, string> {
+  /** Differing buckets in groups whose digest (about 100 bytes an entry) stays within half a page. */
+  private bucketChunks(buckets: number[], scope: SyncScope): number[][] {
+    return chunksOf(buckets, (bucket) => this.deps.store.syncOf(scope).keysIn(bucket).size * DIGEST_ENTRY_BYTES, this.deps.config.syncPageBytes / 2);
+  }
+
+  private digestOf(buckets: number[], scope: SyncScope): Record<string, string> {
     const digest: Record<string, string> = {};
-    for (const bucket of buckets) for (const key of this.deps.store.sync.keysIn(bucket)) digest[key] = this.deps.store.versionOf(key) as string;
+    for (const bucket of buckets) for (const key of this.deps.store.syncOf(scope).keysIn(bucket)) digest[key] = this.deps.store.versionOf(key) as string;
     return digest;
+  }
+
+  /** What this node compares with `peer`: every record between two keepers, the shared ones otherwise. */
+  private scopeWith(peer: string): SyncScope {
+    const keepers = this.deps.keepers();
+    return keepers.includes(this.selfId) && keepers.includes(peer) ? 'all' : 'shared';
+  }
+
+  /**
+   * This node's fingerprint, sent with every probe and ack: its shared records' root, and
+   * for a keeper, after a dot, every record's (onPeerRoot compares what two nodes share).
+   */
+  fingerprint(): string {
+    const shared = this.deps.store.rootVersion('shared');
+    return this.isKeeper() ? `${shared}.${this.deps.store.rootVersion('all')}` : shared;
   }
 
   /**
@@ -476,7 +637,9 @@ export class Replicator {
    * no message of its own while the cluster agrees; the timer is only a safety net.
    */
   onPeerRoot(peer: string, root: string): void {
-    if (root === this.deps.store.rootVersion() || this.rootSyncRunning) return;
+    const [shared, all] = root.split('.');
+    const same = this.scopeWith(peer) === 'all' && all !== undefined ? all === this.deps.store.rootVersion('all') : shared === this.deps.store.rootVersion('shared');
+    if (same || this.rootSyncRunning) return;
     const nowMs = this.deps.clock.now();
     const { rootSyncGapMs, rootSyncQuietMs } = this.deps.config;
     if (nowMs - this.lastRootSyncMs < rootSyncGapMs) return;
@@ -499,18 +662,132 @@ export class Replicator {
 
   private syncWithRandomPeer(): void {
     const peers = this.deps.transport.connectedPeers();
+    if (!this.isKeeper()) void this.syncOwnWork().catch((err: unknown) => this.onBackgroundError(err));
     if (peers.length === 0) return;
     const peer = peers[Math.floor(this.deps.random() * peers.length)] as string;
     void this.syncWith(peer);
   }
 
+  private onBackgroundError(err: unknown): void {
+    if (err instanceof InvariantError) this.deps.onInvariant(err);
+  }
+
   /** The first step of an exchange: equal roots, or this node's bucket hashes. */
   private async onSync(from: string, body: unknown): Promise<unknown> {
     this.deps.heardFrom(from);
-    const root = (body as { root?: unknown } | null)?.root;
+    const { root, scope } = (body ?? {}) as { root?: unknown; scope?: unknown };
     if (typeof root !== 'string') throw new Error('malformed sync request (expected {root})');
-    if (root === this.deps.store.rootVersion()) return { same: true };
-    return { same: false, buckets: this.deps.store.sync.bucketHashes() };
+    const index = this.deps.store.syncOf(parseScope(scope));
+    if (root === index.root()) return { same: true };
+    return { same: false, buckets: index.bucketHashes() };
+  }
+
+  /**
+   * This node stopped being a keeper: it asks the keepers to pull every record it holds (a
+   * partition healed, and this side's results were reported to it) before it forgets them.
+   */
+  async handOverToKeepers(): Promise<void> {
+    const keepers = this.deps.keepers().filter((id) => id !== this.selfId);
+    await Promise.allSettled(keepers.map((keeper) => this.deps.rpc.call(keeper, TAKE_OVER, {}, this.deps.config.requestTimeoutMs, { dial: true })));
+  }
+
+  // ---- a member's own work, with a keeper ---------------------------------------------
+
+  private expectTimer: TimerHandle | null = null;
+  private workSyncRunning = false;
+
+  /**
+   * An instance that targets this node arrived: its subtask comes by gossip too, and is
+   * asked of a keeper if it has not come within workSyncGraceMs (a lost message).
+   */
+  private expectOwnWork(attempt = 0): void {
+    if (this.expectTimer !== null || this.isKeeper()) return;
+    // Asked again, later each time (up to antiEntropyIntervalMs), while it is missing: the
+    // keeper asked may lack it too for a while (it went to the others first).
+    const waitMs = Math.min(this.deps.config.workSyncGraceMs * 2 ** attempt, this.deps.config.antiEntropyIntervalMs);
+    this.expectTimer = this.deps.clock.setTimer(waitMs, () => {
+      this.expectTimer = null;
+      if (!this.missingOwnWork()) return;
+      this.syncOwnWork(attempt)
+        .then(() => this.expectOwnWork(attempt + 1))
+        .catch((err: unknown) => this.onBackgroundError(err));
+    });
+  }
+
+  /** An instance targets this node, and its subtask has not come. */
+  private missingOwnWork(): boolean {
+    const { store } = this.deps;
+    return store.instances().some((i) => i.failure === null && store.subtask(i.id, this.selfId) === undefined && i.targets.includes(this.selfId) && !isInstanceFinished(store.statusOf(i)));
+  }
+
+  /**
+   * Compares this member's own work (its subtasks and the steps it runs) with a keeper's
+   * copy of it and repairs both ways: one fingerprint when they agree; else the keeper's
+   * (key, version) list of it, then what differs is pulled and pushed, in pages. A keeper
+   * without a connection is dialled: a member of a large fleet often has none.
+   */
+  async syncOwnWork(turn = 0): Promise<void> {
+    const keepers = this.deps.keepers().filter((id) => id !== this.selfId);
+    if (keepers.length === 0 || this.workSyncRunning) return;
+    // The leader first (it released the subtasks), then the others in turn.
+    const keeper = keepers[turn % keepers.length] as string;
+    this.workSyncRunning = true;
+    this.counters.workSyncs += 1;
+    const { store, config } = this.deps;
+    try {
+      const mine = store.workOf(this.selfId);
+      type Answer = { same?: unknown; entries?: unknown; records?: unknown; next?: unknown };
+      const ask = (body: unknown) => this.deps.rpc.call(keeper, SYNC_WORK, body, config.requestTimeoutMs, { dial: true, bulk: true }) as Promise<Answer>;
+      let answer = await ask({ root: mine.root, after: null });
+      if (answer?.same === true) return;
+      this.counters.workSyncsRepaired += 1;
+      const theirs = new Map<string, string>();
+      for (;;) {
+        if (!Array.isArray(answer?.entries)) throw new Error('malformed sync-work answer');
+        for (const entry of answer.entries) if (Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'string') theirs.set(entry[0], entry[1]);
+        if (typeof answer.next !== 'string') break;
+        answer = await ask({ root: mine.root, after: answer.next });
+      }
+      const pull = [...theirs].filter(([key, version]) => store.versionOf(key) !== version).map(([key]) => key);
+      // A record is at most a few KB: pages of keys whose records fit in a page.
+      for (const keys of chunksOf(pull, () => WORK_RECORD_BYTES, config.syncPageBytes)) {
+        const page = await ask({ keys });
+        await this.acceptMany(keeper, page?.records);
+      }
+      const push = [...store.workOf(this.selfId).keys].filter((key) => theirs.get(key) !== store.versionOf(key)).map((key) => store.get(key)).filter((r): r is AnyRecord => r !== undefined);
+      if (push.length > 0) await this.pushPages(keeper, push, false, config.requestTimeoutMs, true);
+    } catch (err) {
+      if (err instanceof InvariantError) throw err;
+      this.deps.log.debug({ keeper, err: (err as Error).message }, 'own work not compared with a keeper');
+    } finally {
+      this.workSyncRunning = false;
+    }
+  }
+
+  /**
+   * A member asks about its own work: equal fingerprints; or a page of the (key, version)
+   * pairs held for it, from the cursor `after`; or the records of some of those keys.
+   */
+  private async onSyncWork(from: string, body: unknown): Promise<unknown> {
+    this.deps.heardFrom(from);
+    const { root, after, keys } = (body ?? {}) as { root?: unknown; after?: unknown; keys?: unknown };
+    const work = this.deps.store.workOf(from);
+    if (Array.isArray(keys)) {
+      const records = keys.filter((k): k is string => typeof k === 'string' && work.keys.has(k)).map((k) => this.deps.store.get(k)).filter((r): r is AnyRecord => r !== undefined);
+      return { records: (batches(records, this.deps.config.syncPageBytes)[0] ?? []) };
+    }
+    if (typeof root !== 'string' || (after !== null && typeof after !== 'string')) throw new Error('malformed sync-work request (expected {root, after} or {keys})');
+    if (after === null && root === work.root) return { same: true };
+    const sorted = [...work.keys].filter((k) => after === null || k > after).sort();
+    const entries: [string, string][] = [];
+    let size = 0;
+    for (const key of sorted) {
+      if (size > this.deps.config.syncPageBytes / 2) return { same: false, entries, next: entries[entries.length - 1]?.[0] ?? null };
+      const version = this.deps.store.versionOf(key) as string;
+      entries.push([key, version]);
+      size += key.length + version.length + 8;
+    }
+    return { same: false, entries, next: null };
   }
 
   /**
@@ -524,7 +801,8 @@ export class Replicator {
     this.deps.heardFrom(from);
     this.pulledBy.set(from, this.deps.clock.now());
     if (this.pulledBy.size > MAX_PULLERS) this.pulledBy.delete(this.pulledBy.keys().next().value as string);
-    const { buckets, digest, after } = (body ?? {}) as { buckets?: unknown; digest?: unknown; after?: unknown };
+    const { buckets, digest, after, scope } = (body ?? {}) as { buckets?: unknown; digest?: unknown; after?: unknown; scope?: unknown };
+    const index = this.deps.store.syncOf(parseScope(scope));
     const valid = Array.isArray(buckets) && buckets.length <= SYNC_BUCKETS && buckets.every((b) => Number.isInteger(b) && b >= 0 && b < SYNC_BUCKETS);
     if (!valid || typeof digest !== 'object' || digest === null || (after !== null && typeof after !== 'string')) throw new Error('malformed sync-pull request');
     const theirs = digest as Record<string, unknown>;
@@ -535,7 +813,7 @@ export class Replicator {
     let next: string | null = null;
     const ordered = [...new Set(buckets as number[])].sort((a, b) => a - b).filter((b) => cursor === null || b >= cursor.bucket);
     fill: for (const bucket of ordered) {
-      const keys = [...store.sync.keysIn(bucket)].filter((key) => theirs[key] !== store.versionOf(key) && (cursor === null || bucket > cursor.bucket || key > cursor.key));
+      const keys = [...index.keysIn(bucket)].filter((key) => theirs[key] !== store.versionOf(key) && (cursor === null || bucket > cursor.bucket || key > cursor.key));
       keys.sort();
       for (const key of keys) {
         const record = store.get(key) as AnyRecord;
@@ -550,13 +828,22 @@ export class Replicator {
         size += bytes;
       }
     }
-    const want = after === null ? Object.entries(theirs).filter(([key, version]) => store.versionOf(key) !== version).map(([key]) => key) : [];
+    const differ = after === null ? Object.entries(theirs).filter(([key, version]) => store.versionOf(key) !== version).map(([key]) => key) : [];
+    // Records of instances this node pruned are not wanted: the asker is told they were
+    // pruned, and prunes them too (a member that is not a keeper cannot tell when an
+    // instance ended, so it learns its history bound this way: see Replicator.applyPruned).
+    const prunedHere = (key: string) => {
+      const id = instanceIdOfKey(key);
+      return id !== null && store.wasPruned(id);
+    };
+    const want = differ.filter((key) => !prunedHere(key));
+    const pruned = [...new Set(differ.filter(prunedHere).map((key) => instanceIdOfKey(key) as string))];
     // The page's size as sent: its records, their commas and the envelope (the want list goes on the first page only, and is bounded by the asker's digest).
-    const wantBytes = want.reduce((n, key) => n + key.length + 3, 0);
+    const wantBytes = [...want, ...pruned].reduce((n, key) => n + key.length + 3, 0);
     const pageBytes = size + records.length + wantBytes + 64;
     this.counters.largestSyncPageBytes = Math.max(this.counters.largestSyncPageBytes, pageBytes);
     this.counters.syncBytesSent += pageBytes;
-    return { records, want, next };
+    return { records, want, next, ...(pruned.length > 0 ? { pruned } : {}) };
   }
 
   /**
@@ -585,17 +872,18 @@ export class Replicator {
 
   private pushesInFlight = 0;
 
-  /** Sends records straight to every connected peer at once (a leave must not wait for gossip). */
+  /** Sends records straight to every connected peer and every keeper at once (a leave must not wait for gossip). */
   async pushToAll(records: AnyRecord[], timeoutMs: number): Promise<number> {
-    const peers = this.deps.transport.connectedPeers();
-    const results = await Promise.allSettled(peers.map((peer) => this.pushPages(peer, records, false, timeoutMs)));
+    const connected = this.deps.transport.connectedPeers();
+    const keepers = this.deps.keepers().filter((id) => id !== this.selfId && !connected.includes(id));
+    const results = await Promise.allSettled([...connected.map((peer) => this.pushPages(peer, records, false, timeoutMs)), ...keepers.map((peer) => this.pushPages(peer, records, false, timeoutMs, true))]);
     return results.filter((r) => r.status === 'fulfilled').length;
   }
 
-  /** Pushes records to one peer in pages of at most syncPageBytes; `ack`: each page on its disk before it answers. */
-  private async pushPages(peer: string, records: AnyRecord[], ack: boolean, timeoutMs: number): Promise<void> {
+  /** Pushes records to one peer in pages of at most syncPageBytes; `ack`: each page on its disk before it answers; `dial`: connect first if need be. */
+  private async pushPages(peer: string, records: AnyRecord[], ack: boolean, timeoutMs: number, dial = false): Promise<void> {
     for (const page of batches(records, this.deps.config.syncPageBytes)) {
-      await this.deps.rpc.call(peer, 'push', { records: page, ack }, timeoutMs, { bulk: true });
+      await this.deps.rpc.call(peer, 'push', { records: page, ack }, timeoutMs, { bulk: true, dial });
     }
   }
 
@@ -603,8 +891,8 @@ export class Replicator {
    * Guarantee 8: returns once the records are on disk on at least one other alive member
    * (when there is one). Tries the given peers at once; the first to confirm every page wins.
    */
-  async replicateTo(peers: string[], records: AnyRecord[]): Promise<string | null> {
-    if (peers.length === 0) throw new WriteNotReplicatedError('no other alive member is connected');
+  async replicateTo(peers: string[], records: AnyRecord[], options: { dial?: boolean } = {}): Promise<string | null> {
+    if (peers.length === 0) throw new WriteNotReplicatedError(options.dial ? 'no keeper is alive' : 'no other alive member is connected');
     // A few at once, first confirmation wins: one slow or dead peer must not hold up the
     // answer, and one confirmation is all it takes (asking all 31 neighbours of a node in
     // a fleet had each of them check and fsync the same records, for one answer).
@@ -613,7 +901,7 @@ export class Replicator {
     // Two rounds at most: a client waits for this (a forwarded run is told after leaderTryMs that the leader is busy, and asks again).
     for (let at = 0; at < Math.min(shuffled.length, 2 * ACK_FANOUT); at += ACK_FANOUT) {
       const attempts = shuffled.slice(at, at + ACK_FANOUT).map((peer) =>
-        this.pushPages(peer, records, true, this.deps.config.requestTimeoutMs).then(
+        this.pushPages(peer, records, true, this.deps.config.requestTimeoutMs, options.dial === true).then(
           () => peer,
           (err: Error) => Promise.reject(new Error(`${peer.slice(-8)}: ${err.message}`)),
         ),
@@ -626,6 +914,13 @@ export class Replicator {
     }
     throw new WriteNotReplicatedError(`no other member confirmed the write (${reasons.join('; ')})`);
   }
+}
+
+/** The scope a peer asked to compare; a peer that names none compares everything. */
+function parseScope(scope: unknown): SyncScope {
+  if (scope === undefined || scope === 'all') return 'all';
+  if (scope === 'shared') return 'shared';
+  throw new Error(`malformed sync scope ${JSON.stringify(scope)} (expected "all" or "shared")`);
 }
 
 /** A sync-pull cursor, "BUCKET:KEY": the last record of the previous page. */

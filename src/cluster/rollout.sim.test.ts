@@ -167,6 +167,7 @@ describe('rolling broadcasts in the simulator', () => {
       const leader = sim.agreedLeader() as string;
       const member = sim.liveIds().find((n) => n !== leader) as string;
       const id = await runOn(sim, { cmd: 'sleep:300', maxParallel: 1 });
+      await sim.until(() => sim.store(member).instance(id) !== undefined, 5_000, 'the member learning of the instance');
       await sim.drive(sim.service(member).pauseInstance(id, true), 'pause');
       const released = () => viewOf(sim, leader, id).subtasks.filter((s) => s.released).length;
       await sim.until(() => viewOf(sim, leader, id).subtasks.some((s) => s.status === 'succeeded'), 10_000, 'the running one finishing');

@@ -172,6 +172,10 @@ export interface ChorusConfig {
   antiEntropyIntervalMs: number;
   /** A node starts an exchange on a peer's differing fingerprint (it comes with every probe and ack) at most this often. Lower: a lost delta is repaired sooner, more exchanges while gossip is in flight. */
   rootSyncGapMs: number;
+  /** A member that stops being a keeper forgets the other members' work after it has stayed so this long. Higher: a flapping view costs fewer full catch-ups; lower: memory freed sooner. */
+  keeperHandoverMs: number;
+  /** A member that is not a keeper waits this long for its subtask of an instance that targets it before it asks a keeper (a lost message). Lower: a lost subtask found sooner, more questions. */
+  workSyncGraceMs: number;
   /**
    * Nor while its own records changed this recently: gossip is still arriving (a broadcast's
    * results come in batches for a second or two), fingerprints differ only because it is in
@@ -359,6 +363,8 @@ export const defaultConfig: ChorusConfig = {
   selfSettleMs: 1000,
   antiEntropyIntervalMs: 30_000,
   rootSyncGapMs: 1000,
+  workSyncGraceMs: 1000,
+  keeperHandoverMs: 10_000,
   rootSyncQuietMs: 750,
   pullingWindowMs: 2000,
   syncPageBytes: 768 * 1024,

@@ -15,6 +15,7 @@ import { LogRepeats, type Logger } from '../core/log.js';
 import { CHORUS_VERSION } from '../core/version.js';
 import { ApiServer } from '../api/server.js';
 import { ControlService } from '../api/service.js';
+import { KeeperQueries } from '../api/keeper-queries.js';
 import { MAX_ANSWER_BYTES, webhookClient } from '../scheduler/webhook-io.js';
 import { iso, webhookBody } from '../api/views.js';
 import { probeContainment, type Containment } from '../executor/containment.js';
@@ -135,7 +136,8 @@ export class ChorusDaemon {
     metrics?.attach(node);
     reportVanished(files.vanished, dataDir, node, log);
     await writeFileDurable(paths.nodeId, `${nodeId}\n`);
-    const api = new ApiServer(service, await TokenStore.open(paths.tokens, await loadOrCreateToken(paths.token)), log);
+    // A member that is not a keeper asks a keeper what reads the cluster's work.
+    const api = new ApiServer(new KeeperQueries(service, node), await TokenStore.open(paths.tokens, await loadOrCreateToken(paths.token)), log);
     const daemon = new ChorusDaemon(options, lock, transport, files.keys, files.journal, node, service, api, nodeLog, containment);
     started.add('the node', () => node.leave());
     await node.start();

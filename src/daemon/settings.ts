@@ -113,6 +113,7 @@ const TUNING: Record<string, keyof ChorusConfig> = {
   'relay-batch': 'relayBatchMs',
   'reap-after': 'reapAfterMs',
   keepers: 'keepers',
+  'keeper-handover': 'keeperHandoverMs',
 };
 const TUNING_KEY_OF = new Map(Object.entries(TUNING).map(([key, knob]) => [knob, key]));
 const isDurationKnob = (knob: keyof ChorusConfig) => knob.endsWith('Ms');

@@ -8,7 +8,7 @@ import type { ChorusConfig } from '../core/config.js';
 import type { RequestOptions, TransportEvents } from '../core/transport.js';
 import { decodeReply, describeReadError, errorReply, okReply, readFrame, writeFrame } from './framing.js';
 import type { ChorusLibp2p } from './libp2p-build.js';
-import { RemoteHandlerError, WireChannel } from './wire-channel.js';
+import { ChannelTimeoutError, RemoteHandlerError, WireChannel } from './wire-channel.js';
 
 export const RPC_PROTOCOL = '/chorus/rpc/1.0.0';
 /** The long-lived request channel (wire-channel.ts); RPC_PROTOCOL is kept for large transfers. */
@@ -81,7 +81,8 @@ export class RequestReply {
       return await channel.request(data, Math.max(1, timeoutMs - (Date.now() - startedMs)));
     } catch (err) {
       if (err instanceof RemoteHandlerError) throw err;
-      if (Date.now() - startedMs >= timeoutMs) throw new Error(`request to ${peer} timed out after ${timeoutMs} ms`, { cause: err });
+      // The channel's timer had what was left of timeoutMs (it may fire a millisecond before Date.now() says the whole wait is over).
+      if (err instanceof ChannelTimeoutError || Date.now() - startedMs >= timeoutMs) throw new Error(`request to ${peer} timed out after ${timeoutMs} ms`, { cause: err });
       throw new Error(`request to ${peer} failed: ${(err as Error).message}`, { cause: err });
     }
   }

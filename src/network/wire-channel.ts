@@ -39,6 +39,9 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** A request on a channel got no reply in time. */
+export class ChannelTimeoutError extends Error {}
+
 export class WireChannel {
   private readonly pending = new Map<number, Pending>();
   private readonly decoder: LengthPrefixedDecoder;
@@ -70,7 +73,7 @@ export class WireChannel {
     return new Promise<Uint8Array>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`timed out after ${timeoutMs} ms`));
+        reject(new ChannelTimeoutError(`timed out after ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       try {

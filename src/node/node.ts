@@ -132,7 +132,8 @@ export class ChorusNode {
       clock,
       config,
       transport,
-      syncWith: (peer) => this.replicator.syncWith(peer),
+      syncWith: (peer) => this.replicator.syncWith(peer, { dial: this.membership.keepers().includes(peer) }),
+      keepers: () => this.membership.keepers(),
       syncsCompleted: () => this.replicator.counters.syncsCompleted,
       members: () => this.membership.members(),
     });
@@ -175,7 +176,8 @@ export class ChorusNode {
       self: () => this.self,
       onChange: () => this.onMembershipChange(),
       observer: this.deps.observer ?? NO_OBSERVER,
-      stateRoot: () => this.deps.store.rootVersion(),
+      stateRoot: () => this.replicator.fingerprint(),
+      onKeepersChange: () => this.onKeepersChange(),
       onPeerRoot: (peer, root) => this.replicator.onPeerRoot(peer, root),
     });
   }
@@ -185,9 +187,14 @@ export class ChorusNode {
       ...this.networking(),
       keys: this.deps.keys,
       leaderId: () => this.membership.leaderId(),
+      keepers: () => this.membership.keepers(),
       neighboursLinkedToLeader: () => this.membership.neighboursLinkedToLeader(),
       onInvariant: (err) => this.deps.fatal(err),
       heardFrom: (peer) => this.membership.heardFrom(peer),
+      onPruned: (ids) => {
+        this.deps.log.info({ removed: ids.length }, 'old instances removed (retention, as a peer did)');
+        this.forgetInstances(ids).catch((err: unknown) => this.deps.log.error({ err }, `cannot remove the logs of pruned instances: ${(err as Error).message}`));
+      },
     });
   }
 
@@ -342,6 +349,9 @@ export class ChorusNode {
       { name: 'finished ad-hoc runs', used: finishedPerJob.get(ADHOC_JOB) ?? 0, limit: config.retainAdhocInstances, about: 'chorus run, all together; past it the oldest go, with their logs' },
       { name: 'pruned instance ids', used: store.prunedCount(), limit: MAX_PRUNED_IDS, about: 'remembered so that no peer brings a pruned instance back; the oldest are forgotten first' },
       { name: 'members', used: store.members().length, limit: MAX_STATE_ENTRIES, about: `member records held, the most a membership push/pull carries; dead and left ones are reaped after reapAfterMs, ${store.reapedCount()} of them remembered so that no peer brings one back` },
+      this.replicator.isKeeper()
+        ? { name: 'members whose work is held', used: store.workHolders(), limit: MAX_STATE_ENTRIES, about: 'this node is a keeper: it holds every member\'s subtasks and steps (records, above, bounds them)' }
+        : { name: 'members whose work is held', used: store.workHolders(), limit: 1, about: 'this node is not a keeper: it holds its own subtasks and steps only, and asks a keeper about the others' },
       { name: 'connections', used: transport.connectedPeers().length, limit: config.maxPeerConnections, about: 'members this node keeps a connection to; past it some are closed' },
       { name: 'membership updates queued', used: this.membership.pendingUpdates(), limit: MAX_QUEUED_UPDATES, about: 'changes waiting to be disseminated; past it the most-sent go first' },
       { name: 'peers pulling state', used: this.replicator.pullers(), limit: MAX_PULLERS, about: 'peers catching up from this node, remembered so as not to sync against them' },
@@ -354,10 +364,16 @@ export class ChorusNode {
     pruneFires(this.deps.store, this.deps.config.retainInstancesPerJob);
     const { retainInstancesPerJob, retainRecords, retainAdhocInstances } = this.deps.config;
     const removed = pruneFinishedInstances(this.deps.store, retainInstancesPerJob, retainRecords, retainAdhocInstances);
+    if (removed.length > 0) this.deps.log.info({ removed: removed.length }, 'old instances removed (retention)');
+    await this.forgetInstances(removed);
+    return removed.length;
+  }
+
+  /** The logs and journal entries of instances removed by retention (here, or learned from a peer). */
+  private async forgetInstances(removed: string[]): Promise<void> {
     for (const id of removed) await this.deps.outputs.delete(id);
     if (removed.length > 0) {
       const gone = new Set(removed);
-      this.deps.log.info({ removed: removed.length }, 'old instances removed (retention)');
       try {
         await this.deps.journal.compact((journalId) => !gone.has(journalId.split(':')[0] as string));
       } catch (err) {
@@ -365,7 +381,6 @@ export class ChorusNode {
         this.deps.log.error({ err, journal: this.deps.journal.path }, `cannot compact the journal: ${(err as Error).message}; tried again at the next retention pass`);
       }
     }
-    return removed.length;
   }
 
   /** New tags for this node (SIGHUP after the config file changed them): a new version of its member record, everywhere. */
@@ -453,6 +468,7 @@ export class ChorusNode {
   async stop(): Promise<void> {
     this.started = false;
     this.retentionTimer?.cancel();
+    this.forgetTimer?.cancel();
     this.leader.stop();
     this.notifier.stop();
     await this.worker.stop(false);
@@ -500,6 +516,13 @@ export class ChorusNode {
       .filter((m) => m.nodeId !== this.id && m.state === 'alive')
       .map((m) => m.nodeId);
     if (others.length === 0) return; // a cluster of one: on disk here is all there is
+    // One of the two copies must be a keeper's: a member that is not one asks the keepers
+    // (dialled if need be), a keeper any connected member.
+    if (!this.replicator.isKeeper()) {
+      const alive = new Set(others);
+      await this.replicator.replicateTo(this.membership.keepers().filter((id) => alive.has(id)), records, { dial: true });
+      return;
+    }
     const connected = new Set(this.deps.transport.connectedPeers());
     await this.replicator.replicateTo(
       others.filter((id) => connected.has(id)),
@@ -526,6 +549,50 @@ export class ChorusNode {
   /** Calls `listener` whenever a member's state, or the leader, changes (the dashboard's live view). */
   onMembersChanged(listener: () => void): void {
     this.membersListeners.push(listener);
+  }
+
+  /** Whether this node was a keeper at the last change of the keepers. */
+  private wasKeeper = false;
+  private lastKeepers: string[] = [];
+  private forgetTimer: TimerHandle | null = null;
+
+  /**
+   * The keepers changed. A node that became one catches up with every other keeper at once
+   * (until then the leader's fresh-view gate and the other keepers answer for it); a node
+   * that stopped being one forgets the other members' work once it has stayed so for
+   * keeperHandoverMs (a view that flaps for a moment must not make it pull the state again).
+   * While no keeper is known (a start), nothing is forgotten.
+   */
+  private onKeepersChange(): void {
+    const keepers = this.membership.keepers();
+    const keeper = keepers.includes(this.id);
+    const syncAll = (peer: string) => this.replicator.syncWith(peer, { dial: true, scope: 'all' }).catch((err: unknown) => this.stopOnInvariant(err));
+    if (keeper && !this.wasKeeper && this.started) for (const peer of keepers) if (peer !== this.id) void syncAll(peer);
+    // A keeper takes everything from the members that stopped being keepers (alive: after a
+    // partition healed, the other side's keepers hold the results its members reported
+    // there), before they forget it (keeperHandoverMs).
+    if (keeper && this.started) for (const peer of this.lastKeepers) if (!keepers.includes(peer) && this.membership.stateOf(peer) === 'alive') void syncAll(peer);
+    if (!keeper && this.wasKeeper && this.started && keepers.length > 0) void this.replicator.handOverToKeepers();
+    // New keepers may lack this member's results (reported to the other side of a partition,
+    // or to a keeper that died): it compares its own work with one, each member at its own
+    // moment within workSyncGraceMs.
+    const changed = keepers.length !== this.lastKeepers.length || keepers.some((id, i) => id !== this.lastKeepers[i]);
+    if (!keeper && changed && this.started && keepers.length > 0) {
+      this.deps.clock.setTimer(Math.floor(this.deps.random() * this.deps.config.workSyncGraceMs), () => {
+        if (this.started) this.replicator.syncOwnWork().catch((err: unknown) => this.stopOnInvariant(err));
+      });
+    }
+    this.lastKeepers = [...keepers];
+    this.wasKeeper = keeper;
+    this.forgetTimer?.cancel();
+    this.forgetTimer = null;
+    if (keeper || keepers.length === 0) return;
+    this.forgetTimer = this.deps.clock.setTimer(this.deps.config.keeperHandoverMs, () => {
+      this.forgetTimer = null;
+      if (!this.started || this.replicator.isKeeper()) return;
+      const removed = this.deps.store.forgetWorkOfOthers(this.id);
+      if (removed > 0) this.deps.log.info({ removed, keepers: this.membership.keepers() }, 'not a keeper: other members\' subtasks and steps forgotten (the keepers hold them)');
+    });
   }
 
   private onMembershipChange(): void {

@@ -167,6 +167,16 @@ export function recordKey(r: AnyRecord): string {
   }
 }
 
+/** The instance a record key (recordKey) belongs to: its instance, cancel, pause, subtask, step or webhook delivery; null for any other. */
+export function instanceIdOfKey(key: string): string | null {
+  const colon = key.indexOf(':');
+  const kind = key.slice(0, colon);
+  const rest = key.slice(colon + 1);
+  if (kind === 'instance' || kind === 'cancel' || kind === 'pause') return rest;
+  if (kind === 'subtask' || kind === 'step' || kind === 'notify') return rest.slice(0, rest.indexOf('/'));
+  return null;
+}
+
 export function mergeRecord(a: AnyRecord, b: AnyRecord): AnyRecord {
   if (a.kind === 'job' && b.kind === 'job') return { kind: 'job', record: mergeJob(a.record, b.record) };
   if (a.kind === 'instance' && b.kind === 'instance') return { kind: 'instance', record: mergeInstance(a.record, b.record) };

@@ -12,7 +12,8 @@ import { signRecord, UNSIGNED, type RecordKeys } from '../records/signature.js';
 import { deriveInstanceProgress, emptyCounts, isInstanceFinished, statusOfCounts, type InstanceFacts, type InstanceProgress, type InstanceSteps } from '../records/status.js';
 import { DataFileError, StorageWriteError } from './durable-file.js';
 import { MemoryPersister, StateFilePersister, type ReapedMember, type StateChange, type StateFile, type StatePersister } from './state-file.js';
-import { SyncIndex } from './sync-index.js';
+import { SyncIndex, WorkIndex } from './sync-index.js';
+import { holderOf } from '../records/scope.js';
 
 interface RecordOfKind {
   job: JobRecord;
@@ -90,6 +91,11 @@ interface Tally {
   outside: number;
 }
 
+/** What anti-entropy compares: every record (between keepers) or the shared ones (records/scope.ts). */
+export type SyncScope = 'all' | 'shared';
+
+const EMPTY_WORK_ROOT = new WorkIndex().root();
+
 export class RecordStore {
   private readonly records = new Map<string, AnyRecord>();
   /** The same records by kind: the leader scans instances every tick, not every record. */
@@ -99,6 +105,10 @@ export class RecordStore {
   private readonly tallies = new Map<string, Tally>();
   /** What anti-entropy compares: bucket hashes over every (key, version). */
   private readonly syncIndex = new SyncIndex();
+  /** The same over the records every member holds (records/scope.ts): what two members that are not both keepers compare. */
+  private readonly sharedIndex = new SyncIndex();
+  /** Work records (subtasks, steps) by the member that holds them besides the keepers. */
+  private readonly workIndexes = new Map<string, WorkIndex>();
   /** Fingerprint of each record's content, for anti-entropy digests. */
   private readonly versions = new Map<string, string>();
   private readonly pruned = new Set<string>();
@@ -238,6 +248,7 @@ export class RecordStore {
     this.kindMap(merged.kind).set(key, merged);
     this.dirtyKeys.add(key);
     this.syncIndex.set(key, version, this.versions.get(key));
+    this.indexScope(key, current, merged, version);
     this.versions.set(key, version);
     if (merged.kind === 'subtask') this.indexSubtask(merged.record);
     if (merged.kind === 'instance') this.recountOutside(merged.record);
@@ -451,14 +462,52 @@ export class RecordStore {
     return { version: 1, records: [...this.records.values()], pruned: [...this.pruned], reaped: [...this.reaped].map(([nodeId, t]) => ({ nodeId, ...t })) };
   }
 
-  /** One fingerprint of everything held: two stores with equal roots hold the same records. */
-  rootVersion(): string {
-    return this.syncIndex.root();
+  /** One fingerprint of everything held (`all`), or of the records every member holds (`shared`): two stores with equal roots hold the same records. */
+  rootVersion(scope: SyncScope = 'all'): string {
+    return this.syncOf(scope).root();
   }
 
   /** The anti-entropy buckets (sync-index.ts): their hashes, and the keys in one. */
   get sync(): Pick<SyncIndex, 'bucketHashes' | 'differingBuckets' | 'keysIn'> {
     return this.syncIndex;
+  }
+
+  /** The same over every record (`all`, what two keepers compare) or over the shared ones (records/scope.ts). */
+  syncOf(scope: SyncScope): Pick<SyncIndex, 'bucketHashes' | 'differingBuckets' | 'keysIn' | 'root'> {
+    return scope === 'all' ? this.syncIndex : this.sharedIndex;
+  }
+
+  /** The work records held for one member (its subtasks and the steps it runs), and their fingerprint. */
+  workOf(nodeId: string): { root: string; keys: ReadonlySet<string> } {
+    const index = this.workIndexes.get(nodeId);
+    return { root: index?.root() ?? EMPTY_WORK_ROOT, keys: index?.keys ?? new Set() };
+  }
+
+  /** Members with work records held here: one on a member that is not a keeper, every member with work on a keeper. */
+  workHolders(): number {
+    return this.workIndexes.size;
+  }
+
+  /**
+   * Forgets every work record that is not `selfId`'s (this node stopped being a keeper, or
+   * started as a member with a keeper's state): its memory is bounded by its own work. The
+   * file is rewritten without them at the next flush. Returns how many went.
+   */
+  forgetWorkOfOthers(selfId: string): number {
+    let removed = 0;
+    for (const [holder, index] of [...this.workIndexes]) {
+      if (holder === selfId) continue;
+      for (const key of [...index.keys]) {
+        this.forget(key);
+        removed += 1;
+      }
+    }
+    if (removed > 0) {
+      this.compactNext = true;
+      this.dirty = true;
+      this.scheduleFlush();
+    }
+    return removed;
   }
 
   /** Whether this exact record (same content and signature) is the one held under its key. */
@@ -692,6 +741,29 @@ export class RecordStore {
     return { signed: unsigned.length - foreign.length, setAside: foreign.map(recordKey) };
   }
 
+  /** Keeps the shared index and the work indexes up to date (a step's runner can change in a merge). */
+  private indexScope(key: string, current: AnyRecord | undefined, merged: AnyRecord, version: string): void {
+    const previous = this.versions.get(key);
+    const before = current === undefined ? undefined : holderOf(current);
+    const after = holderOf(merged);
+    if (before !== undefined && before !== after && previous !== undefined) this.unindexScope(key, current as AnyRecord, previous);
+    const moved = before !== after;
+    if (after === null) this.sharedIndex.set(key, version, moved ? undefined : previous);
+    else {
+      let index = this.workIndexes.get(after);
+      if (index === undefined) this.workIndexes.set(after, (index = new WorkIndex()));
+      index.set(key, version, moved ? undefined : previous);
+    }
+  }
+
+  private unindexScope(key: string, record: AnyRecord, version: string): void {
+    const holder = holderOf(record);
+    if (holder === null) return this.sharedIndex.remove(key, version);
+    const index = this.workIndexes.get(holder);
+    index?.remove(key, version);
+    if (index?.keys.size === 0) this.workIndexes.delete(holder);
+  }
+
   private forget(key: string): void {
     const removed = this.records.get(key);
     if (!removed) return;
@@ -699,6 +771,7 @@ export class RecordStore {
     this.records.delete(key);
     this.dirtyKeys.delete(key);
     this.syncIndex.remove(key, this.versions.get(key) as string);
+    this.unindexScope(key, removed, this.versions.get(key) as string);
     this.versions.delete(key);
     if (removed.kind === 'subtask') this.unindexSubtask(removed.record);
   }

@@ -64,8 +64,36 @@ export class SyncIndex {
   }
 
   private xor(bucket: number, key: string, version: string): void {
-    const digest = createHash('md5').update(`${key}=${version}`).digest();
-    const at = bucket * HASH_BYTES;
-    for (let i = 0; i < HASH_BYTES; i++) this.hashes[at + i] = (this.hashes[at + i] as number) ^ (digest[i] as number);
+    xorEntry(this.hashes, bucket * HASH_BYTES, key, version);
   }
+}
+
+/**
+ * One member's work records as a keeper or the member holds them: their keys and one hash of
+ * their (key, version) pairs, kept as SyncIndex keeps a bucket's. A member and a keeper
+ * compare it to find whether the member's own subtasks and steps agree (Replicator.syncOwnWork).
+ */
+export class WorkIndex {
+  private readonly hash = Buffer.alloc(HASH_BYTES);
+  readonly keys = new Set<string>();
+
+  set(key: string, version: string, previous: string | undefined): void {
+    if (previous !== undefined) xorEntry(this.hash, 0, key, previous);
+    xorEntry(this.hash, 0, key, version);
+    this.keys.add(key);
+  }
+
+  remove(key: string, version: string): void {
+    xorEntry(this.hash, 0, key, version);
+    this.keys.delete(key);
+  }
+
+  root(): string {
+    return this.hash.toString('base64url');
+  }
+}
+
+function xorEntry(hashes: Buffer, at: number, key: string, version: string): void {
+  const digest = createHash('md5').update(`${key}=${version}`).digest();
+  for (let i = 0; i < HASH_BYTES; i++) hashes[at + i] = (hashes[at + i] as number) ^ (digest[i] as number);
 }

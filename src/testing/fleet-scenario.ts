@@ -37,6 +37,11 @@ export interface FleetFigures {
   broadcastMs: number;
   broadcastEverywhereMs: number;
   broadcastTargets: number;
+  /** Per member that is not a keeper, during the broadcast: gossip deltas received and records checked (median, and the most). */
+  memberDeltas: { median: number; max: number };
+  memberChecked: { median: number; max: number };
+  /** The same for a keeper other than the leader (the most of them). */
+  keeperChecked: number;
   /** What the broadcast checker found (guarantees 1-5); empty when they held. */
   violations: string[];
   /** A crashed (kill -9) node, dead in every other node's view. */
@@ -119,7 +124,7 @@ async function measureIdle(sim: SimCluster, size: number, idleMs: number): Promi
 }
 
 /** A record written on one node reaching every node, then a broadcast to every node, to completion, under the checker. */
-async function spreadWork(sim: SimCluster, ids: string[], say: Say): Promise<Pick<FleetFigures, 'recordMs' | 'broadcastMs' | 'broadcastEverywhereMs' | 'broadcastTargets' | 'violations'>> {
+async function spreadWork(sim: SimCluster, ids: string[], say: Say): Promise<Pick<FleetFigures, 'recordMs' | 'broadcastMs' | 'broadcastEverywhereMs' | 'broadcastTargets' | 'violations' | 'memberDeltas' | 'memberChecked' | 'keeperChecked'>> {
   const size = ids.length;
   const writer = ids[Math.floor(size / 3)] as string;
   let startMs = sim.now();
@@ -129,6 +134,7 @@ async function spreadWork(sim: SimCluster, ids: string[], say: Say): Promise<Pic
   await sim.addJob(writer, 'fleet-broadcast', { cmd: 'sleep:100' });
   await until(sim, () => sim.liveIds().every((id) => sim.store(id).job('fleet-broadcast') !== undefined), 60_000, 'the broadcast job reaching every node');
   startMs = sim.now();
+  const before = new Map(sim.liveIds().map((id) => [id, { ...sim.node(id).replicator.counters }]));
   const instance = await sim.runJob(writer, 'fleet-broadcast');
   const leader = sim.agreedLeader() as string;
   const succeededAt = (viewer: string) => sim.progressSeenBy(viewer, instance.id)?.status === 'succeeded';
@@ -142,8 +148,18 @@ async function spreadWork(sim: SimCluster, ids: string[], say: Say): Promise<Pic
   const violations = checkBroadcasts({ history, instances: [view], survivors: new Set(ids), expectedInstances: [instance.id] });
   if (view.subtasks.length !== size) violations.push(`the broadcast has ${view.subtasks.length} subtasks, not ${size}`);
   if (!isInstanceFinished(view.status)) violations.push(`the broadcast is ${view.status}`);
-  say(`broadcast to ${size} succeeded at the leader in ${broadcastMs} ms, everywhere in ${broadcastEverywhereMs} ms`);
-  return { recordMs, broadcastMs, broadcastEverywhereMs, broadcastTargets: view.subtasks.length, violations };
+  const keepers = sim.node(leader).membership.keepers();
+  const spent = (id: string, counter: 'deltasReceived' | 'recordsChecked') => sim.node(id).replicator.counters[counter] - (before.get(id)?.[counter] ?? 0);
+  const members = sim.liveIds().filter((id) => !keepers.includes(id) && before.has(id));
+  const spread = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return { median: sorted[Math.floor(sorted.length / 2)] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
+  };
+  const memberDeltas = spread(members.map((id) => spent(id, 'deltasReceived')));
+  const memberChecked = spread(members.map((id) => spent(id, 'recordsChecked')));
+  const keeperChecked = Math.max(0, ...keepers.filter((id) => id !== leader).map((id) => spent(id, 'recordsChecked')));
+  say(`broadcast to ${size} succeeded at the leader in ${broadcastMs} ms, everywhere in ${broadcastEverywhereMs} ms; a member received ${memberDeltas.median} deltas and checked ${memberChecked.median} records (median)`);
+  return { recordMs, broadcastMs, broadcastEverywhereMs, broadcastTargets: view.subtasks.length, violations, memberDeltas, memberChecked, keeperChecked };
 }
 
 /** A crashed node, then a frozen one, dead in every other node's view. */

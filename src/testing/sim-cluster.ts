@@ -12,6 +12,8 @@ import { configFrom, type ChorusConfig } from '../core/config.js';
 import { silentLogger } from '../core/log.js';
 import type { MemberState } from '../cluster/view.js';
 import { ControlService } from '../api/service.js';
+import { KeeperQueries } from '../api/keeper-queries.js';
+import { holderOf } from '../records/scope.js';
 import { webhookBody } from '../api/views.js';
 import { assembleNode } from '../node/assemble.js';
 import type { ChorusNode, NodeComponents } from '../node/node.js';
@@ -87,6 +89,8 @@ interface SimMember {
   status: SimNodeStatus;
   node: ChorusNode;
   service: ControlService;
+  /** What its HTTP API answers: the service, with the questions about the cluster's work asked of a keeper. */
+  plane: KeeperQueries;
   transport: MemoryTransport;
   store: RecordStore;
   journal: MemoryJournal;
@@ -404,16 +408,32 @@ export class SimCluster {
     await this.drive(m.service.cancelInstance(instanceId), `acknowledging the cancel of ${instanceId} on ${onId}`);
   }
 
-  /** The control-plane service of node `id`: what its HTTP API would answer. */
+  /** The control-plane service of node `id`, answering from its own records (all of them on a keeper). */
   service(id: string): ControlService {
     return this.member(id).service;
   }
 
+  /** What the HTTP API of node `id` answers: a member that is not a keeper asks a keeper about the cluster's work. */
+  plane(id: string): KeeperQueries {
+    return this.member(id).plane;
+  }
+
   /** Status of an instance as node `id` derives it from its own records. */
   progressSeenBy(id: string, instanceId: string): InstanceProgress | null {
-    const store = this.member(id).store;
+    const store = this.storeAnswering(id);
     const instance = store.instance(instanceId);
     return instance ? store.progressOf(instance) : null;
+  }
+
+  /**
+   * The records node `id`'s API answers from: its own on a keeper; a member that is not one
+   * answers what its first running keeper answers (api/keeper-queries.ts).
+   */
+  storeAnswering(id: string): RecordStore {
+    const node = this.node(id);
+    if (node.replicator.isKeeper()) return this.member(id).store;
+    const keeper = node.membership.keepers().find((k) => this.members.has(k) && this.member(k).status === 'running');
+    return this.member(keeper ?? id).store;
   }
 
   /** Verdicts against nodes that never crashed, froze, left or were cut off: always a bug. */
@@ -490,21 +510,58 @@ export class SimCluster {
   digestOf(id: string): string {
     const m = this.member(id);
     if (m.digest !== null && m.digestSize === m.store.size()) return m.digest;
-    const store = m.store;
-    m.digest = store
-      .all()
-      .map((r) => `${recordKey(r)}=${store.versionOf(recordKey(r))}`)
-      .sort()
-      .join('\n');
-    m.digestSize = store.size();
+    m.digest = this.digestWhere(id, () => true);
+    m.digestSize = m.store.size();
     return m.digest;
   }
 
-  /** All of `ids` hold identical records. */
+  /** The same for the records of node `id` that `keep` keeps. */
+  private digestWhere(id: string, keep: (r: AnyRecord) => boolean): string {
+    const store = this.member(id).store;
+    return store
+      .all()
+      .filter(keep)
+      .map((r) => `${recordKey(r)}=${store.versionOf(recordKey(r))}`)
+      .sort()
+      .join('\n');
+  }
+
+  /**
+   * All of `ids` agree (DESIGN.md, guarantee 6): they name the same keepers, the keepers among
+   * them hold identical records, and every other one holds what a keeper holds of the shared
+   * records and of its own work (records/scope.ts; others' work it held as a keeper before may
+   * linger until it forgets it).
+   */
   converged(ids = this.liveIds()): boolean {
-    if (ids.length === 0) return true;
-    const first = this.digestOf(ids[0] as string);
-    return ids.every((id) => this.digestOf(id) === first);
+    return this.divergence(ids) === null;
+  }
+
+  /** Why `ids` have not converged (see converged), or null when they have. */
+  divergence(ids = this.liveIds()): string | null {
+    if (ids.length === 0) return null;
+    const keepers = this.node(ids[0] as string).membership.keepers();
+    const named = ids.find((id) => !sameList(this.node(id).membership.keepers(), keepers));
+    if (named !== undefined) return `${named} names the keepers ${this.node(named).membership.keepers().join(',')}, ${ids[0]} ${keepers.join(',')}`;
+    const keeping = ids.filter((id) => keepers.includes(id));
+    const apart = keeping.find((id) => this.digestOf(id) !== this.digestOf(keeping[0] as string));
+    if (apart !== undefined) return `keepers ${keeping[0]} and ${apart} hold different records`;
+    const reference = keeping[0] ?? (ids[0] as string);
+    const behind = ids.find((id) => {
+      if (keepers.includes(id)) return false;
+      const mine = (r: AnyRecord) => {
+        const holder = holderOf(r);
+        return holder === null || holder === id;
+      };
+      const shared = (r: AnyRecord) => holderOf(r) === null;
+      // Without a keeper among them, two members share only the shared records.
+      const keep = keeping.length > 0 ? mine : shared;
+      return this.digestWhere(id, keep) !== this.digestWhere(reference, keep);
+    });
+    if (behind === undefined) return null;
+    const mineOf = (id: string) => this.digestWhere(id, (r) => holderOf(r) === null || holderOf(r) === behind).split('\n');
+    const theirs = new Set(mineOf(reference));
+    const ours = new Set(mineOf(behind));
+    return `${behind} and ${reference} differ: only at ${behind}: ${[...ours].filter((x) => !theirs.has(x)).slice(0, 3).join(' ')}; only at ${reference}: ${[...theirs].filter((x) => !ours.has(x)).slice(0, 3).join(' ')}`;
   }
 
   /** Hash of every network event so far and of every node's records: equal runs, equal hash. */
@@ -567,6 +624,8 @@ export class SimCluster {
           ` not-alive={${states.join(' ')}}`,
       );
     }
+    const live = this.liveIds().filter((id) => this.member(id).status === 'running');
+    lines.push(`  convergence: ${this.divergence(live) ?? 'yes'}`);
     return lines.join('\n');
   }
 
@@ -628,7 +687,8 @@ export class SimCluster {
         this.verdicts.push({ atMs: clock.now(), reporter: id, nodeId, instanceId, attempt });
       }
     });
-    const m: SimMember = { id, status: 'running', node, service, transport, store, journal, outputs, incarnation, persisted: [], digest: null, digestSize: 0 };
+    const plane = new KeeperQueries(service, node);
+    const m: SimMember = { id, status: 'running', node, service, plane, transport, store, journal, outputs, incarnation, persisted: [], digest: null, digestSize: 0 };
     this.members.set(id, m);
     return m;
   }
@@ -760,4 +820,8 @@ export function fakeRun(clock: Clock, req: ExecutionRequest): Promise<ExecutionR
     );
     req.signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
