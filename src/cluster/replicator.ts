@@ -662,7 +662,14 @@ export class Replicator {
 
   private syncWithRandomPeer(): void {
     const peers = this.deps.transport.connectedPeers();
-    if (!this.isKeeper()) void this.syncOwnWork().catch((err: unknown) => this.onBackgroundError(err));
+    // The safety net for a member's own work: with a keeper it is connected to, and only when
+    // it has work (dialling a keeper from every member of a fleet every period would churn
+    // the keepers' connections; a missing subtask is asked for by expectOwnWork, which dials).
+    if (!this.isKeeper() && this.hasOwnWork()) {
+      const connected = new Set(peers);
+      const keeper = this.deps.keepers().find((id) => connected.has(id));
+      if (keeper !== undefined) void this.syncOwnWork(this.deps.keepers().indexOf(keeper)).catch((err: unknown) => this.onBackgroundError(err));
+    }
     if (peers.length === 0) return;
     const peer = peers[Math.floor(this.deps.random() * peers.length)] as string;
     void this.syncWith(peer);
@@ -712,6 +719,11 @@ export class Replicator {
         .then(() => this.expectOwnWork(attempt + 1))
         .catch((err: unknown) => this.onBackgroundError(err));
     });
+  }
+
+  /** Whether this member has work of its own to compare with a keeper: records of it, or a subtask it lacks. */
+  hasOwnWork(): boolean {
+    return this.deps.store.workOf(this.selfId).keys.size > 0 || this.missingOwnWork();
   }
 
   /** An instance targets this node, and its subtask has not come. */

@@ -568,16 +568,16 @@ export class ChorusNode {
     const keeper = keepers.includes(this.id);
     const syncAll = (peer: string) => this.replicator.syncWith(peer, { dial: true, scope: 'all' }).catch((err: unknown) => this.stopOnInvariant(err));
     if (keeper && !this.wasKeeper && this.started) for (const peer of keepers) if (peer !== this.id) void syncAll(peer);
-    // A keeper takes everything from the members that stopped being keepers (alive: after a
+    // A node that stopped being a keeper while it holds other members' work (after a
     // partition healed, the other side's keepers hold the results its members reported
-    // there), before they forget it (keeperHandoverMs).
-    if (keeper && this.started) for (const peer of this.lastKeepers) if (!keepers.includes(peer) && this.membership.stateOf(peer) === 'alive') void syncAll(peer);
-    if (!keeper && this.wasKeeper && this.started && keepers.length > 0) void this.replicator.handOverToKeepers();
+    // there) asks the keepers to take it all, before it forgets it (keeperHandoverMs). A node
+    // that kept nothing (it was its own keeper for a moment at its start) asks nothing.
+    if (!keeper && this.wasKeeper && this.started && keepers.length > 0 && this.holdsOthersWork()) void this.replicator.handOverToKeepers();
     // New keepers may lack this member's results (reported to the other side of a partition,
     // or to a keeper that died): it compares its own work with one, each member at its own
     // moment within workSyncGraceMs.
     const changed = keepers.length !== this.lastKeepers.length || keepers.some((id, i) => id !== this.lastKeepers[i]);
-    if (!keeper && changed && this.started && keepers.length > 0) {
+    if (!keeper && changed && this.started && keepers.length > 0 && this.replicator.hasOwnWork()) {
       this.deps.clock.setTimer(Math.floor(this.deps.random() * this.deps.config.workSyncGraceMs), () => {
         if (this.started) this.replicator.syncOwnWork().catch((err: unknown) => this.stopOnInvariant(err));
       });
@@ -593,6 +593,11 @@ export class ChorusNode {
       const removed = this.deps.store.forgetWorkOfOthers(this.id);
       if (removed > 0) this.deps.log.info({ removed, keepers: this.membership.keepers() }, 'not a keeper: other members\' subtasks and steps forgotten (the keepers hold them)');
     });
+  }
+
+  private holdsOthersWork(): boolean {
+    const { store } = this.deps;
+    return store.workHolders() > (store.workOf(this.id).keys.size > 0 ? 1 : 0);
   }
 
   private onMembershipChange(): void {
