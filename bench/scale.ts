@@ -26,7 +26,7 @@ import type { InstanceView, NodeView } from '../src/api/views.js';
 import { waitForInstance } from '../src/cli/wait.js';
 import { processCpuTicks, processStatusKb } from '../src/core/proc.js';
 import { jobSpec } from '../src/testing/fixtures.js';
-import { nodesOf } from '../cluster-tests/support/api.js';
+import { apiGet, nodesOf } from '../cluster-tests/support/api.js';
 import { runProcess } from '../cluster-tests/support/cli.js';
 import { startCluster } from '../cluster-tests/support/cluster.js';
 import type { Daemon } from '../cluster-tests/support/daemon.js';
@@ -161,6 +161,8 @@ interface ChorusRow {
   /** Broadcasts the CLI could not get created at all (it gave up waiting for the leader). */
   notCreated: number;
   failedTrials: number;
+  /** CPU per broadcast (ms, idle CPU taken off): the median keeper, the median other member, and all daemons together. */
+  cpu: { keeperMs: number; memberMs: number | null; allMs: number } | null;
 }
 
 function agreed(views: NodeView[][], n: number): boolean {
@@ -176,7 +178,7 @@ function agreed(views: NodeView[][], n: number): boolean {
 
 async function measureChorus(size: number): Promise<ChorusRow> {
   const root = await tempDir(`chorus-scale-${size}-`);
-  const row: ChorusRow = { size, formMs: null, idle: null, allStartedMs: [], succeededSeenMs: [], createdMs: [], leaderWaits: 0, notCreated: 0, failedTrials: 0 };
+  const row: ChorusRow = { size, formMs: null, idle: null, allStartedMs: [], succeededSeenMs: [], createdMs: [], leaderWaits: 0, notCreated: 0, failedTrials: 0, cpu: null };
   const t0 = performance.now();
   const daemons: Daemon[] = await startCluster({
     prefix: 'n',
@@ -206,6 +208,8 @@ async function measureChorus(size: number): Promise<ChorusRow> {
     const leaderId = profileDir ? (await nodesOf(origin, 30_000)).find((n) => n.leader)?.nodeId : undefined;
     const leader = daemons.find((d) => d.nodeId === leaderId);
     const profiling = leader ? await profileProcess(leader.pid) : null;
+    const ticksBefore = daemons.map((d) => processCpuTicks(d.pid) ?? 0);
+    const trialsFromMs = performance.now();
     for (let t = 0; t < trials; t++) {
       const tReq = Date.now();
       try {
@@ -237,6 +241,8 @@ async function measureChorus(size: number): Promise<ChorusRow> {
       }
       await sleep(1000);
     }
+    row.cpu = await cpuPerBroadcast(origin, daemons, ticksBefore, performance.now() - trialsFromMs, row.idle.cpuMedian);
+    if (row.cpu) log(`CPU per broadcast: keeper ${row.cpu.keeperMs.toFixed(0)} ms, other member ${row.cpu.memberMs?.toFixed(0) ?? '—'} ms (medians), all daemons ${row.cpu.allMs.toFixed(0)} ms`);
     if (profiling && profileDir) {
       const file = `${profileDir}/leader-${size}.cpuprofile`;
       const top = topSelfTime(await profiling.stop(file), 15);
@@ -247,6 +253,22 @@ async function measureChorus(size: number): Promise<ChorusRow> {
     await Promise.all(daemons.map((d) => d.waitForExit(20_000).catch(() => undefined)));
   }
   return row;
+}
+
+/**
+ * CPU each daemon spent per broadcast over the trials, its idle CPU taken off: the keepers
+ * as the daemon the benchmark talks to names them (a build without keepers: the leader).
+ */
+async function cpuPerBroadcast(origin: Daemon, daemons: Daemon[], ticksBefore: number[], windowMs: number, idleCpuPercent: number): Promise<ChorusRow['cpu']> {
+  const status = await apiGet<{ leader: string | null; keepers?: string[] }>(origin, '/v1/status').catch(() => null);
+  if (status === null) return null;
+  const keepers = new Set(status.keepers ?? (status.leader === null ? [] : [status.leader]));
+  const idleMs = (idleCpuPercent / 100) * windowMs;
+  const spent = daemons.map((d, i) => Math.max(0, (((processCpuTicks(d.pid) ?? 0) - (ticksBefore[i] as number)) / CLK_TCK) * 1000 - idleMs) / trials);
+  const of = (keep: boolean) => spent.filter((_, i) => keepers.has((daemons[i] as Daemon).nodeId) === keep);
+  const keeperMs = median(of(true));
+  const members = of(false);
+  return { keeperMs, memberMs: members.length > 0 ? median(members) : null, allMs: sum(spent) };
 }
 
 // ---- serf ----------------------------------------------------------------------------------
@@ -307,8 +329,8 @@ const f0 = (x: number | null | undefined, unit = '') => (x === null || x === und
 
 function table(chorus: ChorusRow[], serf: SerfRow[], xargs: Map<number, number>): string {
   const lines: string[] = [];
-  lines.push('| nodes | system | all alive (and one leader), after the last start | idle CPU per node, median / max | all nodes | RSS per node, median / max | TCP connections per node, median / max | loopback bytes per node per s | packets per node per s | broadcast of `true`: created (median / max; tries again) | all started (median) | `succeeded` seen (median) |');
-  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| nodes | system | all alive (and one leader), after the last start | idle CPU per node, median / max | all nodes | RSS per node, median / max | TCP connections per node, median / max | loopback bytes per node per s | packets per node per s | broadcast of `true`: created (median / max; tries again) | all started (median) | `succeeded` seen (median) | CPU per broadcast: keeper / other member (medians) / all daemons |');
+  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const size of sizes) {
     const c = chorus.find((r) => r.size === size);
     const s = serf.find((r) => r.size === size);
@@ -316,13 +338,13 @@ function table(chorus: ChorusRow[], serf: SerfRow[], xargs: Map<number, number>)
       const i = c.idle;
       const failed = c.failedTrials > 0 ? ` (${c.failedTrials} of ${trials} failed)` : '';
       lines.push(
-        `| ${size} | chorus${values.sea ? ' (dist/chorus)' : values.chorus ? ` (${values.chorus})` : ''} | ${c.formMs === null ? 'not within 120 s' : f2(c.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | ${f0(median(c.createdMs), ' ms')} / ${f0(max(c.createdMs), ' ms')}; ${c.leaderWaits}${c.notCreated > 0 ? `; ${c.notCreated} not created` : ''} | ${f0(median(c.allStartedMs), ' ms')}${failed} | ${f0(median(c.succeededSeenMs), ' ms')} |`,
+        `| ${size} | chorus${values.sea ? ' (dist/chorus)' : values.chorus ? ` (${values.chorus})` : ''} | ${c.formMs === null ? 'not within 120 s' : f2(c.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | ${f0(median(c.createdMs), ' ms')} / ${f0(max(c.createdMs), ' ms')}; ${c.leaderWaits}${c.notCreated > 0 ? `; ${c.notCreated} not created` : ''} | ${f0(median(c.allStartedMs), ' ms')}${failed} | ${f0(median(c.succeededSeenMs), ' ms')} | ${c.cpu ? `${f0(c.cpu.keeperMs, ' ms')} / ${f0(c.cpu.memberMs ?? undefined, ' ms')} / ${f0(c.cpu.allMs, ' ms')}` : ''} |`,
       );
     }
     if (s) {
       const i = s.idle;
       lines.push(
-        `| ${size} | serf | ${s.formMs === null ? 'not within 60 s' : f2(s.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | | query answered ${s.queryAnswered} | |`,
+        `| ${size} | serf | ${s.formMs === null ? 'not within 60 s' : f2(s.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | | query answered ${s.queryAnswered} | | |`,
       );
     }
     const x = xargs.get(size);
