@@ -53,6 +53,7 @@ describe('one daemon, driven through the CLI', () => {
       'finished ad-hoc runs',
       'pruned instance ids',
       'members',
+      'members whose work is held',
       'connections',
       'membership updates queued',
       'peers pulling state',

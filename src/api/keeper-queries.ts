@@ -2,7 +2,8 @@
 // is not a keeper holds only its own work, so a question that reads the cluster's work
 // (instances and their subtasks, job history, a node's open work, logs, the change feed) goes
 // to a keeper in one request, the leader first (it takes every result first), and its
-// answer, or its ApiError, comes back as it would from the keeper's own API. What every
+// answer, or its ApiError, comes back as it would from the keeper's own API. A keeper that
+// has not caught up with the others since it became one asks them too (node.keeperReady). What every
 // member holds (status, members, plans) and the writes that need no view (jobs, runs, drains)
 // are answered here. A keeper answers all of it from its own records.
 import type { ChorusNode } from '../node/node.js';
@@ -71,7 +72,7 @@ export class KeeperQueries implements ControlPlane {
   /** Asks the keepers in turn, the leader first; here when this node is one. */
   private async ask<T>(method: keyof ControlPlane, args: unknown[]): Promise<T> {
     const call = this.local[method] as (...a: unknown[]) => T | Promise<T>;
-    if (this.node.replicator.isKeeper()) return call.apply(this.local, args);
+    if (this.node.keeperReady()) return call.apply(this.local, args);
     const waitIndex = ASKED_OF_KEEPERS[method];
     const waitMs = typeof waitIndex === 'number' && typeof args[waitIndex] === 'number' ? (args[waitIndex] as number) : 0;
     const { requestTimeoutMs } = this.node.config;
@@ -88,6 +89,8 @@ export class KeeperQueries implements ControlPlane {
       }
     }
     this.counters.unanswered += 1;
+    // A keeper still catching up answers from its own records rather than not at all.
+    if (this.node.replicator.isKeeper()) return call.apply(this.local, args);
     throw new ApiError(503, 'no-keeper', `this node keeps only its own work and no keeper answered the question (${reasons.join('; ') || 'no keeper is known yet'}); try again, or ask another node`);
   }
 

@@ -140,7 +140,7 @@ export class Replicator {
   /** Records members handed to this node to gossip, by key. */
   private readonly relayed = new Map<string, AnyRecord>();
   /** Members waiting for the records they handed over to be gossiped. */
-  private relayWaiters: Array<() => void> = [];
+  private relayWaiters: Array<(delivered: boolean) => void> = [];
   /** The most steps any of the records handed over in this batch has taken towards the leader. */
   private relayHops = 0;
   /** Peers an exchange is running with. */
@@ -198,18 +198,25 @@ export class Replicator {
   }
 
   private keeperTimer: TimerHandle | null = null;
+  private lastKeeperSyncMs = Number.NEGATIVE_INFINITY;
   private keeperTurn = 0;
 
   /**
    * A keeper compares every record with the other keepers in turn, one every rootSyncGapMs
-   * (once records stopped arriving for rootSyncQuietMs): one fingerprint each when they
+   * (once records stopped arriving for rootSyncQuietMs, or 5 periods after the last one):
+   * one fingerprint each when they
    * agree. Records reach the leader by many paths (members' hand-overs, their own-work
    * exchanges, a former keeper's hand-over); this is how the other keepers get them all.
    */
   private syncWithNextKeeper(): void {
-    if (!this.isKeeper() || this.deps.clock.now() - this.lastChangeMs < this.deps.config.rootSyncQuietMs) return;
+    if (!this.isKeeper()) return;
+    // While records keep arriving (a fleet churning), at least every 5 periods all the same.
+    const nowMs = this.deps.clock.now();
+    const quiet = nowMs - this.lastChangeMs >= this.deps.config.rootSyncQuietMs;
+    if (!quiet && nowMs - this.lastKeeperSyncMs < 5 * this.deps.config.rootSyncGapMs) return;
     const others = this.deps.keepers().filter((id) => id !== this.selfId);
     if (others.length === 0) return;
+    this.lastKeeperSyncMs = nowMs;
     const peer = others[this.keeperTurn++ % others.length] as string;
     this.syncWith(peer, { dial: true }).catch((err: unknown) => this.onBackgroundError(err));
   }
@@ -223,6 +230,8 @@ export class Replicator {
     this.relayFlush.cancel();
     this.expectTimer?.cancel();
     this.expectTimer = null;
+    this.ownCheckTimer?.cancel();
+    this.ownCheckTimer = null;
     this.answerRelays();
   }
 
@@ -271,11 +280,34 @@ export class Replicator {
    */
   private handOver(records: AnyRecord[]): void {
     const via = this.nextStepToLeader(0);
-    if (via === null) return this.gossip(records);
+    if (via === null) {
+      this.gossip(records);
+      // Gossip is lossy: this member checks with a keeper soon.
+      if (this.deps.leaderId() !== this.selfId) this.checkOwnWorkSoon();
+      return;
+    }
     this.counters.relayedToLeader += records.length;
-    this.deps.rpc.call(via.peer, RELAY, { records, hops: via.hops }, this.deps.config.requestTimeoutMs).catch(() => {
-      this.counters.relaysUnanswered += records.length;
-      this.gossipLatest(records);
+    this.deps.rpc.call(via.peer, RELAY, { records, hops: via.hops }, this.deps.config.requestTimeoutMs).then(
+      (reply) => {
+        // Gossiped on the way (no route to the leader): lossy, so this member checks with a keeper soon.
+        if ((reply as { delivered?: unknown } | null)?.delivered === false) this.checkOwnWorkSoon();
+      },
+      () => {
+        this.counters.relaysUnanswered += records.length;
+        this.gossipLatest(records);
+        this.checkOwnWorkSoon();
+      },
+    );
+  }
+
+  private ownCheckTimer: TimerHandle | null = null;
+
+  /** Compares this member's own work with a keeper in workSyncGraceMs (its results may have been lost on the way). */
+  private checkOwnWorkSoon(turn = 0): void {
+    if (this.ownCheckTimer !== null || this.isKeeper()) return;
+    this.ownCheckTimer = this.deps.clock.setTimer(this.deps.config.workSyncGraceMs, () => {
+      this.ownCheckTimer = null;
+      this.syncOwnWork(turn).catch((err: unknown) => this.onBackgroundError(err));
     });
   }
 
@@ -305,6 +337,8 @@ export class Replicator {
     this.relayHops = 0;
     const waiters = this.relayWaiters;
     this.relayWaiters = [];
+    // Whether the records reached the leader (and the keepers), or were only gossiped.
+    let delivered = true;
     try {
       if (relayed.length === 0) return;
       if (this.deps.leaderId() === this.selfId && (await this.passToKeepers(relayed))) return;
@@ -312,15 +346,17 @@ export class Replicator {
       if (via !== null) {
         try {
           this.counters.relaysForwarded += relayed.length;
-          await this.deps.rpc.call(via.peer, RELAY, { records: relayed, hops: via.hops }, this.deps.config.requestTimeoutMs);
+          const reply = await this.deps.rpc.call(via.peer, RELAY, { records: relayed, hops: via.hops }, this.deps.config.requestTimeoutMs);
+          delivered = (reply as { delivered?: unknown } | null)?.delivered !== false;
           return;
         } catch {
           this.counters.relaysUnanswered += relayed.length;
         }
       }
+      delivered = false;
       this.gossipLatest(relayed);
     } finally {
-      for (const answer of waiters) answer();
+      for (const answer of waiters) answer(delivered);
     }
   }
 
@@ -343,7 +379,7 @@ export class Replicator {
   private answerRelays(): void {
     const waiters = this.relayWaiters;
     this.relayWaiters = [];
-    for (const answer of waiters) answer();
+    for (const answer of waiters) answer(false);
   }
 
   /** Gossips records in the version held now (a later one may have come since they were batched). */
@@ -398,8 +434,8 @@ export class Replicator {
     // The window pays off when many members report at once: a few milliseconds per
     // neighbour, up to relayBatchMs (a broadcast on 5 daemons waited 100 ms for nothing).
     this.relayFlush.arm(Math.min(this.deps.config.relayBatchMs, this.deps.config.relayBatchPerPeerMs * this.deps.transport.connectedPeers().length));
-    await new Promise<void>((resolve) => this.relayWaiters.push(resolve));
-    return { ok: true };
+    const delivered = await new Promise<boolean>((resolve) => this.relayWaiters.push(resolve));
+    return { ok: true, delivered };
   }
 
   onGossip(from: string, data: Uint8Array): void {
@@ -500,14 +536,15 @@ export class Replicator {
    */
   async syncWith(peer: string, options: { dial?: boolean; scope?: SyncScope } = {}): Promise<void> {
     if (this.syncing.has(peer)) return; // one exchange per peer at a time
+    const scope = options.scope ?? this.scopeWith(peer);
     // The peer is pulling from this node right now (it is catching up): an exchange the
-    // other way would send it digests and pages it is already getting.
-    if (this.deps.clock.now() - (this.pulledBy.get(peer) ?? -Infinity) < this.deps.config.pullingWindowMs) {
+    // other way would send it digests and pages it is already getting. Not between two
+    // keepers: each must get what the other holds, and they sync with each other all the time.
+    if (scope === 'shared' && this.deps.clock.now() - (this.pulledBy.get(peer) ?? -Infinity) < this.deps.config.pullingWindowMs) {
       this.counters.syncsSkipped += 1;
       return;
     }
     this.syncing.add(peer);
-    const scope = options.scope ?? this.scopeWith(peer);
     try {
       // Most exchanges find nothing to do: one fingerprint, and the bucket hashes only if it differs.
       const first = (await this.deps.rpc.call(peer, 'sync', { root: this.deps.store.rootVersion(scope), scope }, this.deps.config.requestTimeoutMs, { dial: options.dial === true })) as { same?: unknown; buckets?: unknown };
@@ -576,7 +613,8 @@ export class Replicator {
     const missing = want.map((k) => this.deps.store.get(k)).filter((r): r is AnyRecord => r !== undefined);
     const [page] = batches(missing, this.deps.config.syncPageBytes);
     if (page !== undefined) {
-      await this.deps.rpc.call(peer, 'push', { records: page, ack: false }, this.deps.config.requestTimeoutMs, { bulk: true });
+      // Acknowledged: a busy peer refuses an unacknowledged push, and the exchange would end with the difference still there.
+      await this.deps.rpc.call(peer, 'push', { records: page, ack: true }, this.deps.config.requestTimeoutMs, { bulk: true });
       this.counters.syncPages += 1;
     }
   }
@@ -662,13 +700,15 @@ export class Replicator {
 
   private syncWithRandomPeer(): void {
     const peers = this.deps.transport.connectedPeers();
-    // The safety net for a member's own work: with a keeper it is connected to, and only when
-    // it has work (dialling a keeper from every member of a fleet every period would churn
-    // the keepers' connections; a missing subtask is asked for by expectOwnWork, which dials).
+    // The safety net for a member's own work, only when it has some (at a fleet's formation
+    // every member dialling a keeper churned the keepers' connections): with a keeper it is
+    // connected to, else a keeper is dialled (one fingerprint when they agree).
     if (!this.isKeeper() && this.hasOwnWork()) {
       const connected = new Set(peers);
-      const keeper = this.deps.keepers().find((id) => connected.has(id));
-      if (keeper !== undefined) void this.syncOwnWork(this.deps.keepers().indexOf(keeper)).catch((err: unknown) => this.onBackgroundError(err));
+      const keepers = this.deps.keepers();
+      const linked = keepers.findIndex((id) => connected.has(id) && id !== this.selfId);
+      const turn = linked >= 0 ? linked : Math.floor(this.deps.random() * keepers.length);
+      void this.syncOwnWork(turn).catch((err: unknown) => this.onBackgroundError(err));
     }
     if (peers.length === 0) return;
     const peer = peers[Math.floor(this.deps.random() * peers.length)] as string;
@@ -745,6 +785,7 @@ export class Replicator {
     const keeper = keepers[turn % keepers.length] as string;
     this.workSyncRunning = true;
     this.counters.workSyncs += 1;
+    let failed = false;
     const { store, config } = this.deps;
     try {
       const mine = store.workOf(this.selfId);
@@ -767,13 +808,16 @@ export class Replicator {
         await this.acceptMany(keeper, page?.records);
       }
       const push = [...store.workOf(this.selfId).keys].filter((key) => theirs.get(key) !== store.versionOf(key)).map((key) => store.get(key)).filter((r): r is AnyRecord => r !== undefined);
-      if (push.length > 0) await this.pushPages(keeper, push, false, config.requestTimeoutMs, true);
+      // Acknowledged: on the keeper's disk before it answers (a busy keeper refuses an unacknowledged push).
+      if (push.length > 0) await this.pushPages(keeper, push, true, config.requestTimeoutMs, true);
     } catch (err) {
       if (err instanceof InvariantError) throw err;
-      this.deps.log.debug({ keeper, err: (err as Error).message }, 'own work not compared with a keeper');
+      this.deps.log.debug({ keeper, err: (err as Error).message }, 'own work not compared with a keeper; the next one is asked soon');
+      failed = true;
     } finally {
       this.workSyncRunning = false;
     }
+    if (failed) this.checkOwnWorkSoon(turn + 1);
   }
 
   /**

@@ -567,7 +567,16 @@ export class ChorusNode {
     const keepers = this.membership.keepers();
     const keeper = keepers.includes(this.id);
     const syncAll = (peer: string) => this.replicator.syncWith(peer, { dial: true, scope: 'all' }).catch((err: unknown) => this.stopOnInvariant(err));
-    if (keeper && !this.wasKeeper && this.started) for (const peer of keepers) if (peer !== this.id) void syncAll(peer);
+    // A node that becomes a keeper syncs every record with the other keepers; until then it is
+    // not ready: it does not answer questions from its own records (they may be behind).
+    if (keeper && !this.wasKeeper && this.started) {
+      this.caughtUp = false;
+      const others = keepers.filter((peer) => peer !== this.id);
+      void Promise.allSettled(others.map(syncAll)).then(() => {
+        if (this.replicator.isKeeper()) this.caughtUp = true;
+      });
+    }
+    if (!keeper) this.caughtUp = false;
     // A node that stopped being a keeper while it holds other members' work (after a
     // partition healed, the other side's keepers hold the results its members reported
     // there) asks the keepers to take it all, before it forgets it (keeperHandoverMs). A node
@@ -594,6 +603,13 @@ export class ChorusNode {
       if (removed > 0) this.deps.log.info({ removed, keepers: this.membership.keepers() }, 'not a keeper: other members\' subtasks and steps forgotten (the keepers hold them)');
     });
   }
+
+  /** Whether this node keeps, with every record (it caught up with the other keepers since it became one). */
+  keeperReady(): boolean {
+    return this.replicator.isKeeper() && (this.caughtUp || this.membership.keepers().length <= 1);
+  }
+
+  private caughtUp = true;
 
   private holdsOthersWork(): boolean {
     const { store } = this.deps;
