@@ -20,7 +20,7 @@ import { instanceIdOfKey, mergeRecord, recordKey } from '../records/merge.js';
 import { isTerminal, type AnyRecord, type InstanceRecord } from '../records/types.js';
 import { authorityProblem, authorityProblems, type RecordKeys } from '../records/signature.js';
 import { parseRecord } from '../records/validate.js';
-import type { RecordStore, SyncScope } from '../store/record-store.js';
+import { sortedHas, type RecordStore, type SyncScope } from '../store/record-store.js';
 import { holderOfRaw } from '../records/scope.js';
 import { isInstanceFinished } from '../records/status.js';
 import { RpcError, type Rpc } from './rpc.js';
@@ -167,7 +167,7 @@ export class Replicator {
     });
     deps.store.onChange((changes) => {
       this.lastChangeMs = deps.clock.now();
-      if (changes.some((r) => r.kind === 'instance' && r.record.targets.includes(this.selfId))) this.expectOwnWork();
+      if (changes.some((r) => r.kind === 'instance' && sortedHas(r.record.targets, this.selfId))) this.expectOwnWork();
     });
   }
 
@@ -633,7 +633,7 @@ export class Replicator {
       const own = store.subtask(id, this.selfId);
       const ownSteps = [store.step(id, 'pre'), store.step(id, 'post')].filter((s) => s?.runnerNodeId === this.selfId);
       if ((own && !isTerminal(own.status)) || ownSteps.some((s) => s && !isTerminal(s.status))) continue;
-      if (!own && store.instance(id)?.targets.includes(this.selfId) && !isInstanceFinished(store.statusOf(store.instance(id) as InstanceRecord))) continue;
+      if (!own && sortedHas(store.instance(id)?.targets ?? [], this.selfId) && !isInstanceFinished(store.statusOf(store.instance(id) as InstanceRecord))) continue;
       store.removeInstance(id);
       removed.push(id);
     }
@@ -769,7 +769,7 @@ export class Replicator {
   /** An instance targets this node, and its subtask has not come. */
   private missingOwnWork(): boolean {
     const { store } = this.deps;
-    return store.instances().some((i) => i.failure === null && store.subtask(i.id, this.selfId) === undefined && i.targets.includes(this.selfId) && !isInstanceFinished(store.statusOf(i)));
+    return store.instances().some((i) => i.failure === null && store.subtask(i.id, this.selfId) === undefined && sortedHas(i.targets, this.selfId) && !isInstanceFinished(store.statusOf(i)));
   }
 
   /**
