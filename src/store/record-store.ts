@@ -512,8 +512,12 @@ export class RecordStore {
 
   /** Whether this exact record (same content and signature) is the one held under its key. */
   holds(record: AnyRecord): boolean {
-    const version = this.versions.get(recordKey(record));
-    return version !== undefined && version === versionOf(record);
+    const key = recordKey(record);
+    const version = this.versions.get(key);
+    if (version === undefined) return false;
+    // Another signature is another version (it is part of the fingerprint): no need to hash the body.
+    if (this.records.get(key)?.record.sig !== record.record.sig) return false;
+    return version === versionOf(record);
   }
 
   versionOf(key: string): string | undefined {
