@@ -146,7 +146,7 @@ async function calmDown(sim: SimCluster, created: string[]): Promise<void> {
 function checkedOutcome(sim: SimCluster, chaos: Chaos, clockSkewMs: number): Outcome {
   const { created } = chaos;
   const viewer = sim.liveIds()[0] as string;
-  const store = sim.store(viewer);
+  const store = sim.storeAnswering(viewer);
   const views = created.map((id) => {
     const instance = store.instance(id);
     if (!instance) throw new Error(`instance ${id} is missing at ${viewer}`);
@@ -178,7 +178,7 @@ function differences(sim: SimCluster): string {
   }
   const viewer = live[0];
   if (viewer) {
-    const store = sim.store(viewer);
+    const store = sim.storeAnswering(viewer);
     for (const instance of store.instances()) {
       const status = store.progressOf(instance).status;
       if (isInstanceFinished(status)) continue;

@@ -119,3 +119,77 @@ describe('keepers', () => {
       { retainInstancesPerJob: 2, retentionIntervalMs: 1_000 },
     ));
 });
+
+// A broadcast's pending subtasks are implied by its instance (records/rollout.ts
+// impliesSubtasks): none is written, and a target starts its own as soon as the instance
+// reaches it live. One that reaches it by anti-entropy (it was cut off, or down, when the
+// instance was created) waits for a keeper's word first: the leader may have given it a
+// node-lost verdict meanwhile, and it must not run after that.
+describe('pending subtasks implied by the instance', () => {
+  it('a broadcast writes no pending subtask: each target starts from the instance alone', () =>
+    withSim(6, 5, async (sim) => {
+      await formed(sim);
+      const pendingWritten: string[] = [];
+      for (const id of sim.ids()) {
+        sim.store(id).onChange((records) => {
+          for (const r of records) if (r.kind === 'subtask' && r.record.status === 'pending') pendingWritten.push(`${r.record.nodeId} at ${id}`);
+        });
+      }
+      await sim.addJob('n04', 'all', { cmd: 'sleep:100' });
+      const instance = await sim.runJob('n04', 'all');
+      await sim.until(() => sim.converged() && sim.liveIds().every((id) => sim.progressSeenBy(id, instance.id)?.status === 'succeeded'), 10_000, 'the broadcast ending');
+      expect(pendingWritten).toEqual([]);
+      expect(sim.executions.filter((e) => e.instanceId === instance.id).map((e) => e.nodeId).sort()).toEqual(sim.ids().sort());
+      // While it waited, a target's subtask showed pending everywhere (implied, not stored).
+      expect(sim.storeAnswering('n05').subtaskOrImplied(instance, 'n05')).toMatchObject({ status: 'succeeded', reporter: 'n05' });
+    }));
+
+  it('a target cut off when the instance was created, declared dead, then back: it gets the instance by anti-entropy and never runs its node-lost subtask', () =>
+    withSim(6, 6, async (sim) => {
+      await formed(sim);
+      await sim.addJob('n02', 'all', { cmd: 'sleep:100' });
+      await sim.until(() => sim.store('n06').job('all') !== undefined, 5_000, 'the job reaching n06');
+      sim.partition(['n06'], ['n01', 'n02', 'n03', 'n04', 'n05']);
+      const instance = await sim.runJob('n02', 'all');
+      expect(instance.targets).toContain('n06');
+      await sim.until(() => sim.store('n01').subtask(instance.id, 'n06')?.reason === 'node-lost', 20_000, 'the node-lost verdict on n06');
+      await sim.until(() => sim.progressSeenBy('n01', instance.id)?.status === 'failed', 10_000, 'the broadcast ending');
+      sim.heal();
+      await sim.until(() => sim.store('n06').instance(instance.id) !== undefined && sim.store('n06').subtask(instance.id, 'n06') !== undefined && sim.converged(), 20_000, 'n06 catching up');
+      // Long enough for a start to show: the worker polls every workerTickMs.
+      await sim.run(3_000);
+      expect(sim.executions.filter((e) => e.instanceId === instance.id && e.nodeId === 'n06')).toEqual([]);
+      expect(sim.store('n06').subtask(instance.id, 'n06')).toMatchObject({ status: 'failed', reason: 'node-lost' });
+      expect(sim.progressSeenBy('n06', instance.id)?.status).toBe('failed');
+    }));
+
+  it('a target down when the instance was created and restarted: the node-lost verdict reaches it before anything starts', () =>
+    withSim(6, 7, async (sim) => {
+      await formed(sim);
+      await sim.addJob('n02', 'all', { cmd: 'sleep:100' });
+      await sim.until(() => sim.store('n05').job('all') !== undefined, 5_000, 'the job reaching n05');
+      const instance = await sim.runJob('n02', 'all');
+      sim.crash('n05'); // before the instance reaches it (gossip takes a few virtual ms)
+      expect(instance.targets).toContain('n05');
+      await sim.until(() => sim.store('n01').subtask(instance.id, 'n05')?.reason === 'node-lost' && sim.progressSeenBy('n01', instance.id)?.status === 'failed', 20_000, 'the node-lost verdict on n05');
+      sim.restart('n05', 'n01');
+      await sim.until(() => sim.store('n05').subtask(instance.id, 'n05') !== undefined && sim.converged(), 20_000, 'n05 catching up');
+      await sim.run(3_000);
+      expect(sim.executions.filter((e) => e.instanceId === instance.id && e.nodeId === 'n05')).toEqual([]);
+      expect(sim.store('n05').subtask(instance.id, 'n05')).toMatchObject({ status: 'failed', reason: 'node-lost' });
+    }));
+
+  it('a target cut off too briefly to be declared dead gets the instance by anti-entropy, asks a keeper, and runs its subtask once', () =>
+    withSim(6, 8, async (sim) => {
+      await formed(sim);
+      await sim.addJob('n02', 'all', { cmd: 'sleep:100' });
+      await sim.until(() => sim.store('n06').job('all') !== undefined, 5_000, 'the job reaching n06');
+      sim.partition(['n06'], ['n01', 'n02', 'n03', 'n04', 'n05']);
+      const instance = await sim.runJob('n02', 'all');
+      await sim.run(300);
+      sim.heal();
+      await sim.until(() => sim.converged() && sim.liveIds().every((id) => sim.progressSeenBy(id, instance.id)?.status === 'succeeded'), 20_000, 'the broadcast ending');
+      expect(sim.executions.filter((e) => e.instanceId === instance.id && e.nodeId === 'n06')).toHaveLength(1);
+      expect(sim.node('n06').replicator.counters.workSyncs).toBeGreaterThan(0);
+    }));
+});

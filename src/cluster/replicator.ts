@@ -23,6 +23,7 @@ import { parseRecord } from '../records/validate.js';
 import { sortedHas, type RecordStore, type SyncScope } from '../store/record-store.js';
 import { holderOfRaw } from '../records/scope.js';
 import { isInstanceFinished } from '../records/status.js';
+import { impliesSubtasks } from '../records/rollout.js';
 import { RpcError, type Rpc } from './rpc.js';
 import { InvariantError } from '../core/assert.js';
 import { shuffle } from '../core/shuffle.js';
@@ -86,6 +87,8 @@ export interface ReplicatorDeps {
   heardFrom: (peer: string) => void;
   /** Instances this node pruned because a peer had (their logs and journal entries go too). */
   onPruned?: (instanceIds: string[]) => void;
+  /** Instances whose implied subtask of this node's may start now (mayStartImplied turned true). */
+  onImpliedConfirmed?: (instanceIds: string[]) => void;
 }
 
 export interface ReplicationCounters {
@@ -167,7 +170,8 @@ export class Replicator {
     });
     deps.store.onChange((changes) => {
       this.lastChangeMs = deps.clock.now();
-      if (changes.some((r) => r.kind === 'instance' && sortedHas(r.record.targets, this.selfId))) this.expectOwnWork();
+      // An instance that implies its subtasks (records/rollout.ts) brings this node's with it.
+      if (changes.some((r) => r.kind === 'instance' && !impliesSubtasks(r.record) && sortedHas(r.record.targets, this.selfId))) this.expectOwnWork();
     });
   }
 
@@ -193,6 +197,8 @@ export class Replicator {
   }
 
   start(): void {
+    // A verdict on an implied subtask of this node's may have been given while it was down.
+    this.holdImplied(this.deps.store.instances().map((record): AnyRecord => ({ kind: 'instance', record })));
     this.timer = every(this.deps.clock, this.deps.config.antiEntropyIntervalMs, () => this.syncWithRandomPeer());
     this.keeperTimer = every(this.deps.clock, this.deps.config.rootSyncGapMs, () => this.syncWithNextKeeper());
   }
@@ -369,7 +375,7 @@ export class Replicator {
     const others = this.deps.keepers().filter((id) => id !== this.selfId);
     if (others.length === 0) return true;
     const latest = records.map((r) => this.deps.store.get(recordKey(r)) ?? r);
-    const results = await Promise.allSettled(others.map((peer) => this.pushPages(peer, latest, true, this.deps.config.requestTimeoutMs, true)));
+    const results = await Promise.allSettled(others.map((peer) => this.pushPages(peer, latest, { ack: true, timeoutMs: this.deps.config.requestTimeoutMs, dial: true, fresh: true })));
     const taken = results.filter((r) => r.status === 'fulfilled').length;
     if (taken > 0) this.counters.resultsToKeepers += records.length;
     return taken > 0;
@@ -468,10 +474,13 @@ export class Replicator {
   }
 
   /** The same for a large batch (a page of anti-entropy, a push): the signatures are checked off the event loop where the keys can. */
-  async acceptMany(from: string, raw: unknown): Promise<AnyRecord[]> {
+  async acceptMany(from: string, raw: unknown, options: { catchUp: boolean }): Promise<AnyRecord[]> {
     const fresh = this.freshRecords(from, raw);
     const problems = fresh.length < VERIFY_BATCH_MIN ? fresh.map((r) => authorityProblem(r, this.deps.keys)) : await authorityProblems(fresh, this.deps.keys);
-    const applied = this.deps.store.apply(fresh.filter((r, i) => this.authorised(from, r, problems[i] ?? null)));
+    const accepted = fresh.filter((r, i) => this.authorised(from, r, problems[i] ?? null));
+    // Before they are merged: the worker looks at them as soon as they are.
+    if (options.catchUp) this.holdImplied(accepted);
+    const applied = this.deps.store.apply(accepted);
     // A member's own record, new here and taken from that member itself, is passed on: a
     // daemon's record, written at its start before it had a connection, reaches its first
     // peer only by this exchange, and the rest of the cluster would otherwise learn of the new
@@ -545,6 +554,8 @@ export class Replicator {
       return;
     }
     this.syncing.add(peer);
+    // A keeper's word: two keepers compare every record, this node's work included.
+    const waiting = scope === 'all' && this.deps.keepers().includes(peer) ? [...this.unconfirmed] : [];
     try {
       // Most exchanges find nothing to do: one fingerprint, and the bucket hashes only if it differs.
       const first = (await this.deps.rpc.call(peer, 'sync', { root: this.deps.store.rootVersion(scope), scope }, this.deps.config.requestTimeoutMs, { dial: options.dial === true })) as { same?: unknown; buckets?: unknown };
@@ -556,6 +567,7 @@ export class Replicator {
         await this.pushWanted(peer, wanted);
       }
       this.counters.syncsCompleted += 1;
+      this.confirmImplied(waiting);
     } catch (err) {
       if (err instanceof InvariantError) throw err; // a bug in merging what arrived, not a failed exchange
       this.counters.syncsFailed += 1;
@@ -586,7 +598,7 @@ export class Replicator {
         const next = typeof page?.next === 'string' ? page.next : null;
         pending = next === null ? null : pull(next);
         pending?.catch(() => undefined); // awaited at the next turn of the loop; handled if this one throws first
-        checking.push(this.acceptMany(peer, page?.records));
+        checking.push(this.acceptMany(peer, page?.records, { catchUp: true }));
         if (checking.length >= PAGES_IN_FLIGHT) await checking.shift();
         this.counters.syncPages += 1;
         if (first && Array.isArray(page?.want)) want = page.want.filter((k): k is string => typeof k === 'string');
@@ -766,10 +778,72 @@ export class Replicator {
     return this.deps.store.workOf(this.selfId).keys.size > 0 || this.missingOwnWork();
   }
 
-  /** An instance targets this node, and its subtask has not come. */
+  /** An instance targets this node, and its subtask has not come (or the one it implies waits for a keeper's word). */
   private missingOwnWork(): boolean {
     const { store } = this.deps;
-    return store.instances().some((i) => i.failure === null && store.subtask(i.id, this.selfId) === undefined && sortedHas(i.targets, this.selfId) && !isInstanceFinished(store.statusOf(i)));
+    if (this.unconfirmed.size > 0) return true;
+    return store.instances().some((i) => i.failure === null && !impliesSubtasks(i) && store.subtask(i.id, this.selfId) === undefined && sortedHas(i.targets, this.selfId) && !isInstanceFinished(store.statusOf(i)));
+  }
+
+  // ---- the pending subtasks an instance implies ----------------------------------------
+
+  /**
+   * Instances whose implied pending subtask of this node's (records/rollout.ts) waits for a
+   * keeper's word before it may start: they came by anti-entropy, or were on disk when this
+   * node started, so a verdict on that subtask (node-lost, given while this node was held
+   * dead) may exist that has not reached it. An instance that came live (gossip, a
+   * hand-over, a push of new writes) is not held back: a verdict takes a death to be
+   * declared, seconds after the instance first travelled.
+   */
+  private readonly unconfirmed = new Set<string>();
+
+  /** Whether this node may start the subtask the instance implies for it without a record of it. */
+  mayStartImplied(instanceId: string): boolean {
+    return !this.unconfirmed.has(instanceId);
+  }
+
+  /** Instances among `records` that imply a subtask of this node's it holds no record of wait for a keeper's word. */
+  private holdImplied(records: readonly AnyRecord[]): void {
+    const { store } = this.deps;
+    let held = false;
+    for (const r of records) {
+      if (r.kind !== 'instance' || !impliesSubtasks(r.record) || !sortedHas(r.record.targets, this.selfId) || store.subtask(r.record.id, this.selfId) !== undefined) continue;
+      this.unconfirmed.add(r.record.id);
+      held = true;
+    }
+    if (held) this.askForWordSoon();
+  }
+
+  /**
+   * Asks for a keeper's word at once: a member compares its own work with a keeper (retried
+   * with back-off while some are waiting); a keeper compares everything with the leader (or
+   * the next keeper); the only keeper there is needs no one's word.
+   */
+  private askForWordSoon(): void {
+    const keepers = this.deps.keepers();
+    if (keepers.length === 0) return; // not known yet (a start): keepersChanged() asks
+    const others = keepers.filter((id) => id !== this.selfId);
+    if (others.length === 0) {
+      queueMicrotask(() => this.confirmImplied([...this.unconfirmed]));
+      return;
+    }
+    if (this.isKeeper()) {
+      this.syncWith(others[0] as string, { dial: true, scope: 'all' }).catch((err: unknown) => this.onBackgroundError(err));
+      return;
+    }
+    this.syncOwnWork().catch((err: unknown) => this.onBackgroundError(err));
+    this.expectOwnWork();
+  }
+
+  /** The keepers changed (or became known): instances waiting for a word ask the new ones. */
+  keepersChanged(): void {
+    if (this.unconfirmed.size > 0) this.askForWordSoon();
+  }
+
+  /** A keeper's word came after these instances did: the subtasks they imply may start. */
+  private confirmImplied(ids: readonly string[]): void {
+    const confirmed = ids.filter((id) => this.unconfirmed.delete(id));
+    if (confirmed.length > 0) this.deps.onImpliedConfirmed?.(confirmed);
   }
 
   /**
@@ -787,12 +861,17 @@ export class Replicator {
     this.counters.workSyncs += 1;
     let failed = false;
     const { store, config } = this.deps;
+    // What the keeper holds of this node's work, once compared, says no verdict is on its way for these.
+    const waiting = [...this.unconfirmed];
     try {
       const mine = store.workOf(this.selfId);
       type Answer = { same?: unknown; entries?: unknown; records?: unknown; next?: unknown };
       const ask = (body: unknown) => this.deps.rpc.call(keeper, SYNC_WORK, body, config.requestTimeoutMs, { dial: true, bulk: true }) as Promise<Answer>;
       let answer = await ask({ root: mine.root, after: null });
-      if (answer?.same === true) return;
+      if (answer?.same === true) {
+        this.confirmImplied(waiting);
+        return;
+      }
       this.counters.workSyncsRepaired += 1;
       const theirs = new Map<string, string>();
       for (;;) {
@@ -805,11 +884,12 @@ export class Replicator {
       // A record is at most a few KB: pages of keys whose records fit in a page.
       for (const keys of chunksOf(pull, () => WORK_RECORD_BYTES, config.syncPageBytes)) {
         const page = await ask({ keys });
-        await this.acceptMany(keeper, page?.records);
+        await this.acceptMany(keeper, page?.records, { catchUp: true });
       }
       const push = [...store.workOf(this.selfId).keys].filter((key) => theirs.get(key) !== store.versionOf(key)).map((key) => store.get(key)).filter((r): r is AnyRecord => r !== undefined);
       // Acknowledged: on the keeper's disk before it answers (a busy keeper refuses an unacknowledged push).
-      if (push.length > 0) await this.pushPages(keeper, push, true, config.requestTimeoutMs, true);
+      if (push.length > 0) await this.pushPages(keeper, push, { ack: true, timeoutMs: config.requestTimeoutMs, dial: true, fresh: false });
+      this.confirmImplied(waiting);
     } catch (err) {
       if (err instanceof InvariantError) throw err;
       this.deps.log.debug({ keeper, err: (err as Error).message }, 'own work not compared with a keeper; the next one is asked soon');
@@ -910,15 +990,17 @@ export class Replicator {
    */
   private async onPush(from: string, body: unknown): Promise<unknown> {
     this.deps.heardFrom(from);
-    const { records, ack } = (body ?? {}) as { records?: unknown; ack?: unknown };
+    const { records, ack, fresh } = (body ?? {}) as { records?: unknown; ack?: unknown; fresh?: unknown };
+    // A push of new writes (a run's instance, results, a leave) is as live as gossip; any other repairs a difference.
+    const catchUp = fresh !== true;
     if (ack === true) {
-      await this.acceptMany(from, records);
+      await this.acceptMany(from, records, { catchUp });
       await this.deps.store.flush();
       return { ok: true };
     }
     if (this.pushesInFlight >= PAGES_IN_FLIGHT) throw new RpcError(`busy: ${this.pushesInFlight} pushed pages are being checked already; try again later`, 'busy');
     this.pushesInFlight += 1;
-    this.acceptMany(from, records)
+    this.acceptMany(from, records, { catchUp })
       .catch((err: unknown) => {
         if (err instanceof InvariantError) this.deps.onInvariant(err);
       })
@@ -932,14 +1014,18 @@ export class Replicator {
   async pushToAll(records: AnyRecord[], timeoutMs: number): Promise<number> {
     const connected = this.deps.transport.connectedPeers();
     const keepers = this.deps.keepers().filter((id) => id !== this.selfId && !connected.includes(id));
-    const results = await Promise.allSettled([...connected.map((peer) => this.pushPages(peer, records, false, timeoutMs)), ...keepers.map((peer) => this.pushPages(peer, records, false, timeoutMs, true))]);
+    const results = await Promise.allSettled([...connected.map((peer) => this.pushPages(peer, records, { ack: false, timeoutMs, fresh: true })), ...keepers.map((peer) => this.pushPages(peer, records, { ack: false, timeoutMs, dial: true, fresh: true }))]);
     return results.filter((r) => r.status === 'fulfilled').length;
   }
 
-  /** Pushes records to one peer in pages of at most syncPageBytes; `ack`: each page on its disk before it answers; `dial`: connect first if need be. */
-  private async pushPages(peer: string, records: AnyRecord[], ack: boolean, timeoutMs: number, dial = false): Promise<void> {
+  /**
+   * Pushes records to one peer in pages of at most syncPageBytes; `ack`: each page on its
+   * disk before it answers; `dial`: connect first if need be; `fresh`: new writes, not a
+   * repair (the peer may start the subtask a new instance implies at once: mayStartImplied).
+   */
+  private async pushPages(peer: string, records: AnyRecord[], options: { ack: boolean; timeoutMs: number; dial?: boolean; fresh: boolean }): Promise<void> {
     for (const page of batches(records, this.deps.config.syncPageBytes)) {
-      await this.deps.rpc.call(peer, 'push', { records: page, ack }, timeoutMs, { bulk: true, dial });
+      await this.deps.rpc.call(peer, 'push', { records: page, ack: options.ack, ...(options.fresh ? { fresh: true } : {}) }, options.timeoutMs, { bulk: true, dial: options.dial === true });
     }
   }
 
@@ -957,7 +1043,7 @@ export class Replicator {
     // Two rounds at most: a client waits for this (a forwarded run is told after leaderTryMs that the leader is busy, and asks again).
     for (let at = 0; at < Math.min(shuffled.length, 2 * ACK_FANOUT); at += ACK_FANOUT) {
       const attempts = shuffled.slice(at, at + ACK_FANOUT).map((peer) =>
-        this.pushPages(peer, records, true, this.deps.config.requestTimeoutMs, options.dial === true).then(
+        this.pushPages(peer, records, { ack: true, timeoutMs: this.deps.config.requestTimeoutMs, dial: options.dial === true, fresh: true }).then(
           () => peer,
           (err: Error) => Promise.reject(new Error(`${peer.slice(-8)}: ${err.message}`)),
         ),

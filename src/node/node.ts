@@ -191,6 +191,7 @@ export class ChorusNode {
       neighboursLinkedToLeader: () => this.membership.neighboursLinkedToLeader(),
       onInvariant: (err) => this.deps.fatal(err),
       heardFrom: (peer) => this.membership.heardFrom(peer),
+      onImpliedConfirmed: (ids) => this.worker.recheck(ids),
       onPruned: (ids) => {
         this.deps.log.info({ removed: ids.length }, 'old instances removed (retention, as a peer did)');
         this.forgetInstances(ids).catch((err: unknown) => this.deps.log.error({ err }, `cannot remove the logs of pruned instances: ${(err as Error).message}`));
@@ -241,6 +242,7 @@ export class ChorusNode {
       live: this.live,
       fatal: this.deps.fatal,
       stepsMayStart: () => this.freshView.stepsMayStart(),
+      mayStartImplied: (instanceId) => this.replicator.mayStartImplied(instanceId),
       observer: this.deps.observer ?? NO_OBSERVER,
     });
   }
@@ -438,7 +440,7 @@ export class ChorusNode {
     let count = 0;
     for (const instance of store.instances()) {
       if (isInstanceFinished(store.statusOf(instance))) continue;
-      const subtask = store.subtask(instance.id, nodeId);
+      const subtask = store.subtaskOrImplied(instance, nodeId);
       if (subtask && (subtask.status === 'pending' || subtask.status === 'running')) count += 1;
       for (const step of Object.values(store.stepsOf(instance.id))) if (step?.runnerNodeId === nodeId && (step.status === 'pending' || step.status === 'running')) count += 1;
     }
@@ -565,6 +567,7 @@ export class ChorusNode {
    */
   private onKeepersChange(): void {
     const keepers = this.membership.keepers();
+    this.replicator.keepersChanged();
     const keeper = keepers.includes(this.id);
     const syncAll = (peer: string) => this.replicator.syncWith(peer, { dial: true, scope: 'all' }).catch((err: unknown) => this.stopOnInvariant(err));
     // A node that becomes a keeper syncs every record with the other keepers; until then it is

@@ -3,12 +3,22 @@
 // successes is enough. Pure functions of the instance's spec, its sorted targets and the
 // subtask records, so every leader (a new one after a failover included) computes the
 // same next step from the same records, and a view shows the same waves everywhere.
-import type { Amount, JobSpec, SubtaskRecord } from './types.js';
+import type { Amount, InstanceRecord, JobSpec, SubtaskRecord } from './types.js';
 import { isTerminal } from './types.js';
 
 /** Whether the spec asks the leader to release its subtasks over time (a wave or a parallel limit). */
 export function isRolling(spec: JobSpec): boolean {
   return spec.maxParallel !== undefined || spec.waves !== undefined;
+}
+
+/**
+ * Whether the instance releases every subtask at its creation (no rollout, no --pre step
+ * to wait for): then a target's pending first attempt is implied by the instance naming
+ * it, and no record of it is written until its owner starts it (or the leader gives a
+ * verdict on it). A broadcast's pending subtasks need not travel (issue 22, point 3).
+ */
+export function impliesSubtasks(instance: InstanceRecord): boolean {
+  return instance.failure === null && instance.spec.pre === null && !isRolling(instance.spec);
 }
 
 function percentOf(amount: Amount): number | null {

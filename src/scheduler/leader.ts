@@ -13,7 +13,7 @@ import { eligibility, noTargetFailure } from './plan.js';
 import type { HybridClock } from '../records/hlc.js';
 import { randomInstanceId, scheduledInstanceId } from '../records/ids.js';
 import { isInstanceFinished } from '../records/status.js';
-import { isRolling, nextRelease } from '../records/rollout.js';
+import { impliesSubtasks, isRolling, nextRelease } from '../records/rollout.js';
 import { UNSIGNED } from '../records/signature.js';
 import type { AnyRecord, AttemptState, FireRecord, InstanceRecord, InstanceTrigger, JobRecord, JobSpec, SkippedTarget, StepName, StepRecord, SubtaskRecord } from '../records/types.js';
 import { isTerminal, liveSpec, withSignal } from '../records/types.js';
@@ -176,17 +176,21 @@ export class Leader {
       sig: UNSIGNED,
     };
     // With a --pre step, the subtasks are created only once it has succeeded; a rolling
-    // broadcast releases its first wave (up to --max-parallel) now and the rest as they end.
+    // broadcast releases its first wave (up to --max-parallel) now and the rest as they end;
+    // any other releases them all now, implied by the instance (no record of them travels).
     const first: AnyRecord[] =
       spec.pre !== null && targets.length > 0
         ? [{ kind: 'step', record: this.newStep(id, 'pre', stamp, trigger === 'schedule') }]
-        : nextRelease(spec, targets, new Map(), false).release.map((nodeId) => ({ kind: 'subtask', record: newSubtask(id, nodeId, stamp, nowMs) }));
+        : impliesSubtasks(instance)
+          ? []
+          : nextRelease(spec, targets, new Map(), false).release.map((nodeId) => ({ kind: 'subtask', record: newSubtask(id, nodeId, stamp, nowMs) }));
     return { instance, records: [{ kind: 'instance', record: instance }, ...first] };
   }
 
   /** Tells the observer of the subtasks an instance releases, before its records are committed (the simulation's checker counts releases). */
   releasing({ instance, records }: PlannedInstance): void {
-    this.deps.observer?.subtasksReleased?.(instance.id, records.flatMap((r) => (r.kind === 'subtask' ? [r.record.nodeId] : [])));
+    const released = impliesSubtasks(instance) ? instance.targets : records.flatMap((r) => (r.kind === 'subtask' ? [r.record.nodeId] : []));
+    this.deps.observer?.subtasksReleased?.(instance.id, released);
   }
 
   /** Tells the observer and the log of an instance whose records were committed. */
@@ -227,11 +231,16 @@ export class Leader {
 
   /** A standalone job goes to the eligible node with the fewest unfinished subtasks. */
   private leastBusy(instanceId: string, eligible: string[]): string {
+    const { store } = this.deps;
     const load = new Map(eligible.map((id) => [id, 0]));
-    for (const instance of this.deps.store.instances()) {
-      for (const [nodeId, subtask] of this.deps.store.subtasksOf(instance.id)) {
+    for (const instance of store.instances()) {
+      const subtasks = store.subtasksOf(instance.id);
+      for (const [nodeId, subtask] of subtasks) {
         if (!isTerminal(subtask.status) && load.has(nodeId)) load.set(nodeId, (load.get(nodeId) ?? 0) + 1);
       }
+      // The pending subtasks an unfinished instance implies (no record until their owner starts them).
+      if (!impliesSubtasks(instance) || subtasks.size >= instance.targets.length || isInstanceFinished(store.statusOf(instance))) continue;
+      for (const nodeId of eligible) if (!subtasks.has(nodeId) && sortedHas(instance.targets, nodeId)) load.set(nodeId, (load.get(nodeId) ?? 0) + 1);
     }
     const spread = (id: string) => fnv1a(`${instanceId}/${id}`);
     return [...eligible].sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || spread(a) - spread(b))[0] as string;
@@ -369,7 +378,8 @@ export class Leader {
     const subtasks = store.subtasksOf(instance.id);
     const preDone = instance.spec.pre === null || store.step(instance.id, 'pre')?.status === 'succeeded';
     const targets = store.targetsOf(instance);
-    if (preDone && subtasks.size < targets.length) {
+    // An instance that releases every subtask at its creation implies their pending records (records/rollout.ts).
+    if (preDone && subtasks.size < targets.length && !impliesSubtasks(instance)) {
       // A cancelled rollout releases nothing more: what it never released ends cancelled (its owners never heard of it).
       if (store.cancelOf(instance.id)) return this.cancelUnreleased(instance, targets.filter((t) => !subtasks.has(t)));
       const { release, abort } = nextRelease(instance.spec, targets, subtasks, store.pausedOf(instance.id));

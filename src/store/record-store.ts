@@ -14,6 +14,7 @@ import { DataFileError, StorageWriteError } from './durable-file.js';
 import { MemoryPersister, StateFilePersister, type ReapedMember, type StateChange, type StateFile, type StatePersister } from './state-file.js';
 import { SyncIndex, WorkIndex } from './sync-index.js';
 import { holderOf } from '../records/scope.js';
+import { impliesSubtasks } from '../records/rollout.js';
 
 interface RecordOfKind {
   job: JobRecord;
@@ -784,6 +785,17 @@ export class RecordStore {
     return this.subtasksByInstance.get(instanceId)?.get(nodeId);
   }
 
+  /**
+   * A node's subtask: its record, or, when the instance releases every subtask at its
+   * creation (records/rollout.ts impliesSubtasks) and names the node, the pending first
+   * attempt it implies: written by the instance's creator at its creation, never stored.
+   */
+  subtaskOrImplied(instance: InstanceRecord, nodeId: string): SubtaskRecord | undefined {
+    const held = this.subtask(instance.id, nodeId);
+    if (held !== undefined || !impliesSubtasks(instance) || !sortedHas(instance.targets, nodeId)) return held;
+    return impliedSubtask(instance, nodeId);
+  }
+
   members(): MemberRecord[] {
     return this.ofKind('member');
   }
@@ -874,6 +886,12 @@ export function sortedHas(sorted: readonly string[], value: string): boolean {
     else hi = mid - 1;
   }
   return false;
+}
+
+/** The pending first attempt an instance that releases every subtask at its creation implies for one of its targets. */
+export function impliedSubtask(instance: InstanceRecord, nodeId: string): SubtaskRecord {
+  const stamp = instance.stamp;
+  return { instanceId: instance.id, nodeId, attempt: 1, status: 'pending', reason: null, exitCode: null, startedAtMs: null, finishedAtMs: null, notBeforeMs: null, history: [], reporter: stamp.nodeId, stamp, sig: UNSIGNED, releasedAtMs: instance.createdAtMs };
 }
 
 /** A record version's fingerprint: its kind, canonical body and signature. */

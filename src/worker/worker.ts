@@ -21,7 +21,7 @@ import type { HybridClock } from '../records/hlc.js';
 import type { Executor } from '../executor/process-executor.js';
 import type { AttemptJournal } from '../store/journal.js';
 import type { OutputStore } from '../store/output-store.js';
-import type { RecordStore } from '../store/record-store.js';
+import { sortedHas, type RecordStore } from '../store/record-store.js';
 import type { LiveAttempt, LiveOutputs } from '../output/live.js';
 
 /** The node's parts the worker uses, and who it is. */
@@ -48,6 +48,13 @@ export interface WorkerDeps {
    * and only a sync with the cluster tells. Default: always.
    */
   stepsMayStart?: () => boolean;
+  /**
+   * Whether this node may start the pending subtask an instance implies (records/rollout.ts
+   * impliesSubtasks) without a record of it: not while a verdict on it may exist that has not
+   * reached this node (the instance came by anti-entropy or was on disk at a start; the
+   * replicator asks a keeper first). Default: always.
+   */
+  mayStartImplied?: (instanceId: string) => boolean;
 }
 
 export interface AttemptOutcome {
@@ -132,7 +139,7 @@ export class Worker {
     };
     for (const r of records) {
       if ((r.kind === 'subtask' || r.kind === 'step') && runnerOf(r.record) === this.deps.selfId && this.track(r.record.instanceId)) touch(r.record.instanceId);
-      if (r.kind === 'instance' && r.record.targets.includes(this.deps.selfId) && this.track(r.record.id)) touch(r.record.id);
+      if (r.kind === 'instance' && sortedHas(r.record.targets, this.deps.selfId) && this.track(r.record.id)) touch(r.record.id);
       if (r.kind === 'cancel' && this.open.has(r.record.instanceId)) touch(r.record.instanceId);
     }
     if (relevant) this.queueScan();
@@ -165,18 +172,33 @@ export class Worker {
     return this.deps.journal.hasStarted(journalId(task.instanceId, stepOf(task)), task.attempt);
   }
 
-  /** This node's own tasks in an instance (guarantee 2: nothing owned by another node). */
+  /** Instances whose own subtask may have come to be startable: looked at again (their implied subtask was confirmed). */
+  recheck(instanceIds: Iterable<string>): void {
+    let any = false;
+    for (const id of instanceIds) {
+      if (!this.track(id)) continue;
+      this.dirty.add(id);
+      any = true;
+    }
+    if (any) this.queueScan();
+  }
+
+  /** This node's own tasks in an instance (guarantee 2: nothing owned by another node); its subtask may be implied by the instance. */
   private tasksOf(instanceId: string): Task[] {
     const { store, selfId } = this.deps;
     const tasks: Task[] = [];
-    const subtask = store.subtask(instanceId, selfId);
+    const instance = store.instance(instanceId);
+    const subtask = instance ? store.subtaskOrImplied(instance, selfId) : store.subtask(instanceId, selfId);
     if (subtask) tasks.push(subtask);
     for (const step of [store.step(instanceId, 'pre'), store.step(instanceId, 'post')]) if (step?.runnerNodeId === selfId) tasks.push(step);
     return tasks;
   }
 
   private currentTask(instanceId: string, step: StepName | null): Task | undefined {
-    return step ? this.deps.store.step(instanceId, step) : this.deps.store.subtask(instanceId, this.deps.selfId);
+    const { store, selfId } = this.deps;
+    if (step) return store.step(instanceId, step);
+    const instance = store.instance(instanceId);
+    return instance ? store.subtaskOrImplied(instance, selfId) : store.subtask(instanceId, selfId);
   }
 
   private readonly queueScan = coalesced(() => this.scan());
@@ -256,6 +278,8 @@ export class Worker {
       return;
     }
     if (subtask.status !== 'pending') return; // running elsewhere? only after a restart, handled above
+    // Implied, not written: started only once no verdict on it can be on its way (the poll and recheck() look again).
+    if (stepOf(subtask) === null && this.deps.store.subtask(instance.id, this.deps.selfId) === undefined && this.deps.mayStartImplied?.(instance.id) === false) return;
     if (cancelled) return this.report(subtask, this.ownerTerminal(subtask, cancelledOutcome(this.deps.clock.now())));
     const waitMs = (subtask.notBeforeMs ?? 0) - this.deps.clock.now();
     if (waitMs > 0) return this.wakeUpIn(instance.id, key, waitMs);
