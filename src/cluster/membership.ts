@@ -605,6 +605,11 @@ export class Membership implements MembershipView {
     }
   }
 
+  /** Whether this node found itself stalled within the last probe interval (its timers came late). */
+  stalledRecently(): boolean {
+    return this.deps.clock.now() < this.graceUntilMs;
+  }
+
   /** Whether this node's own clock jumped during a wait that started at `startMs` (it was stalled): its outcome proves nothing. */
   private stalledSince(startMs: number, waitedMs: number): boolean {
     const nowMs = this.deps.clock.now();

@@ -89,6 +89,11 @@ export interface ReplicatorDeps {
   onPruned?: (instanceIds: string[]) => void;
   /** Instances whose implied subtask of this node's may start now (mayStartImplied turned true). */
   onImpliedConfirmed?: (instanceIds: string[]) => void;
+  /**
+   * Whether this node has just been stalled (frozen, starved): what it reads now may have
+   * waited in its sockets since before a verdict on it, so it is not taken as live.
+   */
+  stalledRecently?: () => boolean;
 }
 
 export interface ReplicationCounters {
@@ -460,6 +465,8 @@ export class Replicator {
   acceptRecords(from: string, raw: unknown, held?: AnyRecord[], notHeld?: AnyRecord[]): AnyRecord[] {
     const fresh = this.freshRecords(from, raw, held, notHeld);
     const accepted = fresh.filter((r) => this.authorised(from, r, authorityProblem(r, this.deps.keys)));
+    // Read just after a stall (a thawed process reads what its sockets kept): not live.
+    if (this.deps.stalledRecently?.() === true) this.holdImplied(accepted);
     return this.deps.store.apply(accepted);
   }
 

@@ -192,6 +192,7 @@ export class ChorusNode {
       onInvariant: (err) => this.deps.fatal(err),
       heardFrom: (peer) => this.membership.heardFrom(peer),
       onImpliedConfirmed: (ids) => this.worker.recheck(ids),
+      stalledRecently: () => this.membership.stalledRecently(),
       onPruned: (ids) => {
         this.deps.log.info({ removed: ids.length }, 'old instances removed (retention, as a peer did)');
         this.forgetInstances(ids).catch((err: unknown) => this.deps.log.error({ err }, `cannot remove the logs of pruned instances: ${(err as Error).message}`));
