@@ -179,6 +179,24 @@ describe('pending subtasks implied by the instance', () => {
       expect(sim.store('n05').subtask(instance.id, 'n05')).toMatchObject({ status: 'failed', reason: 'node-lost' });
     }));
 
+  it('a target frozen when the instance was created, declared dead, then thawed: what waited in its sockets is not taken as live, and its node-lost subtask never runs', () =>
+    withSim(6, 9, async (sim) => {
+      await formed(sim);
+      sim.net.configure({ frozenReceiversBuffer: true });
+      await sim.addJob('n02', 'all', { cmd: 'sleep:100' });
+      await sim.until(() => sim.store('n06').job('all') !== undefined, 5_000, 'the job reaching n06');
+      sim.freeze('n06');
+      const instance = await sim.runJob('n02', 'all');
+      expect(instance.targets).toContain('n06');
+      await sim.until(() => sim.store('n01').subtask(instance.id, 'n06')?.reason === 'node-lost' && sim.progressSeenBy('n01', instance.id)?.status === 'failed', 20_000, 'the node-lost verdict on n06');
+      sim.thaw('n06');
+      await sim.until(() => sim.store('n06').subtask(instance.id, 'n06') !== undefined && sim.converged(), 20_000, 'n06 catching up');
+      await sim.run(3_000);
+      expect(sim.node('n06').membership.counters.stallsDetected).toBeGreaterThan(0);
+      expect(sim.executions.filter((e) => e.instanceId === instance.id && e.nodeId === 'n06')).toEqual([]);
+      expect(sim.store('n06').subtask(instance.id, 'n06')).toMatchObject({ status: 'failed', reason: 'node-lost' });
+    }));
+
   it('a target cut off too briefly to be declared dead gets the instance by anti-entropy, asks a keeper, and runs its subtask once', () =>
     withSim(6, 8, async (sim) => {
       await formed(sim);

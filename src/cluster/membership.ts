@@ -605,9 +605,14 @@ export class Membership implements MembershipView {
     }
   }
 
-  /** Whether this node found itself stalled within the last probe interval (its timers came late). */
+  /**
+   * Whether this node found itself stalled within the last probe interval (its timers came
+   * late), or is stalled right now: its tick is overdue. A thawed process may read its
+   * sockets before its overdue timers run (both are ready when it wakes).
+   */
   stalledRecently(): boolean {
-    return this.deps.clock.now() < this.graceUntilMs;
+    const nowMs = this.deps.clock.now();
+    return nowMs < this.graceUntilMs || (this.running && nowMs - this.armedAtMs - this.armedDelayMs > this.deps.config.stallThresholdMs);
   }
 
   /** Whether this node's own clock jumped during a wait that started at `startMs` (it was stalled): its outcome proves nothing. */

@@ -18,6 +18,11 @@ export interface NetworkConditions {
   maxDelayMs: number;
   /** Larger payloads are a bug in the caller: publish throws, request rejects. */
   maxMessageBytes: number;
+  /**
+   * What reaches a frozen node waits in its socket buffers, as a SIGSTOPped process's
+   * kernel keeps it, and is read at thaw (before its overdue timers fire); false: lost.
+   */
+  frozenReceiversBuffer: boolean;
 }
 
 export interface MemoryNetworkOptions extends Partial<NetworkConditions> {
@@ -41,6 +46,7 @@ const DEFAULT_CONDITIONS: NetworkConditions = {
   maxDelayMs: 10,
   // chorus's own limit (config.maxMessageBytes): no message of any kind is bigger.
   maxMessageBytes: 1024 * 1024,
+  frozenReceiversBuffer: false,
 };
 
 export type MessageKind = 'publish' | 'request' | 'response' | 'ping' | 'pong';
@@ -505,11 +511,20 @@ export class MemoryNetwork {
     return null;
   }
 
-  /** Network delivery runs on the shared clock: a frozen receiver does not delay it, it loses it. */
+  /** Network delivery runs on the shared clock: a frozen receiver does not delay it, it loses it (or reads it at thaw: frozenReceiversBuffer). */
   private schedule(message: Message, onArrive: (copy: Uint8Array) => void): void {
     const delayMs = this.rng.int(this.conditions.minDelayMs, this.conditions.maxDelayMs);
     this.clock.setTimer(delayMs, () => {
       const reason = this.arrivalProblem(message);
+      if (reason === 'receiver-frozen' && this.conditions.frozenReceiversBuffer) {
+        message.to.deferred.push(() => {
+          const late = this.arrivalProblem(message);
+          if (late) return this.drop(message, late);
+          this.count(message, 'delivered');
+          onArrive(message.data.slice());
+        });
+        return;
+      }
       if (reason) return this.drop(message, reason);
       this.count(message, 'delivered');
       onArrive(message.data.slice());
