@@ -163,7 +163,31 @@ interface ChorusRow {
   failedTrials: number;
   /** CPU per broadcast (ms, idle CPU taken off): the median keeper, the median other member, and all daemons together. */
   cpu: { keeperMs: number; memberMs: number | null; allMs: number } | null;
+  /**
+   * From just before the first broadcast to 15 s after the last (no daemon dies meanwhile):
+   * dead verdicts (all false), stalls daemons found in themselves, and connections refused
+   * for want of the swarm key handshake, summed over the daemons that answered `status`.
+   */
+  burst: { deadVerdicts: number; stalls: number; stalledDaemons: number; refused: number; unanswered: number } | null;
 }
+
+/** The overload counters of every daemon (`chorus status --json`); null for one that does not answer in 10 s. */
+async function overloadCounters(daemons: Daemon[]): Promise<({ dead: number; stalls: number; refused: number } | null)[]> {
+  return Promise.all(
+    daemons.map(async (d) => {
+      try {
+        const status = await apiGet<{ counters: Record<string, number> }>(d, '/v1/status', 10_000);
+        const c = status.counters;
+        return { dead: c['membership.deadVerdicts'] ?? 0, stalls: c['membership.stallsDetected'] ?? 0, refused: c['network.refusedConnections'] ?? 0 };
+      } catch {
+        return null;
+      }
+    }),
+  );
+}
+
+/** How long after the last broadcast false verdicts and stalls are still counted (issue 22, point 7). */
+const CALM_WINDOW_MS = 15_000;
 
 function agreed(views: NodeView[][], n: number): boolean {
   const leaders = new Set<string>();
@@ -178,7 +202,7 @@ function agreed(views: NodeView[][], n: number): boolean {
 
 async function measureChorus(size: number): Promise<ChorusRow> {
   const root = await tempDir(`chorus-scale-${size}-`);
-  const row: ChorusRow = { size, formMs: null, idle: null, allStartedMs: [], succeededSeenMs: [], createdMs: [], leaderWaits: 0, notCreated: 0, failedTrials: 0, cpu: null };
+  const row: ChorusRow = { size, formMs: null, idle: null, allStartedMs: [], succeededSeenMs: [], createdMs: [], leaderWaits: 0, notCreated: 0, failedTrials: 0, cpu: null, burst: null };
   const t0 = performance.now();
   const daemons: Daemon[] = await startCluster({
     prefix: 'n',
@@ -208,6 +232,7 @@ async function measureChorus(size: number): Promise<ChorusRow> {
     const leaderId = profileDir ? (await nodesOf(origin, 30_000)).find((n) => n.leader)?.nodeId : undefined;
     const leader = daemons.find((d) => d.nodeId === leaderId);
     const profiling = leader ? await profileProcess(leader.pid) : null;
+    const countersBefore = await overloadCounters(daemons);
     const ticksBefore = daemons.map((d) => processCpuTicks(d.pid) ?? 0);
     const trialsFromMs = performance.now();
     for (let t = 0; t < trials; t++) {
@@ -242,6 +267,19 @@ async function measureChorus(size: number): Promise<ChorusRow> {
       await sleep(1000);
     }
     row.cpu = await cpuPerBroadcast(origin, daemons, ticksBefore, performance.now() - trialsFromMs, row.idle.cpuMedian);
+    await sleep(CALM_WINDOW_MS - 1000);
+    const countersAfter = await overloadCounters(daemons);
+    const burst = { deadVerdicts: 0, stalls: 0, stalledDaemons: 0, refused: 0, unanswered: 0 };
+    countersAfter.forEach((after, i) => {
+      const before = countersBefore[i];
+      if (!after || !before) return void (burst.unanswered += 1);
+      burst.deadVerdicts += after.dead - before.dead;
+      burst.stalls += after.stalls - before.stalls;
+      burst.stalledDaemons += after.stalls > before.stalls ? 1 : 0;
+      burst.refused += after.refused - before.refused;
+    });
+    row.burst = burst;
+    log(`from the first broadcast to ${CALM_WINDOW_MS / 1000} s after the last: ${burst.deadVerdicts} dead verdicts (no daemon died), ${burst.stalls} stalls in ${burst.stalledDaemons} daemons, ${burst.refused} connections refused${burst.unanswered > 0 ? `; ${burst.unanswered} daemons did not answer status` : ''}`);
     if (row.cpu) log(`CPU per broadcast: keeper ${row.cpu.keeperMs.toFixed(0)} ms, other member ${row.cpu.memberMs?.toFixed(0) ?? '—'} ms (medians), all daemons ${row.cpu.allMs.toFixed(0)} ms`);
     if (profiling && profileDir) {
       const file = `${profileDir}/leader-${size}.cpuprofile`;
@@ -329,8 +367,8 @@ const f0 = (x: number | null | undefined, unit = '') => (x === null || x === und
 
 function table(chorus: ChorusRow[], serf: SerfRow[], xargs: Map<number, number>): string {
   const lines: string[] = [];
-  lines.push('| nodes | system | all alive (and one leader), after the last start | idle CPU per node, median / max | all nodes | RSS per node, median / max | TCP connections per node, median / max | loopback bytes per node per s | packets per node per s | broadcast of `true`: created (median / max; tries again) | all started (median) | `succeeded` seen (median) | CPU per broadcast: keeper / other member (medians) / all daemons |');
-  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('| nodes | system | all alive (and one leader), after the last start | idle CPU per node, median / max | all nodes | RSS per node, median / max | TCP connections per node, median / max | loopback bytes per node per s | packets per node per s | broadcast of `true`: created (median / max; tries again) | all started (median) | `succeeded` seen (median) | CPU per broadcast: keeper / other member (medians) / all daemons | to 15 s after the last broadcast: dead verdicts (all false) / stalls (daemons) / refused connections |');
+  lines.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const size of sizes) {
     const c = chorus.find((r) => r.size === size);
     const s = serf.find((r) => r.size === size);
@@ -338,7 +376,7 @@ function table(chorus: ChorusRow[], serf: SerfRow[], xargs: Map<number, number>)
       const i = c.idle;
       const failed = c.failedTrials > 0 ? ` (${c.failedTrials} of ${trials} failed)` : '';
       lines.push(
-        `| ${size} | chorus${values.sea ? ' (dist/chorus)' : values.chorus ? ` (${values.chorus})` : ''} | ${c.formMs === null ? 'not within 120 s' : f2(c.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | ${f0(median(c.createdMs), ' ms')} / ${f0(max(c.createdMs), ' ms')}; ${c.leaderWaits}${c.notCreated > 0 ? `; ${c.notCreated} not created` : ''} | ${f0(median(c.allStartedMs), ' ms')}${failed} | ${f0(median(c.succeededSeenMs), ' ms')} | ${c.cpu ? `${f0(c.cpu.keeperMs, ' ms')} / ${f0(c.cpu.memberMs ?? undefined, ' ms')} / ${f0(c.cpu.allMs, ' ms')}` : ''} |`,
+        `| ${size} | chorus${values.sea ? ' (dist/chorus)' : values.chorus ? ` (${values.chorus})` : ''} | ${c.formMs === null ? 'not within 120 s' : f2(c.formMs / 1000, ' s')} | ${f2(i?.cpuMedian, ' %')} / ${f2(i?.cpuMax, ' %')} | ${f1(i?.cpuAll, ' %')} | ${f0(i?.rssMedian, ' MB')} / ${f0(i?.rssMax, ' MB')} | ${f0(i?.connMedian)} / ${f0(i?.connMax)} | ${f0(i?.bytesPerNodeS)} | ${f1(i?.packetsPerNodeS)} | ${f0(median(c.createdMs), ' ms')} / ${f0(max(c.createdMs), ' ms')}; ${c.leaderWaits}${c.notCreated > 0 ? `; ${c.notCreated} not created` : ''} | ${f0(median(c.allStartedMs), ' ms')}${failed} | ${f0(median(c.succeededSeenMs), ' ms')} | ${c.cpu ? `${f0(c.cpu.keeperMs, ' ms')} / ${f0(c.cpu.memberMs ?? undefined, ' ms')} / ${f0(c.cpu.allMs, ' ms')}` : ''} | ${c.burst ? `${c.burst.deadVerdicts} / ${c.burst.stalls} (${c.burst.stalledDaemons}) / ${c.burst.refused}${c.burst.unanswered > 0 ? `; ${c.burst.unanswered} unanswered` : ''}` : ''} |`,
       );
     }
     if (s) {
