@@ -118,6 +118,31 @@ describe('keepers', () => {
       },
       { retainInstancesPerJob: 2, retentionIntervalMs: 1_000 },
     ));
+
+  it('a peer that wrongly says it pruned a running instance: a member keeps it while its own part runs, and the keepers keep it all', () =>
+    withSim(6, 10, async (sim) => {
+      await formed(sim);
+      await sim.addJob('n06', 'long', { cmd: 'sleep:3000' });
+      const instance = await sim.runJob('n06', 'long');
+      await sim.until(() => sim.store('n05').subtask(instance.id, 'n05')?.status === 'running', 5_000, 'n05 running its subtask');
+      // A peer that pruned the running instance (a bug, or a lying peer) says so in anti-entropy.
+      sim.store('n04').removeInstance(instance.id);
+      const replicator = sim.node('n05').replicator;
+      const syncs = replicator.counters.syncsCompleted;
+      // An exchange is skipped while the peer pulls from n05, or one with it runs already: tried until one completes.
+      for (let i = 0; i < 20 && replicator.counters.syncsCompleted === syncs; i++) {
+        await sim.drive(replicator.syncWith('n04'), 'n05 syncing with n04');
+        if (replicator.counters.syncsCompleted === syncs) await sim.run(250);
+      }
+      expect(replicator.counters.syncsCompleted).toBeGreaterThan(syncs);
+      expect(sim.node('n05').replicator.counters.prunedByPeers).toBe(0);
+      expect(sim.store('n05').instance(instance.id)).toBeDefined();
+      // (n04 dropped its own running part with the instance: the broadcast waits on it, not on n05.)
+      await sim.until(() => ['n01', 'n02', 'n03'].every((k) => sim.store(k).subtask(instance.id, 'n05')?.status === 'succeeded'), 10_000, 'n05 succeeded, known to the keepers');
+      // Once its own part ended, a member may take the word (its copy is not what anyone is answered from); the keepers never do.
+      await sim.run(5_000);
+      for (const k of ['n01', 'n02', 'n03']) expect(sim.store(k).subtasksOf(instance.id).size, `${k} keeps every result`).toBe(6);
+    }));
 });
 
 // A broadcast's pending subtasks are implied by its instance (records/rollout.ts

@@ -609,7 +609,9 @@ export class Replicator {
         if (checking.length >= PAGES_IN_FLIGHT) await checking.shift();
         this.counters.syncPages += 1;
         if (first && Array.isArray(page?.want)) want = page.want.filter((k): k is string => typeof k === 'string');
-        if (first && Array.isArray(page?.pruned)) this.applyPruned(page.pruned);
+        // A keeper holds every record and prunes by its own retention: a peer's word (a member's
+        // may be wrong) would make it drop the history of an instance still running elsewhere.
+        if (first && Array.isArray(page?.pruned) && !this.isKeeper()) this.applyPruned(page.pruned);
         first = false;
       }
     } catch (err) {
@@ -641,8 +643,9 @@ export class Replicator {
   /**
    * A peer pruned these instances (retention: they ended, and are past the history bound).
    * Every node prunes by the same rule, but only one that holds every record (a keeper) can
-   * tell when an instance ended: so this node prunes them too, unless one of them is still
+   * tell when an instance ended: so this member prunes them too, unless one of them is still
    * unfinished here as far as its own part goes (a peer with a partial view would be wrong).
+   * A keeper takes no such word (exchangeBuckets).
    */
   private applyPruned(ids: unknown[]): void {
     const { store } = this.deps;
