@@ -23,6 +23,11 @@ describe(`a fleet of ${SIZE} simulated nodes`, () => {
     // Idle, a node sends about 2 messages a second (a probe and its ack) whatever the size:
     // a cost that grew with N (heartbeats to all were 2.5 × N) would be far above this.
     expect(f.idleMessagesPerNodePerS).toBeLessThan(5);
+    // A member gets the instance and checks its own subtask: what it receives and checks for a
+    // broadcast does not grow with the fleet (issue 22: at most 10 messages; every target's
+    // pending record and every result gossiped to everybody would be hundreds).
+    expect(f.memberDeltas.median, 'gossip deltas a member received for the broadcast').toBeLessThanOrEqual(10);
+    expect(f.memberChecked.median, 'records a member checked for the broadcast').toBeLessThanOrEqual(2);
     console.log(`fleet of ${SIZE}: ${JSON.stringify(f)}`);
   }, 900_000);
 });

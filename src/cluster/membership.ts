@@ -158,6 +158,8 @@ export class Membership implements MembershipView {
   private probeOrder: string[] = [];
   /** Connected members that said, in their last probe or ack, that they have a connection to the leader. */
   private readonly leaderLinked = new Set<string>();
+  /** Connected members that said they are keepers or have a connection to one. */
+  private readonly keeperLinked = new Set<string>();
   private startedAtMs = 0;
   private selfInc: Incarnation = [0, 0];
   /** Whether this node restarted into a cluster it already knew (its view starts stale). */
@@ -293,6 +295,7 @@ export class Membership implements MembershipView {
   /** A closed connection is the fastest sign of a killed process: confirmed by a failed redial. */
   onPeerDisconnected(peer: string): void {
     this.leaderLinked.delete(peer);
+    this.keeperLinked.delete(peer);
     if (this.budget.disconnected(peer)) return; // closed on purpose, by us or by it
     const entry = this.liveness.get(peer);
     if (!this.running || !entry || entry.state === 'dead' || entry.state === 'left' || this.leaving) return;
@@ -312,8 +315,11 @@ export class Membership implements MembershipView {
 
   private envelopeFor(peer: string): SwimEnvelope {
     const leader = this.leadership.leaderId();
-    const leaderLink = leader !== null && (leader === this.selfId || this.deps.transport.connectedPeers().includes(leader));
-    return { self: this.selfInc, you: this.viewOf(peer), updates: this.queue.take(this.deps.config.maxPiggyback, this.retransmits()), root: this.deps.stateRoot(), leaderLink };
+    const connected = this.deps.transport.connectedPeers();
+    const leaderLink = leader !== null && (leader === this.selfId || connected.includes(leader));
+    const keepers = this.keepers();
+    const keeperLink = keepers.includes(this.selfId) || keepers.some((k) => connected.includes(k));
+    return { self: this.selfInc, you: this.viewOf(peer), updates: this.queue.take(this.deps.config.maxPiggyback, this.retransmits()), root: this.deps.stateRoot(), leaderLink, keeperLink };
   }
 
   /** How this node sees `peer`, when that is news it must answer (a suspicion or a dead verdict). */
@@ -342,6 +348,8 @@ export class Membership implements MembershipView {
     this.heardDirectly(from, envelope.self);
     if (envelope.leaderLink === true) this.leaderLinked.add(from);
     else this.leaderLinked.delete(from);
+    if (envelope.keeperLink === true) this.keeperLinked.add(from);
+    else this.keeperLinked.delete(from);
     if (envelope.root !== undefined) this.deps.onPeerRoot(from, envelope.root);
     return true;
   }
@@ -984,6 +992,7 @@ export class Membership implements MembershipView {
     this.liveness.delete(nodeId);
     this.gone.delete(nodeId);
     this.leaderLinked.delete(nodeId);
+    this.keeperLinked.delete(nodeId);
     this.queue.forget(nodeId);
     this.budget.forget(nodeId);
     this.deps.store.removeMember(nodeId, { incarnation: entry.inc[0], refutes: entry.inc[1] });
@@ -1041,6 +1050,12 @@ export class Membership implements MembershipView {
   neighboursLinkedToLeader(): string[] {
     const connected = new Set(this.deps.transport.connectedPeers());
     return [...this.leaderLinked].filter((peer) => connected.has(peer));
+  }
+
+  /** Connected members that are keepers or have a connection to one, as they last said. */
+  neighboursLinkedToKeeper(): string[] {
+    const connected = new Set(this.deps.transport.connectedPeers());
+    return [...this.keeperLinked].filter((peer) => connected.has(peer));
   }
 
   /** Members this node's failure detector holds, in any state, itself excluded: what its push/pulls carry at most (reaping bounds it). */

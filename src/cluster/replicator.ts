@@ -81,6 +81,8 @@ export interface ReplicatorDeps {
   keepers: () => readonly string[];
   /** Connected members with a connection to the leader: a member without one hands its records to one of them. */
   neighboursLinkedToLeader: () => string[];
+  /** Connected members that are keepers or have a connection to one: the next best way when none leads to the leader. */
+  neighboursLinkedToKeeper?: () => string[];
   /** Told of a broken invariant found in work that runs in the background (the node stops). */
   onInvariant: (err: InvariantError) => void;
   /** Called for every message that proves a peer is alive. */
@@ -189,6 +191,11 @@ export class Replicator {
     const keepers = this.deps.keepers();
     // None known yet (a start): this node holds everything it is given, as a keeper does.
     return keepers.length === 0 || keepers.includes(this.selfId);
+  }
+
+  /** Whether this node is one of the keepers it knows of (not merely holding everything for want of knowing them, at a start). */
+  private isKeeperKnown(): boolean {
+    return this.deps.keepers().includes(this.selfId);
   }
 
   /** Whether this node holds a record held by `holder` besides the keepers (null: everyone). */
@@ -332,6 +339,13 @@ export class Replicator {
     const pick = (peers: string[]) => peers[Math.floor(this.deps.random() * peers.length)];
     const linked = pick(this.deps.neighboursLinkedToLeader());
     if (linked !== undefined) return { peer: linked, hops: hops + 1 };
+    // A keeper takes them as well as the leader (it passes them to the leader and the other
+    // keepers): three keepers are three times as many neighbours with a way there, and a
+    // member of a large fleet that found none gossiped its results to every node.
+    const keeper = pick(this.deps.keepers().filter((id) => id !== this.selfId && connected.includes(id)));
+    if (keeper !== undefined) return { peer: keeper, hops: hops + 1 };
+    const keeperLinked = pick(this.deps.neighboursLinkedToKeeper?.() ?? []);
+    if (keeperLinked !== undefined) return { peer: keeperLinked, hops: hops + 1 };
     if (hops >= MAX_RELAY_HOPS - 2) return null;
     const any = pick(connected);
     return any === undefined ? null : { peer: any, hops: hops + 1 };
@@ -352,7 +366,8 @@ export class Replicator {
     let delivered = true;
     try {
       if (relayed.length === 0) return;
-      if (this.deps.leaderId() === this.selfId && (await this.passToKeepers(relayed))) return;
+      // The leader, or another keeper: to the other keepers (the leader among them), not by gossip.
+      if (this.isKeeperKnown() && (await this.passToKeepers(relayed))) return;
       const via = this.nextStepToLeader(hops);
       if (via !== null) {
         try {

@@ -42,6 +42,8 @@ export interface SwimEnvelope {
    * hands the records it writes to such a neighbour, which passes them on (Replicator).
    */
   leaderLink?: boolean;
+  /** Whether the sender is a keeper or has a connection to one: a member with no route to the leader hands its records to such a neighbour. */
+  keeperLink?: boolean;
 }
 
 /** Limits of what is accepted from the network; more is a malformed message. */
@@ -109,7 +111,15 @@ export function parseEnvelope(x: unknown): SwimEnvelope | null {
   }
   if (e.root !== undefined && (typeof e.root !== 'string' || e.root.length > 64)) return null;
   if (e.leaderLink !== undefined && typeof e.leaderLink !== 'boolean') return null;
-  return { self, you, updates, ...(typeof e.root === 'string' ? { root: e.root } : {}), ...(typeof e.leaderLink === 'boolean' ? { leaderLink: e.leaderLink } : {}) };
+  if (e.keeperLink !== undefined && typeof e.keeperLink !== 'boolean') return null;
+  return {
+    self,
+    you,
+    updates,
+    ...(typeof e.root === 'string' ? { root: e.root } : {}),
+    ...(typeof e.leaderLink === 'boolean' ? { leaderLink: e.leaderLink } : {}),
+    ...(typeof e.keeperLink === 'boolean' ? { keeperLink: e.keeperLink } : {}),
+  };
 }
 
 /** How many times each change is sent on: retransmitMult × ceil(log10(n + 1)), memberlist's retransmit limit. */

@@ -189,6 +189,7 @@ export class ChorusNode {
       leaderId: () => this.membership.leaderId(),
       keepers: () => this.membership.keepers(),
       neighboursLinkedToLeader: () => this.membership.neighboursLinkedToLeader(),
+      neighboursLinkedToKeeper: () => this.membership.neighboursLinkedToKeeper(),
       onInvariant: (err) => this.deps.fatal(err),
       heardFrom: (peer) => this.membership.heardFrom(peer),
       onImpliedConfirmed: (ids) => this.worker.recheck(ids),
