@@ -145,6 +145,13 @@ describe('keepers', () => {
     }));
 });
 
+/** A formed cluster and the job `all` (a 100 ms broadcast, defined on n02), held by `target` too. */
+async function withBroadcastJob(sim: SimCluster, target: string): Promise<void> {
+  await formed(sim);
+  await sim.addJob('n02', 'all', { cmd: 'sleep:100' });
+  await sim.until(() => sim.store(target).job('all') !== undefined, 5_000, `the job reaching ${target}`);
+}
+
 // A broadcast's pending subtasks are implied by its instance (records/rollout.ts
 // impliesSubtasks): none is written, and a target starts its own as soon as the instance
 // reaches it live. One that reaches it by anti-entropy (it was cut off, or down, when the
@@ -171,9 +178,7 @@ describe('pending subtasks implied by the instance', () => {
 
   it('a target cut off when the instance was created, declared dead, then back: it gets the instance by anti-entropy and never runs its node-lost subtask', () =>
     withSim(6, 6, async (sim) => {
-      await formed(sim);
-      await sim.addJob('n02', 'all', { cmd: 'sleep:100' });
-      await sim.until(() => sim.store('n06').job('all') !== undefined, 5_000, 'the job reaching n06');
+      await withBroadcastJob(sim, 'n06');
       sim.partition(['n06'], ['n01', 'n02', 'n03', 'n04', 'n05']);
       const instance = await sim.runJob('n02', 'all');
       expect(instance.targets).toContain('n06');
@@ -190,9 +195,7 @@ describe('pending subtasks implied by the instance', () => {
 
   it('a target down when the instance was created and restarted: the node-lost verdict reaches it before anything starts', () =>
     withSim(6, 7, async (sim) => {
-      await formed(sim);
-      await sim.addJob('n02', 'all', { cmd: 'sleep:100' });
-      await sim.until(() => sim.store('n05').job('all') !== undefined, 5_000, 'the job reaching n05');
+      await withBroadcastJob(sim, 'n05');
       const instance = await sim.runJob('n02', 'all');
       sim.crash('n05'); // before the instance reaches it (gossip takes a few virtual ms)
       expect(instance.targets).toContain('n05');
@@ -224,9 +227,7 @@ describe('pending subtasks implied by the instance', () => {
 
   it('a target cut off too briefly to be declared dead gets the instance by anti-entropy, asks a keeper, and runs its subtask once', () =>
     withSim(6, 8, async (sim) => {
-      await formed(sim);
-      await sim.addJob('n02', 'all', { cmd: 'sleep:100' });
-      await sim.until(() => sim.store('n06').job('all') !== undefined, 5_000, 'the job reaching n06');
+      await withBroadcastJob(sim, 'n06');
       sim.partition(['n06'], ['n01', 'n02', 'n03', 'n04', 'n05']);
       const instance = await sim.runJob('n02', 'all');
       await sim.run(300);
